@@ -1,0 +1,42 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "Waybill",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "waybill", targets: ["waybill"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "WaybillModel"),
+        .target(name: "WaybillStore", dependencies: ["WaybillModel"]),
+        .target(name: "WaybillStoreConformance", dependencies: ["WaybillModel", "WaybillStore"]),
+        .target(name: "WaybillSQLite", dependencies: ["WaybillModel", "WaybillStore", "CSQLite"]),
+        .target(name: "WaybillCollectors", dependencies: ["WaybillModel", "WaybillStore", "CZlib"]),
+        .target(name: "WaybillServices", dependencies: ["WaybillModel"]),
+        .target(name: "WaybillKPI", dependencies: ["WaybillModel", "WaybillStore"]),
+        .target(name: "WaybillServer", dependencies: [
+            "WaybillModel", "WaybillStore", "WaybillCollectors",
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
+        .executableTarget(name: "waybill", dependencies: [
+            "WaybillModel", "WaybillStore", "WaybillSQLite", "WaybillCollectors", "WaybillServer",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "WaybillModelTests", dependencies: ["WaybillModel"]),
+        .testTarget(name: "WaybillSQLiteTests", dependencies: ["WaybillSQLite", "WaybillStoreConformance"]),
+        .testTarget(name: "WaybillCollectorsTests", dependencies: ["WaybillCollectors"]),
+        .testTarget(name: "WaybillServicesTests", dependencies: ["WaybillServices"]),
+        .testTarget(name: "WaybillKPITests", dependencies: ["WaybillKPI"]),
+        .testTarget(name: "WaybillServerTests", dependencies: [
+            "WaybillServer", "WaybillSQLite",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
+    ]
+)

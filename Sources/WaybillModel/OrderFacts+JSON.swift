@@ -1,0 +1,107 @@
+import Foundation
+
+/// The stored form of `OrderFacts` (everything needed to keep merging) and the public `facts`
+/// object of the trace document (interfaces.md).
+extension OrderFacts {
+    public var storageJSON: JSONValue {
+        var o: [String: JSONValue] = ["order": .string(orderID), "n": .number(Double(eventCount))]
+        if let a = accepted {
+            var ao: [String: JSONValue] = ["ref": a.ref.json, "lines": .array(a.lines.map { l in
+                var lo: [String: JSONValue] = ["line": .string(l.line), "qty": .number(l.qty)]
+                if let s = l.sku { lo["sku"] = .string(s) }
+                return .object(lo)
+            })]
+            ao["channel"] = a.channel.map(JSONValue.string)
+            ao["customer"] = a.customer.map(JSONValue.string)
+            ao["region"] = a.region.map(JSONValue.string)
+            ao["promised"] = a.promisedShipBy.map { .number(Double($0)) }
+            o["accepted"] = .object(ao)
+        }
+        if let a = firstAllocation {
+            var ao: [String: JSONValue] = ["ref": a.ref.json, "lines": .array(a.lines.map { l in
+                var lo: [String: JSONValue] = ["line": .string(l.line), "qty": .number(l.qtyAllocated)]
+                if let s = l.sku { lo["sku"] = .string(s) }
+                if let w = l.warehouse { lo["warehouse"] = .string(w) }
+                return .object(lo)
+            })]
+            ao["warehouse"] = a.warehouse.map(JSONValue.string)
+            o["allocation"] = .object(ao)
+        }
+        if let s = firstShipment {
+            var so: [String: JSONValue] = ["ref": s.ref.json]
+            so["warehouse"] = s.warehouse.map(JSONValue.string)
+            so["carrier"] = s.carrier.map(JSONValue.string)
+            so["tracking"] = s.tracking.map(JSONValue.string)
+            o["shipment"] = .object(so)
+        }
+        o["released"] = releasedAt.map { .number(Double($0)) }
+        o["stages"] = .object(Dictionary(uniqueKeysWithValues: stageTimes.map { ($0.key.name, .number(Double($0.value))) }))
+        o["types"] = .array(types.sorted().map(JSONValue.string))
+        o["sources"] = .array(sources.sorted().map(JSONValue.string))
+        o["first"] = firstEventAt.map { .number(Double($0)) }
+        o["last"] = lastEventAt.map { .number(Double($0)) }
+        return .object(o)
+    }
+
+    public init?(storageJSON j: JSONValue) {
+        guard let id = j["order"]?.stringValue else { return nil }
+        self.init(orderID: id)
+        eventCount = Int(j["n"]?.doubleValue ?? 0)
+        func micros(_ v: JSONValue?) -> Micros? { v?.doubleValue.map { Micros($0) } }
+        if let a = j["accepted"], let ref = EventRef(json: a["ref"]) {
+            accepted = AcceptedFacts(
+                ref: ref, channel: a["channel"]?.stringValue, customer: a["customer"]?.stringValue, region: a["region"]?.stringValue,
+                promisedShipBy: micros(a["promised"]),
+                lines: (a["lines"]?.arrayValue ?? []).map {
+                    OrderLine(line: $0["line"]?.stringValue ?? "", sku: $0["sku"]?.stringValue, qty: $0["qty"]?.doubleValue ?? 0)
+                })
+        }
+        if let a = j["allocation"], let ref = EventRef(json: a["ref"]) {
+            firstAllocation = AllocationFacts(
+                ref: ref, warehouse: a["warehouse"]?.stringValue,
+                lines: (a["lines"]?.arrayValue ?? []).map {
+                    AllocatedLine(line: $0["line"]?.stringValue ?? "", sku: $0["sku"]?.stringValue,
+                                  qtyAllocated: $0["qty"]?.doubleValue ?? 0, warehouse: $0["warehouse"]?.stringValue)
+                })
+        }
+        if let s = j["shipment"], let ref = EventRef(json: s["ref"]) {
+            firstShipment = ShipmentFacts(ref: ref, warehouse: s["warehouse"]?.stringValue, carrier: s["carrier"]?.stringValue,
+                                          tracking: s["tracking"]?.stringValue)
+        }
+        releasedAt = micros(j["released"])
+        for (k, v) in j["stages"]?.objectValue ?? [:] {
+            if let st = Stage(name: k), let t = v.doubleValue { stageTimes[st] = Micros(t) }
+        }
+        types = Set((j["types"]?.arrayValue ?? []).compactMap(\.stringValue))
+        sources = Set((j["sources"]?.arrayValue ?? []).compactMap(\.stringValue))
+        firstEventAt = micros(j["first"])
+        lastEventAt = micros(j["last"])
+    }
+
+    /// The `facts` object of the trace document: the per-order facts of kpis.md.
+    public var documentJSON: JSONValue {
+        func t(_ v: Micros?) -> JSONValue { v.map { .string(RFC3339.format($0)) } ?? .null }
+        func n(_ v: Double?) -> JSONValue { v.map(JSONValue.number) ?? .null }
+        func b(_ v: Bool?) -> JSONValue { v.map(JSONValue.bool) ?? .null }
+        func s(_ v: String?) -> JSONValue { v.map(JSONValue.string) ?? .null }
+        return .object([
+            "accepted_at": t(acceptedAt), "allocated_at": t(allocatedAt), "released_at": t(releasedAt), "shipped_at": t(shippedAt),
+            "allocation_delay_s": n(allocationDelay), "shipment_lag_s": n(shipmentLag),
+            "units_ordered": n(unitsOrdered), "units_allocated_first": n(unitsAllocatedFirst),
+            "fully_allocated_first": b(fullyAllocatedFirst), "on_time": b(onTime),
+            "promised_ship_by": t(accepted?.promisedShipBy),
+            "channel": s(channel), "region": s(region),
+            "allocation_warehouse": s(allocationWarehouse), "shipment_warehouse": s(shipmentWarehouse),
+            "state": s(state?.name), "state_since": t(stateSince),
+        ])
+    }
+}
+
+extension EventRef {
+    var json: JSONValue { .array([.number(Double(time)), .string(id), .string(source)]) }
+    init?(json: JSONValue?) {
+        guard let a = json?.arrayValue, a.count == 3, let t = a[0].doubleValue, let id = a[1].stringValue, let s = a[2].stringValue
+        else { return nil }
+        self.init(time: Micros(t), id: id, source: s)
+    }
+}

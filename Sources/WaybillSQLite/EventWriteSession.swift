@@ -1,0 +1,308 @@
+import CSQLite
+import Foundation
+import WaybillModel
+import WaybillStore
+
+/// The write path, run by the writer thread only: dedup, append, per-order facts and links,
+/// all inside one transaction per batch.
+final class EventWriteSession {
+    let conn: Connection
+
+    init(conn: Connection) throws {
+        self.conn = conn
+    }
+
+    /// Writes one batch in one transaction; returns the outcome of each event list, in order.
+    func write(_ batches: [[CloudEvent]]) throws -> [AppendResult] {
+        try conn.exec("BEGIN IMMEDIATE")
+        do {
+            var results: [AppendResult] = []
+            results.reserveCapacity(batches.count)
+            var fresh: [CloudEvent] = []
+            for events in batches {
+                var r = AppendResult()
+                for e in events {
+                    if try insert(e) {
+                        r.accepted += 1
+                        fresh.append(e)
+                    } else {
+                        r.duplicates += 1
+                    }
+                }
+                results.append(r)
+            }
+            try updateFacts(fresh)
+            try updateLinks(fresh)
+            try conn.exec("COMMIT")
+            return results
+        } catch {
+            try? conn.exec("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// 64-bit FNV-1a of `source`, a separator and `id`: the narrow idempotency index.
+    static func dedupHash(source: String, id: String) -> Int64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in source.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        h = (h ^ 0xFF) &* 0x100_0000_01b3
+        for b in id.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return Int64(bitPattern: h)
+    }
+
+    /// Inserts unless `(source, id)` is stored already; true when inserted.
+    private func insert(_ e: CloudEvent) throws -> Bool {
+        let h = Self.dedupHash(source: e.source, id: e.id)
+        let probe = try conn.prepare("SELECT source, id FROM events WHERE dedup = ?")
+        probe.bind(1, h)
+        while try probe.step() {
+            if probe.text(0) == e.source && probe.text(1) == e.id {
+                probe.reset()
+                return false
+            }
+        }
+        probe.reset()
+        let ins = try conn.prepare("INSERT INTO events(dedup, time, subject, source, id, type, trace_id, raw) VALUES(?,?,?,?,?,?,?,?)")
+        ins.bind(1, h).bind(2, e.time).bind(3, e.subject).bind(4, e.source).bind(5, e.id).bind(6, e.type).bind(7, e.traceID)
+        ins.bindBlob(8, e.raw)
+        try ins.run()
+        return true
+    }
+
+    private func updateFacts(_ events: [CloudEvent]) throws {
+        var bySubject: [String: [CloudEvent]] = [:]
+        for e in events where e.isOrderEvent { bySubject[e.subject, default: []].append(e) }
+        guard !bySubject.isEmpty else { return }
+        let load = try conn.prepare("SELECT rid, facts FROM orders WHERE order_id = ?")
+        let upd = try conn.prepare("""
+            UPDATE orders SET state=?, state_since=?, first_time=?, last_time=?, event_count=?, accepted_at=?, allocated_at=?,
+            released_at=?, shipped_at=?, channel=?, region=?, alloc_wh=?, ship_wh=?, types=?, sources=?, facts=? WHERE rid=?
+            """)
+        let ins = try conn.prepare("""
+            INSERT INTO orders(state, state_since, first_time, last_time, event_count, accepted_at, allocated_at,
+            released_at, shipped_at, channel, region, alloc_wh, ship_wh, types, sources, facts, order_id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+            """)
+        // Sorted so that the transaction's writes do not depend on dictionary order.
+        for subject in bySubject.keys.sorted() {
+            load.bind(1, subject)
+            var facts = OrderFacts(orderID: subject)
+            var rid: Int64?
+            if try load.step() {
+                rid = load.int64(0)
+                if let f = (try? JSONParser.parse(load.blob(1))).flatMap(OrderFacts.init(storageJSON:)) { facts = f }
+            }
+            load.reset()
+            for e in bySubject[subject]! { facts.apply(e) }
+            let s = rid == nil ? ins : upd
+            s.bind(1, facts.state.map { Int64($0.rawValue) }).bind(2, facts.stateSince)
+            s.bind(3, facts.firstEventAt ?? 0).bind(4, facts.lastEventAt ?? 0).bind(5, facts.eventCount)
+            s.bind(6, facts.acceptedAt).bind(7, facts.allocatedAt).bind(8, facts.releasedAt).bind(9, facts.shippedAt)
+            s.bind(10, facts.channel).bind(11, facts.region).bind(12, facts.allocationWarehouse).bind(13, facts.shipmentWarehouse)
+            s.bind(14, "|" + facts.types.sorted().joined(separator: "|") + "|")
+            s.bind(15, "|" + facts.sources.sorted().joined(separator: "|") + "|")
+            s.bindBlob(16, facts.storageJSON.jsonBytes)
+            if let rid { s.bind(17, rid) } else { s.bind(17, subject) }
+            try s.run()
+            if rid == nil, let root = try root(of: subject) {
+                // A key already in a link group became an order: the group's root may change.
+                try rewriteGroup(members: try members(of: root))
+            }
+        }
+    }
+
+    private func updateLinks(_ events: [CloudEvent]) throws {
+        for e in events {
+            for l in e.links where l != e.subject { try union(e.subject, l) }
+        }
+    }
+
+    private func root(of key: String) throws -> String? {
+        let s = try conn.prepare("SELECT root FROM keys WHERE key = ?")
+        s.bind(1, key)
+        defer { s.reset() }
+        return try s.step() ? s.text(0) : nil
+    }
+
+    private func members(of root: String) throws -> [String] {
+        let s = try conn.prepare("SELECT key FROM keys WHERE root = ?")
+        s.bind(1, root)
+        defer { s.reset() }
+        var out: [String] = []
+        while try s.step() { out.append(s.text(0)) }
+        return out
+    }
+
+    private func isOrder(_ key: String) throws -> Bool {
+        let s = try conn.prepare("SELECT 1 FROM orders WHERE order_id = ?")
+        s.bind(1, key)
+        defer { s.reset() }
+        return try s.step()
+    }
+
+    /// Joins the groups of `a` and `b`. The root of a group is a function of its members only (the
+    /// smallest key that is an order, else the smallest key), so it does not depend on arrival order.
+    private func union(_ a: String, _ b: String) throws {
+        let ra = try root(of: a), rb = try root(of: b)
+        if let ra, ra == rb { return }
+        var all = Set(try ra.map(members(of:)) ?? [a])
+        all.formUnion(try rb.map(members(of:)) ?? [b])
+        try rewriteGroup(members: Array(all))
+    }
+
+    private func rewriteGroup(members: [String]) throws {
+        var orders: [String] = []
+        for m in members where try isOrder(m) { orders.append(m) }
+        guard let newRoot = orders.min() ?? members.min() else { return }
+        let s = try conn.prepare("INSERT OR REPLACE INTO keys(key, root) VALUES(?, ?)")
+        for m in members {
+            s.bind(1, m).bind(2, newRoot)
+            try s.run()
+        }
+    }
+
+    func deleteBefore(_ cutoff: Micros) throws -> Int {
+        try conn.exec("BEGIN IMMEDIATE")
+        do {
+            try conn.prepare("DELETE FROM events WHERE time < ?").bind(1, cutoff).run()
+            let n = conn.changes
+            try conn.prepare("DELETE FROM orders WHERE last_time < ?").bind(1, cutoff).run()
+            try conn.exec("COMMIT")
+            return n
+        } catch {
+            try? conn.exec("ROLLBACK")
+            throw error
+        }
+    }
+}
+
+/// Batches concurrent appends into shared transactions (group commit) on one dedicated thread, so
+/// blocking SQLite calls never occupy the Swift concurrency pool and throughput does not depend on
+/// request size. The queue is bounded: past `maxQueuedEvents` an append is refused, not buffered.
+final class GroupCommitWriter: @unchecked Sendable {
+    private enum Job {
+        case append([CloudEvent], CheckedContinuation<AppendResult, any Error>)
+        case delete(Micros, CheckedContinuation<Int, any Error>)
+    }
+
+    private let session: EventWriteSession
+    private let maxQueued: Int
+    private let maxBatch: Int
+    private let cond = NSCondition()
+    private var jobs: [Job] = []
+    private var queued = 0
+    private var stopping = false
+    private var stopped = false
+    private var thread: Thread?
+
+    init(session: EventWriteSession, maxQueuedEvents: Int, maxBatchEvents: Int) {
+        self.session = session
+        self.maxQueued = maxQueuedEvents
+        self.maxBatch = maxBatchEvents
+        let t = Thread { [unowned self] in self.run() }
+        t.name = "waybill-writer"
+        t.stackSize = 4 << 20
+        thread = t
+        t.start()
+    }
+
+    var queuedEvents: Int {
+        cond.lock()
+        defer { cond.unlock() }
+        return queued
+    }
+
+    func append(_ events: [CloudEvent]) async throws -> AppendResult {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<AppendResult, any Error>) in
+            cond.lock()
+            if stopping {
+                cond.unlock()
+                c.resume(throwing: StoreError.unavailable("the store is closing"))
+                return
+            }
+            // An oversized request is still taken when the queue is empty, so no request can starve.
+            if queued > 0 && queued + events.count > maxQueued {
+                cond.unlock()
+                c.resume(throwing: StoreError.overloaded(retryAfterSeconds: 1))
+                return
+            }
+            jobs.append(.append(events, c))
+            queued += events.count
+            cond.signal()
+            cond.unlock()
+        }
+    }
+
+    func deleteBefore(_ cutoff: Micros) async throws -> Int {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Int, any Error>) in
+            cond.lock()
+            if stopping {
+                cond.unlock()
+                c.resume(throwing: StoreError.unavailable("the store is closing"))
+                return
+            }
+            jobs.append(.delete(cutoff, c))
+            cond.signal()
+            cond.unlock()
+        }
+    }
+
+    /// Finishes every queued job, then ends the thread.
+    func stop() {
+        cond.lock()
+        if stopped { cond.unlock(); return }
+        stopping = true
+        cond.broadcast()
+        while !stopped { cond.wait() }
+        cond.unlock()
+    }
+
+    private func run() {
+        while true {
+            cond.lock()
+            while jobs.isEmpty && !stopping { cond.wait() }
+            if jobs.isEmpty && stopping {
+                stopped = true
+                cond.broadcast()
+                cond.unlock()
+                return
+            }
+            // Take appends up to the batch size, or one delete.
+            var take: [Job] = []
+            var n = 0
+            if case .delete = jobs[0] {
+                take.append(jobs.removeFirst())
+            } else {
+                while let first = jobs.first, case .append(let evs, _) = first, take.isEmpty || n + evs.count <= maxBatch {
+                    take.append(jobs.removeFirst())
+                    n += evs.count
+                }
+            }
+            cond.unlock()
+            execute(take)
+            cond.lock()
+            queued -= n
+            cond.unlock()
+        }
+    }
+
+    private func execute(_ take: [Job]) {
+        if case .delete(let cutoff, let c) = take[0] {
+            do { c.resume(returning: try session.deleteBefore(cutoff)) } catch { c.resume(throwing: error) }
+            return
+        }
+        var batches: [[CloudEvent]] = []
+        var conts: [CheckedContinuation<AppendResult, any Error>] = []
+        for j in take {
+            if case .append(let evs, let c) = j {
+                batches.append(evs)
+                conts.append(c)
+            }
+        }
+        do {
+            let results = try session.write(batches)
+            for (c, r) in zip(conts, results) { c.resume(returning: r) }
+        } catch {
+            for c in conts { c.resume(throwing: error) }
+        }
+    }
+}

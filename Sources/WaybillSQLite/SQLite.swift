@@ -1,0 +1,138 @@
+import CSQLite
+import Foundation
+import WaybillStore
+
+let SQLITE_TRANSIENT = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+/// A thin owner of one SQLite connection. Not thread-safe: one user at a time (the writer thread, or a reader checked out of the pool).
+final class Connection {
+    let db: OpaquePointer
+    private var cache: [String: Statement] = [:]
+
+    init(path: String, readOnly: Bool = false) throws {
+        var handle: OpaquePointer?
+        let flags = (readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_NOMUTEX
+        let rc = sqlite3_open_v2(path, &handle, flags, nil)
+        guard rc == SQLITE_OK, let h = handle else {
+            let msg = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "rc \(rc)"
+            if let h = handle { sqlite3_close_v2(h) }
+            throw StoreError.engine("cannot open \(path): \(msg)")
+        }
+        db = h
+        sqlite3_busy_timeout(db, 10_000)
+        sqlite3_extended_result_codes(db, 1)
+    }
+
+    deinit {
+        cache.removeAll()
+        sqlite3_close_v2(db)
+    }
+
+    func exec(_ sql: String) throws {
+        var err: UnsafeMutablePointer<CChar>?
+        if sqlite3_exec(db, sql, nil, nil, &err) != SQLITE_OK {
+            let msg = err.map { String(cString: $0) } ?? "unknown"
+            sqlite3_free(err)
+            throw StoreError.engine("\(msg) in: \(sql.prefix(120))")
+        }
+    }
+
+    /// A cached prepared statement, reset and with bindings cleared.
+    func prepare(_ sql: String) throws -> Statement {
+        if let s = cache[sql] {
+            s.reset()
+            return s
+        }
+        let s = try Statement(conn: self, sql: sql)
+        cache[sql] = s
+        return s
+    }
+
+    var changes: Int { Int(sqlite3_changes(db)) }
+    var errorMessage: String { String(cString: sqlite3_errmsg(db)) }
+
+    func scalarInt(_ sql: String) throws -> Int {
+        let s = try prepare(sql)
+        defer { s.reset() }
+        return try s.step() ? s.int(0) : 0
+    }
+}
+
+final class Statement {
+    let stmt: OpaquePointer
+    unowned let conn: Connection
+
+    init(conn: Connection, sql: String) throws {
+        var s: OpaquePointer?
+        guard sqlite3_prepare_v3(conn.db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &s, nil) == SQLITE_OK, let st = s else {
+            throw StoreError.engine("prepare failed: \(conn.errorMessage) in: \(sql.prefix(160))")
+        }
+        stmt = st
+        self.conn = conn
+    }
+
+    deinit { sqlite3_finalize(stmt) }
+
+    func reset() {
+        sqlite3_reset(stmt)
+        sqlite3_clear_bindings(stmt)
+    }
+
+    @discardableResult
+    func bind(_ i: Int32, _ v: String?) -> Statement {
+        if let v { sqlite3_bind_text(stmt, i, v, -1, SQLITE_TRANSIENT) } else { sqlite3_bind_null(stmt, i) }
+        return self
+    }
+
+    @discardableResult
+    func bind(_ i: Int32, _ v: Int64?) -> Statement {
+        if let v { sqlite3_bind_int64(stmt, i, v) } else { sqlite3_bind_null(stmt, i) }
+        return self
+    }
+
+    @discardableResult
+    func bind(_ i: Int32, _ v: Int?) -> Statement { bind(i, v.map(Int64.init)) }
+
+    @discardableResult
+    func bind(_ i: Int32, _ v: Double?) -> Statement {
+        if let v { sqlite3_bind_double(stmt, i, v) } else { sqlite3_bind_null(stmt, i) }
+        return self
+    }
+
+    @discardableResult
+    func bindBlob(_ i: Int32, _ v: [UInt8]) -> Statement {
+        v.withUnsafeBytes { p in
+            _ = sqlite3_bind_blob(stmt, i, p.baseAddress, Int32(p.count), SQLITE_TRANSIENT)
+        }
+        return self
+    }
+
+    /// True when a row is available; false when done.
+    func step() throws -> Bool {
+        let rc = sqlite3_step(stmt)
+        if rc == SQLITE_ROW { return true }
+        if rc == SQLITE_DONE { return false }
+        throw StoreError.engine("step failed (\(rc)): \(conn.errorMessage)")
+    }
+
+    func run() throws {
+        defer { sqlite3_reset(stmt) }
+        while try step() {}
+    }
+
+    func isNull(_ c: Int32) -> Bool { sqlite3_column_type(stmt, c) == SQLITE_NULL }
+    func int(_ c: Int32) -> Int { Int(sqlite3_column_int64(stmt, c)) }
+    func int64(_ c: Int32) -> Int64 { sqlite3_column_int64(stmt, c) }
+    func optInt64(_ c: Int32) -> Int64? { isNull(c) ? nil : sqlite3_column_int64(stmt, c) }
+    func double(_ c: Int32) -> Double { sqlite3_column_double(stmt, c) }
+    func text(_ c: Int32) -> String {
+        guard let p = sqlite3_column_text(stmt, c) else { return "" }
+        return String(cString: p)
+    }
+    func optText(_ c: Int32) -> String? { isNull(c) ? nil : text(c) }
+    func blob(_ c: Int32) -> [UInt8] {
+        let n = Int(sqlite3_column_bytes(stmt, c))
+        guard n > 0, let p = sqlite3_column_blob(stmt, c) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: p, count: n))
+    }
+}

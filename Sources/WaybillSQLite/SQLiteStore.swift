@@ -1,0 +1,219 @@
+import CSQLite
+import Foundation
+import WaybillModel
+import WaybillStore
+
+/// The embedded engine: one SQLite database in WAL mode, written by a single group-commit writer
+/// thread and read through a small pool of connections.
+public final class SQLiteStore: WaybillStore, @unchecked Sendable {
+    public struct Options: Sendable {
+        /// `FULL` (default) also survives power loss; `NORMAL` survives process crashes only.
+        public var synchronous: String = "FULL"
+        /// Page cache of the writer connection, in MiB.
+        public var writerCacheMiB = 128
+        /// Page cache of each reader connection, in MiB.
+        public var readerCacheMiB = 16
+        /// Events waiting to be written beyond which `append` throws `StoreError.overloaded`.
+        public var maxQueuedEvents = 100_000
+        /// Most events written in one transaction.
+        public var maxBatchEvents = 20_000
+        public init() {}
+    }
+
+    public let path: String
+    let options: Options
+    private let writer: GroupCommitWriter
+    private let readers: ReaderPool
+
+    public init(path: String, options: Options = Options()) throws {
+        self.path = path
+        self.options = options
+        let conn = try Connection(path: path)
+        try conn.exec("PRAGMA journal_mode=WAL")
+        try conn.exec("PRAGMA synchronous=\(options.synchronous == "NORMAL" ? "NORMAL" : "FULL")")
+        try conn.exec("PRAGMA cache_size=-\(options.writerCacheMiB * 1024)")
+        try conn.exec("PRAGMA temp_store=MEMORY")
+        try conn.exec("PRAGMA secure_delete=OFF")
+        try conn.exec("PRAGMA wal_autocheckpoint=4000")
+        try Schema.migrate(conn)
+        let write = try EventWriteSession(conn: conn)
+        writer = GroupCommitWriter(session: write, maxQueuedEvents: options.maxQueuedEvents, maxBatchEvents: options.maxBatchEvents)
+        readers = ReaderPool(path: path, cacheMiB: options.readerCacheMiB)
+    }
+
+    deinit { close() }
+
+    public func close() { writer.stop() }
+
+    public func append(_ events: [CloudEvent]) async throws -> AppendResult {
+        if events.isEmpty { return AppendResult() }
+        return try await writer.append(events)
+    }
+
+    public func deleteEvents(before cutoff: Micros) async throws -> Int {
+        try await writer.deleteBefore(cutoff)
+    }
+
+    public func stats() throws -> StoreStats {
+        try readers.with { c in
+            StoreStats(events: try c.scalarInt("SELECT count(*) FROM events"),
+                       orders: try c.scalarInt("SELECT count(*) FROM orders"),
+                       linkedKeys: try c.scalarInt("SELECT count(*) FROM keys"),
+                       queuedEvents: writer.queuedEvents)
+        }
+    }
+
+    public var queuedEvents: Int { writer.queuedEvents }
+
+    // MARK: Reading
+
+    public func trace(key: String) throws -> Trace? {
+        try readers.with { c in
+            let rootStmt = try c.prepare("SELECT root FROM keys WHERE key = ?")
+            rootStmt.bind(1, key)
+            let root = try rootStmt.step() ? rootStmt.text(0) : nil
+            rootStmt.reset()
+            var members = [key]
+            if let root {
+                let m = try c.prepare("SELECT key FROM keys WHERE root = ? ORDER BY key")
+                m.bind(1, root)
+                members = []
+                while try m.step() { members.append(m.text(0)) }
+                m.reset()
+            }
+            let q = try c.prepare("SELECT id, source, type, time, subject, trace_id, raw FROM events WHERE subject = ?")
+            var events: [CloudEvent] = []
+            for k in members {
+                q.bind(1, k)
+                while try q.step() {
+                    let raw = q.blob(6)
+                    let data = (try? JSONParser.parse(raw))?["data"]
+                    events.append(CloudEvent(id: q.text(0), source: q.text(1), type: q.text(2), time: q.int64(3), subject: q.text(4),
+                                             traceID: q.optText(5), data: data.flatMap { $0.isNull ? nil : $0 }, raw: raw))
+                }
+                q.reset()
+            }
+            if events.isEmpty && root == nil { return nil }
+            let correlation = root ?? key
+            return Trace(correlationID: correlation, keys: members, events: events, facts: try Self.loadFacts(c, correlation))
+        }
+    }
+
+    public func facts(orderID: String) throws -> OrderFacts? {
+        try readers.with { c in try Self.loadFacts(c, orderID) }
+    }
+
+    static func loadFacts(_ c: Connection, _ orderID: String) throws -> OrderFacts? {
+        let s = try c.prepare("SELECT facts FROM orders WHERE order_id = ?")
+        s.bind(1, orderID)
+        defer { s.reset() }
+        guard try s.step() else { return nil }
+        return (try? JSONParser.parse(s.blob(0))).flatMap(OrderFacts.init(storageJSON:))
+    }
+
+    public func searchOrders(_ q: OrderQuery) throws -> OrderPage {
+        var sql = "SELECT order_id, state, state_since, first_time, last_time, event_count, channel, alloc_wh, ship_wh FROM orders WHERE 1=1"
+        var binds: [(Statement, Int32) -> Void] = []
+        func add(_ clause: String, _ b: @escaping (Statement, Int32) -> Void) {
+            sql += " AND " + clause
+            binds.append(b)
+        }
+        if let s = q.state { add("state = ?") { $0.bind($1, Int64(s.rawValue)) } }
+        if let t = q.type { add("instr(types, ?) > 0") { $0.bind($1, "|" + t + "|") } }
+        if let s = q.source { add("instr(sources, ?) > 0") { $0.bind($1, "|" + s + "|") } }
+        if let w = q.warehouse {
+            add("(alloc_wh = ?") { $0.bind($1, w) }
+            sql += " OR ship_wh = ?)"
+            binds.append { $0.bind($1, w) }
+        }
+        if let ch = q.channel { add("channel = ?") { $0.bind($1, ch) } }
+        if let r = q.region { add("region = ?") { $0.bind($1, r) } }
+        if let to = q.to { add("first_time < ?") { $0.bind($1, to) } }
+        if let from = q.from { add("last_time >= ?") { $0.bind($1, from) } }
+        if let stuck = q.stuckFor {
+            let cutoff = q.now - stuck
+            add("state_since <= ?") { $0.bind($1, cutoff) }
+            sql += " AND state NOT IN (\(Stage.invoiced.rawValue), \(Stage.cancelled.rawValue))"
+        }
+        if let cursor = q.cursor {
+            guard let (t, id) = Self.decodeCursor(cursor) else { throw QueryError(field: "cursor", rule: "is not a cursor this server issued") }
+            add("(first_time < ?") { $0.bind($1, t) }
+            sql += " OR (first_time = ? AND order_id < ?))"
+            binds.append { $0.bind($1, t) }
+            binds.append { $0.bind($1, id) }
+        }
+        let limit = max(1, min(q.limit, 10_000))
+        sql += " ORDER BY first_time DESC, order_id DESC LIMIT \(limit + 1)"
+        return try readers.with { c in
+            let s = try c.prepare(sql)
+            for (i, b) in binds.enumerated() { b(s, Int32(i + 1)) }
+            defer { s.reset() }
+            var out: [OrderSummary] = []
+            while try s.step() {
+                out.append(OrderSummary(
+                    correlationID: s.text(0), state: s.optInt64(1).flatMap { Stage(rawValue: Int($0)) }, stateSince: s.optInt64(2),
+                    firstEventAt: s.int64(3), lastEventAt: s.int64(4), eventCount: s.int(5), channel: s.optText(6),
+                    warehouse: s.optText(8) ?? s.optText(7)))
+            }
+            var next: String?
+            if out.count > limit {
+                out.removeLast()
+                next = out.last.map { Self.encodeCursor($0.firstEventAt, $0.correlationID) }
+            }
+            return OrderPage(orders: out, nextCursor: next)
+        }
+    }
+
+    static func encodeCursor(_ t: Micros, _ id: String) -> String {
+        Data("\(t)|\(id)".utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    static func decodeCursor(_ s: String) -> (Micros, String)? {
+        var b = s.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while b.count % 4 != 0 { b += "=" }
+        guard let d = Data(base64Encoded: b), let text = String(data: d, encoding: .utf8),
+              let bar = text.firstIndex(of: "|"), let t = Micros(text[..<bar]) else { return nil }
+        return (t, String(text[text.index(after: bar)...]))
+    }
+}
+
+public struct QueryError: Error, Sendable, CustomStringConvertible {
+    public let field: String
+    public let rule: String
+    public var description: String { "\(field): \(rule)" }
+}
+
+/// Read connections, checked out one per call. SQLite reads are microseconds, so they run on the
+/// caller's thread instead of hopping to another executor.
+final class ReaderPool: @unchecked Sendable {
+    private let path: String
+    private let cacheMiB: Int
+    private let lock = NSLock()
+    private var idle: [Connection] = []
+
+    init(path: String, cacheMiB: Int) {
+        self.path = path
+        self.cacheMiB = cacheMiB
+    }
+
+    func with<T>(_ body: (Connection) throws -> T) throws -> T {
+        lock.lock()
+        var conn = idle.popLast()
+        lock.unlock()
+        if conn == nil {
+            let c = try Connection(path: path)
+            try c.exec("PRAGMA cache_size=-\(cacheMiB * 1024)")
+            try c.exec("PRAGMA query_only=1")
+            try c.exec("PRAGMA mmap_size=268435456")
+            conn = c
+        }
+        let c = conn!
+        defer {
+            lock.lock()
+            if idle.count < 8 { idle.append(c) }
+            lock.unlock()
+        }
+        return try body(c)
+    }
+}

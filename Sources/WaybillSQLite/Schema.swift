@@ -1,0 +1,73 @@
+/// Schema migrations, applied in order once each; `meta.schema_version` records how far a database is.
+///
+/// Layout and why:
+/// - `events` is appended in arrival order (`seq` is the rowid), so the table itself is written
+///   sequentially. Its secondary indexes are kept narrow: a 64-bit hash of `(source, id)` for
+///   idempotency (collisions are resolved by comparing the stored pair), `(subject, time)` for trace
+///   assembly, and `time` for retention and time-range reads (events arrive roughly in time order, so
+///   that index is appended at its right edge).
+/// - `orders` holds the per-order facts of kpis.md, updated incrementally at ingest; orders are created
+///   roughly in time order, so the rows being updated are recent and stay in cache.
+/// - `keys` is the link structure of events.md section 3: every key that takes part in a link points to
+///   the root (correlation id) of its group, so a trace is a few index seeks, never a scan.
+enum Schema {
+    static let migrations: [String] = [
+        """
+        CREATE TABLE events(
+            seq INTEGER PRIMARY KEY,
+            dedup INTEGER NOT NULL,
+            time INTEGER NOT NULL,
+            subject TEXT NOT NULL,
+            source TEXT NOT NULL,
+            id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            trace_id TEXT,
+            raw BLOB NOT NULL
+        );
+        CREATE INDEX events_dedup ON events(dedup);
+        CREATE INDEX events_subject ON events(subject, time);
+        CREATE INDEX events_time ON events(time);
+        CREATE TABLE orders(
+            rid INTEGER PRIMARY KEY,
+            order_id TEXT NOT NULL UNIQUE,
+            state INTEGER,
+            state_since INTEGER,
+            first_time INTEGER NOT NULL,
+            last_time INTEGER NOT NULL,
+            event_count INTEGER NOT NULL,
+            accepted_at INTEGER,
+            allocated_at INTEGER,
+            released_at INTEGER,
+            shipped_at INTEGER,
+            channel TEXT,
+            region TEXT,
+            alloc_wh TEXT,
+            ship_wh TEXT,
+            types TEXT NOT NULL,
+            sources TEXT NOT NULL,
+            facts BLOB NOT NULL
+        );
+        CREATE INDEX orders_first ON orders(first_time);
+        CREATE INDEX orders_state ON orders(state, state_since);
+        CREATE TABLE keys(key TEXT PRIMARY KEY, root TEXT NOT NULL) WITHOUT ROWID;
+        CREATE INDEX keys_root ON keys(root);
+        """,
+    ]
+
+    static func migrate(_ c: Connection) throws {
+        try c.exec("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID")
+        let s = try c.prepare("SELECT value FROM meta WHERE key = 'schema_version'")
+        let current = try s.step() ? Int(s.text(0)) ?? 0 : 0
+        s.reset()
+        guard current < migrations.count else { return }
+        try c.exec("BEGIN IMMEDIATE")
+        do {
+            for v in current..<migrations.count { try c.exec(migrations[v]) }
+            try c.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', ?)").bind(1, String(migrations.count)).run()
+            try c.exec("COMMIT")
+        } catch {
+            try? c.exec("ROLLBACK")
+            throw error
+        }
+    }
+}

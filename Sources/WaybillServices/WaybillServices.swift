@@ -1,0 +1,1 @@
+// The embedded order orchestration and allocation services and the workload simulator.

@@ -1,0 +1,159 @@
+import WaybillModel
+
+/// What one append did. `accepted + duplicates` is the number of events given.
+public struct AppendResult: Sendable, Equatable {
+    public var accepted: Int
+    public var duplicates: Int
+    public init(accepted: Int = 0, duplicates: Int = 0) {
+        self.accepted = accepted
+        self.duplicates = duplicates
+    }
+    public static func + (a: AppendResult, b: AppendResult) -> AppendResult {
+        AppendResult(accepted: a.accepted + b.accepted, duplicates: a.duplicates + b.duplicates)
+    }
+}
+
+public enum StoreError: Error, Sendable, CustomStringConvertible {
+    /// The write queue is full: retry after the given number of seconds (HTTP 429).
+    case overloaded(retryAfterSeconds: Int)
+    /// The store is closing or cannot write (HTTP 503).
+    case unavailable(String)
+    /// The engine failed (I/O error, corruption).
+    case engine(String)
+
+    public var description: String {
+        switch self {
+        case .overloaded(let s): return "ingest queue is full; retry after \(s)s"
+        case .unavailable(let m): return "store unavailable: \(m)"
+        case .engine(let m): return "storage engine error: \(m)"
+        }
+    }
+}
+
+/// Writes business events.
+///
+/// Contract (every engine):
+/// - Durability: `append` returns only after its events are committed; an event it acknowledged
+///   survives the process being killed (`kill -9`).
+/// - Idempotency: `(source, id)` identifies an event. A second event with the same pair, in the same
+///   call, a concurrent call or any later call, is counted in `duplicates` and changes nothing stored.
+/// - Order independence: any permutation of the same distinct events yields the same traces, facts and search results.
+/// - Backpressure: when the engine cannot queue more work it throws `StoreError.overloaded` without
+///   storing anything of that call, rather than growing memory.
+/// - Ownership: the events are copied; the caller may reuse its buffers.
+public protocol EventWriter: Sendable {
+    func append(_ events: [CloudEvent]) async throws -> AppendResult
+}
+
+/// Reads traces of orders (events.md section 3).
+///
+/// Contract: `trace(key:)` accepts the order id or any key linked to it, directly or transitively, and
+/// returns the same trace (same correlation id, keys, events and facts) for each of them, whatever the
+/// order in which events and links arrived. It returns nil when no event has that key as subject and no
+/// link names it.
+public protocol TraceReader: Sendable {
+    func trace(key: String) throws -> Trace?
+    func facts(orderID: String) throws -> OrderFacts?
+}
+
+/// What `waybill search` and `GET /api/v1/traces` ask for. All filters combine with AND.
+public struct OrderQuery: Sendable, Equatable {
+    public var state: Stage?
+    /// Orders with at least one event of this type.
+    public var type: String?
+    /// Orders with at least one event from this source.
+    public var source: String?
+    /// Orders allocated or shipped from this warehouse.
+    public var warehouse: String?
+    public var channel: String?
+    public var region: String?
+    /// Orders with activity in `[from, to)`: first event before `to`, last event at or after `from`.
+    public var from: Micros?
+    public var to: Micros?
+    /// Orders whose current state was reached more than this long before `now` and that are not finished (invoiced or cancelled).
+    public var stuckFor: Micros?
+    public var now: Micros
+    public var limit: Int
+    /// Opaque cursor from a previous page's `nextCursor`.
+    public var cursor: String?
+
+    public init(state: Stage? = nil, type: String? = nil, source: String? = nil, warehouse: String? = nil, channel: String? = nil,
+                region: String? = nil, from: Micros? = nil, to: Micros? = nil, stuckFor: Micros? = nil, now: Micros,
+                limit: Int = 50, cursor: String? = nil)
+    {
+        self.state = state
+        self.type = type
+        self.source = source
+        self.warehouse = warehouse
+        self.channel = channel
+        self.region = region
+        self.from = from
+        self.to = to
+        self.stuckFor = stuckFor
+        self.now = now
+        self.limit = limit
+        self.cursor = cursor
+    }
+}
+
+public struct OrderSummary: Sendable, Equatable {
+    public var correlationID: String
+    public var state: Stage?
+    public var stateSince: Micros?
+    public var firstEventAt: Micros
+    public var lastEventAt: Micros
+    public var eventCount: Int
+    public var channel: String?
+    public var warehouse: String?
+
+    public init(correlationID: String, state: Stage?, stateSince: Micros?, firstEventAt: Micros, lastEventAt: Micros,
+                eventCount: Int, channel: String?, warehouse: String?)
+    {
+        self.correlationID = correlationID
+        self.state = state
+        self.stateSince = stateSince
+        self.firstEventAt = firstEventAt
+        self.lastEventAt = lastEventAt
+        self.eventCount = eventCount
+        self.channel = channel
+        self.warehouse = warehouse
+    }
+}
+
+public struct OrderPage: Sendable, Equatable {
+    /// Most recent first (by first event time, then correlation id).
+    public var orders: [OrderSummary]
+    /// Pass as `cursor` for the next page; nil on the last page.
+    public var nextCursor: String?
+    public init(orders: [OrderSummary], nextCursor: String?) {
+        self.orders = orders
+        self.nextCursor = nextCursor
+    }
+}
+
+/// Finds orders by their facts.
+public protocol OrderSearcher: Sendable {
+    func searchOrders(_ query: OrderQuery) throws -> OrderPage
+}
+
+public struct StoreStats: Sendable, Equatable {
+    public var events: Int
+    public var orders: Int
+    public var linkedKeys: Int
+    public var queuedEvents: Int
+    public init(events: Int, orders: Int, linkedKeys: Int, queuedEvents: Int) {
+        self.events = events
+        self.orders = orders
+        self.linkedKeys = linkedKeys
+        self.queuedEvents = queuedEvents
+    }
+}
+
+/// A complete storage engine.
+public protocol WaybillStore: EventWriter, TraceReader, OrderSearcher {
+    func stats() throws -> StoreStats
+    /// Deletes events whose time is before `cutoff` (retention); returns how many were removed.
+    func deleteEvents(before cutoff: Micros) async throws -> Int
+    /// Stops accepting writes, finishes queued ones and releases resources.
+    func close()
+}
