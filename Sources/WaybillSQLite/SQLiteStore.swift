@@ -178,11 +178,6 @@ public final class SQLiteStore: WaybillStore, @unchecked Sendable {
     }
 }
 
-public struct QueryError: Error, Sendable, CustomStringConvertible {
-    public let field: String
-    public let rule: String
-    public var description: String { "\(field): \(rule)" }
-}
 
 /// Read connections, checked out one per call. SQLite reads are microseconds, so they run on the
 /// caller's thread instead of hopping to another executor.

@@ -1,2 +1,56 @@
 import ArgumentParser
-@main struct Waybill: ParsableCommand {}
+import Foundation
+
+@main
+struct Waybill: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "waybill",
+        abstract: "Correlation tracing and KPIs for order distribution.",
+        discussion: "Start with `waybill serve`, send CloudEvents to POST /v1/events (or `waybill ingest FILE`), then `waybill trace ORDER-ID`.",
+        subcommands: [ServeCommand.self, IngestCommand.self, TraceCommand.self, SearchCommand.self])
+}
+
+/// Where a reading command reads from: the embedded store (`--db`) or a running server (`--url`).
+struct StoreOptions: ParsableArguments {
+    @Option(name: .long, help: "Embedded store file (default: $WAYBILL_DB or ./waybill.db).")
+    var db: String?
+
+    @Option(name: .long, help: "A running Waybill server, e.g. http://127.0.0.1:4318 (instead of --db).")
+    var url: String?
+
+    var dbPath: String { db ?? ProcessInfo.processInfo.environment["WAYBILL_DB"] ?? "waybill.db" }
+
+    func validate() throws {
+        if db != nil && url != nil { throw ValidationError("--db and --url exclude each other: read the file or ask the server") }
+        if let u = url, URL(string: u)?.host == nil { throw ValidationError("--url: must be a URL such as http://127.0.0.1:4318, got '\(u)'") }
+    }
+}
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case table, json
+}
+
+struct FormatOptions: ParsableArguments {
+    @Option(name: .long, help: "Output: table (for people) or json (one document on stdout).")
+    var format: OutputFormat = .table
+
+    @Flag(name: .long, help: "Same as --format json.")
+    var json = false
+
+    var isJSON: Bool { json || format == .json }
+}
+
+/// A failure the user can act on: printed to stderr, exit status 1.
+struct CLIError: Error, CustomStringConvertible {
+    let message: String
+    init(_ message: String) { self.message = message }
+    var description: String { message }
+}
+
+func printErr(_ s: String) {
+    FileHandle.standardError.write(Data((s + "\n").utf8))
+}
+
+func writeStdout(_ bytes: [UInt8]) {
+    FileHandle.standardOutput.write(Data(bytes))
+}

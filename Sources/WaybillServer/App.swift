@@ -1,0 +1,82 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import WaybillCollectors
+import WaybillModel
+import WaybillStore
+
+public struct ServerConfig: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 4318
+    /// Largest request body, also after decompression.
+    public var maxBodyBytes = EventDecoder.defaultBodyLimit
+    public var serverName = "waybill"
+    public init() {}
+}
+
+/// Builds the HTTP application; `main` only wires and runs it, and tests drive the same router.
+public func buildApplication(store: any WaybillStore, config: ServerConfig, logger: Logger? = nil,
+                             clock: @escaping @Sendable () -> Micros = currentMicros) -> some ApplicationProtocol
+{
+    var log = logger ?? Logger(label: "waybill")
+    if logger == nil { log.logLevel = .info }
+    let metrics = ServerMetrics()
+    let router = Router()
+    router.middlewares.add(ErrorMiddleware(metrics: metrics, logger: log))
+    let api = WaybillAPI(store: store, config: config, metrics: metrics, clock: clock)
+    api.register(router)
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(config.host, port: config.port), serverName: config.serverName),
+        logger: log)
+}
+
+/// Errors as JSON bodies naming what was wrong: `{"error": "..."}`.
+struct APIError: HTTPResponseError {
+    let status: HTTPResponse.Status
+    let message: String
+    var headers: HTTPFields = [:]
+
+    init(_ status: HTTPResponse.Status, _ message: String, headers: HTTPFields = [:]) {
+        self.status = status
+        self.message = message
+        self.headers = headers
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        var h = headers
+        h[.contentType] = "application/json"
+        return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: JSONValue.object(["error": .string(message)]).jsonBytes)))
+    }
+}
+
+struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    let metrics: ServerMetrics
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            let r = try await next(request, context)
+            metrics.count(status: Int(r.status.code))
+            return r
+        } catch let e as APIError {
+            metrics.count(status: Int(e.status.code))
+            throw e
+        } catch is NIOTooManyBytesError {
+            metrics.count(status: 413)
+            throw APIError(.contentTooLarge, "request body too large")
+        } catch let e as HTTPError {
+            metrics.count(status: Int(e.status.code))
+            throw APIError(e.status, e.body ?? e.status.reasonPhrase)
+        } catch {
+            metrics.count(status: 500)
+            logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+            throw APIError(.internalServerError, "internal error: \(error)")
+        }
+    }
+}
+
+func jsonResponse(_ v: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+    Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: v.jsonBytes)))
+}

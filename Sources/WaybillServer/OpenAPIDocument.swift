@@ -1,0 +1,81 @@
+import WaybillModel
+
+/// OpenAPI 3 description of every route the server has.
+enum OpenAPIDocument {
+    static let document: JSONValue = {
+        do { return try JSONParser.parse(text) } catch { fatalError("openapi.json is invalid: \(error)") }
+    }()
+
+    static let text = #"""
+    {
+      "openapi": "3.0.3",
+      "info": {"title": "Waybill", "version": "1.0.0",
+               "description": "Correlation tracing and KPIs for order distribution: CloudEvents and OTLP in, order traces, search and KPIs out."},
+      "paths": {
+        "/v1/events": {"post": {
+          "summary": "Ingest CloudEvents (one, a batch or NDJSON; optionally gzip)",
+          "requestBody": {"required": true, "content": {
+            "application/cloudevents+json": {"schema": {"$ref": "#/components/schemas/CloudEvent"}},
+            "application/cloudevents-batch+json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/CloudEvent"}}},
+            "application/json": {"schema": {"oneOf": [{"$ref": "#/components/schemas/CloudEvent"}, {"type": "array", "items": {"$ref": "#/components/schemas/CloudEvent"}}]}},
+            "application/x-ndjson": {"schema": {"type": "string"}}}},
+          "parameters": [{"name": "Content-Encoding", "in": "header", "required": false, "schema": {"type": "string", "enum": ["gzip", "identity"]}}],
+          "responses": {
+            "200": {"description": "Events taken event by event", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IngestResult"}}}},
+            "400": {"description": "Nothing in the body could be read", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            "413": {"description": "Body over the size limit (also after decompression)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            "415": {"description": "Unknown content type or encoding", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            "429": {"description": "Ingest queue full; retry after Retry-After seconds", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            "503": {"description": "Store unavailable; retry after Retry-After seconds", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+        "/api/v1/traces/{key}": {"get": {
+          "summary": "The trace of one order, by order id or any key linked to it",
+          "parameters": [{"name": "key", "in": "path", "required": true, "schema": {"type": "string"}}],
+          "responses": {
+            "200": {"description": "Trace document", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Trace"}}}},
+            "404": {"description": "Unknown key", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+        "/api/v1/traces": {"get": {
+          "summary": "Search orders",
+          "parameters": [
+            {"name": "state", "in": "query", "schema": {"type": "string", "enum": ["accepted","validated","allocated","released","picked","packed","shipped","delivered","invoiced","cancelled"]}},
+            {"name": "type", "in": "query", "schema": {"type": "string"}, "description": "has an event of this type"},
+            {"name": "source", "in": "query", "schema": {"type": "string"}, "description": "has an event from this source"},
+            {"name": "warehouse", "in": "query", "schema": {"type": "string"}, "description": "allocated or shipped from this warehouse"},
+            {"name": "channel", "in": "query", "schema": {"type": "string"}},
+            {"name": "region", "in": "query", "schema": {"type": "string"}},
+            {"name": "from", "in": "query", "schema": {"type": "string"}, "description": "RFC 3339 or relative (-7d): activity at or after"},
+            {"name": "to", "in": "query", "schema": {"type": "string"}, "description": "RFC 3339 or relative: activity before"},
+            {"name": "stuck", "in": "query", "schema": {"type": "string"}, "description": "in its current state longer than this duration (e.g. 2h), not invoiced or cancelled"},
+            {"name": "at", "in": "query", "schema": {"type": "string"}, "description": "evaluate 'stuck' and relative times as of this time"},
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 50}},
+            {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "next_cursor of the previous page"}],
+          "responses": {
+            "200": {"description": "A page of orders, most recent first", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SearchResult"}}}},
+            "400": {"description": "Bad filter", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"type": "string"}}}}}}}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text format 0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3", "content": {"application/json": {"schema": {"type": "object"}}}}}}}
+      },
+      "components": {"schemas": {
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+        "CloudEvent": {"type": "object", "required": ["specversion", "id", "source", "type", "time", "subject"],
+          "properties": {"specversion": {"type": "string", "enum": ["1.0"]}, "id": {"type": "string"}, "source": {"type": "string"},
+                         "type": {"type": "string"}, "time": {"type": "string", "format": "date-time"}, "subject": {"type": "string"},
+                         "traceparent": {"type": "string"}, "datacontenttype": {"type": "string"}, "data": {"type": "object"}}},
+        "IngestResult": {"type": "object", "required": ["accepted", "duplicates", "rejected"],
+          "properties": {"accepted": {"type": "integer"}, "duplicates": {"type": "integer"},
+                         "rejected": {"type": "array", "items": {"type": "object", "properties": {"index": {"type": "integer"}, "error": {"type": "string"}}}}}},
+        "Trace": {"type": "object", "required": ["correlation_id", "keys", "state", "events", "spans", "facts"],
+          "properties": {"correlation_id": {"type": "string"}, "keys": {"type": "array", "items": {"type": "string"}},
+                         "state": {"type": "string", "nullable": true}, "events": {"type": "array", "items": {"type": "object"}},
+                         "spans": {"type": "array", "items": {"type": "object"}}, "facts": {"type": "object"}}},
+        "SearchResult": {"type": "object", "required": ["orders"],
+          "properties": {"orders": {"type": "array", "items": {"type": "object", "properties": {
+                           "correlation_id": {"type": "string"}, "state": {"type": "string", "nullable": true},
+                           "state_since": {"type": "string", "nullable": true}, "first_event": {"type": "string"},
+                           "last_event": {"type": "string"}, "event_count": {"type": "integer"},
+                           "channel": {"type": "string", "nullable": true}, "warehouse": {"type": "string", "nullable": true}}}},
+                         "next_cursor": {"type": "string", "nullable": true}}}
+      }}
+    }
+    """#
+}

@@ -1,0 +1,86 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import WaybillCollectors
+import WaybillModel
+import WaybillStore
+
+/// The routes of interfaces.md: collectors, query API, health, metrics, OpenAPI.
+struct WaybillAPI: Sendable {
+    let store: any WaybillStore
+    let config: ServerConfig
+    let metrics: ServerMetrics
+    let clock: @Sendable () -> Micros
+
+    func register(_ router: Router<BasicRequestContext>) {
+        router.post("/v1/events") { req, ctx in try await postEvents(req, ctx) }
+        router.get("/api/v1/traces/{key}") { req, ctx in try getTrace(req, ctx) }
+        router.get("/api/v1/traces") { req, _ in try searchTraces(req) }
+        router.get("/healthz") { _, _ in try health() }
+        router.get("/metrics") { _, _ in try metricsText() }
+        router.get("/openapi.json") { _, _ in jsonResponse(OpenAPIDocument.document) }
+    }
+
+    func postEvents(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
+        let buffer = try await req.body.collect(upTo: config.maxBodyBytes)
+        let decoded: DecodedEvents
+        do {
+            decoded = try EventDecoder.decode(body: Array(buffer.readableBytesView), contentType: req.headers[.contentType],
+                                              contentEncoding: req.headers[.contentEncoding], limit: config.maxBodyBytes)
+        } catch {
+            metrics.rejectedBodies.add(1)
+            throw APIError(HTTPResponse.Status(code: error.httpStatus), error.description)
+        }
+        let result: AppendResult
+        do {
+            result = try await store.append(decoded.events)
+        } catch StoreError.overloaded(let retry) {
+            metrics.throttled.add(1)
+            throw APIError(.tooManyRequests, "ingest queue is full; retry after \(retry)s", headers: [.retryAfter: String(retry)])
+        } catch StoreError.unavailable(let m) {
+            throw APIError(.serviceUnavailable, m, headers: [.retryAfter: "5"])
+        }
+        metrics.accepted.add(result.accepted)
+        metrics.duplicates.add(result.duplicates)
+        metrics.rejected.add(decoded.rejected.count)
+        return jsonResponse(.object([
+            "accepted": .number(Double(result.accepted)),
+            "duplicates": .number(Double(result.duplicates)),
+            "rejected": .array(decoded.rejected.map { .object(["index": .number(Double($0.index)), "error": .string($0.error)]) }),
+        ]))
+    }
+
+    func getTrace(_ req: Request, _ ctx: BasicRequestContext) throws -> Response {
+        guard let raw = ctx.parameters.get("key") else { throw APIError(.badRequest, "key: missing") }
+        let key = raw.removingPercentEncoding ?? raw
+        guard let trace = try store.trace(key: key) else {
+            throw APIError(.notFound, "no order or linked key '\(key)' is known")
+        }
+        return jsonResponse(trace.documentJSON)
+    }
+
+    func searchTraces(_ req: Request) throws -> Response {
+        var params: [String: String] = [:]
+        for (k, v) in req.uri.queryParameters { params[String(k)] = String(v) }
+        let query: OrderQuery
+        do {
+            query = try OrderQuery(parameters: params, now: clock())
+        } catch {
+            throw APIError(.badRequest, error.description)
+        }
+        do {
+            return jsonResponse(try store.searchOrders(query).documentJSON)
+        } catch let e as QueryError {
+            throw APIError(.badRequest, e.description)
+        }
+    }
+
+    func health() throws -> Response {
+        jsonResponse(.object(["status": "ok"]))
+    }
+
+    func metricsText() throws -> Response {
+        let text = metrics.prometheusText(stats: try store.stats())
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+}

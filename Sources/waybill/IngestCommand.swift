@@ -1,0 +1,209 @@
+import ArgumentParser
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import WaybillCollectors
+import WaybillModel
+import WaybillSQLite
+import WaybillStore
+
+struct IngestCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingest",
+        abstract: "Load CloudEvents from files (NDJSON or a JSON array; .gz allowed; - for stdin) into the store.",
+        discussion: "Valid events are stored even when others are rejected; rejected ones are listed with their line (NDJSON) or array index, and the exit status is then 1.")
+
+    @Argument(help: "Files to read; - reads stdin.")
+    var files: [String]
+
+    @OptionGroup var store: StoreOptions
+
+    @Flag(name: .long, help: "Print the summary as one JSON document.")
+    var json = false
+
+    @Option(name: .long, help: "Events per write batch.")
+    var batch = 5000
+
+    func validate() throws {
+        if files.isEmpty { throw ValidationError("give at least one FILE (or - for stdin)") }
+        if batch < 1 { throw ValidationError("--batch: must be at least 1") }
+    }
+
+    struct Rejection {
+        let file: String
+        let position: String
+        let error: String
+    }
+
+    func run() async throws {
+        let sink: any IngestSink = try store.url.map { try RemoteSink(url: $0) } ?? LocalSink(path: store.dbPath)
+        let progress = Progress(enabled: !json && isatty(2) != 0)
+        var total = AppendResult()
+        var rejections: [Rejection] = []
+        let started = Date()
+        for file in files {
+            let bytes = try readInput(file)
+            let decoded: DecodedEvents
+            let isArray = bytes.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) == UInt8(ascii: "[")
+            do {
+                if isArray {
+                    decoded = try EventDecoder.decode(bytes, framing: .json)
+                } else {
+                    decoded = try decodeNDJSONOrSingle(bytes)
+                }
+            } catch {
+                throw CLIError("\(file): \(error.description)")
+            }
+            for r in decoded.rejected {
+                rejections.append(Rejection(file: file, position: isArray ? "index \(r.index)" : "line \(r.index + 1)", error: r.error))
+            }
+            total = total + (try await sink.write(decoded.events, batch: batch) { done in
+                progress.update(done: total.accepted + total.duplicates + done, since: started)
+            })
+        }
+        sink.close()
+        progress.finish()
+        let seconds = Date().timeIntervalSince(started)
+        if json {
+            let doc: JSONValue = .object([
+                "accepted": .number(Double(total.accepted)), "duplicates": .number(Double(total.duplicates)),
+                "rejected": .array(rejections.map { .object(["file": .string($0.file), "position": .string($0.position), "error": .string($0.error)]) }),
+                "seconds": .number((seconds * 1000).rounded() / 1000),
+            ])
+            writeStdout(doc.jsonBytes + [0x0A])
+        } else {
+            let rate = seconds > 0 ? Int(Double(total.accepted + total.duplicates) / seconds) : 0
+            print("accepted \(total.accepted), duplicates \(total.duplicates), rejected \(rejections.count) in \(String(format: "%.2f", seconds))s (\(rate) events/s)")
+            for r in rejections.prefix(50) { printErr("rejected \(r.file) \(r.position): \(r.error)") }
+            if rejections.count > 50 { printErr("... and \(rejections.count - 50) more rejected (use --json for all)") }
+        }
+        if !rejections.isEmpty { throw ExitCode(1) }
+    }
+
+    /// NDJSON, or a single pretty-printed event object spanning several lines.
+    func decodeNDJSONOrSingle(_ bytes: [UInt8]) throws(BodyError) -> DecodedEvents {
+        let lines = try EventDecoder.decode(bytes, framing: .ndjson)
+        if lines.events.isEmpty, !lines.rejected.isEmpty, let whole = try? EventDecoder.decode(bytes, framing: .json) {
+            return whole
+        }
+        return lines
+    }
+
+    func readInput(_ file: String) throws -> [UInt8] {
+        var data: Data
+        if file == "-" {
+            data = FileHandle.standardInput.readDataToEndOfFile()
+        } else {
+            guard FileManager.default.fileExists(atPath: file) else { throw CLIError("\(file): no such file") }
+            do { data = try Data(contentsOf: URL(fileURLWithPath: file), options: .alwaysMapped) } catch {
+                throw CLIError("\(file): cannot read: \(error.localizedDescription)")
+            }
+        }
+        let bytes = [UInt8](data)
+        if Gzip.isGzip(bytes) {
+            do { return try Gzip.inflate(bytes, limit: Int.max / 2) } catch { throw CLIError("\(file): not valid gzip: \(error)") }
+        }
+        return bytes
+    }
+}
+
+protocol IngestSink {
+    func write(_ events: [CloudEvent], batch: Int, progress: @escaping (Int) -> Void) async throws -> AppendResult
+    func close()
+}
+
+/// Writes into the embedded store, keeping two batches in flight so parsing and committing overlap.
+struct LocalSink: IngestSink {
+    let store: SQLiteStore
+
+    init(path: String) throws {
+        var o = SQLiteStore.Options()
+        o.maxQueuedEvents = Int.max / 2
+        store = try SQLiteStore(path: path, options: o)
+    }
+
+    func write(_ events: [CloudEvent], batch: Int, progress: @escaping (Int) -> Void) async throws -> AppendResult {
+        var total = AppendResult()
+        var pending: Task<AppendResult, any Error>?
+        var done = 0
+        var i = 0
+        while i < events.count {
+            let chunk = Array(events[i..<min(i + batch, events.count)])
+            i += chunk.count
+            let next = Task { [store] in try await store.append(chunk) }
+            if let p = pending {
+                let r = try await p.value
+                total = total + r
+                done += r.accepted + r.duplicates
+                progress(done)
+            }
+            pending = next
+        }
+        if let p = pending { total = total + (try await p.value) }
+        return total
+    }
+
+    func close() { store.close() }
+}
+
+/// Sends NDJSON batches (gzip) to a server, honouring Retry-After on 429/503.
+struct RemoteSink: IngestSink {
+    let client: RemoteClient
+
+    init(url: String) throws { client = try RemoteClient(url) }
+
+    func write(_ events: [CloudEvent], batch: Int, progress: @escaping (Int) -> Void) async throws -> AppendResult {
+        var total = AppendResult()
+        var i = 0
+        while i < events.count {
+            let chunk = events[i..<min(i + batch, events.count)]
+            i += chunk.count
+            var body: [UInt8] = []
+            for e in chunk { body += e.raw; body.append(0x0A) }
+            var req = URLRequest(url: client.url("/v1/events"))
+            req.httpMethod = "POST"
+            req.setValue("application/x-ndjson", forHTTPHeaderField: "Content-Type")
+            req.setValue("gzip", forHTTPHeaderField: "Content-Encoding")
+            req.httpBody = Data(Gzip.deflate(body))
+            var attempt = 0
+            while true {
+                let (data, status, headers) = try await client.send(req)
+                if status == 429 || status == 503, attempt < 20 {
+                    attempt += 1
+                    let wait = Double(headers["retry-after"] ?? "1") ?? 1
+                    try await Task.sleep(nanoseconds: UInt64(wait * 1e9))
+                    continue
+                }
+                guard status == 200, let doc = try? JSONParser.parse(Array(data)) else {
+                    throw CLIError("server answered \(status): \(String(decoding: data.prefix(300), as: UTF8.self))")
+                }
+                total.accepted += Int(doc["accepted"]?.doubleValue ?? 0)
+                total.duplicates += Int(doc["duplicates"]?.doubleValue ?? 0)
+                break
+            }
+            progress(i)
+        }
+        return total
+    }
+
+    func close() {}
+}
+
+/// A single self-rewriting progress line on a terminal's stderr.
+final class Progress: @unchecked Sendable {
+    let enabled: Bool
+    private var last = Date.distantPast
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func update(done: Int, since: Date) {
+        guard enabled, Date().timeIntervalSince(last) > 0.2 else { return }
+        last = Date()
+        let rate = Int(Double(done) / max(Date().timeIntervalSince(since), 0.001))
+        FileHandle.standardError.write(Data("\r\(done) events (\(rate)/s)   ".utf8))
+    }
+
+    func finish() {
+        if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}

@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import WaybillModel
+import WaybillSQLite
+import WaybillStore
+
+struct SearchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "search",
+        abstract: "Find orders by state, event type, source, warehouse, channel, region, time, or how long they have been stuck.",
+        discussion: "Example: waybill search --state allocated --stuck 2h --warehouse DC-EAST")
+
+    @Option(help: "Current state: \(Stage.allCases.map(\.name).joined(separator: ", ")).") var state: String?
+    @Option(help: "Has an event of this type (e.g. order.exception).") var type: String?
+    @Option(help: "Has an event from this source (e.g. wms-east).") var source: String?
+    @Option(help: "Allocated or shipped from this warehouse.") var warehouse: String?
+    @Option(help: "Order channel.") var channel: String?
+    @Option(help: "Order region.") var region: String?
+    @Option(help: "Activity at or after this time (RFC 3339 or relative like -7d).") var from: String?
+    @Option(help: "Activity before this time.") var to: String?
+    @Option(help: "In its current state for longer than this (e.g. 2h) and not invoiced or cancelled.") var stuck: String?
+    @Option(help: "Evaluate --stuck and relative times as of this time instead of now.") var at: String?
+    @Option(help: "Orders per page (1-10000).") var limit = 50
+    @Option(help: "next_cursor of the previous page.") var cursor: String?
+
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var output: FormatOptions
+
+    var parameters: [String: String] {
+        var p: [String: String] = ["limit": String(limit)]
+        let pairs: [(String, String?)] = [("state", state), ("type", type), ("source", source), ("warehouse", warehouse), ("channel", channel),
+                                          ("region", region), ("from", from), ("to", to), ("stuck", stuck), ("at", at), ("cursor", cursor)]
+        for (k, v) in pairs { if let v { p[k] = v } }
+        return p
+    }
+
+    func run() async throws {
+        let page: OrderPage
+        if let url = store.url {
+            guard let doc = try await RemoteClient(url).getJSON("/api/v1/traces", query: parameters), let p = OrderPage(documentJSON: doc) else {
+                throw CLIError("the server's answer is not a search result")
+            }
+            page = p
+        } else {
+            let query: OrderQuery
+            do { query = try OrderQuery(parameters: parameters, now: currentMicros()) } catch { throw CLIError("--\(error.field): \(error.rule)") }
+            let s = try openForReading(store.dbPath)
+            defer { s.close() }
+            page = try s.searchOrders(query)
+        }
+        if output.isJSON {
+            writeStdout(page.documentJSON.jsonBytes + [0x0A])
+            return
+        }
+        if page.orders.isEmpty {
+            print("no orders match")
+            return
+        }
+        var rows = [["ORDER", "STATE", "IN STATE SINCE", "FIRST EVENT", "LAST EVENT", "EVENTS", "WAREHOUSE", "CHANNEL"]]
+        for o in page.orders {
+            rows.append([o.correlationID, o.state?.name ?? "-", o.stateSince.map(RFC3339.format) ?? "-", RFC3339.format(o.firstEventAt),
+                         RFC3339.format(o.lastEventAt), String(o.eventCount), o.warehouse ?? "-", o.channel ?? "-"])
+        }
+        print(table(rows), terminator: "")
+        if let next = page.nextCursor { print("more: add --cursor \(next)") }
+    }
+}

@@ -1,0 +1,53 @@
+import ArgumentParser
+import Foundation
+import Logging
+import WaybillModel
+import WaybillServer
+import WaybillSQLite
+import WaybillStore
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the server: collectors, query API and health/metrics endpoints.")
+
+    @Option(name: .long, help: "Port (4318 is the OTLP/HTTP port).")
+    var port = 4318
+
+    @Option(name: .long, help: "Address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(name: .long, help: "Embedded store file (default: $WAYBILL_DB or ./waybill.db).")
+    var db: String?
+
+    @Option(name: .long, help: "Largest request body in bytes, also after gzip decompression.")
+    var maxBody = 16 << 20
+
+    @Option(name: .long, help: "Events queued for the writer beyond which ingest answers 429.")
+    var maxQueuedEvents = 100_000
+
+    @Option(name: .long, help: "SQLite synchronous mode: full (survives power loss) or normal (survives process crashes).")
+    var sync = "full"
+
+    func validate() throws {
+        guard (1...65535).contains(port) else { throw ValidationError("--port: must be from 1 to 65535") }
+        guard ["full", "normal"].contains(sync.lowercased()) else { throw ValidationError("--sync: must be full or normal") }
+        guard maxBody >= 1024 else { throw ValidationError("--max-body: must be at least 1024 bytes") }
+    }
+
+    func run() async throws {
+        let path = db ?? ProcessInfo.processInfo.environment["WAYBILL_DB"] ?? "waybill.db"
+        var options = SQLiteStore.Options()
+        options.synchronous = sync.uppercased()
+        options.maxQueuedEvents = maxQueuedEvents
+        let store = try SQLiteStore(path: path, options: options)
+        defer { store.close() }
+        var config = ServerConfig()
+        config.host = host
+        config.port = port
+        config.maxBodyBytes = maxBody
+        let app = buildApplication(store: store, config: config)
+        printErr("waybill: serving http://\(host):\(port) (store \(path))")
+        try await app.runService()
+    }
+}

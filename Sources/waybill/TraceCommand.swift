@@ -1,0 +1,134 @@
+import ArgumentParser
+import Foundation
+import WaybillModel
+import WaybillSQLite
+import WaybillStore
+
+struct TraceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trace",
+        abstract: "Show the trace of one order: every event of the order and of every key linked to it, as a timeline.")
+
+    @Argument(help: "An order id or any key linked to one (e.g. shipment:1Z999).")
+    var key: String
+
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var output: FormatOptions
+
+    func run() async throws {
+        let doc: JSONValue?
+        if let url = store.url {
+            doc = try await RemoteClient(url).getJSON("/api/v1/traces/" + (key.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? key))
+        } else {
+            let s = try openForReading(store.dbPath)
+            defer { s.close() }
+            doc = try s.trace(key: key)?.documentJSON
+        }
+        guard let doc else { throw CLIError("no order or linked key '\(key)' is known (try `waybill search`)") }
+        if output.isJSON {
+            writeStdout(doc.jsonBytes + [0x0A])
+        } else {
+            print(TraceTimeline.render(doc), terminator: "")
+        }
+    }
+}
+
+func openForReading(_ path: String) throws -> SQLiteStore {
+    guard FileManager.default.fileExists(atPath: path) else {
+        throw CLIError("no store at \(path): pass --db PATH, set WAYBILL_DB, or --url of a running server")
+    }
+    return try SQLiteStore(path: path)
+}
+
+/// The terminal view of a trace document.
+enum TraceTimeline {
+    static func render(_ doc: JSONValue) -> String {
+        var out = ""
+        let id = doc["correlation_id"]?.stringValue ?? "?"
+        let state = doc["state"]?.stringValue ?? "unknown"
+        let facts = doc["facts"]
+        out += "Order \(id)   state: \(state)"
+        if let since = facts?["state_since"]?.stringValue { out += " since \(since)" }
+        out += "\n"
+        let keys = (doc["keys"]?.arrayValue ?? []).compactMap(\.stringValue)
+        if keys.count > 1 { out += "keys: \(keys.joined(separator: ", "))\n" }
+        var context: [String] = []
+        if let c = facts?["channel"]?.stringValue { context.append("channel \(c)") }
+        if let r = facts?["region"]?.stringValue { context.append("region \(r)") }
+        if let p = facts?["promised_ship_by"]?.stringValue { context.append("promised ship by \(p)") }
+        if !context.isEmpty { out += context.joined(separator: " · ") + "\n" }
+        out += "\n"
+        var rows: [[String]] = [["TIME", "+GAP", "SOURCE", "TYPE", "SUBJECT", "DETAILS"]]
+        var previous: Micros?
+        for e in doc["events"]?.arrayValue ?? [] {
+            let t = e["time"]?.stringValue ?? ""
+            let micros = RFC3339.parse(t)
+            var gap = ""
+            if let p = previous, let m = micros { gap = "+" + DurationText.format(m - p) }
+            previous = micros ?? previous
+            let subject = e["subject"]?.stringValue ?? ""
+            rows.append([t, gap, e["source"]?.stringValue ?? "", e["type"]?.stringValue ?? "",
+                         subject == id ? "" : subject, details(e["data"])])
+        }
+        out += table(rows)
+        out += "\nFacts\n"
+        func secs(_ k: String) -> String {
+            facts?[k]?.doubleValue.map { DurationText.format(Micros($0 * 1e6)) } ?? "-"
+        }
+        var lines: [(String, String)] = [
+            ("allocation delay", secs("allocation_delay_s")),
+            ("shipment lag", secs("shipment_lag_s")),
+        ]
+        let ordered = facts?["units_ordered"]?.doubleValue
+        let allocated = facts?["units_allocated_first"]?.doubleValue
+        var units = ordered.map { num($0) } ?? "-"
+        if let o = ordered, let a = allocated {
+            units += "   allocated first: \(num(a))" + (o > 0 ? " (\(String(format: "%.1f", a / o * 100))%)" : "")
+        }
+        lines.append(("units ordered", units))
+        if let w = facts?["allocation_warehouse"]?.stringValue { lines.append(("allocated from", w)) }
+        if let w = facts?["shipment_warehouse"]?.stringValue { lines.append(("shipped from", w)) }
+        if let ot = facts?["on_time"]?.boolValue { lines.append(("on time", ot ? "yes" : "NO")) }
+        for (k, v) in lines { out += "  " + k.padding(toLength: 18, withPad: " ", startingAt: 0) + v + "\n" }
+        return out
+    }
+
+    static func details(_ data: JSONValue?) -> String {
+        guard let d = data?.objectValue else { return "" }
+        var parts: [String] = []
+        for k in ["channel", "region", "warehouse", "carrier", "tracking", "reason", "stage", "currency"] {
+            if let v = d[k]?.stringValue { parts.append("\(k)=\(v)") }
+        }
+        if let a = d["approved"]?.boolValue { parts.append("approved=\(a)") }
+        if let a = d["amount"]?.doubleValue { parts.append("amount=\(num(a))") }
+        if let lines = d["lines"]?.arrayValue {
+            for q in ["qty", "qty_allocated", "qty_backordered", "qty_short", "qty_shipped"] {
+                let values = lines.compactMap { $0[q]?.doubleValue }
+                if !values.isEmpty { parts.append("\(q)=\(num(values.reduce(0, +))) in \(lines.count) line\(lines.count == 1 ? "" : "s")") }
+            }
+        }
+        if let links = d["links"]?.arrayValue?.compactMap(\.stringValue), !links.isEmpty {
+            parts.append("links=" + links.joined(separator: ","))
+        }
+        return parts.joined(separator: " ")
+    }
+
+    static func num(_ d: Double) -> String { d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : String(d) }
+}
+
+/// Left-aligned columns separated by two spaces; the last column is not padded.
+func table(_ rows: [[String]]) -> String {
+    guard let width = rows.map(\.count).max() else { return "" }
+    var widths = [Int](repeating: 0, count: width)
+    for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
+    var out = ""
+    for r in rows {
+        var line = ""
+        for (i, c) in r.enumerated() {
+            line += i == r.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) + "  "
+        }
+        while line.hasSuffix(" ") { line.removeLast() }
+        out += line + "\n"
+    }
+    return out
+}
