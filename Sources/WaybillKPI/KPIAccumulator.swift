@@ -1,0 +1,178 @@
+import WaybillModel
+
+/// Collects order parts into KPIs: the exact reference and the rollup accumulator share the builder.
+protocol KPICollector {
+    init()
+    mutating func add(_ p: AllocationPart)
+    mutating func add(_ p: ShipmentPart)
+    var kpis: KPIs { get }
+}
+
+/// The KPI state of one group over one time bucket: what a rollup row stores.
+///
+/// Contracts: every operation is exact on the counts and sums and commutes with the others
+/// (`add`/`remove`/`merge`/`subtract` form an abelian group), so a rollup maintained by retracting an
+/// order's old contribution and adding its new one equals the rollup built from the final facts,
+/// in any order of events; the sketches' `max` is the one exception (see `QuantileSketch`).
+/// Retract only what was added: counts are signed and do not refuse going below zero.
+public struct KPIAccumulator: Sendable, Equatable, KPICollector {
+    public var ordersAllocated: Int64 = 0
+    public var unitsOrdered: MicroUnits = 0
+    public var unitsAllocatedFirst: MicroUnits = 0
+    public var fullyAllocatedFirst: Int64 = 0
+    public var allocationDelay = QuantileSketch()
+    public var shipments: Int64 = 0
+    public var onTimeDefined: Int64 = 0
+    public var onTime: Int64 = 0
+    public var shipmentLag = QuantileSketch()
+
+    static let formatVersion: UInt8 = 1
+
+    public init() {}
+
+    public var isEmpty: Bool {
+        ordersAllocated == 0 && unitsOrdered == 0 && unitsAllocatedFirst == 0 && fullyAllocatedFirst == 0
+            && allocationDelay.isEmpty && shipments == 0 && onTimeDefined == 0 && onTime == 0 && shipmentLag.isEmpty
+    }
+
+    private mutating func apply(_ p: AllocationPart, _ sign: Int64) {
+        ordersAllocated &+= sign
+        unitsOrdered &+= sign &* p.unitsOrdered
+        unitsAllocatedFirst &+= sign &* p.unitsAllocatedFirst
+        if p.fullyAllocatedFirst { fullyAllocatedFirst &+= sign }
+    }
+
+    private mutating func apply(_ p: ShipmentPart, _ sign: Int64) {
+        shipments &+= sign
+        if let t = p.onTime {
+            onTimeDefined &+= sign
+            if t { onTime &+= sign }
+        }
+    }
+
+    public mutating func add(_ p: AllocationPart) {
+        apply(p, 1)
+        allocationDelay.add(p.delay)
+    }
+
+    public mutating func remove(_ p: AllocationPart) {
+        apply(p, -1)
+        allocationDelay.remove(p.delay)
+    }
+
+    public mutating func add(_ p: ShipmentPart) {
+        apply(p, 1)
+        shipmentLag.add(p.lag)
+    }
+
+    public mutating func remove(_ p: ShipmentPart) {
+        apply(p, -1)
+        shipmentLag.remove(p.lag)
+    }
+
+    /// Adds both parts, whatever their times and groups: for a single accumulator over everything.
+    /// Rollups route the parts separately (`KPIRollup.changes`).
+    public mutating func add(_ c: OrderContribution) {
+        if let a = c.allocation { add(a) }
+        if let s = c.shipment { add(s) }
+    }
+
+    public mutating func remove(_ c: OrderContribution) {
+        if let a = c.allocation { remove(a) }
+        if let s = c.shipment { remove(s) }
+    }
+
+    public mutating func merge(_ o: KPIAccumulator) {
+        ordersAllocated &+= o.ordersAllocated
+        unitsOrdered &+= o.unitsOrdered
+        unitsAllocatedFirst &+= o.unitsAllocatedFirst
+        fullyAllocatedFirst &+= o.fullyAllocatedFirst
+        allocationDelay.merge(o.allocationDelay)
+        shipments &+= o.shipments
+        onTimeDefined &+= o.onTimeDefined
+        onTime &+= o.onTime
+        shipmentLag.merge(o.shipmentLag)
+    }
+
+    public mutating func subtract(_ o: KPIAccumulator) {
+        ordersAllocated &-= o.ordersAllocated
+        unitsOrdered &-= o.unitsOrdered
+        unitsAllocatedFirst &-= o.unitsAllocatedFirst
+        fullyAllocatedFirst &-= o.fullyAllocatedFirst
+        allocationDelay.subtract(o.allocationDelay)
+        shipments &-= o.shipments
+        onTimeDefined &-= o.onTimeDefined
+        onTime &-= o.onTime
+        shipmentLag.subtract(o.shipmentLag)
+    }
+
+    public var kpis: KPIs {
+        KPIs(ordersAllocated: ordersAllocated, fillRate: ratio(unitsAllocatedFirst, unitsOrdered),
+             orderFillRate: ratio(fullyAllocatedFirst, ordersAllocated), allocationDelay: DistributionSummary(sketch: allocationDelay),
+             shipments: shipments, shipmentLag: DistributionSummary(sketch: shipmentLag), onTimeRate: ratio(onTime, onTimeDefined))
+    }
+
+    /// Compact bytes for a rollup row: a version byte, zig-zag varints and the two sketches.
+    public var serialized: [UInt8] {
+        var out = ByteSink()
+        out.byte(Self.formatVersion)
+        for v in [ordersAllocated, unitsOrdered, unitsAllocatedFirst, fullyAllocatedFirst, shipments, onTimeDefined, onTime] {
+            out.signed(v)
+        }
+        allocationDelay.encode(into: &out)
+        shipmentLag.encode(into: &out)
+        return out.bytes
+    }
+
+    public init(serialized bytes: [UInt8]) throws(KPIDecodingError) {
+        var src = ByteSource(bytes)
+        let version = try src.byte()
+        guard version == Self.formatVersion else { throw KPIDecodingError("unknown accumulator format version \(version)") }
+        ordersAllocated = try src.signed()
+        unitsOrdered = try src.signed()
+        unitsAllocatedFirst = try src.signed()
+        fullyAllocatedFirst = try src.signed()
+        shipments = try src.signed()
+        onTimeDefined = try src.signed()
+        onTime = try src.signed()
+        allocationDelay = try QuantileSketch(decoding: &src)
+        shipmentLag = try QuantileSketch(decoding: &src)
+        guard src.atEnd else { throw KPIDecodingError("\(bytes.count - src.pos) trailing bytes after the accumulator") }
+    }
+}
+
+/// The reference collector: keeps every value and computes exact quantiles.
+struct ExactKPICollector: KPICollector {
+    var ordersAllocated: Int64 = 0
+    var unitsOrdered: MicroUnits = 0
+    var unitsAllocatedFirst: MicroUnits = 0
+    var fullyAllocatedFirst: Int64 = 0
+    var delays: [Int64] = []
+    var shipments: Int64 = 0
+    var onTimeDefined: Int64 = 0
+    var onTime: Int64 = 0
+    var lags: [Int64] = []
+
+    mutating func add(_ p: AllocationPart) {
+        ordersAllocated += 1
+        unitsOrdered += p.unitsOrdered
+        unitsAllocatedFirst += p.unitsAllocatedFirst
+        if p.fullyAllocatedFirst { fullyAllocatedFirst += 1 }
+        delays.append(p.delay)
+    }
+
+    mutating func add(_ p: ShipmentPart) {
+        shipments += 1
+        if let t = p.onTime {
+            onTimeDefined += 1
+            if t { onTime += 1 }
+        }
+        lags.append(p.lag)
+    }
+
+    var kpis: KPIs {
+        KPIs(ordersAllocated: ordersAllocated, fillRate: ratio(unitsAllocatedFirst, unitsOrdered),
+             orderFillRate: ratio(fullyAllocatedFirst, ordersAllocated), allocationDelay: DistributionSummary(exact: delays),
+             shipments: shipments, shipmentLag: DistributionSummary(exact: lags), onTimeRate: ratio(onTime, onTimeDefined))
+    }
+}

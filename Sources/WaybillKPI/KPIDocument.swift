@@ -1,0 +1,129 @@
+import WaybillModel
+
+/// The KPI document of interfaces.md (`waybill kpi --format json`, `GET /api/v1/kpis`).
+///
+/// Ordering is part of the contract so that equal inputs give byte-equal JSON: groups (and series)
+/// by group value ascending with the null group last; points by time.
+public struct KPIDocument: Hashable, Sendable {
+    public struct Group: Hashable, Sendable {
+        /// nil is the null group (the order lacks the field).
+        public var value: String?
+        public var kpis: KPIs
+        public init(value: String?, kpis: KPIs) {
+            self.value = value
+            self.kpis = kpis
+        }
+    }
+
+    public struct Point: Hashable, Sendable {
+        /// The piece of the window this point covers: a whole step, cut at `from`/`to` at the edges.
+        public var start: Micros
+        public var end: Micros
+        public var kpis: KPIs
+        public init(start: Micros, end: Micros, kpis: KPIs) {
+            self.start = start
+            self.end = end
+            self.kpis = kpis
+        }
+    }
+
+    public struct Series: Hashable, Sendable {
+        /// The group value; without `by` there is a single series over all orders, whose key is `{}`.
+        public var value: String?
+        public var points: [Point]
+        public init(value: String?, points: [Point]) {
+            self.value = value
+            self.points = points
+        }
+    }
+
+    public var query: KPIQuery
+    public var total: KPIs
+    public var groups: [Group]
+    public var series: [Series]
+
+    public init(query: KPIQuery, total: KPIs, groups: [Group], series: [Series]) {
+        self.query = query
+        self.total = total
+        self.groups = groups
+        self.series = series
+    }
+
+    func key(_ value: String?) -> JSONValue {
+        guard let by = query.by else { return .object([:]) }
+        return .object([by.rawValue: value.map(JSONValue.string) ?? .null])
+    }
+
+    public var json: JSONValue {
+        [
+            "from": .string(RFC3339.format(query.from)),
+            "to": .string(RFC3339.format(query.to)),
+            "by": query.by.map { .string($0.rawValue) } ?? .null,
+            "step_s": query.step.map { .number(Double($0) / 1e6) } ?? .null,
+            "total": total.json,
+            "groups": .array(groups.map { ["key": key($0.value), "kpis": $0.kpis.json] }),
+            "series": .array(series.map { s in
+                [
+                    "key": key(s.value),
+                    "points": .array(s.points.map {
+                        ["start": .string(RFC3339.format($0.start)), "end": .string(RFC3339.format($0.end)), "kpis": $0.kpis.json]
+                    }),
+                ]
+            }),
+        ]
+    }
+
+    /// Reads a document back (the CLI's remote mode renders what a server returned).
+    public init(json j: JSONValue) throws(KPIQueryError) {
+        func time(_ field: String, _ v: JSONValue?) throws(KPIQueryError) -> Micros {
+            guard let s = v?.stringValue, let t = RFC3339.parse(s) else {
+                throw KPIQueryError(field: field, rule: "must be an RFC 3339 time")
+            }
+            return t
+        }
+        let from = try time("from", j["from"]), to = try time("to", j["to"])
+        var by: KPIDimension?
+        if let b = j["by"]?.stringValue {
+            guard let d = KPIDimension(rawValue: b) else { throw KPIQueryError(field: "by", rule: "unknown dimension '\(b)'") }
+            by = d
+        }
+        let step = j["step_s"]?.doubleValue.map { Micros(($0 * 1e6).rounded()) }
+        query = try KPIQuery(from: from, to: to, by: by, step: step)
+        guard let t = j["total"].flatMap(KPIs.init(json:)) else { throw KPIQueryError(field: "total", rule: "must be a KPIS object") }
+        total = t
+        func groupValue(_ key: JSONValue?, _ field: String) throws(KPIQueryError) -> String? {
+            guard let by, let v = key?[by.rawValue] else { return nil }
+            if v.isNull { return nil }
+            guard let s = v.stringValue else { throw KPIQueryError(field: field, rule: "group value must be a string or null") }
+            return s
+        }
+        groups = []
+        for (i, g) in (j["groups"]?.arrayValue ?? []).enumerated() {
+            guard let k = g["kpis"].flatMap(KPIs.init(json:)) else { throw KPIQueryError(field: "groups[\(i)].kpis", rule: "must be a KPIS object") }
+            groups.append(Group(value: try groupValue(g["key"], "groups[\(i)].key"), kpis: k))
+        }
+        series = []
+        for (i, s) in (j["series"]?.arrayValue ?? []).enumerated() {
+            var points: [Point] = []
+            for (n, p) in (s["points"]?.arrayValue ?? []).enumerated() {
+                let field = "series[\(i)].points[\(n)]"
+                let start = try time(field + ".start", p["start"])
+                let end = p["end"] == nil ? Swift.min(start + (step ?? 0), to) : try time(field + ".end", p["end"])
+                guard let k = p["kpis"].flatMap(KPIs.init(json:)) else { throw KPIQueryError(field: field + ".kpis", rule: "must be a KPIS object") }
+                points.append(Point(start: start, end: end, kpis: k))
+            }
+            series.append(Series(value: try groupValue(s["key"], "series[\(i)].key"), points: points))
+        }
+    }
+
+    public func group(_ value: String?) -> Group? { groups.first { $0.value == value } }
+}
+
+/// Sorts group values: ascending, the null group last.
+func groupOrder(_ a: String?, _ b: String?) -> Bool {
+    switch (a, b) {
+    case (nil, _): return false
+    case (_, nil): return true
+    case let (x?, y?): return x < y
+    }
+}

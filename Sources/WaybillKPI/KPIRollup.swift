@@ -1,0 +1,173 @@
+import WaybillModel
+
+/// Identifies a rollup row: one group of one dimension (or the total, `dimension == nil`) over the
+/// bucket `[bucketStart, bucketStart + width)`. `group == nil` is the null group of kpis.md.
+public struct KPIRollupKey: Hashable, Sendable {
+    public var dimension: KPIDimension?
+    public var group: String?
+    public var bucketStart: Micros
+
+    public init(dimension: KPIDimension?, group: String?, bucketStart: Micros) {
+        self.dimension = dimension
+        self.group = group
+        self.bucketStart = bucketStart
+    }
+}
+
+public struct KPIRollupRow: Sendable, Equatable {
+    public var key: KPIRollupKey
+    public var accumulator: KPIAccumulator
+    public init(key: KPIRollupKey, accumulator: KPIAccumulator) {
+        self.key = key
+        self.accumulator = accumulator
+    }
+}
+
+public enum KPIPart: Hashable, Sendable {
+    case allocation(AllocationPart)
+    case shipment(ShipmentPart)
+
+    public var at: Micros {
+        switch self {
+        case .allocation(let p): return p.at
+        case .shipment(let p): return p.at
+        }
+    }
+
+    public func group(_ d: KPIDimension) -> String? {
+        switch self {
+        case .allocation(let p): return p.group(d)
+        case .shipment(let p): return p.group(d)
+        }
+    }
+}
+
+extension KPIAccumulator {
+    public mutating func add(_ p: KPIPart) {
+        switch p {
+        case .allocation(let a): add(a)
+        case .shipment(let s): add(s)
+        }
+    }
+
+    public mutating func remove(_ p: KPIPart) {
+        switch p {
+        case .allocation(let a): remove(a)
+        case .shipment(let s): remove(s)
+        }
+    }
+}
+
+/// What one rollup row must do when an order's contribution changes: retract the old parts, add the new.
+public struct KPIRollupChange: Sendable, Equatable {
+    public var key: KPIRollupKey
+    public var removals: [KPIPart]
+    public var additions: [KPIPart]
+
+    /// Applies the change; afterwards an `isEmpty` accumulator's row can be deleted.
+    public func apply(to acc: inout KPIAccumulator) {
+        for p in removals { acc.remove(p) }
+        for p in additions { acc.add(p) }
+    }
+}
+
+/// Rollup maintenance at ingest. Rows exist for the total and for every dimension, per bucket of a
+/// fixed `bucketWidth` aligned to the Unix epoch.
+public enum KPIRollup {
+    public static func bucketStart(_ t: Micros, width: Micros) -> Micros { floorDiv(t, width) * width }
+
+    /// The rows an order part belongs to: the total and one group per dimension.
+    public static func keys(of p: KPIPart, bucketWidth: Micros) -> [KPIRollupKey] {
+        let b = bucketStart(p.at, width: bucketWidth)
+        return [KPIRollupKey(dimension: nil, group: nil, bucketStart: b)]
+            + KPIDimension.allCases.map { KPIRollupKey(dimension: $0, group: p.group($0), bucketStart: b) }
+    }
+
+    /// The row updates that turn rollups holding `old` into rollups holding `new` (nil: the order
+    /// contributed nothing / is gone). Unchanged parts produce nothing; so does `old == new`.
+    /// Rows are returned in key order so concurrent writers lock them in the same order.
+    public static func changes(from old: OrderContribution?, to new: OrderContribution?, bucketWidth: Micros) -> [KPIRollupChange] {
+        precondition(bucketWidth > 0, "rollup bucket width must be positive")
+        var byKey: [KPIRollupKey: KPIRollupChange] = [:]
+        func touch(_ p: KPIPart, removing: Bool) {
+            for k in keys(of: p, bucketWidth: bucketWidth) {
+                var c = byKey[k] ?? KPIRollupChange(key: k, removals: [], additions: [])
+                if removing { c.removals.append(p) } else { c.additions.append(p) }
+                byKey[k] = c
+            }
+        }
+        let oldAllocation = old?.allocation, newAllocation = new?.allocation
+        if oldAllocation != newAllocation {
+            if let a = oldAllocation { touch(.allocation(a), removing: true) }
+            if let a = newAllocation { touch(.allocation(a), removing: false) }
+        }
+        let oldShipment = old?.shipment, newShipment = new?.shipment
+        if oldShipment != newShipment {
+            if let s = oldShipment { touch(.shipment(s), removing: true) }
+            if let s = newShipment { touch(.shipment(s), removing: false) }
+        }
+        return byKey.values.sorted { a, b in
+            if a.key.bucketStart != b.key.bucketStart { return a.key.bucketStart < b.key.bucketStart }
+            let da = a.key.dimension?.rawValue ?? "", db = b.key.dimension?.rawValue ?? ""
+            if da != db { return da < db }
+            switch (a.key.group, b.key.group) {
+            case (nil, _): return b.key.group != nil
+            case (_, nil): return false
+            case let (x?, y?): return x < y
+            }
+        }
+    }
+}
+
+/// Which parts of a query the rollups answer and which need the orders' facts.
+///
+/// A bucket is answered from its rollup row only when it lies inside `[from, to)` and inside one step;
+/// everything else in the window (unaligned edges, buckets straddling a step boundary) is answered
+/// from the facts of orders whose `allocated_at` or `shipped_at` lies in `factRanges`.
+public struct KPIRollupPlan: Sendable, Equatable {
+    public var bucketWidth: Micros
+    /// Time ranges made of whole buckets, ascending and disjoint.
+    public var rollupRanges: [Range<Micros>]
+    /// Time ranges to read facts for, ascending and disjoint.
+    public var factRanges: [Range<Micros>]
+
+    func inRollups(bucketStart b: Micros) -> Bool { Self.find(b, in: rollupRanges, end: b + bucketWidth) }
+    func inFacts(_ t: Micros) -> Bool { Self.find(t, in: factRanges, end: t + 1) }
+
+    private static func find(_ t: Micros, in ranges: [Range<Micros>], end: Micros) -> Bool {
+        var lo = 0, hi = ranges.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if ranges[mid].upperBound <= t { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < ranges.count && ranges[lo].lowerBound <= t && end <= ranges[lo].upperBound
+    }
+}
+
+extension KPIQuery {
+    public func rollupPlan(bucketWidth w: Micros) -> KPIRollupPlan {
+        precondition(w > 0, "rollup bucket width must be positive")
+        var rollups: [Range<Micros>] = []
+        var facts: [Range<Micros>] = []
+        func append(_ r: Range<Micros>, to list: inout [Range<Micros>]) {
+            guard !r.isEmpty else { return }
+            if let last = list.last, last.upperBound == r.lowerBound {
+                list[list.count - 1] = last.lowerBound..<r.upperBound
+            } else {
+                list.append(r)
+            }
+        }
+        for piece in step == nil ? [window] : steps {
+            let a = floorDiv(piece.lowerBound + w - 1, w) * w
+            let b = floorDiv(piece.upperBound, w) * w
+            if a < b {
+                append(piece.lowerBound..<a, to: &facts)
+                append(a..<b, to: &rollups)
+                append(b..<piece.upperBound, to: &facts)
+            } else {
+                append(piece, to: &facts)
+            }
+        }
+        return KPIRollupPlan(bucketWidth: w, rollupRanges: rollups, factRanges: facts)
+    }
+}

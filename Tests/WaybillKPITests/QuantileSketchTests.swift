@@ -1,0 +1,152 @@
+import Foundation
+import Testing
+@testable import WaybillKPI
+
+struct QuantileSketchTests {
+    static let distributions: [(String, @Sendable (inout SeededRandom) -> Int64)] = [
+        ("uniform up to 1000 s", { Int64($0.unit() * 1e9) }),
+        ("exponential, mean 60 s", { Int64(-log(1 - $0.unit()) * 60e6) }),
+        ("lognormal over 6 decades", { r in
+            let u1 = Swift.max(r.unit(), 1e-12), u2 = r.unit()
+            return Int64(exp(8 + 3 * sqrt(-2 * log(u1)) * cos(2 * .pi * u2)))
+        }),
+        ("pareto heavy tail", { Int64(1e6 / pow(1 - $0.unit(), 1 / 1.2)) }),
+        ("mostly zeros and tiny values", { r in r.next() % 3 == 0 ? 0 : Int64(r.next() % 100) }),
+        ("few distinct values", { r in [0, 1, 5_000_000, 5_000_001, 3_600_000_000][Int(r.next() % 5)] }),
+    ]
+
+    @Test(arguments: 0..<distributions.count)
+    func quantilesAreWithinOnePercentOfExact(_ d: Int) {
+        let (name, draw) = Self.distributions[d]
+        var rng = SeededRandom(seed: UInt64(d + 1) * 7919)
+        for n in [1, 2, 7, 100, 5_000] {
+            let values = (0..<n).map { _ in draw(&rng) }
+            let sketch = QuantileSketch(values)
+            let sorted = values.sorted()
+            var percents: [Double] = [0.1, 1, 25, 50, 90, 95, 99, 99.9, 100]
+            for _ in 0..<20 { percents.append(rng.unit() * 100) }
+            for p in percents {
+                let exact = Double(QuantileRank.exact(sorted: sorted, percent: p)!)
+                let estimate = sketch.quantile(percent: p)!
+                #expect(relativeError(estimate, exact) <= 0.01, "\(name) n=\(n) p\(p): \(estimate) vs \(exact)")
+            }
+            #expect(sketch.count == Int64(n))
+            #expect(sketch.sum == values.reduce(0, +))
+            #expect(sketch.max == sorted.last)
+        }
+    }
+
+    @Test func quantileRankFollowsTheSpecDefinition() {
+        // pX is the smallest v with at least X% of values <= v.
+        let values: [Int64] = (1...20).map { Int64($0) }
+        #expect(QuantileRank.exact(sorted: values, percent: 95) == 19)
+        #expect(QuantileRank.exact(sorted: values, percent: 50) == 10)
+        #expect(QuantileRank.exact(sorted: values, percent: 51) == 11)
+        #expect(QuantileRank.exact(sorted: values, percent: 100) == 20)
+        #expect(QuantileRank.exact(sorted: [7], percent: 1) == 7)
+        #expect(QuantileRank.exact(sorted: Array(1...100), percent: 99) == 99)
+        #expect(QuantileRank.exact(sorted: [], percent: 50) == nil)
+    }
+
+    @Test func zeroesAndNegativeValuesAreKeptExactly() {
+        var s = QuantileSketch()
+        for v: Int64 in [0, 0, 0, -5, 1, 2] { s.add(v) }
+        #expect(s.quantile(percent: 50) == 0)
+        #expect(s.quantile(percent: 66.7) == 0 || relativeError(s.quantile(percent: 66.7)!, 1) <= 0.01)
+        #expect(relativeError(s.quantile(percent: 100)!, 2) <= 0.01)
+        #expect(s.sum == 3)
+        #expect(s.count == 6)
+        #expect(QuantileSketch().quantile(percent: 50) == nil)
+        #expect(QuantileSketch().max == nil)
+    }
+
+    @Test func removingSomeValuesEqualsAddingTheRest() {
+        var rng = SeededRandom(seed: 42)
+        let values = (0..<2_000).map { _ in Int64(rng.unit() * rng.unit() * 1e10) }
+        let removed = Set((0..<values.count).filter { _ in rng.next() % 3 == 0 })
+        var all = QuantileSketch(values)
+        for i in removed.sorted() { all.remove(values[i]) }
+        let kept = values.indices.filter { !removed.contains($0) }.map { values[$0] }
+        let rest = QuantileSketch(kept)
+        #expect(all.count == rest.count)
+        #expect(all.sum == rest.sum)
+        for p in [50.0, 90, 95, 99] { #expect(all.quantile(percent: p) == rest.quantile(percent: p)) }
+        // max stays exact unless the maximum itself was retracted; then it is within the sketch's accuracy.
+        #expect(relativeError(Double(all.max!), Double(rest.max!)) <= 0.01)
+        #expect(all.max! <= values.max()!)
+    }
+
+    @Test func retractingTheMaximumKeepsMaxWithinAccuracy() {
+        var s = QuantileSketch([10_000_000, 20_000_000, 30_000_000])
+        s.remove(30_000_000)
+        #expect(relativeError(Double(s.max!), 20_000_000) <= 0.01)
+        s.remove(20_000_000)
+        #expect(relativeError(Double(s.max!), 10_000_000) <= 0.01)
+        s.remove(10_000_000)
+        #expect(s.max == nil)
+        #expect(s.isEmpty)
+        #expect(s == QuantileSketch())
+        var z = QuantileSketch([0, 0, 5])
+        z.remove(5)
+        #expect(z.max == 0)
+        // Retracting a value below the maximum leaves max exact.
+        var k = QuantileSketch([1_234_567, 9_876_543])
+        k.remove(1_234_567)
+        #expect(k.max == 9_876_543)
+    }
+
+    @Test func mergeIsOrderIndependentAndEqualsAddingEverything() {
+        var rng = SeededRandom(seed: 7)
+        let parts = (0..<5).map { _ in (0..<300).map { _ in Int64(rng.unit() * 1e8) } }
+        let whole = QuantileSketch(parts.flatMap { $0 })
+        var forward = QuantileSketch()
+        for p in parts { forward.merge(QuantileSketch(p)) }
+        var backward = QuantileSketch()
+        for p in parts.reversed() { backward.merge(QuantileSketch(p)) }
+        #expect(forward == whole)
+        #expect(backward == whole)
+        #expect(forward.max == whole.max)
+        #expect(forward.serialized == backward.serialized)
+        var back = whole
+        back.subtract(QuantileSketch(parts[4]))
+        let firstFour = QuantileSketch(parts[0..<4].flatMap { $0 })
+        #expect(back.count == firstFour.count)
+        #expect(back.sum == firstFour.sum)
+        #expect(back.quantile(percent: 95) == firstFour.quantile(percent: 95))
+    }
+
+    @Test func removalBeforeAdditionCommutes() {
+        var a = QuantileSketch()
+        a.remove(500)
+        a.add(500)
+        a.add(42)
+        #expect(a.count == 1)
+        #expect(a.quantile(percent: 50).map { relativeError($0, 42) <= 0.01 } == true)
+    }
+
+    @Test func serializationRoundTripsAndIsCompact() throws {
+        var rng = SeededRandom(seed: 99)
+        let values = (0..<1_000).map { _ in Int64(-log(1 - rng.unit()) * 120e6) } + [0, 0]
+        var s = QuantileSketch(values)
+        s.remove(values[3])
+        let bytes = s.serialized
+        let back = try QuantileSketch(serialized: bytes)
+        #expect(back == s)
+        #expect(back.count == s.count)
+        #expect(back.sum == s.sum)
+        #expect(back.max == s.max)
+        #expect(back.zeroCount == 2)
+        #expect(back.quantile(percent: 99) == s.quantile(percent: 99))
+        #expect(bytes.count < 2_500)
+        #expect(try QuantileSketch(serialized: QuantileSketch().serialized) == QuantileSketch())
+    }
+
+    @Test func corruptBytesAreRejectedWithAnError() {
+        let good = QuantileSketch([1, 2, 3, 4_000]).serialized
+        #expect(throws: KPIDecodingError.self) { try QuantileSketch(serialized: []) }
+        #expect(throws: KPIDecodingError.self) { try QuantileSketch(serialized: [9] + good.dropFirst()) }
+        #expect(throws: KPIDecodingError.self) { try QuantileSketch(serialized: Array(good.dropLast())) }
+        #expect(throws: KPIDecodingError.self) { try QuantileSketch(serialized: good + [0]) }
+        #expect(throws: KPIDecodingError.self) { try QuantileSketch(serialized: [1] + Array(repeating: 0xFF, count: 12)) }
+    }
+}
