@@ -85,14 +85,18 @@ func relativeError(_ estimate: Double, _ exact: Double) -> Double {
 /// A random workload of orders over `days` days from `start`, with every KPI path exercised:
 /// missing group fields, partial allocations, re-allocations, negative delays, promised dates.
 func randomOrders(count: Int, seed: UInt64, start: Micros, days: Int = 3) -> [OrderFacts] {
+    randomScripts(count: count, seed: seed, start: start, days: days).map(\.facts)
+}
+
+func randomScripts(count: Int, seed: UInt64, start: Micros, days: Int = 3) -> [OrderScript] {
     var rng = SeededRandom(seed: seed)
     let warehouses: [String?] = ["DC-EAST", "DC-WEST", "DC-NORTH", nil]
     let channels: [String?] = ["web", "store", "marketplace", nil]
     let regions: [String?] = ["EU", "US", nil]
-    var out: [OrderFacts] = []
+    var out: [OrderScript] = []
     for i in 0..<count {
         var s = OrderScript("ORD-" + String(100_000 + i).dropFirst())
-        defer { out.append(s.facts) }
+        defer { out.append(s) }
         let accepted = start + Micros(rng.unit() * Double(Micros(days) * day))
         let lineCount = Int(rng.next() % 3) + 1
         let lines = (0..<lineCount).map { (String($0 + 1), Double(rng.next() % 5 + 1)) }
