@@ -135,13 +135,28 @@ public enum EventDecoder {
     /// NDJSON: every line on its own; a line that is not JSON is rejected, the others are kept.
     /// Throws only when the body has no readable line at all.
     public static func decodeLines(_ bytes: [UInt8]) throws(BodyError) -> DecodedEvents {
+        try bytes.withUnsafeBufferPointer { (b) throws(BodyError) -> DecodedEvents in try decodeLines(b, firstLine: 0) }
+    }
+
+    /// Decodes a run of NDJSON lines; `firstLine` is the index of its first line in the whole input.
+    public static func decodeLines(_ b: UnsafeBufferPointer<UInt8>, firstLine: Int) throws(BodyError) -> DecodedEvents {
+        let (out, sawAnything, sawJSON, firstError) = decodeLinesLeniently(b, firstLine: firstLine)
+        if !sawAnything { throw .unreadable("the body holds no events") }
+        if !sawJSON { throw .unreadable("no line of the NDJSON body is JSON; first: \(firstError ?? "")") }
+        return out
+    }
+
+    /// Like `decodeLines`, but never throws: lines that are not JSON are only listed as rejected.
+    public static func decodeLinesLeniently(_ b: UnsafeBufferPointer<UInt8>, firstLine: Int)
+        -> (events: DecodedEvents, sawAnything: Bool, sawJSON: Bool, firstError: String?)
+    {
         var out = DecodedEvents()
         var sawJSON = false
         var sawAnything = false
         var firstError: String?
-        bytes.withUnsafeBufferPointer { b in
+        do {
             var start = 0
-            var line = 0
+            var line = firstLine
             while start < b.count {
                 var end = start
                 while end < b.count && b[end] != 0x0A { end += 1 }
@@ -163,9 +178,7 @@ public enum EventDecoder {
                 start = end + 1
             }
         }
-        if !sawAnything { throw .unreadable("the body holds no events") }
-        if !sawJSON { throw .unreadable("no line of the NDJSON body is JSON; first: \(firstError ?? "")") }
-        return out
+        return (out, sawAnything, sawJSON, firstError)
     }
 
     static func take(_ v: JSONValue, raw: [UInt8], index: Int, into out: inout DecodedEvents) {

@@ -51,15 +51,26 @@ public struct CloudEvent: Sendable, Hashable {
 
 public enum Traceparent {
     /// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), or nil when malformed or all zero.
+    /// Works on bytes: it runs for every ingested event.
     public static func traceID(_ s: String) -> String? {
-        let parts = s.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count >= 4, parts[0].count == 2, parts[1].count == 32, parts[2].count == 16, parts[3].count == 2,
-              parts[0] != "ff",
-              parts.allSatisfy({ $0.allSatisfy(\.isHexDigit) })
-        else { return nil }
-        let trace = parts[1].lowercased()
-        guard trace != String(repeating: "0", count: 32), parts[2] != "0000000000000000" else { return nil }
-        return trace
+        var s = s
+        return s.withUTF8 { b -> String? in
+            // version "-" trace-id "-" parent-id "-" flags; future versions may append "-..." fields.
+            guard b.count >= 55, b[2] == 0x2D, b[35] == 0x2D, b[52] == 0x2D, b.count == 55 || b[55] == 0x2D else { return nil }
+            func hex(_ r: Range<Int>) -> Bool {
+                for i in r {
+                    let c = b[i]
+                    guard (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46) else { return false }
+                }
+                return true
+            }
+            func zero(_ r: Range<Int>) -> Bool { r.allSatisfy { b[$0] == 0x30 } }
+            guard hex(0..<2), hex(3..<35), hex(36..<52), hex(53..<55), !(b[0] == 0x66 && b[1] == 0x66),
+                  !zero(3..<35), !zero(36..<52) else { return nil }
+            var out = [UInt8](b[3..<35])
+            for i in out.indices where out[i] >= 0x41 && out[i] <= 0x46 { out[i] += 0x20 }
+            return String(decoding: out, as: UTF8.self)
+        }
     }
 }
 
@@ -118,8 +129,7 @@ extension CloudEvent {
         }
         if let ct = o["datacontenttype"] {
             guard case .string(let s) = ct else { throw EventValidationError(field: "datacontenttype", rule: "must be a string") }
-            let base = s.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
-            if base != "application/json" && !base.hasSuffix("+json") {
+            if s != "application/json", !Self.isJSONMediaType(s) {
                 throw EventValidationError(field: "datacontenttype", rule: "must be application/json, got \"\(s.prefix(64))\"")
             }
         }
@@ -133,6 +143,11 @@ extension CloudEvent {
             throw EventValidationError(field: "data_base64", rule: "binary data is not accepted; send data as a JSON object")
         }
         return CloudEvent(id: id, source: source, type: type, time: time, subject: subject, traceID: traceID, data: data, raw: raw)
+    }
+
+    static func isJSONMediaType(_ s: String) -> Bool {
+        let base = s.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        return base == "application/json" || base.hasSuffix("+json")
     }
 
     /// Checks the `data` fields that Waybill reads (events.md section 2), so KPIs never silently misread an event.

@@ -7,9 +7,41 @@ import WaybillStore
 /// all inside one transaction per batch.
 final class EventWriteSession {
     let conn: Connection
+    /// Hashes waiting in `dedup_recent` to be merged into `dedup`.
+    private var recentDedup: Int
+    let recentDedupLimit: Int
 
-    init(conn: Connection) throws {
+    /// Facts of recently updated orders, so the hot path does not re-read and re-parse them. Only this
+    /// session writes `orders`, so the cache is exact; it is dropped whenever a transaction rolls back.
+    private var factsCache: [String: (rid: Int64, facts: OrderFacts)] = [:]
+    private let factsCacheLimit = 50_000
+
+    private let probeRecent: Statement
+    private let probeMerged: Statement
+    private let insertEvent: Statement
+    private let insertRecent: Statement
+
+    init(conn: Connection, recentDedupLimit: Int = 200_000) throws {
         self.conn = conn
+        self.recentDedupLimit = recentDedupLimit
+        recentDedup = try conn.scalarInt("SELECT count(*) FROM dedup_recent")
+        probeRecent = try Statement(conn: conn, sql: "SELECT e.source, e.id FROM dedup_recent d JOIN events e ON e.seq = d.seq WHERE d.h = ?")
+        probeMerged = try Statement(conn: conn, sql: "SELECT e.source, e.id FROM dedup d JOIN events e ON e.seq = d.seq WHERE d.h = ?")
+        insertEvent = try Statement(conn: conn, sql: "INSERT INTO events(time, subject, source, id, type, trace_id, raw) VALUES(?,?,?,?,?,?,?)")
+        insertRecent = try Statement(conn: conn, sql: "INSERT INTO dedup_recent(h, seq) VALUES(?, ?)")
+    }
+
+    /// Moves `dedup_recent` into `dedup` in one sorted pass.
+    func mergeRecentDedup() throws {
+        try conn.exec("BEGIN IMMEDIATE")
+        do {
+            try conn.exec("INSERT INTO dedup(h, seq) SELECT h, seq FROM dedup_recent ORDER BY h, seq; DELETE FROM dedup_recent;")
+            try conn.exec("COMMIT")
+            recentDedup = 0
+        } catch {
+            try? conn.exec("ROLLBACK")
+            throw error
+        }
     }
 
     /// Writes one batch in one transaction; returns the outcome of each event list, in order.
@@ -18,25 +50,28 @@ final class EventWriteSession {
         do {
             var results: [AppendResult] = []
             results.reserveCapacity(batches.count)
-            var fresh: [CloudEvent] = []
-            for events in batches {
+            var fresh: [(batch: Int, index: Int)] = []
+            for (b, events) in batches.enumerated() {
                 var r = AppendResult()
-                for e in events {
+                for (i, e) in events.enumerated() {
                     if try insert(e) {
                         r.accepted += 1
-                        fresh.append(e)
+                        fresh.append((b, i))
                     } else {
                         r.duplicates += 1
                     }
                 }
                 results.append(r)
             }
-            try updateFacts(fresh)
-            try updateLinks(fresh)
+            try updateFacts(batches, fresh)
+            try updateLinks(batches, fresh)
             try conn.exec("COMMIT")
+            recentDedup += fresh.count
+            if recentDedup >= recentDedupLimit { try mergeRecentDedup() }
             return results
         } catch {
             try? conn.exec("ROLLBACK")
+            factsCache.removeAll()
             throw error
         }
     }
@@ -53,25 +88,31 @@ final class EventWriteSession {
     /// Inserts unless `(source, id)` is stored already; true when inserted.
     private func insert(_ e: CloudEvent) throws -> Bool {
         let h = Self.dedupHash(source: e.source, id: e.id)
-        let probe = try conn.prepare("SELECT source, id FROM events WHERE dedup = ?")
-        probe.bind(1, h)
-        while try probe.step() {
-            if probe.text(0) == e.source && probe.text(1) == e.id {
-                probe.reset()
-                return false
+        for probe in [probeRecent, probeMerged] {
+            probe.reset()
+            probe.bind(1, h)
+            while try probe.step() {
+                if probe.text(0) == e.source && probe.text(1) == e.id {
+                    probe.reset()
+                    return false
+                }
             }
+            probe.reset()
         }
-        probe.reset()
-        let ins = try conn.prepare("INSERT INTO events(dedup, time, subject, source, id, type, trace_id, raw) VALUES(?,?,?,?,?,?,?,?)")
-        ins.bind(1, h).bind(2, e.time).bind(3, e.subject).bind(4, e.source).bind(5, e.id).bind(6, e.type).bind(7, e.traceID)
-        ins.bindBlob(8, e.raw)
+        let ins = insertEvent
+        ins.reset()
+        ins.bind(1, e.time).bind(2, e.subject).bind(3, e.source).bind(4, e.id).bind(5, e.type).bind(6, e.traceID)
+        ins.bindBlob(7, e.raw)
         try ins.run()
+        let seq = sqlite3_last_insert_rowid(conn.db)
+        insertRecent.reset()
+        try insertRecent.bind(1, h).bind(2, seq).run()
         return true
     }
 
-    private func updateFacts(_ events: [CloudEvent]) throws {
-        var bySubject: [String: [CloudEvent]] = [:]
-        for e in events where e.isOrderEvent { bySubject[e.subject, default: []].append(e) }
+    private func updateFacts(_ batches: [[CloudEvent]], _ fresh: [(batch: Int, index: Int)]) throws {
+        var bySubject: [String: [(batch: Int, index: Int)]] = [:]
+        for f in fresh where batches[f.batch][f.index].isOrderEvent { bySubject[batches[f.batch][f.index].subject, default: []].append(f) }
         guard !bySubject.isEmpty else { return }
         let load = try conn.prepare("SELECT rid, facts FROM orders WHERE order_id = ?")
         let upd = try conn.prepare("""
@@ -84,15 +125,20 @@ final class EventWriteSession {
             """)
         // Sorted so that the transaction's writes do not depend on dictionary order.
         for subject in bySubject.keys.sorted() {
-            load.bind(1, subject)
             var facts = OrderFacts(orderID: subject)
             var rid: Int64?
-            if try load.step() {
-                rid = load.int64(0)
-                if let f = (try? JSONParser.parse(load.blob(1))).flatMap(OrderFacts.init(storageJSON:)) { facts = f }
+            if let cached = factsCache[subject] {
+                rid = cached.rid
+                facts = cached.facts
+            } else {
+                load.bind(1, subject)
+                if try load.step() {
+                    rid = load.int64(0)
+                    if let f = (try? JSONParser.parse(load.blob(1))).flatMap(OrderFacts.init(storageJSON:)) { facts = f }
+                }
+                load.reset()
             }
-            load.reset()
-            for e in bySubject[subject]! { facts.apply(e) }
+            for f in bySubject[subject]! { facts.apply(batches[f.batch][f.index]) }
             let s = rid == nil ? ins : upd
             s.bind(1, facts.state.map { Int64($0.rawValue) }).bind(2, facts.stateSince)
             s.bind(3, facts.firstEventAt ?? 0).bind(4, facts.lastEventAt ?? 0).bind(5, facts.eventCount)
@@ -103,6 +149,8 @@ final class EventWriteSession {
             s.bindBlob(16, facts.storageJSON.jsonBytes)
             if let rid { s.bind(17, rid) } else { s.bind(17, subject) }
             try s.run()
+            if factsCache.count >= factsCacheLimit { factsCache.removeAll(keepingCapacity: true) }
+            factsCache[subject] = (rid ?? sqlite3_last_insert_rowid(conn.db), facts)
             if rid == nil, let root = try root(of: subject) {
                 // A key already in a link group became an order: the group's root may change.
                 try rewriteGroup(members: try members(of: root))
@@ -110,8 +158,10 @@ final class EventWriteSession {
         }
     }
 
-    private func updateLinks(_ events: [CloudEvent]) throws {
-        for e in events {
+    private func updateLinks(_ batches: [[CloudEvent]], _ fresh: [(batch: Int, index: Int)]) throws {
+        for f in fresh {
+            let e = batches[f.batch][f.index]
+            guard e.data?["links"] != nil else { continue }
             for l in e.links where l != e.subject { try union(e.subject, l) }
         }
     }
@@ -163,10 +213,14 @@ final class EventWriteSession {
     func deleteBefore(_ cutoff: Micros) throws -> Int {
         try conn.exec("BEGIN IMMEDIATE")
         do {
+            for table in ["dedup", "dedup_recent"] {
+                try conn.prepare("DELETE FROM \(table) WHERE seq IN (SELECT seq FROM events WHERE time < ?)").bind(1, cutoff).run()
+            }
             try conn.prepare("DELETE FROM events WHERE time < ?").bind(1, cutoff).run()
             let n = conn.changes
             try conn.prepare("DELETE FROM orders WHERE last_time < ?").bind(1, cutoff).run()
             try conn.exec("COMMIT")
+            factsCache.removeAll()
             return n
         } catch {
             try? conn.exec("ROLLBACK")
@@ -192,6 +246,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var queued = 0
     private var stopping = false
     private var stopped = false
+    /// Tests hold the writer to fill its queue deterministically.
+    private var paused = false
     private var thread: Thread?
 
     init(session: EventWriteSession, maxQueuedEvents: Int, maxBatchEvents: Int) {
@@ -246,6 +302,13 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
     }
 
+    func setPaused(_ p: Bool) {
+        cond.lock()
+        paused = p
+        cond.broadcast()
+        cond.unlock()
+    }
+
     /// Finishes every queued job, then ends the thread.
     func stop() {
         cond.lock()
@@ -259,7 +322,7 @@ final class GroupCommitWriter: @unchecked Sendable {
     private func run() {
         while true {
             cond.lock()
-            while jobs.isEmpty && !stopping { cond.wait() }
+            while (jobs.isEmpty || paused) && !stopping { cond.wait() }
             if jobs.isEmpty && stopping {
                 stopped = true
                 cond.broadcast()

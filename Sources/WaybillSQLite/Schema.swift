@@ -2,10 +2,14 @@
 ///
 /// Layout and why:
 /// - `events` is appended in arrival order (`seq` is the rowid), so the table itself is written
-///   sequentially. Its secondary indexes are kept narrow: a 64-bit hash of `(source, id)` for
-///   idempotency (collisions are resolved by comparing the stored pair), `(subject, time)` for trace
-///   assembly, and `time` for retention and time-range reads (events arrive roughly in time order, so
-///   that index is appended at its right edge).
+///   sequentially. Its indexes are `(subject, time)` for trace assembly and `time` for retention and
+///   time-range reads (events arrive roughly in time order, so that index grows at its right edge).
+/// - Idempotency uses a 64-bit hash of `(source, id)` (collisions are resolved by comparing the stored
+///   pair). A hash index is written at random places, and on this kind of machine every dirty page
+///   costs WAL and checkpoint syscalls, so its maintenance is deferred: new hashes go to the small,
+///   cache-resident `dedup_recent`, which is merged into `dedup` in one sorted pass every
+///   `recentDedupLimit` events (each leaf page of the big index is then written once per merge, not
+///   once per transaction). A probe looks in both.
 /// - `orders` holds the per-order facts of kpis.md, updated incrementally at ingest; orders are created
 ///   roughly in time order, so the rows being updated are recent and stay in cache.
 /// - `keys` is the link structure of events.md section 3: every key that takes part in a link points to
@@ -15,7 +19,6 @@ enum Schema {
         """
         CREATE TABLE events(
             seq INTEGER PRIMARY KEY,
-            dedup INTEGER NOT NULL,
             time INTEGER NOT NULL,
             subject TEXT NOT NULL,
             source TEXT NOT NULL,
@@ -24,7 +27,8 @@ enum Schema {
             trace_id TEXT,
             raw BLOB NOT NULL
         );
-        CREATE INDEX events_dedup ON events(dedup);
+        CREATE TABLE dedup(h INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY(h, seq)) WITHOUT ROWID;
+        CREATE TABLE dedup_recent(h INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY(h, seq)) WITHOUT ROWID;
         CREATE INDEX events_subject ON events(subject, time);
         CREATE INDEX events_time ON events(time);
         CREATE TABLE orders(

@@ -23,7 +23,7 @@ struct IngestCommand: AsyncParsableCommand {
     var json = false
 
     @Option(name: .long, help: "Events per write batch.")
-    var batch = 5000
+    var batch = 10000
 
     func validate() throws {
         if files.isEmpty { throw ValidationError("give at least one FILE (or - for stdin)") }
@@ -44,23 +44,15 @@ struct IngestCommand: AsyncParsableCommand {
         let started = Date()
         for file in files {
             let bytes = try readInput(file)
-            let decoded: DecodedEvents
             let isArray = bytes.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) == UInt8(ascii: "[")
-            do {
-                if isArray {
-                    decoded = try EventDecoder.decode(bytes, framing: .json)
-                } else {
-                    decoded = try decodeNDJSONOrSingle(bytes)
-                }
-            } catch {
-                throw CLIError("\(file): \(error.description)")
+            let sofar = total.accepted + total.duplicates
+            let result = try await sink.write(chunks: Chunks(bytes: bytes, file: file, isArray: isArray, batch: batch)) { done in
+                progress.update(done: sofar + done, since: started)
             }
-            for r in decoded.rejected {
+            total = total + result.written
+            for r in result.rejected {
                 rejections.append(Rejection(file: file, position: isArray ? "index \(r.index)" : "line \(r.index + 1)", error: r.error))
             }
-            total = total + (try await sink.write(decoded.events, batch: batch) { done in
-                progress.update(done: total.accepted + total.duplicates + done, since: started)
-            })
         }
         sink.close()
         progress.finish()
@@ -81,15 +73,6 @@ struct IngestCommand: AsyncParsableCommand {
         if !rejections.isEmpty { throw ExitCode(1) }
     }
 
-    /// NDJSON, or a single pretty-printed event object spanning several lines.
-    func decodeNDJSONOrSingle(_ bytes: [UInt8]) throws(BodyError) -> DecodedEvents {
-        let lines = try EventDecoder.decode(bytes, framing: .ndjson)
-        if lines.events.isEmpty, !lines.rejected.isEmpty, let whole = try? EventDecoder.decode(bytes, framing: .json) {
-            return whole
-        }
-        return lines
-    }
-
     func readInput(_ file: String) throws -> [UInt8] {
         var data: Data
         if file == "-" {
@@ -108,12 +91,67 @@ struct IngestCommand: AsyncParsableCommand {
     }
 }
 
+/// An input cut into batches of events, decoded one batch at a time so that decoding the next batch
+/// overlaps with committing the previous one.
+struct Chunks {
+    let bytes: [UInt8]
+    let file: String
+    let isArray: Bool
+    let batch: Int
+
+    /// Calls `body` with each decoded batch, in order.
+    func forEach(_ body: (DecodedEvents) async throws -> Void) async throws {
+        if isArray {
+            let all: DecodedEvents
+            do { all = try EventDecoder.decode(bytes, framing: .json) } catch { throw CLIError("\(file): \(error.description)") }
+            var i = 0
+            repeat {
+                var part = DecodedEvents()
+                part.events = Array(all.events[i..<min(i + batch, all.events.count)])
+                if i == 0 { part.rejected = all.rejected }
+                try await body(part)
+                i += batch
+            } while i < all.events.count
+            return
+        }
+        // One pretty-printed event spanning several lines is not NDJSON; take it whole.
+        let firstLineEnd = bytes.firstIndex(of: 0x0A) ?? bytes.count
+        if firstLineEnd < bytes.count, (try? JSONParser.parse(Array(bytes[0..<firstLineEnd]))) == nil,
+           let whole = try? EventDecoder.decode(bytes, framing: .json)
+        {
+            try await body(whole)
+            return
+        }
+        var start = 0
+        var line = 0
+        while start < bytes.count {
+            var end = start
+            var lines = 0
+            while end < bytes.count && lines < batch {
+                if bytes[end] == 0x0A { lines += 1 }
+                end += 1
+            }
+            let decoded = bytes.withUnsafeBufferPointer { b in
+                EventDecoder.decodeLinesLeniently(UnsafeBufferPointer(rebasing: b[start..<end]), firstLine: line).events
+            }
+            try await body(decoded)
+            line += lines
+            start = end
+        }
+    }
+}
+
+struct SinkResult {
+    var written = AppendResult()
+    var rejected: [RejectedEvent] = []
+}
+
 protocol IngestSink {
-    func write(_ events: [CloudEvent], batch: Int, progress: @escaping (Int) -> Void) async throws -> AppendResult
+    func write(chunks: Chunks, progress: @escaping (Int) -> Void) async throws -> SinkResult
     func close()
 }
 
-/// Writes into the embedded store, keeping two batches in flight so parsing and committing overlap.
+/// Writes into the embedded store, keeping one batch committing while the next is decoded.
 struct LocalSink: IngestSink {
     let store: SQLiteStore
 
@@ -123,25 +161,24 @@ struct LocalSink: IngestSink {
         store = try SQLiteStore(path: path, options: o)
     }
 
-    func write(_ events: [CloudEvent], batch: Int, progress: @escaping (Int) -> Void) async throws -> AppendResult {
-        var total = AppendResult()
+    func write(chunks: Chunks, progress: @escaping (Int) -> Void) async throws -> SinkResult {
+        var result = SinkResult()
         var pending: Task<AppendResult, any Error>?
         var done = 0
-        var i = 0
-        while i < events.count {
-            let chunk = Array(events[i..<min(i + batch, events.count)])
-            i += chunk.count
-            let next = Task { [store] in try await store.append(chunk) }
+        try await chunks.forEach { d in
+            result.rejected += d.rejected
+            let events = d.events
+            let next = Task { [store] in try await store.append(events) }
             if let p = pending {
                 let r = try await p.value
-                total = total + r
+                result.written = result.written + r
                 done += r.accepted + r.duplicates
                 progress(done)
             }
             pending = next
         }
-        if let p = pending { total = total + (try await p.value) }
-        return total
+        if let p = pending { result.written = result.written + (try await p.value) }
+        return result
     }
 
     func close() { store.close() }
@@ -153,12 +190,21 @@ struct RemoteSink: IngestSink {
 
     init(url: String) throws { client = try RemoteClient(url) }
 
-    func write(_ events: [CloudEvent], batch: Int, progress: @escaping (Int) -> Void) async throws -> AppendResult {
+    func write(chunks: Chunks, progress: @escaping (Int) -> Void) async throws -> SinkResult {
+        var result = SinkResult()
+        var sent = 0
+        try await chunks.forEach { d in
+            result.rejected += d.rejected
+            result.written = result.written + (try await send(d.events))
+            sent += d.events.count
+            progress(sent)
+        }
+        return result
+    }
+
+    func send(_ chunk: [CloudEvent]) async throws -> AppendResult {
         var total = AppendResult()
-        var i = 0
-        while i < events.count {
-            let chunk = events[i..<min(i + batch, events.count)]
-            i += chunk.count
+        do {
             var body: [UInt8] = []
             for e in chunk { body += e.raw; body.append(0x0A) }
             var req = URLRequest(url: client.url("/v1/events"))
@@ -182,7 +228,6 @@ struct RemoteSink: IngestSink {
                 total.duplicates += Int(doc["duplicates"]?.doubleValue ?? 0)
                 break
             }
-            progress(i)
         }
         return total
     }

@@ -1,0 +1,93 @@
+import Testing
+@testable import WaybillModel
+
+/// Builds events the way a producer sends them.
+func event(_ id: String, _ type: String, _ time: String, subject: String = "ORD-1", source: String = "test",
+           _ data: JSONValue? = nil) -> CloudEvent
+{
+    CloudEvent(id: id, source: source, type: type, time: RFC3339.parse(time)!, subject: subject, data: data)
+}
+
+func facts(_ events: [CloudEvent]) -> OrderFacts {
+    var f = OrderFacts(orderID: events.first?.subject ?? "ORD-1")
+    for e in events { f.apply(e) }
+    return f
+}
+
+@Suite struct OrderFactsTests {
+    static let lifecycle: [CloudEvent] = [
+        event("a1", "order.accepted", "2026-11-23T14:00:00Z", ["channel": "web", "region": "EU", "promised_ship_by": "2026-11-24T12:00:00+01:00",
+                                                               "lines": [["line": 1, "sku": "A", "qty": 6], ["line": "2", "sku": "B", "qty": 4]]]),
+        // A later duplicate acceptance with other data never wins.
+        event("a0", "order.accepted", "2026-11-23T14:05:00Z", ["channel": "phone", "lines": [["line": 1, "qty": 100]]]),
+        event("al2", "order.allocated", "2026-11-23T14:01:00Z", ["warehouse": "DC-WEST", "lines": [["line": 1, "qty_allocated": 6]]]),
+        // Same time as al2: the smaller id is the first allocation. Over-allocation is capped at the ordered quantity.
+        event("al1", "order.allocated", "2026-11-23T14:01:00Z", ["warehouse": "DC-EAST", "lines": [
+            ["line": "1", "qty_allocated": 9], ["line": 2, "qty_allocated": 0], ["line": 7, "qty_allocated": 5]]]),
+        event("r1", "order.released", "2026-11-23T15:00:00Z", ["warehouse": "DC-EAST"]),
+        event("s1", "order.shipped", "2026-11-23T14:30:00Z", ["warehouse": "DC-EAST", "carrier": "UPS", "tracking": "1Z"]),
+    ]
+
+    @Test func derivesTheFactsOfKpisMd() {
+        let f = facts(Self.lifecycle)
+        #expect(f.acceptedAt == RFC3339.parse("2026-11-23T14:00:00Z"))
+        #expect(f.channel == "web")
+        #expect(f.unitsOrdered == 10)
+        #expect(f.firstAllocation?.ref.id == "al1")
+        #expect(f.allocationWarehouse == "DC-EAST")
+        #expect(f.unitsAllocatedFirst == 6)  // min(9, 6) + min(0, 4) + line 7 not ordered
+        #expect(f.fullyAllocatedFirst == false)
+        #expect(f.allocationDelay == 60)
+        #expect(f.shipmentLag == 0)  // shipped before released: clamped
+        #expect(f.onTime == true)  // 14:30Z <= 11:00Z next day
+        #expect(f.state == .shipped)
+        #expect(f.eventCount == 6)
+    }
+
+    @Test func onTimeComparesInstantsAcrossTimeZones() {
+        let f = facts([
+            event("a", "order.accepted", "2026-11-23T10:00:00Z", ["promised_ship_by": "2026-11-23T12:00:00+02:00", "lines": []]),
+            event("s", "order.shipped", "2026-11-23T10:30:00Z", ["warehouse": "W"]),
+        ])
+        #expect(f.onTime == false)  // promised 10:00Z, shipped 10:30Z
+    }
+
+    @Test func undefinedFactsStayUndefined() {
+        let f = facts([event("s", "order.shipped", "2026-11-23T10:30:00Z", ["warehouse": "W"])])
+        #expect(f.allocationDelay == nil)
+        #expect(f.shipmentLag == nil)
+        #expect(f.unitsAllocatedFirst == nil)
+        #expect(f.onTime == nil)
+    }
+
+    @Test func cancelledEndsTheLifecycle() {
+        let f = facts([event("a", "order.accepted", "2026-11-23T10:00:00Z"), event("c", "order.cancelled", "2026-11-23T09:00:00Z", ["reason": "x"])])
+        #expect(f.state == .cancelled)
+    }
+
+    /// Property: any permutation of the same distinct events gives identical facts.
+    @Test func factsDoNotDependOnArrivalOrder() {
+        var rng = SplitMix(seed: 7)
+        let reference = facts(Self.lifecycle)
+        for _ in 0..<500 {
+            #expect(facts(Self.lifecycle.shuffled(using: &rng)) == reference)
+        }
+    }
+
+    @Test func storageFormRoundTrips() {
+        let f = facts(Self.lifecycle)
+        #expect(OrderFacts(storageJSON: try! JSONParser.parse(f.storageJSON.jsonBytes)) == f)
+    }
+}
+
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+import WaybillModel
+import WaybillStore
+import WaybillStoreConformance
+@testable import WaybillSQLite
+
+func temporaryDatabase() -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-tests-\(UUID().uuidString)")
+    try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return dir.appendingPathComponent("test.db").path
+}
+
+@Suite struct SQLiteConformanceTests {
+    @Test(arguments: StoreConformance.checks)
+    func conformance(_ check: StoreConformance.Check) async throws {
+        try await check.run { try SQLiteStore(path: temporaryDatabase()) }
+    }
+}
+
+@Suite struct SQLiteEngineTests {
+    @Test func dedupHashCollisionsAreResolvedByComparingTheStoredPair() throws {
+        // Different pairs, same separator-joined text: the hash input keeps them apart.
+        #expect(EventWriteSession.dedupHash(source: "ab", id: "c") != EventWriteSession.dedupHash(source: "a", id: "bc"))
+    }
+
+    @Test func reopeningKeepsEverythingAndMigratesOnce() async throws {
+        let path = temporaryDatabase()
+        let events = StoreConformance.workload(orders: 4)
+        do {
+            let s = try SQLiteStore(path: path)
+            _ = try await s.append(events)
+            s.close()
+        }
+        let s = try SQLiteStore(path: path)
+        defer { s.close() }
+        #expect(try s.stats().events == events.count)
+        #expect(try await s.append(events) == AppendResult(accepted: 0, duplicates: events.count))
+        #expect(try s.trace(key: "shipment:1Z0")?.correlationID == "ORD-100")
+    }
+
+    @Test func fullQueueRefusesInsteadOfGrowing() async throws {
+        var o = SQLiteStore.Options()
+        o.maxQueuedEvents = 10
+        let s = try SQLiteStore(path: temporaryDatabase(), options: o)
+        defer { s.close() }
+        let events = StoreConformance.workload(orders: 4)
+        s.writer.setPaused(true)
+        let first = Task { try await s.append(Array(events[0..<8])) }
+        while s.queuedEvents < 8 { try await Task.sleep(nanoseconds: 1_000_000) }
+        await #expect(throws: StoreError.self) { try await s.append(Array(events[8..<16])) }
+        s.writer.setPaused(false)
+        #expect(try await first.value.accepted == 8)
+        #expect(try s.stats().events == 8)
+        // Once drained, the same request goes through.
+        #expect(try await s.append(Array(events[8..<16])).accepted == 8)
+    }
+
+    @Test func badCursorIsAQueryError() throws {
+        let s = try SQLiteStore(path: temporaryDatabase())
+        defer { s.close() }
+        #expect(throws: QueryError.self) { try s.searchOrders(OrderQuery(now: 0, cursor: "%%%")) }
+    }
+}

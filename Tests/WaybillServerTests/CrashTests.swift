@@ -1,0 +1,134 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import Testing
+import WaybillModel
+import WaybillSQLite
+import WaybillStore
+
+/// Runs the real `waybill` binary built beside the tests.
+struct ServerProcess {
+    let process: Process
+    let port: Int
+    let db: String
+
+    static var binary: URL {
+        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("waybill")
+    }
+
+    static func start(db: String, port: Int = Int.random(in: 20_000...60_000), extra: [String] = []) async throws -> ServerProcess {
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = ["serve", "--port", String(port), "--db", db] + extra
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let s = ServerProcess(process: p, port: port, db: db)
+        try await s.waitUntilHealthy()
+        return s
+    }
+
+    var base: String { "http://127.0.0.1:\(port)" }
+
+    func waitUntilHealthy() async throws {
+        for _ in 0..<300 {
+            if let r = try? await HTTPClient.shared.execute(HTTPClientRequest(url: base + "/healthz"), timeout: .seconds(1)), r.status == .ok { return }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        throw CrashTestError("server on port \(port) did not become healthy")
+    }
+
+    func kill9() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    func stop() {
+        process.terminate()
+        process.waitUntilExit()
+    }
+}
+
+struct CrashTestError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+@Suite(.serialized) struct CrashTests {
+    /// Posts as fast as it can from several clients, kills the server with SIGKILL mid-ingest, and checks
+    /// that every event the server acknowledged is in the store afterwards.
+    @Test func acknowledgedEventsSurviveKill9() async throws {
+        guard FileManager.default.fileExists(atPath: ServerProcess.binary.path) else {
+            Issue.record("waybill binary not found at \(ServerProcess.binary.path): run `swift build` first")
+            return
+        }
+        let db = temporaryDatabase()
+        let server = try await ServerProcess.start(db: db)
+        let acknowledged = try await withThrowingTaskGroup(of: [String].self) { group in
+            for client in 0..<4 {
+                group.addTask {
+                    var acked: [String] = []
+                    var batch = 0
+                    while true {
+                        let subject = "ORD-C\(client)-\(batch)"
+                        var body = ""
+                        for i in 0..<50 {
+                            body += ce("\(subject)-\(i)", i == 0 ? "order.accepted" : "order.note", "2026-11-23T14:00:\(String(format: "%02d", i))Z", subject) + "\n"
+                        }
+                        var req = HTTPClientRequest(url: server.base + "/v1/events")
+                        req.method = .POST
+                        req.headers.add(name: "Content-Type", value: "application/x-ndjson")
+                        req.body = .bytes(ByteBuffer(string: body))
+                        guard let r = try? await HTTPClient.shared.execute(req, timeout: .seconds(5)) else { return acked }
+                        guard r.status == .ok else { return acked }
+                        let b = try? await r.body.collect(upTo: 1 << 20)
+                        guard let b, (try? JSONParser.parse(Array(b.readableBytesView)))?["accepted"] == 50 else { return acked }
+                        acked.append(subject)
+                        batch += 1
+                    }
+                }
+            }
+            try await Task.sleep(nanoseconds: 1_500_000_000)
+            server.kill9()
+            var all: [String] = []
+            for try await a in group { all += a }
+            return all
+        }
+        #expect(acknowledged.count > 0, "no batch was acknowledged before the kill")
+        let store = try SQLiteStore(path: db)
+        defer { store.close() }
+        var missing = 0
+        for subject in acknowledged {
+            let t = try store.trace(key: subject)
+            if t?.events.count != 50 { missing += 1 }
+        }
+        #expect(missing == 0, "\(missing) of \(acknowledged.count) acknowledged batches incomplete after kill -9")
+        #expect(try store.facts(orderID: acknowledged[0])?.eventCount == 50)
+    }
+
+    @Test func restartedServerKnowsEverythingAndTreatsResendsAsDuplicates() async throws {
+        guard FileManager.default.fileExists(atPath: ServerProcess.binary.path) else {
+            Issue.record("waybill binary not found at \(ServerProcess.binary.path)")
+            return
+        }
+        let db = temporaryDatabase()
+        let body = ce("r1", "order.accepted", "2026-11-23T14:00:00Z", "ORD-R") + "\n" + ce("r2", "order.validated", "2026-11-23T14:01:00Z", "ORD-R")
+        func post(_ s: ServerProcess) async throws -> JSONValue {
+            var req = HTTPClientRequest(url: s.base + "/v1/events")
+            req.method = .POST
+            req.headers.add(name: "Content-Type", value: "application/x-ndjson")
+            req.body = .bytes(ByteBuffer(string: body))
+            let r = try await HTTPClient.shared.execute(req, timeout: .seconds(10))
+            return try JSONParser.parse(Array(try await r.body.collect(upTo: 1 << 20).readableBytesView))
+        }
+        let first = try await ServerProcess.start(db: db)
+        #expect(try await post(first)["accepted"] == 2)
+        first.kill9()
+        let second = try await ServerProcess.start(db: db)
+        defer { second.stop() }
+        #expect(try await post(second)["duplicates"] == 2)
+        let r = try await HTTPClient.shared.execute(HTTPClientRequest(url: second.base + "/api/v1/traces/ORD-R"), timeout: .seconds(5))
+        let doc = try JSONParser.parse(Array(try await r.body.collect(upTo: 1 << 20).readableBytesView))
+        #expect(doc["state"] == "validated")
+    }
+}

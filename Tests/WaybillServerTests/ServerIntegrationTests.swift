@@ -1,0 +1,143 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+import WaybillCollectors
+import WaybillModel
+import WaybillSQLite
+import WaybillStore
+
+func temporaryDatabase() -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-server-tests-\(UUID().uuidString)")
+    try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return dir.appendingPathComponent("test.db").path
+}
+
+func ce(_ id: String, _ type: String, _ time: String, _ subject: String, source: String = "oms", data: String = "{}") -> String {
+    #"{"specversion":"1.0","id":"\#(id)","source":"\#(source)","type":"\#(type)","time":"\#(time)","subject":"\#(subject)","data":\#(data)}"#
+}
+
+extension TestResponse {
+    var json: JSONValue { (try? JSONParser.parse(Array(body.readableBytesView))) ?? .null }
+}
+
+/// Starts the real server on a loopback port (HummingbirdTesting's live mode) over a real store.
+@Suite struct ServerIntegrationTests {
+    func withServer(_ body: @Sendable (any TestClientProtocol, SQLiteStore) async throws -> Void) async throws {
+        let store = try SQLiteStore(path: temporaryDatabase())
+        defer { store.close() }
+        var config = ServerConfig()
+        config.maxBodyBytes = 64 * 1024
+        let app = WaybillServer.buildApplication(store: store, config: config)
+        try await app.test(.live) { client in try await body(client, store) }
+    }
+
+    @Test func postsGoodAndBadInputAndReadsTracesBack() async throws {
+        try await withServer { client, _ in
+            let batch = "[" + [
+                ce("a1", "order.accepted", "2026-11-23T14:00:00Z", "ORD-9", data: #"{"channel":"web","lines":[{"line":1,"sku":"A","qty":4}]}"#),
+                #"{"specversion":"1.0","id":"broken"}"#,
+                ce("al1", "order.allocated", "2026-11-23T14:02:00+01:00", "ORD-9", source: "allocation",
+                   data: #"{"warehouse":"DC-EAST","lines":[{"line":"1","qty_allocated":3}]}"#),
+                ce("s1", "order.shipped", "2026-11-23T15:00:00Z", "ORD-9", source: "wms", data: #"{"warehouse":"DC-EAST","links":["shipment:1Z9"]}"#),
+            ].joined(separator: ",") + "]"
+            try await client.execute(uri: "/v1/events", method: .post, headers: [.contentType: "application/cloudevents-batch+json"],
+                                     body: ByteBuffer(string: batch)) { r in
+                #expect(r.status == .ok)
+                #expect(r.json["accepted"] == 3)
+                #expect(r.json["duplicates"] == 0)
+                #expect(r.json["rejected"]?.arrayValue?.count == 1)
+                #expect(r.json["rejected"]?[0]?["index"] == nil)  // arrays are not subscripted by key
+                #expect(r.json["rejected"]?.arrayValue?.first?["index"] == 1)
+                #expect(r.json["rejected"]?.arrayValue?.first?["error"]?.stringValue?.contains("source") == true)
+            }
+            // The same batch again: all duplicates.
+            try await client.execute(uri: "/v1/events", method: .post, headers: [.contentType: "application/json"],
+                                     body: ByteBuffer(string: batch)) { r in
+                #expect(r.json["accepted"] == 0)
+                #expect(r.json["duplicates"] == 3)
+            }
+            // A carrier event by the linked key, gzip NDJSON.
+            let nd = Gzip.deflate(Array((ce("c1", "shipment.delivered", "2026-11-24T09:00:00Z", "shipment:1Z9", source: "carrier") + "\n").utf8))
+            try await client.execute(uri: "/v1/events", method: .post,
+                                     headers: [.contentType: "application/x-ndjson", .contentEncoding: "gzip"], body: ByteBuffer(bytes: nd)) { r in
+                #expect(r.json["accepted"] == 1)
+            }
+            for key in ["ORD-9", "shipment:1Z9", "shipment%3A1Z9"] {
+                try await client.execute(uri: "/api/v1/traces/\(key)", method: .get) { r in
+                    #expect(r.status == .ok)
+                    let doc = r.json
+                    #expect(doc["correlation_id"] == "ORD-9")
+                    #expect(doc["keys"] == ["ORD-9", "shipment:1Z9"])
+                    #expect(doc["state"] == "shipped")
+                    #expect(doc["events"]?.arrayValue?.map { $0["id"]?.stringValue ?? "" } == ["a1", "al1", "s1", "c1"])
+                    #expect(doc["facts"]?["allocation_delay_s"] == 0)  // 13:02Z is before 14:00Z: clamped
+                    #expect(doc["facts"]?["units_ordered"] == 4)
+                    #expect(doc["facts"]?["units_allocated_first"] == 3)
+                    #expect(doc["facts"]?["allocated_at"] == "2026-11-23T13:02:00Z")
+                }
+            }
+            try await client.execute(uri: "/api/v1/traces/ORD-404", method: .get) { r in
+                #expect(r.status == .notFound)
+                #expect(r.json["error"]?.stringValue?.contains("ORD-404") == true)
+            }
+            try await client.execute(uri: "/api/v1/traces?state=shipped&warehouse=DC-EAST", method: .get) { r in
+                #expect(r.status == .ok)
+                #expect(r.json["orders"]?.arrayValue?.map { $0["correlation_id"]?.stringValue ?? "" } == ["ORD-9"])
+                #expect(r.json["orders"]?.arrayValue?.first?["event_count"] == 3)
+            }
+            try await client.execute(uri: "/api/v1/traces?state=teleported", method: .get) { r in
+                #expect(r.status == .badRequest)
+                #expect(r.json["error"]?.stringValue?.hasPrefix("state:") == true)
+            }
+        }
+    }
+
+    @Test func refusesWholeBodiesWithTheRightStatus() async throws {
+        try await withServer { client, store in
+            try await client.execute(uri: "/v1/events", method: .post, headers: [.contentType: "text/csv"], body: ByteBuffer(string: "a,b")) { r in
+                #expect(r.status == .unsupportedMediaType)
+                #expect(r.json["error"]?.stringValue?.contains("Content-Type") == true)
+            }
+            try await client.execute(uri: "/v1/events", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: "{\"a\":")) { r in
+                #expect(r.status == .badRequest)
+                #expect(r.json["error"] != nil)
+            }
+            let big = "[" + Array(repeating: ce("x", "t", "2026-11-23T14:00:00Z", "S"), count: 1000).joined(separator: ",") + "]"
+            try await client.execute(uri: "/v1/events", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: big)) { r in
+                #expect(r.status == .contentTooLarge)
+            }
+            let bomb = Gzip.deflate([UInt8](repeating: 0x20, count: 4 << 20))
+            try await client.execute(uri: "/v1/events", method: .post, headers: [.contentType: "application/json", .contentEncoding: "gzip"],
+                                     body: ByteBuffer(bytes: bomb)) { r in
+                #expect(r.status == .contentTooLarge)
+            }
+            let deep = String(repeating: "[", count: 30_000)
+            try await client.execute(uri: "/v1/events", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: deep)) { r in
+                #expect(r.status == .badRequest)
+            }
+            #expect(try store.stats().events == 0)
+            try await client.execute(uri: "/healthz", method: .get) { r in #expect(r.status == .ok) }
+        }
+    }
+
+    @Test func servesOpenAPIAndMetrics() async throws {
+        try await withServer { client, _ in
+            try await client.execute(uri: "/openapi.json", method: .get) { r in
+                #expect(r.json["openapi"]?.stringValue?.hasPrefix("3.") == true)
+                let paths = Set(r.json["paths"]?.objectValue?.keys.map { $0 } ?? [])
+                #expect(paths.isSuperset(of: ["/v1/events", "/api/v1/traces/{key}", "/api/v1/traces", "/healthz", "/metrics"]))
+            }
+            try await client.execute(uri: "/v1/events", method: .post, headers: [.contentType: "application/cloudevents+json"],
+                                     body: ByteBuffer(string: ce("m1", "order.accepted", "2026-11-23T14:00:00Z", "ORD-M"))) { r in
+                #expect(r.json["accepted"] == 1)
+            }
+            try await client.execute(uri: "/metrics", method: .get) { r in
+                let text = String(buffer: r.body)
+                #expect(text.contains("waybill_events_accepted_total 1"))
+                #expect(text.contains("waybill_store_events 1"))
+            }
+        }
+    }
+}
