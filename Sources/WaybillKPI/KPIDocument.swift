@@ -41,24 +41,31 @@ public struct KPIDocument: Hashable, Sendable {
     public var total: KPIs
     public var groups: [Group]
     public var series: [Series]
+    /// The name of a split that is not a dimension (a telemetry split such as `error_spans:erp`); the
+    /// groups' key name is `query.by` or this.
+    public var splitName: String?
 
-    public init(query: KPIQuery, total: KPIs, groups: [Group], series: [Series]) {
+    public init(query: KPIQuery, total: KPIs, groups: [Group], series: [Series], splitName: String? = nil) {
         self.query = query
         self.total = total
         self.groups = groups
         self.series = series
+        self.splitName = splitName
     }
 
+    /// The key name of the groups (`warehouse`, ...), nil when the document is not split.
+    public var groupKeyName: String? { query.by?.rawValue ?? splitName }
+
     func key(_ value: String?) -> JSONValue {
-        guard let by = query.by else { return .object([:]) }
-        return .object([by.rawValue: value.map(JSONValue.string) ?? .null])
+        guard let name = groupKeyName else { return .object([:]) }
+        return .object([name: value.map(JSONValue.string) ?? .null])
     }
 
     public var json: JSONValue {
         [
             "from": .string(RFC3339.format(query.from)),
             "to": .string(RFC3339.format(query.to)),
-            "by": query.by.map { .string($0.rawValue) } ?? .null,
+            "by": groupKeyName.map(JSONValue.string) ?? .null,
             "step_s": query.step.map { .number(Double($0) / 1e6) } ?? .null,
             "total": total.json,
             "groups": .array(groups.map { ["key": key($0.value), "kpis": $0.kpis.json] }),
@@ -83,16 +90,18 @@ public struct KPIDocument: Hashable, Sendable {
         }
         let from = try time("from", j["from"]), to = try time("to", j["to"])
         var by: KPIDimension?
+        var split: String?
         if let b = j["by"]?.stringValue {
-            guard let d = KPIDimension(rawValue: b) else { throw KPIQueryError(field: "by", rule: "unknown dimension '\(b)'") }
-            by = d
+            if let d = KPIDimension(rawValue: b) { by = d } else { split = b }
         }
+        splitName = split
         let step = j["step_s"]?.doubleValue.map { Micros(($0 * 1e6).rounded()) }
         query = try KPIQuery(from: from, to: to, by: by, step: step)
         guard let t = j["total"].flatMap(KPIs.init(json:)) else { throw KPIQueryError(field: "total", rule: "must be a KPIS object") }
         total = t
+        let keyName = by?.rawValue ?? split
         func groupValue(_ key: JSONValue?, _ field: String) throws(KPIQueryError) -> String? {
-            guard let by, let v = key?[by.rawValue] else { return nil }
+            guard let keyName, let v = key?[keyName] else { return nil }
             if v.isNull { return nil }
             guard let s = v.stringValue else { throw KPIQueryError(field: field, rule: "group value must be a string or null") }
             return s

@@ -17,6 +17,7 @@ public enum KPIFormatting {
 
     /// `0.35s`, `42.0s`, `12.5min`, `3.2h`.
     public static func seconds(_ s: Double) -> String {
+        if s == 0 { return "0s" }
         if s < 1 { return fixed(s, 2) + "s" }
         if s < 60 { return fixed(s, 1) + "s" }
         if s < 3600 { return fixed(s / 60, 1) + "min" }

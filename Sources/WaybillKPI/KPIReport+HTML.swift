@@ -48,7 +48,7 @@ struct HTMLReport {
         h += "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
         h += "<title>" + esc(title) + "</title><style>" + Self.style + "</style></head><body>\n"
         h += "<header><h1>" + esc(title) + "</h1><p class=\"meta\">" + esc(KPIFormatting.window(q))
-        if let by = q.by { h += " · by " + esc(by.rawValue) }
+        if let by = current.groupKeyName { h += " · by " + esc(by) }
         if let s = q.step { h += " · step " + esc(DurationText.format(s)) }
         h += "</p>"
         if let p = previous { h += "<p class=\"meta\">Change against " + esc(KPIFormatting.window(p.query)) + "</p>" }
@@ -84,7 +84,7 @@ struct HTMLReport {
         h += "<div class=\"charts\">"
         for m in KPIRender.headline + [.ordersAllocated, .shipments] {
             h += "<figure><figcaption>" + esc(m.label) + "</figcaption>" + chart(m)
-            if current.query.by != nil {
+            if current.groupKeyName != nil {
                 h += "<div class=\"legend\">"
                 for (i, s) in current.series.enumerated() {
                     h += "<span style=\"--c:" + color(i) + "\">" + esc(KPIFormatting.groupName(s.value)) + "</span>"
@@ -147,8 +147,8 @@ struct HTMLReport {
 
     /// Groups ranked by their mean rank over the headline KPIs (worst first); the worst value of each column is marked.
     func worstGroups() -> String {
-        guard let by = current.query.by else { return "" }
-        var h = "<section><h2>Worst groups by " + esc(by.rawValue) + "</h2>"
+        guard let by = current.groupKeyName else { return "" }
+        var h = "<section><h2>Worst groups by " + esc(by) + "</h2>"
         guard !current.groups.isEmpty else { return h + "<p class=\"note\">No orders in this window.</p></section>\n" }
         let groups = current.groups
         var score = Array(repeating: 0.0, count: groups.count)
@@ -176,7 +176,7 @@ struct HTMLReport {
             badness(a) != badness(b) ? badness(a) < badness(b) : groupOrder(groups[a].value, groups[b].value)
         }
         let columns: [KPIMetric] = [.ordersAllocated] + KPIRender.headline + [.shipments]
-        h += "<table><thead><tr><th>" + esc(by.rawValue) + "</th>"
+        h += "<table><thead><tr><th>" + esc(by) + "</th>"
         for m in columns { h += "<th>" + esc(m.label) + "</th>" }
         h += "</tr></thead><tbody>"
         for i in order.prefix(25) {

@@ -31,7 +31,7 @@ public enum KPIRender {
     /// (value and change), then the time series.
     public static func table(current d: KPIDocument, previous p: KPIDocument?) -> String {
         var out = "KPIs " + KPIFormatting.window(d.query)
-        if let by = d.query.by { out += ", by \(by.rawValue)" }
+        if let by = d.groupKeyName { out += ", by \(by)" }
         if let s = d.query.step { out += ", step \(DurationText.format(s))" }
         out += "\n"
         if let p { out += "change vs " + KPIFormatting.window(p.query) + "\n" }
@@ -48,9 +48,9 @@ public enum KPIRender {
         }
         out += aligned(rows, leftColumns: 1)
 
-        if let by = d.query.by, !d.groups.isEmpty {
-            out += "\nBy \(by.rawValue)" + (p != nil ? " (change vs previous window in brackets)" : "") + "\n"
-            var g = [[by.rawValue] + rowMetrics.map(\.shortLabel)]
+        if let by = d.groupKeyName, !d.groups.isEmpty {
+            out += "\nBy \(by)" + (p != nil ? " (change vs previous window in brackets)" : "") + "\n"
+            var g = [[by] + rowMetrics.map(\.shortLabel)]
             for group in d.groups {
                 let before = p?.group(group.value)?.kpis
                 g.append([KPIFormatting.groupName(group.value)] + rowMetrics.map { m in
@@ -64,7 +64,7 @@ public enum KPIRender {
         }
 
         for s in d.series {
-            out += "\nSeries" + (d.query.by.map { " \($0.rawValue) = " + KPIFormatting.groupName(s.value) } ?? "") + "\n"
+            out += "\nSeries" + (d.groupKeyName.map { " \($0) = " + KPIFormatting.groupName(s.value) } ?? "") + "\n"
             var r = [["start"] + rowMetrics.map(\.shortLabel)]
             for point in s.points {
                 r.append([RFC3339.format(point.start)] + rowMetrics.map { KPIFormatting.value(point.kpis, $0) })
@@ -96,7 +96,7 @@ public enum KPIRender {
     /// One row per total, group and series point; the group column is empty for the total and for the null group.
     public static func csv(_ d: KPIDocument) -> String {
         let metrics = KPIMetric.all
-        var lines = [(["scope", d.query.by?.rawValue ?? "group", "start", "end"] + metrics.map { $0.description.replacingDots() })
+        var lines = [(["scope", d.groupKeyName ?? "group", "start", "end"] + metrics.map { $0.description.replacingDots() })
             .map(csvField).joined(separator: ",")]
         func row(_ scope: String, _ group: String?, _ start: Micros, _ end: Micros, _ k: KPIs) -> String {
             ([scope, group ?? "", RFC3339.format(start), RFC3339.format(end)] + metrics.map { m in

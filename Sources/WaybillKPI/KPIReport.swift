@@ -50,22 +50,25 @@ public enum KPIReport {
 
 struct DocumentBuilder<C: KPICollector> {
     let query: KPIQuery
+    /// Set when groups come from a label given per order instead of `query.by`.
+    let splitName: String?
     let stepCount: Int
     var total = C()
     var groups: [String?: C] = [:]
     /// Per group (the single key nil without `by`), one collector per step.
     var series: [String?: [C]] = [:]
 
-    init(query: KPIQuery) {
+    init(query: KPIQuery, splitName: String? = nil) {
         self.query = query
+        self.splitName = splitName
         stepCount = query.steps.count
     }
 
-    private func groupValue(_ group: (KPIDimension) -> String?) -> String? { query.by.flatMap(group) }
+    var grouped: Bool { query.by != nil || splitName != nil }
 
     private mutating func route(at t: Micros, group: String?, _ body: (inout C) -> Void) {
         body(&total)
-        if query.by != nil { body(&groups[group, default: C()]) }
+        if grouped { body(&groups[group, default: C()]) }
         if let i = query.stepIndex(t) {
             if series[group] == nil { series[group] = Array(repeating: C(), count: stepCount) }
             body(&series[group]![i])
@@ -77,27 +80,31 @@ struct DocumentBuilder<C: KPICollector> {
         if let s = c.shipment { add(s) }
     }
 
-    mutating func add(_ a: AllocationPart) {
+    mutating func add(_ a: AllocationPart) { add(a, group: query.by.flatMap(a.group)) }
+
+    mutating func add(_ s: ShipmentPart) { add(s, group: query.by.flatMap(s.group)) }
+
+    mutating func add(_ a: AllocationPart, group: String?) {
         guard query.window.contains(a.at) else { return }
-        route(at: a.at, group: query.by.flatMap(a.group)) { $0.add(a) }
+        route(at: a.at, group: group) { $0.add(a) }
     }
 
-    mutating func add(_ s: ShipmentPart) {
+    mutating func add(_ s: ShipmentPart, group: String?) {
         guard query.window.contains(s.at) else { return }
-        route(at: s.at, group: query.by.flatMap(s.group)) { $0.add(s) }
+        route(at: s.at, group: group) { $0.add(s) }
     }
 
     var document: KPIDocument {
         let steps = query.steps
         var series = series
-        if query.by == nil, !steps.isEmpty, series[nil] == nil { series[nil] = Array(repeating: C(), count: stepCount) }
+        if !grouped, !steps.isEmpty, series[nil] == nil { series[nil] = Array(repeating: C(), count: stepCount) }
         let groupList = groups.keys.sorted(by: groupOrder).map { KPIDocument.Group(value: $0, kpis: groups[$0]!.kpis) }
         let seriesList = series.keys.sorted(by: groupOrder).map { g in
             KPIDocument.Series(value: g, points: zip(steps, series[g]!).map {
                 KPIDocument.Point(start: $0.0.lowerBound, end: $0.0.upperBound, kpis: $0.1.kpis)
             })
         }
-        return KPIDocument(query: query, total: total.kpis, groups: groupList, series: seriesList)
+        return KPIDocument(query: query, total: total.kpis, groups: groupList, series: seriesList, splitName: splitName)
     }
 }
 

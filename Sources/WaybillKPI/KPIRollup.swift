@@ -74,6 +74,10 @@ public struct KPIRollupChange: Sendable, Equatable {
 /// Rollup maintenance at ingest. Rows exist for the total and for every dimension, per bucket of a
 /// fixed `bucketWidth` aligned to the Unix epoch.
 public enum KPIRollup {
+    /// A suggested bucket width: a 7-day query by warehouse reads about 2,000 rows per group, and the
+    /// unaligned edges of any window read at most two buckets' worth of facts.
+    public static let defaultBucketWidth: Micros = 5 * 60 * 1_000_000
+
     public static func bucketStart(_ t: Micros, width: Micros) -> Micros { floorDiv(t, width) * width }
 
     /// The rows an order part belongs to: the total and one group per dimension.
@@ -81,6 +85,11 @@ public enum KPIRollup {
         let b = bucketStart(p.at, width: bucketWidth)
         return [KPIRollupKey(dimension: nil, group: nil, bucketStart: b)]
             + KPIDimension.allCases.map { KPIRollupKey(dimension: $0, group: p.group($0), bucketStart: b) }
+    }
+
+    /// The row updates for an order whose facts went from `old` (nil: new order) to `new`.
+    public static func changes(from old: OrderFacts?, to new: OrderFacts?, bucketWidth: Micros) -> [KPIRollupChange] {
+        changes(from: old.map(OrderContribution.init), to: new.map(OrderContribution.init), bucketWidth: bucketWidth)
     }
 
     /// The row updates that turn rollups holding `old` into rollups holding `new` (nil: the order
