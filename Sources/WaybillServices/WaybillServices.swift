@@ -1,1 +1,0 @@
-// The embedded order orchestration and allocation services and the workload simulator.
