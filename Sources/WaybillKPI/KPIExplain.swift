@@ -113,3 +113,20 @@ public enum KPIExplain {
         v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : "\(v)"
     }
 }
+
+extension KPIRender {
+    /// The orders behind a KPI as `waybill kpi --explain` prints them: an aligned table, a JSON array
+    /// (`[{"order", "reason", "value"}]`) or CSV.
+    public static func contributors(_ list: [KPIContributor], format: KPIFormat) -> String {
+        switch format {
+        case .json:
+            return JSONValue.array(list.map(\.json)).jsonString + "\n"
+        case .csv:
+            return (["order,value,reason"] + list.map { [$0.orderID, csvNumber($0.value), $0.reason].map(csvField).joined(separator: ",") })
+                .joined(separator: "\r\n") + "\r\n"
+        case .table, .html:
+            guard !list.isEmpty else { return "No orders stand out.\n" }
+            return aligned([["order", "reason"]] + list.map { [$0.orderID, $0.reason] }, leftColumns: 2)
+        }
+    }
+}

@@ -12,6 +12,19 @@ public struct KPIRollupKey: Hashable, Sendable {
         self.group = group
         self.bucketStart = bucketStart
     }
+
+    /// The dimension as stored: its name, or `total`.
+    public var dimensionName: String { dimension?.rawValue ?? "total" }
+
+    public init?(dimensionName: String, group: String?, bucketStart: Micros) {
+        if dimensionName == "total" {
+            guard group == nil else { return nil }
+            self.init(dimension: nil, group: nil, bucketStart: bucketStart)
+        } else {
+            guard let d = KPIDimension(rawValue: dimensionName) else { return nil }
+            self.init(dimension: d, group: group, bucketStart: bucketStart)
+        }
+    }
 }
 
 public struct KPIRollupRow: Sendable, Equatable {

@@ -109,6 +109,14 @@ public enum KPIMetric: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Like `init?(_:)`, with an error that lists the valid names.
+    public static func parse(_ text: String) throws(KPIQueryError) -> KPIMetric {
+        guard let m = KPIMetric(text) else {
+            throw KPIQueryError(field: "metric", rule: "'\(text)' is not a KPI; use one of " + all.map(\.description).joined(separator: ", "))
+        }
+        return m
+    }
+
     public var description: String {
         switch self {
         case .ordersAllocated: return "orders_allocated"

@@ -62,4 +62,27 @@ struct ExplainTests {
             try KPIExplain.contributors(facts: Self.orders, metric: .shipments, query: Self.query)
         }
     }
+
+    @Test func contributorsRenderAsTableJSONAndCSV() throws {
+        let c = try KPIExplain.contributors(facts: Self.orders, metric: .fillRate, query: Self.query)
+        let table = KPIRender.contributors(c, format: .table)
+        #expect(table.split(separator: "\n").first == "order  reason")
+        #expect(table.contains("O-03   allocated 2 of 5 units at first allocation (line 1: 1 of 4)"))
+        let json = try JSONParser.parse(KPIRender.contributors(c, format: .json))
+        #expect(json.arrayValue?.first == ["order": "O-03", "reason": "allocated 2 of 5 units at first allocation (line 1: 1 of 4)", "value": 3])
+        #expect(KPIRender.contributors(c, format: .csv).hasPrefix("order,value,reason\r\nO-03,3,allocated 2 of 5 units at first allocation (line 1: 1 of 4)\r\n"))
+        #expect(KPIRender.contributors([], format: .table) == "No orders stand out.\n")
+    }
+
+    @Test func unknownMetricNamesGetAnErrorListingTheValidOnes() throws {
+        #expect(throws: KPIQueryError.self) { try KPIMetric.parse("p95") }
+        do {
+            _ = try KPIMetric.parse("allocation_delay.p42_s")
+            Issue.record("accepted an unknown metric")
+        } catch {
+            #expect(error.field == "metric")
+            #expect(error.rule.contains("allocation_delay.p95_s"))
+        }
+        #expect(try KPIMetric.parse("on_time_rate") == .onTimeRate)
+    }
 }

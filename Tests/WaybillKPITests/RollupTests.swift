@@ -201,4 +201,15 @@ struct RollupTests {
         let q = try KPIQuery(from: Self.start, to: Self.start + 3 * day, by: .channel, step: 12 * hour)
         expectAgree(KPIReport.compute(facts: orders, query: q, quantiles: .sketched), KPIReport.compute(facts: orders, query: q))
     }
+
+    @Test func rollupKeysRoundTripThroughTheirStoredNames() {
+        let keys = [KPIRollupKey(dimension: nil, group: nil, bucketStart: 0),
+                    KPIRollupKey(dimension: .warehouse, group: nil, bucketStart: hour),
+                    KPIRollupKey(dimension: .region, group: "EU", bucketStart: -hour)]
+        for k in keys { #expect(KPIRollupKey(dimensionName: k.dimensionName, group: k.group, bucketStart: k.bucketStart) == k) }
+        #expect(KPIRollupKey(dimensionName: "country", group: nil, bucketStart: 0) == nil)
+        #expect(KPIRollupKey(dimensionName: "total", group: "x", bucketStart: 0) == nil)
+        #expect(KPIRollup.bucketStart(-1, width: hour) == -hour)
+        #expect(KPIRollup.bucketStart(hour, width: hour) == hour)
+    }
 }
