@@ -16,7 +16,8 @@ public struct KPIDocument: Hashable, Sendable {
     }
 
     public struct Point: Hashable, Sendable {
-        /// The piece of the window this point covers: a whole step, cut at `from`/`to` at the edges.
+        /// The step `[start, end)`, aligned to multiples of the step since the epoch. Its KPIs cover the
+        /// part of the step inside the query window (the first and last steps may be cut by `from`/`to`).
         public var start: Micros
         public var end: Micros
         public var kpis: KPIs
@@ -117,7 +118,7 @@ public struct KPIDocument: Hashable, Sendable {
             for (n, p) in (s["points"]?.arrayValue ?? []).enumerated() {
                 let field = "series[\(i)].points[\(n)]"
                 let start = try time(field + ".start", p["start"])
-                let end = p["end"] == nil ? Swift.min(start + (step ?? 0), to) : try time(field + ".end", p["end"])
+                let end = p["end"] == nil ? start + (step ?? 0) : try time(field + ".end", p["end"])
                 guard let k = p["kpis"].flatMap(KPIs.init(json:)) else { throw KPIQueryError(field: field + ".kpis", rule: "must be a KPIS object") }
                 points.append(Point(start: start, end: end, kpis: k))
             }

@@ -129,7 +129,8 @@ struct HTMLReport {
             var dots = ""
             for p in series.points {
                 guard let v = p.kpis.value(m) else { pen = false; continue }
-                let px = x(p.start + (p.end - p.start) / 2), py = y(v)
+                let a = Swift.max(p.start, q.from), b = Swift.min(p.end, q.to)
+                let px = x(a + (b - a) / 2), py = y(v)
                 path += (pen ? "L" : "M") + n(px) + " " + n(py)
                 pen = true
                 if series.points.count <= 200 {

@@ -101,7 +101,8 @@ struct DocumentBuilder<C: KPICollector> {
         let groupList = groups.keys.sorted(by: groupOrder).map { KPIDocument.Group(value: $0, kpis: groups[$0]!.kpis) }
         let seriesList = series.keys.sorted(by: groupOrder).map { g in
             KPIDocument.Series(value: g, points: zip(steps, series[g]!).map {
-                KPIDocument.Point(start: $0.0.lowerBound, end: $0.0.upperBound, kpis: $0.1.kpis)
+                let start = floorDiv($0.0.lowerBound, query.step!) * query.step!
+                return KPIDocument.Point(start: start, end: start + query.step!, kpis: $0.1.kpis)
             })
         }
         return KPIDocument(query: query, total: total.kpis, groups: groupList, series: seriesList, splitName: splitName)

@@ -160,6 +160,11 @@ struct KPIDefinitionTests {
         #expect(q.steps == [t("2026-11-02T01:30:00Z")..<t("2026-11-02T06:00:00Z"),
                             t("2026-11-02T06:00:00Z")..<t("2026-11-02T12:00:00Z"),
                             t("2026-11-02T12:00:00Z")..<t("2026-11-02T13:00:00Z")])
+        // An unaligned `from`: the first point is still named by its aligned step, but counts only [from, 06:00).
+        let cut = try doc(step: 6 * hour, from: Self.from + 90 * minute)
+        #expect(cut.series[0].points.first?.start == Self.from)
+        #expect(cut.series[0].points.first?.end == Self.from + 6 * hour)
+        #expect(cut.series[0].points.first?.kpis.shipments == 0)  // D shipped at 00:00
         // A step that does not divide a day still aligns to the epoch, not to the window.
         let odd = try KPIQuery(from: t("2026-11-02T00:00:00Z"), to: t("2026-11-02T00:20:00Z"), step: 7 * minute)
         // 2026-11-02T00:00Z is 1793577600 s = 4270422 × 420 s + 360 s: boundaries fall at :01, :08, :15.
