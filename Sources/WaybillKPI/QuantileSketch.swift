@@ -23,6 +23,8 @@ public struct QuantileSketch: Sendable {
     static let gamma = (1 + relativeAccuracy) / (1 - relativeAccuracy)
     static let logGamma = log(gamma)
     static let formatVersion: UInt8 = 1
+    /// Buckets of values 1 ... Int64.max: decoding refuses indices outside, so hostile bytes cannot allocate.
+    static let indexRange = 0...index(of: Int64.max)
 
     /// Counts of buckets `offset ..< offset + counts.count` (dense: cheap to add and merge).
     private var counts: [Int64] = []
@@ -174,12 +176,14 @@ public struct QuantileSketch: Sendable {
         zeroCount = try src.signed()
         count = zeroCount
         let n = try src.count()
+        guard n <= Self.indexRange.count else { throw KPIDecodingError("\(n) buckets, more than exist") }
         var i = 0
         var first = true
         for _ in 0..<n {
             let delta = try src.signed()
-            guard delta > -(1 << 20), delta < 1 << 20 else { throw KPIDecodingError("bucket index out of range") }
+            guard delta >= 0, delta <= Int64(Self.indexRange.upperBound) else { throw KPIDecodingError("bucket index out of range") }
             i += Int(delta)
+            guard Self.indexRange.contains(i) else { throw KPIDecodingError("bucket index \(i) out of range") }
             guard first || delta > 0 else { throw KPIDecodingError("bucket indices not increasing") }
             first = false
             let c = try src.signed()

@@ -141,12 +141,26 @@ struct QuantileSketchTests {
         #expect(try QuantileSketch(serialized: QuantileSketch().serialized) == QuantileSketch())
     }
 
-    @Test func corruptBytesAreRejectedWithAnError() {
+    @Test func corruptBytesAreRejectedWithAnError() throws {
         let good = QuantileSketch([1, 2, 3, 4_000]).serialized
         #expect(throws: KPIDecodingError.self) { try QuantileSketch(serialized: []) }
         #expect(throws: KPIDecodingError.self) { try QuantileSketch(serialized: [9] + good.dropFirst()) }
         #expect(throws: KPIDecodingError.self) { try QuantileSketch(serialized: Array(good.dropLast())) }
         #expect(throws: KPIDecodingError.self) { try QuantileSketch(serialized: good + [0]) }
         #expect(throws: KPIDecodingError.self) { try QuantileSketch(serialized: [1] + Array(repeating: 0xFF, count: 12)) }
+        // Bucket indices far apart would make the dense store allocate gigabytes: refused.
+        var hostile = ByteSink()
+        hostile.byte(1)
+        hostile.signed(0)
+        hostile.unsigned(0)
+        hostile.signed(0)
+        hostile.unsigned(3)
+        for _ in 0..<3 {
+            hostile.signed(4_000)
+            hostile.signed(1)
+        }
+        #expect(throws: KPIDecodingError.self) { try QuantileSketch(serialized: hostile.bytes) }
+        #expect(QuantileSketch([Int64.max, 1]).max == Int64.max)
+        #expect(try QuantileSketch(serialized: QuantileSketch([Int64.max, 1]).serialized).count == 2)
     }
 }
