@@ -97,7 +97,9 @@ public struct KPIDocument: Hashable, Sendable {
         }
         splitName = split
         let step = j["step_s"]?.doubleValue.map { Micros(($0 * 1e6).rounded()) }
-        query = try KPIQuery(from: from, to: to, by: by, step: step)
+        guard from < to else { throw KPIQueryError(field: "to", rule: "must be after from") }
+        guard (step ?? 1) > 0 else { throw KPIQueryError(field: "step_s", rule: "must be positive") }
+        query = KPIQuery(uncheckedFrom: from, to: to, by: by, step: step)
         guard let t = j["total"].flatMap(KPIs.init(json:)) else { throw KPIQueryError(field: "total", rule: "must be a KPIS object") }
         total = t
         let keyName = by?.rawValue ?? split

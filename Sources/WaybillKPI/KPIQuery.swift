@@ -76,11 +76,21 @@ public struct KPIQuery: Hashable, Sendable {
         return try KPIQuery(from: fromTime, to: toTime, by: dimension, step: stepMicros)
     }
 
-    /// The window of the same length just before this one, for period-over-period change.
-    public var previous: KPIQuery {
-        // Same length and step, so valid whenever self is.
-        try! KPIQuery(from: from - (to - from), to: from, by: by, step: step)
+    init(uncheckedFrom from: Micros, to: Micros, by: KPIDimension?, step: Micros?) {
+        self.from = from
+        self.to = to
+        self.by = by
+        self.step = step
     }
+
+    /// The window of the same length just before this one, for period-over-period change. Not
+    /// re-validated: its step alignment may give it one point more than `maxPoints`.
+    public var previous: KPIQuery {
+        KPIQuery(uncheckedFrom: from - (to - from), to: from, by: by, step: step)
+    }
+
+    /// The same window and step without grouping.
+    public var ungrouped: KPIQuery { KPIQuery(uncheckedFrom: from, to: to, by: nil, step: step) }
 
     public var window: Range<Micros> { from..<to }
 

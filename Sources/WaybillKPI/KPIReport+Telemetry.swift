@@ -64,7 +64,7 @@ extension KPIReport {
     public static func compute<S: Sequence>(facts: S, query: KPIQuery, splitName: String,
                                             label: (OrderFacts) -> String?) -> KPIDocument
     where S.Element == OrderFacts {
-        let q = query.by == nil ? query : try! KPIQuery(from: query.from, to: query.to, by: nil, step: query.step)
+        let q = query.ungrouped
         var b = DocumentBuilder<ExactKPICollector>(query: q, splitName: splitName)
         for f in facts {
             let c = OrderContribution(f)
