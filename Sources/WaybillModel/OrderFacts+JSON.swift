@@ -105,3 +105,121 @@ extension EventRef {
         self.init(time: Micros(t), id: id, source: s)
     }
 }
+
+extension OrderFacts {
+    /// The bytes of `storageJSON.jsonBytes`, written directly: this runs once per order update on the
+    /// store's single writer thread, where building the intermediate dictionaries cost more than the SQL.
+    public var storageBytes: [UInt8] {
+        var w = JSONWriter(capacity: 512)
+        var first = true
+        func key(_ k: String) {
+            if !first { w.bytes.append(UInt8(ascii: ",")) }
+            first = false
+            w.string(k)
+            w.bytes.append(UInt8(ascii: ":"))
+        }
+        func ref(_ r: EventRef) {
+            w.bytes.append(UInt8(ascii: "["))
+            w.number(Double(r.time))
+            w.bytes.append(UInt8(ascii: ","))
+            w.string(r.id)
+            w.bytes.append(UInt8(ascii: ","))
+            w.string(r.source)
+            w.bytes.append(UInt8(ascii: "]"))
+        }
+        func field(_ k: String, _ v: String?, _ comma: inout Bool) {
+            guard let v else { return }
+            if comma { w.bytes.append(UInt8(ascii: ",")) }
+            comma = true
+            w.string(k)
+            w.bytes.append(UInt8(ascii: ":"))
+            w.string(v)
+        }
+        func strings(_ set: Set<String>) {
+            w.bytes.append(UInt8(ascii: "["))
+            for (i, s) in set.sorted().enumerated() {
+                if i > 0 { w.bytes.append(UInt8(ascii: ",")) }
+                w.string(s)
+            }
+            w.bytes.append(UInt8(ascii: "]"))
+        }
+        w.bytes.append(UInt8(ascii: "{"))
+        if let a = accepted {
+            key("accepted")
+            w.bytes.append(UInt8(ascii: "{"))
+            var c = false
+            field("channel", a.channel, &c)
+            field("customer", a.customer, &c)
+            if c { w.bytes.append(UInt8(ascii: ",")) }
+            w.raw("\"lines\":[")
+            for (i, l) in a.lines.enumerated() {
+                if i > 0 { w.bytes.append(UInt8(ascii: ",")) }
+                w.raw("{\"line\":")
+                w.string(l.line)
+                w.raw(",\"qty\":")
+                w.number(l.qty)
+                if let s = l.sku { w.raw(",\"sku\":"); w.string(s) }
+                w.bytes.append(UInt8(ascii: "}"))
+            }
+            w.bytes.append(UInt8(ascii: "]"))
+            if let p = a.promisedShipBy { w.raw(",\"promised\":"); w.number(Double(p)) }
+            w.raw(",\"ref\":")
+            ref(a.ref)
+            if let r = a.region { w.raw(",\"region\":"); w.string(r) }
+            w.bytes.append(UInt8(ascii: "}"))
+        }
+        if let a = firstAllocation {
+            key("allocation")
+            w.raw("{\"lines\":[")
+            for (i, l) in a.lines.enumerated() {
+                if i > 0 { w.bytes.append(UInt8(ascii: ",")) }
+                w.raw("{\"line\":")
+                w.string(l.line)
+                w.raw(",\"qty\":")
+                w.number(l.qtyAllocated)
+                if let s = l.sku { w.raw(",\"sku\":"); w.string(s) }
+                if let h = l.warehouse { w.raw(",\"warehouse\":"); w.string(h) }
+                w.bytes.append(UInt8(ascii: "}"))
+            }
+            w.raw("],\"ref\":")
+            ref(a.ref)
+            if let h = a.warehouse { w.raw(",\"warehouse\":"); w.string(h) }
+            w.bytes.append(UInt8(ascii: "}"))
+        }
+        if let f = firstEventAt { key("first"); w.number(Double(f)) }
+        if let l = lastEventAt { key("last"); w.number(Double(l)) }
+        key("n")
+        w.number(Double(eventCount))
+        key("order")
+        w.string(orderID)
+        if let r = releasedAt { key("released"); w.number(Double(r)) }
+        if let s = firstShipment {
+            key("shipment")
+            w.bytes.append(UInt8(ascii: "{"))
+            var c = false
+            field("carrier", s.carrier, &c)
+            if c { w.bytes.append(UInt8(ascii: ",")) }
+            w.raw("\"ref\":")
+            ref(s.ref)
+            c = true
+            field("tracking", s.tracking, &c)
+            field("warehouse", s.warehouse, &c)
+            w.bytes.append(UInt8(ascii: "}"))
+        }
+        key("sources")
+        strings(sources)
+        key("stages")
+        w.bytes.append(UInt8(ascii: "{"))
+        for (i, (name, t)) in stageTimes.map({ ($0.key.name, $0.value) }).sorted(by: { $0.0 < $1.0 }).enumerated() {
+            if i > 0 { w.bytes.append(UInt8(ascii: ",")) }
+            w.string(name)
+            w.bytes.append(UInt8(ascii: ":"))
+            w.number(Double(t))
+        }
+        w.bytes.append(UInt8(ascii: "}"))
+        key("types")
+        strings(types)
+        w.bytes.append(UInt8(ascii: "}"))
+        return w.bytes
+    }
+}

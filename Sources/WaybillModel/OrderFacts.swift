@@ -210,3 +210,30 @@ public struct OrderFacts: Hashable, Sendable {
     /// When the order reached its current state.
     public var stateSince: Micros? { state.flatMap { stageTimes[$0] } }
 }
+
+extension OrderFacts {
+    /// Joins facts folded from two disjoint sets of distinct events of the same order: the result equals
+    /// folding both sets. Every field but `eventCount` is a min, max or union, so the join is also
+    /// commutative, associative and idempotent; counts add up.
+    public mutating func merge(_ o: OrderFacts) {
+        if let a = o.accepted, accepted.map({ a.ref < $0.ref }) ?? true { accepted = a }
+        if let a = o.firstAllocation, firstAllocation.map({ a.ref < $0.ref }) ?? true { firstAllocation = a }
+        if let s = o.firstShipment, firstShipment.map({ s.ref < $0.ref }) ?? true { firstShipment = s }
+        if let r = o.releasedAt { releasedAt = min(releasedAt ?? r, r) }
+        for (stage, t) in o.stageTimes { stageTimes[stage] = min(stageTimes[stage] ?? t, t) }
+        types.formUnion(o.types)
+        sources.formUnion(o.sources)
+        if let f = o.firstEventAt { firstEventAt = min(firstEventAt ?? f, f) }
+        if let l = o.lastEventAt { lastEventAt = max(lastEventAt ?? l, l) }
+        eventCount += o.eventCount
+    }
+
+    /// Folds events into facts per order (`subject`), for the order events (`order.*`) among them.
+    public static func fold<S: Sequence>(_ events: S) -> [String: OrderFacts] where S.Element == CloudEvent {
+        var out: [String: OrderFacts] = [:]
+        for e in events where e.isOrderEvent {
+            out[e.subject, default: OrderFacts(orderID: e.subject)].apply(e)
+        }
+        return out
+    }
+}

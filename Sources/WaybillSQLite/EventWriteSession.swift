@@ -44,17 +44,18 @@ final class EventWriteSession {
         }
     }
 
-    /// Writes one batch in one transaction; returns the outcome of each event list, in order.
-    func write(_ batches: [[CloudEvent]]) throws -> [AppendResult] {
+    /// Writes several appends in one transaction; returns the outcome of each, in order.
+    func write(_ prepared: [PreparedAppend]) throws -> [AppendResult] {
+        let batches = prepared.map(\.events)
         try conn.exec("BEGIN IMMEDIATE")
         do {
             var results: [AppendResult] = []
             results.reserveCapacity(batches.count)
             var fresh: [(batch: Int, index: Int)] = []
-            for (b, events) in batches.enumerated() {
+            for b in batches.indices {
                 var r = AppendResult()
-                for (i, e) in events.enumerated() {
-                    if try insert(e) {
+                for i in batches[b].indices {
+                    if try insert(batches[b][i]) {
                         r.accepted += 1
                         fresh.append((b, i))
                     } else {
@@ -63,7 +64,7 @@ final class EventWriteSession {
                 }
                 results.append(r)
             }
-            try updateFacts(batches, fresh)
+            try updateFacts(prepared, fresh)
             try updateLinks(batches, fresh)
             try conn.exec("COMMIT")
             recentDedup += fresh.count
@@ -110,10 +111,32 @@ final class EventWriteSession {
         return true
     }
 
-    private func updateFacts(_ batches: [[CloudEvent]], _ fresh: [(batch: Int, index: Int)]) throws {
-        var bySubject: [String: [(batch: Int, index: Int)]] = [:]
-        for f in fresh where batches[f.batch][f.index].isOrderEvent { bySubject[batches[f.batch][f.index].subject, default: []].append(f) }
-        guard !bySubject.isEmpty else { return }
+    /// Merges the facts of the fresh order events into `orders`. Each append arrives with its events
+    /// already folded per order (done on the caller's thread, off this one); an append whose order had
+    /// a duplicate is refolded from its fresh events only, so a duplicate never contributes.
+    private func updateFacts(_ prepared: [PreparedAppend], _ fresh: [(batch: Int, index: Int)]) throws {
+        var freshCount: [Int: [String: Int]] = [:]
+        for f in fresh where prepared[f.batch].events[f.index].isOrderEvent {
+            freshCount[f.batch, default: [:]][prepared[f.batch].events[f.index].subject, default: 0] += 1
+        }
+        var deltas: [String: OrderFacts] = [:]
+        for (b, counts) in freshCount {
+            let p = prepared[b]
+            var refold: Set<String> = []
+            for (subject, n) in counts {
+                if let partial = p.facts[subject], partial.eventCount == n {
+                    if deltas[subject] == nil { deltas[subject] = partial } else { deltas[subject]!.merge(partial) }
+                } else {
+                    refold.insert(subject)
+                }
+            }
+            guard !refold.isEmpty else { continue }
+            let freshIndexes = Set(fresh.filter { $0.batch == b }.map(\.index))
+            for (i, e) in p.events.enumerated() where freshIndexes.contains(i) && refold.contains(e.subject) {
+                deltas[e.subject, default: OrderFacts(orderID: e.subject)].apply(e)
+            }
+        }
+        guard !deltas.isEmpty else { return }
         let load = try conn.prepare("SELECT rid, facts FROM orders WHERE order_id = ?")
         let upd = try conn.prepare("""
             UPDATE orders SET state=?, state_since=?, first_time=?, last_time=?, event_count=?, accepted_at=?, allocated_at=?,
@@ -124,7 +147,7 @@ final class EventWriteSession {
             released_at, shipped_at, channel, region, alloc_wh, ship_wh, types, sources, facts, order_id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
             """)
         // Sorted so that the transaction's writes do not depend on dictionary order.
-        for subject in bySubject.keys.sorted() {
+        for subject in deltas.keys.sorted() {
             var facts = OrderFacts(orderID: subject)
             var rid: Int64?
             if let cached = factsCache[subject] {
@@ -138,7 +161,7 @@ final class EventWriteSession {
                 }
                 load.reset()
             }
-            for f in bySubject[subject]! { facts.apply(batches[f.batch][f.index]) }
+            facts.merge(deltas[subject]!)
             let s = rid == nil ? ins : upd
             s.bind(1, facts.state.map { Int64($0.rawValue) }).bind(2, facts.stateSince)
             s.bind(3, facts.firstEventAt ?? 0).bind(4, facts.lastEventAt ?? 0).bind(5, facts.eventCount)
@@ -146,7 +169,7 @@ final class EventWriteSession {
             s.bind(10, facts.channel).bind(11, facts.region).bind(12, facts.allocationWarehouse).bind(13, facts.shipmentWarehouse)
             s.bind(14, "|" + facts.types.sorted().joined(separator: "|") + "|")
             s.bind(15, "|" + facts.sources.sorted().joined(separator: "|") + "|")
-            s.bindBlob(16, facts.storageJSON.jsonBytes)
+            s.bindBlob(16, facts.storageBytes)
             if let rid { s.bind(17, rid) } else { s.bind(17, subject) }
             try s.run()
             if factsCache.count >= factsCacheLimit { factsCache.removeAll(keepingCapacity: true) }
@@ -159,9 +182,8 @@ final class EventWriteSession {
     }
 
     private func updateLinks(_ batches: [[CloudEvent]], _ fresh: [(batch: Int, index: Int)]) throws {
-        for f in fresh {
+        for f in fresh where batches[f.batch][f.index].data?["links"] != nil {
             let e = batches[f.batch][f.index]
-            guard e.data?["links"] != nil else { continue }
             for l in e.links where l != e.subject { try union(e.subject, l) }
         }
     }
@@ -229,12 +251,18 @@ final class EventWriteSession {
     }
 }
 
+/// One append with its order events folded into facts per order before it reaches the writer.
+struct PreparedAppend: Sendable {
+    let events: [CloudEvent]
+    let facts: [String: OrderFacts]
+}
+
 /// Batches concurrent appends into shared transactions (group commit) on one dedicated thread, so
 /// blocking SQLite calls never occupy the Swift concurrency pool and throughput does not depend on
 /// request size. The queue is bounded: past `maxQueuedEvents` an append is refused, not buffered.
 final class GroupCommitWriter: @unchecked Sendable {
     private enum Job {
-        case append([CloudEvent], CheckedContinuation<AppendResult, any Error>)
+        case append(PreparedAppend, CheckedContinuation<AppendResult, any Error>)
         case delete(Micros, CheckedContinuation<Int, any Error>)
     }
 
@@ -268,7 +296,9 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     func append(_ events: [CloudEvent]) async throws -> AppendResult {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<AppendResult, any Error>) in
+        // Folding facts here runs on the caller's thread, in parallel with the writer.
+        let prepared = PreparedAppend(events: events, facts: OrderFacts.fold(events))
+        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<AppendResult, any Error>) in
             cond.lock()
             if stopping {
                 cond.unlock()
@@ -281,7 +311,7 @@ final class GroupCommitWriter: @unchecked Sendable {
                 c.resume(throwing: StoreError.overloaded(retryAfterSeconds: 1))
                 return
             }
-            jobs.append(.append(events, c))
+            jobs.append(.append(prepared, c))
             queued += events.count
             cond.signal()
             cond.unlock()
@@ -335,9 +365,9 @@ final class GroupCommitWriter: @unchecked Sendable {
             if case .delete = jobs[0] {
                 take.append(jobs.removeFirst())
             } else {
-                while let first = jobs.first, case .append(let evs, _) = first, take.isEmpty || n + evs.count <= maxBatch {
+                while let first = jobs.first, case .append(let p, _) = first, take.isEmpty || n + p.events.count <= maxBatch {
                     take.append(jobs.removeFirst())
-                    n += evs.count
+                    n += p.events.count
                 }
             }
             cond.unlock()
@@ -353,11 +383,11 @@ final class GroupCommitWriter: @unchecked Sendable {
             do { c.resume(returning: try session.deleteBefore(cutoff)) } catch { c.resume(throwing: error) }
             return
         }
-        var batches: [[CloudEvent]] = []
+        var batches: [PreparedAppend] = []
         var conts: [CheckedContinuation<AppendResult, any Error>] = []
         for j in take {
-            if case .append(let evs, let c) = j {
-                batches.append(evs)
+            if case .append(let p, let c) = j {
+                batches.append(p)
                 conts.append(c)
             }
         }

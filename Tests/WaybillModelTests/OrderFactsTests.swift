@@ -91,3 +91,51 @@ struct SplitMix: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+@Suite struct OrderFactsMergeTests {
+    /// Property: splitting the events into two parts, folding each and merging equals folding all.
+    @Test func mergeOfPartsEqualsTheWhole() {
+        var rng = SplitMix(seed: 11)
+        let events = OrderFactsTests.lifecycle
+        let whole = facts(events)
+        for _ in 0..<300 {
+            let shuffled = events.shuffled(using: &rng)
+            let cut = Int(rng.next() % UInt64(events.count + 1))
+            var left = OrderFacts(orderID: "ORD-1")
+            for e in shuffled[..<cut] { left.apply(e) }
+            var right = OrderFacts(orderID: "ORD-1")
+            for e in shuffled[cut...] { right.apply(e) }
+            var a = left
+            a.merge(right)
+            var b = right
+            b.merge(left)
+            #expect(a == whole)
+            #expect(b == whole)
+        }
+    }
+
+    @Test func foldGroupsOrderEventsBySubject() {
+        let folded = OrderFacts.fold(OrderFactsTests.lifecycle + [event("x", "order.accepted", "2026-11-23T10:00:00Z", subject: "ORD-2"),
+                                                                  event("y", "shipment.delivered", "2026-11-23T10:00:00Z", subject: "shipment:1")])
+        #expect(Set(folded.keys) == ["ORD-1", "ORD-2"])
+        #expect(folded["ORD-1"] == facts(OrderFactsTests.lifecycle))
+    }
+}
+
+@Suite struct OrderFactsStorageTests {
+    @Test func directStorageBytesEqualTheGenericEncoding() {
+        var rng = SplitMix(seed: 3)
+        var cases = [OrderFacts(orderID: "empty"), facts(OrderFactsTests.lifecycle)]
+        for _ in 0..<50 {
+            let subset = OrderFactsTests.lifecycle.filter { _ in rng.next() % 2 == 0 }
+            cases.append(facts(subset))
+        }
+        var noOptionals = facts([event("a", "order.accepted", "2026-11-23T10:00:00Z", ["lines": [["line": 1, "qty": 2.5]]]),
+                                 event("s", "order.shipped", "2026-11-23T11:00:00Z", [:])])
+        noOptionals.types.insert("x\"quoted\"")
+        cases.append(noOptionals)
+        for f in cases {
+            #expect(String(decoding: f.storageBytes, as: UTF8.self) == f.storageJSON.jsonString)
+        }
+    }
+}
