@@ -10,15 +10,16 @@ public final class SQLiteStore: WaybillStore, @unchecked Sendable {
         /// `FULL` (default) also survives power loss; `NORMAL` survives process crashes only.
         public var synchronous: String = "FULL"
         /// Page cache of the writer connection, in MiB.
-        public var writerCacheMiB = 128
+        public var writerCacheMiB = 64
         /// Page cache of each reader connection, in MiB.
         public var readerCacheMiB = 16
         /// Events waiting to be written beyond which `append` throws `StoreError.overloaded`.
         public var maxQueuedEvents = 100_000
         /// Most events written in one transaction.
         public var maxBatchEvents = 20_000
-        /// Memory-mapped reads: page reads without a syscall each.
-        public var mmapBytes = 1 << 30
+        /// Memory-mapped reads for the writer: its index probes read pages without a syscall each.
+        /// Mapped pages count towards RSS, so this is bounded.
+        public var mmapBytes = 128 << 20
         public init() {}
     }
 
@@ -205,7 +206,6 @@ final class ReaderPool: @unchecked Sendable {
             let c = try Connection(path: path)
             try c.exec("PRAGMA cache_size=-\(cacheMiB * 1024)")
             try c.exec("PRAGMA query_only=1")
-            try c.exec("PRAGMA mmap_size=268435456")
             conn = c
         }
         let c = conn!

@@ -12,6 +12,8 @@ public struct ServerConfig: Sendable {
     /// Largest request body, also after decompression.
     public var maxBodyBytes = EventDecoder.defaultBodyLimit
     public var serverName = "waybill"
+    /// Events older than this are deleted (checked hourly); nil keeps everything.
+    public var retention: Micros?
     public init() {}
 }
 
@@ -26,10 +28,14 @@ public func buildApplication(store: any WaybillStore, config: ServerConfig, logg
     router.middlewares.add(ErrorMiddleware(metrics: metrics, logger: log))
     let api = WaybillAPI(store: store, config: config, metrics: metrics, clock: clock)
     api.register(router)
-    return Application(
+    var app = Application(
         router: router,
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: config.serverName),
         logger: log)
+    if let retention = config.retention {
+        app.addServices(RetentionService(store: store, retention: retention, interval: .seconds(3600), clock: clock, logger: log))
+    }
+    return app
 }
 
 /// Errors as JSON bodies naming what was wrong: `{"error": "..."}`.

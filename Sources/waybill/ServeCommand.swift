@@ -29,7 +29,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "SQLite synchronous mode: full (survives power loss) or normal (survives process crashes).")
     var sync = "full"
 
+    @Option(name: .long, help: "Delete events older than this (e.g. 90d), checked hourly. Default: keep everything.")
+    var retention: String?
+
     func validate() throws {
+        if let r = retention, DurationText.parse(r) == nil { throw ValidationError("--retention: must be a duration such as 30d") }
         guard (1...65535).contains(port) else { throw ValidationError("--port: must be from 1 to 65535") }
         guard ["full", "normal"].contains(sync.lowercased()) else { throw ValidationError("--sync: must be full or normal") }
         guard maxBody >= 1024 else { throw ValidationError("--max-body: must be at least 1024 bytes") }
@@ -46,6 +50,7 @@ struct ServeCommand: AsyncParsableCommand {
         config.host = host
         config.port = port
         config.maxBodyBytes = maxBody
+        config.retention = retention.flatMap(DurationText.parse)
         let app = buildApplication(store: store, config: config)
         printErr("waybill: serving http://\(host):\(port) (store \(path))")
         try await app.runService()

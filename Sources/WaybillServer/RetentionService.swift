@@ -1,0 +1,28 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import WaybillModel
+import WaybillStore
+
+/// Deletes events older than the retention period, once at start and then every `interval`.
+/// Ends with the service group (graceful shutdown).
+struct RetentionService: Service {
+    let store: any WaybillStore
+    let retention: Micros
+    let interval: Duration
+    let clock: @Sendable () -> Micros
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let cutoff = clock() - retention
+            do {
+                let n = try await store.deleteEvents(before: cutoff)
+                if n > 0 { logger.info("retention removed events", metadata: ["events": "\(n)", "before": "\(RFC3339.format(cutoff))"]) }
+            } catch {
+                logger.error("retention failed", metadata: ["error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+}
