@@ -1,0 +1,93 @@
+import AsyncHTTPClient
+import Foundation
+import Testing
+import WaybillModel
+
+/// Runs the `waybill` binary and captures its output.
+struct CLIRun {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+
+    static func run(_ args: [String], stdin: String? = nil) throws -> CLIRun {
+        let p = Process()
+        p.executableURL = ServerProcess.binary
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        let input = Pipe()
+        p.standardInput = input
+        try p.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return CLIRun(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    var json: JSONValue? { try? JSONParser.parse(stdout) }
+}
+
+@Suite(.serialized) struct CLITests {
+    static let events = [
+        ce("a1", "order.accepted", "2026-11-23T14:00:00Z", "ORD-CLI", data: #"{"channel":"web","lines":[{"line":1,"sku":"A","qty":2}]}"#),
+        ce("al1", "order.allocated", "2026-11-23T14:05:00Z", "ORD-CLI", source: "allocation", data: #"{"warehouse":"DC-EAST","lines":[{"line":1,"qty_allocated":2}]}"#),
+        ce("s1", "order.shipped", "2026-11-23T16:00:00Z", "ORD-CLI", source: "wms", data: #"{"warehouse":"DC-EAST","tracking":"1ZCLI","links":["shipment:1ZCLI"]}"#),
+    ]
+
+    @Test func ingestTraceAndSearchAgainstTheEmbeddedStoreAndARemoteServer() async throws {
+        guard FileManager.default.fileExists(atPath: ServerProcess.binary.path) else {
+            Issue.record("waybill binary not found at \(ServerProcess.binary.path)")
+            return
+        }
+        let db = temporaryDatabase()
+        let dir = URL(fileURLWithPath: db).deletingLastPathComponent()
+        let file = dir.appendingPathComponent("events.ndjson")
+        try (Self.events.joined(separator: "\n") + "\n{\"specversion\":\"1.0\"}\n").write(to: file, atomically: true, encoding: .utf8)
+
+        // Embedded store: the bad line is reported with its line number, the good ones are kept, exit status 1.
+        let ingest = try CLIRun.run(["ingest", file.path, "--db", db])
+        #expect(ingest.status == 1)
+        #expect(ingest.stdout.contains("accepted 3, duplicates 0, rejected 1"))
+        #expect(ingest.stderr.contains("line 4: id: required attribute is missing"))
+
+        let local = try CLIRun.run(["trace", "shipment:1ZCLI", "--db", db, "--format", "json"])
+        #expect(local.status == 0)
+        #expect(local.json?["correlation_id"] == "ORD-CLI")
+        #expect(local.json?["facts"]?["allocation_delay_s"] == 300)
+
+        let timeline = try CLIRun.run(["trace", "ORD-CLI", "--db", db])
+        #expect(timeline.stdout.contains("state: shipped"))
+        #expect(timeline.stdout.contains("+5m"))
+        #expect(timeline.stdout.contains("allocation delay  5m"))
+
+        let search = try CLIRun.run(["search", "--db", db, "--warehouse", "DC-EAST", "--json"])
+        #expect(search.json?["orders"]?.arrayValue?.count == 1)
+
+        let bad = try CLIRun.run(["search", "--db", db, "--state", "lost"])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("state"))
+
+        let missing = try CLIRun.run(["trace", "ORD-NONE", "--db", db])
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("ORD-NONE"))
+
+        // The same store served over HTTP: remote reads give the same documents; remote ingest from stdin.
+        let server = try await ServerProcess.start(db: db)
+        defer { server.stop() }
+        let remote = try CLIRun.run(["trace", "shipment:1ZCLI", "--url", server.base, "--json"])
+        #expect(remote.status == 0)
+        #expect(remote.stdout == local.stdout)
+        let more = ce("d1", "order.delivered", "2026-11-24T10:00:00Z", "ORD-CLI", source: "carrier")
+        let remoteIngest = try CLIRun.run(["ingest", "-", "--url", server.base], stdin: more + "\n" + Self.events[0] + "\n")
+        #expect(remoteIngest.status == 0)
+        #expect(remoteIngest.stdout.contains("accepted 1, duplicates 1, rejected 0"))
+        let remoteSearch = try CLIRun.run(["search", "--url", server.base, "--state", "delivered", "--json"])
+        #expect(remoteSearch.json?["orders"]?.arrayValue?.first?["correlation_id"] == "ORD-CLI")
+        let unreachable = try CLIRun.run(["trace", "ORD-CLI", "--url", "http://127.0.0.1:1"])
+        #expect(unreachable.status != 0)
+        #expect(unreachable.stderr.contains("cannot reach"))
+    }
+}
