@@ -181,7 +181,7 @@ struct DemandModel {
 
     /// The content of order number `n` (the same for a resubmission).
     func order(_ n: Int, channel: Int, at t: Micros) -> OrderRequest {
-        var rng = Xoshiro256(seed: SplitMix64.hash(seed, 0x0DE5, UInt64(n)))
+        var rng = Xoshiro256(seed: SplitMix64.hash(seed, 0x0DE5, UInt64(truncatingIfNeeded: n)))
         let u = rng.unit()
         var region = 0, acc = DemandModel.regionShare[0]
         while region < regions.count - 1 && u >= acc { region += 1; acc += DemandModel.regionShare[min(region, DemandModel.regionShare.count - 1)] }

@@ -1,26 +1,37 @@
 import WaybillModel
 
 /// A min-heap of things due at virtual times; ties keep insertion order, so runs are reproducible.
+/// The heap moves only small keys; payloads stay in slots until popped.
 struct EventQueue<Payload> {
-    struct Entry {
+    struct Key {
         var time: Micros
         var seq: UInt64
-        var payload: Payload
-        @inline(__always) func before(_ o: Entry) -> Bool { time < o.time || (time == o.time && seq < o.seq) }
+        var slot: Int
+        @inline(__always) func before(_ o: Key) -> Bool { time < o.time || (time == o.time && seq < o.seq) }
     }
 
-    private(set) var entries: [Entry] = []
+    private var heap: [Key] = []
+    private var slots: [Payload?] = []
+    private var freeSlots: [Int] = []
     private var nextSeq: UInt64 = 0
 
-    var count: Int { entries.count }
-    var isEmpty: Bool { entries.isEmpty }
-    var nextTime: Micros? { entries.first?.time }
+    var count: Int { heap.count }
+    var isEmpty: Bool { heap.isEmpty }
+    var nextTime: Micros? { heap.first?.time }
 
     mutating func push(_ time: Micros, _ payload: Payload) {
-        entries.append(Entry(time: time, seq: nextSeq, payload: payload))
+        let slot: Int
+        if let s = freeSlots.popLast() {
+            slot = s
+            slots[s] = payload
+        } else {
+            slot = slots.count
+            slots.append(payload)
+        }
+        heap.append(Key(time: time, seq: nextSeq, slot: slot))
         nextSeq &+= 1
-        var i = entries.count - 1
-        entries.withUnsafeMutableBufferPointer { e in
+        heap.withUnsafeMutableBufferPointer { e in
+            var i = e.count - 1
             let item = e[i]
             while i > 0 {
                 let p = (i - 1) >> 1
@@ -32,24 +43,29 @@ struct EventQueue<Payload> {
         }
     }
 
-    mutating func pop() -> Entry? {
-        guard let last = entries.popLast() else { return nil }
-        if entries.isEmpty { return last }
-        let top = entries[0]
-        entries.withUnsafeMutableBufferPointer { e in
-            let n = e.count
-            var i = 0
-            while true {
-                let l = 2 * i + 1
-                if l >= n { break }
-                var c = l
-                if l + 1 < n && e[l + 1].before(e[l]) { c = l + 1 }
-                if !e[c].before(last) { break }
-                e[i] = e[c]
-                i = c
+    mutating func pop() -> (time: Micros, payload: Payload)? {
+        guard let last = heap.popLast() else { return nil }
+        var top = last
+        if !heap.isEmpty {
+            top = heap[0]
+            heap.withUnsafeMutableBufferPointer { e in
+                let n = e.count
+                var i = 0
+                while true {
+                    let l = 2 * i + 1
+                    if l >= n { break }
+                    var c = l
+                    if l + 1 < n && e[l + 1].before(e[l]) { c = l + 1 }
+                    if !e[c].before(last) { break }
+                    e[i] = e[c]
+                    i = c
+                }
+                e[i] = last
             }
-            e[i] = last
         }
-        return top
+        var payload: Payload? = nil
+        swap(&payload, &slots[top.slot])
+        freeSlots.append(top.slot)
+        return (top.time, payload!)
     }
 }

@@ -204,13 +204,20 @@ public struct InventoryLedger: Sendable {
         for x in request.excluding { if let w = warehouseIndex[x] { eligible[w] = false } }
         let skuSlots = request.lines.map { skuIndex[$0.sku] }
 
+        // Units needed per SKU: lines may repeat a SKU, and together they must fit.
+        var needSKU: [Int] = [], needQty: [Int] = []
+        var servable = true
+        for (k, l) in request.lines.enumerated() where l.qty > 0 {
+            guard let s = skuSlots[k] else { servable = false; break }
+            if let i = needSKU.firstIndex(of: s) { needQty[i] += l.qty } else { needSKU.append(s); needQty.append(l.qty) }
+        }
         var best = -1
-        for w in 0..<wCount where eligible[w] {
-            var serves = true
-            for (k, l) in request.lines.enumerated() where l.qty > 0 {
-                guard let s = skuSlots[k], positions[s * wCount + w].availableToPromise >= l.qty else { serves = false; break }
+        if servable {
+            for w in 0..<wCount where eligible[w] {
+                var serves = true
+                for i in needSKU.indices where positions[needSKU[i] * wCount + w].availableToPromise < needQty[i] { serves = false; break }
+                if serves && (best < 0 || scores[w] < scores[best]) { best = w }
             }
-            if serves && (best < 0 || scores[w] < scores[best]) { best = w }
         }
 
         var placements: [Placement] = []

@@ -27,7 +27,6 @@ public final class NDJSONFileSink: EventTextSink {
     public let path: String
     public private(set) var eventsWritten = 0
     public private(set) var spansWritten = 0
-    public private(set) var bytesWritten = 0
 
     /// Creates (or truncates) `path`, and `spansPath` when given.
     public init(path: String, spansPath: String? = nil) throws {
@@ -52,8 +51,56 @@ public final class NDJSONFileSink: EventTextSink {
         buffer.append(contentsOf: text)
         buffer.append(0x0A)
         eventsWritten += 1
-        if buffer.count >= flushAt { try? flushEvents() }
+        if buffer.count >= flushAt { handOff() }
     }
+
+    /// Passes the full event buffer to the background writer, so rendering and the kernel copy overlap.
+    /// At most two buffers are in flight.
+    private func handOff() {
+        guard let f = file else { buffer.removeAll(keepingCapacity: true); return }
+        var full: [UInt8] = []
+        full.reserveCapacity(flushAt + (64 << 10))
+        swap(&full, &buffer)
+        let chunk = full
+        let box = FileBox(f)
+        let state = writerState
+        let path = self.path
+        state.inFlight.wait()
+        writerQueue.async {
+            let n = chunk.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, box.file) }
+            state.record(written: n, error: n == chunk.count ? nil : SinkError(path: path, reason: "short write: " + String(cString: strerror(errno))))
+            state.inFlight.signal()
+        }
+    }
+
+    private let writerQueue = DispatchQueue(label: "waybill.ndjson-writer")
+    private let writerState = WriterState()
+
+    private final class WriterState: @unchecked Sendable {
+        let inFlight = DispatchSemaphore(value: 2)
+        private let lock = NSLock()
+        private var written = 0
+        private var error: SinkError?
+        func record(written n: Int, error e: SinkError?) {
+            lock.lock()
+            written += n
+            if error == nil { error = e }
+            lock.unlock()
+        }
+        var snapshot: (Int, SinkError?) {
+            lock.lock()
+            defer { lock.unlock() }
+            return (written, error)
+        }
+    }
+
+    private struct FileBox: @unchecked Sendable {
+        let file: UnsafeMutablePointer<FILE>
+        init(_ f: UnsafeMutablePointer<FILE>) { file = f }
+    }
+
+    /// Bytes written to the files so far.
+    public var bytesWritten: Int { writerState.snapshot.0 }
 
     public func emit(_ event: CloudEvent) {
         event.raw.withUnsafeBufferPointer { emitEventText($0) }
@@ -71,7 +118,7 @@ public final class NDJSONFileSink: EventTextSink {
         guard let f, !bytes.isEmpty else { return }
         let n = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
         if n != bytes.count { throw SinkError(path: path, reason: "short write: " + String(cString: strerror(errno))) }
-        bytesWritten += n
+        writerState.record(written: n, error: nil)
         bytes.removeAll(keepingCapacity: true)
     }
 
@@ -80,6 +127,8 @@ public final class NDJSONFileSink: EventTextSink {
 
     /// Writes everything buffered so far to the files.
     public func flush() throws {
+        writerQueue.sync {}
+        if let failed = writerState.snapshot.1 { throw failed }
         try flushEvents()
         try flushSpans()
         if let f = file { fflush(f) }

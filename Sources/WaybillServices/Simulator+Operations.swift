@@ -18,9 +18,9 @@ extension Simulator {
         case .accepted(let workflow, let actions):
             let hi = SplitMix64.hash(config.seed, 0x7ACE, UInt64(n))
             let lo = SplitMix64.hash(hi, UInt64(n)) | 1
-            var o = LiveOrder(workflow: workflow, traceHi: hi, traceLo: lo, rootSpan: SplitMix64.hash(lo, 0x7007) | 1,
+            let o = LiveOrder(workflow: workflow, traceHi: hi, traceLo: lo, rootSpan: SplitMix64.hash(lo, 0x7007) | 1,
                               region: network.regionIndex(order.region) ?? 0)
-            let step = nextSpan(&o)
+            let step = nextSpan(o)
             live[n] = o
             stats.ordersAccepted += 1
             stats.openOrders += 1
@@ -46,14 +46,13 @@ extension Simulator {
     /// Hands one input to an order's workflow, carries out the resulting actions, and moves the
     /// simulated warehouse on to its next step.
     func deliver(_ n: Int, _ input: WorkflowInput, step: StepSpan?) {
-        guard var o = live[n] else {
+        guard let o = live[n] else {
             if case .allocationDecided(let d) = input, !d.placements.isEmpty { try! allocation.release(d.placements) }
             return
         }
-        let spanID = nextSpan(&o)
+        let spanID = nextSpan(o)
         let (w, actions) = OrderWorkflow.reduce(o.workflow, input, now: now, policy: config.workflowPolicy)
         o.workflow = w
-        live[n] = o
         let ctx = o.context(spanID)
         if wantsSpans, let step { emitStepSpan(step, ctx: ctx, order: o) }
         perform(actions, order: n, ctx: ctx)
@@ -271,7 +270,7 @@ extension Simulator {
         }
     }
 
-    func nextSpan(_ o: inout LiveOrder) -> UInt64 {
+    func nextSpan(_ o: LiveOrder) -> UInt64 {
         o.spanCounter += 1
         return SplitMix64.hash(o.traceLo, o.spanCounter) | 1
     }

@@ -56,13 +56,21 @@ public final class Simulator {
     let leadTimeHours: [Int]
     static let carriers = ["UPS", "FedEx", "USPS", "OnTrac"]
 
-    struct LiveOrder {
+    /// An order in flight; a class so that the workflow is updated in place.
+    final class LiveOrder {
         var workflow: OrderWorkflow
         let traceHi: UInt64
         let traceLo: UInt64
         let rootSpan: UInt64
         var spanCounter: UInt64 = 0
         let region: Int
+        init(workflow: OrderWorkflow, traceHi: UInt64, traceLo: UInt64, rootSpan: UInt64, region: Int) {
+            self.workflow = workflow
+            self.traceHi = traceHi
+            self.traceLo = traceLo
+            self.rootSpan = rootSpan
+            self.region = region
+        }
     }
 
     /// A technical step that ends when its input reaches the workflow.
@@ -198,7 +206,7 @@ public final class Simulator {
         queue.push(t, h)
     }
 
-    private func process(_ e: EventQueue<Happening>.Entry) {
+    private func process(_ e: (time: Micros, payload: Happening)) {
         if e.time > now { now = e.time }
         if !e.payload.isHousekeeping { workItems -= 1 }
         switch e.payload {
