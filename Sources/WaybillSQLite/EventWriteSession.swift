@@ -21,14 +21,87 @@ final class EventWriteSession {
     private let insertEvent: Statement
     private let insertRecent: Statement
 
-    init(conn: Connection, recentDedupLimit: Int = 200_000) throws {
+    private var filter = DedupFilter(capacity: 0)
+
+    let rollup: (any FactsRollup)?
+
+    init(conn: Connection, rollup: (any FactsRollup)?, recentDedupLimit: Int = 200_000) throws {
         self.conn = conn
+        self.rollup = rollup
         self.recentDedupLimit = recentDedupLimit
         recentDedup = try conn.scalarInt("SELECT count(*) FROM dedup_recent")
         probeRecent = try Statement(conn: conn, sql: "SELECT e.source, e.id FROM dedup_recent d JOIN events e ON e.seq = d.seq WHERE d.h = ?")
         probeMerged = try Statement(conn: conn, sql: "SELECT e.source, e.id FROM dedup d JOIN events e ON e.seq = d.seq WHERE d.h = ?")
         insertEvent = try Statement(conn: conn, sql: "INSERT INTO events(time, subject, source, id, type, trace_id, raw) VALUES(?,?,?,?,?,?,?)")
         insertRecent = try Statement(conn: conn, sql: "INSERT INTO dedup_recent(h, seq) VALUES(?, ?)")
+        try rebuildFilter(minimumCapacity: 1 << 20)
+        try rebuildRollupsIfNeeded()
+    }
+
+    /// Rebuilds every rollup row from the stored facts when the database has none for this rollup's
+    /// bucket width (a new rollup, a changed width, or a database written without one).
+    private func rebuildRollupsIfNeeded() throws {
+        guard let rollup else { return }
+        let marker = "\(rollup.bucketWidth)"
+        let m = try conn.prepare("SELECT value FROM meta WHERE key = 'rollup_bucket'")
+        let current = try m.step() ? m.text(0) : nil
+        m.reset()
+        guard current != marker else { return }
+        try conn.exec("BEGIN IMMEDIATE")
+        do {
+            try conn.exec("DELETE FROM rollups")
+            let s = try conn.prepare("SELECT facts FROM orders ORDER BY rid")
+            var batch: [FactsTransition] = []
+            func flush() throws {
+                try writeRollups(rollup, batch)
+                batch.removeAll(keepingCapacity: true)
+            }
+            while try s.step() {
+                if let f = (try? JSONParser.parse(s.blob(0))).flatMap(OrderFacts.init(storageJSON:)) {
+                    batch.append(FactsTransition(old: nil, new: f))
+                    if batch.count >= 10_000 { try flush() }
+                }
+            }
+            s.reset()
+            try flush()
+            try conn.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('rollup_bucket', ?)").bind(1, marker).run()
+            try conn.exec("COMMIT")
+        } catch {
+            try? conn.exec("ROLLBACK")
+            throw error
+        }
+    }
+
+    private func writeRollups(_ rollup: any FactsRollup, _ transitions: [FactsTransition]) throws {
+        guard !transitions.isEmpty else { return }
+        let read = try conn.prepare("SELECT acc FROM rollups WHERE dim = ? AND bucket = ? AND gk = ?")
+        let put = try conn.prepare("INSERT OR REPLACE INTO rollups(dim, bucket, gk, acc) VALUES(?, ?, ?, ?)")
+        let del = try conn.prepare("DELETE FROM rollups WHERE dim = ? AND bucket = ? AND gk = ?")
+        let rows = try rollup.update(transitions) { key in
+            read.reset()
+            read.bind(1, key.dimension).bind(2, key.bucketStart).bind(3, Schema.groupKey(key.group))
+            defer { read.reset() }
+            return try read.step() ? read.blob(0) : nil
+        }
+        for (key, bytes) in rows {
+            let s = bytes == nil ? del : put
+            s.reset()
+            s.bind(1, key.dimension).bind(2, key.bucketStart).bind(3, Schema.groupKey(key.group))
+            if let bytes { s.bindBlob(4, bytes) }
+            try s.run()
+        }
+    }
+
+    /// Fills the filter from every stored hash (at open, and when it has grown full).
+    private func rebuildFilter(minimumCapacity: Int) throws {
+        let stored = try conn.scalarInt("SELECT (SELECT count(*) FROM dedup) + (SELECT count(*) FROM dedup_recent)")
+        var f = DedupFilter(capacity: max(minimumCapacity, stored * 2))
+        for table in ["dedup", "dedup_recent"] {
+            let s = try conn.prepare("SELECT h FROM \(table)")
+            while try s.step() { f.insert(s.int64(0)) }
+            s.reset()
+        }
+        filter = f
     }
 
     /// Moves `dedup_recent` into `dedup` in one sorted pass.
@@ -44,9 +117,21 @@ final class EventWriteSession {
         }
     }
 
+    /// Seconds spent in each phase of the write path, printed at close when `WAYBILL_WRITER_PROFILE` is set.
+    var phaseSeconds: [String: Double] = [:]
+    let profiling = ProcessInfo.processInfo.environment["WAYBILL_WRITER_PROFILE"] != nil
+    private var phaseStart: Micros = 0
+    private func phase(_ name: String?) {
+        guard profiling else { return }
+        let now = currentMicros()
+        if let name { phaseSeconds[name, default: 0] += Double(now - phaseStart) / 1e6 }
+        phaseStart = now
+    }
+
     /// Writes several appends in one transaction; returns the outcome of each, in order.
     func write(_ prepared: [PreparedAppend]) throws -> [AppendResult] {
         let batches = prepared.map(\.events)
+        phase(nil)
         try conn.exec("BEGIN IMMEDIATE")
         do {
             var results: [AppendResult] = []
@@ -64,11 +149,19 @@ final class EventWriteSession {
                 }
                 results.append(r)
             }
+            phase("insert")
             try updateFacts(prepared, fresh)
+            phase("facts")
             try updateLinks(batches, fresh)
+            phase("links")
             try conn.exec("COMMIT")
+            phase("commit")
+            if filter.count > filter.capacity { try rebuildFilter(minimumCapacity: filter.capacity * 2) }
             recentDedup += fresh.count
-            if recentDedup >= recentDedupLimit { try mergeRecentDedup() }
+            if recentDedup >= recentDedupLimit {
+                try mergeRecentDedup()
+                phase("dedup-merge")
+            }
             return results
         } catch {
             try? conn.exec("ROLLBACK")
@@ -89,7 +182,7 @@ final class EventWriteSession {
     /// Inserts unless `(source, id)` is stored already; true when inserted.
     private func insert(_ e: CloudEvent) throws -> Bool {
         let h = Self.dedupHash(source: e.source, id: e.id)
-        for probe in [probeRecent, probeMerged] {
+        for probe in [probeRecent, probeMerged] where filter.mayContain(h) {
             probe.reset()
             probe.bind(1, h)
             while try probe.step() {
@@ -108,6 +201,9 @@ final class EventWriteSession {
         let seq = sqlite3_last_insert_rowid(conn.db)
         insertRecent.reset()
         try insertRecent.bind(1, h).bind(2, seq).run()
+        // Into the filter at once, so a repeat later in the same transaction is probed. After a rollback
+        // the filter may hold hashes that were never stored: that only costs an exact probe.
+        filter.insert(h)
         return true
     }
 
@@ -137,6 +233,7 @@ final class EventWriteSession {
             }
         }
         guard !deltas.isEmpty else { return }
+        var transitions: [FactsTransition] = []
         let load = try conn.prepare("SELECT rid, facts FROM orders WHERE order_id = ?")
         let upd = try conn.prepare("""
             UPDATE orders SET state=?, state_since=?, first_time=?, last_time=?, event_count=?, accepted_at=?, allocated_at=?,
@@ -161,7 +258,9 @@ final class EventWriteSession {
                 }
                 load.reset()
             }
+            let old = rid == nil ? nil : facts
             facts.merge(deltas[subject]!)
+            if rollup != nil { transitions.append(FactsTransition(old: old, new: facts)) }
             let s = rid == nil ? ins : upd
             s.bind(1, facts.state.map { Int64($0.rawValue) }).bind(2, facts.stateSince)
             s.bind(3, facts.firstEventAt ?? 0).bind(4, facts.lastEventAt ?? 0).bind(5, facts.eventCount)
@@ -179,6 +278,7 @@ final class EventWriteSession {
                 try rewriteGroup(members: try members(of: root))
             }
         }
+        if let rollup { try writeRollups(rollup, transitions) }
     }
 
     private func updateLinks(_ batches: [[CloudEvent]], _ fresh: [(batch: Int, index: Int)]) throws {
@@ -240,6 +340,19 @@ final class EventWriteSession {
             }
             try conn.prepare("DELETE FROM events WHERE time < ?").bind(1, cutoff).run()
             let n = conn.changes
+            if let rollup {
+                // Retract the deleted orders from the rollups before their facts go.
+                let s = try conn.prepare("SELECT facts FROM orders WHERE last_time < ?")
+                s.bind(1, cutoff)
+                var gone: [FactsTransition] = []
+                while try s.step() {
+                    if let f = (try? JSONParser.parse(s.blob(0))).flatMap(OrderFacts.init(storageJSON:)) {
+                        gone.append(FactsTransition(old: f, new: OrderFacts(orderID: f.orderID)))
+                    }
+                }
+                s.reset()
+                try writeRollups(rollup, gone)
+            }
             try conn.prepare("DELETE FROM orders WHERE last_time < ?").bind(1, cutoff).run()
             try conn.exec("COMMIT")
             factsCache.removeAll()

@@ -26,9 +26,11 @@ public final class SQLiteStore: WaybillStore, @unchecked Sendable {
     public let path: String
     let options: Options
     let writer: GroupCommitWriter
+    private let writeSession: EventWriteSession
     private let readers: ReaderPool
 
-    public init(path: String, options: Options = Options()) throws {
+    /// - Parameter rollup: maintains KPI rollups beside the facts (the server and CLI pass the KPI engine's).
+    public init(path: String, options: Options = Options(), rollup: (any FactsRollup)? = nil) throws {
         self.path = path
         self.options = options
         let conn = try Connection(path: path)
@@ -42,14 +44,20 @@ public final class SQLiteStore: WaybillStore, @unchecked Sendable {
         try conn.exec("PRAGMA wal_autocheckpoint=8000")
         try conn.exec("PRAGMA mmap_size=\(options.mmapBytes)")
         try Schema.migrate(conn)
-        let write = try EventWriteSession(conn: conn)
+        let write = try EventWriteSession(conn: conn, rollup: rollup)
+        writeSession = write
         writer = GroupCommitWriter(session: write, maxQueuedEvents: options.maxQueuedEvents, maxBatchEvents: options.maxBatchEvents)
         readers = ReaderPool(path: path, cacheMiB: options.readerCacheMiB)
     }
 
     deinit { close() }
 
-    public func close() { writer.stop() }
+    public func close() {
+        writer.stop()
+        if writeSession.profiling {
+            FileHandle.standardError.write(Data("writer phases (s): \(writeSession.phaseSeconds.sorted { $0.key < $1.key })\n".utf8))
+        }
+    }
 
     public func append(_ events: [CloudEvent]) async throws -> AppendResult {
         if events.isEmpty { return AppendResult() }
@@ -167,6 +175,42 @@ public final class SQLiteStore: WaybillStore, @unchecked Sendable {
                 next = out.last.map { Self.encodeCursor($0.firstEventAt, $0.correlationID) }
             }
             return OrderPage(orders: out, nextCursor: next)
+        }
+    }
+
+    public func rollupRows(dimension: String, in ranges: [Range<Micros>]) throws -> [(key: RollupKey, bytes: [UInt8])] {
+        try readers.with { c in
+            let s = try c.prepare("SELECT bucket, gk, acc FROM rollups WHERE dim = ? AND bucket >= ? AND bucket < ?")
+            var out: [(key: RollupKey, bytes: [UInt8])] = []
+            for r in ranges {
+                s.reset()
+                s.bind(1, dimension).bind(2, r.lowerBound).bind(3, r.upperBound)
+                while try s.step() {
+                    out.append((RollupKey(dimension: dimension, group: Schema.group(fromKey: s.text(1)), bucketStart: s.int64(0)), s.blob(2)))
+                }
+            }
+            s.reset()
+            return out
+        }
+    }
+
+    public func kpiFacts(in ranges: [Range<Micros>]) throws -> [OrderFacts] {
+        try readers.with { c in
+            var seen = Set<Int64>()
+            var out: [OrderFacts] = []
+            for column in ["allocated_at", "shipped_at"] {
+                let s = try c.prepare("SELECT rid, facts FROM orders WHERE \(column) >= ? AND \(column) < ?")
+                for r in ranges {
+                    s.reset()
+                    s.bind(1, r.lowerBound).bind(2, r.upperBound)
+                    while try s.step() {
+                        guard seen.insert(s.int64(0)).inserted else { continue }
+                        if let f = (try? JSONParser.parse(s.blob(1))).flatMap(OrderFacts.init(storageJSON:)) { out.append(f) }
+                    }
+                }
+                s.reset()
+            }
+            return out
         }
     }
 

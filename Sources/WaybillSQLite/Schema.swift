@@ -56,7 +56,18 @@ enum Schema {
         CREATE TABLE keys(key TEXT PRIMARY KEY, root TEXT NOT NULL) WITHOUT ROWID;
         CREATE INDEX keys_root ON keys(root);
         """,
+        // KPI rollups (opaque accumulators per dimension, bucket and group; `gk` is "" for the null group
+        // and "=" + value otherwise), and the facts indexes that answer the unaligned edges of a window.
+        """
+        CREATE TABLE rollups(dim TEXT NOT NULL, bucket INTEGER NOT NULL, gk TEXT NOT NULL, acc BLOB NOT NULL,
+                             PRIMARY KEY(dim, bucket, gk)) WITHOUT ROWID;
+        CREATE INDEX orders_allocated ON orders(allocated_at) WHERE allocated_at IS NOT NULL;
+        CREATE INDEX orders_shipped ON orders(shipped_at) WHERE shipped_at IS NOT NULL;
+        """,
     ]
+
+    static func groupKey(_ g: String?) -> String { g.map { "=" + $0 } ?? "" }
+    static func group(fromKey k: String) -> String? { k.isEmpty ? nil : String(k.dropFirst()) }
 
     static func migrate(_ c: Connection) throws {
         try c.exec("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID")

@@ -16,6 +16,7 @@ struct WaybillAPI: Sendable {
         router.post("/v1/events") { req, ctx in try await postEvents(req, ctx) }
         router.get("/api/v1/traces/{key}") { req, ctx in try getTrace(req, ctx) }
         router.get("/api/v1/traces") { req, _ in try searchTraces(req) }
+        router.get("/api/v1/kpis") { req, _ in try getKPIs(req) }
         router.get("/healthz") { _, _ in try health() }
         router.get("/metrics") { _, _ in try metricsText() }
         router.get("/openapi.json") { _, _ in jsonResponse(OpenAPIDocument.document) }

@@ -150,7 +150,7 @@ public struct StoreStats: Sendable, Equatable {
 }
 
 /// A complete storage engine.
-public protocol WaybillStore: EventWriter, TraceReader, OrderSearcher {
+public protocol WaybillStore: EventWriter, TraceReader, OrderSearcher, RollupReader {
     func stats() throws -> StoreStats
     /// Deletes events whose time is before `cutoff` (retention); returns how many were removed.
     func deleteEvents(before cutoff: Micros) async throws -> Int

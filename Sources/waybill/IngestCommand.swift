@@ -4,6 +4,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import WaybillCollectors
+import WaybillKPI
 import WaybillModel
 import WaybillSQLite
 import WaybillStore
@@ -93,50 +94,68 @@ struct IngestCommand: AsyncParsableCommand {
 
 /// An input cut into batches of events, decoded one batch at a time so that decoding the next batch
 /// overlaps with committing the previous one.
-struct Chunks {
+struct Chunks: Sendable {
     let bytes: [UInt8]
     let file: String
     let isArray: Bool
     let batch: Int
 
-    /// Calls `body` with each decoded batch, in order.
-    func forEach(_ body: (DecodedEvents) async throws -> Void) async throws {
+    /// A batch: already decoded (JSON arrays are parsed whole), or a run of NDJSON lines still to decode.
+    enum Part: Sendable {
+        case decoded(DecodedEvents)
+        case lines(Range<Int>, firstLine: Int)
+    }
+
+    func parts() throws -> [Part] {
         if isArray {
             let all: DecodedEvents
             do { all = try EventDecoder.decode(bytes, framing: .json) } catch { throw CLIError("\(file): \(error.description)") }
+            var out: [Part] = []
             var i = 0
             repeat {
                 var part = DecodedEvents()
                 part.events = Array(all.events[i..<min(i + batch, all.events.count)])
                 if i == 0 { part.rejected = all.rejected }
-                try await body(part)
+                out.append(.decoded(part))
                 i += batch
             } while i < all.events.count
-            return
+            return out
         }
         // One pretty-printed event spanning several lines is not NDJSON; take it whole.
         let firstLineEnd = bytes.firstIndex(of: 0x0A) ?? bytes.count
         if firstLineEnd < bytes.count, (try? JSONParser.parse(Array(bytes[0..<firstLineEnd]))) == nil,
            let whole = try? EventDecoder.decode(bytes, framing: .json)
         {
-            try await body(whole)
-            return
+            return [.decoded(whole)]
         }
-        var start = 0
-        var line = 0
-        while start < bytes.count {
-            var end = start
-            var lines = 0
-            while end < bytes.count && lines < batch {
-                if bytes[end] == 0x0A { lines += 1 }
-                end += 1
+        var out: [Part] = []
+        bytes.withUnsafeBufferPointer { b in
+            guard let base = b.baseAddress else { return }
+            var start = 0
+            var line = 0
+            while start < b.count {
+                var end = start
+                var lines = 0
+                while end < b.count && lines < batch {
+                    guard let nl = memchr(base + end, 0x0A, b.count - end) else { end = b.count; break }
+                    end = base.distance(to: nl.assumingMemoryBound(to: UInt8.self)) + 1
+                    lines += 1
+                }
+                out.append(.lines(start..<end, firstLine: line))
+                line += lines
+                start = end
             }
-            let decoded = bytes.withUnsafeBufferPointer { b in
-                EventDecoder.decodeLinesLeniently(UnsafeBufferPointer(rebasing: b[start..<end]), firstLine: line).events
+        }
+        return out
+    }
+
+    func decode(_ part: Part) -> DecodedEvents {
+        switch part {
+        case .decoded(let d): return d
+        case .lines(let range, let firstLine):
+            return bytes.withUnsafeBufferPointer { b in
+                EventDecoder.decodeLinesLeniently(UnsafeBufferPointer(rebasing: b[range]), firstLine: firstLine).events
             }
-            try await body(decoded)
-            line += lines
-            start = end
         }
     }
 }
@@ -151,9 +170,11 @@ protocol IngestSink {
     func close()
 }
 
-/// Writes into the embedded store, keeping one batch committing while the next is decoded.
+/// Writes into the embedded store. Batches are decoded on the concurrency pool while the writer
+/// thread commits earlier ones; a few in flight keep both cores busy without buffering the whole file.
 struct LocalSink: IngestSink {
     let store: SQLiteStore
+    static let inFlight = 3
 
     init(path: String) throws {
         var o = SQLiteStore.Options()
@@ -161,26 +182,35 @@ struct LocalSink: IngestSink {
         // A bulk load is not a long-running server: trade memory for fewer page reads.
         o.writerCacheMiB = 256
         o.mmapBytes = 1 << 30
-        store = try SQLiteStore(path: path, options: o)
+        store = try SQLiteStore(path: path, options: o, rollup: KPIFactsRollup())
     }
 
     func write(chunks: Chunks, progress: @escaping (Int) -> Void) async throws -> SinkResult {
+        let parts = try chunks.parts()
         var result = SinkResult()
-        var pending: Task<AppendResult, any Error>?
         var done = 0
-        try await chunks.forEach { d in
-            result.rejected += d.rejected
-            let events = d.events
-            let next = Task { [store] in try await store.append(events) }
-            if let p = pending {
-                let r = try await p.value
-                result.written = result.written + r
-                done += r.accepted + r.duplicates
+        try await withThrowingTaskGroup(of: (AppendResult, [RejectedEvent]).self) { group in
+            var running = 0
+            func collect(_ r: (AppendResult, [RejectedEvent])) {
+                result.written = result.written + r.0
+                result.rejected += r.1
+                done += r.0.accepted + r.0.duplicates
                 progress(done)
             }
-            pending = next
+            for part in parts {
+                if running >= Self.inFlight, let r = try await group.next() {
+                    collect(r)
+                    running -= 1
+                }
+                group.addTask { [store] in
+                    let d = chunks.decode(part)
+                    return (try await store.append(d.events), d.rejected)
+                }
+                running += 1
+            }
+            for try await r in group { collect(r) }
         }
-        if let p = pending { result.written = result.written + (try await p.value) }
+        result.rejected.sort { $0.index < $1.index }
         return result
     }
 
@@ -196,7 +226,8 @@ struct RemoteSink: IngestSink {
     func write(chunks: Chunks, progress: @escaping (Int) -> Void) async throws -> SinkResult {
         var result = SinkResult()
         var sent = 0
-        try await chunks.forEach { d in
+        for part in try chunks.parts() {
+            let d = chunks.decode(part)
             result.rejected += d.rejected
             result.written = result.written + (try await send(d.events))
             sent += d.events.count

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import WaybillKPI
 import WaybillModel
 import WaybillServer
 import WaybillSQLite
@@ -44,7 +45,7 @@ struct ServeCommand: AsyncParsableCommand {
         var options = SQLiteStore.Options()
         options.synchronous = sync.uppercased()
         options.maxQueuedEvents = maxQueuedEvents
-        let store = try SQLiteStore(path: path, options: options)
+        let store = try SQLiteStore(path: path, options: options, rollup: KPIFactsRollup())
         defer { store.close() }
         var config = ServerConfig()
         config.host = host

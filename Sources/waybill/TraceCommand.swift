@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import WaybillKPI
 import WaybillModel
 import WaybillSQLite
 import WaybillStore
@@ -37,7 +38,7 @@ func openForReading(_ path: String) throws -> SQLiteStore {
     guard FileManager.default.fileExists(atPath: path) else {
         throw CLIError("no store at \(path): pass --db PATH, set WAYBILL_DB, or --url of a running server")
     }
-    return try SQLiteStore(path: path)
+    return try SQLiteStore(path: path, rollup: KPIFactsRollup())
 }
 
 /// The terminal view of a trace document.

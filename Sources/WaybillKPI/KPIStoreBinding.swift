@@ -1,0 +1,82 @@
+import WaybillModel
+import WaybillStore
+
+/// The KPI engine's side of the store seam: it keeps the rollup rows current at ingest
+/// (`FactsRollup`) and answers KPI queries from rows plus edge facts (`KPIService`).
+public struct KPIFactsRollup: FactsRollup {
+    /// One hour: a 30-day report reads 720 rows per group, and a window's unaligned edges are at most an hour of facts each.
+    public static let storeBucketWidth: Micros = 3_600_000_000
+    public let bucketWidth: Micros
+
+    public init(bucketWidth: Micros = KPIFactsRollup.storeBucketWidth) {
+        self.bucketWidth = bucketWidth
+    }
+
+    public func update(_ transitions: [FactsTransition], read: (RollupKey) throws -> [UInt8]?) throws -> [(RollupKey, [UInt8]?)] {
+        var pending: [KPIRollupKey: KPIAccumulator] = [:]
+        for t in transitions {
+            for change in KPIRollup.changes(from: t.old, to: t.new, bucketWidth: bucketWidth) {
+                if pending[change.key] == nil {
+                    let bytes = try read(Self.storeKey(change.key))
+                    pending[change.key] = try bytes.map { try KPIAccumulator(serialized: $0) } ?? KPIAccumulator()
+                }
+                change.apply(to: &pending[change.key]!)
+            }
+        }
+        return pending.map { (Self.storeKey($0.key), $0.value.isEmpty ? nil : $0.value.serialized) }.sorted { $0.0 < $1.0 }
+    }
+
+    static func storeKey(_ k: KPIRollupKey) -> RollupKey {
+        RollupKey(dimension: k.dimensionName, group: k.group, bucketStart: k.bucketStart)
+    }
+}
+
+/// Answers KPI documents and drill-downs from a store.
+public struct KPIService: Sendable {
+    let reader: any RollupReader
+    let bucketWidth: Micros
+
+    public init(reader: any RollupReader, bucketWidth: Micros = KPIFactsRollup.storeBucketWidth) {
+        self.reader = reader
+        self.bucketWidth = bucketWidth
+    }
+
+    /// The KPI document of interfaces.md: whole buckets from rollup rows, the rest from facts.
+    public func document(_ q: KPIQuery) throws -> KPIDocument {
+        let plan = q.rollupPlan(bucketWidth: bucketWidth)
+        let dimension = q.by?.rawValue ?? "total"
+        var rows: [KPIRollupRow] = []
+        for (key, bytes) in try reader.rollupRows(dimension: dimension, in: plan.rollupRanges) {
+            guard let k = KPIRollupKey(dimensionName: key.dimension, group: key.group, bucketStart: key.bucketStart) else { continue }
+            rows.append(KPIRollupRow(key: k, accumulator: try KPIAccumulator(serialized: bytes)))
+        }
+        let facts = plan.factRanges.isEmpty ? [] : try reader.kpiFacts(in: plan.factRanges)
+        return KPIReport.compute(query: q, bucketWidth: bucketWidth, rows: rows, edgeFacts: facts)
+    }
+
+    /// The orders behind a figure (`allocation_delay.p95_s`, `fill_rate`, ...) in the query's window,
+    /// optionally within one group of `q.by` (`.some(nil)` is the null group).
+    public func explain(_ metric: KPIMetric, _ q: KPIQuery, group: String?? = .none, limit: Int = 20) throws -> [KPIContributor] {
+        let facts = try reader.kpiFacts(in: [q.from..<q.to])
+        return try KPIExplain.contributors(facts: facts, metric: metric, query: q, group: group, limit: limit)
+    }
+}
+
+extension KPIService {
+    /// A report in one format: JSON and CSV carry the document; table and HTML also compare with the
+    /// previous window of the same length, and HTML lists the slowest allocations behind the p95.
+    public func report(_ q: KPIQuery, format: KPIFormat) throws -> String {
+        let doc = try document(q)
+        switch format {
+        case .json, .csv:
+            return KPIRender.render(format, current: doc, previous: nil)
+        case .table, .html:
+            let previous = try document(q.previous)
+            var contributors: [KPIContributor] = []
+            if format == .html {
+                contributors = try explain(try KPIMetric.parse("allocation_delay.p95_s"), q, limit: 20)
+            }
+            return KPIRender.render(format, current: doc, previous: previous, contributors: contributors)
+        }
+    }
+}

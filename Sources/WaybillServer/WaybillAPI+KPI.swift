@@ -1,0 +1,49 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import WaybillKPI
+import WaybillModel
+import WaybillStore
+
+extension WaybillAPI {
+    /// `GET /api/v1/kpis?from=&to=&by=&step=&format=json|csv|table|html&explain=METRIC&group=&limit=`
+    func getKPIs(_ req: Request) throws -> Response {
+        let p = req.uri.queryParameters
+        func param(_ k: String) -> String? { p[k[...]].map(String.init) }
+        let query: KPIQuery
+        do {
+            query = try KPIQuery.parse(from: param("from"), to: param("to"), by: param("by"), step: param("step"), now: clock())
+        } catch {
+            throw APIError(.badRequest, error.description)
+        }
+        let service = KPIService(reader: store)
+        if let m = param("explain") {
+            let metric: KPIMetric
+            do { metric = try KPIMetric.parse(m) } catch { throw APIError(.badRequest, error.description) }
+            var limit = 20
+            if let l = param("limit") {
+                guard let n = Int(l), (1...10_000).contains(n) else { throw APIError(.badRequest, "limit: must be an integer from 1 to 10000") }
+                limit = n
+            }
+            let group: String?? = param("group").map { $0 == "null" ? .some(nil) : .some($0) } ?? .none
+            let list: [KPIContributor]
+            do { list = try service.explain(metric, query, group: group, limit: limit) } catch let e as KPIQueryError {
+                throw APIError(.badRequest, e.description)
+            }
+            return jsonResponse(.object(["metric": .string(m), "orders": .array(list.map(\.json))]))
+        }
+        let formatName = param("format") ?? "json"
+        guard let format = KPIFormat(rawValue: formatName) else {
+            throw APIError(.badRequest, "format: must be one of json, csv, table, html")
+        }
+        let body = try service.report(query, format: format)
+        let type: String
+        switch format {
+        case .json: type = "application/json"
+        case .csv: type = "text/csv; charset=utf-8"
+        case .html: type = "text/html; charset=utf-8"
+        case .table: type = "text/plain; charset=utf-8"
+        }
+        return Response(status: .ok, headers: [.contentType: type], body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+}

@@ -1,0 +1,49 @@
+import WaybillModel
+
+/// The key of one row of a derived aggregate: a dimension (`total`, `warehouse`, ...), a group value
+/// (nil is the group of orders without one) and the start of a time bucket.
+public struct RollupKey: Hashable, Sendable, Comparable {
+    public var dimension: String
+    public var group: String?
+    public var bucketStart: Micros
+    public init(dimension: String, group: String?, bucketStart: Micros) {
+        self.dimension = dimension
+        self.group = group
+        self.bucketStart = bucketStart
+    }
+    public static func < (a: RollupKey, b: RollupKey) -> Bool {
+        if a.dimension != b.dimension { return a.dimension < b.dimension }
+        if a.bucketStart != b.bucketStart { return a.bucketStart < b.bucketStart }
+        return (a.group ?? "") < (b.group ?? "") || (a.group == nil && b.group != nil)
+    }
+}
+
+/// An order whose facts changed in a write: `old` is nil for an order seen the first time.
+public struct FactsTransition: Sendable {
+    public var old: OrderFacts?
+    public var new: OrderFacts
+    public init(old: OrderFacts?, new: OrderFacts) {
+        self.old = old
+        self.new = new
+    }
+}
+
+/// Keeps aggregates over order facts (the KPI rollups) current. The store owns the rows as opaque
+/// bytes and calls this inside the same transaction that changes the facts, so rollups and facts
+/// never disagree, also after a crash. The store does not know what the bytes mean; the KPI engine does.
+public protocol FactsRollup: Sendable {
+    /// Width of the time buckets; the store rebuilds every row when it changes.
+    var bucketWidth: Micros { get }
+    /// The rows to write for these transitions: new bytes, or nil to delete the row. `read` returns a
+    /// row's current bytes. Must be a pure function of its inputs.
+    func update(_ transitions: [FactsTransition], read: (RollupKey) throws -> [UInt8]?) throws -> [(RollupKey, [UInt8]?)]
+}
+
+/// Reads what KPI queries need: rollup rows for whole buckets, and the facts of orders for the edges.
+///
+/// Contract: after an append returns, its effect on rollups and facts is visible to these reads.
+public protocol RollupReader: Sendable {
+    func rollupRows(dimension: String, in ranges: [Range<Micros>]) throws -> [(key: RollupKey, bytes: [UInt8])]
+    /// Facts of every order whose `allocatedAt` or `shippedAt` lies in one of the ranges, each order once.
+    func kpiFacts(in ranges: [Range<Micros>]) throws -> [OrderFacts]
+}
