@@ -18,14 +18,20 @@ extension OrderWorkflow {
                               policy: WorkflowPolicy = .standard) -> (OrderWorkflow, [WorkflowAction])
     {
         var w = state
-        var actions: [WorkflowAction] = []
-        if w.status.isFinal {
-            if case .allocationDecided(let d) = input, !d.placements.isEmpty { actions.append(.releaseReservations(d.placements)) }
-            return (w, actions)
-        }
-        w.handle(input, now: now, policy: policy, &actions)
-        if !actions.isEmpty { w.updatedAt = now }
+        let actions = w.apply(input, now: now, policy: policy)
         return (w, actions)
+    }
+
+    /// `reduce` in place: the same transition, without copying the state (for shells that own it).
+    public mutating func apply(_ input: WorkflowInput, now: Micros, policy: WorkflowPolicy = .standard) -> [WorkflowAction] {
+        var actions: [WorkflowAction] = []
+        if status.isFinal {
+            if case .allocationDecided(let d) = input, !d.placements.isEmpty { actions.append(.releaseReservations(d.placements)) }
+            return actions
+        }
+        handle(input, now: now, policy: policy, &actions)
+        if !actions.isEmpty { updatedAt = now }
+        return actions
     }
 
     private mutating func handle(_ input: WorkflowInput, now: Micros, policy: WorkflowPolicy, _ actions: inout [WorkflowAction]) {

@@ -51,8 +51,7 @@ extension Simulator {
             return
         }
         let spanID = nextSpan(o)
-        let (w, actions) = OrderWorkflow.reduce(o.workflow, input, now: now, policy: config.workflowPolicy)
-        o.workflow = w
+        let actions = o.workflow.apply(input, now: now, policy: config.workflowPolicy)
         let ctx = o.context(spanID)
         if wantsSpans, let step { emitStepSpan(step, ctx: ctx, order: o) }
         perform(actions, order: n, ctx: ctx)

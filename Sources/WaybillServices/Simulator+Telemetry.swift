@@ -36,7 +36,7 @@ extension Simulator {
         if duplicate { stats.duplicateEvents += 1 }
         if let text = textSink {
             if at == now {
-                writer.bytes.withUnsafeBufferPointer { text.emitEventText($0) }
+                writer.withBytes { text.emitEventText($0) }
                 stats.eventsEmitted += 1
             } else {
                 push(at, .deliverText(writer.bytes))

@@ -41,7 +41,7 @@ public final class Simulator {
     let network: FulfilmentNetwork
     let faults: FaultPlan
     var queue = EventQueue<Happening>()
-    var live: [Int: LiveOrder] = [:]
+    var live = LiveOrders()
     var intake = OrderIntake(retention: 3_600_000_000)
     var breaker: CircuitBreaker
     var ops: Xoshiro256
@@ -55,6 +55,23 @@ public final class Simulator {
     let warehouseIndex: [String: Int]
     let leadTimeHours: [Int]
     static let carriers = ["UPS", "FedEx", "USPS", "OnTrac"]
+
+    /// Orders in flight by order number (numbers are dense, from 1), without hashing.
+    struct LiveOrders {
+        private var slots: [LiveOrder?] = []
+        subscript(n: Int) -> LiveOrder? {
+            get { n >= 0 && n < slots.count ? slots[n] : nil }
+            set {
+                if n >= slots.count { slots.append(contentsOf: repeatElement(nil, count: n - slots.count + 1)) }
+                slots[n] = newValue
+            }
+        }
+        mutating func removeValue(forKey n: Int) -> LiveOrder? {
+            guard n >= 0 && n < slots.count, let o = slots[n] else { return nil }
+            slots[n] = nil
+            return o
+        }
+    }
 
     /// An order in flight; a class so that the workflow is updated in place.
     final class LiveOrder {
@@ -189,7 +206,7 @@ public final class Simulator {
 
     /// Processes everything due up to and including `t`, then sets the clock to `t`.
     public func advance(to t: Micros) {
-        while let next = queue.nextTime, next <= t, let e = queue.pop() {
+        while let next = queue.nextTime(), next <= t, let e = queue.pop() {
             process(e)
         }
         if t > now { now = t }
@@ -199,7 +216,7 @@ public final class Simulator {
     public var isFinished: Bool { workItems == 0 }
 
     /// The virtual time of the next thing due, if any.
-    public var nextDue: Micros? { queue.nextTime }
+    public var nextDue: Micros? { queue.peekTime }
 
     func push(_ t: Micros, _ h: Happening) {
         if !h.isHousekeeping { workItems += 1 }
