@@ -51,6 +51,22 @@ enum OpenAPIDocument {
           "responses": {
             "200": {"description": "A page of orders, most recent first", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SearchResult"}}}},
             "400": {"description": "Bad filter", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+        "/api/v1/kpis": {"get": {
+          "summary": "KPI report (kpis.md) over a window, optionally grouped and as a time series; or the orders behind a figure",
+          "parameters": [
+            {"name": "from", "in": "query", "schema": {"type": "string"}, "description": "RFC 3339 or relative (-7d); default 7 days before to"},
+            {"name": "to", "in": "query", "schema": {"type": "string"}, "description": "exclusive end; default now"},
+            {"name": "by", "in": "query", "schema": {"type": "string", "enum": ["warehouse", "channel", "region"]}},
+            {"name": "step", "in": "query", "schema": {"type": "string"}, "description": "time series step, e.g. 1h, 1d"},
+            {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv", "table", "html"], "default": "json"}},
+            {"name": "explain", "in": "query", "schema": {"type": "string"}, "description": "a KPI such as allocation_delay.p95_s: list the orders behind it instead"},
+            {"name": "group", "in": "query", "schema": {"type": "string"}, "description": "with explain and by: one group ('null' for orders without one)"},
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 20}}],
+          "responses": {
+            "200": {"description": "The KPI document (JSON), or the report as CSV, text or HTML", "content": {
+              "application/json": {"schema": {"$ref": "#/components/schemas/KPIDocument"}},
+              "text/csv": {"schema": {"type": "string"}}, "text/html": {"schema": {"type": "string"}}, "text/plain": {"schema": {"type": "string"}}}},
+            "400": {"description": "Bad parameter", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"type": "string"}}}}}}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text format 0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3", "content": {"application/json": {"schema": {"type": "object"}}}}}}}
@@ -68,6 +84,10 @@ enum OpenAPIDocument {
           "properties": {"correlation_id": {"type": "string"}, "keys": {"type": "array", "items": {"type": "string"}},
                          "state": {"type": "string", "nullable": true}, "events": {"type": "array", "items": {"type": "object"}},
                          "spans": {"type": "array", "items": {"type": "object"}}, "facts": {"type": "object"}}},
+        "KPIDocument": {"type": "object", "required": ["from", "to", "by", "total", "groups", "series"],
+          "properties": {"from": {"type": "string"}, "to": {"type": "string"}, "by": {"type": "string", "nullable": true},
+                         "total": {"type": "object"}, "groups": {"type": "array", "items": {"type": "object"}},
+                         "series": {"type": "array", "items": {"type": "object"}}}},
         "SearchResult": {"type": "object", "required": ["orders"],
           "properties": {"orders": {"type": "array", "items": {"type": "object", "properties": {
                            "correlation_id": {"type": "string"}, "state": {"type": "string", "nullable": true},

@@ -4,6 +4,7 @@ import HummingbirdTesting
 import NIOCore
 import Testing
 import WaybillCollectors
+import WaybillKPI
 import WaybillModel
 import WaybillSQLite
 import WaybillServer
@@ -26,7 +27,7 @@ extension TestResponse {
 /// Starts the real server on a loopback port (HummingbirdTesting's live mode) over a real store.
 @Suite struct ServerIntegrationTests {
     func withServer(_ body: @Sendable (any TestClientProtocol, SQLiteStore) async throws -> Void) async throws {
-        let store = try SQLiteStore(path: temporaryDatabase())
+        let store = try SQLiteStore(path: temporaryDatabase(), rollup: KPIFactsRollup())
         defer { store.close() }
         var config = ServerConfig()
         config.maxBodyBytes = 64 * 1024
@@ -122,12 +123,55 @@ extension TestResponse {
         }
     }
 
+    @Test func answersKPIsInEveryFormatAndExplainsThem() async throws {
+        try await withServer { client, _ in
+            var lines: [String] = []
+            for (i, wh) in ["DC-EAST", "DC-EAST", "DC-WEST"].enumerated() {
+                let o = "K-\(i)"
+                lines.append(ce("\(o)a", "order.accepted", "2026-11-20T10:00:00Z", o, data: #"{"channel":"web","lines":[{"line":1,"qty":4}]}"#))
+                lines.append(ce("\(o)b", "order.allocated", "2026-11-20T10:0\(i + 1):00Z", o, source: "allocation",
+                                data: #"{"warehouse":"\#(wh)","lines":[{"line":1,"qty_allocated":\#(4 - i)}]}"#))
+            }
+            try await client.execute(uri: "/v1/events", method: .post, headers: [.contentType: "application/x-ndjson"],
+                                     body: ByteBuffer(string: lines.joined(separator: "\n"))) { r in #expect(r.json["accepted"] == 6) }
+            let window = "from=2026-11-20T00:00:00Z&to=2026-11-21T00:00:00Z"
+            try await client.execute(uri: "/api/v1/kpis?\(window)&by=warehouse", method: .get) { r in
+                #expect(r.status == .ok)
+                #expect(r.json["total"]?["orders_allocated"] == 3)
+                #expect(r.json["total"]?["fill_rate"] == .number(9.0 / 12.0))
+                #expect(r.json["total"]?["allocation_delay"]?["max_s"]?.doubleValue.map { abs($0 - 180) < 1.8 } == true)
+                let groups = r.json["groups"]?.arrayValue ?? []
+                #expect(groups.map { $0["key"]?["warehouse"] ?? .null } == ["DC-EAST", "DC-WEST"])
+                #expect(groups.first?["kpis"]?["order_fill_rate"] == 0.5)
+            }
+            try await client.execute(uri: "/api/v1/kpis?\(window)&format=csv", method: .get) { r in
+                #expect(r.headers[.contentType]?.hasPrefix("text/csv") == true)
+                #expect(String(buffer: r.body).contains("orders_allocated"))
+            }
+            try await client.execute(uri: "/api/v1/kpis?\(window)&format=html", method: .get) { r in
+                let html = String(buffer: r.body)
+                #expect(html.contains("<svg") || html.contains("<html"))
+                #expect(!html.contains("http://") && !html.contains("https://"))
+            }
+            try await client.execute(uri: "/api/v1/kpis?\(window)&by=warehouse&explain=fill_rate&group=DC-WEST", method: .get) { r in
+                #expect(r.json["orders"]?.arrayValue?.map { $0["order"] ?? .null } == ["K-2"])
+            }
+            try await client.execute(uri: "/api/v1/kpis?from=yesterdayish", method: .get) { r in
+                #expect(r.status == .badRequest)
+                #expect(r.json["error"]?.stringValue?.hasPrefix("from:") == true)
+            }
+            try await client.execute(uri: "/api/v1/kpis?\(window)&by=planet", method: .get) { r in
+                #expect(r.status == .badRequest)
+            }
+        }
+    }
+
     @Test func servesOpenAPIAndMetrics() async throws {
         try await withServer { client, _ in
             try await client.execute(uri: "/openapi.json", method: .get) { r in
                 #expect(r.json["openapi"]?.stringValue?.hasPrefix("3.") == true)
                 let paths = Set(r.json["paths"]?.objectValue?.keys.map { $0 } ?? [])
-                #expect(paths.isSuperset(of: ["/v1/events", "/api/v1/traces/{key}", "/api/v1/traces", "/healthz", "/metrics"]))
+                #expect(paths.isSuperset(of: ["/v1/events", "/api/v1/traces/{key}", "/api/v1/traces", "/api/v1/kpis", "/healthz", "/metrics"]))
             }
             try await client.execute(uri: "/v1/events", method: .post, headers: [.contentType: "application/cloudevents+json"],
                                      body: ByteBuffer(string: ce("m1", "order.accepted", "2026-11-23T14:00:00Z", "ORD-M"))) { r in
