@@ -17,6 +17,8 @@ struct WaybillAPI: Sendable {
         router.get("/api/v1/traces/{key}") { req, ctx in try getTrace(req, ctx) }
         router.get("/api/v1/traces") { req, _ in try searchTraces(req) }
         router.get("/api/v1/kpis") { req, _ in try getKPIs(req) }
+        router.get("/") { req, _ in try indexPage(req) }
+        router.get("/traces/{key}") { req, ctx in try tracePage(req, ctx) }
         router.get("/healthz") { _, _ in try health() }
         router.get("/metrics") { _, _ in try metricsText() }
         router.get("/openapi.json") { _, _ in jsonResponse(OpenAPIDocument.document) }

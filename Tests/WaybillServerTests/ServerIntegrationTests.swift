@@ -79,6 +79,20 @@ extension TestResponse {
                     #expect(doc["facts"]?["allocated_at"] == "2026-11-23T13:02:00Z")
                 }
             }
+            try await client.execute(uri: "/traces/shipment%3A1Z9", method: .get) { r in
+                let html = String(buffer: r.body)
+                #expect(r.headers[.contentType]?.hasPrefix("text/html") == true)
+                #expect(html.contains("Order ORD-9"))
+                #expect(html.contains("order.allocated"))
+                #expect(html.contains("allocation delay"))
+            }
+            try await client.execute(uri: "/?state=shipped", method: .get) { r in
+                #expect(String(buffer: r.body).contains("href=\"/traces/ORD-9\""))
+            }
+            try await client.execute(uri: "/?key=shipment:1Z9", method: .get) { r in
+                #expect(r.status == .seeOther)
+                #expect(r.headers[.location] == "/traces/shipment:1Z9")
+            }
             try await client.execute(uri: "/api/v1/traces/ORD-404", method: .get) { r in
                 #expect(r.status == .notFound)
                 #expect(r.json["error"]?.stringValue?.contains("ORD-404") == true)

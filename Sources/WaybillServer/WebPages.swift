@@ -1,0 +1,130 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import WaybillModel
+import WaybillStore
+
+/// Server-rendered pages for people: a search page and the trace of one order. Self-contained
+/// (inline CSS, no scripts, no network fetches), so they work offline and in mail.
+enum WebPages {
+    static func escape(_ s: String) -> String {
+        var out = ""
+        out.reserveCapacity(s.count)
+        for c in s {
+            switch c {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.append(c)
+            }
+        }
+        return out
+    }
+
+    static func pathComponent(_ s: String) -> String {
+        s.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/?#"))) ?? s
+    }
+
+    static let style = """
+        body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1b1f24;background:#fafafa}
+        h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px}
+        table{border-collapse:collapse;background:#fff}td,th{padding:4px 10px;border-bottom:1px solid #e3e3e3;text-align:left;vertical-align:top}
+        th{font-weight:600;color:#555}.muted{color:#777}.gap{color:#8a5a00;white-space:nowrap}code{font-size:12px}
+        .state{display:inline-block;padding:1px 8px;border-radius:10px;background:#e7f0ff;color:#1d4ed8}
+        form input,form select{margin-right:8px}a{color:#1d4ed8}nav a{margin-right:14px}
+        """
+
+    static func page(_ title: String, _ body: String) -> Response {
+        let html = "<!doctype html><html><head><meta charset=\"utf-8\"><title>\(escape(title))</title><style>\(style)</style></head><body>"
+            + "<nav><a href=\"/\">Orders</a><a href=\"/api/v1/kpis?format=html&amp;by=warehouse&amp;step=1d\">KPI report</a>"
+            + "<a href=\"/openapi.json\">API</a></nav>" + body + "</body></html>"
+        return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: html)))
+    }
+
+    static func trace(_ t: Trace) -> Response {
+        var b = "<h1>Order \(escape(t.correlationID)) <span class=\"state\">\(escape(t.state?.name ?? "unknown"))</span></h1>"
+        if t.keys.count > 1 { b += "<div class=\"muted\">keys: \(t.keys.map(escape).joined(separator: ", "))</div>" }
+        b += "<h2>Timeline</h2><table><tr><th>time</th><th>gap</th><th>source</th><th>type</th><th>subject</th><th>data</th></tr>"
+        var previous: Micros?
+        for e in t.events {
+            let gap = previous.map { "+" + DurationText.format(e.time - $0) } ?? ""
+            previous = e.time
+            b += "<tr><td>\(RFC3339.format(e.time))</td><td class=\"gap\">\(gap)</td><td>\(escape(e.source))</td><td>\(escape(e.type))</td>"
+                + "<td>\(e.subject == t.correlationID ? "" : escape(e.subject))</td><td><code>\(escape(e.data?.jsonString ?? ""))</code></td></tr>"
+        }
+        b += "</table>"
+        if let f = t.facts {
+            b += "<h2>Facts</h2><table>"
+            let doc = f.documentJSON
+            for k in ["accepted_at", "allocated_at", "released_at", "shipped_at", "allocation_delay_s", "shipment_lag_s", "units_ordered",
+                      "units_allocated_first", "fully_allocated_first", "on_time", "allocation_warehouse", "shipment_warehouse", "channel", "region"] {
+                let v = doc[k] ?? .null
+                let text: String
+                switch v {
+                case .null: text = "–"
+                case .string(let s): text = s
+                case .number(let n) where k.hasSuffix("_s"): text = DurationText.format(Micros(n * 1e6))
+                default: text = v.jsonString
+                }
+                b += "<tr><th>\(k.replacingOccurrences(of: "_", with: " "))</th><td>\(escape(text))</td></tr>"
+            }
+            b += "</table>"
+        }
+        b += "<p class=\"muted\"><a href=\"/api/v1/traces/\(pathComponent(t.correlationID))\">JSON</a></p>"
+        return page("Order \(t.correlationID)", b)
+    }
+
+    static func search(_ params: [String: String], _ page: OrderPage?, error: String?) -> Response {
+        func field(_ name: String, _ placeholder: String) -> String {
+            "<input name=\"\(name)\" placeholder=\"\(placeholder)\" value=\"\(escape(params[name] ?? ""))\" size=\"12\">"
+        }
+        var b = "<h1>Orders</h1><form method=\"get\" action=\"/\">"
+            + "<input name=\"key\" placeholder=\"order id or linked key\" size=\"24\"> "
+            + field("state", "state") + field("warehouse", "warehouse") + field("channel", "channel") + field("stuck", "stuck for, e.g. 2h")
+            + field("from", "from, e.g. -1d") + "<button>Search</button></form>"
+        if let error { b += "<p style=\"color:#b91c1c\">\(escape(error))</p>" }
+        if let page {
+            b += "<table><tr><th>order</th><th>state</th><th>in state since</th><th>first event</th><th>last event</th><th>events</th><th>warehouse</th><th>channel</th></tr>"
+            for o in page.orders {
+                b += "<tr><td><a href=\"/traces/\(pathComponent(o.correlationID))\">\(escape(o.correlationID))</a></td><td>\(escape(o.state?.name ?? "–"))</td>"
+                    + "<td>\(o.stateSince.map(RFC3339.format) ?? "–")</td><td>\(RFC3339.format(o.firstEventAt))</td><td>\(RFC3339.format(o.lastEventAt))</td>"
+                    + "<td>\(o.eventCount)</td><td>\(escape(o.warehouse ?? "–"))</td><td>\(escape(o.channel ?? "–"))</td></tr>"
+            }
+            b += "</table>"
+            if let next = page.nextCursor {
+                var q = params
+                q["cursor"] = next
+                let query = q.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }.joined(separator: "&amp;")
+                b += "<p><a href=\"/?\(query)\">next page</a></p>"
+            }
+        }
+        return Self.page("Waybill orders", b)
+    }
+}
+
+extension WaybillAPI {
+    func tracePage(_ req: Request, _ ctx: BasicRequestContext) throws -> Response {
+        guard let raw = ctx.parameters.get("key") else { throw APIError(.badRequest, "key: missing") }
+        let key = raw.removingPercentEncoding ?? raw
+        guard let trace = try store.trace(key: key) else {
+            return WebPages.search([:], nil, error: "No order or linked key '\(key)' is known.")
+        }
+        return WebPages.trace(trace)
+    }
+
+    func indexPage(_ req: Request) throws -> Response {
+        var params: [String: String] = [:]
+        for (k, v) in req.uri.queryParameters where !v.isEmpty { params[String(k)] = String(v) }
+        if let key = params.removeValue(forKey: "key") {
+            return Response(status: .seeOther, headers: [.location: "/traces/" + WebPages.pathComponent(key)])
+        }
+        do {
+            let q = try OrderQuery(parameters: params, now: clock())
+            return WebPages.search(params, try store.searchOrders(q), error: nil)
+        } catch let e as QueryError {
+            return WebPages.search(params, nil, error: e.description)
+        }
+    }
+}
