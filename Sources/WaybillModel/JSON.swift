@@ -135,6 +135,8 @@ public struct JSONParser {
             if depth > maxDepth { throw error("nesting deeper than \(maxDepth) levels") }
             pos += 1
             var dict: [String: JSONValue] = [:]
+            // Events' objects hold a handful of keys: growing 1, 2, 4, 8 rehashes three times.
+            dict.reserveCapacity(8)
             skipWhitespace()
             if pos < bytes.count, bytes[pos] == UInt8(ascii: "}") { pos += 1; return .object(dict) }
             while true {
