@@ -4,7 +4,8 @@ import Foundation
 /// Every method is synchronous and atomic with respect to the others.
 public final class AllocationService: @unchecked Sendable {
     private let lock = NSLock()
-    private var ledger: InventoryLedger
+    /// Guarded by `lock`, which already serialises access.
+    @exclusivity(unchecked) private var ledger: InventoryLedger
 
     public init(ledger: InventoryLedger) { self.ledger = ledger }
 

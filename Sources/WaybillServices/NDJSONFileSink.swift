@@ -21,11 +21,11 @@ public struct SinkError: Error, Hashable, Sendable, CustomStringConvertible {
 public final class NDJSONFileSink: EventTextSink {
     private var file: UnsafeMutablePointer<FILE>?
     private var spanFile: UnsafeMutablePointer<FILE>?
-    private var buffer: [UInt8] = []
+    @exclusivity(unchecked) private var buffer: [UInt8] = []
     private var spanBuffer: [UInt8] = []
     private let flushAt = 4 << 20
     public let path: String
-    public private(set) var eventsWritten = 0
+    @exclusivity(unchecked) public private(set) var eventsWritten = 0
     public private(set) var spansWritten = 0
 
     /// Creates (or truncates) `path`, and `spansPath` when given.

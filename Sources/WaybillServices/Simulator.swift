@@ -27,12 +27,13 @@ public struct SimulationStats: Hashable, Sendable {
 /// on a virtual clock, with injected faults. Everything it emits goes to the sink in emission order.
 ///
 /// Reproducible byte for byte: the same config gives the same bytes, however `advance(to:)` is stepped.
+/// Not thread-safe: drive it from one task (its hot state skips dynamic exclusivity checks for speed).
 public final class Simulator {
     public let config: SimulatorConfig
     public let allocation: AllocationService
     /// The virtual clock: everything due at or before it has happened.
-    public internal(set) var now: Micros
-    public internal(set) var stats = SimulationStats()
+    @exclusivity(unchecked) public internal(set) var now: Micros
+    @exclusivity(unchecked) public internal(set) var stats = SimulationStats()
 
     let sink: TelemetrySink
     let textSink: EventTextSink?
@@ -40,18 +41,18 @@ public final class Simulator {
     let demand: DemandModel
     let network: FulfilmentNetwork
     let faults: FaultPlan
-    var queue = EventQueue<Happening>()
-    var live = LiveOrders()
-    var intake = OrderIntake(retention: 3_600_000_000)
-    var breaker: CircuitBreaker
-    var ops: Xoshiro256
-    var faultRandom: Xoshiro256
-    var writer = JSONTextWriter(capacity: 4096)
+    @exclusivity(unchecked) var queue = EventQueue<Happening>()
+    @exclusivity(unchecked) var live = LiveOrders()
+    @exclusivity(unchecked) var intake = OrderIntake(retention: 3_600_000_000)
+    @exclusivity(unchecked) var breaker: CircuitBreaker
+    @exclusivity(unchecked) var ops: Xoshiro256
+    @exclusivity(unchecked) var faultRandom: Xoshiro256
+    @exclusivity(unchecked) var writer = JSONTextWriter(capacity: 4096)
     /// Queued things that are not periodic housekeeping; the batch run ends when none is left.
-    var workItems = 0
-    var nextOrderNumber = 1
-    var invoiceCounter = 0
-    var pickBacklog: [Int]
+    @exclusivity(unchecked) var workItems = 0
+    @exclusivity(unchecked) var nextOrderNumber = 1
+    @exclusivity(unchecked) var invoiceCounter = 0
+    @exclusivity(unchecked) var pickBacklog: [Int]
     let warehouseIndex: [String: Int]
     let leadTimeHours: [Int]
     static let carriers = ["UPS", "FedEx", "USPS", "OnTrac"]
@@ -75,11 +76,11 @@ public final class Simulator {
 
     /// An order in flight; a class so that the workflow is updated in place.
     final class LiveOrder {
-        var workflow: OrderWorkflow
+        @exclusivity(unchecked) var workflow: OrderWorkflow
         let traceHi: UInt64
         let traceLo: UInt64
         let rootSpan: UInt64
-        var spanCounter: UInt64 = 0
+        @exclusivity(unchecked) var spanCounter: UInt64 = 0
         let region: Int
         init(workflow: OrderWorkflow, traceHi: UInt64, traceLo: UInt64, rootSpan: UInt64, region: Int) {
             self.workflow = workflow
