@@ -190,10 +190,12 @@ struct DemandModel {
         var lines: [OrderLineRequest] = []
         lines.reserveCapacity(lineCount)
         var used: [Int] = []
+        // B2B (EDI) customers buy from the core range: the top fifth of SKUs.
+        let range = isEDI ? skuCDF[max(0, skuCDF.count / 5 - 1)] : 1.0
         for i in 0..<lineCount {
-            var s = sku(rng.unit())
+            var s = sku(rng.unit() * range)
             var tries = 0
-            while used.contains(s) && tries < 4 { s = sku(rng.unit()); tries += 1 }
+            while used.contains(s) && tries < 4 { s = sku(rng.unit() * range); tries += 1 }
             if used.contains(s) { continue }
             used.append(s)
             let qty = isEDI ? 4 + rng.below(21) : (rng.chance(0.8) ? 1 : 2 + rng.below(3))

@@ -176,14 +176,14 @@ public final class Simulator {
             chosen = Array(chosen.prefix(carriers)).sorted()
             let weights = chosen.map { _ in 0.5 + stockRandom.unit() }
             let total = weights.reduce(0, +)
-            let tight = stockRandom.chance(0.04)
+            let tight = stockRandom.chance(0.02)
             for (k, w) in chosen.enumerated() {
                 let d = daily * weights[k] / total
                 let cover = tight ? 0.7 + stockRandom.unit() * 1.3 : 5 + stockRandom.unit() * 5
                 try! ledger.stock(warehouse: net.warehouses[w].id, sku: sku, onHand: max(1, Int((d * cover).rounded(.up))),
                                   safetyStock: Int((d * 0.3).rounded(.down)),
-                                  policy: ReplenishmentPolicy(reorderPoint: max(1, Int((d * 3).rounded(.up))),
-                                                              orderUpTo: max(1, Int((d * 8).rounded(.up)))))
+                                  policy: ReplenishmentPolicy(reorderPoint: max(1, Int((d * 5).rounded(.up))),
+                                                              orderUpTo: max(1, Int((d * 10).rounded(.up)))))
             }
         }
         allocation = AllocationService(ledger: ledger)
@@ -268,5 +268,15 @@ public final class Simulator {
             sink.emit(event)
             stats.eventsEmitted += 1
         }
+    }
+}
+
+extension SimulationStats: CustomStringConvertible {
+    /// One line a person can read at the end of `waybill simulate`.
+    public var description: String {
+        "\(ordersAccepted) orders (\(ordersInvoiced) invoiced, \(ordersCancelled) cancelled, \(ordersExcepted) exceptions, \(openOrders) open); "
+            + "\(allocations) allocations (\(splitAllocations) split, \(backorders) with backorders), \(shortPicks) short picks, "
+            + "\(releaseRejections) rejected releases, \(erpFailures) ERP failures (\(breakerRejections) by open breaker), "
+            + "\(duplicateSubmissions) duplicate submissions; \(eventsEmitted) events (\(duplicateEvents) duplicated, \(delayedEvents) delayed), \(spansEmitted) spans"
     }
 }
