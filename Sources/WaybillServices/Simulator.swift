@@ -67,6 +67,9 @@ public final class Simulator {
                 slots[n] = newValue
             }
         }
+        /// Orders in flight, by order number.
+        var all: [LiveOrder] { slots.compactMap { $0 } }
+
         mutating func removeValue(forKey n: Int) -> LiveOrder? {
             guard n >= 0 && n < slots.count, let o = slots[n] else { return nil }
             slots[n] = nil
@@ -212,6 +215,9 @@ public final class Simulator {
         }
         if t > now { now = t }
     }
+
+    /// The workflow state of every order in flight, in order-number order (for inspection or persistence).
+    public var openWorkflows: [OrderWorkflow] { live.all.map(\.workflow) }
 
     /// True when a bounded run has nothing left to do.
     public var isFinished: Bool { workItems == 0 }

@@ -65,6 +65,12 @@ import WaybillModel
         #expect(sink.events.count > backfill)
         #expect(sink.events.allSatisfy { $0.time <= t0 + 9 * hour })
         #expect(!sim.isFinished)
+        // Orders in flight can be inspected and persisted.
+        let open = sim.openWorkflows
+        #expect(open.count == sim.stats.openOrders)
+        #expect(open.allSatisfy { !$0.status.isFinal })
+        let decoded = try JSONDecoder().decode([OrderWorkflow].self, from: JSONEncoder().encode(open))
+        #expect(decoded == open)
     }
 
     /// A simulated day: every order's events follow the lifecycle and carry what the KPIs read.
