@@ -85,7 +85,27 @@ public struct QuantileSketch: Sendable {
 
     public mutating func merge(_ other: QuantileSketch) {
         if other.zeroCount != 0 { zeroCount &+= other.zeroCount }
-        for (k, c) in other.counts.enumerated() where c != 0 { bump(other.offset + k, by: c) }
+        // Widen once to cover the other's buckets, then add them in one pass: merging thousands of
+        // rollup rows is the hot path of a KPI query.
+        if !other.counts.isEmpty {
+            if counts.isEmpty {
+                counts = other.counts
+                offset = other.offset
+            } else {
+                if other.offset < offset {
+                    counts.insert(contentsOf: repeatElement(0, count: offset - other.offset), at: 0)
+                    offset = other.offset
+                }
+                let end = other.offset + other.counts.count
+                if end > offset + counts.count { counts.append(contentsOf: repeatElement(0, count: end - offset - counts.count)) }
+                let shift = other.offset - offset
+                counts.withUnsafeMutableBufferPointer { dst in
+                    other.counts.withUnsafeBufferPointer { src in
+                        for k in 0..<src.count { dst[shift + k] &+= src[k] }
+                    }
+                }
+            }
+        }
         count &+= other.count
         sum &+= other.sum
         if let o = other.max { max = Swift.max(max ?? o, o) }
@@ -179,6 +199,10 @@ public struct QuantileSketch: Sendable {
         guard n <= Self.indexRange.count else { throw KPIDecodingError("\(n) buckets, more than exist") }
         var i = 0
         var first = true
+        // Read the (index, count) pairs first and size the bucket array once: decoding rollup rows is
+        // on the hot path of every KPI query.
+        var pairs: [(Int, Int64)] = []
+        pairs.reserveCapacity(n)
         for _ in 0..<n {
             let delta = try src.signed()
             guard delta >= 0, delta <= Int64(Self.indexRange.upperBound) else { throw KPIDecodingError("bucket index out of range") }
@@ -187,8 +211,13 @@ public struct QuantileSketch: Sendable {
             guard first || delta > 0 else { throw KPIDecodingError("bucket indices not increasing") }
             first = false
             let c = try src.signed()
-            bump(i, by: c)
+            pairs.append((i, c))
             count &+= c
+        }
+        if let lo = pairs.first?.0, let hi = pairs.last?.0 {
+            offset = lo
+            counts = [Int64](repeating: 0, count: hi - lo + 1)
+            for (k, c) in pairs { counts[k - lo] &+= c }
         }
     }
 }

@@ -22,6 +22,8 @@ final class EventWriteSession {
     private let insertRecent: Statement
 
     private var filter = DedupFilter(capacity: 0)
+    /// Built on the first write, so opening a store only to read (the CLI) does not scan every hash.
+    private var filterReady = false
 
     let rollup: (any FactsRollup)?
 
@@ -34,7 +36,6 @@ final class EventWriteSession {
         probeMerged = try Statement(conn: conn, sql: "SELECT e.source, e.id FROM dedup d JOIN events e ON e.seq = d.seq WHERE d.h = ?")
         insertEvent = try Statement(conn: conn, sql: "INSERT INTO events(time, subject, source, id, type, trace_id, raw) VALUES(?,?,?,?,?,?,?)")
         insertRecent = try Statement(conn: conn, sql: "INSERT INTO dedup_recent(h, seq) VALUES(?, ?)")
-        try rebuildFilter(minimumCapacity: 1 << 20)
         try rebuildRollupsIfNeeded()
     }
 
@@ -182,6 +183,10 @@ final class EventWriteSession {
     /// Inserts unless `(source, id)` is stored already; true when inserted.
     private func insert(_ e: CloudEvent) throws -> Bool {
         let h = Self.dedupHash(source: e.source, id: e.id)
+        if !filterReady {
+            try rebuildFilter(minimumCapacity: 1 << 20)
+            filterReady = true
+        }
         for probe in [probeRecent, probeMerged] where filter.mayContain(h) {
             probe.reset()
             probe.bind(1, h)

@@ -26,6 +26,9 @@ struct IngestCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Events per write batch.")
     var batch = 10000
 
+    @Flag(name: .long, help: "Skip KPI rollups during the load; they are rebuilt in one pass when the store is next opened (faster for very large loads).")
+    var noRollups = false
+
     func validate() throws {
         if files.isEmpty { throw ValidationError("give at least one FILE (or - for stdin)") }
         if batch < 1 { throw ValidationError("--batch: must be at least 1") }
@@ -38,7 +41,8 @@ struct IngestCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let sink: any IngestSink = try store.url.map { try RemoteSink(url: $0) } ?? LocalSink(path: store.dbPath)
+        if noRollups && store.url != nil { throw CLIError("--no-rollups applies to the embedded store (--db) only") }
+        let sink: any IngestSink = try store.url.map { try RemoteSink(url: $0) } ?? LocalSink(path: store.dbPath, rollups: !noRollups)
         let progress = Progress(enabled: !json && isatty(2) != 0)
         var total = AppendResult()
         var rejections: [Rejection] = []
@@ -176,13 +180,13 @@ struct LocalSink: IngestSink {
     let store: SQLiteStore
     static let inFlight = 3
 
-    init(path: String) throws {
+    init(path: String, rollups: Bool) throws {
         var o = SQLiteStore.Options()
         o.maxQueuedEvents = Int.max / 2
         // A bulk load is not a long-running server: trade memory for fewer page reads.
         o.writerCacheMiB = 256
         o.mmapBytes = 1 << 30
-        store = try SQLiteStore(path: path, options: o, rollup: KPIFactsRollup())
+        store = try SQLiteStore(path: path, options: o, rollup: rollups ? KPIFactsRollup() : nil)
     }
 
     func write(chunks: Chunks, progress: @escaping (Int) -> Void) async throws -> SinkResult {
