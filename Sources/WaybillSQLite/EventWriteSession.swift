@@ -7,8 +7,17 @@ import WaybillStore
 /// all inside one transaction per batch.
 final class EventWriteSession {
     let conn: Connection
-    /// Hashes waiting in `dedup_recent` to be merged into `dedup`.
-    private var recentDedup: Int
+    /// Idempotency hashes of the events after `mergedSeq`, kept in memory instead of in a B-tree: a
+    /// hash index is written at random places, and each dirty page costs WAL and checkpoint syscalls.
+    /// They are persisted by the events themselves (rebuilt from `events` at open) and merged into the
+    /// `dedup` table in one sorted pass every `recentDedupLimit` events.
+    private var recent: [Int64: Int64] = [:]
+    /// The rare second event whose hash is already in `recent`.
+    private var recentCollisions: [Int64: [Int64]] = [:]
+    /// Entries added by the open transaction, taken out again if it rolls back.
+    private var uncommittedRecent: [Int64] = []
+    /// Every event with `seq <= mergedSeq` has its hash in `dedup`.
+    private var mergedSeq: Int64 = 0
     let recentDedupLimit: Int
 
     /// Facts of recently updated orders, so the hot path does not re-read and re-parse them. Only this
@@ -16,10 +25,9 @@ final class EventWriteSession {
     private var factsCache: [String: (rid: Int64, facts: OrderFacts)] = [:]
     private let factsCacheLimit = 50_000
 
-    private let probeRecent: Statement
+    private let eventKey: Statement
     private let probeMerged: Statement
     private let insertEvent: Statement
-    private let insertRecent: Statement
 
     private var filter = DedupFilter(capacity: 0)
     /// Built on the first write, so opening a store only to read (the CLI) does not scan every hash.
@@ -27,16 +35,31 @@ final class EventWriteSession {
 
     let rollup: (any FactsRollup)?
 
-    init(conn: Connection, rollup: (any FactsRollup)?, recentDedupLimit: Int = 200_000) throws {
+    init(conn: Connection, rollup: (any FactsRollup)?, recentDedupLimit: Int = 300_000) throws {
         self.conn = conn
         self.rollup = rollup
         self.recentDedupLimit = recentDedupLimit
-        recentDedup = try conn.scalarInt("SELECT count(*) FROM dedup_recent")
-        probeRecent = try Statement(conn: conn, sql: "SELECT e.source, e.id FROM dedup_recent d JOIN events e ON e.seq = d.seq WHERE d.h = ?")
+        eventKey = try Statement(conn: conn, sql: "SELECT source, id FROM events WHERE seq = ?")
         probeMerged = try Statement(conn: conn, sql: "SELECT e.source, e.id FROM dedup d JOIN events e ON e.seq = d.seq WHERE d.h = ?")
         insertEvent = try Statement(conn: conn, sql: "INSERT INTO events(time, subject, source, id, type, trace_id, raw) VALUES(?,?,?,?,?,?,?)")
-        insertRecent = try Statement(conn: conn, sql: "INSERT INTO dedup_recent(h, seq) VALUES(?, ?)")
         try rebuildRollupsIfNeeded()
+    }
+
+    /// Reloads the recent hashes: the events stored after the last merge.
+    private func loadRecent() throws {
+        recent.removeAll()
+        recentCollisions.removeAll()
+        let m = try conn.prepare("SELECT value FROM meta WHERE key = 'dedup_merged_seq'")
+        mergedSeq = try m.step() ? Int64(m.text(0)) ?? 0 : 0
+        m.reset()
+        let s = try conn.prepare("SELECT seq, source, id FROM events WHERE seq > ?")
+        s.bind(1, mergedSeq)
+        while try s.step() { addRecent(Self.dedupHash(source: s.text(1), id: s.text(2)), s.int64(0)) }
+        s.reset()
+    }
+
+    private func addRecent(_ h: Int64, _ seq: Int64) {
+        if recent[h] == nil { recent[h] = seq } else { recentCollisions[h, default: []].append(seq) }
     }
 
     /// Rebuilds every rollup row from the stored facts when the database has none for this rollup's
@@ -93,25 +116,38 @@ final class EventWriteSession {
         }
     }
 
-    /// Fills the filter from every stored hash (at open, and when it has grown full).
+    /// Fills the filter from every stored hash (at first write, and when it has grown full).
     private func rebuildFilter(minimumCapacity: Int) throws {
-        let stored = try conn.scalarInt("SELECT (SELECT count(*) FROM dedup) + (SELECT count(*) FROM dedup_recent)")
+        let stored = try conn.scalarInt("SELECT count(*) FROM dedup") + recent.count
         var f = DedupFilter(capacity: max(minimumCapacity, stored * 2))
-        for table in ["dedup", "dedup_recent"] {
-            let s = try conn.prepare("SELECT h FROM \(table)")
-            while try s.step() { f.insert(s.int64(0)) }
-            s.reset()
-        }
+        let s = try conn.prepare("SELECT h FROM dedup")
+        while try s.step() { f.insert(s.int64(0)) }
+        s.reset()
+        for h in recent.keys { f.insert(h) }
         filter = f
     }
 
-    /// Moves `dedup_recent` into `dedup` in one sorted pass.
+    /// Writes the recent hashes into `dedup` in one sorted pass, so each leaf page of that index is
+    /// written once per merge rather than once per transaction.
     func mergeRecentDedup() throws {
+        guard !recent.isEmpty else { return }
+        var rows: [(Int64, Int64)] = recent.map { ($0.key, $0.value) }
+        for (h, seqs) in recentCollisions { for q in seqs { rows.append((h, q)) } }
+        rows.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
+        let top = rows.map(\.1).max() ?? mergedSeq
         try conn.exec("BEGIN IMMEDIATE")
         do {
-            try conn.exec("INSERT INTO dedup(h, seq) SELECT h, seq FROM dedup_recent ORDER BY h, seq; DELETE FROM dedup_recent;")
+            let ins = try conn.prepare("INSERT OR IGNORE INTO dedup(h, seq) VALUES(?, ?)")
+            for (h, q) in rows {
+                ins.reset()
+                try ins.bind(1, h).bind(2, q).run()
+            }
+            let newMerged = max(mergedSeq, top, Int64(try conn.scalarInt("SELECT coalesce(max(seq), 0) FROM events")))
+            try conn.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('dedup_merged_seq', ?)").bind(1, String(newMerged)).run()
             try conn.exec("COMMIT")
-            recentDedup = 0
+            mergedSeq = newMerged
+            recent.removeAll(keepingCapacity: true)
+            recentCollisions.removeAll()
         } catch {
             try? conn.exec("ROLLBACK")
             throw error
@@ -157,9 +193,9 @@ final class EventWriteSession {
             phase("links")
             try conn.exec("COMMIT")
             phase("commit")
+            uncommittedRecent.removeAll(keepingCapacity: true)
             if filter.count > filter.capacity { try rebuildFilter(minimumCapacity: filter.capacity * 2) }
-            recentDedup += fresh.count
-            if recentDedup >= recentDedupLimit {
+            if recent.count >= recentDedupLimit {
                 try mergeRecentDedup()
                 phase("dedup-merge")
             }
@@ -167,6 +203,11 @@ final class EventWriteSession {
         } catch {
             try? conn.exec("ROLLBACK")
             factsCache.removeAll()
+            // The rolled-back events are not stored: forget their hashes (reloading is exact).
+            if !uncommittedRecent.isEmpty {
+                uncommittedRecent.removeAll()
+                try? loadRecent()
+            }
             throw error
         }
     }
@@ -184,19 +225,31 @@ final class EventWriteSession {
     private func insert(_ e: CloudEvent) throws -> Bool {
         let h = Self.dedupHash(source: e.source, id: e.id)
         if !filterReady {
+            try loadRecent()
             try rebuildFilter(minimumCapacity: 1 << 20)
             filterReady = true
         }
-        for probe in [probeRecent, probeMerged] where filter.mayContain(h) {
-            probe.reset()
-            probe.bind(1, h)
-            while try probe.step() {
-                if probe.text(0) == e.source && probe.text(1) == e.id {
-                    probe.reset()
+        if filter.mayContain(h) {
+            if let first = recent[h] {
+                for seq in [first] + (recentCollisions[h] ?? []) {
+                    eventKey.reset()
+                    eventKey.bind(1, seq)
+                    if try eventKey.step(), eventKey.text(0) == e.source, eventKey.text(1) == e.id {
+                        eventKey.reset()
+                        return false
+                    }
+                }
+                eventKey.reset()
+            }
+            probeMerged.reset()
+            probeMerged.bind(1, h)
+            while try probeMerged.step() {
+                if probeMerged.text(0) == e.source && probeMerged.text(1) == e.id {
+                    probeMerged.reset()
                     return false
                 }
             }
-            probe.reset()
+            probeMerged.reset()
         }
         let ins = insertEvent
         ins.reset()
@@ -204,8 +257,8 @@ final class EventWriteSession {
         ins.bindBlob(7, e.raw)
         try ins.run()
         let seq = sqlite3_last_insert_rowid(conn.db)
-        insertRecent.reset()
-        try insertRecent.bind(1, h).bind(2, seq).run()
+        addRecent(h, seq)
+        uncommittedRecent.append(h)
         // Into the filter at once, so a repeat later in the same transaction is probed. After a rollback
         // the filter may hold hashes that were never stored: that only costs an exact probe.
         filter.insert(h)
@@ -340,9 +393,7 @@ final class EventWriteSession {
     func deleteBefore(_ cutoff: Micros) throws -> Int {
         try conn.exec("BEGIN IMMEDIATE")
         do {
-            for table in ["dedup", "dedup_recent"] {
-                try conn.prepare("DELETE FROM \(table) WHERE seq IN (SELECT seq FROM events WHERE time < ?)").bind(1, cutoff).run()
-            }
+            try conn.prepare("DELETE FROM dedup WHERE seq IN (SELECT seq FROM events WHERE time < ?)").bind(1, cutoff).run()
             try conn.prepare("DELETE FROM events WHERE time < ?").bind(1, cutoff).run()
             let n = conn.changes
             if let rollup {
@@ -361,6 +412,8 @@ final class EventWriteSession {
             try conn.prepare("DELETE FROM orders WHERE last_time < ?").bind(1, cutoff).run()
             try conn.exec("COMMIT")
             factsCache.removeAll()
+            // Deleted events leave the recent hashes too; the filter may keep their bits (false positives only).
+            if filterReady { try loadRecent() }
             return n
         } catch {
             try? conn.exec("ROLLBACK")

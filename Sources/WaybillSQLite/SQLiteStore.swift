@@ -20,6 +20,8 @@ public final class SQLiteStore: WaybillStore, @unchecked Sendable {
         /// Memory-mapped reads for the writer: its index probes read pages without a syscall each.
         /// Mapped pages count towards RSS, so this is bounded.
         public var mmapBytes = 128 << 20
+        /// Events whose idempotency hashes stay in memory before they are merged into the `dedup` index.
+        public var recentDedupLimit = 300_000
         public init() {}
     }
 
@@ -44,7 +46,7 @@ public final class SQLiteStore: WaybillStore, @unchecked Sendable {
         try conn.exec("PRAGMA wal_autocheckpoint=8000")
         try conn.exec("PRAGMA mmap_size=\(options.mmapBytes)")
         try Schema.migrate(conn)
-        let write = try EventWriteSession(conn: conn, rollup: rollup)
+        let write = try EventWriteSession(conn: conn, rollup: rollup, recentDedupLimit: options.recentDedupLimit)
         writeSession = write
         writer = GroupCommitWriter(session: write, maxQueuedEvents: options.maxQueuedEvents, maxBatchEvents: options.maxBatchEvents)
         readers = ReaderPool(path: path, cacheMiB: options.readerCacheMiB)

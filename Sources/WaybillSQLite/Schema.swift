@@ -6,10 +6,11 @@
 ///   time-range reads (events arrive roughly in time order, so that index grows at its right edge).
 /// - Idempotency uses a 64-bit hash of `(source, id)` (collisions are resolved by comparing the stored
 ///   pair). A hash index is written at random places, and on this kind of machine every dirty page
-///   costs WAL and checkpoint syscalls, so its maintenance is deferred: new hashes go to the small,
-///   cache-resident `dedup_recent`, which is merged into `dedup` in one sorted pass every
-///   `recentDedupLimit` events (each leaf page of the big index is then written once per merge, not
-///   once per transaction). A probe looks in both.
+///   costs WAL and checkpoint syscalls, so its maintenance is deferred: the hashes of the newest events
+///   live in memory (rebuilt from `events` after `meta.dedup_merged_seq` at open) and are merged into
+///   `dedup` in one sorted pass every few hundred thousand events, so each leaf page of that index is
+///   written once per merge rather than once per transaction. A Bloom filter in front answers "new"
+///   for nearly every event without touching either.
 /// - `orders` holds the per-order facts of kpis.md, updated incrementally at ingest; orders are created
 ///   roughly in time order, so the rows being updated are recent and stay in cache.
 /// - `keys` is the link structure of events.md section 3: every key that takes part in a link points to
@@ -63,6 +64,12 @@ enum Schema {
                              PRIMARY KEY(dim, bucket, gk)) WITHOUT ROWID;
         CREATE INDEX orders_allocated ON orders(allocated_at) WHERE allocated_at IS NOT NULL;
         CREATE INDEX orders_shipped ON orders(shipped_at) WHERE shipped_at IS NOT NULL;
+        """,
+        // The recent hashes moved from a table into memory (see above).
+        """
+        INSERT OR IGNORE INTO dedup(h, seq) SELECT h, seq FROM dedup_recent;
+        DROP TABLE dedup_recent;
+        INSERT OR REPLACE INTO meta(key, value) SELECT 'dedup_merged_seq', CAST(coalesce(max(seq), 0) AS TEXT) FROM events;
         """,
     ]
 

@@ -56,6 +56,27 @@ func temporaryDatabase() -> String {
         #expect(try await s.append(Array(events[8..<16])).accepted == 8)
     }
 
+    @Test func duplicatesAreFoundAcrossDedupMergesAndRestarts() async throws {
+        var o = SQLiteStore.Options()
+        o.recentDedupLimit = 7
+        let path = temporaryDatabase()
+        let events = StoreConformance.workload(orders: 10)
+        do {
+            let s = try SQLiteStore(path: path, options: o)
+            for i in stride(from: 0, to: events.count, by: 5) {
+                let chunk = Array(events[i..<min(i + 5, events.count)])
+                #expect(try await s.append(chunk + [chunk[0]]) == AppendResult(accepted: chunk.count, duplicates: 1))
+            }
+            #expect(try await s.append(events) == AppendResult(accepted: 0, duplicates: events.count))
+            s.close()
+        }
+        // Some hashes are merged into the index, the newest only in memory: after a restart both are found.
+        let s = try SQLiteStore(path: path, options: o)
+        defer { s.close() }
+        #expect(try await s.append(events.reversed()) == AppendResult(accepted: 0, duplicates: events.count))
+        #expect(try s.stats().events == events.count)
+    }
+
     @Test func badCursorIsAQueryError() throws {
         let s = try SQLiteStore(path: temporaryDatabase())
         defer { s.close() }
