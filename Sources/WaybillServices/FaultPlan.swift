@@ -10,6 +10,18 @@ public enum TimeWindow: Codable, Hashable, Sendable {
 
     public func contains(_ t: Micros) -> Bool { end(containing: t) != nil }
 
+    /// The start of the occurrence that contains `t`, or nil when `t` is outside the window.
+    public func start(containing t: Micros) -> Micros? {
+        guard let e = end(containing: t) else { return nil }
+        switch self {
+        case .always: return Micros.min
+        case .interval(let s, _): return s
+        case .daily(let s, let en):
+            let length = Micros(s < en ? en - s : 86_400 - s + en) * 1_000_000
+            return e - length
+        }
+    }
+
     /// The end of the occurrence that contains `t`, or nil when `t` is outside the window.
     public func end(containing t: Micros) -> Micros? {
         switch self {
@@ -186,6 +198,15 @@ public struct FaultPlan: Codable, Hashable, Sendable {
             if let e = o.window.end(containing: t) { end = max(end ?? e, e) }
         }
         return end
+    }
+
+    /// When `warehouse` is down at `t`, the start of that outage (the earliest, if outages overlap).
+    public func outageStart(_ warehouse: String, at t: Micros) -> Micros? {
+        var start: Micros?
+        for o in outages where o.warehouse == warehouse {
+            if let s = o.window.start(containing: t) { start = min(start ?? s, s) }
+        }
+        return start
     }
 
     public var isEmpty: Bool { self == .none }

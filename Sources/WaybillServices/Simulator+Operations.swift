@@ -154,9 +154,12 @@ extension Simulator {
     func requestAllocation(_ n: Int, _ request: AllocationRequest) {
         var request = request
         var down: [Int] = []
-        for (i, w) in network.warehouses.enumerated() where faults.outageEnd(w.id, at: now) != nil {
+        for (i, w) in network.warehouses.enumerated() {
+            guard let since = faults.outageStart(w.id, at: now) else { continue }
             down.append(i)
-            if !request.excluding.contains(w.id) { request.excluding.append(w.id) }
+            // Health monitoring notices an outage only after a few failed polls; until then the node's
+            // last inventory feed still looks fine and orders are routed to it (and bounce at release).
+            if now - since >= Simulator.outageDetection, !request.excluding.contains(w.id) { request.excluding.append(w.id) }
         }
         var latency = Micros(ops.logNormal(median: 120_000, sigma: 0.5))
         // A node that does not answer the inventory sync costs a timeout before it is routed around.
@@ -179,12 +182,22 @@ extension Simulator {
     func requestRelease(_ n: Int, shipment: Int, warehouse: String) {
         let w = warehouseIndex[warehouse]!
         let system = network.warehouses[w].system
-        if faults.outageEnd(warehouse, at: now) != nil {
+        let latency = Micros(ops.logNormal(median: 40_000_000, sigma: 0.5))
+        let wh = network.warehouses[w]
+        let backlogHours = Double(pickBacklog[w]) / (Double(wh.dailyCapacityUnits) / 24)
+        var rejection: String?
+        if faults.outageEnd(warehouse, at: now) != nil || faults.outageEnd(warehouse, at: now + latency) != nil {
+            rejection = "warehouse unavailable"
+        } else if backlogHours > Simulator.maxBacklogHours {
+            rejection = "wave capacity exceeded"
+        }
+        if let rejection {
             stats.releaseRejections += 1
-            push(now + 60_000_000, .input(order: n, .releaseRejected(shipment: shipment, reason: "warehouse unavailable"),
-                                          StepSpan(service: system, name: "wms.release", start: now, error: "warehouse unavailable")))
+            // An unreachable WMS costs the client timeout; a full one answers at once.
+            let after = rejection == "warehouse unavailable" ? 60_000_000 : latency
+            push(now + after, .input(order: n, .releaseRejected(shipment: shipment, reason: rejection),
+                                     StepSpan(service: system, name: "wms.release", start: now, error: rejection)))
         } else {
-            let latency = Micros(ops.logNormal(median: 40_000_000, sigma: 0.5))
             push(now + latency, .input(order: n, .releaseAccepted(shipment: shipment),
                                        StepSpan(service: system, name: "wms.release", start: now)))
         }

@@ -56,6 +56,10 @@ public final class Simulator {
     let warehouseIndex: [String: Int]
     let leadTimeHours: [Int]
     static let carriers = ["UPS", "FedEx", "USPS", "OnTrac"]
+    /// How long an outage goes unnoticed by allocation.
+    static let outageDetection: Micros = 5 * 60_000_000
+    /// A warehouse refuses releases while its pick backlog exceeds this many hours of capacity.
+    static let maxBacklogHours = 18.0
 
     /// Orders in flight by order number (numbers are dense, from 1), without hashing.
     struct LiveOrders {

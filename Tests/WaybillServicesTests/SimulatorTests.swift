@@ -168,16 +168,27 @@ import WaybillModel
     }
 
     @Test func warehouseOutageReroutesAndDelaysAllocation() throws {
-        let window = "2026-11-16T08:00/6h"
-        let (clean, _) = try run(config(orders: 600))
-        let (sink, sim) = try run(config(orders: 600, faults: "warehouse-outage=DC-EAST@" + window))
-        let start = t0 + 8 * hour, end = t0 + 14 * hour
+        let window = "2026-11-16T14:00/6h"
+        let (clean, _) = try run(config(orders: 800))
+        let (sink, sim) = try run(config(orders: 800, faults: "warehouse-outage=DC-EAST@" + window))
+        let start = t0 + 14 * hour, end = t0 + 20 * hour
         func allocations(_ s: RecordingSink) -> [(CloudEvent, String?)] {
             s.events.filter { $0.type == "order.allocated" }.map { ($0, $0.data?["warehouse"]?.stringValue) }
         }
-        let during = allocations(sink).filter { $0.0.time >= start + 20 * second && $0.0.time < end }
+        // Once monitoring has noticed the outage, nothing is allocated to the warehouse that is down.
+        let noticed = start + Simulator.outageDetection + 20 * second
+        let during = allocations(sink).filter { $0.0.time >= noticed && $0.0.time < end }
         #expect(!during.isEmpty)
-        #expect(during.allSatisfy { $0.1 != "DC-EAST" }, "nothing is allocated to the warehouse that is down")
+        #expect(during.allSatisfy { $0.1 != "DC-EAST" })
+        // Before that, orders routed there bounce at release and are re-allocated elsewhere (compensation).
+        #expect(sim.stats.releaseRejections > 0)
+        #expect(sink.spans.contains { $0.service == "wms-east" && $0.name == "wms.release" && $0.statusMessage == "warehouse unavailable" })
+        let bounced = Set(sink.events.filter { $0.type == "order.allocated" && $0.time >= start && $0.time < noticed && $0.data?["warehouse"] == "DC-EAST" }.map(\.subject))
+        #expect(!bounced.isEmpty)
+        for order in bounced {
+            let later = sink.events.filter { $0.subject == order && $0.type == "order.allocated" && $0.time > start + minute }
+            #expect(later.contains { $0.data?["warehouse"] != "DC-EAST" }, "\(order) is re-routed")
+        }
         #expect(allocations(clean).contains { $0.0.time >= start && $0.0.time < end && $0.1 == "DC-EAST" })
         // Allocation waits for the inventory sync timeout, and the timeout is an error span of the warehouse.
         #expect(sink.spans.contains { $0.service == "wms-east" && $0.name == "inventory.sync" && $0.status == .error })
@@ -193,7 +204,7 @@ import WaybillModel
         #expect(meanDelay(sink) > meanDelay(clean) + 10)
         // Nothing ships from DC-EAST during the outage.
         #expect(!sink.events.contains { $0.type == "order.shipped" && $0.time >= start && $0.time < end && $0.data?["warehouse"] == "DC-EAST" })
-        #expect(sim.stats.ordersAccepted == 600)
+        #expect(sim.stats.ordersAccepted == 800)
     }
 
     @Test func erpTroubleShowsAsErrorSpansRetriesAndLongerValidation() throws {
