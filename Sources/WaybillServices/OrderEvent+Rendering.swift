@@ -70,7 +70,7 @@ extension OrderEvent {
             return ["warehouse": .string(w), "carrier": .string(c), "tracking": .string(t), "links": [.string("shipment:" + t)],
                     "lines": .array(lines.map { ["line": .number(Double($0.line)), "qty_shipped": .number(Double($0.qty))] })]
         case .invoiced(let n, let amount, let currency):
-            return ["amount": .number(amount), "currency": .string(currency), "invoice": .string(n), "links": [.string("invoice:" + n)]]
+            return ["amount": .number(amount), "currency": .string(currency), "links": [.string("invoice:" + n)]]
         case .cancelled(let reason):
             return ["reason": .string(reason)]
         case .exception(let reason, let stage):
@@ -152,7 +152,6 @@ extension JSONTextWriter {
         case .invoiced(let n, let amount, let currency):
             key("amount"); double(amount)
             key("currency"); string(currency)
-            key("invoice"); string(n)
             key("links"); openArray(); string("invoice:", n); closeArray()
         case .cancelled(let reason):
             key("reason"); string(reason)
