@@ -262,6 +262,44 @@ func decision(_ placements: [Placement], backordered: [AllocationLine] = []) -> 
         #expect(h.log.emittedTypes.filter { $0 == "order.shipped" }.count == 2)
     }
 
+    @Test func cancellationWhileTheERPIsBusyEndsTheOrderAndLateRepliesAreIgnored() {
+        var h = Harness()
+        let a = h.send(.cancel(reason: "customer request"))
+        #expect(a.emitted == [.cancelled(reason: "customer request")])
+        #expect(!a.contains { if case .releaseReservations = $0 { return true }; return false }, "nothing was reserved yet")
+        #expect(h.send(.erpSucceeded(.validate, ERPReply())).isEmpty)
+        #expect(h.state.status == .cancelled)
+    }
+
+    @Test func invoicingFailureAfterDeliveryIsAnExceptionAtTheInvoicingStage() {
+        var h = Harness(sampleOrder(lines: [("SKU-A", 1)]))
+        h.policy.erpRetry = RetryPolicy(maxAttempts: 1)
+        _ = h.throughCredit()
+        let id = h.send(.allocationDecided(decision([Placement(line: 1, sku: "SKU-A", warehouse: "DC-EAST", qty: 1)]))).releaseRequests[0].0
+        h.send(.releaseAccepted(shipment: id))
+        h.send(.picked(shipment: id, short: []))
+        h.send(.packed(shipment: id))
+        h.send(.shipped(shipment: id, carrier: "UPS", tracking: "1Z1"))
+        h.send(.delivered(shipment: id))
+        let a = h.send(.erpFailed(.postInvoice, reason: "HTTP 503"))
+        #expect(a.emitted == [.exception(reason: "post_invoice failed after 1 attempts: HTTP 503", stage: "invoicing")])
+        #expect(!a.contains { if case .releaseReservations = $0 { return true }; return false }, "shipped units are no longer reserved")
+        #expect(h.state.status == .exception)
+    }
+
+    @Test func warehouseStepsOutOfOrderAreIgnored() {
+        var h = Harness(sampleOrder(lines: [("SKU-A", 1)]))
+        _ = h.throughCredit()
+        let id = h.send(.allocationDecided(decision([Placement(line: 1, sku: "SKU-A", warehouse: "DC-EAST", qty: 1)]))).releaseRequests[0].0
+        #expect(h.send(.picked(shipment: id, short: [])).isEmpty, "not released yet")
+        #expect(h.send(.packed(shipment: id)).isEmpty)
+        #expect(h.send(.shipped(shipment: id, carrier: "UPS", tracking: "1Z1")).isEmpty)
+        #expect(h.send(.delivered(shipment: id)).isEmpty)
+        h.send(.releaseAccepted(shipment: id))
+        #expect(h.send(.releaseAccepted(shipment: id)).isEmpty, "a duplicate acknowledgement")
+        #expect(h.state.status == .released)
+    }
+
     @Test func staleAndDuplicateInputsChangeNothing() {
         var h = Harness()
         let before = h.state
