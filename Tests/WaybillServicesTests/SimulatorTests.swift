@@ -234,7 +234,8 @@ import WaybillModel
     }
 
     @Test func shortPicksCompensateAndStockBalances() throws {
-        let (sink, sim) = try run(config(orders: 300, faults: "short-pick=0.2"))
+        let (sink, sim) = try run(config(orders: 300, faults: "short-pick=0.2,erp-errors=0.3,warehouse-outage=DC-CENTRAL@2026-11-16T12:00/3h"))
+        #expect(sim.stats.ordersExcepted + sim.stats.ordersCancelled + sim.stats.ordersInvoiced == 300)
         #expect(sim.stats.shortPicks > 0)
         let shorts = sink.events.filter { $0.type == "order.short_picked" }
         #expect(!shorts.isEmpty)
