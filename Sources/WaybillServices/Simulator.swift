@@ -28,6 +28,16 @@ public struct SimulationStats: Hashable, Sendable {
 ///
 /// Reproducible byte for byte: the same config gives the same bytes, however `advance(to:)` is stepped.
 /// Not thread-safe: drive it from one task (its hot state skips dynamic exclusivity checks for speed).
+///
+///     // waybill simulate: a bounded batch, as fast as possible
+///     let sink = try NDJSONFileSink(path: "events.ndjson")
+///     let sim = try Simulator(.batch(orders: n, seed: s, days: d, start: t, faults: try FaultPlan.parse(spec)), sink: sink)
+///     sim.run(); try sink.close()
+///
+///     // waybill demo: open-ended demand, backfilled, then paced by the wall clock
+///     let sim = try Simulator(.continuous(ordersPerDay: 5000, seed: 1, start: currentMicros() - 3 * 86_400_000_000), sink: store)
+///     sim.advance(to: currentMicros())   // backfill
+///     // every second: sim.advance(to: currentMicros())
 public final class Simulator {
     public let config: SimulatorConfig
     public let allocation: AllocationService
