@@ -76,7 +76,8 @@ struct DemandModel {
             // One 8-hour flash sale a week, starting at a seed-chosen day at 16:00 UTC.
             var r = Xoshiro256(seed: SplitMix64.hash(config.seed, 0x9B0))
             let firstDay = Micros(r.below(7))
-            let span = Micros(((config.days ?? 56) / 7).rounded(.up)) + 1
+            // Open-ended demand gets ten years of weekly sales.
+            let span = Micros(((config.days ?? 3650) / 7).rounded(.up)) + 1
             let day0 = (config.start / 86_400_000_000) * 86_400_000_000
             for week in 0..<span {
                 promos.append(Promotion(start: day0 + (firstDay + week * 7) * 86_400_000_000 + 16 * 3_600_000_000,
