@@ -23,11 +23,11 @@ let package = Package(
         .target(name: "WaybillServices", dependencies: ["WaybillModel"]),
         .target(name: "WaybillKPI", dependencies: ["WaybillModel", "WaybillStore"]),
         .target(name: "WaybillServer", dependencies: [
-            "WaybillModel", "WaybillStore", "WaybillCollectors", "WaybillKPI",
+            "WaybillModel", "WaybillStore", "WaybillCollectors", "WaybillKPI", "WaybillServices",
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
         .executableTarget(name: "waybill", dependencies: [
-            "WaybillModel", "WaybillStore", "WaybillSQLite", "WaybillCollectors", "WaybillServer", "WaybillKPI",
+            "WaybillModel", "WaybillStore", "WaybillSQLite", "WaybillCollectors", "WaybillServer", "WaybillKPI", "WaybillServices",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "WaybillModelTests", dependencies: ["WaybillModel"]),

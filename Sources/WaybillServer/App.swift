@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import ServiceLifecycle
 import WaybillCollectors
 import WaybillModel
 import WaybillStore
@@ -19,7 +20,8 @@ public struct ServerConfig: Sendable {
 
 /// Builds the HTTP application; `main` only wires and runs it, and tests drive the same router.
 public func buildApplication(store: any WaybillStore, config: ServerConfig, logger: Logger? = nil,
-                             clock: @escaping @Sendable () -> Micros = currentMicros) -> some ApplicationProtocol
+                             clock: @escaping @Sendable () -> Micros = currentMicros,
+                             services: [any Service] = []) -> some ApplicationProtocol
 {
     var log = logger ?? Logger(label: "waybill")
     if logger == nil { log.logLevel = .info }
@@ -32,6 +34,7 @@ public func buildApplication(store: any WaybillStore, config: ServerConfig, logg
         router: router,
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: config.serverName),
         logger: log)
+    app.addServices(services)
     if let retention = config.retention {
         app.addServices(RetentionService(store: store, retention: retention, interval: .seconds(3600), clock: clock, logger: log))
     }

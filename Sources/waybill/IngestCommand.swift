@@ -241,10 +241,15 @@ struct RemoteSink: IngestSink {
     }
 
     func send(_ chunk: [CloudEvent]) async throws -> AppendResult {
+        var body: [UInt8] = []
+        for e in chunk { body += e.raw; body.append(0x0A) }
+        return try await send(ndjson: body)
+    }
+
+    /// POSTs NDJSON (gzip), waiting out 429/503 as `Retry-After` asks.
+    func send(ndjson body: [UInt8]) async throws -> AppendResult {
         var total = AppendResult()
         do {
-            var body: [UInt8] = []
-            for e in chunk { body += e.raw; body.append(0x0A) }
             var req = URLRequest(url: client.url("/v1/events"))
             req.httpMethod = "POST"
             req.setValue("application/x-ndjson", forHTTPHeaderField: "Content-Type")

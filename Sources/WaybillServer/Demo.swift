@@ -1,0 +1,122 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import WaybillCollectors
+import WaybillModel
+import WaybillServices
+import WaybillStore
+
+/// Takes what the embedded services emit as CloudEvents JSON text and feeds it through the
+/// collector into the store, exactly as an external producer's NDJSON would go.
+public final class StoreEventSink: EventTextSink {
+    private var buffer: [UInt8] = []
+    private var pending = 0
+    public private(set) var rejected: [RejectedEvent] = []
+    public private(set) var written = AppendResult()
+
+    public init() {}
+
+    public var wantsSpans: Bool { false }
+
+    public func emitEventText(_ text: UnsafeBufferPointer<UInt8>) {
+        buffer.append(contentsOf: text)
+        buffer.append(0x0A)
+        pending += 1
+    }
+
+    public func emit(_ event: CloudEvent) {
+        buffer.append(contentsOf: event.raw)
+        buffer.append(0x0A)
+        pending += 1
+    }
+
+    /// Spans wait for the OTLP store; the simulator skips building them for this sink.
+    public func emit(_ span: Span) {}
+
+    public var pendingEvents: Int { pending }
+
+    /// Hands over the NDJSON emitted so far, for a sink that sends it elsewhere.
+    public func takeText() -> [UInt8] {
+        defer {
+            buffer.removeAll(keepingCapacity: true)
+            pending = 0
+        }
+        return buffer
+    }
+
+    /// Decodes what has been emitted and appends it, in batches; waits out a full ingest queue.
+    public func flush(to store: any EventWriter, batchSize: Int = 5_000) async throws {
+        guard !buffer.isEmpty else { return }
+        let bytes = buffer
+        buffer.removeAll(keepingCapacity: true)
+        pending = 0
+        let decoded = bytes.withUnsafeBufferPointer { EventDecoder.decodeLinesLeniently($0, firstLine: 0).events }
+        rejected += decoded.rejected
+        var i = 0
+        while i < decoded.events.count {
+            let chunk = Array(decoded.events[i..<min(i + batchSize, decoded.events.count)])
+            do {
+                written = written + (try await store.append(chunk))
+                i += chunk.count
+            } catch StoreError.overloaded(let s) {
+                try await Task.sleep(for: .seconds(s))
+            }
+        }
+    }
+}
+
+/// `waybill demo`: the embedded order orchestration and allocation services under a simulated
+/// workload, writing into the server's own store: first a backfill of history, then in real time
+/// (or faster with `speed`). Ends with the service group.
+public struct DemoService: Service {
+    public struct Options: Sendable {
+        public var seed: UInt64 = 1
+        public var ordersPerDay: Double = 5_000
+        public var backfillDays: Double = 3
+        public var speed: Double = 1
+        public var faults: FaultPlan = .none
+        public init() {}
+    }
+
+    let store: any WaybillStore
+    let options: Options
+    let clock: @Sendable () -> Micros
+    let logger: Logger
+    /// Called once the backfill is stored, with the simulator's start time.
+    let onReady: @Sendable (Micros) async -> Void
+
+    public init(store: any WaybillStore, options: Options, clock: @escaping @Sendable () -> Micros = currentMicros, logger: Logger,
+                onReady: @escaping @Sendable (Micros) async -> Void)
+    {
+        self.store = store
+        self.options = options
+        self.clock = clock
+        self.logger = logger
+        self.onReady = onReady
+    }
+
+    public func run() async throws {
+        let realStart = clock()
+        let start = realStart - Micros(options.backfillDays * 86_400_000_000)
+        let sink = StoreEventSink()
+        let sim = try Simulator(.continuous(ordersPerDay: options.ordersPerDay, seed: options.seed, start: start, faults: options.faults),
+                                sink: sink)
+        // Backfill an hour of simulated time at a time, so memory stays flat.
+        var t = start
+        while t < realStart && !Task.isShuttingDownGracefully {
+            t = min(t + 3_600_000_000, realStart)
+            sim.advance(to: t)
+            try await sink.flush(to: store)
+        }
+        await onReady(start)
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+            let virtualNow = realStart + Micros(Double(clock() - realStart) * options.speed)
+            sim.advance(to: virtualNow)
+            do { try await sink.flush(to: store) } catch { logger.error("demo ingest failed", metadata: ["error": "\(error)"]) }
+        }
+        if !sink.rejected.isEmpty {
+            logger.warning("demo events rejected by the collector", metadata: ["count": "\(sink.rejected.count)", "first": "\(sink.rejected[0].error)"])
+        }
+    }
+}

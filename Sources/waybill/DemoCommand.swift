@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import Logging
+import WaybillKPI
+import WaybillModel
+import WaybillServer
+import WaybillServices
+import WaybillSQLite
+import WaybillStore
+
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Start the server with the embedded orchestration and allocation services under a simulated workload.",
+        discussion: "Backfills a few days of history, then keeps the services running in real time (or faster with --speed) until interrupted.")
+
+    @Option(help: "Port.") var port = 4318
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Store file (default: a new one in a temporary directory).") var db: String?
+    @Flag(help: "Delete the --db file first if it exists.") var reset = false
+    @Option(help: "Simulated time runs this many times faster than real time after the backfill.") var speed: Double = 1
+    @Option(help: "Average orders a day.") var ordersPerDay: Double = 5_000
+    @Option(help: "Days of history to backfill.") var backfillDays: Double = 3
+    @Option(help: "Random seed.") var seed: UInt64 = 1
+    @Option(help: "Fault injection, as for `waybill simulate`.") var faults = "erp-latency=3s@14:00-15:00,short-pick=0.02,duplicate=0.02,reorder=0.05,late-arrival=0.01"
+
+    func validate() throws {
+        guard (1...65535).contains(port) else { throw ValidationError("--port: must be from 1 to 65535") }
+        guard speed > 0 else { throw ValidationError("--speed: must be positive") }
+        guard ordersPerDay > 0 else { throw ValidationError("--orders-per-day: must be positive") }
+        guard backfillDays >= 0 else { throw ValidationError("--backfill-days: must be 0 or more") }
+    }
+
+    func run() async throws {
+        let path: String
+        if let db {
+            if FileManager.default.fileExists(atPath: db) {
+                guard reset else { throw CLIError("\(db) exists; pass --reset to replace it, or choose another --db") }
+                for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db + suffix) }
+            }
+            path = db
+        } else {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-demo-\(getpid())")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            path = dir.appendingPathComponent("waybill.db").path
+        }
+        var options = DemoService.Options()
+        options.seed = seed
+        options.ordersPerDay = ordersPerDay
+        options.backfillDays = backfillDays
+        options.speed = speed
+        do { options.faults = try FaultPlan.parse(faults, warehouses: FulfilmentNetwork.standard.warehouses.map(\.id)) } catch {
+            throw CLIError("--faults: \(error)")
+        }
+        let store = try SQLiteStore(path: path, rollup: KPIFactsRollup())
+        defer { store.close() }
+        var config = ServerConfig()
+        config.host = host
+        config.port = port
+        var logger = Logger(label: "waybill")
+        logger.logLevel = .info
+        let base = "http://\(host):\(port)"
+        let exe = CommandLine.arguments.first ?? "waybill"
+        printErr("waybill demo: store \(path); simulating \(Int(ordersPerDay)) orders/day, backfilling \(backfillDays) days...")
+        let demo = DemoService(store: store, options: options, logger: logger) { _ in
+            // Unbuffered, so a pipe reader sees it at once.
+            FileHandle.standardOutput.write(Data(Self.welcome(store: store, base: base, exe: exe, path: path).utf8))
+        }
+        let app = buildApplication(store: store, config: config, logger: logger, services: [demo])
+        try await app.runService()
+    }
+
+    /// What to look at, with order ids taken from the store.
+    static func welcome(store: SQLiteStore, base: String, exe: String, path: String) -> String {
+        let now = currentMicros()
+        func first(_ p: [String: String]) -> String? {
+            (try? store.searchOrders(OrderQuery(parameters: p.merging(["limit": "1"]) { a, _ in a }, now: now)))?.orders.first?.correlationID
+        }
+        let stats = try? store.stats()
+        var out = "\nWaybill demo is running: \(base)/\n"
+        out += "  store \(path): \(stats?.orders ?? 0) orders, \(stats?.events ?? 0) events\n\nTry:\n"
+        if let o = first(["state": "invoiced"]) { out += "  \(exe) trace \(o) --url \(base)      # a complete order, across oms, erp, allocation, wms, tms, carrier\n" }
+        if let o = first(["type": "order.short_picked"]) { out += "  \(exe) trace \(o) --url \(base)      # a short pick, re-allocated\n" }
+        if let o = first(["type": "order.exception"]) { out += "  \(exe) trace \(o) --url \(base)      # an order that ended in an exception\n" }
+        out += "  \(exe) search --stuck 4h --url \(base)          # orders that stopped moving\n"
+        out += "  \(exe) kpi --from -\(3)d --by warehouse --url \(base)\n"
+        out += "  \(base)/api/v1/kpis?format=html&by=warehouse&step=1d   (KPI report in a browser)\n"
+        out += "  \(base)/                                               (order search)\n\nCtrl-C stops it.\n"
+        return out
+    }
+}

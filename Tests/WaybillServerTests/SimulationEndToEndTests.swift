@@ -1,0 +1,95 @@
+import AsyncHTTPClient
+import Foundation
+import Testing
+import WaybillModel
+
+/// The embedded services through the real binary: `simulate` into files and stores, and `demo`.
+@Suite(.serialized) struct SimulationEndToEndTests {
+    var binaryPresent: Bool { FileManager.default.fileExists(atPath: ServerProcess.binary.path) }
+
+    @Test func sameSeedSameBytesOtherSeedOtherBytes() throws {
+        guard binaryPresent else { Issue.record("waybill binary missing"); return }
+        let dir = URL(fileURLWithPath: temporaryDatabase()).deletingLastPathComponent()
+        func run(_ seed: Int, _ name: String) throws -> Data {
+            let out = dir.appendingPathComponent(name).path
+            let r = try CLIRun.run(["simulate", "--orders", "150", "--days", "1", "--seed", String(seed), "--start", "2026-11-01T00:00:00Z", "--out", out])
+            #expect(r.status == 0, "\(r.stderr)")
+            return try Data(contentsOf: URL(fileURLWithPath: out))
+        }
+        let a = try run(7, "a.ndjson"), b = try run(7, "b.ndjson"), c = try run(8, "c.ndjson")
+        #expect(a.count > 150 * 8 * 100)
+        #expect(a == b)
+        #expect(a != c)
+        let bad = try CLIRun.run(["simulate", "--orders", "10", "--faults", "short-pick=1.5", "--out", dir.appendingPathComponent("x").path])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("short-pick"))
+    }
+
+    @Test func aSimulatedDayGivesCompleteTracesAndPlausibleKPIs() throws {
+        guard binaryPresent else { Issue.record("waybill binary missing"); return }
+        let db = temporaryDatabase()
+        let sim = try CLIRun.run(["simulate", "--orders", "400", "--days", "1", "--seed", "3", "--start", "2026-11-01T00:00:00Z", "--db", db])
+        #expect(sim.status == 0, "\(sim.stderr)")
+        let page = try CLIRun.run(["search", "--db", db, "--state", "invoiced", "--limit", "25", "--json"])
+        let ids = page.json?["orders"]?.arrayValue?.compactMap { $0["correlation_id"]?.stringValue } ?? []
+        #expect(ids.count == 25)
+        for id in ids.prefix(10) {
+            let t = try CLIRun.run(["trace", id, "--db", db, "--json"]).json
+            let types = Set(t?["events"]?.arrayValue?.compactMap { $0["type"]?.stringValue } ?? [])
+            for stage in ["accepted", "validated", "credit_checked", "allocated", "released", "picked", "packed", "shipped", "delivered", "invoiced"] {
+                #expect(types.contains("order.\(stage)"), "\(id) lacks order.\(stage)")
+            }
+            // The carrier's events arrive under the shipment key and join through the link.
+            #expect(t?["keys"]?.arrayValue?.contains { $0.stringValue?.hasPrefix("shipment:") == true } == true, "\(id) has no shipment key")
+            #expect(t?["events"]?.arrayValue?.contains { $0["source"] == "carrier" } == true, "\(id) has no carrier event")
+            #expect((t?["facts"]?["allocation_delay_s"]?.doubleValue ?? -1) >= 0)
+        }
+        let kpi = try CLIRun.run(["kpi", "--db", db, "--from", "2026-10-31T00:00:00Z", "--to", "2026-11-10T00:00:00Z", "--json"]).json
+        let total = kpi?["total"]
+        #expect((total?["orders_allocated"]?.doubleValue ?? 0) > 300)
+        #expect((total?["fill_rate"]?.doubleValue).map { $0 > 0.5 && $0 <= 1 } == true)
+        #expect((total?["allocation_delay"]?["p50_s"]?.doubleValue).map { $0 > 0 && $0 < 86_400 } == true)
+        #expect((total?["shipments"]?.doubleValue ?? 0) > 300)
+    }
+
+    @Test func demoBackfillsServesAndStopsCleanlyOnInterrupt() async throws {
+        guard binaryPresent else { Issue.record("waybill binary missing"); return }
+        let port = Int.random(in: 20_000...60_000)
+        let out = Pipe()
+        let p = Process()
+        p.executableURL = ServerProcess.binary
+        p.arguments = ["demo", "--port", String(port), "--db", temporaryDatabase(), "--backfill-days", "0.25", "--orders-per-day", "2000", "--speed", "60"]
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        // Read on a background thread so that a silent demo fails the test instead of hanging it.
+        let reader = Task.detached { () -> String in
+            var text = ""
+            while !text.contains("Ctrl-C") {
+                let chunk = out.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                text += String(decoding: chunk, as: UTF8.self)
+            }
+            return text
+        }
+        let text = try await withThrowingTaskGroup(of: String.self) { g in
+            g.addTask { await reader.value }
+            g.addTask {
+                try await Task.sleep(for: .seconds(120))
+                kill(p.processIdentifier, SIGKILL)
+                return ""
+            }
+            let first = try await g.next() ?? ""
+            g.cancelAll()
+            return first
+        }
+        #expect(text.contains("Waybill demo is running: http://127.0.0.1:\(port)/"))
+        #expect(text.contains("trace SO-"))
+        let r = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/v1/traces?limit=5"), timeout: .seconds(5))
+        let doc = try JSONParser.parse(Array(try await r.body.collect(upTo: 1 << 20).readableBytesView))
+        #expect(doc["orders"]?.arrayValue?.count == 5)
+        kill(p.processIdentifier, SIGINT)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+    }
+}
