@@ -23,7 +23,7 @@ final class EventWriteSession {
     /// Facts of recently updated orders, so the hot path does not re-read and re-parse them. Only this
     /// session writes `orders`, so the cache is exact; it is dropped whenever a transaction rolls back.
     private var factsCache: [String: (rid: Int64, facts: OrderFacts)] = [:]
-    private let factsCacheLimit = 50_000
+    private let factsCacheLimit = 20_000
 
     private let eventKey: Statement
     private let probeMerged: Statement

@@ -14,12 +14,12 @@ public final class SQLiteStore: WaybillStore, @unchecked Sendable {
         /// Page cache of each reader connection, in MiB.
         public var readerCacheMiB = 16
         /// Events waiting to be written beyond which `append` throws `StoreError.overloaded`.
-        public var maxQueuedEvents = 100_000
+        public var maxQueuedEvents = 20_000
         /// Most events written in one transaction.
         public var maxBatchEvents = 20_000
         /// Memory-mapped reads for the writer: its index probes read pages without a syscall each.
         /// Mapped pages count towards RSS, so this is bounded.
-        public var mmapBytes = 128 << 20
+        public var mmapBytes = 64 << 20
         /// Events whose idempotency hashes stay in memory before they are merged into the `dedup` index.
         public var recentDedupLimit = 300_000
         public init() {}

@@ -25,7 +25,7 @@ struct ServeCommand: AsyncParsableCommand {
     var maxBody = 16 << 20
 
     @Option(name: .long, help: "Events queued for the writer beyond which ingest answers 429.")
-    var maxQueuedEvents = 100_000
+    var maxQueuedEvents = 20_000
 
     @Option(name: .long, help: "SQLite synchronous mode: full (survives power loss) or normal (survives process crashes).")
     var sync = "full"
