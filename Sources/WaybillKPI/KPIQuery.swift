@@ -1,15 +1,7 @@
 import WaybillModel
 
 /// A KPI request that cannot be answered, with the parameter at fault.
-public struct KPIQueryError: Error, Sendable, Equatable, CustomStringConvertible {
-    public let field: String
-    public let rule: String
-    public init(field: String, rule: String) {
-        self.field = field
-        self.rule = rule
-    }
-    public var description: String { "\(field): \(rule)" }
-}
+public typealias KPIQueryError = FieldError
 
 /// `[from, to)`, an optional grouping and an optional time-series step (interfaces.md `GET /api/v1/kpis`).
 public struct KPIQuery: Hashable, Sendable {

@@ -226,21 +226,7 @@ struct HTMLReport {
 }
 
 /// Escapes text for HTML element content and quoted attribute values.
-func esc(_ s: String) -> String {
-    var out = ""
-    out.reserveCapacity(s.utf8.count)
-    for c in s.unicodeScalars {
-        switch c {
-        case "&": out += "&amp;"
-        case "<": out += "&lt;"
-        case ">": out += "&gt;"
-        case "\"": out += "&quot;"
-        case "'": out += "&#39;"
-        default: out.unicodeScalars.append(c)
-        }
-    }
-    return out
-}
+func esc(_ s: String) -> String { HTMLText.escape(s) }
 
 /// Percent-encodes a URL path segment: everything but RFC 3986 unreserved characters.
 func pathSegment(_ s: String) -> String {

@@ -74,16 +74,6 @@ public enum Traceparent {
     }
 }
 
-/// Why an event was refused: the field and the rule it broke.
-public struct EventValidationError: Error, Sendable, Equatable, CustomStringConvertible {
-    public let field: String
-    public let rule: String
-    public init(field: String, rule: String) {
-        self.field = field
-        self.rule = rule
-    }
-    public var description: String { "\(field): \(rule)" }
-}
 
 public enum EventLimits {
     /// Largest key (`id`, `source`, `type`, `subject`, each link) accepted.

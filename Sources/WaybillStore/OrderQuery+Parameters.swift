@@ -1,15 +1,7 @@
 import WaybillModel
 
-/// A bad query parameter or flag: the field and the rule it broke.
-public struct QueryError: Error, Sendable, Equatable, CustomStringConvertible {
-    public let field: String
-    public let rule: String
-    public init(field: String, rule: String) {
-        self.field = field
-        self.rule = rule
-    }
-    public var description: String { "\(field): \(rule)" }
-}
+/// A bad query parameter or flag.
+public typealias QueryError = FieldError
 
 extension OrderQuery {
     /// The filter names shared by `waybill search` flags and `GET /api/v1/traces` query parameters.
