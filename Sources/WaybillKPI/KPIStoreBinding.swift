@@ -12,15 +12,28 @@ public struct KPIFactsRollup: FactsRollup {
         self.bucketWidth = bucketWidth
     }
 
+    /// Applies each transition's retractions and additions straight to the touched rows (the same
+    /// row updates as `KPIRollup.changes`, without building and sorting a change list per order:
+    /// this runs on the store's single writer thread for every order a write touches).
     public func update(_ transitions: [FactsTransition], read: (RollupKey) throws -> [UInt8]?) throws -> [(RollupKey, [UInt8]?)] {
         var pending: [KPIRollupKey: KPIAccumulator] = [:]
-        for t in transitions {
-            for change in KPIRollup.changes(from: t.old, to: t.new, bucketWidth: bucketWidth) {
-                if pending[change.key] == nil {
-                    let bytes = try read(Self.storeKey(change.key))
-                    pending[change.key] = try bytes.map { try KPIAccumulator(serialized: $0) } ?? KPIAccumulator()
+        func touch(_ part: KPIPart, removing: Bool) throws {
+            for key in KPIRollup.keys(of: part, bucketWidth: bucketWidth) {
+                if pending[key] == nil {
+                    pending[key] = try read(Self.storeKey(key)).map { try KPIAccumulator(serialized: $0) } ?? KPIAccumulator()
                 }
-                change.apply(to: &pending[change.key]!)
+                if removing { pending[key, default: KPIAccumulator()].remove(part) } else { pending[key, default: KPIAccumulator()].add(part) }
+            }
+        }
+        for t in transitions {
+            let old = t.old.map(OrderContribution.init), new = OrderContribution(t.new)
+            if old?.allocation != new.allocation {
+                if let a = old?.allocation { try touch(.allocation(a), removing: true) }
+                if let a = new.allocation { try touch(.allocation(a), removing: false) }
+            }
+            if old?.shipment != new.shipment {
+                if let s = old?.shipment { try touch(.shipment(s), removing: true) }
+                if let s = new.shipment { try touch(.shipment(s), removing: false) }
             }
         }
         return pending.map { (Self.storeKey($0.key), $0.value.isEmpty ? nil : $0.value.serialized) }.sorted { $0.0 < $1.0 }
