@@ -21,14 +21,14 @@ public struct ServerConfig: Sendable {
 /// Builds the HTTP application; `main` only wires and runs it, and tests drive the same router.
 public func buildApplication(store: any WaybillStore, config: ServerConfig, logger: Logger? = nil,
                              clock: @escaping @Sendable () -> Micros = currentMicros,
-                             services: [any Service] = []) -> some ApplicationProtocol
+                             services: [any Service] = [], orderDesk: OrderDesk? = nil) -> some ApplicationProtocol
 {
     var log = logger ?? Logger(label: "waybill")
     if logger == nil { log.logLevel = .info }
     let metrics = ServerMetrics()
     let router = Router()
     router.middlewares.add(ErrorMiddleware(metrics: metrics, logger: log))
-    let api = WaybillAPI(store: store, config: config, metrics: metrics, clock: clock)
+    let api = WaybillAPI(store: store, config: config, metrics: metrics, clock: clock, orderDesk: orderDesk)
     api.register(router)
     var app = Application(
         router: router,

@@ -80,16 +80,18 @@ public struct DemoService: Service {
 
     let store: any WaybillStore
     let options: Options
+    let desk: OrderDesk?
     let clock: @Sendable () -> Micros
     let logger: Logger
     /// Called once the backfill is stored, with the simulator's start time.
     let onReady: @Sendable (Micros) async -> Void
 
-    public init(store: any WaybillStore, options: Options, clock: @escaping @Sendable () -> Micros = currentMicros, logger: Logger,
-                onReady: @escaping @Sendable (Micros) async -> Void)
+    public init(store: any WaybillStore, options: Options, desk: OrderDesk? = nil, clock: @escaping @Sendable () -> Micros = currentMicros,
+                logger: Logger, onReady: @escaping @Sendable (Micros) async -> Void)
     {
         self.store = store
         self.options = options
+        self.desk = desk
         self.clock = clock
         self.logger = logger
         self.onReady = onReady
@@ -109,10 +111,12 @@ public struct DemoService: Service {
             try await sink.flush(to: store)
         }
         await onReady(start)
+        defer { desk?.close() }
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(250)) }
             let virtualNow = realStart + Micros(Double(clock() - realStart) * options.speed)
             sim.advance(to: virtualNow)
+            desk?.drain { sim.submitExternal($0) }
             do { try await sink.flush(to: store) } catch { logger.error("demo ingest failed", metadata: ["error": "\(error)"]) }
         }
         if !sink.rejected.isEmpty {

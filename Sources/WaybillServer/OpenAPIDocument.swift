@@ -67,6 +67,22 @@ enum OpenAPIDocument {
               "application/json": {"schema": {"$ref": "#/components/schemas/KPIDocument"}},
               "text/csv": {"schema": {"type": "string"}}, "text/html": {"schema": {"type": "string"}}, "text/plain": {"schema": {"type": "string"}}}},
             "400": {"description": "Bad parameter", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+        "/api/v1/orders": {"post": {
+          "summary": "Submit an order to the embedded orchestration service (running under `waybill demo`)",
+          "parameters": [{"name": "Idempotency-Key", "in": "header", "required": true, "schema": {"type": "string", "maxLength": 256},
+                          "description": "a retry with the same key returns the first order"}],
+          "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["region", "lines"],
+            "properties": {"order_id": {"type": "string"}, "channel": {"type": "string"}, "customer": {"type": "string"},
+                           "region": {"type": "string", "enum": ["northeast", "southeast", "midwest", "southwest", "west"]},
+                           "promised_ship_by": {"type": "string", "format": "date-time"}, "currency": {"type": "string"},
+                           "lines": {"type": "array", "minItems": 1, "maxItems": 100, "items": {"type": "object", "required": ["sku", "qty"],
+                             "properties": {"sku": {"type": "string"}, "qty": {"type": "integer", "minimum": 1}, "unit_price": {"type": "number"}}}}}}}}},
+          "responses": {
+            "202": {"description": "Accepted: the workflow started", "content": {"application/json": {"schema": {"type": "object",
+              "properties": {"order_id": {"type": "string"}, "duplicate": {"type": "boolean"}, "trace": {"type": "string"}}}}}},
+            "200": {"description": "The key was used before: the first order", "content": {"application/json": {"schema": {"type": "object"}}}},
+            "400": {"description": "Bad order or missing Idempotency-Key", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            "503": {"description": "No orchestration service runs in this server", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"type": "string"}}}}}}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text format 0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3", "content": {"application/json": {"schema": {"type": "object"}}}}}}}

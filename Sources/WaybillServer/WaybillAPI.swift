@@ -11,12 +11,15 @@ struct WaybillAPI: Sendable {
     let config: ServerConfig
     let metrics: ServerMetrics
     let clock: @Sendable () -> Micros
+    /// Set when the embedded orchestration service runs (`waybill demo`).
+    let orderDesk: OrderDesk?
 
     func register(_ router: Router<BasicRequestContext>) {
         router.post("/v1/events") { req, ctx in try await postEvents(req, ctx) }
         router.get("/api/v1/traces/{key}") { req, ctx in try getTrace(req, ctx) }
         router.get("/api/v1/traces") { req, _ in try searchTraces(req) }
         router.get("/api/v1/kpis") { req, _ in try getKPIs(req) }
+        router.post("/api/v1/orders") { req, _ in try await postOrder(req) }
         router.get("/") { req, _ in try indexPage(req) }
         router.get("/traces/{key}") { req, ctx in try tracePage(req, ctx) }
         router.get("/healthz") { _, _ in try health() }

@@ -5,9 +5,23 @@ extension Simulator {
     // MARK: Channels
 
     func submit(_ n: Int, channel: Int, resubmission: Bool) {
-        let order = demand.order(n, channel: channel, at: now)
+        submit(demand.order(n, channel: channel, at: now), number: n, channel: channel, resubmission: resubmission)
+    }
+
+    /// An order from outside the demand model (the Orders API), taken at the simulator's `now`
+    /// through the same idempotent intake as the channels' orders.
+    /// - Returns: the order id, and whether the idempotency key had been used already.
+    public func submitExternal(_ order: OrderRequest) -> (orderID: String, duplicate: Bool) {
+        let n = nextOrderNumber
+        nextOrderNumber += 1
+        // `resubmission: true`: the channel replay below regenerates demand orders, not this one.
+        return submit(order, number: n, channel: 0, resubmission: true)
+    }
+
+    @discardableResult
+    func submit(_ order: OrderRequest, number n: Int, channel: Int, resubmission: Bool) -> (orderID: String, duplicate: Bool) {
         switch intake.submit(order, now: now) {
-        case .duplicate:
+        case .duplicate(let existing):
             stats.duplicateSubmissions += 1
             if wantsSpans {
                 let hi = SplitMix64.hash(config.seed, 0x7AC3, UInt64(n)), lo = SplitMix64.hash(hi, UInt64(n))
@@ -15,6 +29,7 @@ extension Simulator {
                 emitSpan(replay, parent: nil, service: "orchestrator", name: "order.submit", start: now, end: now + 2_000,
                          error: nil, orderID: order.orderID, extra: ["idempotent_replay": true, "channel": .string(order.channel)])
             }
+            return (existing, true)
         case .accepted(let workflow, let actions):
             let hi = SplitMix64.hash(config.seed, 0x7ACE, UInt64(n))
             let lo = SplitMix64.hash(hi, UInt64(n)) | 1
@@ -38,6 +53,7 @@ extension Simulator {
                 emitSpan(ctx, parent: o.rootSpan, service: "orchestrator", name: "order.accept", start: now, end: now + 3_000,
                          error: nil, orderID: order.orderID, extra: ["channel": .string(order.channel)])
             }
+            return (order.orderID, false)
         }
     }
 

@@ -62,11 +62,12 @@ struct DemoCommand: AsyncParsableCommand {
         let base = "http://\(host):\(port)"
         let exe = CommandLine.arguments.first ?? "waybill"
         printErr("waybill demo: store \(path); simulating \(Int(ordersPerDay)) orders/day, backfilling \(backfillDays) days...")
-        let demo = DemoService(store: store, options: options, logger: logger) { _ in
+        let desk = OrderDesk()
+        let demo = DemoService(store: store, options: options, desk: desk, logger: logger) { _ in
             // Unbuffered, so a pipe reader sees it at once.
             FileHandle.standardOutput.write(Data(Self.welcome(store: store, base: base, exe: exe, path: path).utf8))
         }
-        let app = buildApplication(store: store, config: config, logger: logger, services: [demo])
+        let app = buildApplication(store: store, config: config, logger: logger, services: [demo], orderDesk: desk)
         try await app.runService()
     }
 
@@ -85,7 +86,9 @@ struct DemoCommand: AsyncParsableCommand {
         out += "  \(exe) search --stuck 4h --url \(base)          # orders that stopped moving\n"
         out += "  \(exe) kpi --from -\(3)d --by warehouse --url \(base)\n"
         out += "  \(base)/api/v1/kpis?format=html&by=warehouse&step=1d   (KPI report in a browser)\n"
-        out += "  \(base)/                                               (order search)\n\nCtrl-C stops it.\n"
+        out += "  \(base)/                                               (order search)\n"
+        out += "  curl -s -XPOST \(base)/api/v1/orders -H 'Idempotency-Key: k1' -H 'Content-Type: application/json' \\\n"
+        out += "       -d '{\"region\":\"northeast\",\"lines\":[{\"sku\":\"SKU-10001\",\"qty\":2}]}'   (submit an order, then trace it)\n\nCtrl-C stops it.\n"
         return out
     }
 }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import NIOCore
 import Testing
 import WaybillModel
 
@@ -91,5 +92,89 @@ import WaybillModel
         kill(p.processIdentifier, SIGINT)
         p.waitUntilExit()
         #expect(p.terminationStatus == 0)
+    }
+}
+
+/// The Orders API in front of the embedded orchestration service.
+@Suite(.serialized) struct OrdersAPITests {
+    @Test func submittedOrdersRunThroughTheWorkflowAndRepeatsAreIdempotent() async throws {
+        guard FileManager.default.fileExists(atPath: ServerProcess.binary.path) else { Issue.record("waybill binary missing"); return }
+        let port = Int.random(in: 20_000...60_000)
+        let out = Pipe()
+        let p = Process()
+        p.executableURL = ServerProcess.binary
+        p.arguments = ["demo", "--port", String(port), "--db", temporaryDatabase(), "--backfill-days", "0.05", "--orders-per-day", "500", "--speed", "3600"]
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        let reader = Task.detached { () -> String in
+            var text = ""
+            while !text.contains("Ctrl-C") {
+                let chunk = out.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                text += String(decoding: chunk, as: UTF8.self)
+            }
+            return text
+        }
+        let ready = try await withThrowingTaskGroup(of: String.self) { g in
+            g.addTask { await reader.value }
+            g.addTask { try await Task.sleep(for: .seconds(120)); kill(p.processIdentifier, SIGKILL); return "" }
+            let first = try await g.next() ?? ""
+            g.cancelAll()
+            return first
+        }
+        #expect(ready.contains("/api/v1/orders"))
+        func post(_ body: String, key: String?) async throws -> (Int, JSONValue) {
+            var req = HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/v1/orders")
+            req.method = .POST
+            req.headers.add(name: "Content-Type", value: "application/json")
+            if let key { req.headers.add(name: "Idempotency-Key", value: key) }
+            req.body = .bytes(ByteBuffer(string: body))
+            let r = try await HTTPClient.shared.execute(req, timeout: .seconds(10))
+            return (Int(r.status.code), (try? JSONParser.parse(Array(try await r.body.collect(upTo: 1 << 20).readableBytesView))) ?? .null)
+        }
+        let order = #"{"order_id":"API-TEST-1","channel":"web","region":"northeast","lines":[{"sku":"SKU-10001","qty":2},{"sku":"SKU-10002","qty":1}]}"#
+        let (s1, first) = try await post(order, key: "key-1")
+        #expect(s1 == 202)
+        #expect(first["order_id"] == "API-TEST-1")
+        #expect(first["duplicate"] == false)
+        let (s2, again) = try await post(#"{"order_id":"API-TEST-2","region":"west","lines":[{"sku":"SKU-10003","qty":1}]}"#, key: "key-1")
+        #expect(s2 == 200)
+        #expect(again["order_id"] == "API-TEST-1")
+        #expect(again["duplicate"] == true)
+        let (s3, noKey) = try await post(order, key: nil)
+        #expect(s3 == 400)
+        #expect(noKey["error"]?.stringValue?.hasPrefix("Idempotency-Key") == true)
+        let (s4, badRegion) = try await post(#"{"region":"mars","lines":[{"sku":"A","qty":1}]}"#, key: "key-2")
+        #expect(s4 == 400)
+        #expect(badRegion["error"]?.stringValue?.hasPrefix("region:") == true)
+        // At 3600x, the order's workflow moves on within seconds: its events reach the store through the collector.
+        var state: JSONValue = .null
+        for _ in 0..<60 {
+            let r = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/v1/traces/API-TEST-1"), timeout: .seconds(5))
+            let doc = (try? JSONParser.parse(Array(try await r.body.collect(upTo: 1 << 22).readableBytesView))) ?? .null
+            state = doc["state"] ?? .null
+            if let s = state.stringValue, ["allocated", "released", "picked", "packed", "shipped", "delivered", "invoiced"].contains(s) { break }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        #expect(state.stringValue.map { ["allocated", "released", "picked", "packed", "shipped", "delivered", "invoiced"].contains($0) } == true,
+                "API-TEST-1 state \(state)")
+        kill(p.processIdentifier, SIGINT)
+        p.waitUntilExit()
+    }
+
+    @Test func serveWithoutTheServicesSaysWhereOrdersGo() async throws {
+        guard FileManager.default.fileExists(atPath: ServerProcess.binary.path) else { Issue.record("waybill binary missing"); return }
+        let server = try await ServerProcess.start(db: temporaryDatabase())
+        defer { server.stop() }
+        var req = HTTPClientRequest(url: server.base + "/api/v1/orders")
+        req.method = .POST
+        req.headers.add(name: "Idempotency-Key", value: "k")
+        req.body = .bytes(ByteBuffer(string: "{}"))
+        let r = try await HTTPClient.shared.execute(req, timeout: .seconds(5))
+        #expect(r.status.code == 503)
+        let doc = try JSONParser.parse(Array(try await r.body.collect(upTo: 1 << 20).readableBytesView))
+        #expect(doc["error"]?.stringValue?.contains("waybill demo") == true)
     }
 }
