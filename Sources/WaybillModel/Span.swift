@@ -47,3 +47,54 @@ public protocol TelemetrySink: AnyObject {
     func emit(_ event: CloudEvent)
     func emit(_ span: Span)
 }
+
+/// How a span joins an order (events.md section 4).
+public enum SpanCorrelation {
+    /// Attribute keys (span, then resource) whose value is an order id or a key linked to one.
+    public static let defaultKeys = ["order.id", "order_id", "waybill.correlation_id"]
+
+    /// The correlation key a span carries, if any.
+    public static func key(of s: Span, keys: [String] = defaultKeys) -> String? {
+        for k in keys {
+            if let v = s.attributes[k]?.stringValue, !v.isEmpty { return v }
+        }
+        for k in keys {
+            if let v = s.resourceAttributes[k]?.stringValue, !v.isEmpty { return v }
+        }
+        return nil
+    }
+}
+
+extension Span {
+    /// The stored form: everything the span carries.
+    public var storageJSON: JSONValue {
+        var o: [String: JSONValue] = [
+            "t": .string(traceID), "s": .string(spanID), "svc": .string(service), "n": .string(name),
+            "st": .number(Double(start)), "en": .number(Double(end)), "stat": .string(status.rawValue),
+            "a": .object(attributes), "r": .object(resourceAttributes),
+        ]
+        if let p = parentSpanID { o["p"] = .string(p) }
+        if let m = statusMessage { o["msg"] = .string(m) }
+        return .object(o)
+    }
+
+    public init?(storageJSON j: JSONValue) {
+        guard let t = j["t"]?.stringValue, let s = j["s"]?.stringValue, let svc = j["svc"]?.stringValue, let n = j["n"]?.stringValue,
+              let st = j["st"]?.doubleValue, let en = j["en"]?.doubleValue else { return nil }
+        self.init(traceID: t, spanID: s, parentSpanID: j["p"]?.stringValue, service: svc, name: n, start: Micros(st), end: Micros(en),
+                  status: j["stat"]?.stringValue.flatMap(Status.init(rawValue:)) ?? .unset, statusMessage: j["msg"]?.stringValue,
+                  attributes: j["a"]?.objectValue ?? [:], resourceAttributes: j["r"]?.objectValue ?? [:])
+    }
+
+    /// A span as the trace document shows it (interfaces.md).
+    public var documentJSON: JSONValue {
+        var o: [String: JSONValue] = [
+            "trace_id": .string(traceID), "span_id": .string(spanID), "parent_span_id": parentSpanID.map(JSONValue.string) ?? .null,
+            "service": .string(service), "name": .string(name), "start": .string(RFC3339.format(start)), "end": .string(RFC3339.format(end)),
+            "duration_ms": .number(durationMillis), "status": .string(status.rawValue), "attributes": .object(attributes),
+            "resource": .object(resourceAttributes),
+        ]
+        if let m = statusMessage { o["status_message"] = .string(m) }
+        return .object(o)
+    }
+}

@@ -10,12 +10,15 @@ public struct Trace: Sendable, Equatable {
     public var events: [CloudEvent]
     /// Facts of the order `correlationID`, when it has order events.
     public var facts: OrderFacts?
+    /// Technical spans of every trace that belongs to the order, sorted by (start, trace id, span id).
+    public var spans: [Span]
 
-    public init(correlationID: String, keys: [String], events: [CloudEvent], facts: OrderFacts?) {
+    public init(correlationID: String, keys: [String], events: [CloudEvent], facts: OrderFacts?, spans: [Span] = []) {
         self.correlationID = correlationID
         self.keys = keys
         self.events = events.sorted(by: Trace.eventOrder)
         self.facts = facts
+        self.spans = spans.sorted { ($0.start, $0.traceID, $0.spanID) < ($1.start, $1.traceID, $1.spanID) }
     }
 
     public static func eventOrder(_ a: CloudEvent, _ b: CloudEvent) -> Bool {
@@ -33,7 +36,7 @@ public struct Trace: Sendable, Equatable {
             "keys": .array(keys.map(JSONValue.string)),
             "state": state.map { .string($0.name) } ?? .null,
             "events": .array(events.map(\.documentJSON)),
-            "spans": .array([]),
+            "spans": .array(spans.map(\.documentJSON)),
             "facts": facts?.documentJSON ?? .object([:]),
         ])
     }

@@ -390,12 +390,34 @@ final class EventWriteSession {
         }
     }
 
+    /// Stores spans in one transaction; `(trace id, span id)` already stored is a duplicate.
+    func writeSpans(_ spans: [Span]) throws -> AppendResult {
+        try conn.exec("BEGIN IMMEDIATE")
+        do {
+            let ins = try conn.prepare("INSERT OR IGNORE INTO spans(trace_id, span_id, start, order_key, body) VALUES(?,?,?,?,?)")
+            var r = AppendResult()
+            for s in spans {
+                ins.reset()
+                ins.bind(1, s.traceID).bind(2, s.spanID).bind(3, s.start).bind(4, SpanCorrelation.key(of: s))
+                ins.bindBlob(5, s.storageJSON.jsonBytes)
+                try ins.run()
+                if conn.changes > 0 { r.accepted += 1 } else { r.duplicates += 1 }
+            }
+            try conn.exec("COMMIT")
+            return r
+        } catch {
+            try? conn.exec("ROLLBACK")
+            throw error
+        }
+    }
+
     func deleteBefore(_ cutoff: Micros) throws -> Int {
         try conn.exec("BEGIN IMMEDIATE")
         do {
             try conn.prepare("DELETE FROM dedup WHERE seq IN (SELECT seq FROM events WHERE time < ?)").bind(1, cutoff).run()
             try conn.prepare("DELETE FROM events WHERE time < ?").bind(1, cutoff).run()
             let n = conn.changes
+            try conn.prepare("DELETE FROM spans WHERE start < ?").bind(1, cutoff).run()
             if let rollup {
                 // Retract the deleted orders from the rollups before their facts go.
                 let s = try conn.prepare("SELECT facts FROM orders WHERE last_time < ?")
@@ -435,6 +457,7 @@ final class GroupCommitWriter: @unchecked Sendable {
     private enum Job {
         case append(PreparedAppend, CheckedContinuation<AppendResult, any Error>)
         case delete(Micros, CheckedContinuation<Int, any Error>)
+        case spans([Span], CheckedContinuation<AppendResult, any Error>)
     }
 
     private let session: EventWriteSession
@@ -489,6 +512,26 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
     }
 
+    func appendSpans(_ spans: [Span]) async throws -> AppendResult {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<AppendResult, any Error>) in
+            cond.lock()
+            if stopping {
+                cond.unlock()
+                c.resume(throwing: StoreError.unavailable("the store is closing"))
+                return
+            }
+            if queued > 0 && queued + spans.count > maxQueued {
+                cond.unlock()
+                c.resume(throwing: StoreError.overloaded(retryAfterSeconds: 1))
+                return
+            }
+            jobs.append(.spans(spans, c))
+            queued += spans.count
+            cond.signal()
+            cond.unlock()
+        }
+    }
+
     func deleteBefore(_ cutoff: Micros) async throws -> Int {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Int, any Error>) in
             cond.lock()
@@ -535,6 +578,9 @@ final class GroupCommitWriter: @unchecked Sendable {
             var n = 0
             if case .delete = jobs[0] {
                 take.append(jobs.removeFirst())
+            } else if case .spans(let ss, _) = jobs[0] {
+                take.append(jobs.removeFirst())
+                n = ss.count
             } else {
                 while let first = jobs.first, case .append(let p, _) = first, take.isEmpty || n + p.events.count <= maxBatch {
                     take.append(jobs.removeFirst())
@@ -552,6 +598,10 @@ final class GroupCommitWriter: @unchecked Sendable {
     private func execute(_ take: [Job]) {
         if case .delete(let cutoff, let c) = take[0] {
             do { c.resume(returning: try session.deleteBefore(cutoff)) } catch { c.resume(throwing: error) }
+            return
+        }
+        if case .spans(let spans, let c) = take[0] {
+            do { c.resume(returning: try session.writeSpans(spans)) } catch { c.resume(throwing: error) }
             return
         }
         var batches: [PreparedAppend] = []

@@ -66,6 +66,11 @@ public final class SQLiteStore: WaybillStore, @unchecked Sendable {
         return try await writer.append(events)
     }
 
+    public func appendSpans(_ spans: [Span]) async throws -> AppendResult {
+        if spans.isEmpty { return AppendResult() }
+        return try await writer.appendSpans(spans)
+    }
+
     public func deleteEvents(before cutoff: Micros) async throws -> Int {
         try await writer.deleteBefore(cutoff)
     }
@@ -109,14 +114,40 @@ public final class SQLiteStore: WaybillStore, @unchecked Sendable {
                 }
                 q.reset()
             }
-            if events.isEmpty && root == nil { return nil }
+            let spans = try Self.loadSpans(c, members: members, events: events)
+            if events.isEmpty && root == nil && spans.isEmpty { return nil }
             let correlation = root ?? key
-            return Trace(correlationID: correlation, keys: members, events: events, facts: try Self.loadFacts(c, correlation))
+            return Trace(correlationID: correlation, keys: members, events: events, facts: try Self.loadFacts(c, correlation), spans: spans)
         }
     }
 
     public func facts(orderID: String) throws -> OrderFacts? {
         try readers.with { c in try Self.loadFacts(c, orderID) }
+    }
+
+    /// Every span of every trace that belongs to the group: traces named by its events' `traceparent`,
+    /// and traces of which some span carries one of its keys.
+    static func loadSpans(_ c: Connection, members: [String], events: [CloudEvent]) throws -> [Span] {
+        var traceIDs = Set(events.compactMap(\.traceID))
+        let byKey = try c.prepare("SELECT DISTINCT trace_id FROM spans WHERE order_key = ?")
+        for k in members {
+            byKey.reset()
+            byKey.bind(1, k)
+            while try byKey.step() { traceIDs.insert(byKey.text(0)) }
+        }
+        byKey.reset()
+        guard !traceIDs.isEmpty else { return [] }
+        let q = try c.prepare("SELECT body FROM spans WHERE trace_id = ?")
+        var out: [Span] = []
+        for t in traceIDs.sorted() {
+            q.reset()
+            q.bind(1, t)
+            while try q.step() {
+                if let s = (try? JSONParser.parse(q.blob(0))).flatMap(Span.init(storageJSON:)) { out.append(s) }
+            }
+        }
+        q.reset()
+        return out
     }
 
     static func loadFacts(_ c: Connection, _ orderID: String) throws -> OrderFacts? {

@@ -71,6 +71,14 @@ enum Schema {
         DROP TABLE dedup_recent;
         INSERT OR REPLACE INTO meta(key, value) SELECT 'dedup_merged_seq', CAST(coalesce(max(seq), 0) AS TEXT) FROM events;
         """,
+        // Spans: by trace id (the unique key's prefix) and by the order key a span carries. The trace ids
+        // of an order's events come from the events themselves, so `events` needs no trace index.
+        """
+        CREATE TABLE spans(seq INTEGER PRIMARY KEY, trace_id TEXT NOT NULL, span_id TEXT NOT NULL, start INTEGER NOT NULL,
+                           order_key TEXT, body BLOB NOT NULL);
+        CREATE UNIQUE INDEX spans_id ON spans(trace_id, span_id);
+        CREATE INDEX spans_order ON spans(order_key) WHERE order_key IS NOT NULL;
+        """,
     ]
 
     static func groupKey(_ g: String?) -> String { g.map { "=" + $0 } ?? "" }

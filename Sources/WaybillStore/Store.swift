@@ -45,6 +45,16 @@ public protocol EventWriter: Sendable {
     func append(_ events: [CloudEvent]) async throws -> AppendResult
 }
 
+/// Writes technical spans (events.md section 4).
+///
+/// Contract: as `EventWriter` (durable on return, bounded queue); `(trace id, span id)` identifies a
+/// span, a second one is a duplicate. A span joins the trace of an order through its correlation
+/// attribute (`SpanCorrelation`) or through the trace id of one of the order's events' `traceparent`;
+/// a joined span brings its whole trace, including spans that arrive before or after it.
+public protocol SpanWriter: Sendable {
+    func appendSpans(_ spans: [Span]) async throws -> AppendResult
+}
+
 /// Reads traces of orders (events.md section 3).
 ///
 /// Contract: `trace(key:)` accepts the order id or any key linked to it, directly or transitively, and
@@ -150,7 +160,7 @@ public struct StoreStats: Sendable, Equatable {
 }
 
 /// A complete storage engine.
-public protocol WaybillStore: EventWriter, TraceReader, OrderSearcher, RollupReader {
+public protocol WaybillStore: EventWriter, SpanWriter, TraceReader, OrderSearcher, RollupReader {
     func stats() throws -> StoreStats
     /// Deletes events whose time is before `cutoff` (retention); returns how many were removed.
     func deleteEvents(before cutoff: Micros) async throws -> Int

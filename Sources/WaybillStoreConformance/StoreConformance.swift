@@ -27,6 +27,7 @@ public enum StoreConformance {
         Check(name: "shuffled and duplicated streams give identical traces, facts and searches", body: orderIndependence),
         Check(name: "search filters and pages without gaps or repeats", body: searchFiltersAndPaging),
         Check(name: "retention deletes events older than the cutoff", body: retention),
+        Check(name: "spans join orders by attribute and by traceparent, whole traces, in any arrival order", body: spans),
     ]
 
     static func expect(_ cond: Bool, _ message: @autoclosure () -> String) throws {
@@ -216,6 +217,55 @@ public enum StoreConformance {
             cursor = page.nextCursor
         } while cursor != nil
         try expect(seen == all, "paging: \(seen.count) orders, \(Set(seen).count) distinct")
+    }
+
+    static func span(_ trace: String, _ id: String, parent: String? = nil, service: String, start: Int, attrs: [String: JSONValue] = [:],
+                     error: Bool = false) -> Span {
+        Span(traceID: String(repeating: trace, count: 32), spanID: String(repeating: id, count: 16),
+             parentSpanID: parent.map { String(repeating: $0, count: 16) }, service: service, name: "\(service).call",
+             start: t0 + Micros(start) * 1_000_000, end: t0 + Micros(start + 2) * 1_000_000, status: error ? .error : .ok,
+             attributes: attrs, resourceAttributes: ["service.name": .string(service)])
+    }
+
+    static func spans(_ make: Factory) async throws {
+        // Trace a: joined through an attribute on one child; its root and sibling carry nothing.
+        // Trace b: joined through the traceparent of the order's event. Trace c: a carrier span on the shipment key.
+        // Trace d: unrelated.
+        let all: [Span] = [
+            span("a", "1", service: "orchestrator", start: 0),
+            span("a", "2", parent: "1", service: "erp", start: 1, attrs: ["order.id": "ORD-S"], error: true),
+            span("a", "3", parent: "1", service: "allocation", start: 3),
+            span("b", "4", service: "wms", start: 30),
+            span("c", "5", service: "carrier", start: 200, attrs: ["waybill.correlation_id": "shipment:1ZS"]),
+            span("d", "6", service: "erp", start: 5, attrs: ["order_id": "ORD-OTHER"]),
+        ]
+        let events = [
+            ev("s-a", "order.accepted", 0, "ORD-S", ["lines": [["line": 1, "qty": 1]]]),
+            CloudEvent(id: "s-r", source: "wms", type: "order.released", time: t0 + 30_000_000, subject: "ORD-S",
+                       traceparent: "00-" + String(repeating: "b", count: 32) + "-" + String(repeating: "4", count: 16) + "-01", data: [:]),
+            ev("s-s", "order.shipped", 90, "ORD-S", ["warehouse": "W", "links": ["shipment:1ZS"]]),
+        ]
+        var rng = Xorshift(seed: 77)
+        var reference: String?
+        for round in 0..<4 {
+            let store = try make()
+            defer { store.close() }
+            // Spans before, between and after the events, and a resend.
+            let shuffled = all.shuffled(using: &rng)
+            let cut = Int(rng.next() % UInt64(shuffled.count))
+            _ = try await store.appendSpans(Array(shuffled[..<cut]))
+            _ = try await store.append(events.shuffled(using: &rng))
+            _ = try await store.appendSpans(Array(shuffled[cut...]))
+            let again = try await store.appendSpans([all[0]])
+            try expect(again == AppendResult(accepted: 0, duplicates: 1), "round \(round): a resent span must be a duplicate")
+            let t = try store.trace(key: "shipment:1ZS")
+            let ids = t?.spans.map(\.spanID.first!) ?? []
+            try expect(Set(ids) == ["1", "2", "3", "4", "5"], "round \(round): spans \(ids)")
+            try expect(t?.spans.map(\.start) == t?.spans.map(\.start).sorted(), "spans sorted by start")
+            let doc = t!.documentJSON.jsonString
+            if let r = reference { try expect(r == doc, "round \(round): arrival order changed the trace") } else { reference = doc }
+            try expect(try store.trace(key: "ORD-OTHER")?.spans.count == 1, "a span alone makes a trace for its key")
+        }
     }
 
     static func retention(_ make: Factory) async throws {
