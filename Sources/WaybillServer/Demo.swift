@@ -11,12 +11,18 @@ import WaybillStore
 public final class StoreEventSink: EventTextSink {
     private var buffer: [UInt8] = []
     private var pending = 0
+    private var spans: [Span] = []
+    private let keepSpans: Bool
     public private(set) var rejected: [RejectedEvent] = []
     public private(set) var written = AppendResult()
+    public private(set) var spansWritten = AppendResult()
 
-    public init() {}
+    /// - Parameter keepSpans: store spans too (in-process, until OTLP carries them); false skips building them.
+    public init(keepSpans: Bool = true) {
+        self.keepSpans = keepSpans
+    }
 
-    public var wantsSpans: Bool { false }
+    public var wantsSpans: Bool { keepSpans }
 
     public func emitEventText(_ text: UnsafeBufferPointer<UInt8>) {
         buffer.append(contentsOf: text)
@@ -30,8 +36,9 @@ public final class StoreEventSink: EventTextSink {
         pending += 1
     }
 
-    /// Spans wait for the OTLP store; the simulator skips building them for this sink.
-    public func emit(_ span: Span) {}
+    public func emit(_ span: Span) {
+        if keepSpans { spans.append(span) }
+    }
 
     public var pendingEvents: Int { pending }
 
@@ -45,7 +52,21 @@ public final class StoreEventSink: EventTextSink {
     }
 
     /// Decodes what has been emitted and appends it, in batches; waits out a full ingest queue.
-    public func flush(to store: any EventWriter, batchSize: Int = 5_000) async throws {
+    public func flush(to store: any EventWriter & SpanWriter, batchSize: Int = 5_000) async throws {
+        if !spans.isEmpty {
+            let batch = spans
+            spans.removeAll(keepingCapacity: true)
+            var i = 0
+            while i < batch.count {
+                let chunk = Array(batch[i..<min(i + batchSize, batch.count)])
+                do {
+                    spansWritten = spansWritten + (try await store.appendSpans(chunk))
+                    i += chunk.count
+                } catch StoreError.overloaded(let s) {
+                    try await Task.sleep(for: .seconds(s))
+                }
+            }
+        }
         guard !buffer.isEmpty else { return }
         let bytes = buffer
         buffer.removeAll(keepingCapacity: true)

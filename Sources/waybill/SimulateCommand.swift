@@ -66,7 +66,8 @@ struct SimulateCommand: AsyncParsableCommand {
             printErr("wrote \(sink.eventsWritten) events to \(out) in \(String(format: "%.1f", Date().timeIntervalSince(began)))s")
             return
         }
-        let sink = StoreEventSink()
+        // Spans are stored in-process with --db; --url sends events only until the server speaks OTLP.
+        let sink = StoreEventSink(keepSpans: db != nil)
         let sim = try Simulator(config, sink: sink)
         let store: SQLiteStore? = try db.map { try SQLiteStore(path: $0, rollup: KPIFactsRollup()) }
         defer { store?.close() }
@@ -85,6 +86,7 @@ struct SimulateCommand: AsyncParsableCommand {
         } while !sim.isFinished
         if store != nil { sent = sink.written }
         printErr("\(sim.stats)")
+        if store != nil { printErr("stored \(sink.spansWritten.accepted) spans") }
         printErr("stored \(sent.accepted) events (\(sent.duplicates) duplicates) in \(String(format: "%.1f", Date().timeIntervalSince(began)))s")
     }
 }

@@ -72,6 +72,7 @@ enum TraceTimeline {
                          subject == id ? "" : subject, details(e["data"])])
         }
         out += table(rows)
+        out += waterfall(doc["spans"]?.arrayValue ?? [])
         out += "\nFacts\n"
         func secs(_ k: String) -> String {
             facts?[k]?.doubleValue.map { DurationText.format(Micros($0 * 1e6)) } ?? "-"
@@ -91,6 +92,47 @@ enum TraceTimeline {
         if let w = facts?["shipment_warehouse"]?.stringValue { lines.append(("shipped from", w)) }
         if let ot = facts?["on_time"]?.boolValue { lines.append(("on time", ot ? "yes" : "NO")) }
         for (k, v) in lines { out += "  " + k.padding(toLength: 18, withPad: " ", startingAt: 0) + v + "\n" }
+        return out
+    }
+
+    /// Spans per trace, indented by parent, with bars scaled to the trace's time span; errors marked ✗.
+    static func waterfall(_ spans: [JSONValue]) -> String {
+        struct S { let id: String; let parent: String?; let service: String; let name: String; let start: Micros; let end: Micros; let error: Bool }
+        var byTrace: [String: [S]] = [:]
+        for j in spans {
+            guard let t = j["trace_id"]?.stringValue, let id = j["span_id"]?.stringValue,
+                  let st = j["start"]?.stringValue.flatMap(RFC3339.parse), let en = j["end"]?.stringValue.flatMap(RFC3339.parse) else { continue }
+            byTrace[t, default: []].append(S(id: id, parent: j["parent_span_id"]?.stringValue, service: j["service"]?.stringValue ?? "?",
+                                             name: j["name"]?.stringValue ?? "?", start: st, end: en, error: j["status"]?.stringValue == "error"))
+        }
+        guard !byTrace.isEmpty else { return "" }
+        var out = "\nSpans (\(spans.count) in \(byTrace.count) trace\(byTrace.count == 1 ? "" : "s"))\n"
+        let width = 30
+        for (trace, list) in byTrace.sorted(by: { ($0.value.map(\.start).min() ?? 0) < ($1.value.map(\.start).min() ?? 0) }) {
+            let t0 = list.map(\.start).min() ?? 0, t1 = max(list.map(\.end).max() ?? 0, t0 + 1)
+            out += "  trace \(trace)  \(RFC3339.format(t0))  \(DurationText.format(t1 - t0))\n"
+            let ids = Set(list.map(\.id))
+            var children: [String: [S]] = [:]
+            var roots: [S] = []
+            for s in list {
+                if let p = s.parent, ids.contains(p) { children[p, default: []].append(s) } else { roots.append(s) }
+            }
+            var rows: [[String]] = []
+            func walk(_ s: S, _ depth: Int) {
+                let a = Int(Double(s.start - t0) / Double(t1 - t0) * Double(width))
+                let b = max(a + 1, Int(Double(s.end - t0) / Double(t1 - t0) * Double(width)))
+                let bar = String(repeating: " ", count: min(a, width - 1)) + String(repeating: s.error ? "!" : "=", count: min(b, width) - min(a, width - 1))
+                rows.append(["    " + String(repeating: "  ", count: depth) + (s.error ? "✗ " : "") + s.service + " " + s.name,
+                             "+" + DurationText.format(s.start - t0), DurationText.format(s.end - s.start), "|" + bar.padding(toLength: width, withPad: " ", startingAt: 0) + "|"])
+                for c in (children[s.id] ?? []).sorted(by: { $0.start < $1.start }) { walk(c, depth + 1) }
+            }
+            for r in roots.sorted(by: { $0.start < $1.start }) { walk(r, 0) }
+            if rows.count > 40 {
+                let more = rows.count - 40
+                rows = Array(rows.prefix(40)) + [["    ... \(more) more spans (--format json shows all)", "", "", ""]]
+            }
+            out += table(rows)
+        }
         return out
     }
 

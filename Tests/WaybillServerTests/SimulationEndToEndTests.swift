@@ -44,7 +44,15 @@ import WaybillModel
             #expect(t?["keys"]?.arrayValue?.contains { $0.stringValue?.hasPrefix("shipment:") == true } == true, "\(id) has no shipment key")
             #expect(t?["events"]?.arrayValue?.contains { $0["source"] == "carrier" } == true, "\(id) has no carrier event")
             #expect((t?["facts"]?["allocation_delay_s"]?.doubleValue ?? -1) >= 0)
+            // Spans came through the in-process sink: the order's own trace and the carrier's, joined by the shipment key.
+            let services = Set(t?["spans"]?.arrayValue?.compactMap { $0["service"]?.stringValue } ?? [])
+            #expect(services.isSuperset(of: ["orchestrator", "erp", "allocation", "tms", "carrier"]), "\(id) spans from \(services)")
+            let traces = Set(t?["spans"]?.arrayValue?.compactMap { $0["trace_id"]?.stringValue } ?? [])
+            #expect(traces.count >= 2, "\(id): order trace and carrier trace")
         }
+        let timeline = try CLIRun.run(["trace", ids[0], "--db", db])
+        #expect(timeline.stdout.contains("Spans ("))
+        #expect(timeline.stdout.contains("carrier carrier.scan"))
         let kpi = try CLIRun.run(["kpi", "--db", db, "--from", "2026-10-31T00:00:00Z", "--to", "2026-11-10T00:00:00Z", "--json"]).json
         let total = kpi?["total"]
         #expect((total?["orders_allocated"]?.doubleValue ?? 0) > 300)
