@@ -27,6 +27,15 @@ enum OpenAPIDocument {
             "415": {"description": "Unknown content type or encoding", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
             "429": {"description": "Ingest queue full; retry after Retry-After seconds", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
             "503": {"description": "Store unavailable; retry after Retry-After seconds", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+        "/v1/traces": {"post": {
+          "summary": "OTLP/HTTP traces, JSON encoding (ExportTraceServiceRequest), optionally gzip",
+          "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
+          "responses": {
+            "200": {"description": "ExportTraceServiceResponse; partialSuccess lists refused spans", "content": {"application/json": {"schema": {"type": "object"}}}},
+            "400": {"description": "Unreadable body", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            "413": {"description": "Body over the size limit", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            "415": {"description": "Protobuf (not yet supported) or unknown content type", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            "429": {"description": "Ingest queue full; retry after Retry-After seconds", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
         "/api/v1/traces/{key}": {"get": {
           "summary": "The trace of one order, by order id or any key linked to it",
           "parameters": [{"name": "key", "in": "path", "required": true, "schema": {"type": "string"}}],

@@ -16,6 +16,7 @@ struct WaybillAPI: Sendable {
 
     func register(_ router: Router<BasicRequestContext>) {
         router.post("/v1/events") { req, ctx in try await postEvents(req, ctx) }
+        router.post("/v1/traces") { req, _ in try await postTraces(req) }
         router.get("/api/v1/traces/{key}") { req, ctx in try getTrace(req, ctx) }
         router.get("/api/v1/traces") { req, _ in try searchTraces(req) }
         router.get("/api/v1/kpis") { req, _ in try getKPIs(req) }

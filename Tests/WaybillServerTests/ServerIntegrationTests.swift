@@ -199,3 +199,55 @@ extension TestResponse {
         }
     }
 }
+
+@Suite struct OTLPJSONIntakeTests {
+    static let request = #"""
+    {"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"erp"}}]},
+      "scopeSpans":[{"scope":{"name":"t"},"spans":[
+        {"traceId":"5B8EFFF798038103D269B633813FC60C","spanId":"EEE19B7EC3C1B174","name":"credit_check",
+         "startTimeUnixNano":"1795442400000000000","endTimeUnixNano":"1795442400250000000","kind":3,
+         "attributes":[{"key":"order.id","value":{"stringValue":"ORD-OT"}},{"key":"http.status_code","value":{"intValue":"503"}},
+                       {"key":"retry","value":{"boolValue":true}},{"key":"tags","value":{"arrayValue":{"values":[{"stringValue":"a"}]}}}],
+         "status":{"code":2,"message":"ERP unavailable"}},
+        {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b175","parentSpanId":"eee19b7ec3c1b174","name":"http",
+         "startTimeUnixNano":1795442400010000000,"endTimeUnixNano":1795442400200000000},
+        {"traceId":"xyz","spanId":"eee19b7ec3c1b176","name":"broken","startTimeUnixNano":"1","endTimeUnixNano":"2"}
+      ]}]}]}
+    """#
+
+    @Test func jsonSpansAreStoredJoinedAndBadOnesReportedAsPartialSuccess() async throws {
+        let store = try SQLiteStore(path: temporaryDatabase(), rollup: KPIFactsRollup())
+        defer { store.close() }
+        let app = buildApplication(store: store, config: ServerConfig())
+        try await app.test(.live) { client in
+            try await client.execute(uri: "/v1/traces", method: .post, headers: [.contentType: "application/json", .contentEncoding: "gzip"],
+                                     body: ByteBuffer(bytes: Gzip.deflate(Array(Self.request.utf8)))) { r in
+                #expect(r.status == .ok)
+                #expect(r.json["partialSuccess"]?["rejectedSpans"] == "1")
+                #expect(r.json["partialSuccess"]?["errorMessage"]?.stringValue?.contains("spans[2]: traceId") == true)
+            }
+            try await client.execute(uri: "/v1/events", method: .post, headers: [.contentType: "application/cloudevents+json"],
+                                     body: ByteBuffer(string: ce("ot1", "order.accepted", "2026-11-23T13:59:00Z", "ORD-OT"))) { r in
+                #expect(r.json["accepted"] == 1)
+            }
+            try await client.execute(uri: "/api/v1/traces/ORD-OT", method: .get) { r in
+                let spans = r.json["spans"]?.arrayValue ?? []
+                #expect(spans.count == 2)
+                let first = spans.first
+                #expect(first?["trace_id"] == "5b8efff798038103d269b633813fc60c")
+                #expect(first?["service"] == "erp")
+                #expect(first?["status"] == "error")
+                #expect(first?["duration_ms"] == 250)
+                #expect(first?["attributes"]?["http.status_code"] == 503)
+                #expect(spans.last?["parent_span_id"] == "eee19b7ec3c1b174")
+            }
+            try await client.execute(uri: "/v1/traces", method: .post, headers: [.contentType: "application/x-protobuf"], body: ByteBuffer(string: "x")) { r in
+                #expect(r.status == .unsupportedMediaType)
+                #expect(r.json["error"]?.stringValue?.contains("http/json") == true)
+            }
+            try await client.execute(uri: "/v1/traces", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: "{nope")) { r in
+                #expect(r.status == .badRequest)
+            }
+        }
+    }
+}

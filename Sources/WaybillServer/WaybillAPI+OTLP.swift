@@ -1,0 +1,48 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import WaybillCollectors
+import WaybillModel
+import WaybillStore
+
+extension WaybillAPI {
+    /// `POST /v1/traces`: OTLP/HTTP traces in the JSON encoding, gzip or not, answered with
+    /// `ExportTraceServiceResponse` (its `partialSuccess` names the spans refused and why).
+    func postTraces(_ req: Request) async throws -> Response {
+        let base = req.headers[.contentType]?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        guard base == "application/json" else {
+            metrics.rejectedBodies.add(1)
+            if base == "application/x-protobuf" {
+                throw APIError(.unsupportedMediaType, "OTLP protobuf is not supported by this build yet; configure the exporter for http/json (application/json)")
+            }
+            throw APIError(.unsupportedMediaType, "Content-Type \(base.map { "'\($0)'" } ?? "missing"): send application/json (OTLP JSON)")
+        }
+        let buffer = try await req.body.collect(upTo: config.maxBodyBytes)
+        var bytes = Array(buffer.readableBytesView)
+        let decoded: DecodedSpans
+        do {
+            switch req.headers[.contentEncoding]?.lowercased() ?? "identity" {
+            case "identity", "": break
+            case "gzip", "x-gzip": bytes = try EventDecoder.inflate(bytes, limit: config.maxBodyBytes)
+            case let other: throw BodyError.unsupportedMediaType("Content-Encoding '\(other)': only gzip is supported")
+            }
+            decoded = try OTLPJSON.decode(bytes)
+        } catch let e as BodyError {
+            metrics.rejectedBodies.add(1)
+            throw APIError(HTTPResponse.Status(code: e.httpStatus), e.description)
+        }
+        do {
+            _ = try await store.appendSpans(decoded.spans)
+        } catch StoreError.overloaded(let retry) {
+            metrics.throttled.add(1)
+            throw APIError(.tooManyRequests, "ingest queue is full; retry after \(retry)s", headers: [.retryAfter: String(retry)])
+        } catch StoreError.unavailable(let m) {
+            throw APIError(.serviceUnavailable, m, headers: [.retryAfter: "5"])
+        }
+        if decoded.rejected.isEmpty { return jsonResponse(.object([:])) }
+        let message = decoded.rejected.prefix(5).map { "\($0.path): \($0.error)" }.joined(separator: "; ")
+        return jsonResponse(.object(["partialSuccess": .object([
+            "rejectedSpans": .string(String(decoded.rejected.count)), "errorMessage": .string(message),
+        ])]))
+    }
+}
