@@ -492,27 +492,15 @@ final class GroupCommitWriter: @unchecked Sendable {
     func append(_ events: [CloudEvent]) async throws -> AppendResult {
         // Folding facts here runs on the caller's thread, in parallel with the writer.
         let prepared = PreparedAppend(events: events, facts: OrderFacts.fold(events))
-        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<AppendResult, any Error>) in
-            cond.lock()
-            if stopping {
-                cond.unlock()
-                c.resume(throwing: StoreError.unavailable("the store is closing"))
-                return
-            }
-            // An oversized request is still taken when the queue is empty, so no request can starve.
-            if queued > 0 && queued + events.count > maxQueued {
-                cond.unlock()
-                c.resume(throwing: StoreError.overloaded(retryAfterSeconds: 1))
-                return
-            }
-            jobs.append(.append(prepared, c))
-            queued += events.count
-            cond.signal()
-            cond.unlock()
-        }
+        return try await enqueue(count: events.count) { .append(prepared, $0) }
     }
 
     func appendSpans(_ spans: [Span]) async throws -> AppendResult {
+        try await enqueue(count: spans.count) { .spans(spans, $0) }
+    }
+
+    /// Queues a write of `count` items, or refuses it at once when the store is closing or the queue is full.
+    private func enqueue(count: Int, _ job: @escaping (CheckedContinuation<AppendResult, any Error>) -> Job) async throws -> AppendResult {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<AppendResult, any Error>) in
             cond.lock()
             if stopping {
@@ -520,13 +508,14 @@ final class GroupCommitWriter: @unchecked Sendable {
                 c.resume(throwing: StoreError.unavailable("the store is closing"))
                 return
             }
-            if queued > 0 && queued + spans.count > maxQueued {
+            // An oversized request is still taken when the queue is empty, so no request can starve.
+            if queued > 0 && queued + count > maxQueued {
                 cond.unlock()
                 c.resume(throwing: StoreError.overloaded(retryAfterSeconds: 1))
                 return
             }
-            jobs.append(.spans(spans, c))
-            queued += spans.count
+            jobs.append(job(c))
+            queued += count
             cond.signal()
             cond.unlock()
         }

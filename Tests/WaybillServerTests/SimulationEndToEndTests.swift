@@ -4,6 +4,41 @@ import NIOCore
 import Testing
 import WaybillModel
 
+
+/// Starts `waybill demo` and waits (at most two minutes) until it prints its welcome.
+func startDemo(_ extra: [String]) async throws -> (process: Process, port: Int, welcome: String) {
+    let port = Int.random(in: 20_000...60_000)
+    let out = Pipe()
+    let p = Process()
+    p.executableURL = ServerProcess.binary
+    p.arguments = ["demo", "--port", String(port), "--db", temporaryDatabase()] + extra
+    p.standardOutput = out
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    // Read on a background thread so that a silent demo fails the test instead of hanging it.
+    let reader = Task.detached { () -> String in
+        var text = ""
+        while !text.contains("Ctrl-C") {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        return text
+    }
+    let text = try await withThrowingTaskGroup(of: String.self) { g in
+        g.addTask { await reader.value }
+        g.addTask {
+            try await Task.sleep(for: .seconds(120))
+            kill(p.processIdentifier, SIGKILL)
+            return ""
+        }
+        let first = try await g.next() ?? ""
+        g.cancelAll()
+        return first
+    }
+    return (p, port, text)
+}
+
 /// The embedded services through the real binary: `simulate` into files and stores, and `demo`.
 @Suite(.serialized) struct SimulationEndToEndTests {
     var binaryPresent: Bool { FileManager.default.fileExists(atPath: ServerProcess.binary.path) }
@@ -63,35 +98,7 @@ import WaybillModel
 
     @Test func demoBackfillsServesAndStopsCleanlyOnInterrupt() async throws {
         guard binaryPresent else { Issue.record("waybill binary missing"); return }
-        let port = Int.random(in: 20_000...60_000)
-        let out = Pipe()
-        let p = Process()
-        p.executableURL = ServerProcess.binary
-        p.arguments = ["demo", "--port", String(port), "--db", temporaryDatabase(), "--backfill-days", "0.25", "--orders-per-day", "2000", "--speed", "60"]
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        // Read on a background thread so that a silent demo fails the test instead of hanging it.
-        let reader = Task.detached { () -> String in
-            var text = ""
-            while !text.contains("Ctrl-C") {
-                let chunk = out.fileHandleForReading.availableData
-                if chunk.isEmpty { break }
-                text += String(decoding: chunk, as: UTF8.self)
-            }
-            return text
-        }
-        let text = try await withThrowingTaskGroup(of: String.self) { g in
-            g.addTask { await reader.value }
-            g.addTask {
-                try await Task.sleep(for: .seconds(120))
-                kill(p.processIdentifier, SIGKILL)
-                return ""
-            }
-            let first = try await g.next() ?? ""
-            g.cancelAll()
-            return first
-        }
+        let (p, port, text) = try await startDemo(["--backfill-days", "0.25", "--orders-per-day", "2000", "--speed", "60"])
         #expect(text.contains("Waybill demo is running: http://127.0.0.1:\(port)/"))
         #expect(text.contains("trace SO-"))
         let r = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/v1/traces?limit=5"), timeout: .seconds(5))
@@ -107,31 +114,8 @@ import WaybillModel
 @Suite(.serialized) struct OrdersAPITests {
     @Test func submittedOrdersRunThroughTheWorkflowAndRepeatsAreIdempotent() async throws {
         guard FileManager.default.fileExists(atPath: ServerProcess.binary.path) else { Issue.record("waybill binary missing"); return }
-        let port = Int.random(in: 20_000...60_000)
-        let out = Pipe()
-        let p = Process()
-        p.executableURL = ServerProcess.binary
-        p.arguments = ["demo", "--port", String(port), "--db", temporaryDatabase(), "--backfill-days", "0.05", "--orders-per-day", "500", "--speed", "3600"]
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let (p, port, ready) = try await startDemo(["--backfill-days", "0.05", "--orders-per-day", "500", "--speed", "3600"])
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
-        let reader = Task.detached { () -> String in
-            var text = ""
-            while !text.contains("Ctrl-C") {
-                let chunk = out.fileHandleForReading.availableData
-                if chunk.isEmpty { break }
-                text += String(decoding: chunk, as: UTF8.self)
-            }
-            return text
-        }
-        let ready = try await withThrowingTaskGroup(of: String.self) { g in
-            g.addTask { await reader.value }
-            g.addTask { try await Task.sleep(for: .seconds(120)); kill(p.processIdentifier, SIGKILL); return "" }
-            let first = try await g.next() ?? ""
-            g.cancelAll()
-            return first
-        }
         #expect(ready.contains("/api/v1/orders"))
         func post(_ body: String, key: String?) async throws -> (Int, JSONValue) {
             var req = HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/v1/orders")
