@@ -93,3 +93,43 @@ extension KPIService {
         }
     }
 }
+
+extension TelemetrySplit {
+    /// `errors`, `error-in:SERVICE`, `span-time:SERVICE>DURATION` (as `waybill kpi --split` takes them).
+    public static func parse(_ s: String) throws(KPIQueryError) -> TelemetrySplit {
+        if s == "errors" { return .errorSpans }
+        if s.hasPrefix("error-in:"), s.count > 9 { return .errorSpansIn(service: String(s.dropFirst(9))) }
+        if s.hasPrefix("span-time:"), let gt = s.firstIndex(of: ">") {
+            let service = String(s[s.index(s.startIndex, offsetBy: 10)..<gt])
+            if !service.isEmpty, let d = DurationText.parse(String(s[s.index(after: gt)...])) { return .spanTime(service: service, above: d) }
+        }
+        throw KPIQueryError(field: "split", rule: "must be errors, error-in:SERVICE or span-time:SERVICE>DURATION (e.g. error-in:erp)")
+    }
+}
+
+extension KPIService {
+    /// The KPI document split by the telemetry of each order's trace (kpis.md, last section), for
+    /// example allocation delay of orders whose trace holds an error span in `erp` against those
+    /// without. With `q.by`, groups combine both: `DC-EAST · with_error`. Computed from the facts of
+    /// the window's orders and their traces (exact quantiles); orders without spans fall in the
+    /// null telemetry group.
+    public func splitDocument(_ q: KPIQuery, split: TelemetrySplit, traces: any TraceReader) throws -> KPIDocument {
+        let facts = try reader.kpiFacts(in: [q.from..<q.to])
+        var telemetry: [String: OrderTelemetry] = [:]
+        for f in facts {
+            if let t = try traces.trace(key: f.orderID), !t.spans.isEmpty { telemetry[f.orderID] = OrderTelemetry(spans: t.spans) }
+        }
+        guard let by = q.by else {
+            return KPIReport.compute(facts: facts, query: q, split: split) { telemetry[$0.orderID] }
+        }
+        return KPIReport.compute(facts: facts, query: q, splitName: by.rawValue + "+" + split.name) { f in
+            let g: String?
+            switch by {
+            case .warehouse: g = f.allocationWarehouse ?? f.shipmentWarehouse
+            case .channel: g = f.channel
+            case .region: g = f.region
+            }
+            return (g ?? "null") + " · " + (split.label(telemetry[f.orderID]) ?? "no_spans")
+        }
+    }
+}

@@ -32,6 +32,17 @@ extension WaybillAPI {
             }
             return jsonResponse(.object(["metric": .string(m), "orders": .array(list.map(\.json))]))
         }
+        if let splitText = param("split") {
+            let split: TelemetrySplit
+            do { split = try TelemetrySplit.parse(splitText) } catch { throw APIError(.badRequest, error.description) }
+            let doc = try service.splitDocument(query, split: split, traces: store)
+            guard let format = KPIFormat(rawValue: param("format") ?? "json"), format == .json || format == .csv || format == .table else {
+                throw APIError(.badRequest, "format: a split report is json, csv or table")
+            }
+            let body = KPIRender.render(format, current: doc, previous: nil)
+            return Response(status: .ok, headers: [.contentType: format == .json ? "application/json" : "text/plain; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(string: body)))
+        }
         let formatName = param("format") ?? "json"
         guard let format = KPIFormat(rawValue: formatName) else {
             throw APIError(.badRequest, "format: must be one of json, csv, table, html")

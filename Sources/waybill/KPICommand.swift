@@ -27,6 +27,8 @@ struct KPICommand: AsyncParsableCommand {
     @Option(help: "List the orders behind a figure instead, e.g. allocation_delay.p95_s, fill_rate, on_time_rate.") var explain: String?
     @Option(help: "With --explain and --by: only this group (null for orders without one).") var group: String?
     @Option(help: "With --explain: how many orders.") var limit = 20
+    @Option(help: "Split by the telemetry of each order's trace: errors, error-in:SERVICE, span-time:SERVICE>DURATION (e.g. error-in:erp).")
+    var split: String?
 
     @OptionGroup var store: StoreOptions
 
@@ -35,7 +37,7 @@ struct KPICommand: AsyncParsableCommand {
         guard let fmt = KPIFormat(rawValue: formatName) else { throw CLIError("--format: must be table, json, csv or html") }
         if let url = store.url {
             var q: [String: String] = [:]
-            for (k, v) in [("from", from), ("to", to), ("by", by), ("step", step), ("explain", explain), ("group", group)] { if let v { q[k] = v } }
+            for (k, v) in [("from", from), ("to", to), ("by", by), ("step", step), ("explain", explain), ("group", group), ("split", split)] { if let v { q[k] = v } }
             if explain != nil {
                 q["limit"] = String(limit)
                 guard let doc = try await RemoteClient(url).getJSON("/api/v1/kpis", query: q) else { throw CLIError("the server has no KPI API") }
@@ -64,6 +66,13 @@ struct KPICommand: AsyncParsableCommand {
             let g: String?? = group.map { $0 == "null" ? .some(nil) : .some($0) } ?? .none
             let list = try service.explain(metric, query, group: g, limit: limit)
             print(KPIRender.contributors(list, format: fmt), terminator: "")
+            return
+        }
+        if let split {
+            let sp: TelemetrySplit
+            do { sp = try TelemetrySplit.parse(split) } catch { throw CLIError("--split: \(error.rule)") }
+            guard fmt != .html else { throw CLIError("--split: the report is table, json or csv") }
+            print(KPIRender.render(fmt, current: try service.splitDocument(query, split: sp, traces: s), previous: nil), terminator: "")
             return
         }
         print(try service.report(query, format: fmt), terminator: "")

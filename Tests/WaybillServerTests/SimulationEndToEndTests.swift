@@ -96,6 +96,28 @@ func startDemo(_ extra: [String]) async throws -> (process: Process, port: Int, 
         #expect((total?["shipments"]?.doubleValue ?? 0) > 300)
     }
 
+    @Test func kpisSplitByTelemetryShowWhatERPErrorsCostTheBusiness() throws {
+        guard binaryPresent else { Issue.record("waybill binary missing"); return }
+        let db = temporaryDatabase()
+        let sim = try CLIRun.run(["simulate", "--orders", "400", "--days", "1", "--seed", "5", "--start", "2026-11-01T00:00:00Z",
+                                  "--faults", "erp-errors=0.3", "--db", db])
+        #expect(sim.status == 0, "\(sim.stderr)")
+        let doc = try CLIRun.run(["kpi", "--db", db, "--from", "2026-10-31T00:00:00Z", "--to", "2026-11-10T00:00:00Z",
+                                  "--split", "error-in:erp", "--json"]).json
+        let groups = doc?["groups"]?.arrayValue ?? []
+        func group(_ name: String) -> JSONValue? { groups.first { $0["key"]?.objectValue?.values.first == .string(name) }?["kpis"] }
+        let with = group("with_error"), without = group("without_error")
+        #expect(with != nil && without != nil, "groups: \(groups.map { $0["key"] ?? .null })")
+        let a = with?["allocation_delay"]?["p50_s"]?.doubleValue ?? 0, b = without?["allocation_delay"]?["p50_s"]?.doubleValue ?? 0
+        #expect(a > b, "ERP errors (retries) must show in allocation delay: \(a) vs \(b)")
+        let combined = try CLIRun.run(["kpi", "--db", db, "--from", "2026-10-31T00:00:00Z", "--to", "2026-11-10T00:00:00Z",
+                                       "--by", "warehouse", "--split", "error-in:erp", "--json"]).json
+        #expect(combined?["groups"]?.arrayValue?.contains { ($0["key"]?.objectValue?.values.first?.stringValue ?? "").hasSuffix(" · with_error") } == true)
+        let bad = try CLIRun.run(["kpi", "--db", db, "--split", "wat"])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("--split"))
+    }
+
     @Test func demoBackfillsServesAndStopsCleanlyOnInterrupt() async throws {
         guard binaryPresent else { Issue.record("waybill binary missing"); return }
         let (p, port, text) = try await startDemo(["--backfill-days", "0.25", "--orders-per-day", "2000", "--speed", "60"])
