@@ -71,6 +71,19 @@ public final class SQLiteStore: WaybillStore, @unchecked Sendable {
         return try await writer.appendSpans(spans)
     }
 
+    public func spans(startingIn range: Range<Micros>, limit: Int) throws -> [Span] {
+        try readers.with { c in
+            let s = try c.prepare("SELECT body FROM spans WHERE start >= ? AND start < ? ORDER BY start LIMIT ?")
+            s.bind(1, range.lowerBound).bind(2, range.upperBound).bind(3, Int64(max(0, limit)))
+            defer { s.reset() }
+            var out: [Span] = []
+            while try s.step() {
+                if let sp = (try? JSONParser.parse(s.blob(0))).flatMap(Span.init(storageJSON:)) { out.append(sp) }
+            }
+            return out
+        }
+    }
+
     public func deleteEvents(before cutoff: Micros) async throws -> Int {
         try await writer.deleteBefore(cutoff)
     }

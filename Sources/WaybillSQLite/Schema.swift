@@ -79,6 +79,10 @@ enum Schema {
         CREATE UNIQUE INDEX spans_id ON spans(trace_id, span_id);
         CREATE INDEX spans_order ON spans(order_key) WHERE order_key IS NOT NULL;
         """,
+        // The service view reads spans by start time.
+        """
+        CREATE INDEX spans_start ON spans(start);
+        """,
     ]
 
     static func groupKey(_ g: String?) -> String { g.map { "=" + $0 } ?? "" }

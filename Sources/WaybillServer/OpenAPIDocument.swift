@@ -76,6 +76,12 @@ enum OpenAPIDocument {
               "application/json": {"schema": {"$ref": "#/components/schemas/KPIDocument"}},
               "text/csv": {"schema": {"type": "string"}}, "text/html": {"schema": {"type": "string"}}, "text/plain": {"schema": {"type": "string"}}}},
             "400": {"description": "Bad parameter", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+        "/api/v1/services": {"get": {
+          "summary": "Per service: span rate, error rate, latency percentiles; and the calls between services",
+          "parameters": [{"name": "from", "in": "query", "schema": {"type": "string"}, "description": "default: one hour before to"},
+                         {"name": "to", "in": "query", "schema": {"type": "string"}, "description": "default: now"}],
+          "responses": {"200": {"description": "Service view", "content": {"application/json": {"schema": {"type": "object"}}}},
+                        "400": {"description": "Bad parameter", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
         "/api/v1/orders": {"post": {
           "summary": "Submit an order to the embedded orchestration service (running under `waybill demo`)",
           "parameters": [{"name": "Idempotency-Key", "in": "header", "required": true, "schema": {"type": "string", "maxLength": 256},

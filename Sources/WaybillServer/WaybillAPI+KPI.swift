@@ -58,3 +58,29 @@ extension WaybillAPI {
         return Response(status: .ok, headers: [.contentType: type], body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 }
+
+extension WaybillAPI {
+    /// Spans read for one service view at most; a busier window says `truncated`.
+    static let serviceViewSpanLimit = 500_000
+
+    /// `GET /api/v1/services?from=&to=`: per service span rate, error rate and latency, and the edges between services.
+    func getServices(_ req: Request) throws -> Response {
+        let p = req.uri.queryParameters
+        let now = clock()
+        var from = now - 3_600_000_000, to = now
+        if let t = p["to"].map(String.init) {
+            guard let v = TimeText.parse(t, now: now) else { throw APIError(.badRequest, "to: must be RFC 3339 or relative like -1h") }
+            to = v
+            from = to - 3_600_000_000
+        }
+        if let f = p["from"].map(String.init) {
+            guard let v = TimeText.parse(f, now: now) else { throw APIError(.badRequest, "from: must be RFC 3339 or relative like -1h") }
+            from = v
+        }
+        guard from < to else { throw APIError(.badRequest, "to: must be after from") }
+        let spans = try store.spans(startingIn: from..<to, limit: Self.serviceViewSpanLimit + 1)
+        let report = ServiceReport(spans: spans.prefix(Self.serviceViewSpanLimit), from: from, to: to,
+                                   truncated: spans.count > Self.serviceViewSpanLimit)
+        return jsonResponse(report.json)
+    }
+}

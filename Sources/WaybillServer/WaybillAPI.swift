@@ -20,6 +20,7 @@ struct WaybillAPI: Sendable {
         router.get("/api/v1/traces/{key}") { req, ctx in try getTrace(req, ctx) }
         router.get("/api/v1/traces") { req, _ in try searchTraces(req) }
         router.get("/api/v1/kpis") { req, _ in try getKPIs(req) }
+        router.get("/api/v1/services") { req, _ in try getServices(req) }
         router.post("/api/v1/orders") { req, _ in try await postOrder(req) }
         router.get("/") { req, _ in try indexPage(req) }
         router.get("/traces/{key}") { req, ctx in try tracePage(req, ctx) }

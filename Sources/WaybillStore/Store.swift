@@ -55,6 +55,12 @@ public protocol SpanWriter: Sendable {
     func appendSpans(_ spans: [Span]) async throws -> AppendResult
 }
 
+/// Reads spans by time, for views over services rather than orders.
+public protocol SpanReader: Sendable {
+    /// Spans that start in `range`, at most `limit` (the earliest first).
+    func spans(startingIn range: Range<Micros>, limit: Int) throws -> [Span]
+}
+
 /// Reads traces of orders (events.md section 3).
 ///
 /// Contract: `trace(key:)` accepts the order id or any key linked to it, directly or transitively, and
@@ -160,7 +166,7 @@ public struct StoreStats: Sendable, Equatable {
 }
 
 /// A complete storage engine.
-public protocol WaybillStore: EventWriter, SpanWriter, TraceReader, OrderSearcher, RollupReader {
+public protocol WaybillStore: EventWriter, SpanWriter, SpanReader, TraceReader, OrderSearcher, RollupReader {
     func stats() throws -> StoreStats
     /// Deletes events whose time is before `cutoff` (retention); returns how many were removed.
     func deleteEvents(before cutoff: Micros) async throws -> Int

@@ -241,6 +241,11 @@ extension TestResponse {
                 #expect(first?["attributes"]?["http.status_code"] == 503)
                 #expect(spans.last?["parent_span_id"] == "eee19b7ec3c1b174")
             }
+            try await client.execute(uri: "/api/v1/services?from=2026-11-23T13:00:00Z&to=2026-11-23T15:00:00Z", method: .get) { r in
+                #expect(r.json["services"]?.arrayValue?.first?["service"] == "erp")
+                #expect(r.json["services"]?.arrayValue?.first?["errors"] == 1)
+                #expect(r.json["services"]?.arrayValue?.first?["spans"] == 2)
+            }
             try await client.execute(uri: "/v1/traces", method: .post, headers: [.contentType: "application/x-protobuf"], body: ByteBuffer(string: "x")) { r in
                 #expect(r.status == .unsupportedMediaType)
                 #expect(r.json["error"]?.stringValue?.contains("http/json") == true)

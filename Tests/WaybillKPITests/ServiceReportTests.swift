@@ -1,0 +1,27 @@
+import Testing
+import WaybillModel
+@testable import WaybillKPI
+
+@Suite struct ServiceReportTests {
+    func span(_ id: String, parent: String? = nil, _ service: String, ms: Int, error: Bool = false) -> Span {
+        Span(traceID: String(repeating: "a", count: 32), spanID: String(repeating: id, count: 16),
+             parentSpanID: parent.map { String(repeating: $0, count: 16) }, service: service, name: "x",
+             start: 1_000_000, end: 1_000_000 + Micros(ms) * 1000, status: error ? .error : .ok)
+    }
+
+    @Test func ratesPercentilesAndEdgesBetweenServices() {
+        var spans = [span("1", "orchestrator", ms: 100)]
+        for (i, ms) in [10, 20, 30, 40].enumerated() { spans.append(span(String(i + 2), parent: "1", "erp", ms: ms, error: i == 3)) }
+        spans.append(span("7", parent: "2", "erp", ms: 5))  // same service as its parent: not an edge
+        let r = ServiceReport(spans: spans, from: 0, to: 10_000_000)
+        let erp = r.services.first { $0.service == "erp" }
+        #expect(erp?.spans == 5)
+        #expect(erp?.errors == 1)
+        #expect(erp?.errorRate == 0.2)
+        #expect(erp?.perSecond == 0.5)
+        #expect(erp?.p50 == 20)  // smallest value with at least 50% of 5 values at or below it: the 3rd
+        #expect(erp?.p90 == 40)
+        #expect(erp?.max == 40)
+        #expect(r.edges == [ServiceReport.Edge(from: "orchestrator", to: "erp", calls: 4, errors: 1)])
+    }
+}
