@@ -32,7 +32,7 @@ let package = Package(
         ]),
         .testTarget(name: "WaybillModelTests", dependencies: ["WaybillModel"]),
         .testTarget(name: "WaybillSQLiteTests", dependencies: ["WaybillSQLite", "WaybillStoreConformance", "WaybillKPI"]),
-        .testTarget(name: "WaybillCollectorsTests", dependencies: ["WaybillCollectors"]),
+        .testTarget(name: "WaybillCollectorsTests", dependencies: ["WaybillCollectors"], exclude: ["Fixtures"]),
         .testTarget(name: "WaybillServicesTests", dependencies: ["WaybillServices"]),
         .testTarget(name: "WaybillKPITests", dependencies: ["WaybillKPI"]),
         .testTarget(name: "WaybillServerTests", dependencies: [

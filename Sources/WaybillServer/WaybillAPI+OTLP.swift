@@ -6,16 +6,14 @@ import WaybillModel
 import WaybillStore
 
 extension WaybillAPI {
-    /// `POST /v1/traces`: OTLP/HTTP traces in the JSON encoding, gzip or not, answered with
+    /// `POST /v1/traces`: OTLP/HTTP traces, protobuf or JSON, gzip or not, answered with
     /// `ExportTraceServiceResponse` (its `partialSuccess` names the spans refused and why).
     func postTraces(_ req: Request) async throws -> Response {
         let base = req.headers[.contentType]?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-        guard base == "application/json" else {
+        let protobuf = base == "application/x-protobuf"
+        guard base == "application/json" || protobuf else {
             metrics.rejectedBodies.add(1)
-            if base == "application/x-protobuf" {
-                throw APIError(.unsupportedMediaType, "OTLP protobuf is not supported by this build yet; configure the exporter for http/json (application/json)")
-            }
-            throw APIError(.unsupportedMediaType, "Content-Type \(base.map { "'\($0)'" } ?? "missing"): send application/json (OTLP JSON)")
+            throw APIError(.unsupportedMediaType, "Content-Type \(base.map { "'\($0)'" } ?? "missing"): send application/x-protobuf or application/json (OTLP)")
         }
         let buffer = try await req.body.collect(upTo: config.maxBodyBytes)
         var bytes = Array(buffer.readableBytesView)
@@ -26,7 +24,7 @@ extension WaybillAPI {
             case "gzip", "x-gzip": bytes = try EventDecoder.inflate(bytes, limit: config.maxBodyBytes)
             case let other: throw BodyError.unsupportedMediaType("Content-Encoding '\(other)': only gzip is supported")
             }
-            decoded = try OTLPJSON.decode(bytes)
+            decoded = protobuf ? try OTLPProtobuf.decode(bytes) : try OTLPJSON.decode(bytes)
         } catch let e as BodyError {
             metrics.rejectedBodies.add(1)
             throw APIError(HTTPResponse.Status(code: e.httpStatus), e.description)
@@ -39,8 +37,13 @@ extension WaybillAPI {
         } catch StoreError.unavailable(let m) {
             throw APIError(.serviceUnavailable, m, headers: [.retryAfter: "5"])
         }
-        if decoded.rejected.isEmpty { return jsonResponse(.object([:])) }
         let message = decoded.rejected.prefix(5).map { "\($0.path): \($0.error)" }.joined(separator: "; ")
+        if protobuf {
+            // The OTLP response is in the request's encoding.
+            return Response(status: .ok, headers: [.contentType: "application/x-protobuf"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: OTLPProtobuf.response(rejected: decoded.rejected.count, message: message))))
+        }
+        if decoded.rejected.isEmpty { return jsonResponse(.object([:])) }
         return jsonResponse(.object(["partialSuccess": .object([
             "rejectedSpans": .string(String(decoded.rejected.count)), "errorMessage": .string(message),
         ])]))

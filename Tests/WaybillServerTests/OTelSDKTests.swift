@@ -1,0 +1,67 @@
+import AsyncHTTPClient
+import Foundation
+import Testing
+import WaybillModel
+
+/// The OpenTelemetry Python SDK's OTLP/HTTP exporter, unchanged (protobuf, its default), against the real server.
+@Suite(.serialized) struct OTelPythonSDKTests {
+    static let script = """
+        import sys
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.trace import Status, StatusCode
+        provider = TracerProvider(resource=Resource.create({"service.name": "py-erp"}))
+        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=sys.argv[1] + "/v1/traces")))
+        tracer = provider.get_tracer("waybill.test")
+        with tracer.start_as_current_span("post_invoice") as s:
+            s.set_attribute("order.id", "ORD-PY")
+            s.set_attribute("amount", 12.5)
+            with tracer.start_as_current_span("db.write") as d:
+                d.set_status(Status(StatusCode.ERROR, "deadlock"))
+        provider.shutdown()
+        """
+
+    static func shell(_ args: [String]) -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        do { try p.run() } catch { return (-1, "\(error)") }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test func spansExportedByThePythonSDKComeBackInTheTrace() async throws {
+        guard FileManager.default.fileExists(atPath: ServerProcess.binary.path) else { Issue.record("waybill binary missing"); return }
+        let venv = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-otel-venv").path
+        if !FileManager.default.fileExists(atPath: venv + "/bin/python") {
+            let (rc, log) = Self.shell(["python3", "-m", "venv", venv])
+            guard rc == 0 else { print("SKIPPED spansExportedByThePythonSDK: cannot create a venv: \(log.suffix(300))"); return }
+        }
+        let (pip, pipLog) = Self.shell([venv + "/bin/pip", "install", "-q", "--disable-pip-version-check",
+                                        "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"])
+        guard pip == 0 else {
+            print("SKIPPED spansExportedByThePythonSDK: PyPI unreachable or install failed: \(pipLog.suffix(300))")
+            return
+        }
+        let server = try await ServerProcess.start(db: temporaryDatabase())
+        defer { server.stop() }
+        let scriptPath = venv + "/export.py"
+        try Self.script.write(toFile: scriptPath, atomically: true, encoding: .utf8)
+        let (rc, log) = Self.shell([venv + "/bin/python", scriptPath, server.base])
+        #expect(rc == 0, "exporter failed: \(log)")
+        let trace = try CLIRun.run(["trace", "ORD-PY", "--url", server.base, "--json"])
+        #expect(trace.status == 0, "\(trace.stderr)")
+        let spans = trace.json?["spans"]?.arrayValue ?? []
+        #expect(spans.count == 2)
+        #expect(Set(spans.compactMap { $0["name"]?.stringValue }) == ["post_invoice", "db.write"])
+        #expect(spans.allSatisfy { $0["service"] == "py-erp" })
+        #expect(spans.contains { $0["status"] == "error" && $0["status_message"] == "deadlock" })
+        #expect(spans.contains { $0["attributes"]?["amount"] == 12.5 })
+    }
+}
