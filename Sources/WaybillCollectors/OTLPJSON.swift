@@ -55,9 +55,17 @@ public enum OTLPJSON {
         case 2: status = .error
         default: status = .unset
         }
+        let events: [JSONValue] = (s["events"]?.arrayValue ?? []).map { e in
+            .object(["time": nanos(e["timeUnixNano"]).map { .string(RFC3339.format($0 / 1000)) } ?? .null,
+                     "name": e["name"] ?? .null, "attributes": .object(attributes(e["attributes"]))])
+        }
+        let links: [JSONValue] = (s["links"]?.arrayValue ?? []).map { l in
+            .object(["trace_id": .string(l["traceId"]?.stringValue?.lowercased() ?? ""), "span_id": .string(l["spanId"]?.stringValue?.lowercased() ?? ""),
+                     "attributes": .object(attributes(l["attributes"]))])
+        }
         return Span(traceID: trace, spanID: id, parentSpanID: parent, service: service, name: s["name"]?.stringValue ?? "",
                     start: start / 1000, end: end / 1000, status: status, statusMessage: s["status"]?["message"]?.stringValue,
-                    attributes: attributes(s["attributes"]), resourceAttributes: resource)
+                    attributes: attributes(s["attributes"]), resourceAttributes: resource, events: events, links: links)
     }
 
     static func hexID(_ v: JSONValue?, length: Int) -> String? {

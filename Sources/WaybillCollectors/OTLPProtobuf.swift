@@ -133,6 +133,8 @@ public enum OTLPProtobuf {
         var attributes: [String: JSONValue] = [:]
         var status = Span.Status.unset
         var message: String?
+        var events: [JSONValue] = []
+        var links: [JSONValue] = []
         do {
             while !r.atEnd {
                 let (field, wire) = try r.tag()
@@ -146,6 +148,38 @@ public enum OTLPProtobuf {
                 case (7, 1): start = try r.fixed64()
                 case (8, 1): end = try r.fixed64()
                 case (9, 2): try keyValue(r.sub(try r.bytes()), into: &attributes)
+                case (11, 2):
+                    // Event { fixed64 time_unix_nano = 1; string name = 2; repeated KeyValue attributes = 3; }
+                    var e = r.sub(try r.bytes())
+                    var o: [String: JSONValue] = [:]
+                    var attrs: [String: JSONValue] = [:]
+                    while !e.atEnd {
+                        let (f, w) = try e.tag()
+                        switch (f, w) {
+                        case (1, 1): o["time"] = .string(RFC3339.format(Micros(try e.fixed64() / 1000)))
+                        case (2, 2): o["name"] = .string(e.string(try e.bytes()))
+                        case (3, 2): try keyValue(e.sub(try e.bytes()), into: &attrs)
+                        default: try e.skip(w)
+                        }
+                    }
+                    o["attributes"] = .object(attrs)
+                    events.append(.object(o))
+                case (13, 2):
+                    // Link { bytes trace_id = 1; bytes span_id = 2; string trace_state = 3; repeated KeyValue attributes = 4; }
+                    var l = r.sub(try r.bytes())
+                    var o: [String: JSONValue] = [:]
+                    var attrs: [String: JSONValue] = [:]
+                    while !l.atEnd {
+                        let (f, w) = try l.tag()
+                        switch (f, w) {
+                        case (1, 2): o["trace_id"] = .string(l.hex(try l.bytes()))
+                        case (2, 2): o["span_id"] = .string(l.hex(try l.bytes()))
+                        case (4, 2): try keyValue(l.sub(try l.bytes()), into: &attrs)
+                        default: try l.skip(w)
+                        }
+                    }
+                    o["attributes"] = .object(attrs)
+                    links.append(.object(o))
                 case (15, 2):
                     var st = r.sub(try r.bytes())
                     while !st.atEnd {
@@ -170,7 +204,8 @@ public enum OTLPProtobuf {
         guard let s = id, s.contains(where: { $0 != "0" }) else { throw FieldError(field: "span_id", rule: "required, not all zero") }
         guard end >= start, start < UInt64(Int64.max) else { throw FieldError(field: "end_time_unix_nano", rule: "must not be before start_time_unix_nano") }
         return Span(traceID: t, spanID: s, parentSpanID: parent, service: service, name: name, start: Micros(start / 1000), end: Micros(end / 1000),
-                    status: status, statusMessage: message, attributes: attributes, resourceAttributes: resource)
+                    status: status, statusMessage: message, attributes: attributes, resourceAttributes: resource,
+                    events: events, links: links)
     }
 
     static func keyValue(_ r0: Reader, into out: inout [String: JSONValue], depth: Int = 0) throws(BodyError) {

@@ -17,11 +17,18 @@ public struct Span: Sendable, Hashable {
     public var statusMessage: String?
     public var attributes: [String: JSONValue]
     public var resourceAttributes: [String: JSONValue]
+    /// Span events: `{"time", "name", "attributes"}` each.
+    public var events: [JSONValue] = []
+    /// Links to other spans: `{"trace_id", "span_id", "attributes"}` each.
+    public var links: [JSONValue] = []
 
     public init(traceID: String, spanID: String, parentSpanID: String? = nil, service: String, name: String,
                 start: Micros, end: Micros, status: Status = .unset, statusMessage: String? = nil,
-                attributes: [String: JSONValue] = [:], resourceAttributes: [String: JSONValue] = [:])
+                attributes: [String: JSONValue] = [:], resourceAttributes: [String: JSONValue] = [:],
+                events: [JSONValue] = [], links: [JSONValue] = [])
     {
+        self.events = events
+        self.links = links
         self.traceID = traceID
         self.spanID = spanID
         self.parentSpanID = parentSpanID
@@ -75,6 +82,8 @@ extension Span {
         ]
         if let p = parentSpanID { o["p"] = .string(p) }
         if let m = statusMessage { o["msg"] = .string(m) }
+        if !events.isEmpty { o["ev"] = .array(events) }
+        if !links.isEmpty { o["ln"] = .array(links) }
         return .object(o)
     }
 
@@ -83,7 +92,8 @@ extension Span {
               let st = j["st"]?.doubleValue, let en = j["en"]?.doubleValue else { return nil }
         self.init(traceID: t, spanID: s, parentSpanID: j["p"]?.stringValue, service: svc, name: n, start: Micros(st), end: Micros(en),
                   status: j["stat"]?.stringValue.flatMap(Status.init(rawValue:)) ?? .unset, statusMessage: j["msg"]?.stringValue,
-                  attributes: j["a"]?.objectValue ?? [:], resourceAttributes: j["r"]?.objectValue ?? [:])
+                  attributes: j["a"]?.objectValue ?? [:], resourceAttributes: j["r"]?.objectValue ?? [:],
+                  events: j["ev"]?.arrayValue ?? [], links: j["ln"]?.arrayValue ?? [])
     }
 
     /// A span as the trace document shows it (interfaces.md).
@@ -95,6 +105,8 @@ extension Span {
             "resource": .object(resourceAttributes),
         ]
         if let m = statusMessage { o["status_message"] = .string(m) }
+        o["events"] = .array(events)
+        o["links"] = .array(links)
         return .object(o)
     }
 }

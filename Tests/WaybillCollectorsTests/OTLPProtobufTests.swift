@@ -28,6 +28,8 @@ import WaybillModel
         #expect(s.attributes["nested"] == ["k": "v"])
         #expect(s.attributes["raw"] == "01ff")
         #expect(s.resourceAttributes["host.cpus"] == 2)
+        #expect(s.events == [["time": "2026-11-23T14:00:00.100Z", "name": "retry", "attributes": ["attempt": 2]]])
+        #expect(s.links == [["trace_id": "0af7651916cd43dd8448eb211c80319c", "span_id": "b7ad6b7169203331", "attributes": ["why": "batch"]]])
         #expect(d.spans[1].parentSpanID == "eee19b7ec3c1b174")
         #expect(d.spans[1].status == .ok)
     }
