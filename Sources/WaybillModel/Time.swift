@@ -105,7 +105,8 @@ public enum RFC3339 {
         return era * 146097 + doe - 719468
     }
 
-    static func civilFromDays(_ z0: Int) -> (Int, Int, Int) {
+    /// Howard Hinnant's civil_from_days: (year, month, day) of a day count since 1970-01-01.
+    @inlinable public static func civilFromDays(_ z0: Int) -> (Int, Int, Int) {
         let z = z0 + 719468
         let era = (z >= 0 ? z : z - 146096) / 146097
         let doe = z - era * 146097

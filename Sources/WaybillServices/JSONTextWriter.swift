@@ -195,7 +195,7 @@ struct JSONTextWriter {
         let rem = Int(secs - days * 86400)
         if days != cachedDay {
             cachedDay = days
-            let (y, m, d) = civilFromDays(Int(days))
+            let (y, m, d) = RFC3339.civilFromDays(Int(days))
             let yy = min(max(y, 0), 9999)
             cachedDayText = (digit(yy / 1000), digit(yy / 100 % 10), digit(yy / 10 % 10), digit(yy % 10), UInt8(ascii: "-"),
                              digit(m / 10), digit(m % 10), UInt8(ascii: "-"), digit(d / 10), digit(d % 10), UInt8(ascii: "T"))
@@ -242,19 +242,6 @@ struct JSONTextWriter {
     }
 
     @inline(__always) private func digit(_ v: Int) -> UInt8 { UInt8(ascii: "0") + UInt8(truncatingIfNeeded: v) }
-
-    private func civilFromDays(_ z0: Int) -> (Int, Int, Int) {
-        let z = z0 + 719468
-        let era = (z >= 0 ? z : z - 146096) / 146097
-        let doe = z - era * 146097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365
-        let y = yoe + era * 400
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp + (mp < 10 ? 3 : -9)
-        return (m <= 2 ? y + 1 : y, m, d)
-    }
 }
 
 /// A W3C trace context: 128-bit trace id and the 64-bit id of the span that produced something.
