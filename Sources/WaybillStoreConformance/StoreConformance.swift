@@ -163,7 +163,7 @@ public enum StoreConformance {
             _ = try await store.append(events)
             reference = try snapshot(store, events)
         }
-        var rng = Xorshift(seed: 0x5EED)
+        var rng = SplitMix64(seed: 0x5EED)
         for round in 0..<6 {
             let store = try make()
             defer { store.close() }
@@ -245,7 +245,7 @@ public enum StoreConformance {
                        traceparent: "00-" + String(repeating: "b", count: 32) + "-" + String(repeating: "4", count: 16) + "-01", data: [:]),
             ev("s-s", "order.shipped", 90, "ORD-S", ["warehouse": "W", "links": ["shipment:1ZS"]]),
         ]
-        var rng = Xorshift(seed: 77)
+        var rng = SplitMix64(seed: 77)
         var reference: String?
         for round in 0..<4 {
             let store = try make()
@@ -277,17 +277,5 @@ public enum StoreConformance {
         let removed = try await store.deleteEvents(before: cutoff)
         try expect(removed == events.filter { $0.time < cutoff }.count, "removed \(removed)")
         try expect(try store.stats().events == events.filter { $0.time >= cutoff }.count, "left")
-    }
-}
-
-/// A tiny seeded generator so every engine sees the same shuffles.
-struct Xorshift: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed == 0 ? 1 : seed }
-    mutating func next() -> UInt64 {
-        state ^= state << 13
-        state ^= state >> 7
-        state ^= state << 17
-        return state
     }
 }

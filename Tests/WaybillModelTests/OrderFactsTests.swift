@@ -67,7 +67,7 @@ func facts(_ events: [CloudEvent]) -> OrderFacts {
 
     /// Property: any permutation of the same distinct events gives identical facts.
     @Test func factsDoNotDependOnArrivalOrder() {
-        var rng = SplitMix(seed: 7)
+        var rng = SplitMix64(seed: 7)
         let reference = facts(Self.lifecycle)
         for _ in 0..<500 {
             #expect(facts(Self.lifecycle.shuffled(using: &rng)) == reference)
@@ -80,22 +80,10 @@ func facts(_ events: [CloudEvent]) -> OrderFacts {
     }
 }
 
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite struct OrderFactsMergeTests {
     /// Property: splitting the events into two parts, folding each and merging equals folding all.
     @Test func mergeOfPartsEqualsTheWhole() {
-        var rng = SplitMix(seed: 11)
+        var rng = SplitMix64(seed: 11)
         let events = OrderFactsTests.lifecycle
         let whole = facts(events)
         for _ in 0..<300 {
@@ -124,7 +112,7 @@ struct SplitMix: RandomNumberGenerator {
 
 @Suite struct OrderFactsStorageTests {
     @Test func directStorageBytesEqualTheGenericEncoding() {
-        var rng = SplitMix(seed: 3)
+        var rng = SplitMix64(seed: 3)
         var cases = [OrderFacts(orderID: "empty"), facts(OrderFactsTests.lifecycle)]
         for _ in 0..<50 {
             let subset = OrderFactsTests.lifecycle.filter { _ in rng.next() % 2 == 0 }
