@@ -43,6 +43,12 @@ extension OrderFacts {
         return .object(o)
     }
 
+    /// Facts from their stored bytes (`storageBytes`); nil when they do not parse.
+    public init?(storageBytes b: [UInt8]) {
+        guard let j = try? JSONParser.parse(b) else { return nil }
+        self.init(storageJSON: j)
+    }
+
     public init?(storageJSON j: JSONValue) {
         guard let id = j["order"]?.stringValue else { return nil }
         self.init(orderID: id)

@@ -81,7 +81,7 @@ final class EventWriteSession {
                 batch.removeAll(keepingCapacity: true)
             }
             while try s.step() {
-                if let f = (try? JSONParser.parse(s.blob(0))).flatMap(OrderFacts.init(storageJSON:)) {
+                if let f = OrderFacts(storageBytes: s.blob(0)) {
                     batch.append(FactsTransition(old: nil, new: f))
                     if batch.count >= 10_000 { try flush() }
                 }
@@ -312,7 +312,7 @@ final class EventWriteSession {
                 load.bind(1, subject)
                 if try load.step() {
                     rid = load.int64(0)
-                    if let f = (try? JSONParser.parse(load.blob(1))).flatMap(OrderFacts.init(storageJSON:)) { facts = f }
+                    if let f = OrderFacts(storageBytes: load.blob(1)) { facts = f }
                 }
                 load.reset()
             }
@@ -424,7 +424,7 @@ final class EventWriteSession {
                 s.bind(1, cutoff)
                 var gone: [FactsTransition] = []
                 while try s.step() {
-                    if let f = (try? JSONParser.parse(s.blob(0))).flatMap(OrderFacts.init(storageJSON:)) {
+                    if let f = OrderFacts(storageBytes: s.blob(0)) {
                         gone.append(FactsTransition(old: f, new: OrderFacts(orderID: f.orderID)))
                     }
                 }

@@ -168,7 +168,7 @@ public final class SQLiteStore: WaybillStore, @unchecked Sendable {
         s.bind(1, orderID)
         defer { s.reset() }
         guard try s.step() else { return nil }
-        return (try? JSONParser.parse(s.blob(0))).flatMap(OrderFacts.init(storageJSON:))
+        return OrderFacts(storageBytes: s.blob(0))
     }
 
     public func searchOrders(_ q: OrderQuery) throws -> OrderPage {
@@ -251,7 +251,7 @@ public final class SQLiteStore: WaybillStore, @unchecked Sendable {
                     s.bind(1, r.lowerBound).bind(2, r.upperBound)
                     while try s.step() {
                         guard seen.insert(s.int64(0)).inserted else { continue }
-                        if let f = (try? JSONParser.parse(s.blob(1))).flatMap(OrderFacts.init(storageJSON:)) { out.append(f) }
+                        if let f = OrderFacts(storageBytes: s.blob(1)) { out.append(f) }
                     }
                 }
                 s.reset()

@@ -51,21 +51,28 @@ public final class StoreEventSink: EventTextSink {
         return buffer
     }
 
+    /// Appends `items` in batches of `size`, waiting out a full ingest queue as the store asks.
+    static func appendInBatches<T>(_ items: [T], size: Int, _ append: ([T]) async throws -> AppendResult) async throws -> AppendResult {
+        var total = AppendResult()
+        var i = 0
+        while i < items.count {
+            let chunk = Array(items[i..<min(i + size, items.count)])
+            do {
+                total = total + (try await append(chunk))
+                i += chunk.count
+            } catch StoreError.overloaded(let s) {
+                try await Task.sleep(for: .seconds(s))
+            }
+        }
+        return total
+    }
+
     /// Decodes what has been emitted and appends it, in batches; waits out a full ingest queue.
     public func flush(to store: any EventWriter & SpanWriter, batchSize: Int = 5_000) async throws {
         if !spans.isEmpty {
             let batch = spans
             spans.removeAll(keepingCapacity: true)
-            var i = 0
-            while i < batch.count {
-                let chunk = Array(batch[i..<min(i + batchSize, batch.count)])
-                do {
-                    spansWritten = spansWritten + (try await store.appendSpans(chunk))
-                    i += chunk.count
-                } catch StoreError.overloaded(let s) {
-                    try await Task.sleep(for: .seconds(s))
-                }
-            }
+            spansWritten = spansWritten + (try await Self.appendInBatches(batch, size: batchSize) { try await store.appendSpans($0) })
         }
         guard !buffer.isEmpty else { return }
         let bytes = buffer
@@ -73,16 +80,7 @@ public final class StoreEventSink: EventTextSink {
         pending = 0
         let decoded = bytes.withUnsafeBufferPointer { EventDecoder.decodeLinesLeniently($0, firstLine: 0).events }
         rejected += decoded.rejected
-        var i = 0
-        while i < decoded.events.count {
-            let chunk = Array(decoded.events[i..<min(i + batchSize, decoded.events.count)])
-            do {
-                written = written + (try await store.append(chunk))
-                i += chunk.count
-            } catch StoreError.overloaded(let s) {
-                try await Task.sleep(for: .seconds(s))
-            }
-        }
+        written = written + (try await Self.appendInBatches(decoded.events, size: batchSize) { try await store.append($0) })
     }
 }
 
