@@ -11,6 +11,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: [
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
@@ -22,12 +24,18 @@ let package = Package(
         .target(name: "WaybillCollectors", dependencies: ["WaybillModel", "WaybillStore", "CZlib"]),
         .target(name: "WaybillServices", dependencies: ["WaybillModel"]),
         .target(name: "WaybillKPI", dependencies: ["WaybillModel", "WaybillStore"]),
+        .target(name: "WaybillAlerts", dependencies: [
+            "WaybillModel", "WaybillStore", "WaybillKPI",
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .target(name: "WaybillServer", dependencies: [
-            "WaybillModel", "WaybillStore", "WaybillCollectors", "WaybillKPI", "WaybillServices",
+            "WaybillModel", "WaybillStore", "WaybillCollectors", "WaybillKPI", "WaybillServices", "WaybillAlerts",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         .executableTarget(name: "waybill", dependencies: [
-            "WaybillModel", "WaybillStore", "WaybillSQLite", "WaybillCollectors", "WaybillServer", "WaybillKPI", "WaybillServices",
+            "WaybillModel", "WaybillStore", "WaybillSQLite", "WaybillCollectors", "WaybillServer", "WaybillKPI", "WaybillServices", "WaybillAlerts",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "WaybillModelTests", dependencies: ["WaybillModel"]),
@@ -35,6 +43,7 @@ let package = Package(
         .testTarget(name: "WaybillCollectorsTests", dependencies: ["WaybillCollectors"], exclude: ["Fixtures"]),
         .testTarget(name: "WaybillServicesTests", dependencies: ["WaybillServices"]),
         .testTarget(name: "WaybillKPITests", dependencies: ["WaybillKPI"]),
+        .testTarget(name: "WaybillAlertsTests", dependencies: ["WaybillAlerts", "WaybillSQLite", "WaybillKPI"]),
         .testTarget(name: "WaybillServerTests", dependencies: [
             "WaybillServer", "WaybillSQLite", "WaybillKPI",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -295,11 +295,14 @@ final class EventWriteSession {
         let load = try conn.prepare("SELECT rid, facts FROM orders WHERE order_id = ?")
         let upd = try conn.prepare("""
             UPDATE orders SET state=?, state_since=?, first_time=?, last_time=?, event_count=?, accepted_at=?, allocated_at=?,
-            released_at=?, shipped_at=?, channel=?, region=?, alloc_wh=?, ship_wh=?, types=?, sources=?, facts=? WHERE rid=?
+            released_at=?, shipped_at=?, channel=?, region=?, alloc_wh=?, ship_wh=?, types=?, sources=?, facts=?,
+            validated_at=?, picked_at=?, packed_at=?, delivered_at=?, invoiced_at=?, cancelled_at=? WHERE rid=?
             """)
         let ins = try conn.prepare("""
             INSERT INTO orders(state, state_since, first_time, last_time, event_count, accepted_at, allocated_at,
-            released_at, shipped_at, channel, region, alloc_wh, ship_wh, types, sources, facts, order_id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+            released_at, shipped_at, channel, region, alloc_wh, ship_wh, types, sources, facts,
+            validated_at, picked_at, packed_at, delivered_at, invoiced_at, cancelled_at, order_id)
+            VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
             """)
         // Sorted so that the transaction's writes do not depend on dictionary order.
         for subject in deltas.keys.sorted() {
@@ -327,7 +330,9 @@ final class EventWriteSession {
             s.bind(14, "|" + facts.types.sorted().joined(separator: "|") + "|")
             s.bind(15, "|" + facts.sources.sorted().joined(separator: "|") + "|")
             s.bindBlob(16, facts.storageBytes)
-            if let rid { s.bind(17, rid) } else { s.bind(17, subject) }
+            // The stage columns the alert deadlines read (the other four stages have their own columns above).
+            for (i, stage) in Self.extraStageColumns.enumerated() { s.bind(Int32(17 + i), facts.stageTimes[stage]) }
+            if let rid { s.bind(23, rid) } else { s.bind(23, subject) }
             try s.run()
             if factsCache.count >= factsCacheLimit { factsCache.removeAll(keepingCapacity: true) }
             factsCache[subject] = (rid ?? sqlite3_last_insert_rowid(conn.db), facts)
@@ -338,6 +343,8 @@ final class EventWriteSession {
         }
         if let rollup { try writeRollups(rollup, transitions) }
     }
+
+    static let extraStageColumns: [Stage] = [.validated, .picked, .packed, .delivered, .invoiced, .cancelled]
 
     private func updateLinks(_ batches: [[CloudEvent]], _ fresh: [(batch: Int, index: Int)]) throws {
         for f in fresh where batches[f.batch][f.index].data?["links"] != nil {
@@ -411,6 +418,17 @@ final class EventWriteSession {
         }
     }
 
+    func transaction(_ body: (Connection) throws -> Void) throws {
+        try conn.exec("BEGIN IMMEDIATE")
+        do {
+            try body(conn)
+            try conn.exec("COMMIT")
+        } catch {
+            try? conn.exec("ROLLBACK")
+            throw error
+        }
+    }
+
     func deleteBefore(_ cutoff: Micros) throws -> Int {
         try conn.exec("BEGIN IMMEDIATE")
         do {
@@ -458,6 +476,8 @@ final class GroupCommitWriter: @unchecked Sendable {
         case append(PreparedAppend, CheckedContinuation<AppendResult, any Error>)
         case delete(Micros, CheckedContinuation<Int, any Error>)
         case spans([Span], CheckedContinuation<AppendResult, any Error>)
+        /// Any other write (alert records, outbox, an index), in its own transaction on the writer's connection.
+        case transaction(@Sendable (Connection) throws -> Void, CheckedContinuation<Void, any Error>)
     }
 
     private let session: EventWriteSession
@@ -535,6 +555,21 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` in one transaction on the writer thread.
+    func transaction(_ body: @escaping @Sendable (Connection) throws -> Void) async throws {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            cond.lock()
+            if stopping {
+                cond.unlock()
+                c.resume(throwing: StoreError.unavailable("the store is closing"))
+                return
+            }
+            jobs.append(.transaction(body, c))
+            cond.signal()
+            cond.unlock()
+        }
+    }
+
     func setPaused(_ p: Bool) {
         cond.lock()
         paused = p
@@ -567,6 +602,8 @@ final class GroupCommitWriter: @unchecked Sendable {
             var n = 0
             if case .delete = jobs[0] {
                 take.append(jobs.removeFirst())
+            } else if case .transaction = jobs[0] {
+                take.append(jobs.removeFirst())
             } else if case .spans(let ss, _) = jobs[0] {
                 take.append(jobs.removeFirst())
                 n = ss.count
@@ -591,6 +628,10 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
         if case .spans(let spans, let c) = take[0] {
             do { c.resume(returning: try session.writeSpans(spans)) } catch { c.resume(throwing: error) }
+            return
+        }
+        if case .transaction(let body, let c) = take[0] {
+            do { c.resume(returning: try session.transaction(body)) } catch { c.resume(throwing: error) }
             return
         }
         var batches: [PreparedAppend] = []

@@ -29,7 +29,7 @@ public final class SQLiteStore: WaybillStore, @unchecked Sendable {
     let options: Options
     let writer: GroupCommitWriter
     private let writeSession: EventWriteSession
-    private let readers: ReaderPool
+    let readers: ReaderPool
 
     /// - Parameter rollup: maintains KPI rollups beside the facts (the server and CLI pass the KPI engine's).
     public init(path: String, options: Options = Options(), rollup: (any FactsRollup)? = nil) throws {

@@ -1,3 +1,5 @@
+import WaybillModel
+
 /// Schema migrations, applied in order once each; `meta.schema_version` records how far a database is.
 ///
 /// Layout and why:
@@ -83,7 +85,59 @@ enum Schema {
         """
         CREATE INDEX spans_start ON spans(start);
         """,
+        // Alerting: the earliest time of every lifecycle stage as a column, so that an SLA rule's open
+        // deadlines are one index range (`orders_open_<stage>`, created when a rule first needs it); the
+        // alert records; and the durable outbox of notifications. Rows written before this migration get
+        // their stage columns from their facts at open (`Schema.backfillStageColumns`).
+        """
+        ALTER TABLE orders ADD COLUMN validated_at INTEGER;
+        ALTER TABLE orders ADD COLUMN picked_at INTEGER;
+        ALTER TABLE orders ADD COLUMN packed_at INTEGER;
+        ALTER TABLE orders ADD COLUMN delivered_at INTEGER;
+        ALTER TABLE orders ADD COLUMN invoiced_at INTEGER;
+        ALTER TABLE orders ADD COLUMN cancelled_at INTEGER;
+        INSERT OR REPLACE INTO meta(key, value) VALUES('stage_columns_backfill', '0');
+        CREATE TABLE alert_records(fingerprint TEXT PRIMARY KEY, record BLOB NOT NULL) WITHOUT ROWID;
+        CREATE TABLE alert_outbox(id INTEGER PRIMARY KEY, hook TEXT NOT NULL, fingerprint TEXT NOT NULL, kind TEXT NOT NULL,
+                                  body BLOB NOT NULL, created INTEGER NOT NULL, next_at INTEGER NOT NULL,
+                                  attempts INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL DEFAULT 'pending',
+                                  last_error TEXT, done_at INTEGER);
+        CREATE INDEX alert_outbox_due ON alert_outbox(next_at) WHERE status = 'pending';
+        """,
     ]
+
+    /// The stage-time column of each lifecycle stage.
+    static func stageColumn(_ s: Stage) -> String { s.name + "_at" }
+
+    /// Fills the stage columns of rows written before they existed, from each row's facts.
+    static func backfillStageColumns(_ c: Connection) throws {
+        let m = try c.prepare("SELECT value FROM meta WHERE key = 'stage_columns_backfill'")
+        let pending = try m.step() && m.text(0) == "0"
+        m.reset()
+        guard pending else { return }
+        try c.exec("BEGIN IMMEDIATE")
+        do {
+            let sel = try c.prepare("SELECT rid, facts FROM orders")
+            let cols = Stage.allCases.map { stageColumn($0) + "=?" }.joined(separator: ", ")
+            let upd = try c.prepare("UPDATE orders SET \(cols) WHERE rid=?")
+            var rows: [(Int64, OrderFacts)] = []
+            while try sel.step() {
+                if let f = OrderFacts(storageBytes: sel.blob(1)) { rows.append((sel.int64(0), f)) }
+            }
+            sel.reset()
+            for (rid, f) in rows {
+                upd.reset()
+                for (i, s) in Stage.allCases.enumerated() { upd.bind(Int32(i + 1), f.stageTimes[s]) }
+                upd.bind(Int32(Stage.allCases.count + 1), rid)
+                try upd.run()
+            }
+            try c.exec("UPDATE meta SET value = '1' WHERE key = 'stage_columns_backfill'")
+            try c.exec("COMMIT")
+        } catch {
+            try? c.exec("ROLLBACK")
+            throw error
+        }
+    }
 
     static func groupKey(_ g: String?) -> String { g.map { "=" + $0 } ?? "" }
     static func group(fromKey k: String) -> String? { k.isEmpty ? nil : String(k.dropFirst()) }
@@ -93,15 +147,17 @@ enum Schema {
         let s = try c.prepare("SELECT value FROM meta WHERE key = 'schema_version'")
         let current = try s.step() ? Int(s.text(0)) ?? 0 : 0
         s.reset()
-        guard current < migrations.count else { return }
-        try c.exec("BEGIN IMMEDIATE")
-        do {
-            for v in current..<migrations.count { try c.exec(migrations[v]) }
-            try c.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', ?)").bind(1, String(migrations.count)).run()
-            try c.exec("COMMIT")
-        } catch {
-            try? c.exec("ROLLBACK")
-            throw error
+        if current < migrations.count {
+            try c.exec("BEGIN IMMEDIATE")
+            do {
+                for v in current..<migrations.count { try c.exec(migrations[v]) }
+                try c.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', ?)").bind(1, String(migrations.count)).run()
+                try c.exec("COMMIT")
+            } catch {
+                try? c.exec("ROLLBACK")
+                throw error
+            }
         }
+        try backfillStageColumns(c)
     }
 }

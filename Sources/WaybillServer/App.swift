@@ -21,20 +21,24 @@ public struct ServerConfig: Sendable {
 /// Builds the HTTP application; `main` only wires and runs it, and tests drive the same router.
 public func buildApplication(store: any WaybillStore, config: ServerConfig, logger: Logger? = nil,
                              clock: @escaping @Sendable () -> Micros = currentMicros,
-                             services: [any Service] = [], orderDesk: OrderDesk? = nil) -> some ApplicationProtocol
+                             services: [any Service] = [], orderDesk: OrderDesk? = nil,
+                             alerting: Alerting? = nil) -> some ApplicationProtocol
 {
     var log = logger ?? Logger(label: "waybill")
     if logger == nil { log.logLevel = .info }
     let metrics = ServerMetrics()
     let router = Router()
     router.middlewares.add(ErrorMiddleware(metrics: metrics, logger: log))
-    let api = WaybillAPI(store: store, config: config, metrics: metrics, clock: clock, orderDesk: orderDesk)
+    let api = WaybillAPI(store: store, config: config, metrics: metrics, clock: clock, orderDesk: orderDesk, alerting: alerting)
     api.register(router)
     var app = Application(
         router: router,
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: config.serverName),
         logger: log)
     app.addServices(services)
+    if let alerting {
+        app.addServices(AlertService(alerting: alerting, clock: clock, logger: log))
+    }
     if let retention = config.retention {
         app.addServices(RetentionService(store: store, retention: retention, interval: .seconds(3600), clock: clock, logger: log))
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import WaybillAlerts
 import WaybillCollectors
 import WaybillModel
 import WaybillStore
@@ -13,6 +14,8 @@ struct WaybillAPI: Sendable {
     let clock: @Sendable () -> Micros
     /// Set when the embedded orchestration service runs (`waybill demo`).
     let orderDesk: OrderDesk?
+    /// Set when alert rules are loaded (`serve --config`).
+    let alerting: Alerting?
 
     func register(_ router: Router<BasicRequestContext>) {
         router.post("/v1/events") { req, ctx in try await postEvents(req, ctx) }
@@ -24,6 +27,9 @@ struct WaybillAPI: Sendable {
         router.post("/api/v1/orders") { req, _ in try await postOrder(req) }
         router.get("/") { req, _ in try indexPage(req) }
         router.get("/traces/{key}") { req, ctx in try tracePage(req, ctx) }
+        router.get("/api/v1/alerts") { req, _ in try await getAlerts(req) }
+        router.get("/api/v1/rules") { req, _ in try await getRules(req) }
+        router.get("/alerts") { req, _ in try await alertsPage(req) }
         router.get("/healthz") { _, _ in try health() }
         router.get("/metrics") { _, _ in try metricsText() }
         router.get("/openapi.json") { _, _ in jsonResponse(OpenAPIDocument.document) }

@@ -25,7 +25,7 @@ enum WebPages {
     static func page(_ title: String, _ body: String) -> Response {
         let html = "<!doctype html><html><head><meta charset=\"utf-8\"><title>\(escape(title))</title><style>\(style)</style></head><body>"
             + "<nav><a href=\"/\">Orders</a><a href=\"/api/v1/kpis?format=html&amp;by=warehouse&amp;step=1d\">KPI report</a>"
-            + "<a href=\"/openapi.json\">API</a></nav>" + body + "</body></html>"
+            + "<a href=\"/alerts\">Alerts</a><a href=\"/openapi.json\">API</a></nav>" + body + "</body></html>"
         return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: html)))
     }
 

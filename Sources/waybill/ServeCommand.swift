@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import WaybillAlerts
 import WaybillKPI
 import WaybillModel
 import WaybillServer
@@ -10,7 +11,7 @@ import WaybillStore
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the server: collectors, query API and health/metrics endpoints.")
+        abstract: "Run the server: collectors, query API, alert evaluation, web pages, health/metrics endpoints.")
 
     @Option(name: .long, help: "Port (4318 is the OTLP/HTTP port).")
     var port = 4318
@@ -33,6 +34,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Delete events older than this (e.g. 90d), checked hourly. Default: keep everything.")
     var retention: String?
 
+    @OptionGroup var alertRules: AlertConfigOptions
+
     func validate() throws {
         if let r = retention, DurationText.parse(r) == nil { throw ValidationError("--retention: must be a duration such as 30d") }
         guard (1...65535).contains(port) else { throw ValidationError("--port: must be from 1 to 65535") }
@@ -52,7 +55,18 @@ struct ServeCommand: AsyncParsableCommand {
         config.port = port
         config.maxBodyBytes = maxBody
         config.retention = retention.flatMap(DurationText.parse)
-        let app = buildApplication(store: store, config: config)
+        var alerting: Alerting?
+        if let rules = try alertRules.load(required: false) {
+            let a = Alerting(config: rules, source: StoreAlertSource(store: store), store: store, baseURL: "http://\(host):\(port)")
+            let missing = a.worker.missingSecrets()
+            if !missing.isEmpty {
+                throw CLIError("alert hooks name secrets that are not set in the environment: \(missing.joined(separator: "; ")) "
+                               + "(set them, or drop secret_env from the hook to send unsigned notifications)")
+            }
+            printErr("waybill: \(rules.rules.count) alert rules, \(rules.hooks.count) hooks, evaluated every \(DurationText.format(rules.evaluationInterval))")
+            alerting = a
+        }
+        let app = buildApplication(store: store, config: config, alerting: alerting)
         printErr("waybill: serving http://\(host):\(port) (store \(path))")
         try await app.runService()
     }

@@ -7,7 +7,7 @@ struct Waybill: AsyncParsableCommand {
         commandName: "waybill",
         abstract: "Correlation tracing and KPIs for order distribution.",
         discussion: "Start with `waybill serve`, send CloudEvents to POST /v1/events (or `waybill ingest FILE`), then `waybill trace ORDER-ID`.",
-        subcommands: [DemoCommand.self, ServeCommand.self, SimulateCommand.self, IngestCommand.self, TraceCommand.self, SearchCommand.self, KPICommand.self, ServicesCommand.self])
+        subcommands: [DemoCommand.self, ServeCommand.self, SimulateCommand.self, IngestCommand.self, TraceCommand.self, SearchCommand.self, KPICommand.self, ServicesCommand.self, AlertsCommand.self])
 }
 
 /// Where a reading command reads from: the embedded store (`--db`) or a running server (`--url`).

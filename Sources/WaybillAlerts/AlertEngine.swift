@@ -1,0 +1,150 @@
+import Foundation
+import WaybillModel
+import WaybillStore
+
+/// How one rule fared at its last evaluation.
+public struct RuleStatus: Sendable, Hashable {
+    public var rule: AlertRule
+    public var evaluatedAt: Micros?
+    public var durationMillis: Double?
+    public var error: String?
+    public var active: Int
+}
+
+/// Live alerting: evaluates every rule at each tick, steps the alerts' state machine, and writes state
+/// changes with the notifications they owe into the store's outbox in one transaction.
+public actor AlertEngine {
+    public nonisolated let config: AlertConfig
+    let evaluator: AlertEvaluator
+    let store: any AlertStore
+    public nonisolated let baseURL: String
+    let policy: NotificationPolicy
+    private var records: [String: AlertRecord] = [:]
+    private var status: [String: RuleStatus] = [:]
+    private var started = false
+
+    public init(config: AlertConfig, source: any AlertSource, store: any AlertStore, baseURL: String) {
+        self.config = config
+        self.evaluator = AlertEvaluator(source: source)
+        self.store = store
+        self.baseURL = config.externalURL ?? baseURL
+        self.policy = NotificationPolicy(config)
+        for r in config.rules { status[r.name] = RuleStatus(rule: r, evaluatedAt: nil, durationMillis: nil, error: nil, active: 0) }
+    }
+
+    /// Loads the stored alert records (a restart continues where it stopped) and readies the rules' indexes.
+    public func start() async throws {
+        guard !started else { return }
+        let decoder = JSONDecoder()
+        for (fp, bytes) in try store.alertRecords() {
+            if let r = try? decoder.decode(AlertRecord.self, from: Data(bytes)) { records[fp] = r }
+        }
+        for rule in config.rules { try await evaluator.source.prepare(rule) }
+        started = true
+    }
+
+    /// One evaluation at `t`. Returns the alerts after it.
+    @discardableResult
+    public func evaluate(at t: Micros) async throws -> [AlertRecord] {
+        try await start()
+        var next: [String: AlertRecord] = [:]
+        let ruleNames = Set(config.rules.map(\.name))
+        for rule in config.rules {
+            let previous = records.values.filter { $0.rule == rule.name }
+            let began = DispatchTime.now().uptimeNanoseconds
+            do {
+                let samples = try evaluator.samples(rule, at: t, replay: false)
+                for r in AlertTransitions.step(rule: rule, samples: samples, previous: previous, at: t) { next[r.fingerprint] = r }
+                status[rule.name]?.error = nil
+            } catch {
+                // A rule that cannot be evaluated keeps its alerts as they were.
+                for r in previous { next[r.fingerprint] = r }
+                status[rule.name]?.error = "\(error)"
+            }
+            status[rule.name]?.evaluatedAt = t
+            status[rule.name]?.durationMillis = Double(DispatchTime.now().uptimeNanoseconds - began) / 1e6
+        }
+        var commit = AlertCommit()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        for (fp, var r) in next {
+            if let state = policy.due(r, at: t) {
+                for hook in config.hooks where state == .firing || hook.sendResolved {
+                    let body: JSONValue = hook.format == .waybill
+                        ? AlertPayloads.waybillNotification(r, status: state, base: baseURL)
+                        : AlertPayloads.alertmanagerWebhook(r, status: state, receiver: hook.name, base: baseURL)
+                    commit.notifications.append(OutboxItem(hook: hook.name, fingerprint: fp, kind: state.rawValue, body: body.jsonBytes,
+                                                           created: t, nextAt: t))
+                }
+                r.notifiedState = state
+                r.notifiedAt = t
+                next[fp] = r
+            }
+            if records[fp] != r { commit.upserts.append((fp, Array(try encoder.encode(r)))) }
+        }
+        for fp in records.keys where next[fp] == nil { commit.deletes.append(fp) }
+        // Records of rules no longer configured go too.
+        for (fp, r) in next where !ruleNames.contains(r.rule) { next[fp] = nil; commit.deletes.append(fp) }
+        try await store.commitAlerts(commit)
+        records = next
+        for name in ruleNames { status[name]?.active = next.values.filter { $0.rule == name && $0.isActive }.count }
+        return alerts()
+    }
+
+    public func alerts() -> [AlertRecord] {
+        records.values.sorted { ($0.rule, $0.fingerprint) < ($1.rule, $1.fingerprint) }
+    }
+
+    public func rules() -> [RuleStatus] {
+        config.rules.compactMap { status[$0.name] }
+    }
+}
+
+/// Evaluation of every rule as of a past instant, from the stored events alone (`waybill alerts --at`).
+public enum AlertReplay {
+    /// How far back, beyond a rule's `for`, a replay looks for when a KPI or span condition began.
+    public static let lookback: Micros = 15 * 60_000_000
+
+    public static func evaluate(config: AlertConfig, source: any AlertSource, at t: Micros) throws -> [AlertRecord] {
+        let evaluator = AlertEvaluator(source: source)
+        let interval = config.evaluationInterval
+        var out: [AlertRecord] = []
+        for rule in config.rules {
+            let (now, before) = try samples(rule, evaluator, at: t, interval: interval)
+            let previous = AlertTransitions.step(rule: rule, samples: before, previous: [], at: t - interval)
+            out += AlertTransitions.step(rule: rule, samples: now, previous: previous, at: t)
+                .filter { $0.state != .resolved || $0.resolvedAt == t }
+        }
+        return out
+    }
+
+    /// The samples at `t` and one evaluation before it, each with the time its condition began: from the
+    /// data for SLA rules, else the earliest evaluation (every `interval` back, up to `for` + `lookback`)
+    /// since which it held without a gap. The earlier evaluations only need the condition, not the orders.
+    static func samples(_ rule: AlertRule, _ evaluator: AlertEvaluator, at t: Micros, interval: Micros) throws
+        -> (now: [AlertSample], before: [AlertSample])
+    {
+        let now = try evaluator.samples(rule, at: t, replay: true)
+        let before = try evaluator.samples(rule, at: t - interval, replay: true)
+        if case .sla = rule.condition { return (now, before) }
+        let steps = Int((rule.holdFor + lookback) / interval) + 1
+        var holding: [Set<[String: String]>] = [Set(now.map(\.labels)), Set(before.map(\.labels))]
+        func held(_ k: Int) throws -> Set<[String: String]> {
+            while holding.count <= k {
+                let at = t - Int64(holding.count) * interval
+                holding.append(Set(try evaluator.samples(rule, at: at, replay: true, withOrders: false).map(\.labels)))
+            }
+            return holding[k]
+        }
+        /// The start of the run of evaluations holding `labels` that includes step `k`.
+        func since(_ labels: [String: String], from k: Int) throws -> Micros {
+            var j = k
+            while j + 1 <= steps, try held(j + 1).contains(labels) { j += 1 }
+            return t - Int64(j) * interval
+        }
+        var n = now, b = before
+        for i in n.indices { n[i].since = try since(n[i].labels, from: 0) }
+        for i in b.indices { b[i].since = try since(b[i].labels, from: 1) }
+        return (n, b)
+    }
+}

@@ -1,0 +1,144 @@
+import WaybillKPI
+import WaybillModel
+import WaybillStore
+
+/// What rule evaluation reads. Everything it answers is a function of the stored events and the time asked.
+public protocol AlertSource: Sendable {
+    func kpiDocument(_ q: KPIQuery) throws -> KPIDocument
+    /// The orders behind a KPI figure (worst first), optionally within one group.
+    func kpiOrders(_ metric: KPIMetric, _ q: KPIQuery, group: String??, limit: Int) throws -> [String]
+    func overdueOrders(_ rule: SLARule, at: Micros, replay: Bool) throws -> [OverdueOrder]
+    func spans(startingIn range: Range<Micros>) throws -> [Span]
+    /// Readies whatever the rule reads (an SLA rule's deadline index).
+    func prepare(_ rule: AlertRule) async throws
+}
+
+/// The embedded store as an alert source.
+public struct StoreAlertSource: AlertSource {
+    public typealias Store = any WaybillStore & DeadlineReader
+    let store: Store
+    let kpi: KPIService
+    /// Most spans one span-rule evaluation reads.
+    public var spanLimit = 2_000_000
+    public let correlationKeys: [String]
+
+    public init(store: Store, correlationKeys: [String] = SpanCorrelation.defaultKeys) {
+        self.store = store
+        self.kpi = KPIService(reader: store)
+        self.correlationKeys = correlationKeys
+    }
+
+    public func kpiDocument(_ q: KPIQuery) throws -> KPIDocument { try kpi.document(q) }
+
+    public func kpiOrders(_ metric: KPIMetric, _ q: KPIQuery, group: String??, limit: Int) throws -> [String] {
+        try kpi.explain(metric, q, group: group, limit: limit).map(\.orderID)
+    }
+
+    public func overdueOrders(_ rule: SLARule, at: Micros, replay: Bool) throws -> [OverdueOrder] {
+        try store.overdueOrders(after: rule.after, expect: rule.expect, cutoff: at - rule.within, asOf: at, replay: replay)
+    }
+
+    public func spans(startingIn range: Range<Micros>) throws -> [Span] {
+        try store.spans(startingIn: range, limit: spanLimit)
+    }
+
+    public func prepare(_ rule: AlertRule) async throws {
+        if case .sla(let s) = rule.condition { try await store.prepareDeadlines(after: s.after) }
+    }
+}
+
+/// One group of a rule whose condition holds at an instant.
+public struct AlertSample: Hashable, Sendable {
+    /// The group's labels (the rule's `by` dimension, or the span rule's service); empty for a whole-rule alert.
+    public var labels: [String: String]
+    public var value: Double
+    /// The orders behind the alert, at most `AlertEvaluator.orderLimit`, most telling first.
+    public var orders: [String]
+    public var ordersTotal: Int
+    /// When the condition began to hold, where the data says so (an SLA alert: its oldest deadline).
+    public var since: Micros?
+}
+
+/// Evaluates rules at an instant: a pure function of the source and the time.
+public struct AlertEvaluator: Sendable {
+    public static let orderLimit = 100
+    public let source: any AlertSource
+
+    public init(source: any AlertSource) { self.source = source }
+
+    /// - Parameter withOrders: also find the orders behind each alert (KPI drill-down); off where only the condition matters.
+    public func samples(_ rule: AlertRule, at t: Micros, replay: Bool, withOrders: Bool = true) throws -> [AlertSample] {
+        switch rule.condition {
+        case .kpi(let k): return try kpiSamples(k, at: t, withOrders: withOrders)
+        case .sla(let s): return try slaSamples(s, at: t, replay: replay)
+        case .spans(let s): return try spanSamples(s, at: t)
+        }
+    }
+
+    /// The label value of orders that lack the `by` field (kpis.md's null group).
+    public static let noValue = "(none)"
+
+    func kpiSamples(_ rule: KPIRule, at t: Micros, withOrders: Bool) throws -> [AlertSample] {
+        let q = try KPIQuery(from: t - rule.window, to: t, by: rule.by)
+        let doc = try source.kpiDocument(q)
+        var candidates: [(labels: [String: String], group: String??, kpis: KPIs)] = []
+        if let by = rule.by {
+            for g in doc.groups {
+                candidates.append(([by.rawValue: g.value ?? Self.noValue], .some(g.value), g.kpis))
+            }
+        } else {
+            candidates.append(([:], .none, doc.total))
+        }
+        var out: [AlertSample] = []
+        for c in candidates {
+            guard let v = c.kpis.value(rule.metric), rule.op.holds(v, rule.threshold) else { continue }
+            let orders = withOrders ? try source.kpiOrders(rule.metric, q, group: c.group, limit: Self.orderLimit) : []
+            out.append(AlertSample(labels: c.labels, value: v, orders: orders, ordersTotal: orders.count, since: nil))
+        }
+        return out.sorted { $0.labels.sorted(by: <).lexicographicallyPrecedes($1.labels.sorted(by: <)) { $0 < $1 } }
+    }
+
+    func slaSamples(_ rule: SLARule, at t: Micros, replay: Bool) throws -> [AlertSample] {
+        let overdue = try source.overdueOrders(rule, at: t, replay: replay)
+        var groups: [String?: [OverdueOrder]] = [:]
+        for o in overdue {
+            let g: String?
+            switch rule.by {
+            case .warehouse: g = o.warehouse
+            case .channel: g = o.channel
+            case .region: g = o.region
+            case nil: g = nil
+            }
+            groups[g, default: []].append(o)
+        }
+        return groups.sorted { ($0.key ?? "") < ($1.key ?? "") }.map { g, orders in
+            // `orders` arrive oldest deadline first: the listed ones are the longest overdue.
+            var labels: [String: String] = [:]
+            if let by = rule.by { labels[by.rawValue] = g ?? Self.noValue }
+            return AlertSample(labels: labels, value: Double(orders.count), orders: orders.prefix(Self.orderLimit).map(\.orderID),
+                               ordersTotal: orders.count, since: orders[0].afterAt + rule.within)
+        }
+    }
+
+    func spanSamples(_ rule: SpanRule, at t: Micros) throws -> [AlertSample] {
+        var total = 0
+        var errors = 0
+        var orders: [String] = []
+        var seen = Set<String>()
+        let keys = (source as? StoreAlertSource)?.correlationKeys ?? SpanCorrelation.defaultKeys
+        for s in try source.spans(startingIn: (t - rule.window)..<t) {
+            if let svc = rule.service, s.service != svc { continue }
+            if let n = rule.name, s.name != n { continue }
+            total += 1
+            guard s.status == .error else { continue }
+            errors += 1
+            if let k = SpanCorrelation.key(of: s, keys: keys), seen.insert(k).inserted { orders.append(k) }
+        }
+        guard total >= rule.minSpans else { return [] }
+        let rate = Double(errors) / Double(total)
+        guard rule.op.holds(rate, rule.threshold) else { return [] }
+        var labels: [String: String] = [:]
+        if let svc = rule.service { labels["service"] = svc }
+        return [AlertSample(labels: labels, value: rate, orders: Array(orders.prefix(Self.orderLimit)), ordersTotal: orders.count, since: nil)]
+    }
+}

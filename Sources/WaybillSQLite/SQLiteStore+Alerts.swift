@@ -1,0 +1,137 @@
+import WaybillModel
+import WaybillStore
+
+extension SQLiteStore: DeadlineReader, AlertStore {
+    static let openStateBound = Stage.invoiced.rawValue
+
+    public func prepareDeadlines(after: Stage) async throws {
+        let col = Schema.stageColumn(after)
+        // Partial: only orders still open (below invoiced, not cancelled) that reached `after`, so the index
+        // holds the open deadlines and nothing else.
+        let sql = "CREATE INDEX IF NOT EXISTS orders_open_\(after.name) ON orders(state, \(col)) WHERE state < \(Self.openStateBound) AND \(col) IS NOT NULL"
+        try await writer.transaction { c in try c.exec(sql) }
+    }
+
+    public func overdueOrders(after: Stage, expect: Stage, cutoff: Micros, asOf: Micros, replay: Bool) throws -> [OverdueOrder] {
+        guard after < expect, expect != .cancelled else { return [] }
+        let col = Schema.stageColumn(after)
+        // The warehouse as known at `asOf`: a later allocation must not move an alert into another group.
+        let fields = "order_id, \(col), CASE WHEN allocated_at <= ?2 THEN alloc_wh WHEN shipped_at <= ?2 THEN ship_wh END, channel, region"
+        return try readers.with { c in
+            var out: [OverdueOrder] = []
+            func collect(_ s: Statement) throws {
+                while try s.step() {
+                    out.append(OverdueOrder(orderID: s.text(0), afterAt: s.int64(1), warehouse: s.optText(2), channel: s.optText(3), region: s.optText(4)))
+                }
+                s.reset()
+            }
+            if replay {
+                // Stage times as of `asOf`: reached `after` by the cutoff, no stage from `expect` on by `asOf`.
+                let later = Stage.allCases.filter { $0 >= expect && $0 != .cancelled }
+                    .map { "coalesce(\(Schema.stageColumn($0)), 9223372036854775807)" }
+                let reached = later.count == 1 ? later[0] : "min(\(later.joined(separator: ", ")))"
+                let s = try c.prepare("""
+                    SELECT \(fields) FROM orders WHERE first_time <= ?1 AND \(col) <= ?1
+                    AND (cancelled_at IS NULL OR cancelled_at > ?2) AND \(reached) > ?2
+                    """)
+                s.bind(1, cutoff).bind(2, asOf)
+                try collect(s)
+            } else {
+                // One index range per open stage between `after` and `expect`: O(overdue orders).
+                let s = try c.prepare("""
+                    SELECT \(fields) FROM orders INDEXED BY orders_open_\(after.name)
+                    WHERE state < \(Self.openStateBound) AND \(col) IS NOT NULL AND state = ?3 AND \(col) <= ?1
+                    """)
+                for state in after.rawValue..<min(expect.rawValue, Self.openStateBound) {
+                    s.bind(1, cutoff).bind(2, asOf).bind(3, Int64(state))
+                    try collect(s)
+                }
+            }
+            out.sort { ($0.afterAt, $0.orderID) < ($1.afterAt, $1.orderID) }
+            return out
+        }
+    }
+
+    public func alertRecords() throws -> [(fingerprint: String, record: [UInt8])] {
+        try readers.with { c in
+            let s = try c.prepare("SELECT fingerprint, record FROM alert_records ORDER BY fingerprint")
+            defer { s.reset() }
+            var out: [(fingerprint: String, record: [UInt8])] = []
+            while try s.step() { out.append((s.text(0), s.blob(1))) }
+            return out
+        }
+    }
+
+    public func commitAlerts(_ commit: AlertCommit) async throws {
+        if commit.isEmpty { return }
+        try await writer.transaction { c in
+            let up = try c.prepare("INSERT OR REPLACE INTO alert_records(fingerprint, record) VALUES(?, ?)")
+            for u in commit.upserts {
+                up.reset()
+                up.bind(1, u.fingerprint).bindBlob(2, u.record)
+                try up.run()
+            }
+            let del = try c.prepare("DELETE FROM alert_records WHERE fingerprint = ?")
+            for d in commit.deletes {
+                del.reset()
+                del.bind(1, d)
+                try del.run()
+            }
+            let ins = try c.prepare("""
+                INSERT INTO alert_outbox(hook, fingerprint, kind, body, created, next_at, attempts, status) VALUES(?,?,?,?,?,?,0,'pending')
+                """)
+            for n in commit.notifications {
+                ins.reset()
+                ins.bind(1, n.hook).bind(2, n.fingerprint).bind(3, n.kind).bindBlob(4, n.body).bind(5, n.created).bind(6, n.nextAt)
+                try ins.run()
+            }
+        }
+    }
+
+    private static let outboxFields = "id, hook, fingerprint, kind, body, created, next_at, attempts, status, last_error, done_at"
+
+    private static func outboxItems(_ s: Statement) throws -> [OutboxItem] {
+        var out: [OutboxItem] = []
+        while try s.step() {
+            out.append(OutboxItem(id: s.int64(0), hook: s.text(1), fingerprint: s.text(2), kind: s.text(3), body: s.blob(4),
+                                  created: s.int64(5), nextAt: s.int64(6), attempts: s.int(7),
+                                  status: OutboxItem.Status(rawValue: s.text(8)) ?? .pending, lastError: s.optText(9), doneAt: s.optInt64(10)))
+        }
+        s.reset()
+        return out
+    }
+
+    public func dueNotifications(now: Micros, limit: Int) throws -> [OutboxItem] {
+        try readers.with { c in
+            let s = try c.prepare("SELECT \(Self.outboxFields) FROM alert_outbox WHERE status = 'pending' AND next_at <= ? ORDER BY next_at, id LIMIT ?")
+            s.bind(1, now).bind(2, Int64(max(0, limit)))
+            return try Self.outboxItems(s)
+        }
+    }
+
+    public func recentNotifications(limit: Int) throws -> [OutboxItem] {
+        try readers.with { c in
+            let s = try c.prepare("SELECT \(Self.outboxFields) FROM alert_outbox ORDER BY id DESC LIMIT ?")
+            s.bind(1, Int64(max(0, limit)))
+            return try Self.outboxItems(s)
+        }
+    }
+
+    public func recordDelivery(id: Int64, attempts: Int, outcome: DeliveryOutcome) async throws {
+        try await writer.transaction { c in
+            let s: Statement
+            switch outcome {
+            case .delivered(let at):
+                s = try c.prepare("UPDATE alert_outbox SET status='delivered', attempts=?, done_at=?, last_error=NULL WHERE id=?")
+                s.bind(1, Int64(attempts)).bind(2, at).bind(3, id)
+            case .retry(let at, let error):
+                s = try c.prepare("UPDATE alert_outbox SET attempts=?, next_at=?, last_error=? WHERE id=?")
+                s.bind(1, Int64(attempts)).bind(2, at).bind(3, error).bind(4, id)
+            case .failed(let at, let error):
+                s = try c.prepare("UPDATE alert_outbox SET status='failed', attempts=?, done_at=?, last_error=? WHERE id=?")
+                s.bind(1, Int64(attempts)).bind(2, at).bind(3, error).bind(4, id)
+            }
+            try s.run()
+        }
+    }
+}

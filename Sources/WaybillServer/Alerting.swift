@@ -1,0 +1,108 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+import WaybillAlerts
+import WaybillModel
+import WaybillStore
+
+/// POSTs notifications with AsyncHTTPClient.
+public struct HTTPNotificationTransport: NotificationTransport {
+    public init() {}
+
+    public func post(url: String, headers: [(String, String)], body: [UInt8], timeout: Micros) async -> TransportResult {
+        var req = HTTPClientRequest(url: url)
+        req.method = .POST
+        for (k, v) in headers { req.headers.add(name: k, value: v) }
+        req.body = .bytes(ByteBuffer(bytes: body))
+        do {
+            let resp = try await HTTPClient.shared.execute(req, timeout: .microseconds(timeout))
+            let text = try await resp.body.collect(upTo: 64 * 1024)
+            return .status(Int(resp.status.code), body: String(buffer: text))
+        } catch {
+            return .failure("\(error)")
+        }
+    }
+}
+
+/// Alerting as the server runs it: the engine, a replay source and the delivery worker.
+public struct Alerting: Sendable {
+    public let engine: AlertEngine
+    public let source: any AlertSource
+    public let config: AlertConfig
+    public let worker: DeliveryWorker
+    public let transport: any NotificationTransport
+
+    public init(config: AlertConfig, source: any AlertSource, store: any AlertStore, baseURL: String,
+                transport: any NotificationTransport = HTTPNotificationTransport(), logger: Logger = Logger(label: "waybill.alerts")) {
+        self.config = config
+        self.source = source
+        self.transport = transport
+        self.engine = AlertEngine(config: config, source: source, store: store, baseURL: baseURL)
+        let log = logger
+        self.worker = DeliveryWorker(store: store, config: config, transport: transport, log: { log.warning("\($0)") })
+    }
+}
+
+/// Evaluates the rules at every multiple of `evaluation_interval` (so that live ticks and `--at` replays
+/// line up), pushes active alerts to Alertmanager when configured, and drains the outbox every second.
+struct AlertService: Service {
+    let alerting: Alerting
+    let clock: @Sendable () -> Micros
+    let logger: Logger
+
+    func run() async throws {
+        do {
+            try await alerting.engine.start()
+        } catch {
+            logger.error("alerting could not start", metadata: ["error": "\(error)"])
+            return
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await evaluationLoop() }
+            group.addTask { await deliveryLoop() }
+            await group.waitForAll()
+        }
+    }
+
+    func evaluationLoop() async {
+        let interval = alerting.config.evaluationInterval
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let now = clock()
+            let next = (now / interval + 1) * interval
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .microseconds(max(0, next - now))) }
+            if Task.isShuttingDownGracefully || Task.isCancelled { return }
+            do {
+                let records = try await alerting.engine.evaluate(at: next)
+                if let am = alerting.config.alertmanager { await push(records, to: am, at: next) }
+            } catch {
+                logger.error("alert evaluation failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    func push(_ records: [AlertRecord], to base: String, at t: Micros) async {
+        let body = AlertPayloads.alertmanagerPush(records, at: t, interval: alerting.config.evaluationInterval, base: alerting.engine.baseURL)
+        guard case .array(let a) = body, !a.isEmpty else { return }
+        let r = await alerting.transport.post(url: base + "/api/v2/alerts", headers: [("Content-Type", "application/json")],
+                                              body: body.jsonBytes, timeout: 10_000_000)
+        switch r {
+        case .status(let code, _) where (200..<300).contains(code): break
+        case .status(let code, let text): logger.warning("alertmanager refused alerts", metadata: ["status": "\(code)", "body": "\(text.prefix(200))"])
+        case .failure(let e): logger.warning("alertmanager unreachable", metadata: ["error": "\(e)"])
+        }
+    }
+
+    func deliveryLoop() async {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                try await alerting.worker.runOnce(now: clock())
+            } catch {
+                logger.error("alert delivery failed", metadata: ["error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import WaybillModel
+
+/// An order past an SLA deadline: it reached the rule's `after` stage at `afterAt` and has not reached
+/// its `expect` stage (or any later one) nor been cancelled.
+public struct OverdueOrder: Hashable, Sendable {
+    public var orderID: String
+    public var afterAt: Micros
+    public var warehouse: String?
+    public var channel: String?
+    public var region: String?
+    public init(orderID: String, afterAt: Micros, warehouse: String?, channel: String?, region: String?) {
+        self.orderID = orderID
+        self.afterAt = afterAt
+        self.warehouse = warehouse
+        self.channel = channel
+        self.region = region
+    }
+}
+
+/// The open deadlines of SLA rules, answered from the per-order facts.
+public protocol DeadlineReader: Sendable {
+    /// Makes `overdueOrders(after:...)` an index range for this `after` stage (idempotent; may build an index).
+    func prepareDeadlines(after: Stage) async throws
+
+    /// Orders that reached `after` at or before `cutoff` and had reached neither `expect` (nor a later
+    /// lifecycle stage) nor `cancelled` by `asOf`. Live (`replay == false`) answers from the open orders'
+    /// index and the orders' current stage, so it assumes no stored event is later than `asOf`; replay
+    /// reads every order's stage times and ignores events after `asOf`. Sorted by `afterAt`, then id.
+    func overdueOrders(after: Stage, expect: Stage, cutoff: Micros, asOf: Micros, replay: Bool) throws -> [OverdueOrder]
+}
+
+/// A notification waiting in (or done with) the durable outbox.
+public struct OutboxItem: Hashable, Sendable {
+    public enum Status: String, Sendable { case pending, delivered, failed }
+    public var id: Int64
+    public var hook: String
+    public var fingerprint: String
+    /// `firing`, `resolved` (what the notification says).
+    public var kind: String
+    public var body: [UInt8]
+    public var created: Micros
+    public var nextAt: Micros
+    public var attempts: Int
+    public var status: Status
+    public var lastError: String?
+    public var doneAt: Micros?
+    public init(id: Int64 = 0, hook: String, fingerprint: String, kind: String, body: [UInt8], created: Micros, nextAt: Micros,
+                attempts: Int = 0, status: Status = .pending, lastError: String? = nil, doneAt: Micros? = nil) {
+        self.id = id
+        self.hook = hook
+        self.fingerprint = fingerprint
+        self.kind = kind
+        self.body = body
+        self.created = created
+        self.nextAt = nextAt
+        self.attempts = attempts
+        self.status = status
+        self.lastError = lastError
+        self.doneAt = doneAt
+    }
+}
+
+/// One atomic change of the alerting state: records to keep or drop and the notifications their state
+/// changes produce. Written in one transaction, so a state change and its notification are never apart.
+public struct AlertCommit: Sendable {
+    public var upserts: [(fingerprint: String, record: [UInt8])] = []
+    public var deletes: [String] = []
+    public var notifications: [OutboxItem] = []
+    public init() {}
+    public var isEmpty: Bool { upserts.isEmpty && deletes.isEmpty && notifications.isEmpty }
+}
+
+/// What happened to one delivery attempt.
+public enum DeliveryOutcome: Sendable, Hashable {
+    case delivered(at: Micros)
+    case retry(at: Micros, error: String)
+    case failed(at: Micros, error: String)
+}
+
+/// Durable alerting state: alert records (opaque to the store) and the notification outbox.
+public protocol AlertStore: Sendable {
+    func alertRecords() throws -> [(fingerprint: String, record: [UInt8])]
+    func commitAlerts(_ commit: AlertCommit) async throws
+    /// Pending notifications due at `now`, oldest first.
+    func dueNotifications(now: Micros, limit: Int) throws -> [OutboxItem]
+    /// The newest notifications in any status, newest first.
+    func recentNotifications(limit: Int) throws -> [OutboxItem]
+    func recordDelivery(id: Int64, attempts: Int, outcome: DeliveryOutcome) async throws
+}

@@ -1,0 +1,181 @@
+import ArgumentParser
+import Foundation
+import WaybillAlerts
+import WaybillModel
+import WaybillSQLite
+import WaybillStore
+
+struct AlertsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "alerts",
+        abstract: "Alerts and alert rules: list (default), check, rules.",
+        subcommands: [AlertsList.self, AlertsCheck.self, AlertsRules.self],
+        defaultSubcommand: AlertsList.self)
+}
+
+/// Rules files given with --config, or $WAYBILL_ALERTS, or ./queries/alerts when it exists.
+struct AlertConfigOptions: ParsableArguments {
+    @Option(name: .long, help: "Alert rules: a YAML file or a directory of them (default: $WAYBILL_ALERTS, else ./queries/alerts).")
+    var config: [String] = []
+
+    /// - Parameter required: reading commands need rules and fall back to ./queries/alerts; the server runs without.
+    func load(required: Bool) throws -> AlertConfig? {
+        var paths = config
+        if paths.isEmpty, let env = ProcessInfo.processInfo.environment["WAYBILL_ALERTS"] { paths = [env] }
+        if paths.isEmpty, required, FileManager.default.fileExists(atPath: "queries/alerts") { paths = ["queries/alerts"] }
+        if paths.isEmpty {
+            if required { throw CLIError("no alert rules: pass --config FILE (or a directory), or set WAYBILL_ALERTS") }
+            return nil
+        }
+        do {
+            return try AlertConfig.load(paths: paths)
+        } catch let e as AlertConfigError {
+            throw CLIError(e.description)
+        }
+    }
+}
+
+struct AlertsList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "Pending, firing and just-resolved alerts: live from a server (--url), or evaluated over the store (--db) now or --at a past instant.")
+
+    @Option(help: "Evaluate as of this instant (RFC 3339 or relative like -2h); events after it are invisible.") var at: String?
+    @Option(help: "Only alerts in this state: pending, firing or resolved.") var state: String?
+    @Option(help: "Benchmark: evaluate each rule this many times (live path, --db only) and print timings to stderr.") var timings: Int?
+    @OptionGroup var rules: AlertConfigOptions
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var output: FormatOptions
+
+    func validate() throws {
+        if let s = state, AlertState(rawValue: s) == nil { throw ValidationError("--state: must be pending, firing or resolved") }
+        if let n = timings, n < 1 { throw ValidationError("--timings: must be at least 1") }
+    }
+
+    func run() async throws {
+        let now = currentMicros()
+        var at = now
+        if let a = self.at {
+            guard let t = TimeText.parse(a, now: now) else { throw CLIError("--at: '\(a)' is not an RFC 3339 time or relative like -2h") }
+            at = t
+        }
+        let doc: JSONValue
+        if let url = store.url {
+            var q: [String: String] = [:]
+            if let a = self.at { q["at"] = RFC3339.format(TimeText.parse(a, now: now)!) }
+            if let state { q["state"] = state }
+            guard let d = try await RemoteClient(url).getJSON("/api/v1/alerts", query: q) else { throw CLIError("the server has no alerts API") }
+            doc = d
+        } else {
+            let config = try rules.load(required: true)!
+            let s = try openForReading(store.dbPath)
+            defer { s.close() }
+            let source = StoreAlertSource(store: s)
+            if let n = timings { try await measure(config, source, at: at, repeats: n) }
+            var records = try AlertReplay.evaluate(config: config, source: source, at: at)
+            if let state { records = records.filter { $0.state.rawValue == state } }
+            doc = AlertPayloads.alertsDocument(records, at: at, base: config.externalURL ?? "http://127.0.0.1:4318")
+        }
+        if output.isJSON {
+            writeStdout(doc.jsonBytes + [0x0A])
+            return
+        }
+        let alerts = doc["alerts"]?.arrayValue ?? []
+        print("Alerts as of \(doc["at"]?.stringValue ?? "")")
+        if alerts.isEmpty {
+            print("nothing pending or firing")
+            return
+        }
+        var rows = [["STATE", "RULE", "LABELS", "VALUE", "SINCE", "ORDERS"]]
+        for a in alerts {
+            let labels = (a["labels"]?.objectValue ?? [:]).filter { $0.key != "alertname" }.sorted { $0.key < $1.key }
+                .map { "\($0.key)=\($0.value.stringValue ?? "")" }.joined(separator: " ")
+            let orders = (a["orders"]?.arrayValue ?? []).prefix(3).compactMap(\.stringValue)
+            let total = Int(a["orders_total"]?.doubleValue ?? 0)
+            let more = total > orders.count ? " +\(total - orders.count)" : ""
+            rows.append([a["state"]?.stringValue ?? "", a["rule"]?.stringValue ?? "", labels,
+                         AlertTransitions.formatValue(a["value"]?.doubleValue ?? 0), a["since"]?.stringValue ?? "",
+                         orders.joined(separator: " ") + more])
+        }
+        print(table(rows), terminator: "")
+        if let first = alerts.first?["orders"]?.arrayValue?.first?.stringValue {
+            print("\nTrace one: waybill trace \(first)\(store.url.map { " --url \($0)" } ?? " --db \(store.dbPath)")")
+        }
+    }
+
+    /// Times the live evaluation path (deadline index, per-rule evaluation) as the server runs it.
+    func measure(_ config: AlertConfig, _ source: StoreAlertSource, at: Micros, repeats: Int) async throws {
+        let evaluator = AlertEvaluator(source: source)
+        for rule in config.rules {
+            try await source.prepare(rule)
+            var ms: [Double] = []
+            var count = 0
+            for _ in 0..<repeats {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                let samples = try evaluator.samples(rule, at: at, replay: false)
+                ms.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+                count = samples.reduce(0) { $0 + $1.ordersTotal }
+            }
+            ms.sort()
+            printErr(String(format: "timing %@: %d runs, min %.2f ms, median %.2f ms, max %.2f ms (%d orders behind the alerts)",
+                            rule.name, repeats, ms[0], ms[ms.count / 2], ms[ms.count - 1], count))
+        }
+    }
+}
+
+struct AlertsCheck: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Validate alert rule files without running them; exit 1 naming the file, rule and field at fault.")
+
+    @Argument(help: "YAML files or directories of them.") var paths: [String]
+
+    func run() async throws {
+        let config: AlertConfig
+        do {
+            config = try AlertConfig.load(paths: paths)
+        } catch let e as AlertConfigError {
+            throw CLIError(e.description)
+        }
+        let env = ProcessInfo.processInfo.environment
+        for h in config.hooks { if let s = h.secretEnv, env[s] == nil { printErr("note: hook '\(h.name)': \(s) is not set in this environment") } }
+        print("ok: \(config.rules.count) rules, \(config.hooks.count) hooks in \(paths.joined(separator: ", "))")
+    }
+}
+
+struct AlertsRules: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "rules", abstract: "The loaded alert rules (and, from a server, how their last evaluation went).")
+
+    @OptionGroup var rules: AlertConfigOptions
+    @Option(name: .long, help: "A running Waybill server, e.g. http://127.0.0.1:4318.") var url: String?
+    @OptionGroup var output: FormatOptions
+
+    func run() async throws {
+        let doc: JSONValue
+        if let url {
+            guard let d = try await RemoteClient(url).getJSON("/api/v1/rules") else { throw CLIError("the server has no rules API") }
+            doc = d
+        } else {
+            doc = AlertPayloads.rulesDocument(try rules.load(required: true)!, status: [])
+        }
+        if output.isJSON {
+            writeStdout(doc.jsonBytes + [0x0A])
+            return
+        }
+        var rows = [["RULE", "KIND", "CONDITION", "FOR", "SEVERITY", "ACTIVE", "LAST EVAL"]]
+        for r in doc["rules"]?.arrayValue ?? [] {
+            let cond: String
+            switch r["kind"]?.stringValue {
+            case "kpi": cond = "\(r["kpi"]?.stringValue ?? "") \(r["op"]?.stringValue ?? "") \(AlertTransitions.formatValue(r["threshold"]?.doubleValue ?? 0)) over \(r["window"]?.stringValue ?? "")"
+            case "sla": cond = "\(r["after"]?.stringValue ?? "") → \(r["expect"]?.stringValue ?? "") within \(r["within"]?.stringValue ?? "")"
+            default: cond = "error_rate \(r["error_rate"]?.stringValue ?? "") over \(r["window"]?.stringValue ?? "")"
+            }
+            let by = r["by"]?.stringValue.map { " by \($0)" } ?? ""
+            let eval = r["evaluation_ms"]?.doubleValue.map { String(format: "%.1f ms", $0) } ?? "-"
+            rows.append([r["name"]?.stringValue ?? "", r["kind"]?.stringValue ?? "", cond + by, r["for"]?.stringValue ?? "",
+                         r["severity"]?.stringValue ?? "", TraceTimeline.num(r["active"]?.doubleValue ?? 0),
+                         (r["error"]?.stringValue).map { "error: \($0)" } ?? eval])
+        }
+        print(table(rows), terminator: "")
+    }
+}
