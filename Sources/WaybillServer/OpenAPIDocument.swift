@@ -98,6 +98,23 @@ enum OpenAPIDocument {
             "200": {"description": "The key was used before: the first order", "content": {"application/json": {"schema": {"type": "object"}}}},
             "400": {"description": "Bad order or missing Idempotency-Key", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
             "503": {"description": "No orchestration service runs in this server", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+        "/api/v1/alerts": {"get": {
+          "summary": "Pending, firing and recently resolved alerts; with `at`, every rule replayed as of that instant",
+          "parameters": [{"name": "at", "in": "query", "schema": {"type": "string"}, "description": "RFC 3339 or relative like -2h: replay (events after it are invisible)"},
+                         {"name": "state", "in": "query", "schema": {"type": "string", "enum": ["pending", "firing", "resolved"]}}],
+          "responses": {"200": {"description": "Alerts", "content": {"application/json": {"schema": {"type": "object", "properties": {
+              "at": {"type": "string", "format": "date-time"},
+              "alerts": {"type": "array", "items": {"type": "object", "properties": {
+                "rule": {"type": "string"}, "state": {"type": "string"}, "labels": {"type": "object"}, "value": {"type": "number"},
+                "since": {"type": "string"}, "orders": {"type": "array", "items": {"type": "string"}}, "orders_total": {"type": "integer"},
+                "traces": {"type": "array", "items": {"type": "string"}}, "fingerprint": {"type": "string"}, "severity": {"type": "string"},
+                "annotations": {"type": "object"}}}}}}}}},
+                        "400": {"description": "Bad parameter", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+        "/api/v1/rules": {"get": {
+          "summary": "The loaded alert rules and hooks, with each rule's last evaluation",
+          "responses": {"200": {"description": "Rules", "content": {"application/json": {"schema": {"type": "object", "properties": {
+              "rules": {"type": "array", "items": {"type": "object"}}, "hooks": {"type": "array", "items": {"type": "object"}},
+              "evaluation_interval": {"type": "string"}}}}}}}}},
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"type": "string"}}}}}}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text format 0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3", "content": {"application/json": {"schema": {"type": "object"}}}}}}}
