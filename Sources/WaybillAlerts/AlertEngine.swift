@@ -22,6 +22,9 @@ public actor AlertEngine {
     private var records: [String: AlertRecord] = [:]
     private var status: [String: RuleStatus] = [:]
     private var started = false
+    private var lastPrune: Micros = .min / 2
+    /// How long delivered and failed notifications stay in the outbox.
+    public static let outboxHistory: Micros = 7 * 86_400_000_000
 
     public init(config: AlertConfig, source: any AlertSource, store: any AlertStore, baseURL: String) {
         self.config = config
@@ -65,6 +68,10 @@ public actor AlertEngine {
             status[rule.name]?.durationMillis = Double(DispatchTime.now().uptimeNanoseconds - began) / 1e6
         }
         var commit = AlertCommit()
+        if t - lastPrune >= 3_600_000_000 {
+            commit.pruneBefore = t - Self.outboxHistory
+            lastPrune = t
+        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         for (fp, var r) in next {

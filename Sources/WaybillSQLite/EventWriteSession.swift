@@ -542,29 +542,24 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     func deleteBefore(_ cutoff: Micros) async throws -> Int {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Int, any Error>) in
-            cond.lock()
-            if stopping {
-                cond.unlock()
-                c.resume(throwing: StoreError.unavailable("the store is closing"))
-                return
-            }
-            jobs.append(.delete(cutoff, c))
-            cond.signal()
-            cond.unlock()
-        }
+        try await enqueueUnbounded { .delete(cutoff, $0) }
     }
 
     /// Runs `body` in one transaction on the writer thread.
     func transaction(_ body: @escaping @Sendable (Connection) throws -> Void) async throws {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+        try await enqueueUnbounded { .transaction(body, $0) }
+    }
+
+    /// Queues a job that the event bound does not apply to (it carries no events).
+    private func enqueueUnbounded<T>(_ job: @escaping (CheckedContinuation<T, any Error>) -> Job) async throws -> T {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
             cond.lock()
             if stopping {
                 cond.unlock()
                 c.resume(throwing: StoreError.unavailable("the store is closing"))
                 return
             }
-            jobs.append(.transaction(body, c))
+            jobs.append(job(c))
             cond.signal()
             cond.unlock()
         }

@@ -63,8 +63,11 @@ extension SQLiteStore: DeadlineReader, AlertStore {
     }
 
     public func commitAlerts(_ commit: AlertCommit) async throws {
-        if commit.isEmpty { return }
+        if commit.isEmpty && commit.pruneBefore == nil { return }
         try await writer.transaction { c in
+            if let cutoff = commit.pruneBefore {
+                try c.prepare("DELETE FROM alert_outbox WHERE status != 'pending' AND done_at < ?").bind(1, cutoff).run()
+            }
             let up = try c.prepare("INSERT OR REPLACE INTO alert_records(fingerprint, record) VALUES(?, ?)")
             for u in commit.upserts {
                 up.reset()

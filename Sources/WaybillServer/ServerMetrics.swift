@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import WaybillAlerts
 import WaybillStore
 
 /// Counters exposed on `/metrics` in the Prometheus text format.
@@ -36,6 +37,17 @@ final class ServerMetrics: Sendable {
         metric("waybill_store_orders", "gauge", "Orders with facts in the store.", [("", stats.orders)])
         metric("waybill_store_linked_keys", "gauge", "Keys taking part in links.", [("", stats.linkedKeys)])
         metric("waybill_ingest_queue_events", "gauge", "Events waiting for the group-commit writer.", [("", stats.queuedEvents)])
+        return out
+    }
+
+    /// Alerting gauges: alerts by state, and per rule its last evaluation's cost and whether it failed.
+    static func alertText(alerts: [AlertRecord], rules: [RuleStatus]) -> String {
+        var out = "# HELP waybill_alerts Alerts by state.\n# TYPE waybill_alerts gauge\n"
+        for s in [AlertState.pending, .firing, .resolved] { out += "waybill_alerts{state=\"\(s.rawValue)\"} \(alerts.filter { $0.state == s }.count)\n" }
+        out += "# HELP waybill_alert_rule_evaluation_seconds Duration of each rule's last evaluation.\n# TYPE waybill_alert_rule_evaluation_seconds gauge\n"
+        for r in rules { out += "waybill_alert_rule_evaluation_seconds{rule=\"\(r.rule.name)\"} \((r.durationMillis ?? 0) / 1000)\n" }
+        out += "# HELP waybill_alert_rule_failing Whether a rule's last evaluation failed (1) or not (0).\n# TYPE waybill_alert_rule_failing gauge\n"
+        for r in rules { out += "waybill_alert_rule_failing{rule=\"\(r.rule.name)\"} \(r.error == nil ? 0 : 1)\n" }
         return out
     }
 }

@@ -31,7 +31,7 @@ struct WaybillAPI: Sendable {
         router.get("/api/v1/rules") { req, _ in try await getRules(req) }
         router.get("/alerts") { req, _ in try await alertsPage(req) }
         router.get("/healthz") { _, _ in try health() }
-        router.get("/metrics") { _, _ in try metricsText() }
+        router.get("/metrics") { _, _ in try await metricsText() }
         router.get("/openapi.json") { _, _ in jsonResponse(OpenAPIDocument.document) }
     }
 
@@ -93,8 +93,9 @@ struct WaybillAPI: Sendable {
         jsonResponse(.object(["status": "ok"]))
     }
 
-    func metricsText() throws -> Response {
-        let text = metrics.prometheusText(stats: try store.stats())
+    func metricsText() async throws -> Response {
+        var text = metrics.prometheusText(stats: try store.stats())
+        if let alerting { text += ServerMetrics.alertText(alerts: await alerting.engine.alerts(), rules: await alerting.engine.rules()) }
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 }

@@ -66,6 +66,8 @@ public struct AlertCommit: Sendable {
     public var upserts: [(fingerprint: String, record: [UInt8])] = []
     public var deletes: [String] = []
     public var notifications: [OutboxItem] = []
+    /// Delivered and failed notifications finished before this go (the outbox keeps a week of history).
+    public var pruneBefore: Micros?
     public init() {}
     public var isEmpty: Bool { upserts.isEmpty && deletes.isEmpty && notifications.isEmpty }
 }

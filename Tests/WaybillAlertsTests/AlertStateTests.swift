@@ -131,3 +131,52 @@ final class ScriptedSource: AlertSource, @unchecked Sendable {
         #expect(DeliveryWorker.backoff(afterAttempts: 30, jitter: 1) == 600_000_000)
     }
 }
+
+@Suite struct AlertPayloadTests {
+    static let record = AlertRecord(fingerprint: "0123456789abcdef", rule: "OrderNotShipped", severity: "page",
+                                    labels: ["alertname": "OrderNotShipped", "warehouse": "DC-EAST"], annotations: ["summary": "late"],
+                                    state: .resolved, since: 1_000_000, firingAt: 2_000_000, resolvedAt: 9_000_000, value: 2,
+                                    orders: ["SO-1", "SO 2"], ordersTotal: 2, evaluatedAt: 9_000_000)
+
+    @Test func waybillBodyHasTheFieldsOfAlertsMd() {
+        let b = AlertPayloads.waybillNotification(Self.record, status: .resolved, base: "http://w:4318")
+        for k in ["status", "rule", "severity", "fingerprint", "labels", "annotations", "starts_at", "ends_at", "value", "orders", "url"] {
+            #expect(b[k] != nil, "missing \(k)")
+        }
+        #expect(b["status"]?.stringValue == "resolved")
+        #expect(b["ends_at"]?.stringValue == RFC3339.format(9_000_000))
+        #expect(b["traces"]?.arrayValue?.last?.stringValue == "http://w:4318/traces/SO%202")
+        let firing = AlertPayloads.waybillNotification(Self.record, status: .firing, base: "http://w:4318")
+        #expect(firing["ends_at"] == .null)
+    }
+
+    /// The shape Alertmanager's webhook receivers parse (version 4).
+    @Test func alertmanagerWebhookVersion4() {
+        let b = AlertPayloads.alertmanagerWebhook(Self.record, status: .resolved, receiver: "ops", base: "http://w")
+        #expect(b["version"]?.stringValue == "4")
+        #expect(b["status"]?.stringValue == "resolved")
+        #expect(b["receiver"]?.stringValue == "ops")
+        #expect(b["groupKey"]?.stringValue == "{}:{alertname=\"OrderNotShipped\", warehouse=\"DC-EAST\"}")
+        #expect(b["groupLabels"]?["warehouse"]?.stringValue == "DC-EAST")
+        let alert = b["alerts"]?.arrayValue?.first
+        #expect(alert?["status"]?.stringValue == "resolved")
+        #expect(alert?["labels"]?["severity"]?.stringValue == "page")
+        #expect(alert?["annotations"]?["orders"]?.stringValue == "SO-1, SO 2")
+        #expect(alert?["endsAt"]?.stringValue == RFC3339.format(9_000_000))
+        #expect(alert?["fingerprint"]?.stringValue == "0123456789abcdef")
+        #expect(alert?["generatorURL"]?.stringValue == "http://w/alerts#0123456789abcdef")
+    }
+
+    @Test func alertmanagerPushKeepsFiringAlertsAliveAndEndsResolvedOnes() {
+        var firing = Self.record
+        firing.state = .firing
+        firing.resolvedAt = nil
+        var pending = Self.record
+        pending.state = .pending
+        let push = AlertPayloads.alertmanagerPush([firing, pending, Self.record], at: 100_000_000, interval: 15_000_000, base: "http://w")
+        let a = push.arrayValue ?? []
+        #expect(a.count == 2)
+        #expect(a[0]["endsAt"]?.stringValue == RFC3339.format(100_000_000 + 240_000_000))
+        #expect(a[1]["endsAt"]?.stringValue == RFC3339.format(9_000_000))
+    }
+}

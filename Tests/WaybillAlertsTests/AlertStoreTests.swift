@@ -212,5 +212,10 @@ func orderEvent(_ order: String, _ stage: String, _ t: Micros, warehouse: String
         let item = try #require(try store.recentNotifications(limit: 1).first)
         #expect(item.status == .failed)
         #expect(item.lastError?.contains("400") == true)
+        // A week later the finished item is pruned from the outbox (the repeat notification is new).
+        try await engine.evaluate(at: t + 8 * 86_400_000_000)
+        let later = try store.recentNotifications(limit: 10)
+        #expect(!later.contains { $0.status == .failed })
+        #expect(later.map(\.status) == [.pending])
     }
 }
