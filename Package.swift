@@ -11,6 +11,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
@@ -19,7 +20,9 @@ let package = Package(
         .target(name: "WaybillStore", dependencies: ["WaybillModel"]),
         .target(name: "WaybillStoreConformance", dependencies: ["WaybillModel", "WaybillStore"]),
         .target(name: "WaybillSQLite", dependencies: ["WaybillModel", "WaybillStore", "CSQLite"]),
-        .target(name: "WaybillCollectors", dependencies: ["WaybillModel", "WaybillStore", "CZlib"]),
+        .target(name: "WaybillCollectors", dependencies: [
+            "WaybillModel", "WaybillStore", "CZlib", .product(name: "Yams", package: "Yams"),
+        ]),
         .target(name: "WaybillServices", dependencies: ["WaybillModel"]),
         .target(name: "WaybillKPI", dependencies: ["WaybillModel", "WaybillStore"]),
         .target(name: "WaybillServer", dependencies: [
@@ -32,7 +35,7 @@ let package = Package(
         ]),
         .testTarget(name: "WaybillModelTests", dependencies: ["WaybillModel"]),
         .testTarget(name: "WaybillSQLiteTests", dependencies: ["WaybillSQLite", "WaybillStoreConformance", "WaybillKPI"]),
-        .testTarget(name: "WaybillCollectorsTests", dependencies: ["WaybillCollectors"], exclude: ["Fixtures"]),
+        .testTarget(name: "WaybillCollectorsTests", dependencies: ["WaybillCollectors", "WaybillModel"], exclude: ["Fixtures"]),
         .testTarget(name: "WaybillServicesTests", dependencies: ["WaybillServices"]),
         .testTarget(name: "WaybillKPITests", dependencies: ["WaybillKPI"]),
         .testTarget(name: "WaybillServerTests", dependencies: [

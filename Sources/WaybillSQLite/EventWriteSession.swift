@@ -34,9 +34,15 @@ final class EventWriteSession {
     private var filterReady = false
 
     let rollup: (any FactsRollup)?
+    /// Span attributes that join a span to an order (`SpanCorrelation`), checked when the span is stored.
+    let correlationKeys: [String]
+    let spanWriter: SpanBlockWriter
 
-    init(conn: Connection, rollup: (any FactsRollup)?, recentDedupLimit: Int = 300_000) throws {
+    init(conn: Connection, rollup: (any FactsRollup)?, recentDedupLimit: Int = 300_000,
+         correlationKeys: [String] = SpanCorrelation.defaultKeys) throws {
         self.conn = conn
+        self.correlationKeys = correlationKeys
+        spanWriter = SpanBlockWriter(conn: conn)
         self.rollup = rollup
         self.recentDedupLimit = recentDedupLimit
         eventKey = try Statement(conn: conn, sql: "SELECT source, id FROM events WHERE seq = ?")
@@ -394,19 +400,13 @@ final class EventWriteSession {
     func writeSpans(_ spans: [Span]) throws -> AppendResult {
         try conn.exec("BEGIN IMMEDIATE")
         do {
-            let ins = try conn.prepare("INSERT OR IGNORE INTO spans(trace_id, span_id, start, order_key, body) VALUES(?,?,?,?,?)")
-            var r = AppendResult()
-            for s in spans {
-                ins.reset()
-                ins.bind(1, s.traceID).bind(2, s.spanID).bind(3, s.start).bind(4, SpanCorrelation.key(of: s))
-                ins.bindBlob(5, s.storageJSON.jsonBytes)
-                try ins.run()
-                if conn.changes > 0 { r.accepted += 1 } else { r.duplicates += 1 }
-            }
+            let r = try spanWriter.write(spans.map { ($0, SpanCorrelation.key(of: $0, keys: correlationKeys)) })
             try conn.exec("COMMIT")
+            spanWriter.committed()
             return r
         } catch {
             try? conn.exec("ROLLBACK")
+            spanWriter.rolledBack()
             throw error
         }
     }
@@ -417,7 +417,7 @@ final class EventWriteSession {
             try conn.prepare("DELETE FROM dedup WHERE seq IN (SELECT seq FROM events WHERE time < ?)").bind(1, cutoff).run()
             try conn.prepare("DELETE FROM events WHERE time < ?").bind(1, cutoff).run()
             let n = conn.changes
-            try conn.prepare("DELETE FROM spans WHERE start < ?").bind(1, cutoff).run()
+            try spanWriter.deleteBefore(cutoff)
             if let rollup {
                 // Retract the deleted orders from the rollups before their facts go.
                 let s = try conn.prepare("SELECT facts FROM orders WHERE last_time < ?")
@@ -433,12 +433,14 @@ final class EventWriteSession {
             }
             try conn.prepare("DELETE FROM orders WHERE last_time < ?").bind(1, cutoff).run()
             try conn.exec("COMMIT")
+            spanWriter.committed()
             factsCache.removeAll()
             // Deleted events leave the recent hashes too; the filter may keep their bits (false positives only).
             if filterReady { try loadRecent() }
             return n
         } catch {
             try? conn.exec("ROLLBACK")
+            spanWriter.rolledBack()
             throw error
         }
     }

@@ -33,6 +33,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Delete events older than this (e.g. 90d), checked hourly. Default: keep everything.")
     var retention: String?
 
+    @OptionGroup var collectors: CollectorsConfigOptions
+
     func validate() throws {
         if let r = retention, DurationText.parse(r) == nil { throw ValidationError("--retention: must be a duration such as 30d") }
         guard (1...65535).contains(port) else { throw ValidationError("--port: must be from 1 to 65535") }
@@ -42,7 +44,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let path = db ?? ProcessInfo.processInfo.environment["WAYBILL_DB"] ?? "waybill.db"
-        var options = SQLiteStore.Options()
+        var options = try collectors.storeOptions()
         options.synchronous = sync.uppercased()
         options.maxQueuedEvents = maxQueuedEvents
         let store = try SQLiteStore(path: path, options: options, rollup: KPIFactsRollup())
