@@ -396,14 +396,17 @@ final class EventWriteSession {
         }
     }
 
-    /// Stores spans in one transaction; `(trace id, span id)` already stored is a duplicate.
-    func writeSpans(_ spans: [Span]) throws -> AppendResult {
+    /// Stores several appends of spans in one transaction, one result each; `(trace id, span id)`
+    /// already stored, by an earlier append or earlier in the same one, is a duplicate.
+    func writeSpans(_ batches: [[Span]]) throws -> [AppendResult] {
         try conn.exec("BEGIN IMMEDIATE")
         do {
-            let r = try spanWriter.write(spans.map { ($0, SpanCorrelation.key(of: $0, keys: correlationKeys)) })
+            let results = try batches.map { spans in
+                try spanWriter.write(spans.map { ($0, SpanCorrelation.key(of: $0, keys: correlationKeys)) })
+            }
             try conn.exec("COMMIT")
             spanWriter.committed()
-            return r
+            return results
         } catch {
             try? conn.exec("ROLLBACK")
             spanWriter.rolledBack()
@@ -569,9 +572,12 @@ final class GroupCommitWriter: @unchecked Sendable {
             var n = 0
             if case .delete = jobs[0] {
                 take.append(jobs.removeFirst())
-            } else if case .spans(let ss, _) = jobs[0] {
-                take.append(jobs.removeFirst())
-                n = ss.count
+            } else if case .spans = jobs[0] {
+                // Span appends share a transaction too, up to the batch size.
+                while let first = jobs.first, case .spans(let ss, _) = first, take.isEmpty || n + ss.count <= maxBatch {
+                    take.append(jobs.removeFirst())
+                    n += ss.count
+                }
             } else {
                 while let first = jobs.first, case .append(let p, _) = first, take.isEmpty || n + p.events.count <= maxBatch {
                     take.append(jobs.removeFirst())
@@ -591,23 +597,20 @@ final class GroupCommitWriter: @unchecked Sendable {
             do { c.resume(returning: try session.deleteBefore(cutoff)) } catch { c.resume(throwing: error) }
             return
         }
-        if case .spans(let spans, let c) = take[0] {
-            do { c.resume(returning: try session.writeSpans(spans)) } catch { c.resume(throwing: error) }
-            return
+        if case .spans = take[0] {
+            commit(take.compactMap { if case .spans(let s, let c) = $0 { return (s, c) } else { return nil } }, session.writeSpans)
+        } else {
+            commit(take.compactMap { if case .append(let p, let c) = $0 { return (p, c) } else { return nil } }, session.write)
         }
-        var batches: [PreparedAppend] = []
-        var conts: [CheckedContinuation<AppendResult, any Error>] = []
-        for j in take {
-            if case .append(let p, let c) = j {
-                batches.append(p)
-                conts.append(c)
-            }
-        }
+    }
+
+    /// Writes the batches of several jobs in one transaction and answers each job.
+    private func commit<Batch>(_ jobs: [(Batch, CheckedContinuation<AppendResult, any Error>)], _ write: ([Batch]) throws -> [AppendResult]) {
         do {
-            let results = try session.write(batches)
-            for (c, r) in zip(conts, results) { c.resume(returning: r) }
+            let results = try write(jobs.map(\.0))
+            for (j, r) in zip(jobs, results) { j.1.resume(returning: r) }
         } catch {
-            for c in conts { c.resume(throwing: error) }
+            for j in jobs { j.1.resume(throwing: error) }
         }
     }
 }

@@ -32,6 +32,10 @@ enum SpanBlocks {
     static let maxWidth: Micros = 600_000_000
     /// Most spans in one block.
     static let maxSpans = 512
+    /// Spans of a trace that arrive after its last written block join that block (rewritten) while it holds
+    /// at most this many; past it they start a new block. This keeps traces whose spans arrive a few at
+    /// a time (one request per service) compact, at a bounded cost of re-encoding.
+    static let maxMergedSpans = 32
     /// Strings longer than this (UTF-8 bytes) are never dictionary-coded.
     static let maxDictString = 128
     /// Resources whose JSON is longer than this are never dictionary-coded.
@@ -133,17 +137,19 @@ enum SpanBlocks {
         }
     }
 
+    /// The blocks stored for a trace, read through `c`.
+    static func blocks(ofTrace t: String, _ c: Connection, lookup: (Int64) throws -> Entry) throws -> [(seq: Int64, spans: [Span])] {
+        let q = try c.prepare("SELECT seq, start, body FROM span_blocks WHERE trace = ?")
+        defer { q.reset() }
+        bindTrace(q, 1, t)
+        var out: [(seq: Int64, spans: [Span])] = []
+        while try q.step() { out.append((q.int64(0), try decodeBlock(q.blob(2), traceID: t, start: q.int64(1), lookup: lookup))) }
+        return out
+    }
+
     /// Every span stored for each trace, read through `c`.
     static func spans(ofTraces traceIDs: [String], _ c: Connection, lookup: (Int64) throws -> Entry) throws -> [Span] {
-        let q = try c.prepare("SELECT start, body FROM span_blocks WHERE trace = ?")
-        defer { q.reset() }
-        var out: [Span] = []
-        for t in traceIDs {
-            q.reset()
-            bindTrace(q, 1, t)
-            while try q.step() { out += try decodeBlock(q.blob(1), traceID: t, start: q.int64(0), lookup: lookup) }
-        }
-        return out
+        try traceIDs.flatMap { try blocks(ofTrace: $0, c, lookup: lookup).flatMap(\.spans) }
     }
 
     static func resourceJSON(service: String, attributes: [String: JSONValue]) -> [UInt8] {
@@ -470,7 +476,8 @@ final class SpanBlockWriter {
         for t in order {
             let all = byTrace[t]!
             seen.removeAll(keepingCapacity: true)
-            for s in try stored(trace: t) { seen.insert(s.spanID) }
+            let blocks = try SpanBlocks.blocks(ofTrace: t, conn, lookup: lookup)
+            for b in blocks { for s in b.spans { seen.insert(s.spanID) } }
             var group: [Span] = []
             // Correlation keys once per (key, trace), with the latest start of a span that carries it.
             var keyLast: [String: Micros] = [:]
@@ -481,6 +488,15 @@ final class SpanBlockWriter {
             r.duplicates += all.count - group.count
             r.accepted += group.count
             group.sort { $0.start < $1.start }
+            // The block written last is the one still growing.
+            let latest = blocks.filter { !$0.spans.isEmpty }.max { $0.seq < $1.seq }
+            if let latest, !group.isEmpty, latest.spans.count + group.count <= SpanBlocks.maxMergedSpans {
+                let merged = (latest.spans + group).sorted { $0.start < $1.start }
+                if SpanBlocks.within(merged[0].start, merged[merged.count - 1].start) {
+                    try rewrite(seq: latest.seq, merged)
+                    group = []
+                }
+            }
             var lo = 0
             while lo < group.count {
                 var hi = lo + 1
@@ -503,9 +519,12 @@ final class SpanBlockWriter {
         return r
     }
 
-    /// The spans already stored for a trace.
-    func stored(trace t: String) throws -> [Span] {
-        try SpanBlocks.spans(ofTraces: [t], conn, lookup: lookup)
+    /// Replaces a block's spans (sorted by start, not empty).
+    private func rewrite(seq: Int64, _ spans: [Span]) throws {
+        let update = try conn.prepare("UPDATE span_blocks SET start = ?, last = ?, n = ?, body = ? WHERE seq = ?")
+        update.bind(1, spans[0].start).bind(2, spans[spans.count - 1].start).bind(3, spans.count)
+        update.bindBlob(4, try encode(spans[...], base: spans[0].start)).bind(5, seq)
+        try update.run()
     }
 
     /// Deletes the spans that start before `cutoff`; blocks that straddle it are rewritten without them.
@@ -524,13 +543,9 @@ final class SpanBlockWriter {
             }
         }
         s.reset()
-        let update = try conn.prepare("UPDATE span_blocks SET start = ?, n = ?, body = ? WHERE seq = ?")
         for (seq, _, spans) in straddling {
             let kept = spans.filter { $0.start >= cutoff }.sorted { $0.start < $1.start }
-            guard let first = kept.first else { continue }
-            update.reset()
-            update.bind(1, first.start).bind(2, kept.count).bindBlob(3, try encode(kept[...], base: first.start)).bind(4, seq)
-            try update.run()
+            if !kept.isEmpty { try rewrite(seq: seq, kept) }
         }
         try conn.prepare("DELETE FROM span_keys WHERE last < ?").bind(1, cutoff).run()
     }

@@ -72,6 +72,46 @@ import WaybillStore
         #expect(try store.trace(key: "ORD-1")?.spans.count == spans.count)
     }
 
+    /// Queued span appends (the writer commits them together); a span sent by two of them is stored once
+    /// and counted as a duplicate of the later one.
+    @Test func queuedSpanAppendsStoreEachSpanOnce() async throws {
+        let store = try SQLiteStore(path: temporaryDatabase())
+        defer { store.close() }
+        let spans = Self.unusualSpans()
+        store.writer.setPaused(true)
+        let first = Task { try await store.appendSpans(Array(spans[0..<4])) }
+        while store.queuedEvents < 4 { try await Task.sleep(nanoseconds: 1_000_000) }
+        let second = Task { try await store.appendSpans(Array(spans[2...])) }
+        while store.queuedEvents < spans.count + 2 { try await Task.sleep(nanoseconds: 1_000_000) }
+        store.writer.setPaused(false)
+        let (a, b) = (try await first.value, try await second.value)
+        #expect(a == AppendResult(accepted: 4, duplicates: 0))
+        #expect(b == AppendResult(accepted: spans.count - 4, duplicates: 2))
+        #expect(try store.spans(startingIn: Micros.min..<Micros.max, limit: 100).count == spans.count)
+    }
+
+    /// A trace whose spans arrive one request at a time is kept in one block while it is small.
+    @Test func spansArrivingOneAtATimeJoinTheirTracesLatestBlock() async throws {
+        let path = temporaryDatabase()
+        let store = try SQLiteStore(path: path)
+        defer { store.close() }
+        let trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+        var spans: [Span] = []
+        for i in 0..<(SpanBlocks.maxMergedSpans + 3) {
+            let attributes: [String: JSONValue] = i == 5 ? ["order.id": "ORD-M"] : [:]
+            let parent: String? = i == 0 ? nil : String(format: "%016x", 1)
+            spans.append(Span(traceID: trace, spanID: String(format: "%016x", i + 1), parentSpanID: parent, service: "svc\(i % 4)",
+                              name: "op", start: Micros(1000 - i), end: 2000, attributes: attributes))
+        }
+        for s in spans { #expect(try await store.appendSpans([s]) == AppendResult(accepted: 1, duplicates: 0)) }
+        #expect(try await store.appendSpans(spans) == AppendResult(accepted: 0, duplicates: spans.count))
+        let c = try Connection(path: path)
+        #expect(try c.scalarInt("SELECT count(*) FROM span_blocks") == 2)
+        #expect(try c.scalarInt("SELECT sum(n) FROM span_blocks") == spans.count)
+        #expect(Self.sorted(try store.trace(key: "ORD-M")?.spans ?? []) == Self.sorted(spans))
+        #expect(try store.spans(startingIn: 0..<Micros.max, limit: 100) == spans.sorted { $0.start < $1.start })
+    }
+
     /// `spans(startingIn:limit:)` against a plain filter over the same spans: windows that cut blocks,
     /// limits that stop inside a window.
     @Test func spansByStartTimeMatchAPlainFilter() async throws {
