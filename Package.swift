@@ -21,7 +21,9 @@ let package = Package(
         .target(name: "WaybillStore", dependencies: ["WaybillModel"]),
         .target(name: "WaybillStoreConformance", dependencies: ["WaybillModel", "WaybillStore"]),
         .target(name: "WaybillSQLite", dependencies: ["WaybillModel", "WaybillStore", "CSQLite"]),
-        .target(name: "WaybillCollectors", dependencies: ["WaybillModel", "WaybillStore", "CZlib"]),
+        .target(name: "WaybillCollectors", dependencies: [
+            "WaybillModel", "WaybillStore", "CZlib", .product(name: "Yams", package: "Yams"),
+        ]),
         .target(name: "WaybillServices", dependencies: ["WaybillModel"]),
         .target(name: "WaybillKPI", dependencies: ["WaybillModel", "WaybillStore"]),
         .target(name: "WaybillAlerts", dependencies: [
@@ -40,7 +42,7 @@ let package = Package(
         ]),
         .testTarget(name: "WaybillModelTests", dependencies: ["WaybillModel"]),
         .testTarget(name: "WaybillSQLiteTests", dependencies: ["WaybillSQLite", "WaybillStoreConformance", "WaybillKPI"]),
-        .testTarget(name: "WaybillCollectorsTests", dependencies: ["WaybillCollectors"], exclude: ["Fixtures"]),
+        .testTarget(name: "WaybillCollectorsTests", dependencies: ["WaybillCollectors", "WaybillModel"], exclude: ["Fixtures"]),
         .testTarget(name: "WaybillServicesTests", dependencies: ["WaybillServices"]),
         .testTarget(name: "WaybillKPITests", dependencies: ["WaybillKPI"]),
         .testTarget(name: "WaybillAlertsTests", dependencies: ["WaybillAlerts", "WaybillSQLite", "WaybillKPI"]),

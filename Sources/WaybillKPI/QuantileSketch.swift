@@ -1,4 +1,5 @@
 import Foundation
+import WaybillModel
 
 /// A mergeable, retractable quantile sketch of non-negative integer values (Waybill feeds it
 /// durations in microseconds), after DDSketch (Masson et al., VLDB 2019).

@@ -34,9 +34,15 @@ final class EventWriteSession {
     private var filterReady = false
 
     let rollup: (any FactsRollup)?
+    /// Span attributes that join a span to an order (`SpanCorrelation`), checked when the span is stored.
+    let correlationKeys: [String]
+    let spanWriter: SpanBlockWriter
 
-    init(conn: Connection, rollup: (any FactsRollup)?, recentDedupLimit: Int = 300_000) throws {
+    init(conn: Connection, rollup: (any FactsRollup)?, recentDedupLimit: Int = 300_000,
+         correlationKeys: [String] = SpanCorrelation.defaultKeys) throws {
         self.conn = conn
+        self.correlationKeys = correlationKeys
+        spanWriter = SpanBlockWriter(conn: conn)
         self.rollup = rollup
         self.recentDedupLimit = recentDedupLimit
         eventKey = try Statement(conn: conn, sql: "SELECT source, id FROM events WHERE seq = ?")
@@ -397,23 +403,20 @@ final class EventWriteSession {
         }
     }
 
-    /// Stores spans in one transaction; `(trace id, span id)` already stored is a duplicate.
-    func writeSpans(_ spans: [Span]) throws -> AppendResult {
+    /// Stores several appends of spans in one transaction, one result each; `(trace id, span id)`
+    /// already stored, by an earlier append or earlier in the same one, is a duplicate.
+    func writeSpans(_ batches: [[Span]]) throws -> [AppendResult] {
         try conn.exec("BEGIN IMMEDIATE")
         do {
-            let ins = try conn.prepare("INSERT OR IGNORE INTO spans(trace_id, span_id, start, order_key, body) VALUES(?,?,?,?,?)")
-            var r = AppendResult()
-            for s in spans {
-                ins.reset()
-                ins.bind(1, s.traceID).bind(2, s.spanID).bind(3, s.start).bind(4, SpanCorrelation.key(of: s))
-                ins.bindBlob(5, s.storageJSON.jsonBytes)
-                try ins.run()
-                if conn.changes > 0 { r.accepted += 1 } else { r.duplicates += 1 }
+            let results = try batches.map { spans in
+                try spanWriter.write(spans.map { ($0, SpanCorrelation.key(of: $0, keys: correlationKeys)) })
             }
             try conn.exec("COMMIT")
-            return r
+            spanWriter.committed()
+            return results
         } catch {
             try? conn.exec("ROLLBACK")
+            spanWriter.rolledBack()
             throw error
         }
     }
@@ -435,7 +438,7 @@ final class EventWriteSession {
             try conn.prepare("DELETE FROM dedup WHERE seq IN (SELECT seq FROM events WHERE time < ?)").bind(1, cutoff).run()
             try conn.prepare("DELETE FROM events WHERE time < ?").bind(1, cutoff).run()
             let n = conn.changes
-            try conn.prepare("DELETE FROM spans WHERE start < ?").bind(1, cutoff).run()
+            try spanWriter.deleteBefore(cutoff)
             if let rollup {
                 // Retract the deleted orders from the rollups before their facts go.
                 let s = try conn.prepare("SELECT facts FROM orders WHERE last_time < ?")
@@ -451,12 +454,14 @@ final class EventWriteSession {
             }
             try conn.prepare("DELETE FROM orders WHERE last_time < ?").bind(1, cutoff).run()
             try conn.exec("COMMIT")
+            spanWriter.committed()
             factsCache.removeAll()
             // Deleted events leave the recent hashes too; the filter may keep their bits (false positives only).
             if filterReady { try loadRecent() }
             return n
         } catch {
             try? conn.exec("ROLLBACK")
+            spanWriter.rolledBack()
             throw error
         }
     }
@@ -599,9 +604,12 @@ final class GroupCommitWriter: @unchecked Sendable {
                 take.append(jobs.removeFirst())
             } else if case .transaction = jobs[0] {
                 take.append(jobs.removeFirst())
-            } else if case .spans(let ss, _) = jobs[0] {
-                take.append(jobs.removeFirst())
-                n = ss.count
+            } else if case .spans = jobs[0] {
+                // Span appends share a transaction too, up to the batch size.
+                while let first = jobs.first, case .spans(let ss, _) = first, take.isEmpty || n + ss.count <= maxBatch {
+                    take.append(jobs.removeFirst())
+                    n += ss.count
+                }
             } else {
                 while let first = jobs.first, case .append(let p, _) = first, take.isEmpty || n + p.events.count <= maxBatch {
                     take.append(jobs.removeFirst())
@@ -621,27 +629,24 @@ final class GroupCommitWriter: @unchecked Sendable {
             do { c.resume(returning: try session.deleteBefore(cutoff)) } catch { c.resume(throwing: error) }
             return
         }
-        if case .spans(let spans, let c) = take[0] {
-            do { c.resume(returning: try session.writeSpans(spans)) } catch { c.resume(throwing: error) }
-            return
-        }
         if case .transaction(let body, let c) = take[0] {
             do { c.resume(returning: try session.transaction(body)) } catch { c.resume(throwing: error) }
             return
         }
-        var batches: [PreparedAppend] = []
-        var conts: [CheckedContinuation<AppendResult, any Error>] = []
-        for j in take {
-            if case .append(let p, let c) = j {
-                batches.append(p)
-                conts.append(c)
-            }
+        if case .spans = take[0] {
+            commit(take.compactMap { if case .spans(let s, let c) = $0 { return (s, c) } else { return nil } }, session.writeSpans)
+        } else {
+            commit(take.compactMap { if case .append(let p, let c) = $0 { return (p, c) } else { return nil } }, session.write)
         }
+    }
+
+    /// Writes the batches of several jobs in one transaction and answers each job.
+    private func commit<Batch>(_ jobs: [(Batch, CheckedContinuation<AppendResult, any Error>)], _ write: ([Batch]) throws -> [AppendResult]) {
         do {
-            let results = try session.write(batches)
-            for (c, r) in zip(conts, results) { c.resume(returning: r) }
+            let results = try write(jobs.map(\.0))
+            for (j, r) in zip(jobs, results) { j.1.resume(returning: r) }
         } catch {
-            for c in conts { c.resume(throwing: error) }
+            for j in jobs { j.1.resume(throwing: error) }
         }
     }
 }

@@ -121,6 +121,7 @@ final class Statement {
     }
 
     func isNull(_ c: Int32) -> Bool { sqlite3_column_type(stmt, c) == SQLITE_NULL }
+    func isBlob(_ c: Int32) -> Bool { sqlite3_column_type(stmt, c) == SQLITE_BLOB }
     func int(_ c: Int32) -> Int { Int(sqlite3_column_int64(stmt, c)) }
     func int64(_ c: Int32) -> Int64 { sqlite3_column_int64(stmt, c) }
     func optInt64(_ c: Int32) -> Int64? { isNull(c) ? nil : sqlite3_column_int64(stmt, c) }

@@ -22,6 +22,9 @@ public final class SQLiteStore: WaybillStore, @unchecked Sendable {
         public var mmapBytes = 64 << 20
         /// Events whose idempotency hashes stay in memory before they are merged into the `dedup` index.
         public var recentDedupLimit = 300_000
+        /// Span attributes (span, then resource) whose value joins a span to an order: events.md section 4,
+        /// configured by `collectors/waybill-collectors.yaml`. Applied when a span is stored.
+        public var correlationKeys = SpanCorrelation.defaultKeys
         public init() {}
     }
 
@@ -30,6 +33,7 @@ public final class SQLiteStore: WaybillStore, @unchecked Sendable {
     let writer: GroupCommitWriter
     private let writeSession: EventWriteSession
     let readers: ReaderPool
+    private let spanDictionary = SpanDictionaryCache()
 
     /// - Parameter rollup: maintains KPI rollups beside the facts (the server and CLI pass the KPI engine's).
     public init(path: String, options: Options = Options(), rollup: (any FactsRollup)? = nil) throws {
@@ -46,7 +50,8 @@ public final class SQLiteStore: WaybillStore, @unchecked Sendable {
         try conn.exec("PRAGMA wal_autocheckpoint=8000")
         try conn.exec("PRAGMA mmap_size=\(options.mmapBytes)")
         try Schema.migrate(conn)
-        let write = try EventWriteSession(conn: conn, rollup: rollup, recentDedupLimit: options.recentDedupLimit)
+        let write = try EventWriteSession(conn: conn, rollup: rollup, recentDedupLimit: options.recentDedupLimit,
+                                          correlationKeys: options.correlationKeys)
         writeSession = write
         writer = GroupCommitWriter(session: write, maxQueuedEvents: options.maxQueuedEvents, maxBatchEvents: options.maxBatchEvents)
         readers = ReaderPool(path: path, cacheMiB: options.readerCacheMiB)
@@ -72,15 +77,27 @@ public final class SQLiteStore: WaybillStore, @unchecked Sendable {
     }
 
     public func spans(startingIn range: Range<Micros>, limit: Int) throws -> [Span] {
-        try readers.with { c in
-            let s = try c.prepare("SELECT body FROM spans WHERE start >= ? AND start < ? ORDER BY start LIMIT ?")
-            s.bind(1, range.lowerBound).bind(2, range.upperBound).bind(3, Int64(max(0, limit)))
+        guard limit > 0, !range.isEmpty else { return [] }
+        return try readers.with { c in
+            // A block holds starts within `maxWidth` of its first, so blocks that begin up to that much
+            // before the window may hold spans in it. Once `limit` spans are found, a block that starts
+            // after the limit-th earliest of them cannot change the answer.
+            let s = try c.prepare("SELECT trace, start, body FROM span_blocks WHERE start >= ? AND start < ? AND last >= ? ORDER BY start")
+            s.bind(1, SpanBlocks.earliestBlockStart(for: range.lowerBound)).bind(2, range.upperBound).bind(3, range.lowerBound)
             defer { s.reset() }
             var out: [Span] = []
+            var bound: Micros?
             while try s.step() {
-                if let sp = (try? JSONParser.parse(s.blob(0))).flatMap(Span.init(storageJSON:)) { out.append(sp) }
+                if let bound, s.int64(1) > bound { break }
+                for sp in try spanDictionary.decode(s.blob(2), traceID: SpanBlocks.traceID(s, 0), start: s.int64(1), c)
+                where range.contains(sp.start) { out.append(sp) }
+                if bound == nil, out.count >= limit {
+                    out.sort { $0.start < $1.start }
+                    bound = out[limit - 1].start
+                }
             }
-            return out
+            out.sort { ($0.start, $0.traceID, $0.spanID) < ($1.start, $1.traceID, $1.spanID) }
+            return Array(out.prefix(limit))
         }
     }
 
@@ -127,7 +144,7 @@ public final class SQLiteStore: WaybillStore, @unchecked Sendable {
                 }
                 q.reset()
             }
-            let spans = try Self.loadSpans(c, members: members, events: events)
+            let spans = try loadSpans(c, members: members, events: events)
             if events.isEmpty && root == nil && spans.isEmpty { return nil }
             let correlation = root ?? key
             return Trace(correlationID: correlation, keys: members, events: events, facts: try Self.loadFacts(c, correlation), spans: spans)
@@ -140,27 +157,16 @@ public final class SQLiteStore: WaybillStore, @unchecked Sendable {
 
     /// Every span of every trace that belongs to the group: traces named by its events' `traceparent`,
     /// and traces of which some span carries one of its keys.
-    static func loadSpans(_ c: Connection, members: [String], events: [CloudEvent]) throws -> [Span] {
+    func loadSpans(_ c: Connection, members: [String], events: [CloudEvent]) throws -> [Span] {
         var traceIDs = Set(events.compactMap(\.traceID))
-        let byKey = try c.prepare("SELECT DISTINCT trace_id FROM spans WHERE order_key = ?")
+        let byKey = try c.prepare("SELECT trace FROM span_keys WHERE key = ?")
         for k in members {
             byKey.reset()
             byKey.bind(1, k)
-            while try byKey.step() { traceIDs.insert(byKey.text(0)) }
+            while try byKey.step() { traceIDs.insert(SpanBlocks.traceID(byKey, 0)) }
         }
         byKey.reset()
-        guard !traceIDs.isEmpty else { return [] }
-        let q = try c.prepare("SELECT body FROM spans WHERE trace_id = ?")
-        var out: [Span] = []
-        for t in traceIDs.sorted() {
-            q.reset()
-            q.bind(1, t)
-            while try q.step() {
-                if let s = (try? JSONParser.parse(q.blob(0))).flatMap(Span.init(storageJSON:)) { out.append(s) }
-            }
-        }
-        q.reset()
-        return out
+        return try spanDictionary.spans(ofTraces: traceIDs.sorted(), c)
     }
 
     static func loadFacts(_ c: Connection, _ orderID: String) throws -> OrderFacts? {

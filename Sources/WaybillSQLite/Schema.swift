@@ -1,4 +1,5 @@
 import WaybillModel
+import WaybillStore
 
 /// Schema migrations, applied in order once each; `meta.schema_version` records how far a database is.
 ///
@@ -17,6 +18,10 @@ import WaybillModel
 ///   roughly in time order, so the rows being updated are recent and stay in cache.
 /// - `keys` is the link structure of events.md section 3: every key that takes part in a link points to
 ///   the root (correlation id) of its group, so a trace is a few index seeks, never a scan.
+/// - Spans (version 6) are stored in blocks, one row per trace and write (`SpanBlocks`): `span_blocks`
+///   is appended in arrival order and indexed by trace id (trace assembly) and by `(start, last)` (the
+///   service view, retention); `span_keys` holds one row per correlation key and trace, which is what
+///   joins spans to orders; `span_dict` codes attribute keys, span names and resources.
 enum Schema {
     static let migrations: [String] = [
         """
@@ -104,6 +109,18 @@ enum Schema {
                                   last_error TEXT, done_at INTEGER);
         CREATE INDEX alert_outbox_due ON alert_outbox(next_at) WHERE status = 'pending';
         """,
+        // Compact spans (SpanBlocks.swift): blocks of spans of one trace, ids as bytes, keys, names and
+        // resources in a dictionary, the correlation keys once per (key, trace). `spans` rows of version 5
+        // are converted by `convertVersion5Spans` right after this step, which then drops `spans`.
+        """
+        CREATE TABLE span_dict(id INTEGER PRIMARY KEY, kind INTEGER NOT NULL, value BLOB NOT NULL);
+        CREATE UNIQUE INDEX span_dict_value ON span_dict(kind, value);
+        CREATE TABLE span_blocks(seq INTEGER PRIMARY KEY, trace BLOB NOT NULL, start INTEGER NOT NULL, last INTEGER NOT NULL,
+                                 n INTEGER NOT NULL, body BLOB NOT NULL);
+        CREATE INDEX span_blocks_trace ON span_blocks(trace);
+        CREATE INDEX span_blocks_start ON span_blocks(start, last);
+        CREATE TABLE span_keys(key TEXT NOT NULL, trace BLOB NOT NULL, last INTEGER NOT NULL, PRIMARY KEY(key, trace)) WITHOUT ROWID;
+        """,
     ]
 
     /// The stage-time column of each lifecycle stage.
@@ -139,6 +156,32 @@ enum Schema {
         }
     }
 
+    /// Steps in Swift that run right after the SQL migration of the same schema version, in its transaction.
+    static let conversions: [Int: @Sendable (Connection) throws -> Void] = [7: { try convertVersion5Spans($0) }]
+
+    /// Moves the JSON span rows of version 5 into span blocks, keeping the correlation key each row was
+    /// stored with, then drops the old table and its indexes. Spans of one trace are converted together.
+    static func convertVersion5Spans(_ c: Connection) throws {
+        let writer = SpanBlockWriter(conn: c)
+        let s = try c.prepare("SELECT order_key, body FROM spans ORDER BY trace_id, start")
+        var batch: [(span: Span, key: String?)] = []
+        while try s.step() {
+            let body = s.blob(1)
+            guard let span = (try? JSONParser.parse(body)).flatMap(Span.init(storageJSON:)) else {
+                s.reset()
+                throw StoreError.engine("migration 7: a stored span is not readable: \(String(decoding: body.prefix(120), as: UTF8.self))")
+            }
+            if batch.count >= 5_000, batch.last?.span.traceID != span.traceID {
+                _ = try writer.write(batch)
+                batch.removeAll(keepingCapacity: true)
+            }
+            batch.append((span, s.optText(0)))
+        }
+        s.reset()
+        _ = try writer.write(batch)
+        try c.exec("DROP TABLE spans")
+    }
+
     static func groupKey(_ g: String?) -> String { g.map { "=" + $0 } ?? "" }
     static func group(fromKey k: String) -> String? { k.isEmpty ? nil : String(k.dropFirst()) }
 
@@ -150,7 +193,10 @@ enum Schema {
         if current < migrations.count {
             try c.exec("BEGIN IMMEDIATE")
             do {
-                for v in current..<migrations.count { try c.exec(migrations[v]) }
+                for v in current..<migrations.count {
+                    try c.exec(migrations[v])
+                    try conversions[v + 1]?(c)
+                }
                 try c.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', ?)").bind(1, String(migrations.count)).run()
                 try c.exec("COMMIT")
             } catch {

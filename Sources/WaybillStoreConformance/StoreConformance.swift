@@ -28,6 +28,7 @@ public enum StoreConformance {
         Check(name: "search filters and pages without gaps or repeats", body: searchFiltersAndPaging),
         Check(name: "retention deletes events older than the cutoff", body: retention),
         Check(name: "spans join orders by attribute and by traceparent, whole traces, in any arrival order", body: spans),
+        Check(name: "spans by start time, earliest first, and retention of spans", body: spansByTimeAndRetention),
     ]
 
     static func expect(_ cond: Bool, _ message: @autoclosure () -> String) throws {
@@ -277,5 +278,28 @@ public enum StoreConformance {
         let removed = try await store.deleteEvents(before: cutoff)
         try expect(removed == events.filter { $0.time < cutoff }.count, "removed \(removed)")
         try expect(try store.stats().events == events.filter { $0.time >= cutoff }.count, "left")
+    }
+
+    static func spansByTimeAndRetention(_ make: Factory) async throws {
+        let store = try make()
+        defer { store.close() }
+        // Trace a spans 40 minutes, so its spans may be stored apart; trace e is keyed on its late span only.
+        let all: [Span] = [
+            span("a", "1", service: "orchestrator", start: 0, attrs: ["order.id": "ORD-T"]),
+            span("a", "2", parent: "1", service: "erp", start: 600),
+            span("a", "3", parent: "1", service: "wms", start: 2400),
+            span("e", "4", service: "carrier", start: 300),
+            span("e", "5", parent: "4", service: "carrier", start: 1800, attrs: ["order.id": "ORD-E"]),
+        ]
+        _ = try await store.appendSpans(all)
+        let byStart = all.sorted { $0.start < $1.start }
+        func window(_ a: Int, _ b: Int) -> Range<Micros> { (t0 + Micros(a) * 1_000_000)..<(t0 + Micros(b) * 1_000_000) }
+        try expect(try store.spans(startingIn: window(0, 3000), limit: 10) == byStart, "all spans, earliest first")
+        try expect(try store.spans(startingIn: window(0, 3000), limit: 2) == Array(byStart.prefix(2)), "limit keeps the earliest")
+        try expect(try store.spans(startingIn: window(301, 2400), limit: 10) == [all[1], all[4]], "window [301 s, 2400 s)")
+        _ = try await store.deleteEvents(before: t0 + 1000 * 1_000_000)
+        try expect(try store.spans(startingIn: window(0, 3000), limit: 10) == [all[4], all[2]], "spans before the cutoff are gone")
+        try expect(try store.trace(key: "ORD-T") == nil, "ORD-T's only keyed span is gone, so is its join")
+        try expect(try store.trace(key: "ORD-E")?.spans == [all[4]], "ORD-E keeps what is left of its trace")
     }
 }

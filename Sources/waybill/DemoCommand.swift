@@ -17,6 +17,7 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Port.") var port = 4318
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Store file (default: a new one in a temporary directory).") var db: String?
+    @OptionGroup var collectors: CollectorsConfigOptions
     @Flag(help: "Delete the --db file first if it exists.") var reset = false
     @Option(help: "Simulated time runs this many times faster than real time after the backfill.") var speed: Double = 1
     @Option(help: "Average orders a day.") var ordersPerDay: Double = 5_000
@@ -52,7 +53,7 @@ struct DemoCommand: AsyncParsableCommand {
         do { options.faults = try FaultPlan.parse(faults, warehouses: FulfilmentNetwork.standard.warehouses.map(\.id)) } catch {
             throw CLIError("--faults: \(error)")
         }
-        let store = try SQLiteStore(path: path, rollup: KPIFactsRollup())
+        let store = try SQLiteStore(path: path, options: try collectors.storeOptions(), rollup: KPIFactsRollup())
         defer { store.close() }
         var config = ServerConfig()
         config.host = host

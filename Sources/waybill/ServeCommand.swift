@@ -35,6 +35,7 @@ struct ServeCommand: AsyncParsableCommand {
     var retention: String?
 
     @OptionGroup var alertRules: AlertConfigOptions
+    @OptionGroup var collectors: CollectorsConfigOptions
 
     func validate() throws {
         if let r = retention, DurationText.parse(r) == nil { throw ValidationError("--retention: must be a duration such as 30d") }
@@ -45,7 +46,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let path = db ?? ProcessInfo.processInfo.environment["WAYBILL_DB"] ?? "waybill.db"
-        var options = SQLiteStore.Options()
+        let rules = try alertRules.load(required: false)
+        var options = try collectors.storeOptions()
         options.synchronous = sync.uppercased()
         options.maxQueuedEvents = maxQueuedEvents
         let store = try SQLiteStore(path: path, options: options, rollup: KPIFactsRollup())
@@ -56,8 +58,9 @@ struct ServeCommand: AsyncParsableCommand {
         config.maxBodyBytes = maxBody
         config.retention = retention.flatMap(DurationText.parse)
         var alerting: Alerting?
-        if let rules = try alertRules.load(required: false) {
-            let a = Alerting(config: rules, source: StoreAlertSource(store: store), store: store, baseURL: "http://\(host):\(port)")
+        if let rules {
+            let a = Alerting(config: rules, source: StoreAlertSource(store: store, correlationKeys: options.correlationKeys), store: store,
+                             baseURL: "http://\(host):\(port)")
             let missing = a.worker.missingSecrets()
             if !missing.isEmpty {
                 throw CLIError("alert hooks name secrets that are not set in the environment: \(missing.joined(separator: "; ")) "

@@ -28,6 +28,7 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "Also write the spans (one JSON object a line) to this file; with --out only.") var spansOut: String?
     @Option(help: "Send the events to a running server.") var url: String?
     @Option(help: "Write the events into this embedded store.") var db: String?
+    @OptionGroup var collectors: CollectorsConfigOptions
     @Option(help: "Instead of simulating: time this many allocation decisions on one thread and print decisions/s.")
     var allocationBenchmark: Int?
 
@@ -69,7 +70,8 @@ struct SimulateCommand: AsyncParsableCommand {
         // Spans are stored in-process with --db; --url sends events only until the server speaks OTLP.
         let sink = StoreEventSink(keepSpans: db != nil)
         let sim = try Simulator(config, sink: sink)
-        let store: SQLiteStore? = try db.map { try SQLiteStore(path: $0, rollup: KPIFactsRollup()) }
+        let storeOptions = try collectors.storeOptions()
+        let store: SQLiteStore? = try db.map { try SQLiteStore(path: $0, options: storeOptions, rollup: KPIFactsRollup()) }
         defer { store?.close() }
         let remote = try url.map { try RemoteSink(url: $0) }
         var sent = AppendResult()

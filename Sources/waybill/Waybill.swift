@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import WaybillCollectors
+import WaybillSQLite
 
 @main
 struct Waybill: AsyncParsableCommand {
@@ -23,6 +25,25 @@ struct StoreOptions: ParsableArguments {
     func validate() throws {
         if db != nil && url != nil { throw ValidationError("--db and --url exclude each other: read the file or ask the server") }
         if let u = url, URL(string: u)?.host == nil { throw ValidationError("--url: must be a URL such as http://127.0.0.1:4318, got '\(u)'") }
+    }
+}
+
+/// `--collectors-config FILE`: collector settings (collectors/README.md), for commands that store spans.
+struct CollectorsConfigOptions: ParsableArguments {
+    @Option(name: .long, help: "Collectors config file (YAML, see collectors/waybill-collectors.yaml): span correlation keys.")
+    var collectorsConfig: String?
+
+    /// The config, or the defaults without a file. A bad file is a CLIError naming the file and field.
+    func load() throws -> CollectorsConfig {
+        guard let path = collectorsConfig else { return CollectorsConfig() }
+        do { return try CollectorsConfig.load(path: path) } catch { throw CLIError("--collectors-config: \(error)") }
+    }
+
+    /// Store options carrying the config's correlation keys.
+    func storeOptions(_ base: SQLiteStore.Options = SQLiteStore.Options()) throws -> SQLiteStore.Options {
+        var o = base
+        o.correlationKeys = try load().correlationKeys
+        return o
     }
 }
 

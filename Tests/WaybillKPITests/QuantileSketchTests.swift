@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import WaybillKPI
+import WaybillModel
 
 struct QuantileSketchTests {
     static let distributions: [(String, @Sendable (inout SeededRandom) -> Int64)] = [
