@@ -3,7 +3,8 @@
 
 Orders are accepted over the 48 hours before AT. Every order stays open (nothing is invoiced or
 cancelled). STUCK of them (default 1%) are never allocated; the rest are allocated within 10
-minutes to one of six warehouses and some move on (released, picked, packed, shipped).
+minutes to one of six warehouses and move on (released, picked, packed, shipped) as far as AT
+allows, except that STUCK of them stop at each later stage.
 """
 import json, random, sys
 from datetime import datetime, timedelta, timezone
@@ -31,7 +32,7 @@ for i in range(n):
     stage_t = t2
     for stage in ["released", "picked", "packed", "shipped"]:
         stage_t = stage_t + timedelta(seconds=rng.uniform(600, 7200))
-        if stage_t >= at or rng.random() < 0.3:
+        if stage_t >= at or rng.random() < stuck:
             break
         data = {"warehouse": wh}
         if stage == "shipped":

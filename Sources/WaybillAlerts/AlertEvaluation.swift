@@ -7,7 +7,8 @@ public protocol AlertSource: Sendable {
     func kpiDocument(_ q: KPIQuery) throws -> KPIDocument
     /// The orders behind a KPI figure (worst first), optionally within one group.
     func kpiOrders(_ metric: KPIMetric, _ q: KPIQuery, group: String??, limit: Int) throws -> [String]
-    func overdueOrders(_ rule: SLARule, at: Micros, replay: Bool) throws -> [OverdueOrder]
+    /// The overdue orders of an SLA rule, grouped by its `by`, each group with its first `limit` orders.
+    func overdueOrders(_ rule: SLARule, at: Micros, replay: Bool, limit: Int) throws -> [OverdueGroup]
     func spans(startingIn range: Range<Micros>) throws -> [Span]
     /// Readies whatever the rule reads (an SLA rule's deadline index).
     func prepare(_ rule: AlertRule) async throws
@@ -34,8 +35,16 @@ public struct StoreAlertSource: AlertSource {
         try kpi.explain(metric, q, group: group, limit: limit).map(\.orderID)
     }
 
-    public func overdueOrders(_ rule: SLARule, at: Micros, replay: Bool) throws -> [OverdueOrder] {
-        try store.overdueOrders(after: rule.after, expect: rule.expect, cutoff: at - rule.within, asOf: at, replay: replay)
+    public func overdueOrders(_ rule: SLARule, at: Micros, replay: Bool, limit: Int) throws -> [OverdueGroup] {
+        let grouping: OverdueGrouping
+        switch rule.by {
+        case .warehouse: grouping = .warehouse
+        case .channel: grouping = .channel
+        case .region: grouping = .region
+        case nil: grouping = .none
+        }
+        return try store.overdueOrders(after: rule.after, expect: rule.expect, cutoff: at - rule.within, asOf: at, replay: replay,
+                                       groupBy: grouping, limit: limit)
     }
 
     public func spans(startingIn range: Range<Micros>) throws -> [Span] {
@@ -99,24 +108,11 @@ public struct AlertEvaluator: Sendable {
     }
 
     func slaSamples(_ rule: SLARule, at t: Micros, replay: Bool) throws -> [AlertSample] {
-        let overdue = try source.overdueOrders(rule, at: t, replay: replay)
-        var groups: [String?: [OverdueOrder]] = [:]
-        for o in overdue {
-            let g: String?
-            switch rule.by {
-            case .warehouse: g = o.warehouse
-            case .channel: g = o.channel
-            case .region: g = o.region
-            case nil: g = nil
-            }
-            groups[g, default: []].append(o)
-        }
-        return groups.sorted { ($0.key ?? "") < ($1.key ?? "") }.map { g, orders in
-            // `orders` arrive oldest deadline first: the listed ones are the longest overdue.
+        try source.overdueOrders(rule, at: t, replay: replay, limit: Self.orderLimit).map { g in
             var labels: [String: String] = [:]
-            if let by = rule.by { labels[by.rawValue] = g ?? Self.noValue }
-            return AlertSample(labels: labels, value: Double(orders.count), orders: orders.prefix(Self.orderLimit).map(\.orderID),
-                               ordersTotal: orders.count, since: orders[0].afterAt + rule.within)
+            if let by = rule.by { labels[by.rawValue] = g.value ?? Self.noValue }
+            // The listed orders are the longest overdue; `since` is the oldest deadline.
+            return AlertSample(labels: labels, value: Double(g.count), orders: g.orders, ordersTotal: g.count, since: g.oldest + rule.within)
         }
     }
 

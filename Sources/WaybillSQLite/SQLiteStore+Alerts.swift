@@ -12,16 +12,37 @@ extension SQLiteStore: DeadlineReader, AlertStore {
         try await writer.transaction { c in try c.exec(sql) }
     }
 
-    public func overdueOrders(after: Stage, expect: Stage, cutoff: Micros, asOf: Micros, replay: Bool) throws -> [OverdueOrder] {
+    public func overdueOrders(after: Stage, expect: Stage, cutoff: Micros, asOf: Micros, replay: Bool,
+                              groupBy: OverdueGrouping, limit: Int) throws -> [OverdueGroup] {
         guard after < expect, expect != .cancelled else { return [] }
         let col = Schema.stageColumn(after)
         // The warehouse as known at `asOf`: a later allocation must not move an alert into another group.
-        let fields = "order_id, \(col), CASE WHEN allocated_at <= ?2 THEN alloc_wh WHEN shipped_at <= ?2 THEN ship_wh END, channel, region"
+        let group: String
+        switch groupBy {
+        case .none: group = "NULL"
+        case .warehouse: group = "CASE WHEN allocated_at <= ?2 THEN alloc_wh WHEN shipped_at <= ?2 THEN ship_wh END"
+        case .channel: group = "channel"
+        case .region: group = "region"
+        }
+        let openStates = after.rawValue..<min(expect.rawValue, Self.openStateBound)
+        let live = "FROM orders INDEXED BY orders_open_\(after.name) WHERE state < \(Self.openStateBound) AND \(col) IS NOT NULL AND state = ?3 AND \(col) <= ?1"
         return try readers.with { c in
-            var out: [OverdueOrder] = []
+            var groups: [String?: (count: Int, oldest: Micros, top: [(Micros, String)])] = [:]
+            /// Rows of one statement in (after time, id) order: all counted, a group's first `limit` kept. Over
+            /// several statements the union of their firsts holds the overall first `limit` of each group.
             func collect(_ s: Statement) throws {
+                var kept: [String?: Int] = [:]
                 while try s.step() {
-                    out.append(OverdueOrder(orderID: s.text(0), afterAt: s.int64(1), warehouse: s.optText(2), channel: s.optText(3), region: s.optText(4)))
+                    let g = s.optText(0)
+                    let at = s.int64(1)
+                    var x = groups[g] ?? (0, Micros.max, [])
+                    x.count += 1
+                    x.oldest = min(x.oldest, at)
+                    if kept[g, default: 0] < limit {
+                        x.top.append((at, s.text(2)))
+                        kept[g, default: 0] += 1
+                    }
+                    groups[g] = x
                 }
                 s.reset()
             }
@@ -31,24 +52,38 @@ extension SQLiteStore: DeadlineReader, AlertStore {
                     .map { "coalesce(\(Schema.stageColumn($0)), 9223372036854775807)" }
                 let reached = later.count == 1 ? later[0] : "min(\(later.joined(separator: ", ")))"
                 let s = try c.prepare("""
-                    SELECT \(fields) FROM orders WHERE first_time <= ?1 AND \(col) <= ?1
-                    AND (cancelled_at IS NULL OR cancelled_at > ?2) AND \(reached) > ?2
+                    SELECT \(group), \(col), order_id FROM orders WHERE first_time <= ?1 AND \(col) <= ?1
+                    AND (cancelled_at IS NULL OR cancelled_at > ?2) AND \(reached) > ?2 ORDER BY \(col), order_id
                     """)
                 s.bind(1, cutoff).bind(2, asOf)
                 try collect(s)
+            } else if groupBy == .none {
+                // Counted from the index alone; only the longest-overdue orders are read, per open stage.
+                let agg = try c.prepare("SELECT count(*), min(\(col)) \(live)")
+                let top = try c.prepare("SELECT NULL, \(col), order_id \(live) ORDER BY \(col), order_id LIMIT ?4")
+                var total = 0
+                var oldest = Micros.max
+                for state in openStates {
+                    agg.bind(1, cutoff).bind(3, Int64(state))
+                    if try agg.step(), agg.int(0) > 0 {
+                        total += agg.int(0)
+                        oldest = min(oldest, agg.int64(1))
+                    }
+                    agg.reset()
+                    top.bind(1, cutoff).bind(3, Int64(state)).bind(4, Int64(limit))
+                    try collect(top)
+                }
+                if total > 0 { groups[nil] = (total, oldest, groups[nil]?.top ?? []) }
             } else {
-                // One index range per open stage between `after` and `expect`: O(overdue orders).
-                let s = try c.prepare("""
-                    SELECT \(fields) FROM orders INDEXED BY orders_open_\(after.name)
-                    WHERE state < \(Self.openStateBound) AND \(col) IS NOT NULL AND state = ?3 AND \(col) <= ?1
-                    """)
-                for state in after.rawValue..<min(expect.rawValue, Self.openStateBound) {
+                let s = try c.prepare("SELECT \(group), \(col), order_id \(live) ORDER BY \(col), order_id")
+                for state in openStates {
                     s.bind(1, cutoff).bind(2, asOf).bind(3, Int64(state))
                     try collect(s)
                 }
             }
-            out.sort { ($0.afterAt, $0.orderID) < ($1.afterAt, $1.orderID) }
-            return out
+            return groups.map { g, x in
+                OverdueGroup(value: g, count: x.count, oldest: x.oldest, orders: x.top.sorted { $0 < $1 }.prefix(limit).map(\.1))
+            }.sorted { a, b in a.value == nil ? b.value != nil : (b.value != nil && a.value! < b.value!) }
         }
     }
 

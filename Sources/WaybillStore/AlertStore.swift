@@ -1,32 +1,41 @@
 import WaybillModel
 
-/// An order past an SLA deadline: it reached the rule's `after` stage at `afterAt` and has not reached
-/// its `expect` stage (or any later one) nor been cancelled.
-public struct OverdueOrder: Hashable, Sendable {
-    public var orderID: String
-    public var afterAt: Micros
-    public var warehouse: String?
-    public var channel: String?
-    public var region: String?
-    public init(orderID: String, afterAt: Micros, warehouse: String?, channel: String?, region: String?) {
-        self.orderID = orderID
-        self.afterAt = afterAt
-        self.warehouse = warehouse
-        self.channel = channel
-        self.region = region
+/// What an SLA rule groups overdue orders by: the order's warehouse (as known at the instant asked),
+/// channel or region.
+public enum OverdueGrouping: String, Sendable, Hashable {
+    case none, warehouse, channel, region
+}
+
+/// The orders of one group that are past an SLA deadline: they reached the rule's `after` stage and
+/// have reached neither its `expect` stage (nor any later one) nor `cancelled`.
+public struct OverdueGroup: Hashable, Sendable {
+    /// The group's value; nil for orders without it (and for `OverdueGrouping.none`).
+    public var value: String?
+    public var count: Int
+    /// The earliest time an order of the group reached `after`.
+    public var oldest: Micros
+    /// The longest-overdue orders, by the time they reached `after`, then id; at most the limit asked.
+    public var orders: [String]
+    public init(value: String?, count: Int, oldest: Micros, orders: [String]) {
+        self.value = value
+        self.count = count
+        self.oldest = oldest
+        self.orders = orders
     }
 }
 
 /// The open deadlines of SLA rules, answered from the per-order facts.
 public protocol DeadlineReader: Sendable {
-    /// Makes `overdueOrders(after:...)` an index range for this `after` stage (idempotent; may build an index).
+    /// Makes live `overdueOrders` an index range for this `after` stage (idempotent; may build an index).
     func prepareDeadlines(after: Stage) async throws
 
     /// Orders that reached `after` at or before `cutoff` and had reached neither `expect` (nor a later
-    /// lifecycle stage) nor `cancelled` by `asOf`. Live (`replay == false`) answers from the open orders'
-    /// index and the orders' current stage, so it assumes no stored event is later than `asOf`; replay
-    /// reads every order's stage times and ignores events after `asOf`. Sorted by `afterAt`, then id.
-    func overdueOrders(after: Stage, expect: Stage, cutoff: Micros, asOf: Micros, replay: Bool) throws -> [OverdueOrder]
+    /// lifecycle stage) nor `cancelled` by `asOf`, grouped, sorted by group value (nil first). Live
+    /// (`replay == false`) answers from the open orders' index and the orders' current stage, so it assumes
+    /// no stored event is later than `asOf`; replay reads every order's stage times and ignores events
+    /// after `asOf`.
+    func overdueOrders(after: Stage, expect: Stage, cutoff: Micros, asOf: Micros, replay: Bool,
+                       groupBy: OverdueGrouping, limit: Int) throws -> [OverdueGroup]
 }
 
 /// A notification waiting in (or done with) the durable outbox.
