@@ -22,7 +22,9 @@ let package = Package(
         .target(name: "WaybillSQLite", dependencies: ["WaybillModel", "WaybillStore", "CSQLite"]),
         // swift-protobuf code generated from opentelemetry-proto (scripts/generate-otlp-proto.sh; committed, not built in CI).
         .target(name: "WaybillOTLPProto", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
-        .target(name: "WaybillCollectors", dependencies: ["WaybillModel", "WaybillStore", "CZlib"]),
+        .target(name: "WaybillCollectors", dependencies: [
+            "WaybillModel", "WaybillStore", "CZlib", "WaybillOTLPProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
         .target(name: "WaybillServices", dependencies: ["WaybillModel"]),
         .target(name: "WaybillKPI", dependencies: ["WaybillModel", "WaybillStore"]),
         .target(name: "WaybillServer", dependencies: [
