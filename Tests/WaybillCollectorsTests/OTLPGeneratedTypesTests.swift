@@ -330,6 +330,38 @@ struct RandomOTLP {
         #expect(throws: BodyError.unreadable("protobuf: attribute values nested deeper than 16")) { try OTLPProtobuf.decode(req.serializedBytes()) }
     }
 
+    /// A request holding one span whose serialized bytes are `span`, framed by hand.
+    static func request(span: [UInt8]) -> [UInt8] {
+        func field(_ number: UInt8, _ payload: [UInt8]) -> [UInt8] {
+            var len = UInt64(payload.count), out: [UInt8] = [number << 3 | 2]
+            while len >= 0x80 { out.append(UInt8(len & 0x7F) | 0x80); len >>= 7 }
+            return out + [UInt8(len)] + payload
+        }
+        return field(1, field(2, field(2, span)))  // request.resource_spans.scope_spans.spans
+    }
+
+    @Test func unknownFieldsAreSkippedButBadWireDataOrUTF8InASpanFailsTheRequest() throws {
+        var s = PBSpan()
+        s.traceID = Data(repeating: 0xAB, count: 16)
+        s.spanID = Data(repeating: 0xCD, count: 8)
+        s.name = "AB"
+        let span: [UInt8] = try s.serializedBytes()
+        #expect(try OTLPProtobuf.decode(Self.request(span: span)).spans.map(\.name) == ["AB"])
+        // Field 99 (varint), unknown to opentelemetry-proto: skipped.
+        #expect(try OTLPProtobuf.decode(Self.request(span: span + [0x98, 0x06, 0x01])).spans.map(\.name) == ["AB"])
+        // Field number 0 is not valid protobuf: the whole request is refused, not just the span.
+        #expect(throws: BodyError.unreadable("protobuf: malformed message (bad tag, wire type or length)")) {
+            try OTLPProtobuf.decode(Self.request(span: span + [0x00]))
+        }
+        // A string that is not UTF-8.
+        let name = try #require(span.firstRange(of: Array("AB".utf8)))
+        var badName = span
+        badName.replaceSubrange(name, with: [0xFF, 0xFE])
+        #expect(throws: BodyError.unreadable("protobuf: a string field is not valid UTF-8")) {
+            try OTLPProtobuf.decode(Self.request(span: badName))
+        }
+    }
+
     @Test func partialSuccessResponseReadsBackWithTheGeneratedType() throws {
         let bytes = OTLPProtobuf.response(rejected: 3, message: "resourceSpans[0].scopeSpans[0].spans[2]: trace_id: required, not all zero")
         let r = try PBResponse(serializedBytes: bytes)
