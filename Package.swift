@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
@@ -21,8 +22,11 @@ let package = Package(
         .target(name: "WaybillStore", dependencies: ["WaybillModel"]),
         .target(name: "WaybillStoreConformance", dependencies: ["WaybillModel", "WaybillStore"]),
         .target(name: "WaybillSQLite", dependencies: ["WaybillModel", "WaybillStore", "CSQLite"]),
+        // swift-protobuf code generated from opentelemetry-proto (scripts/generate-otlp-proto.sh; committed, not built in CI).
+        .target(name: "WaybillOTLPProto", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .target(name: "WaybillCollectors", dependencies: [
-            "WaybillModel", "WaybillStore", "CZlib", .product(name: "Yams", package: "Yams"),
+            "WaybillModel", "WaybillStore", "CZlib", "WaybillOTLPProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "Yams", package: "Yams"),
         ]),
         .target(name: "WaybillServices", dependencies: ["WaybillModel"]),
         .target(name: "WaybillKPI", dependencies: ["WaybillModel", "WaybillStore"]),
@@ -42,7 +46,9 @@ let package = Package(
         ]),
         .testTarget(name: "WaybillModelTests", dependencies: ["WaybillModel"]),
         .testTarget(name: "WaybillSQLiteTests", dependencies: ["WaybillSQLite", "WaybillStoreConformance", "WaybillKPI"]),
-        .testTarget(name: "WaybillCollectorsTests", dependencies: ["WaybillCollectors", "WaybillModel"], exclude: ["Fixtures"]),
+        .testTarget(name: "WaybillCollectorsTests", dependencies: [
+            "WaybillCollectors", "WaybillModel", "WaybillOTLPProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ], exclude: ["Fixtures"]),
         .testTarget(name: "WaybillServicesTests", dependencies: ["WaybillServices"]),
         .testTarget(name: "WaybillKPITests", dependencies: ["WaybillKPI"]),
         .testTarget(name: "WaybillAlertsTests", dependencies: ["WaybillAlerts", "WaybillSQLite", "WaybillKPI"]),
