@@ -411,6 +411,21 @@ final class EventWriteSession {
         }
     }
 
+    /// Replaces the checkpoint `name` in its own transaction.
+    func saveCheckpoint(name: String, bytes: [UInt8]) throws {
+        try conn.exec("BEGIN IMMEDIATE")
+        do {
+            let s = try conn.prepare("INSERT OR REPLACE INTO checkpoints(name, saved_at, body) VALUES(?, ?, coalesce(?, X''))")
+            s.bind(1, name).bind(2, currentMicros())
+            s.bindBlob(3, bytes)
+            try s.run()
+            try conn.exec("COMMIT")
+        } catch {
+            try? conn.exec("ROLLBACK")
+            throw error
+        }
+    }
+
     func deleteBefore(_ cutoff: Micros) throws -> Int {
         try conn.exec("BEGIN IMMEDIATE")
         do {
@@ -458,6 +473,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         case append(PreparedAppend, CheckedContinuation<AppendResult, any Error>)
         case delete(Micros, CheckedContinuation<Int, any Error>)
         case spans([Span], CheckedContinuation<AppendResult, any Error>)
+        case checkpoint(name: String, bytes: [UInt8], CheckedContinuation<Void, any Error>)
     }
 
     private let session: EventWriteSession
@@ -522,14 +538,24 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     func deleteBefore(_ cutoff: Micros) async throws -> Int {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Int, any Error>) in
+        try await enqueueAlone { .delete(cutoff, $0) }
+    }
+
+    /// Queued behind every write accepted before it, so it commits after them.
+    func saveCheckpoint(name: String, bytes: [UInt8]) async throws {
+        try await enqueueAlone { .checkpoint(name: name, bytes: bytes, $0) }
+    }
+
+    /// Queues a job that runs in a transaction of its own and is not counted against the queue bound.
+    private func enqueueAlone<T>(_ job: @escaping (CheckedContinuation<T, any Error>) -> Job) async throws -> T {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
             cond.lock()
             if stopping {
                 cond.unlock()
                 c.resume(throwing: StoreError.unavailable("the store is closing"))
                 return
             }
-            jobs.append(.delete(cutoff, c))
+            jobs.append(job(c))
             cond.signal()
             cond.unlock()
         }
@@ -562,10 +588,12 @@ final class GroupCommitWriter: @unchecked Sendable {
                 cond.unlock()
                 return
             }
-            // Take appends up to the batch size, or one delete.
+            // Take appends up to the batch size, or one delete or checkpoint.
             var take: [Job] = []
             var n = 0
             if case .delete = jobs[0] {
+                take.append(jobs.removeFirst())
+            } else if case .checkpoint = jobs[0] {
                 take.append(jobs.removeFirst())
             } else if case .spans(let ss, _) = jobs[0] {
                 take.append(jobs.removeFirst())
@@ -587,6 +615,10 @@ final class GroupCommitWriter: @unchecked Sendable {
     private func execute(_ take: [Job]) {
         if case .delete(let cutoff, let c) = take[0] {
             do { c.resume(returning: try session.deleteBefore(cutoff)) } catch { c.resume(throwing: error) }
+            return
+        }
+        if case .checkpoint(let name, let bytes, let c) = take[0] {
+            do { c.resume(returning: try session.saveCheckpoint(name: name, bytes: bytes)) } catch { c.resume(throwing: error) }
             return
         }
         if case .spans(let spans, let c) = take[0] {

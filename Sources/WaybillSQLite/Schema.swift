@@ -83,6 +83,11 @@ enum Schema {
         """
         CREATE INDEX spans_start ON spans(start);
         """,
+        // Checkpoints of the embedded services (`WorkflowStore`): one row per name, replaced in one
+        // transaction. A rowid table, since a body is megabytes (overflow pages, not a wide B-tree key).
+        """
+        CREATE TABLE IF NOT EXISTS checkpoints(name TEXT PRIMARY KEY, saved_at INTEGER NOT NULL, body BLOB NOT NULL);
+        """,
     ]
 
     static func groupKey(_ g: String?) -> String { g.map { "=" + $0 } ?? "" }
