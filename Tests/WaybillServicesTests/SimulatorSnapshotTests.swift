@@ -8,6 +8,14 @@ import WaybillModel
     static let faults = "duplicate=0.05,reorder=0.1,late-arrival=0.03,erp-errors=0.1,short-pick=0.05,"
         + "erp-latency=3s@02:00-03:00,warehouse-outage=DC-EAST@2026-11-16T09:00/5h"
 
+    /// Where two streams first differ (a failed `==` on megabytes would have the test library diff them).
+    func firstDifference(_ a: [UInt8], _ b: [UInt8]) -> String? {
+        guard a != b else { return nil }
+        let i = a.indices.first { $0 >= b.count || a[$0] != b[$0] } ?? a.count
+        return "lengths \(a.count) and \(b.count), first difference at byte \(i): "
+            + String(decoding: a[max(0, i - 80)..<min(a.count, i + 80)], as: UTF8.self)
+    }
+
     /// Through the bytes a store keeps, not just the value.
     func persisted(_ sim: Simulator) throws -> SimulatorSnapshot {
         try SimulatorSnapshot(decoding: sim.snapshot().encoded())
@@ -52,8 +60,9 @@ import WaybillModel
 
         #expect(sawDelayedDelivery, "some checkpoint held events waiting for a delayed delivery")
         #expect(stream.count > 600 * 8 * 100)
-        #expect(stream == output(whole))
-        #expect(streamSpans == spans(whole))
+        #expect(firstDifference(stream, output(whole)) == nil)
+        let sameSpans = streamSpans == spans(whole)
+        #expect(sameSpans, "spans differ")
         #expect(sim.stats == reference.stats)
         #expect(sim.stats.openOrders == 0)
     }
@@ -87,8 +96,9 @@ import WaybillModel
         #expect(after.contains("order.shipped"), "API-1 went on from \(status) to \(after)")
         #expect(!after.contains("order.accepted"), "nothing before the checkpoint is emitted again")
         #expect(!b.events.isEmpty)
-        #expect(b.bytes == a.events[emittedBefore...].flatMap { $0.raw + [0x0A] })
-        #expect(b.spans == Array(a.spans.suffix(b.spans.count)))
+        #expect(firstDifference(b.bytes, a.events[emittedBefore...].flatMap { $0.raw + [0x0A] }) == nil)
+        let sameSpans = b.spans == Array(a.spans.suffix(b.spans.count))
+        #expect(sameSpans, "spans differ")
         #expect(resumed.stats == original.stats)
     }
 
