@@ -93,11 +93,11 @@ enum OpenAPIDocument {
                            "lines": {"type": "array", "minItems": 1, "maxItems": 100, "items": {"type": "object", "required": ["sku", "qty"],
                              "properties": {"sku": {"type": "string"}, "qty": {"type": "integer", "minimum": 1}, "unit_price": {"type": "number"}}}}}}}}},
           "responses": {
-            "202": {"description": "Accepted: the workflow started", "content": {"application/json": {"schema": {"type": "object",
+            "202": {"description": "Accepted: the workflow started, and its checkpoint (with the key) is stored", "content": {"application/json": {"schema": {"type": "object",
               "properties": {"order_id": {"type": "string"}, "duplicate": {"type": "boolean"}, "trace": {"type": "string"}}}}}},
             "200": {"description": "The key was used before: the first order", "content": {"application/json": {"schema": {"type": "object"}}}},
             "400": {"description": "Bad order or missing Idempotency-Key", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-            "503": {"description": "No orchestration service runs in this server", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+            "503": {"description": "No orchestration service runs in this server, or the order could not be stored (retry with the same key)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"type": "string"}}}}}}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text format 0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3", "content": {"application/json": {"schema": {"type": "object"}}}}}}}
