@@ -5,7 +5,7 @@ import WaybillStore
 
 /// The embedded engine: one SQLite database in WAL mode, written by a single group-commit writer
 /// thread and read through a small pool of connections.
-public final class SQLiteStore: WaybillStore, @unchecked Sendable {
+public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable {
     public struct Options: Sendable {
         /// `FULL` (default) also survives power loss; `NORMAL` survives process crashes only.
         public var synchronous: String = "FULL"
@@ -103,6 +103,19 @@ public final class SQLiteStore: WaybillStore, @unchecked Sendable {
 
     public func deleteEvents(before cutoff: Micros) async throws -> Int {
         try await writer.deleteBefore(cutoff)
+    }
+
+    public func saveCheckpoint(name: String, bytes: [UInt8]) async throws {
+        try await writer.saveCheckpoint(name: name, bytes: bytes)
+    }
+
+    public func loadCheckpoint(name: String) throws -> StoredCheckpoint? {
+        try readers.with { c in
+            let s = try c.prepare("SELECT body, saved_at FROM checkpoints WHERE name = ?")
+            s.bind(1, name)
+            defer { s.reset() }
+            return try s.step() ? StoredCheckpoint(bytes: s.blob(0), savedAt: s.int64(1)) : nil
+        }
     }
 
     public func stats() throws -> StoreStats {

@@ -121,6 +121,11 @@ enum Schema {
         CREATE INDEX span_blocks_start ON span_blocks(start, last);
         CREATE TABLE span_keys(key TEXT NOT NULL, trace BLOB NOT NULL, last INTEGER NOT NULL, PRIMARY KEY(key, trace)) WITHOUT ROWID;
         """,
+        // Checkpoints of the embedded services (`WorkflowStore`): one row per name, replaced in one
+        // transaction. A rowid table, since a body is megabytes (overflow pages, not a wide B-tree key).
+        """
+        CREATE TABLE IF NOT EXISTS checkpoints(name TEXT PRIMARY KEY, saved_at INTEGER NOT NULL, body BLOB NOT NULL);
+        """,
     ]
 
     /// The stage-time column of each lifecycle stage.

@@ -87,6 +87,14 @@ public final class StoreEventSink: EventTextSink {
 /// `waybill demo`: the embedded order orchestration and allocation services under a simulated
 /// workload, writing into the server's own store: first a backfill of history, then in real time
 /// (or faster with `speed`). Ends with the service group.
+///
+/// With `checkpoints`, the services are durable: the simulator's whole state (`SimulatorSnapshot`:
+/// workflows in flight, pending timers, inventory, idempotency keys, generators) is saved under
+/// `checkpointName` every `checkpointInterval`, whenever orders came in through the Orders API, and
+/// at shutdown; a restart resumes from it instead of backfilling. A checkpoint is saved only after
+/// every event and span emitted before it is committed, so a resumed run loses nothing; after a
+/// crash it emits again what came after the last checkpoint, and the store counts those events as
+/// duplicates (`(source, id)`).
 public struct DemoService: Service {
     public struct Options: Sendable {
         public var seed: UInt64 = 1
@@ -94,21 +102,48 @@ public struct DemoService: Service {
         public var backfillDays: Double = 3
         public var speed: Double = 1
         public var faults: FaultPlan = .none
+        /// Seconds of real time between checkpoints.
+        public var checkpointInterval: Double = 5
         public init() {}
     }
 
+    /// How the services started.
+    public struct Ready: Sendable {
+        /// Start of the simulated history.
+        public var start: Micros
+        /// Set when the services went on from a checkpoint.
+        public var resumed: Resumed?
+    }
+
+    public struct Resumed: Sendable {
+        public var workflowsInFlight: Int
+        public var idempotencyKeys: Int
+        /// Simulated time of the checkpoint, and the time caught up to (the pause, at `speed`).
+        public var from: Micros
+        public var caughtUpTo: Micros
+        /// The options of the run that wrote the checkpoint, which it goes on with (speed excepted).
+        public var seed: UInt64
+        public var ordersPerDay: Double
+    }
+
+    public static let checkpointName = "demo"
+    /// Idempotency keys of the Orders API (and the channels) are remembered this long, in simulated time.
+    public static let idempotencyRetention: Micros = 24 * 3_600_000_000
+
     let store: any WaybillStore
+    let checkpoints: (any WorkflowStore)?
     let options: Options
     let desk: OrderDesk?
     let clock: @Sendable () -> Micros
     let logger: Logger
-    /// Called once the backfill is stored, with the simulator's start time.
-    let onReady: @Sendable (Micros) async -> Void
+    /// Called once the backfill (or the catch-up after a resume) is stored.
+    let onReady: @Sendable (Ready) async -> Void
 
-    public init(store: any WaybillStore, options: Options, desk: OrderDesk? = nil, clock: @escaping @Sendable () -> Micros = currentMicros,
-                logger: Logger, onReady: @escaping @Sendable (Micros) async -> Void)
+    public init(store: any WaybillStore, checkpoints: (any WorkflowStore)? = nil, options: Options, desk: OrderDesk? = nil,
+                clock: @escaping @Sendable () -> Micros = currentMicros, logger: Logger, onReady: @escaping @Sendable (Ready) async -> Void)
     {
         self.store = store
+        self.checkpoints = checkpoints
         self.options = options
         self.desk = desk
         self.clock = clock
@@ -117,29 +152,74 @@ public struct DemoService: Service {
     }
 
     public func run() async throws {
-        let realStart = clock()
-        let start = realStart - Micros(options.backfillDays * 86_400_000_000)
         let sink = StoreEventSink()
-        let sim = try Simulator(.continuous(ordersPerDay: options.ordersPerDay, seed: options.seed, start: start, faults: options.faults),
-                                sink: sink)
-        // Backfill an hour of simulated time at a time, so memory stays flat.
-        var t = start
-        while t < realStart && !Task.isShuttingDownGracefully {
-            t = min(t + 3_600_000_000, realStart)
+        // Simulated time is `anchorVirtual + (clock() - anchorReal) * speed`.
+        let anchorReal = clock()
+        let anchorVirtual: Micros
+        let sim: Simulator
+        var ready: Ready
+        if let saved = try checkpoints?.loadCheckpoint(name: Self.checkpointName) {
+            let snapshot = try SimulatorSnapshot(decoding: saved.bytes)
+            sim = try Simulator(resuming: snapshot, sink: sink)
+            // While the services were down, simulated time went on at the demo's pace: catch it up.
+            anchorVirtual = snapshot.now + max(0, Micros(Double(anchorReal - saved.savedAt) * options.speed))
+            ready = Ready(start: snapshot.config.start, resumed: Resumed(
+                workflowsInFlight: snapshot.openWorkflows.count, idempotencyKeys: snapshot.idempotencyKeys, from: snapshot.now,
+                caughtUpTo: anchorVirtual, seed: snapshot.config.seed, ordersPerDay: snapshot.config.ordersPerDay))
+        } else {
+            var config = SimulatorConfig.continuous(ordersPerDay: options.ordersPerDay, seed: options.seed,
+                                                    start: anchorReal - Micros(options.backfillDays * 86_400_000_000), faults: options.faults)
+            config.idempotencyRetention = Self.idempotencyRetention
+            sim = try Simulator(config, sink: sink)
+            anchorVirtual = anchorReal
+            ready = Ready(start: config.start, resumed: nil)
+        }
+        // Backfill (or catch up) an hour of simulated time at a time, so memory stays flat.
+        var t = sim.now
+        while t < anchorVirtual && !Task.isShuttingDownGracefully {
+            t = min(t + 3_600_000_000, anchorVirtual)
             sim.advance(to: t)
             try await sink.flush(to: store)
         }
-        await onReady(start)
+        try await checkpoint(sim)
+        ready.resumed?.caughtUpTo = sim.now
+        await onReady(ready)
         defer { desk?.close() }
+        var lastCheckpoint = clock()
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(250)) }
-            let virtualNow = realStart + Micros(Double(clock() - realStart) * options.speed)
+            let virtualNow = anchorVirtual + Micros(Double(clock() - anchorReal) * options.speed)
             sim.advance(to: virtualNow)
-            desk?.drain { sim.submitExternal($0) }
-            do { try await sink.flush(to: store) } catch { logger.error("demo ingest failed", metadata: ["error": "\(error)"]) }
+            let taken = desk?.take { sim.submitExternal($0) } ?? OrderDesk.Taken()
+            do {
+                try await sink.flush(to: store)
+                // An accepted order is answered only once a checkpoint holds it (and its idempotency key).
+                if !taken.isEmpty || Double(clock() - lastCheckpoint) >= options.checkpointInterval * 1e6 {
+                    try await checkpoint(sim)
+                    lastCheckpoint = clock()
+                }
+                taken.answer()
+            } catch {
+                logger.error("demo ingest failed", metadata: ["error": "\(error)"])
+                taken.fail(error)
+            }
         }
+        // Interrupted: everything emitted is flushed above; keep the state for the next start.
+        do { try await checkpoint(sim) } catch { logger.error("demo checkpoint at shutdown failed", metadata: ["error": "\(error)"]) }
         if !sink.rejected.isEmpty {
             logger.warning("demo events rejected by the collector", metadata: ["count": "\(sink.rejected.count)", "first": "\(sink.rejected[0].error)"])
         }
+    }
+
+    /// Saves the simulator's state; called only when the sink is empty, that is, after everything it
+    /// emitted is committed.
+    private func checkpoint(_ sim: Simulator) async throws {
+        guard let checkpoints else { return }
+        let started = clock()
+        let bytes = try sim.snapshot().encoded()
+        try await checkpoints.saveCheckpoint(name: Self.checkpointName, bytes: bytes)
+        logger.debug("demo checkpoint saved", metadata: [
+            "bytes": "\(bytes.count)", "workflows": "\(sim.openWorkflows.count)", "ms": "\((clock() - started) / 1000)",
+        ])
     }
 }

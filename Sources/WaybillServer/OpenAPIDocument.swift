@@ -93,11 +93,11 @@ enum OpenAPIDocument {
                            "lines": {"type": "array", "minItems": 1, "maxItems": 100, "items": {"type": "object", "required": ["sku", "qty"],
                              "properties": {"sku": {"type": "string"}, "qty": {"type": "integer", "minimum": 1}, "unit_price": {"type": "number"}}}}}}}}},
           "responses": {
-            "202": {"description": "Accepted: the workflow started", "content": {"application/json": {"schema": {"type": "object",
+            "202": {"description": "Accepted: the workflow started, and its checkpoint (with the key) is stored", "content": {"application/json": {"schema": {"type": "object",
               "properties": {"order_id": {"type": "string"}, "duplicate": {"type": "boolean"}, "trace": {"type": "string"}}}}}},
             "200": {"description": "The key was used before: the first order", "content": {"application/json": {"schema": {"type": "object"}}}},
             "400": {"description": "Bad order or missing Idempotency-Key", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-            "503": {"description": "No orchestration service runs in this server", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+            "503": {"description": "No orchestration service runs in this server, or the order could not be stored (retry with the same key)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
         "/api/v1/alerts": {"get": {
           "summary": "Pending, firing and recently resolved alerts; with `at`, every rule replayed as of that instant",
           "parameters": [{"name": "at", "in": "query", "schema": {"type": "string"}, "description": "RFC 3339 or relative like -2h: replay (events after it are invisible)"},

@@ -24,10 +24,32 @@ public final class OrderDesk: Sendable {
         }
     }
 
-    /// Takes every waiting order; `take` submits one and returns its receipt.
-    public func drain(_ take: (OrderRequest) -> Receipt) {
+    /// Orders taken from the desk and submitted, not yet answered.
+    public struct Taken: Sendable {
+        fileprivate var answers: [(Receipt, CheckedContinuation<Receipt, any Error>)]
+        init() { answers = [] }
+        fileprivate init(answers: [(Receipt, CheckedContinuation<Receipt, any Error>)]) { self.answers = answers }
+        public var isEmpty: Bool { answers.isEmpty }
+        public var count: Int { answers.count }
+
+        /// Answers every request with its receipt (once what the orders started is stored).
+        public func answer() {
+            for (r, c) in answers { c.resume(returning: r) }
+        }
+
+        /// Fails every request: its order is running but was not stored, and a retry with the same key says so.
+        public func fail(_ error: any Error) {
+            for (_, c) in answers {
+                c.resume(throwing: APIError(.serviceUnavailable, "the order was taken but not stored (\(error)); retry with the same Idempotency-Key"))
+            }
+        }
+    }
+
+    /// Takes every waiting order; `submit` submits one and returns its receipt. The caller answers
+    /// them with `answer()` once they are durable, so an acknowledged order survives a crash.
+    public func take(_ submit: (OrderRequest) -> Receipt) -> Taken {
         let batch = waiting.withLock { w in defer { w.removeAll() }; return w }
-        for (order, c) in batch { c.resume(returning: take(order)) }
+        return Taken(answers: batch.map { (submit($0.0), $0.1) })
     }
 
     /// Refuses new orders and fails those still waiting.

@@ -71,6 +71,15 @@ struct EventQueue<Payload> {
         return later[b]?.min { $0.before($1) }?.time
     }
 
+    /// Everything pending, in the order it would be popped. Pushing these in this order into an empty
+    /// queue gives a queue that pops the same things in the same order, before anything pushed later.
+    var pending: [(time: Micros, payload: Payload)] {
+        var keys = heap
+        for k in later.values { keys += k }
+        keys.sort { $0.before($1) }
+        return keys.map { ($0.time, slots[$0.slot]!) }
+    }
+
     mutating func pop() -> (time: Micros, payload: Payload)? {
         if heap.isEmpty { loadNextBucket() }
         guard let top = heapPop() else { return nil }

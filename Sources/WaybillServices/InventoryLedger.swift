@@ -101,7 +101,7 @@ public enum InventoryError: Error, Equatable, Sendable, CustomStringConvertible 
 ///
 /// Invariants (kept by every mutation): `0 <= reserved <= onHand`; a reservation is only made from
 /// available-to-promise, so nothing is ever promised twice.
-public struct InventoryLedger: Sendable {
+public struct InventoryLedger: Codable, Sendable {
     public let network: FulfilmentNetwork
     public var scoring: AllocationScoring
     public private(set) var skus: [String] = []

@@ -1,7 +1,7 @@
 import WaybillModel
 
 /// xoshiro256**: the simulator's workhorse generator.
-public struct Xoshiro256: RandomNumberGenerator, Sendable {
+public struct Xoshiro256: RandomNumberGenerator, Codable, Hashable, Sendable {
     var s0, s1, s2, s3: UInt64
 
     public init(seed: UInt64) {

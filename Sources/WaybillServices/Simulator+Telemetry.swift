@@ -48,9 +48,9 @@ extension Simulator {
                 sink.emit(e)
                 stats.eventsEmitted += 1
             } else {
-                push(at, .deliverEvent(e))
+                push(at, .deliverEvent(DelayedEvent(event: e)))
             }
-            if duplicate { push(at + Micros(faultRandom.below(60_000)) * 1000, .deliverEvent(e)) }
+            if duplicate { push(at + Micros(faultRandom.below(60_000)) * 1000, .deliverEvent(DelayedEvent(event: e))) }
         }
     }
 

@@ -2,7 +2,7 @@ import Foundation
 import WaybillModel
 
 /// Counters of a simulation run.
-public struct SimulationStats: Hashable, Sendable {
+public struct SimulationStats: Codable, Hashable, Sendable {
     public var ordersAccepted = 0
     public var duplicateSubmissions = 0
     public var ordersInvoiced = 0
@@ -53,7 +53,7 @@ public final class Simulator {
     let faults: FaultPlan
     @exclusivity(unchecked) var queue = EventQueue<Happening>()
     @exclusivity(unchecked) var live = LiveOrders()
-    @exclusivity(unchecked) var intake = OrderIntake(retention: 3_600_000_000)
+    @exclusivity(unchecked) var intake: OrderIntake
     @exclusivity(unchecked) var breaker: CircuitBreaker
     @exclusivity(unchecked) var ops: Xoshiro256
     @exclusivity(unchecked) var faultRandom: Xoshiro256
@@ -83,6 +83,8 @@ public final class Simulator {
         }
         /// Orders in flight, by order number.
         var all: [LiveOrder] { slots.compactMap { $0 } }
+        /// Orders in flight with their numbers, by order number.
+        var numbered: [(number: Int, order: LiveOrder)] { slots.indices.compactMap { i in slots[i].map { (i, $0) } } }
 
         mutating func removeValue(forKey n: Int) -> LiveOrder? {
             guard n >= 0 && n < slots.count, let o = slots[n] else { return nil }
@@ -109,7 +111,7 @@ public final class Simulator {
     }
 
     /// A technical step that ends when its input reaches the workflow.
-    struct StepSpan {
+    struct StepSpan: Codable, Sendable {
         var service: String
         var name: String
         var start: Micros
@@ -118,7 +120,7 @@ public final class Simulator {
         var timedOut: [Int] = []
     }
 
-    enum Happening {
+    enum Happening: Codable, Sendable {
         case arrivals(hour: Int)
         case submit(order: Int, channel: Int, resubmission: Bool)
         case input(order: Int, WorkflowInput, StepSpan?)
@@ -129,7 +131,7 @@ public final class Simulator {
         case replenish
         case receipt(ReplenishmentOrder)
         case deliverText([UInt8])
-        case deliverEvent(CloudEvent)
+        case deliverEvent(DelayedEvent)
 
         var isHousekeeping: Bool {
             switch self {
@@ -140,7 +142,17 @@ public final class Simulator {
     }
 
     /// - Throws: `SimulatorConfigError` when the config cannot run (no orders horizon, unknown outage warehouse, ...).
-    public init(_ config: SimulatorConfig, sink: TelemetrySink) throws(SimulatorConfigError) {
+    public convenience init(_ config: SimulatorConfig, sink: TelemetrySink) throws(SimulatorConfigError) {
+        try self.init(config, sink: sink, resuming: nil)
+    }
+
+    /// A simulator that goes on from a checkpoint taken by `snapshot()`, under the config it was taken with:
+    /// what it emits from here is what the original would have emitted after the checkpoint, byte for byte.
+    public convenience init(resuming snapshot: SimulatorSnapshot, sink: TelemetrySink) throws(SimulatorConfigError) {
+        try self.init(snapshot.config, sink: sink, resuming: snapshot)
+    }
+
+    init(_ config: SimulatorConfig, sink: TelemetrySink, resuming snapshot: SimulatorSnapshot?) throws(SimulatorConfigError) {
         if let n = config.orders {
             guard n >= 0 else { throw .invalid(field: "orders", rule: "must be >= 0, got \(n)") }
             guard let d = config.days, d > 0 else { throw .invalid(field: "days", rule: "must be > 0 when orders is given") }
@@ -161,6 +173,7 @@ public final class Simulator {
         wantsSpans = config.emitSpans && (textSink?.wantsSpans ?? true)
         faults = config.faults
         now = config.start
+        intake = OrderIntake(retention: config.idempotencyRetention)
         breaker = config.erpBreaker
         ops = Xoshiro256(seed: SplitMix64.hash(config.seed, 0x0F5))
         faultRandom = Xoshiro256(seed: SplitMix64.hash(config.seed, 0xFA17))
@@ -203,7 +216,11 @@ public final class Simulator {
                                                               orderUpTo: max(1, Int((d * 10).rounded(.up)))))
             }
         }
-        allocation = AllocationService(ledger: ledger)
+        allocation = AllocationService(ledger: snapshot?.inventory ?? ledger)
+        if let snapshot {
+            restore(snapshot)
+            return
+        }
 
         push(config.start, .arrivals(hour: 0))
         let day = config.start / 86_400_000_000 * 86_400_000_000
@@ -284,8 +301,8 @@ public final class Simulator {
         case .deliverText(let bytes):
             bytes.withUnsafeBufferPointer { textSink!.emitEventText($0) }
             stats.eventsEmitted += 1
-        case .deliverEvent(let event):
-            sink.emit(event)
+        case .deliverEvent(let delayed):
+            sink.emit(delayed.event)
             stats.eventsEmitted += 1
         }
     }

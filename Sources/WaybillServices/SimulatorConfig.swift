@@ -14,7 +14,8 @@ public struct Promotion: Codable, Hashable, Sendable {
     }
 }
 
-public struct SimulatorConfig: Sendable {
+/// Codable, so a checkpoint carries the config it resumes under (`SimulatorSnapshot`).
+public struct SimulatorConfig: Codable, Sendable {
     public var seed: UInt64
     /// Virtual time of the first possible order.
     public var start: Micros
@@ -40,12 +41,15 @@ public struct SimulatorConfig: Sendable {
     public var erpBreaker: CircuitBreaker
     /// Whether to build and emit spans (sinks that do not want them skip this cost anyway).
     public var emitSpans: Bool
+    /// How long order intake remembers an idempotency key (a resubmission within it is a duplicate).
+    public var idempotencyRetention: Micros
 
     public init(seed: UInt64 = 1, start: Micros, orders: Int? = 10_000, days: Double? = 7, ordersPerDay: Double = 5_000,
                 faults: FaultPlan = .none, network: FulfilmentNetwork = .standard, skuCount: Int = 400,
                 promotions: [Promotion]? = nil, workflowPolicy: WorkflowPolicy = .standard, cancelRate: Double = 0.004,
                 resubmitRate: Double = 0.01, creditDeclineRate: Double = 0.003, erpTimeout: Micros = 2_500_000,
-                erpBreaker: CircuitBreaker = CircuitBreaker(), emitSpans: Bool = true)
+                erpBreaker: CircuitBreaker = CircuitBreaker(), emitSpans: Bool = true,
+                idempotencyRetention: Micros = 3_600_000_000)
     {
         self.seed = seed
         self.start = start
@@ -63,6 +67,7 @@ public struct SimulatorConfig: Sendable {
         self.erpTimeout = erpTimeout
         self.erpBreaker = erpBreaker
         self.emitSpans = emitSpans
+        self.idempotencyRetention = idempotencyRetention
     }
 
     /// `waybill simulate`: exactly `orders` orders spread over `days` days from `start`.

@@ -165,6 +165,28 @@ public struct StoreStats: Sendable, Equatable {
     }
 }
 
+/// Keeps the checkpoints of the embedded services (opaque bytes under a name), so that a restarted
+/// service resumes where it was (the demo's workflows, `SimulatorSnapshot`).
+///
+/// Contract: `saveCheckpoint` returns only after the bytes are committed, and after every write
+/// accepted before it was called; it replaces the checkpoint of that name atomically (a crash leaves
+/// the previous one or the new one, never a mix). `loadCheckpoint` returns the last committed bytes,
+/// also after the store is reopened, or nil when that name was never saved.
+public protocol WorkflowStore: Sendable {
+    func saveCheckpoint(name: String, bytes: [UInt8]) async throws
+    func loadCheckpoint(name: String) throws -> StoredCheckpoint?
+}
+
+public struct StoredCheckpoint: Sendable, Equatable {
+    public var bytes: [UInt8]
+    /// Wall-clock time of the commit.
+    public var savedAt: Micros
+    public init(bytes: [UInt8], savedAt: Micros) {
+        self.bytes = bytes
+        self.savedAt = savedAt
+    }
+}
+
 /// A complete storage engine.
 public protocol WaybillStore: EventWriter, SpanWriter, SpanReader, TraceReader, OrderSearcher, RollupReader {
     func stats() throws -> StoreStats

@@ -12,13 +12,17 @@ struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
         abstract: "Start the server with the embedded orchestration and allocation services under a simulated workload.",
-        discussion: "Backfills a few days of history, then keeps the services running in real time (or faster with --speed) until interrupted.")
+        discussion: """
+            Backfills a few days of history, then keeps the services running in real time (or faster with --speed) until interrupted. \
+            The services' state is checkpointed in the store: `demo --db PATH` on an existing demo store resumes its workflows \
+            (with the seed, orders a day and faults it was started with) instead of backfilling.
+            """)
 
     @Option(help: "Port.") var port = 4318
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
-    @Option(help: "Store file (default: a new one in a temporary directory).") var db: String?
+    @Option(help: "Store file (default: a new one in a temporary directory). An existing demo store is resumed.") var db: String?
     @OptionGroup var collectors: CollectorsConfigOptions
-    @Flag(help: "Delete the --db file first if it exists.") var reset = false
+    @Flag(help: "Delete the --db file first if it exists, instead of resuming it.") var reset = false
     @Option(help: "Simulated time runs this many times faster than real time after the backfill.") var speed: Double = 1
     @Option(help: "Average orders a day.") var ordersPerDay: Double = 5_000
     @Option(help: "Days of history to backfill.") var backfillDays: Double = 3
@@ -34,10 +38,14 @@ struct DemoCommand: AsyncParsableCommand {
 
     func run() async throws {
         let path: String
+        var resuming = false
         if let db {
             if FileManager.default.fileExists(atPath: db) {
-                guard reset else { throw CLIError("\(db) exists; pass --reset to replace it, or choose another --db") }
-                for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db + suffix) }
+                if reset {
+                    for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db + suffix) }
+                } else {
+                    resuming = true
+                }
             }
             path = db
         } else {
@@ -55,6 +63,9 @@ struct DemoCommand: AsyncParsableCommand {
         }
         let store = try SQLiteStore(path: path, options: try collectors.storeOptions(), rollup: KPIFactsRollup())
         defer { store.close() }
+        if resuming, try store.loadCheckpoint(name: DemoService.checkpointName) == nil {
+            throw CLIError("\(path) exists but holds no demo checkpoint; pass --reset to replace it, or choose another --db")
+        }
         var config = ServerConfig()
         config.host = host
         config.port = port
@@ -62,25 +73,35 @@ struct DemoCommand: AsyncParsableCommand {
         logger.logLevel = .info
         let base = "http://\(host):\(port)"
         let exe = CommandLine.arguments.first ?? "waybill"
-        printErr("waybill demo: store \(path); simulating \(Int(ordersPerDay)) orders/day, backfilling \(backfillDays) days...")
+        if resuming {
+            printErr("waybill demo: store \(path); resuming its checkpoint...")
+        } else {
+            printErr("waybill demo: store \(path); simulating \(Int(ordersPerDay)) orders/day, backfilling \(backfillDays) days...")
+        }
         let desk = OrderDesk()
-        let demo = DemoService(store: store, options: options, desk: desk, logger: logger) { _ in
+        let demo = DemoService(store: store, checkpoints: store, options: options, desk: desk, logger: logger) { ready in
             // Unbuffered, so a pipe reader sees it at once.
-            FileHandle.standardOutput.write(Data(Self.welcome(store: store, base: base, exe: exe, path: path).utf8))
+            FileHandle.standardOutput.write(Data(Self.welcome(store: store, base: base, exe: exe, path: path, resumed: ready.resumed).utf8))
         }
         let app = buildApplication(store: store, config: config, logger: logger, services: [demo], orderDesk: desk)
         try await app.runService()
     }
 
     /// What to look at, with order ids taken from the store.
-    static func welcome(store: SQLiteStore, base: String, exe: String, path: String) -> String {
+    static func welcome(store: SQLiteStore, base: String, exe: String, path: String, resumed: DemoService.Resumed?) -> String {
         let now = currentMicros()
         func first(_ p: [String: String]) -> String? {
             (try? store.searchOrders(OrderQuery(parameters: p.merging(["limit": "1"]) { a, _ in a }, now: now)))?.orders.first?.correlationID
         }
         let stats = try? store.stats()
         var out = "\nWaybill demo is running: \(base)/\n"
-        out += "  store \(path): \(stats?.orders ?? 0) orders, \(stats?.events ?? 0) events\n\nTry:\n"
+        out += "  store \(path): \(stats?.orders ?? 0) orders, \(stats?.events ?? 0) events\n"
+        if let r = resumed {
+            out += "  resumed from its checkpoint (no backfill): \(r.workflowsInFlight) workflows in flight, \(r.idempotencyKeys) idempotency keys; "
+            out += "simulated clock caught up from \(RFC3339.format(r.from)) to \(RFC3339.format(r.caughtUpTo)) "
+            out += "(seed \(r.seed), \(Int(r.ordersPerDay)) orders/day, as first started)\n"
+        }
+        out += "\nTry:\n"
         if let o = first(["state": "invoiced"]) { out += "  \(exe) trace \(o) --url \(base)      # a complete order, across oms, erp, allocation, wms, tms, carrier\n" }
         if let o = first(["type": "order.short_picked"]) { out += "  \(exe) trace \(o) --url \(base)      # a short pick, re-allocated\n" }
         if let o = first(["type": "order.exception"]) { out += "  \(exe) trace \(o) --url \(base)      # an order that ended in an exception\n" }

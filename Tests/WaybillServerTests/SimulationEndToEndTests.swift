@@ -3,15 +3,16 @@ import Foundation
 import NIOCore
 import Testing
 import WaybillModel
+import WaybillSQLite
 
 
 /// Starts `waybill demo` and waits (at most two minutes) until it prints its welcome.
-func startDemo(_ extra: [String]) async throws -> (process: Process, port: Int, welcome: String) {
+func startDemo(_ extra: [String], db: String = temporaryDatabase()) async throws -> (process: Process, port: Int, welcome: String) {
     let port = Int.random(in: 20_000...60_000)
     let out = Pipe()
     let p = Process()
     p.executableURL = ServerProcess.binary
-    p.arguments = ["demo", "--port", String(port), "--db", temporaryDatabase()] + extra
+    p.arguments = ["demo", "--port", String(port), "--db", db] + extra
     p.standardOutput = out
     p.standardError = FileHandle.nullDevice
     try p.run()
@@ -37,6 +38,30 @@ func startDemo(_ extra: [String]) async throws -> (process: Process, port: Int, 
         return first
     }
     return (p, port, text)
+}
+
+/// `POST /api/v1/orders` to a demo: status and JSON answer.
+func postOrder(port: Int, _ body: String, key: String?) async throws -> (status: Int, answer: JSONValue) {
+    var req = HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/v1/orders")
+    req.method = .POST
+    req.headers.add(name: "Content-Type", value: "application/json")
+    if let key { req.headers.add(name: "Idempotency-Key", value: key) }
+    req.body = .bytes(ByteBuffer(string: body))
+    let r = try await HTTPClient.shared.execute(req, timeout: .seconds(10))
+    return (Int(r.status.code), (try? JSONParser.parse(Array(try await r.body.collect(upTo: 1 << 20).readableBytesView))) ?? .null)
+}
+
+/// `GET /api/v1/traces/{key}` from a demo, polled every 250 ms for at most `seconds` until `done` holds; the last answer.
+func pollTrace(port: Int, _ key: String, seconds: Double, until done: (JSONValue) -> Bool) async throws -> JSONValue {
+    var doc: JSONValue = .null
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        let r = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/v1/traces/\(key)"), timeout: .seconds(5))
+        doc = (try? JSONParser.parse(Array(try await r.body.collect(upTo: 1 << 22).readableBytesView))) ?? .null
+        if done(doc) { break }
+        try await Task.sleep(for: .milliseconds(250))
+    }
+    return doc
 }
 
 /// The embedded services through the real binary: `simulate` into files and stores, and `demo`.
@@ -139,15 +164,7 @@ func startDemo(_ extra: [String]) async throws -> (process: Process, port: Int, 
         let (p, port, ready) = try await startDemo(["--backfill-days", "0.05", "--orders-per-day", "500", "--speed", "3600"])
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         #expect(ready.contains("/api/v1/orders"))
-        func post(_ body: String, key: String?) async throws -> (Int, JSONValue) {
-            var req = HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/v1/orders")
-            req.method = .POST
-            req.headers.add(name: "Content-Type", value: "application/json")
-            if let key { req.headers.add(name: "Idempotency-Key", value: key) }
-            req.body = .bytes(ByteBuffer(string: body))
-            let r = try await HTTPClient.shared.execute(req, timeout: .seconds(10))
-            return (Int(r.status.code), (try? JSONParser.parse(Array(try await r.body.collect(upTo: 1 << 20).readableBytesView))) ?? .null)
-        }
+        func post(_ body: String, key: String?) async throws -> (Int, JSONValue) { try await postOrder(port: port, body, key: key) }
         let order = #"{"order_id":"API-TEST-1","channel":"web","region":"northeast","lines":[{"sku":"SKU-10001","qty":2},{"sku":"SKU-10002","qty":1}]}"#
         let (s1, first) = try await post(order, key: "key-1")
         #expect(s1 == 202)
@@ -164,15 +181,9 @@ func startDemo(_ extra: [String]) async throws -> (process: Process, port: Int, 
         #expect(s4 == 400)
         #expect(badRegion["error"]?.stringValue?.hasPrefix("region:") == true)
         // At 3600x, the order's workflow moves on within seconds: its events reach the store through the collector.
-        var state: JSONValue = .null
-        for _ in 0..<60 {
-            let r = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/v1/traces/API-TEST-1"), timeout: .seconds(5))
-            let doc = (try? JSONParser.parse(Array(try await r.body.collect(upTo: 1 << 22).readableBytesView))) ?? .null
-            state = doc["state"] ?? .null
-            if let s = state.stringValue, ["allocated", "released", "picked", "packed", "shipped", "delivered", "invoiced"].contains(s) { break }
-            try await Task.sleep(for: .milliseconds(250))
-        }
-        #expect(state.stringValue.map { ["allocated", "released", "picked", "packed", "shipped", "delivered", "invoiced"].contains($0) } == true,
+        let moved = ["allocated", "released", "picked", "packed", "shipped", "delivered", "invoiced"]
+        let state = try await pollTrace(port: port, "API-TEST-1", seconds: 15) { $0["state"]?.stringValue.map(moved.contains) == true }["state"] ?? .null
+        #expect(state.stringValue.map(moved.contains) == true,
                 "API-TEST-1 state \(state)")
         kill(p.processIdentifier, SIGINT)
         p.waitUntilExit()
@@ -190,5 +201,57 @@ func startDemo(_ extra: [String]) async throws -> (process: Process, port: Int, 
         #expect(r.status.code == 503)
         let doc = try JSONParser.parse(Array(try await r.body.collect(upTo: 1 << 20).readableBytesView))
         #expect(doc["error"]?.stringValue?.contains("waybill demo") == true)
+    }
+}
+
+/// Durable workflows through the real binary: `demo --db` is killed with SIGKILL and started again on
+/// the same store; the order submitted before goes on from where it was, and its key is still known.
+@Suite(.serialized) struct DurableWorkflowTests {
+    @Test func aKilledDemoResumesItsWorkflowsAndRemembersIdempotencyKeys() async throws {
+        guard FileManager.default.fileExists(atPath: ServerProcess.binary.path) else { Issue.record("waybill binary missing"); return }
+        let db = temporaryDatabase()
+        // At 600x picking takes seconds, so the order is caught between allocation and picking.
+        let args = ["--backfill-days", "0.02", "--orders-per-day", "300", "--speed", "600", "--faults", ""]
+        let (p1, port1, ready1) = try await startDemo(args, db: db)
+        defer { if p1.isRunning { kill(p1.processIdentifier, SIGKILL) } }
+        #expect(ready1.contains("Waybill demo is running"))
+        #expect(!ready1.contains("resumed"))
+        let order = #"{"order_id":"API-DURABLE-1","region":"west","lines":[{"sku":"SKU-10001","qty":1},{"sku":"SKU-10002","qty":2}]}"#
+        let (s1, first) = try await postOrder(port: port1, order, key: "durable-1")
+        #expect(s1 == 202)
+        #expect(first["duplicate"] == false)
+        let early = try await pollTrace(port: port1, "API-DURABLE-1", seconds: 10) {
+            $0["state"]?.stringValue.flatMap(Stage.init(name:)).map { $0 >= .allocated } == true
+        }
+        kill(p1.processIdentifier, SIGKILL)
+        p1.waitUntilExit()
+        let crashed = try {
+            let s = try SQLiteStore(path: db)
+            defer { s.close() }
+            return try #require(try s.trace(key: "API-DURABLE-1")?.facts?.state)
+        }()
+        #expect(crashed >= .allocated && crashed < .picked, "stored at the crash: \(crashed); seen \(early["state"] ?? .null)")
+
+        let (p2, port2, ready2) = try await startDemo(args, db: db)
+        defer { if p2.isRunning { kill(p2.processIdentifier, SIGKILL) } }
+        #expect(ready2.contains("resumed from its checkpoint (no backfill)"), "\(ready2)")
+        #expect(ready2.range(of: #"[1-9][0-9]* workflows in flight"#, options: .regularExpression) != nil, "\(ready2)")
+        let (s2, again) = try await postOrder(port: port2, #"{"order_id":"API-DURABLE-2","region":"west","lines":[{"sku":"SKU-10003","qty":1}]}"#,
+                                              key: "durable-1")
+        #expect(s2 == 200)
+        #expect(again["order_id"] == "API-DURABLE-1")
+        #expect(again["duplicate"] == true)
+        let later = try await pollTrace(port: port2, "API-DURABLE-1", seconds: 20) {
+            $0["state"]?.stringValue.flatMap(Stage.init(name:)).map { $0 >= .packed } == true
+        }
+        let state = later["state"]?.stringValue.flatMap(Stage.init(name:))
+        #expect(state.map { $0 >= .packed } == true, "went on from \(crashed) to \(later["state"] ?? .null)")
+        // Nothing lost, nothing twice: the order's events are numbered 1...n without a gap or a repeat.
+        let ids = (later["events"]?.arrayValue ?? []).filter { $0["subject"] == "API-DURABLE-1" }.compactMap { $0["id"]?.stringValue }
+        let seqs = ids.compactMap { Int($0.split(separator: "-").last ?? "") }.sorted()
+        #expect(!seqs.isEmpty && seqs == Array(1...seqs.count), "\(ids)")
+        kill(p2.processIdentifier, SIGINT)
+        p2.waitUntilExit()
+        #expect(p2.terminationStatus == 0)
     }
 }
