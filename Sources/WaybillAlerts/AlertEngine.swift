@@ -56,7 +56,7 @@ public actor AlertEngine {
             let previous = records.values.filter { $0.rule == rule.name }
             let began = DispatchTime.now().uptimeNanoseconds
             do {
-                let samples = try evaluator.samples(rule, at: t, replay: false)
+                let samples = try kpiAware(rule, previous: previous, at: t)
                 for r in AlertTransitions.step(rule: rule, samples: samples, previous: previous, at: t) { next[r.fingerprint] = r }
                 status[rule.name]?.error = nil
             } catch {
@@ -96,6 +96,40 @@ public actor AlertEngine {
         records = next
         for name in ruleNames { status[name]?.active = next.values.filter { $0.rule == name && $0.isActive }.count }
         return alerts()
+    }
+
+    /// How often the server re-reads the orders behind a KPI alert (the drill-down reads the window's facts,
+    /// far more work than the figure itself); a new KPI alert gets them at once.
+    public static let kpiOrdersRefresh: Micros = 5 * 60_000_000
+    private var kpiOrdersAt: [String: Micros] = [:]
+
+    /// The rule's samples; for a KPI rule the orders behind an alert that is already active are kept from
+    /// the previous evaluation until `kpiOrdersRefresh` has passed.
+    func kpiAware(_ rule: AlertRule, previous: [AlertRecord], at t: Micros) throws -> [AlertSample] {
+        guard case .kpi = rule.condition else { return try evaluator.samples(rule, at: t, replay: false) }
+        var samples = try evaluator.samples(rule, at: t, replay: false, withOrders: false)
+        let active = Dictionary(previous.filter(\.isActive).map { ($0.labels, $0) }, uniquingKeysWith: { a, _ in a })
+        var stale = false
+        for i in samples.indices {
+            var labels = rule.labels
+            labels["alertname"] = rule.name
+            for (k, v) in samples[i].labels { labels[k] = v }
+            if let p = active[labels], let at = kpiOrdersAt[p.fingerprint], t - at < Self.kpiOrdersRefresh {
+                samples[i].orders = p.orders
+                samples[i].ordersTotal = p.ordersTotal
+            } else {
+                stale = true
+            }
+        }
+        guard stale else { return samples }
+        let fresh = try evaluator.samples(rule, at: t, replay: false)
+        for s in fresh {
+            var labels = rule.labels
+            labels["alertname"] = rule.name
+            for (k, v) in s.labels { labels[k] = v }
+            kpiOrdersAt[Fingerprint.of(labels: labels)] = t
+        }
+        return fresh
     }
 
     public func alerts() -> [AlertRecord] {

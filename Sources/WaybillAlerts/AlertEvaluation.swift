@@ -5,8 +5,8 @@ import WaybillStore
 /// What rule evaluation reads. Everything it answers is a function of the stored events and the time asked.
 public protocol AlertSource: Sendable {
     func kpiDocument(_ q: KPIQuery) throws -> KPIDocument
-    /// The orders behind a KPI figure (worst first), optionally within one group.
-    func kpiOrders(_ metric: KPIMetric, _ q: KPIQuery, group: String??, limit: Int) throws -> [String]
+    /// The orders behind a KPI figure (worst first) in each of the groups asked (`.none`: all orders).
+    func kpiOrders(_ metric: KPIMetric, _ q: KPIQuery, groups: [String??], limit: Int) throws -> [[String]]
     /// The overdue orders of an SLA rule, grouped by its `by`, each group with its first `limit` orders.
     func overdueOrders(_ rule: SLARule, at: Micros, replay: Bool, limit: Int) throws -> [OverdueGroup]
     func spans(startingIn range: Range<Micros>) throws -> [Span]
@@ -31,8 +31,11 @@ public struct StoreAlertSource: AlertSource {
 
     public func kpiDocument(_ q: KPIQuery) throws -> KPIDocument { try kpi.document(q) }
 
-    public func kpiOrders(_ metric: KPIMetric, _ q: KPIQuery, group: String??, limit: Int) throws -> [String] {
-        try kpi.explain(metric, q, group: group, limit: limit).map(\.orderID)
+    public func kpiOrders(_ metric: KPIMetric, _ q: KPIQuery, groups: [String??], limit: Int) throws -> [[String]] {
+        guard !groups.isEmpty else { return [] }
+        // The window's facts are read once for every group.
+        let facts = try store.kpiFacts(in: [q.from..<q.to])
+        return try groups.map { try KPIExplain.contributors(facts: facts, metric: metric, query: q, group: $0, limit: limit).map(\.orderID) }
     }
 
     public func overdueOrders(_ rule: SLARule, at: Micros, replay: Bool, limit: Int) throws -> [OverdueGroup] {
@@ -75,7 +78,8 @@ public struct AlertEvaluator: Sendable {
 
     public init(source: any AlertSource) { self.source = source }
 
-    /// - Parameter withOrders: also find the orders behind each alert (KPI drill-down); off where only the condition matters.
+    /// - Parameter withOrders: also find the orders behind each alert (the KPI drill-down, which reads the
+    ///   window's facts); off where only the condition matters.
     public func samples(_ rule: AlertRule, at t: Micros, replay: Bool, withOrders: Bool = true) throws -> [AlertSample] {
         switch rule.condition {
         case .kpi(let k): return try kpiSamples(k, at: t, withOrders: withOrders)
@@ -99,10 +103,17 @@ public struct AlertEvaluator: Sendable {
             candidates.append(([:], .none, doc.total))
         }
         var out: [AlertSample] = []
+        var groups: [String??] = []
         for c in candidates {
             guard let v = c.kpis.value(rule.metric), rule.op.holds(v, rule.threshold) else { continue }
-            let orders = withOrders ? try source.kpiOrders(rule.metric, q, group: c.group, limit: Self.orderLimit) : []
-            out.append(AlertSample(labels: c.labels, value: v, orders: orders, ordersTotal: orders.count, since: nil))
+            out.append(AlertSample(labels: c.labels, value: v, orders: [], ordersTotal: 0, since: nil))
+            groups.append(c.group)
+        }
+        if withOrders {
+            for (i, orders) in try source.kpiOrders(rule.metric, q, groups: groups, limit: Self.orderLimit).enumerated() {
+                out[i].orders = orders
+                out[i].ordersTotal = orders.count
+            }
         }
         return out.sorted { $0.labels.sorted(by: <).lexicographicallyPrecedes($1.labels.sorted(by: <)) { $0 < $1 } }
     }

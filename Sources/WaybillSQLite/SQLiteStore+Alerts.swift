@@ -7,83 +7,71 @@ extension SQLiteStore: DeadlineReader, AlertStore {
     public func prepareDeadlines(after: Stage) async throws {
         let col = Schema.stageColumn(after)
         // Partial: only orders still open (below invoiced, not cancelled) that reached `after`, so the index
-        // holds the open deadlines and nothing else.
-        let sql = "CREATE INDEX IF NOT EXISTS orders_open_\(after.name) ON orders(state, \(col)) WHERE state < \(Self.openStateBound) AND \(col) IS NOT NULL"
-        try await writer.transaction { c in try c.exec(sql) }
+        // holds the open deadlines and nothing else. Covering: it also holds what an alert lists and groups
+        // by, so an evaluation never reads the orders' rows.
+        let sql = "CREATE INDEX IF NOT EXISTS orders_open_\(after.name) ON orders(state, \(col), order_id, alloc_wh, ship_wh, channel, region) "
+            + "WHERE state < \(Self.openStateBound) AND \(col) IS NOT NULL"
+        try await writer.transaction { c in
+            // An index of an earlier layout (without the covering columns) is replaced.
+            let s = try c.prepare("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?")
+            s.bind(1, "orders_open_\(after.name)")
+            let existing = try s.step() ? s.text(0) : nil
+            s.reset()
+            if let existing, !existing.contains("order_id") { try c.exec("DROP INDEX orders_open_\(after.name)") }
+            try c.exec(sql)
+        }
     }
 
     public func overdueOrders(after: Stage, expect: Stage, cutoff: Micros, asOf: Micros, replay: Bool,
                               groupBy: OverdueGrouping, limit: Int) throws -> [OverdueGroup] {
         guard after < expect, expect != .cancelled else { return [] }
         let col = Schema.stageColumn(after)
-        // The warehouse as known at `asOf`: a later allocation must not move an alert into another group.
+        // The group of an order. Its warehouse is the one known at `asOf` (the allocation's, else the
+        // shipment's), so a later allocation cannot move an alert into another group; live evaluation
+        // assumes nothing stored is later than `asOf`, where the two expressions agree.
         let group: String
         switch groupBy {
         case .none: group = "NULL"
-        case .warehouse: group = "CASE WHEN allocated_at <= ?2 THEN alloc_wh WHEN shipped_at <= ?2 THEN ship_wh END"
+        case .warehouse:
+            group = replay ? "CASE WHEN allocated_at <= ?2 AND alloc_wh IS NOT NULL THEN alloc_wh WHEN shipped_at <= ?2 THEN ship_wh END"
+                : "coalesce(alloc_wh, ship_wh)"
         case .channel: group = "channel"
         case .region: group = "region"
         }
-        let openStates = after.rawValue..<min(expect.rawValue, Self.openStateBound)
-        let live = "FROM orders INDEXED BY orders_open_\(after.name) WHERE state < \(Self.openStateBound) AND \(col) IS NOT NULL AND state = ?3 AND \(col) <= ?1"
+        let rows: String
+        if replay {
+            // Stage times as of `asOf`: reached `after` by the cutoff, no stage from `expect` on by `asOf`.
+            let later = Stage.allCases.filter { $0 >= expect && $0 != .cancelled }
+                .map { "coalesce(\(Schema.stageColumn($0)), 9223372036854775807)" }
+            let reached = later.count == 1 ? later[0] : "min(\(later.joined(separator: ", ")))"
+            rows = """
+                SELECT \(group) AS g, \(col) AS at, order_id AS id FROM orders WHERE first_time <= ?1 AND \(col) <= ?1
+                AND (cancelled_at IS NULL OR cancelled_at > ?2) AND \(reached) > ?2
+                """
+        } else {
+            // The open stages between `after` and `expect`: index ranges of the covering open-deadline index.
+            let states = (after.rawValue..<min(expect.rawValue, Self.openStateBound)).map(String.init).joined(separator: ",")
+            rows = """
+                SELECT \(group) AS g, \(col) AS at, order_id AS id FROM orders INDEXED BY orders_open_\(after.name)
+                WHERE state < \(Self.openStateBound) AND \(col) IS NOT NULL AND state IN (\(states)) AND \(col) <= ?1
+                """
+        }
         return try readers.with { c in
-            var groups: [String?: (count: Int, oldest: Micros, top: [(Micros, String)])] = [:]
-            /// Rows of one statement in (after time, id) order: all counted, a group's first `limit` kept. Over
-            /// several statements the union of their firsts holds the overall first `limit` of each group.
-            func collect(_ s: Statement) throws {
-                var kept: [String?: Int] = [:]
-                while try s.step() {
-                    let g = s.optText(0)
-                    let at = s.int64(1)
-                    var x = groups[g] ?? (0, Micros.max, [])
-                    x.count += 1
-                    x.oldest = min(x.oldest, at)
-                    if kept[g, default: 0] < limit {
-                        x.top.append((at, s.text(2)))
-                        kept[g, default: 0] += 1
-                    }
-                    groups[g] = x
-                }
-                s.reset()
+            var groups: [String?: OverdueGroup] = [:]
+            // One pass: each group's size and oldest deadline, and its longest-overdue orders, chosen in SQLite.
+            let top = try c.prepare("""
+                SELECT g, id, n, oldest FROM (SELECT g, id, row_number() OVER (PARTITION BY g ORDER BY at, id) AS rn,
+                count(*) OVER (PARTITION BY g) AS n, min(at) OVER (PARTITION BY g) AS oldest FROM (\(rows)))
+                WHERE rn <= ?4 ORDER BY g, rn
+                """)
+            top.bind(1, cutoff).bind(2, asOf).bind(4, Int64(max(limit, 1)))
+            while try top.step() {
+                let g = top.optText(0)
+                if groups[g] == nil { groups[g] = OverdueGroup(value: g, count: top.int(2), oldest: top.int64(3), orders: []) }
+                if limit > 0 { groups[g]!.orders.append(top.text(1)) }
             }
-            if replay {
-                // Stage times as of `asOf`: reached `after` by the cutoff, no stage from `expect` on by `asOf`.
-                let later = Stage.allCases.filter { $0 >= expect && $0 != .cancelled }
-                    .map { "coalesce(\(Schema.stageColumn($0)), 9223372036854775807)" }
-                let reached = later.count == 1 ? later[0] : "min(\(later.joined(separator: ", ")))"
-                let s = try c.prepare("""
-                    SELECT \(group), \(col), order_id FROM orders WHERE first_time <= ?1 AND \(col) <= ?1
-                    AND (cancelled_at IS NULL OR cancelled_at > ?2) AND \(reached) > ?2 ORDER BY \(col), order_id
-                    """)
-                s.bind(1, cutoff).bind(2, asOf)
-                try collect(s)
-            } else if groupBy == .none {
-                // Counted from the index alone; only the longest-overdue orders are read, per open stage.
-                let agg = try c.prepare("SELECT count(*), min(\(col)) \(live)")
-                let top = try c.prepare("SELECT NULL, \(col), order_id \(live) ORDER BY \(col), order_id LIMIT ?4")
-                var total = 0
-                var oldest = Micros.max
-                for state in openStates {
-                    agg.bind(1, cutoff).bind(3, Int64(state))
-                    if try agg.step(), agg.int(0) > 0 {
-                        total += agg.int(0)
-                        oldest = min(oldest, agg.int64(1))
-                    }
-                    agg.reset()
-                    top.bind(1, cutoff).bind(3, Int64(state)).bind(4, Int64(limit))
-                    try collect(top)
-                }
-                if total > 0 { groups[nil] = (total, oldest, groups[nil]?.top ?? []) }
-            } else {
-                let s = try c.prepare("SELECT \(group), \(col), order_id \(live) ORDER BY \(col), order_id")
-                for state in openStates {
-                    s.bind(1, cutoff).bind(2, asOf).bind(3, Int64(state))
-                    try collect(s)
-                }
-            }
-            return groups.map { g, x in
-                OverdueGroup(value: g, count: x.count, oldest: x.oldest, orders: x.top.sorted { $0 < $1 }.prefix(limit).map(\.1))
-            }.sorted { a, b in a.value == nil ? b.value != nil : (b.value != nil && a.value! < b.value!) }
+            top.reset()
+            return groups.values.sorted { a, b in a.value == nil ? b.value != nil : (b.value != nil && a.value! < b.value!) }
         }
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import WaybillAlerts
 import WaybillKPI
 import WaybillModel
 import WaybillServer
@@ -22,6 +23,7 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Store file (default: a new one in a temporary directory). An existing demo store is resumed.") var db: String?
     @OptionGroup var collectors: CollectorsConfigOptions
+    @OptionGroup var alertRules: AlertConfigOptions
     @Flag(help: "Delete the --db file first if it exists, instead of resuming it.") var reset = false
     @Option(help: "Simulated time runs this many times faster than real time after the backfill.") var speed: Double = 1
     @Option(help: "Average orders a day.") var ordersPerDay: Double = 5_000
@@ -83,9 +85,48 @@ struct DemoCommand: AsyncParsableCommand {
             // Unbuffered, so a pipe reader sees it at once.
             FileHandle.standardOutput.write(Data(Self.welcome(store: store, base: base, exe: exe, path: path, resumed: ready.resumed).utf8))
         }
-        let app = buildApplication(store: store, config: config, logger: logger, services: [demo], orderDesk: desk)
+        let rules = try alertRules.load(required: false) ?? AlertConfig.parse(yaml: Self.demoRules, file: "demo rules")
+        let alerting = Alerting(config: rules, source: StoreAlertSource(store: store, correlationKeys: try collectors.storeOptions().correlationKeys),
+                                store: store, baseURL: base)
+        if !alerting.worker.missingSecrets().isEmpty {
+            throw CLIError("alert hooks name secrets that are not set: \(alerting.worker.missingSecrets().joined(separator: "; "))")
+        }
+        let app = buildApplication(store: store, config: config, logger: logger, services: [demo], orderDesk: desk, alerting: alerting)
         try await app.runService()
     }
+
+    /// The demo's alert rules when no --config is given: the shipped examples' rules, without hooks.
+    static let demoRules = """
+        rules:
+          - name: OrderNotAllocated
+            after: order.accepted
+            expect: order.allocated
+            within: 15m
+            severity: ticket
+            annotations: {summary: "{{orders_total}} orders accepted more than 15m ago are not allocated"}
+          - name: OrderNotShipped
+            after: order.released
+            expect: order.shipped
+            within: 24h
+            by: warehouse
+            severity: page
+            annotations: {summary: "{{orders_total}} orders released to {{warehouse}} over 24h ago have not shipped"}
+          - name: AllocationDelayHigh
+            kpi: allocation_delay.p95_s
+            op: ">"
+            threshold: 900
+            window: 1h
+            by: warehouse
+            for: 5m
+            severity: page
+          - name: ErpErrorRate
+            spans: {service: erp}
+            error_rate: "> 0.05"
+            window: 5m
+            min_spans: 20
+            severity: page
+        evaluation_interval: 15s
+        """
 
     /// What to look at, with order ids taken from the store.
     static func welcome(store: SQLiteStore, base: String, exe: String, path: String, resumed: DemoService.Resumed?) -> String {
@@ -106,6 +147,7 @@ struct DemoCommand: AsyncParsableCommand {
         if let o = first(["type": "order.short_picked"]) { out += "  \(exe) trace \(o) --url \(base)      # a short pick, re-allocated\n" }
         if let o = first(["type": "order.exception"]) { out += "  \(exe) trace \(o) --url \(base)      # an order that ended in an exception\n" }
         out += "  \(exe) search --stuck 4h --url \(base)          # orders that stopped moving\n"
+        out += "  \(exe) alerts --url \(base)                     # SLA, KPI and error-rate alerts, each with its orders (\(base)/alerts)\n"
         out += "  \(exe) kpi --from -\(3)d --by warehouse --url \(base)\n"
         out += "  \(base)/api/v1/kpis?format=html&by=warehouse&step=1d   (KPI report in a browser)\n"
         out += "  \(base)/                                               (order search)\n"

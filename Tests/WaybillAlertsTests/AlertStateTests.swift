@@ -9,7 +9,7 @@ import WaybillStore
 final class ScriptedSource: AlertSource, @unchecked Sendable {
     var errorRate: [Micros: Double] = [:]
     func kpiDocument(_ q: KPIQuery) throws -> KPIDocument { throw FieldError(field: "kpi", rule: "not scripted") }
-    func kpiOrders(_ metric: KPIMetric, _ q: KPIQuery, group: String??, limit: Int) throws -> [String] { [] }
+    func kpiOrders(_ metric: KPIMetric, _ q: KPIQuery, groups: [String??], limit: Int) throws -> [[String]] { groups.map { _ in [] } }
     func overdueOrders(_ rule: SLARule, at: Micros, replay: Bool, limit: Int) throws -> [OverdueGroup] { [] }
     func spans(startingIn range: Range<Micros>) throws -> [Span] {
         // 10 spans at the window's start, `rate` of them errors.
