@@ -111,10 +111,7 @@ public actor AlertEngine {
         let active = Dictionary(previous.filter(\.isActive).map { ($0.labels, $0) }, uniquingKeysWith: { a, _ in a })
         var stale = false
         for i in samples.indices {
-            var labels = rule.labels
-            labels["alertname"] = rule.name
-            for (k, v) in samples[i].labels { labels[k] = v }
-            if let p = active[labels], let at = kpiOrdersAt[p.fingerprint], t - at < Self.kpiOrdersRefresh {
+            if let p = active[AlertTransitions.labels(rule: rule, sample: samples[i])], let at = kpiOrdersAt[p.fingerprint], t - at < Self.kpiOrdersRefresh {
                 samples[i].orders = p.orders
                 samples[i].ordersTotal = p.ordersTotal
             } else {
@@ -123,12 +120,7 @@ public actor AlertEngine {
         }
         guard stale else { return samples }
         let fresh = try evaluator.samples(rule, at: t, replay: false)
-        for s in fresh {
-            var labels = rule.labels
-            labels["alertname"] = rule.name
-            for (k, v) in s.labels { labels[k] = v }
-            kpiOrdersAt[Fingerprint.of(labels: labels)] = t
-        }
+        for s in fresh { kpiOrdersAt[Fingerprint.of(labels: AlertTransitions.labels(rule: rule, sample: s))] = t }
         return fresh
     }
 

@@ -10,6 +10,8 @@ public protocol AlertSource: Sendable {
     /// The overdue orders of an SLA rule, grouped by its `by`, each group with its first `limit` orders.
     func overdueOrders(_ rule: SLARule, at: Micros, replay: Bool, limit: Int) throws -> [OverdueGroup]
     func spans(startingIn range: Range<Micros>) throws -> [Span]
+    /// The attribute keys that join a span to an order (the collectors' configuration).
+    var correlationKeys: [String] { get }
     /// Readies whatever the rule reads (an SLA rule's deadline index).
     func prepare(_ rule: AlertRule) async throws
 }
@@ -132,7 +134,7 @@ public struct AlertEvaluator: Sendable {
         var errors = 0
         var orders: [String] = []
         var seen = Set<String>()
-        let keys = (source as? StoreAlertSource)?.correlationKeys ?? SpanCorrelation.defaultKeys
+        let keys = source.correlationKeys
         for s in try source.spans(startingIn: (t - rule.window)..<t) {
             if let svc = rule.service, s.service != svc { continue }
             if let n = rule.name, s.name != n { continue }

@@ -44,16 +44,22 @@ public enum AlertTransitions {
     /// How long a resolved alert stays listed after it was notified (or needed no notification).
     public static let resolvedRetention: Micros = 15 * 60_000_000
 
-    /// The next records of one rule, from its previous records and the samples of an evaluation at `t`.
-    /// `previousTickFiring` is used when `previous` is empty because the caller replays (no memory).
+    /// An alert's labels: `alertname`, the rule's own labels and the sample's group labels.
+    public static func labels(rule: AlertRule, sample: AlertSample) -> [String: String] {
+        var labels = rule.labels
+        labels["alertname"] = rule.name
+        for (k, v) in sample.labels { labels[k] = v }
+        return labels
+    }
+
+    /// The next records of one rule, from its previous records (none when replaying) and the samples of
+    /// an evaluation at `t`.
     public static func step(rule: AlertRule, samples: [AlertSample], previous: [AlertRecord], at t: Micros) -> [AlertRecord] {
         var byFingerprint: [String: AlertRecord] = [:]
         for r in previous { byFingerprint[r.fingerprint] = r }
         var out: [String: AlertRecord] = [:]
         for s in samples {
-            var labels = rule.labels
-            labels["alertname"] = rule.name
-            for (k, v) in s.labels { labels[k] = v }
+            let labels = labels(rule: rule, sample: s)
             let fp = Fingerprint.of(labels: labels)
             let prev = byFingerprint[fp]
             let since = s.since ?? ((prev?.isActive ?? false) ? prev!.since : t)

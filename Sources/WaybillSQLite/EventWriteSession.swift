@@ -432,21 +432,6 @@ final class EventWriteSession {
         }
     }
 
-    /// Replaces the checkpoint `name` in its own transaction.
-    func saveCheckpoint(name: String, bytes: [UInt8]) throws {
-        try conn.exec("BEGIN IMMEDIATE")
-        do {
-            let s = try conn.prepare("INSERT OR REPLACE INTO checkpoints(name, saved_at, body) VALUES(?, ?, coalesce(?, X''))")
-            s.bind(1, name).bind(2, currentMicros())
-            s.bindBlob(3, bytes)
-            try s.run()
-            try conn.exec("COMMIT")
-        } catch {
-            try? conn.exec("ROLLBACK")
-            throw error
-        }
-    }
-
     func deleteBefore(_ cutoff: Micros) throws -> Int {
         try conn.exec("BEGIN IMMEDIATE")
         do {
@@ -498,7 +483,6 @@ final class GroupCommitWriter: @unchecked Sendable {
         case spans([Span], CheckedContinuation<AppendResult, any Error>)
         /// Any other write (alert records, outbox, an index), in its own transaction on the writer's connection.
         case transaction(@Sendable (Connection) throws -> Void, CheckedContinuation<Void, any Error>)
-        case checkpoint(name: String, bytes: [UInt8], CheckedContinuation<Void, any Error>)
     }
 
     private let session: EventWriteSession
@@ -571,11 +555,6 @@ final class GroupCommitWriter: @unchecked Sendable {
         try await enqueueUnbounded { .transaction(body, $0) }
     }
 
-    /// Queued behind every write accepted before it, so it commits after them.
-    func saveCheckpoint(name: String, bytes: [UInt8]) async throws {
-        try await enqueueUnbounded { .checkpoint(name: name, bytes: bytes, $0) }
-    }
-
     /// Queues a job that runs in a transaction of its own and is not counted against the queue bound.
     private func enqueueUnbounded<T>(_ job: @escaping (CheckedContinuation<T, any Error>) -> Job) async throws -> T {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
@@ -618,14 +597,12 @@ final class GroupCommitWriter: @unchecked Sendable {
                 cond.unlock()
                 return
             }
-            // Take appends up to the batch size, or one delete or checkpoint.
+            // Take appends (or span appends) up to the batch size, or one delete or other transaction.
             var take: [Job] = []
             var n = 0
             if case .delete = jobs[0] {
                 take.append(jobs.removeFirst())
             } else if case .transaction = jobs[0] {
-                take.append(jobs.removeFirst())
-            } else if case .checkpoint = jobs[0] {
                 take.append(jobs.removeFirst())
             } else if case .spans = jobs[0] {
                 // Span appends share a transaction too, up to the batch size.
@@ -650,10 +627,6 @@ final class GroupCommitWriter: @unchecked Sendable {
     private func execute(_ take: [Job]) {
         if case .delete(let cutoff, let c) = take[0] {
             do { c.resume(returning: try session.deleteBefore(cutoff)) } catch { c.resume(throwing: error) }
-            return
-        }
-        if case .checkpoint(let name, let bytes, let c) = take[0] {
-            do { c.resume(returning: try session.saveCheckpoint(name: name, bytes: bytes)) } catch { c.resume(throwing: error) }
             return
         }
         if case .transaction(let body, let c) = take[0] {

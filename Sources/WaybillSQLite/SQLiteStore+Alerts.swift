@@ -11,15 +11,7 @@ extension SQLiteStore: DeadlineReader, AlertStore {
         // by, so an evaluation never reads the orders' rows.
         let sql = "CREATE INDEX IF NOT EXISTS orders_open_\(after.name) ON orders(state, \(col), order_id, alloc_wh, ship_wh, channel, region) "
             + "WHERE state < \(Self.openStateBound) AND \(col) IS NOT NULL"
-        try await writer.transaction { c in
-            // An index of an earlier layout (without the covering columns) is replaced.
-            let s = try c.prepare("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?")
-            s.bind(1, "orders_open_\(after.name)")
-            let existing = try s.step() ? s.text(0) : nil
-            s.reset()
-            if let existing, !existing.contains("order_id") { try c.exec("DROP INDEX orders_open_\(after.name)") }
-            try c.exec(sql)
-        }
+        try await writer.transaction { c in try c.exec(sql) }
     }
 
     public func overdueOrders(after: Stage, expect: Stage, cutoff: Micros, asOf: Micros, replay: Bool,

@@ -105,8 +105,14 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
         try await writer.deleteBefore(cutoff)
     }
 
+    /// Queued on the writer behind every write accepted before it, so it commits after them.
     public func saveCheckpoint(name: String, bytes: [UInt8]) async throws {
-        try await writer.saveCheckpoint(name: name, bytes: bytes)
+        try await writer.transaction { c in
+            let s = try c.prepare("INSERT OR REPLACE INTO checkpoints(name, saved_at, body) VALUES(?, ?, coalesce(?, X''))")
+            s.bind(1, name).bind(2, currentMicros())
+            s.bindBlob(3, bytes)
+            try s.run()
+        }
     }
 
     public func loadCheckpoint(name: String) throws -> StoredCheckpoint? {

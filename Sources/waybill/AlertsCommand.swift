@@ -107,28 +107,30 @@ struct AlertsList: AsyncParsableCommand {
     /// rules, the rollups for KPI rules (whose drill-down to orders runs at most every 5 minutes, timed apart).
     func measure(_ config: AlertConfig, _ source: StoreAlertSource, at: Micros, repeats: Int) async throws {
         let evaluator = AlertEvaluator(source: source)
-        func time(_ body: () throws -> [AlertSample]) rethrows -> (ms: [Double], orders: Int) {
+        func time(_ body: () throws -> [AlertSample]) rethrows -> (ms: [Double], alerts: Int, orders: Int) {
             var ms: [Double] = []
-            var count = 0
+            var alerts = 0
+            var orders = 0
             for _ in 0..<repeats {
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 let samples = try body()
                 ms.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
-                count = samples.reduce(0) { $0 + max($1.ordersTotal, Int($1.value)) }
+                alerts = samples.count
+                orders = samples.reduce(0) { $0 + $1.ordersTotal }
             }
-            return (ms.sorted(), count)
+            return (ms.sorted(), alerts, orders)
         }
-        func line(_ name: String, _ r: (ms: [Double], orders: Int), _ what: String) {
-            printErr(String(format: "timing %@: %d runs, min %.2f ms, median %.2f ms, max %.2f ms (%@ %d)",
-                            name, r.ms.count, r.ms[0], r.ms[r.ms.count / 2], r.ms[r.ms.count - 1], what, r.orders))
+        func line(_ name: String, _ r: (ms: [Double], alerts: Int, orders: Int)) {
+            printErr(String(format: "timing %@: %d runs, min %.2f ms, median %.2f ms, max %.2f ms (%d alerts, %d orders behind them)",
+                            name, r.ms.count, r.ms[0], r.ms[r.ms.count / 2], r.ms[r.ms.count - 1], r.alerts, r.orders))
         }
         for rule in config.rules {
             try await source.prepare(rule)
             if case .kpi = rule.condition {
-                line(rule.name, try time { try evaluator.samples(rule, at: at, replay: false, withOrders: false) }, "sum of figures behind the alerts")
-                line(rule.name + " with drill-down", try time { try evaluator.samples(rule, at: at, replay: false) }, "orders listed")
+                line(rule.name, try time { try evaluator.samples(rule, at: at, replay: false, withOrders: false) })
+                line(rule.name + " with drill-down", try time { try evaluator.samples(rule, at: at, replay: false) })
             } else {
-                line(rule.name, try time { try evaluator.samples(rule, at: at, replay: false) }, "orders behind the alerts")
+                line(rule.name, try time { try evaluator.samples(rule, at: at, replay: false) })
             }
         }
     }

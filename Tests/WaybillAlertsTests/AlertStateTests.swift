@@ -21,6 +21,7 @@ final class ScriptedSource: AlertSource, @unchecked Sendable {
         }
     }
     func prepare(_ rule: AlertRule) async throws {}
+    var correlationKeys: [String] { SpanCorrelation.defaultKeys }
 }
 
 @Suite struct AlertStateTests {
