@@ -27,16 +27,16 @@ public enum KPIReport {
 
     /// The KPI document from rollup rows plus, for what rows cannot answer, orders' facts.
     ///
-    /// Callers read the rows with `bucketStart` inside `plan.rollupRanges` of
-    /// `query.rollupPlan(bucketWidth:)` for the dimension `query.by` (the total rows when nil), and the
-    /// facts of orders whose `allocated_at` or `shipped_at` lies inside `plan.factRanges`. Extra rows
-    /// and facts are ignored, so over-reading is safe; an order part is counted from exactly one source.
-    public static func compute<R: Sequence, F: Sequence>(query: KPIQuery, bucketWidth: Micros, rows: R, edgeFacts: F) -> KPIDocument
+    /// Callers read, per tier of `query.rollupPlan(bucketWidths:)`, the rows with `bucketStart` inside
+    /// `plan.rollupRanges[tier]` for the dimension `query.by` (the total rows when nil), and the facts
+    /// of orders whose `allocated_at` or `shipped_at` lies inside `plan.factRanges`. Extra rows and
+    /// facts are ignored, so over-reading is safe; an order part is counted from exactly one source.
+    public static func compute<R: Sequence, F: Sequence>(query: KPIQuery, bucketWidths: [Micros], rows: R, edgeFacts: F) -> KPIDocument
     where R.Element == KPIRollupRow, F.Element == OrderFacts {
-        let plan = query.rollupPlan(bucketWidth: bucketWidth)
+        let plan = query.rollupPlan(bucketWidths: bucketWidths)
         var b = DocumentBuilder<KPIAccumulator>(query: query)
         for row in rows where row.key.dimension == query.by && (query.by != nil || row.key.group == nil) {
-            guard plan.inRollups(bucketStart: row.key.bucketStart), !row.accumulator.isEmpty else { continue }
+            guard plan.inRollups(row.key), !row.accumulator.isEmpty else { continue }
             b.merge(row.accumulator, group: row.key.group, at: row.key.bucketStart)
         }
         for f in edgeFacts {

@@ -1,28 +1,42 @@
 import WaybillModel
 
 /// Identifies a rollup row: one group of one dimension (or the total, `dimension == nil`) over the
-/// bucket `[bucketStart, bucketStart + width)`. `group == nil` is the null group of kpis.md.
+/// bucket `[bucketStart, bucketStart + bucketWidth)`. `group == nil` is the null group of kpis.md.
+/// Rows of several widths live side by side (hours for long windows, minutes for their edges).
 public struct KPIRollupKey: Hashable, Sendable {
     public var dimension: KPIDimension?
     public var group: String?
     public var bucketStart: Micros
+    public var bucketWidth: Micros
 
-    public init(dimension: KPIDimension?, group: String?, bucketStart: Micros) {
+    public init(dimension: KPIDimension?, group: String?, bucketStart: Micros, bucketWidth: Micros) {
         self.dimension = dimension
         self.group = group
         self.bucketStart = bucketStart
+        self.bucketWidth = bucketWidth
     }
 
-    /// The dimension as stored: its name, or `total`.
+    /// The dimension's name, or `total`.
     public var dimensionName: String { dimension?.rawValue ?? "total" }
 
-    public init?(dimensionName: String, group: String?, bucketStart: Micros) {
-        if dimensionName == "total" {
+    /// The dimension as stored: its name and the bucket width in seconds, e.g. `warehouse@3600s`.
+    public var storedDimension: String { Self.storedDimension(dimensionName, width: bucketWidth) }
+
+    public static func storedDimension(_ name: String, width: Micros) -> String { "\(name)@\(width / 1_000_000)s" }
+
+    public init?(storedDimension: String, group: String?, bucketStart: Micros) {
+        guard let at = storedDimension.lastIndex(of: "@"), storedDimension.hasSuffix("s"),
+              let seconds = Int64(storedDimension[storedDimension.index(after: at)..<storedDimension.index(before: storedDimension.endIndex)]),
+              seconds > 0
+        else { return nil }
+        let name = storedDimension[..<at]
+        let width = seconds * 1_000_000
+        if name == "total" {
             guard group == nil else { return nil }
-            self.init(dimension: nil, group: nil, bucketStart: bucketStart)
+            self.init(dimension: nil, group: nil, bucketStart: bucketStart, bucketWidth: width)
         } else {
-            guard let d = KPIDimension(rawValue: dimensionName) else { return nil }
-            self.init(dimension: d, group: group, bucketStart: bucketStart)
+            guard let d = KPIDimension(rawValue: String(name)) else { return nil }
+            self.init(dimension: d, group: group, bucketStart: bucketStart, bucketWidth: width)
         }
     }
 }
@@ -96,8 +110,8 @@ public enum KPIRollup {
     /// The rows an order part belongs to: the total and one group per dimension.
     public static func keys(of p: KPIPart, bucketWidth: Micros) -> [KPIRollupKey] {
         let b = bucketStart(p.at, width: bucketWidth)
-        return [KPIRollupKey(dimension: nil, group: nil, bucketStart: b)]
-            + KPIDimension.allCases.map { KPIRollupKey(dimension: $0, group: p.group($0), bucketStart: b) }
+        return [KPIRollupKey(dimension: nil, group: nil, bucketStart: b, bucketWidth: bucketWidth)]
+            + KPIDimension.allCases.map { KPIRollupKey(dimension: $0, group: p.group($0), bucketStart: b, bucketWidth: bucketWidth) }
     }
 
     /// The row updates for an order whose facts went from `old` (nil: new order) to `new`.
@@ -143,17 +157,25 @@ public enum KPIRollup {
 
 /// Which parts of a query the rollups answer and which need the orders' facts.
 ///
-/// A bucket is answered from its rollup row only when it lies inside `[from, to)` and inside one step;
-/// everything else in the window (unaligned edges, buckets straddling a step boundary) is answered
-/// from the facts of orders whose `allocated_at` or `shipped_at` lies in `factRanges`.
+/// Rollups come in tiers of bucket widths, coarsest first (hours, then minutes). A bucket is answered
+/// from its rollup row only when it lies inside `[from, to)` and inside one step, and no coarser
+/// bucket already answers its time: the plan takes whole coarse buckets, then fills each remaining
+/// edge with whole buckets of the next tier. What no tier covers (sub-minute edges, buckets
+/// straddling a step boundary) is answered from the facts of orders whose `allocated_at` or
+/// `shipped_at` lies in `factRanges`.
 public struct KPIRollupPlan: Sendable, Equatable {
-    public var bucketWidth: Micros
-    /// Time ranges made of whole buckets, ascending and disjoint.
-    public var rollupRanges: [Range<Micros>]
+    /// The tiers' bucket widths, coarsest first.
+    public var bucketWidths: [Micros]
+    /// Per tier, time ranges made of whole buckets of its width, ascending and disjoint; no two tiers overlap.
+    public var rollupRanges: [[Range<Micros>]]
     /// Time ranges to read facts for, ascending and disjoint.
     public var factRanges: [Range<Micros>]
 
-    func inRollups(bucketStart b: Micros) -> Bool { Self.find(b, in: rollupRanges, end: b + bucketWidth) }
+    func inRollups(_ key: KPIRollupKey) -> Bool {
+        guard let tier = bucketWidths.firstIndex(of: key.bucketWidth) else { return false }
+        return Self.find(key.bucketStart, in: rollupRanges[tier], end: key.bucketStart + key.bucketWidth)
+    }
+
     func inFacts(_ t: Micros) -> Bool { Self.find(t, in: factRanges, end: t + 1) }
 
     private static func find(_ t: Micros, in ranges: [Range<Micros>], end: Micros) -> Bool {
@@ -167,9 +189,13 @@ public struct KPIRollupPlan: Sendable, Equatable {
 }
 
 extension KPIQuery {
-    public func rollupPlan(bucketWidth w: Micros) -> KPIRollupPlan {
-        precondition(w > 0, "rollup bucket width must be positive")
-        var rollups: [Range<Micros>] = []
+    public func rollupPlan(bucketWidth w: Micros) -> KPIRollupPlan { rollupPlan(bucketWidths: [w]) }
+
+    /// The plan over rollup tiers of these widths (strictly decreasing; each should divide the one before).
+    public func rollupPlan(bucketWidths widths: [Micros]) -> KPIRollupPlan {
+        precondition(!widths.isEmpty && widths.allSatisfy { $0 > 0 }, "rollup bucket widths must be positive")
+        precondition(zip(widths, widths.dropFirst()).allSatisfy { $0 > $1 }, "rollup bucket widths must decrease")
+        var rollups = Array(repeating: [Range<Micros>](), count: widths.count)
         var facts: [Range<Micros>] = []
         func append(_ r: Range<Micros>, to list: inout [Range<Micros>]) {
             guard !r.isEmpty else { return }
@@ -179,17 +205,21 @@ extension KPIQuery {
                 list.append(r)
             }
         }
-        for piece in step == nil ? [window] : steps {
+        func cover(_ piece: Range<Micros>, tier: Int) {
+            guard !piece.isEmpty else { return }
+            guard tier < widths.count else { return append(piece, to: &facts) }
+            let w = widths[tier]
             let a = floorDiv(piece.lowerBound + w - 1, w) * w
             let b = floorDiv(piece.upperBound, w) * w
             if a < b {
-                append(piece.lowerBound..<a, to: &facts)
-                append(a..<b, to: &rollups)
-                append(b..<piece.upperBound, to: &facts)
+                cover(piece.lowerBound..<a, tier: tier + 1)
+                append(a..<b, to: &rollups[tier])
+                cover(b..<piece.upperBound, tier: tier + 1)
             } else {
-                append(piece, to: &facts)
+                cover(piece, tier: tier + 1)
             }
         }
-        return KPIRollupPlan(bucketWidth: w, rollupRanges: rollups, factRanges: facts)
+        for piece in step == nil ? [window] : steps { cover(piece, tier: 0) }
+        return KPIRollupPlan(bucketWidths: widths, rollupRanges: rollups, factRanges: facts)
     }
 }

@@ -4,13 +4,21 @@ import WaybillStore
 /// The KPI engine's side of the store seam: it keeps the rollup rows current at ingest
 /// (`FactsRollup`) and answers KPI queries from rows plus edge facts (`KPIService`).
 public struct KPIFactsRollup: FactsRollup {
-    /// One hour: a 30-day report reads 720 rows per group, and a window's unaligned edges are at most an hour of facts each.
-    public static let storeBucketWidth: Micros = 3_600_000_000
-    public let bucketWidth: Micros
+    /// Hours and minutes. A 30-day report reads 720 hour rows per group; a window's unaligned edges
+    /// are read from minute rows, and only what lies between a minute boundary and the window's edge
+    /// (under a minute at each end) from the orders' facts. An alert rule evaluated every minute on
+    /// minute boundaries reads no facts at all.
+    public static let storeBucketWidths: [Micros] = [3_600_000_000, 60_000_000]
+    /// The tiers' widths, coarsest first.
+    public let bucketWidths: [Micros]
 
-    public init(bucketWidth: Micros = KPIFactsRollup.storeBucketWidth) {
-        self.bucketWidth = bucketWidth
+    public init(bucketWidths: [Micros] = KPIFactsRollup.storeBucketWidths) {
+        precondition(!bucketWidths.isEmpty && bucketWidths.allSatisfy { $0 > 0 && $0 % 1_000_000 == 0 },
+                     "rollup bucket widths must be whole seconds")
+        self.bucketWidths = bucketWidths
     }
+
+    public var layout: String { bucketWidths.map(String.init).joined(separator: ",") }
 
     /// Applies each transition's retractions and additions straight to the touched rows (the same
     /// row updates as `KPIRollup.changes`, without building and sorting a change list per order:
@@ -18,11 +26,13 @@ public struct KPIFactsRollup: FactsRollup {
     public func update(_ transitions: [FactsTransition], read: (RollupKey) throws -> [UInt8]?) throws -> [(RollupKey, [UInt8]?)] {
         var pending: [KPIRollupKey: KPIAccumulator] = [:]
         func touch(_ part: KPIPart, removing: Bool) throws {
-            for key in KPIRollup.keys(of: part, bucketWidth: bucketWidth) {
-                if pending[key] == nil {
-                    pending[key] = try read(Self.storeKey(key)).map { try KPIAccumulator(serialized: $0) } ?? KPIAccumulator()
+            for width in bucketWidths {
+                for key in KPIRollup.keys(of: part, bucketWidth: width) {
+                    if pending[key] == nil {
+                        pending[key] = try read(Self.storeKey(key)).map { try KPIAccumulator(serialized: $0) } ?? KPIAccumulator()
+                    }
+                    if removing { pending[key, default: KPIAccumulator()].remove(part) } else { pending[key, default: KPIAccumulator()].add(part) }
                 }
-                if removing { pending[key, default: KPIAccumulator()].remove(part) } else { pending[key, default: KPIAccumulator()].add(part) }
             }
         }
         for t in transitions {
@@ -40,31 +50,34 @@ public struct KPIFactsRollup: FactsRollup {
     }
 
     static func storeKey(_ k: KPIRollupKey) -> RollupKey {
-        RollupKey(dimension: k.dimensionName, group: k.group, bucketStart: k.bucketStart)
+        RollupKey(dimension: k.storedDimension, group: k.group, bucketStart: k.bucketStart)
     }
 }
 
 /// Answers KPI documents and drill-downs from a store.
 public struct KPIService: Sendable {
     let reader: any RollupReader
-    let bucketWidth: Micros
+    let bucketWidths: [Micros]
 
-    public init(reader: any RollupReader, bucketWidth: Micros = KPIFactsRollup.storeBucketWidth) {
+    public init(reader: any RollupReader, bucketWidths: [Micros] = KPIFactsRollup.storeBucketWidths) {
         self.reader = reader
-        self.bucketWidth = bucketWidth
+        self.bucketWidths = bucketWidths
     }
 
     /// The KPI document of interfaces.md: whole buckets from rollup rows, the rest from facts.
     public func document(_ q: KPIQuery) throws -> KPIDocument {
-        let plan = q.rollupPlan(bucketWidth: bucketWidth)
+        let plan = q.rollupPlan(bucketWidths: bucketWidths)
         let dimension = q.by?.rawValue ?? "total"
         var rows: [KPIRollupRow] = []
-        for (key, bytes) in try reader.rollupRows(dimension: dimension, in: plan.rollupRanges) {
-            guard let k = KPIRollupKey(dimensionName: key.dimension, group: key.group, bucketStart: key.bucketStart) else { continue }
-            rows.append(KPIRollupRow(key: k, accumulator: try KPIAccumulator(serialized: bytes)))
+        for (tier, width) in bucketWidths.enumerated() where !plan.rollupRanges[tier].isEmpty {
+            let stored = KPIRollupKey.storedDimension(dimension, width: width)
+            for (key, bytes) in try reader.rollupRows(dimension: stored, in: plan.rollupRanges[tier]) {
+                guard let k = KPIRollupKey(storedDimension: key.dimension, group: key.group, bucketStart: key.bucketStart) else { continue }
+                rows.append(KPIRollupRow(key: k, accumulator: try KPIAccumulator(serialized: bytes)))
+            }
         }
         let facts = plan.factRanges.isEmpty ? [] : try reader.kpiFacts(in: plan.factRanges)
-        return KPIReport.compute(query: q, bucketWidth: bucketWidth, rows: rows, edgeFacts: facts)
+        return KPIReport.compute(query: q, bucketWidths: bucketWidths, rows: rows, edgeFacts: facts)
     }
 
     /// The orders behind a figure (`allocation_delay.p95_s`, `fill_rate`, ...) in the query's window,

@@ -69,10 +69,10 @@ final class EventWriteSession {
     }
 
     /// Rebuilds every rollup row from the stored facts when the database has none for this rollup's
-    /// bucket width (a new rollup, a changed width, or a database written without one).
+    /// layout (a new rollup, changed bucket widths, or a database written without one).
     private func rebuildRollupsIfNeeded() throws {
         guard let rollup else { return }
-        let marker = "\(rollup.bucketWidth)"
+        let marker = rollup.layout
         let m = try conn.prepare("SELECT value FROM meta WHERE key = 'rollup_bucket'")
         let current = try m.step() ? m.text(0) : nil
         m.reset()

@@ -32,8 +32,9 @@ public struct FactsTransition: Sendable {
 /// bytes and calls this inside the same transaction that changes the facts, so rollups and facts
 /// never disagree, also after a crash. The store does not know what the bytes mean; the KPI engine does.
 public protocol FactsRollup: Sendable {
-    /// Width of the time buckets; the store rebuilds every row when it changes.
-    var bucketWidth: Micros { get }
+    /// Names the row layout (for the KPI rollups, their bucket widths); the store rebuilds every row
+    /// when it differs from the layout the rows were written with.
+    var layout: String { get }
     /// The rows to write for these transitions: new bytes, or nil to delete the row. `read` returns a
     /// row's current bytes. Must be a pure function of its inputs.
     func update(_ transitions: [FactsTransition], read: (RollupKey) throws -> [UInt8]?) throws -> [(RollupKey, [UInt8]?)]

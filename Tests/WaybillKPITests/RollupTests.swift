@@ -9,7 +9,7 @@ struct RollupTests {
     /// What a store does: keep facts per order and, for each event, retract the order's old
     /// contribution from the rollup rows and add its new one; rows that empty are deleted.
     struct IngestSimulation {
-        let width: Micros
+        let widths: [Micros]
         var facts: [String: OrderFacts] = [:]
         var rows: [KPIRollupKey: KPIAccumulator] = [:]
 
@@ -18,20 +18,22 @@ struct RollupTests {
             var f = old ?? OrderFacts(orderID: e.subject)
             f.apply(e)
             facts[e.subject] = f
-            for change in KPIRollup.changes(from: old.map(OrderContribution.init), to: OrderContribution(f), bucketWidth: width) {
-                var acc = rows[change.key] ?? KPIAccumulator()
-                change.apply(to: &acc)
-                rows[change.key] = acc.isEmpty ? nil : acc
+            for width in widths {
+                for change in KPIRollup.changes(from: old.map(OrderContribution.init), to: OrderContribution(f), bucketWidth: width) {
+                    var acc = rows[change.key] ?? KPIAccumulator()
+                    change.apply(to: &acc)
+                    rows[change.key] = acc.isEmpty ? nil : acc
+                }
             }
         }
 
         var rollupRows: [KPIRollupRow] { rows.map { KPIRollupRow(key: $0.key, accumulator: $0.value) } }
     }
 
-    static func simulate(seed: UInt64, width: Micros) -> IngestSimulation {
+    static func simulate(seed: UInt64, widths: [Micros]) -> IngestSimulation {
         var rng = SeededRandom(seed: seed)
         let events = randomScripts(count: 400, seed: seed, start: start, days: 3).flatMap(\.events).shuffled(using: &rng)
-        var sim = IngestSimulation(width: width)
+        var sim = IngestSimulation(widths: widths)
         for e in events { sim.ingest(e) }
         return sim
     }
@@ -71,7 +73,7 @@ struct RollupTests {
     }
 
     @Test func rollupsMaintainedAtIngestEqualRollupsOfTheFinalFacts() {
-        let sim = Self.simulate(seed: 3, width: hour)
+        let sim = Self.simulate(seed: 3, widths: [hour])
         var direct: [KPIRollupKey: KPIAccumulator] = [:]
         for f in sim.facts.values {
             for change in KPIRollup.changes(from: nil, to: OrderContribution(f), bucketWidth: hour) {
@@ -104,34 +106,74 @@ struct RollupTests {
         (10 * minute, 9 * hour + 50 * minute, 37 * minute, nil),
     ])
     func rollupDocumentAgreesWithTheReference(_ fromOffset: Micros, _ toOffset: Micros, _ step: Micros?, _ by: KPIDimension?) throws {
-        let sim = Self.simulate(seed: 8, width: hour)
-        let q = try KPIQuery(from: Self.start + fromOffset, to: Self.start + toOffset, by: by, step: step)
-        let reference = KPIReport.compute(facts: Array(sim.facts.values), query: q)
-        let plan = q.rollupPlan(bucketWidth: hour)
-        // Read exactly what the plan asks for, as a store would.
-        let edgeFacts = sim.facts.values.filter { f in
-            [f.allocatedAt, f.shippedAt].contains { t in t.map(plan.inFacts) ?? false }
+        // One tier of hours, the store's hours and minutes, and three tiers whose finest does not divide evenly into steps.
+        for widths in [[hour], [hour, minute], [6 * hour, 15 * minute, minute]] {
+            let sim = Self.simulate(seed: 8, widths: widths)
+            let q = try KPIQuery(from: Self.start + fromOffset, to: Self.start + toOffset, by: by, step: step)
+            let reference = KPIReport.compute(facts: Array(sim.facts.values), query: q)
+            let plan = q.rollupPlan(bucketWidths: widths)
+            // Read exactly what the plan asks for, as a store would.
+            let edgeFacts = sim.facts.values.filter { f in
+                [f.allocatedAt, f.shippedAt].contains { t in t.map(plan.inFacts) ?? false }
+            }
+            let fromRollups = KPIReport.compute(query: q, bucketWidths: widths, rows: sim.rollupRows, edgeFacts: edgeFacts)
+            expectAgree(fromRollups, reference)
+            // Over-reading facts changes nothing: parts answered by rollups are not counted twice.
+            let overRead = KPIReport.compute(query: q, bucketWidths: widths, rows: sim.rollupRows, edgeFacts: Array(sim.facts.values))
+            #expect(overRead == fromRollups)
+            #expect(reference.total.ordersAllocated > 0)
         }
-        let fromRollups = KPIReport.compute(query: q, bucketWidth: hour, rows: sim.rollupRows, edgeFacts: edgeFacts)
-        expectAgree(fromRollups, reference)
-        // Over-reading facts changes nothing: parts answered by rollups are not counted twice.
-        let overRead = KPIReport.compute(query: q, bucketWidth: hour, rows: sim.rollupRows, edgeFacts: Array(sim.facts.values))
-        #expect(overRead == fromRollups)
-        #expect(reference.total.ordersAllocated > 0)
     }
 
     @Test func rollupPlanCoversTheWindowOnce() throws {
         let q = try KPIQuery(from: Self.start + 90 * minute, to: Self.start + 10 * hour + 5 * minute, step: 4 * hour)
         let plan = q.rollupPlan(bucketWidth: hour)
         // Steps: [01:30, 04:00), [04:00, 08:00), [08:00, 10:05); buckets of 1h inside each.
-        #expect(plan.rollupRanges == [(Self.start + 2 * hour)..<(Self.start + 10 * hour)])
+        #expect(plan.rollupRanges == [[(Self.start + 2 * hour)..<(Self.start + 10 * hour)]])
         #expect(plan.factRanges == [(Self.start + 90 * minute)..<(Self.start + 2 * hour),
                                     (Self.start + 10 * hour)..<(Self.start + 10 * hour + 5 * minute)])
         let odd = try KPIQuery(from: Self.start, to: Self.start + 3 * hour, step: 90 * minute)
         let oddPlan = odd.rollupPlan(bucketWidth: hour)
         // The bucket [01:00, 02:00) straddles the step boundary at 01:30: read from facts.
-        #expect(oddPlan.rollupRanges == [Self.start..<(Self.start + hour), (Self.start + 2 * hour)..<(Self.start + 3 * hour)])
+        #expect(oddPlan.rollupRanges == [[Self.start..<(Self.start + hour), (Self.start + 2 * hour)..<(Self.start + 3 * hour)]])
         #expect(oddPlan.factRanges == [(Self.start + hour)..<(Self.start + 2 * hour)])
+        // With minutes under the hours, that bucket comes from minute rows instead, and so do unaligned edges.
+        #expect(odd.rollupPlan(bucketWidths: [hour, minute]).rollupRanges
+            == [[Self.start..<(Self.start + hour), (Self.start + 2 * hour)..<(Self.start + 3 * hour)], [(Self.start + hour)..<(Self.start + 2 * hour)]])
+        #expect(odd.rollupPlan(bucketWidths: [hour, minute]).factRanges.isEmpty)
+        // An alert window off the minute: [22:37:30, 23:37:30) holds no whole hour.
+        let alert = try KPIQuery(from: Self.start + 22 * hour + 37 * minute + 30 * second, to: Self.start + 23 * hour + 37 * minute + 30 * second)
+        let tiered = alert.rollupPlan(bucketWidths: [hour, minute])
+        #expect(tiered.rollupRanges == [[], [(Self.start + 22 * hour + 38 * minute)..<(Self.start + 23 * hour + 37 * minute)]])
+        #expect(tiered.factRanges == [alert.from..<(Self.start + 22 * hour + 38 * minute), (Self.start + 23 * hour + 37 * minute)..<alert.to])
+    }
+
+    /// Property: for random windows, steps and tiers, every instant of every step is covered by exactly
+    /// one tier's whole bucket or by the facts, and a tier's bucket never straddles a step boundary.
+    @Test func tieredPlansPartitionEveryStep() throws {
+        var rng = SeededRandom(seed: 77)
+        let tierSets: [[Micros]] = [[hour], [hour, minute], [day, hour, 5 * minute, minute]]
+        for _ in 0..<300 {
+            let from = Self.start + Micros(rng.next() % UInt64(2 * day))
+            let to = from + 1 + Micros(rng.next() % UInt64(3 * day))
+            let step: Micros? = rng.next() % 2 == 0 ? nil : Micros(1 + rng.next() % UInt64(10 * hour))
+            guard let q = try? KPIQuery(from: from, to: to, step: step) else { continue }
+            let widths = tierSets[Int(rng.next() % 3)]
+            let plan = q.rollupPlan(bucketWidths: widths)
+            var pieces: [Range<Micros>] = plan.factRanges
+            for (tier, ranges) in plan.rollupRanges.enumerated() {
+                for r in ranges {
+                    #expect(r.lowerBound % widths[tier] == 0 && r.upperBound % widths[tier] == 0)
+                    for b in stride(from: r.lowerBound, to: r.upperBound, by: Int(widths[tier])) {
+                        #expect(q.step == nil || q.stepIndex(b) == q.stepIndex(b + widths[tier] - 1), "bucket \(b) straddles a step")
+                    }
+                }
+                pieces += ranges
+            }
+            pieces.sort { $0.lowerBound < $1.lowerBound }
+            #expect(pieces.first?.lowerBound == q.from && pieces.last?.upperBound == q.to)
+            for (a, b) in zip(pieces, pieces.dropFirst()) { #expect(a.upperBound == b.lowerBound, "gap or overlap at \(a) \(b)") }
+        }
     }
 
     @Test func unchangedContributionsNeedNoRollupChange() {
@@ -203,12 +245,15 @@ struct RollupTests {
     }
 
     @Test func rollupKeysRoundTripThroughTheirStoredNames() {
-        let keys = [KPIRollupKey(dimension: nil, group: nil, bucketStart: 0),
-                    KPIRollupKey(dimension: .warehouse, group: nil, bucketStart: hour),
-                    KPIRollupKey(dimension: .region, group: "EU", bucketStart: -hour)]
-        for k in keys { #expect(KPIRollupKey(dimensionName: k.dimensionName, group: k.group, bucketStart: k.bucketStart) == k) }
-        #expect(KPIRollupKey(dimensionName: "country", group: nil, bucketStart: 0) == nil)
-        #expect(KPIRollupKey(dimensionName: "total", group: "x", bucketStart: 0) == nil)
+        let keys = [KPIRollupKey(dimension: nil, group: nil, bucketStart: 0, bucketWidth: hour),
+                    KPIRollupKey(dimension: .warehouse, group: nil, bucketStart: hour, bucketWidth: minute),
+                    KPIRollupKey(dimension: .region, group: "EU", bucketStart: -hour, bucketWidth: hour)]
+        for k in keys { #expect(KPIRollupKey(storedDimension: k.storedDimension, group: k.group, bucketStart: k.bucketStart) == k) }
+        #expect(keys[1].storedDimension == "warehouse@60s")
+        for bad in ["country@60s", "warehouse", "warehouse@", "warehouse@0s", "warehouse@60", "warehouse@xs"] {
+            #expect(KPIRollupKey(storedDimension: bad, group: nil, bucketStart: 0) == nil, "\(bad)")
+        }
+        #expect(KPIRollupKey(storedDimension: "total@3600s", group: "x", bucketStart: 0) == nil)
         #expect(KPIRollup.bucketStart(-1, width: hour) == -hour)
         #expect(KPIRollup.bucketStart(hour, width: hour) == hour)
     }

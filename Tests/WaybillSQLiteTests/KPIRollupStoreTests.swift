@@ -50,6 +50,8 @@ import WaybillStoreConformance
         ("2026-11-20T00:00:00Z", "2026-11-24T00:00:00Z", "warehouse", "1d"),
         ("2026-11-20T03:17:00Z", "2026-11-22T19:05:30Z", "channel", "6h"),
         ("2026-11-21T00:00:00Z", "2026-11-21T00:30:00Z", "region", nil),
+        // An alert window off the minute: minute rows inside, 30 s of facts at each end.
+        ("2026-11-21T10:37:30Z", "2026-11-21T11:37:30Z", "warehouse", nil),
     ]
 
     @Test func rollupDocumentsEqualTheReferenceComputedFromFacts() async throws {
@@ -107,6 +109,29 @@ import WaybillStoreConformance
         _ = try await fresh.append(events)
         let q = try KPIQuery.parse(from: "2026-11-20T00:00:00Z", to: "2026-11-24T00:00:00Z", by: "warehouse", step: "1d", now: 0)
         #expect(try KPIService(reader: s).document(q).json == KPIService(reader: fresh).document(q).json)
+    }
+
+    @Test func rollupsAreRebuiltWhenTheBucketWidthsChange() async throws {
+        let path = temporaryDatabase()
+        let events = Self.workload()
+        do {
+            let hoursOnly = try SQLiteStore(path: path, rollup: KPIFactsRollup(bucketWidths: [3_600_000_000]))
+            _ = try await hoursOnly.append(events)
+            hoursOnly.close()
+        }
+        let s = try SQLiteStore(path: path, rollup: KPIFactsRollup())
+        defer { s.close() }
+        let fresh = try store()
+        defer { fresh.close() }
+        _ = try await fresh.append(events)
+        let minuteRows = try s.rollupRows(dimension: "warehouse@60s", in: [Self.t0..<(Self.t0 + 4 * 86_400_000_000)])
+        #expect(!minuteRows.isEmpty)
+        #expect(try s.rollupRows(dimension: "warehouse@3600s", in: [Self.t0..<(Self.t0 + 4 * 86_400_000_000)]).count
+            == fresh.rollupRows(dimension: "warehouse@3600s", in: [Self.t0..<(Self.t0 + 4 * 86_400_000_000)]).count)
+        for (from, to, by, step) in Self.queries {
+            let q = try KPIQuery.parse(from: from, to: to, by: by, step: step, now: 0)
+            #expect(try KPIService(reader: s).document(q).json == KPIService(reader: fresh).document(q).json)
+        }
     }
 
     @Test func retentionRetractsDeletedOrdersFromRollups() async throws {
