@@ -112,20 +112,29 @@ public struct KPIAccumulator: Sendable, Equatable, KPICollector {
              shipments: shipments, shipmentLag: DistributionSummary(sketch: shipmentLag), onTimeRate: ratio(onTime, onTimeDefined))
     }
 
-    /// Compact bytes for a rollup row: a version byte, zig-zag varints and the two sketches.
+    /// Compact bytes: a version byte, zig-zag varints and the two sketches.
     public var serialized: [UInt8] {
         var out = ByteSink()
+        encode(into: &out)
+        return out.bytes
+    }
+
+    func encode(into out: inout ByteSink) {
         out.byte(Self.formatVersion)
         for v in [ordersAllocated, unitsOrdered, unitsAllocatedFirst, fullyAllocatedFirst, shipments, onTimeDefined, onTime] {
             out.signed(v)
         }
         allocationDelay.encode(into: &out)
         shipmentLag.encode(into: &out)
-        return out.bytes
     }
 
     public init(serialized bytes: [UInt8]) throws(KPIDecodingError) {
         var src = ByteSource(bytes)
+        try self.init(decoding: &src)
+        guard src.atEnd else { throw KPIDecodingError("\(bytes.count - src.pos) trailing bytes after the accumulator") }
+    }
+
+    init(decoding src: inout ByteSource) throws(KPIDecodingError) {
         let version = try src.byte()
         guard version == Self.formatVersion else { throw KPIDecodingError("unknown accumulator format version \(version)") }
         ordersAllocated = try src.signed()
@@ -137,7 +146,54 @@ public struct KPIAccumulator: Sendable, Equatable, KPICollector {
         onTime = try src.signed()
         allocationDelay = try QuantileSketch(decoding: &src)
         shipmentLag = try QuantileSketch(decoding: &src)
-        guard src.atEnd else { throw KPIDecodingError("\(bytes.count - src.pos) trailing bytes after the accumulator") }
+    }
+}
+
+/// A stored rollup row: every group of one dimension (the total: its one group) over one bucket.
+/// One row per dimension and bucket, not per group, keeps the rows a write touches few: a batch of
+/// orders spread over an hour touches 60 minute rows per dimension, whatever the number of groups.
+public enum KPIRollupBlock {
+    static let formatVersion: UInt8 = 1
+
+    /// A version byte, the number of groups, then per group (nil first, then by name) a presence byte,
+    /// its UTF-8 name and its accumulator. Empty accumulators are left out; nil when none is left.
+    public static func encode(_ groups: [String?: KPIAccumulator]) -> [UInt8]? {
+        let kept = groups.filter { !$0.value.isEmpty }.sorted { a, b in a.key == nil ? b.key != nil : (b.key != nil && a.key! < b.key!) }
+        guard !kept.isEmpty else { return nil }
+        var out = ByteSink()
+        out.byte(formatVersion)
+        out.unsigned(UInt64(kept.count))
+        for (group, acc) in kept {
+            if let group {
+                out.byte(1)
+                out.block(Array(group.utf8))
+            } else {
+                out.byte(0)
+            }
+            acc.encode(into: &out)
+        }
+        return out.bytes
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(KPIDecodingError) -> [(group: String?, accumulator: KPIAccumulator)] {
+        var src = ByteSource(bytes)
+        let version = try src.byte()
+        guard version == formatVersion else { throw KPIDecodingError("unknown rollup block format version \(version)") }
+        let n = try src.count()
+        guard n <= bytes.count else { throw KPIDecodingError("\(n) groups in \(bytes.count) bytes") }
+        var out: [(group: String?, accumulator: KPIAccumulator)] = []
+        out.reserveCapacity(n)
+        for _ in 0..<n {
+            let group: String?
+            switch try src.byte() {
+            case 0: group = nil
+            case 1: group = String(decoding: try src.block(), as: UTF8.self)
+            case let b: throw KPIDecodingError("group presence byte \(b) at byte \(src.pos - 1)")
+            }
+            out.append((group, try KPIAccumulator(decoding: &src)))
+        }
+        guard src.atEnd else { throw KPIDecodingError("\(bytes.count - src.pos) trailing bytes after the rollup block") }
+        return out
     }
 }
 

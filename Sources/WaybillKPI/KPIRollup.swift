@@ -1,8 +1,9 @@
 import WaybillModel
 
-/// Identifies a rollup row: one group of one dimension (or the total, `dimension == nil`) over the
+/// Identifies the rollup of one group of one dimension (or the total, `dimension == nil`) over the
 /// bucket `[bucketStart, bucketStart + bucketWidth)`. `group == nil` is the null group of kpis.md.
-/// Rows of several widths live side by side (hours for long windows, minutes for their edges).
+/// Buckets of several widths live side by side (hours for long windows, minutes for their edges).
+/// The store keeps all groups of a dimension and bucket in one row (`KPIRollupBlock`).
 public struct KPIRollupKey: Hashable, Sendable {
     public var dimension: KPIDimension?
     public var group: String?
@@ -24,20 +25,16 @@ public struct KPIRollupKey: Hashable, Sendable {
 
     public static func storedDimension(_ name: String, width: Micros) -> String { "\(name)@\(width / 1_000_000)s" }
 
-    public init?(storedDimension: String, group: String?, bucketStart: Micros) {
+    /// The dimension (nil: the total) and bucket width of a stored dimension name.
+    public static func parse(storedDimension: String) -> (dimension: KPIDimension?, width: Micros)? {
         guard let at = storedDimension.lastIndex(of: "@"), storedDimension.hasSuffix("s"),
               let seconds = Int64(storedDimension[storedDimension.index(after: at)..<storedDimension.index(before: storedDimension.endIndex)]),
               seconds > 0
         else { return nil }
-        let name = storedDimension[..<at]
-        let width = seconds * 1_000_000
-        if name == "total" {
-            guard group == nil else { return nil }
-            self.init(dimension: nil, group: nil, bucketStart: bucketStart, bucketWidth: width)
-        } else {
-            guard let d = KPIDimension(rawValue: String(name)) else { return nil }
-            self.init(dimension: d, group: group, bucketStart: bucketStart, bucketWidth: width)
-        }
+        let name = String(storedDimension[..<at])
+        if name == "total" { return (nil, seconds * 1_000_000) }
+        guard let d = KPIDimension(rawValue: name) else { return nil }
+        return (d, seconds * 1_000_000)
     }
 }
 

@@ -18,20 +18,46 @@ public struct KPIFactsRollup: FactsRollup {
         self.bucketWidths = bucketWidths
     }
 
-    public var layout: String { bucketWidths.map(String.init).joined(separator: ",") }
+    /// One row per dimension and bucket (`KPIRollupBlock`), per tier.
+    public var layout: String { "blocks:" + bucketWidths.map(String.init).joined(separator: ",") }
 
     /// Applies each transition's retractions and additions straight to the touched rows (the same
-    /// row updates as `KPIRollup.changes`, without building and sorting a change list per order:
-    /// this runs on the store's single writer thread for every order a write touches).
+    /// updates as `KPIRollup.changes`, without building and sorting a change list per order: this runs
+    /// on the store's single writer thread for every order a write touches). Each stored row is read
+    /// and written once per call.
     public func update(_ transitions: [FactsTransition], read: (RollupKey) throws -> [UInt8]?) throws -> [(RollupKey, [UInt8]?)] {
-        var pending: [KPIRollupKey: KPIAccumulator] = [:]
+        /// Dimension 0 is the total, 1... follow `KPIDimension.allCases`.
+        struct Slot: Hashable {
+            var tier: Int
+            var dimension: Int
+            var bucketStart: Micros
+        }
+        let names = bucketWidths.map { w in (["total"] + KPIDimension.allCases.map(\.rawValue)).map { KPIRollupKey.storedDimension($0, width: w) } }
+        func storeKey(_ s: Slot) -> RollupKey { RollupKey(dimension: names[s.tier][s.dimension], group: nil, bucketStart: s.bucketStart) }
+        var index: [Slot: Int] = [:]
+        var slots: [Slot] = []
+        var blocks: [[String?: KPIAccumulator]] = []
         func touch(_ part: KPIPart, removing: Bool) throws {
-            for width in bucketWidths {
-                for key in KPIRollup.keys(of: part, bucketWidth: width) {
-                    if pending[key] == nil {
-                        pending[key] = try read(Self.storeKey(key)).map { try KPIAccumulator(serialized: $0) } ?? KPIAccumulator()
+            var groups: [String?] = [nil]
+            for d in KPIDimension.allCases { groups.append(part.group(d)) }
+            for (tier, width) in bucketWidths.enumerated() {
+                let bucket = KPIRollup.bucketStart(part.at, width: width)
+                for (dimension, group) in groups.enumerated() {
+                    let slot = Slot(tier: tier, dimension: dimension, bucketStart: bucket)
+                    let i: Int
+                    if let known = index[slot] {
+                        i = known
+                    } else {
+                        i = slots.count
+                        index[slot] = i
+                        slots.append(slot)
+                        var block: [String?: KPIAccumulator] = [:]
+                        if let bytes = try read(storeKey(slot)) {
+                            for (g, acc) in try KPIRollupBlock.decode(bytes) { block[g] = acc }
+                        }
+                        blocks.append(block)
                     }
-                    if removing { pending[key, default: KPIAccumulator()].remove(part) } else { pending[key, default: KPIAccumulator()].add(part) }
+                    if removing { blocks[i][group, default: KPIAccumulator()].remove(part) } else { blocks[i][group, default: KPIAccumulator()].add(part) }
                 }
             }
         }
@@ -46,11 +72,13 @@ public struct KPIFactsRollup: FactsRollup {
                 if let s = new.shipment { try touch(.shipment(s), removing: false) }
             }
         }
-        return pending.map { (Self.storeKey($0.key), $0.value.isEmpty ? nil : $0.value.serialized) }.sorted { $0.0 < $1.0 }
-    }
-
-    static func storeKey(_ k: KPIRollupKey) -> RollupKey {
-        RollupKey(dimension: k.storedDimension, group: k.group, bucketStart: k.bucketStart)
+        // In the table's key order (dimension name, then bucket).
+        let order = slots.indices.sorted { a, b in
+            let x = slots[a], y = slots[b]
+            if x.tier != y.tier || x.dimension != y.dimension { return names[x.tier][x.dimension] < names[y.tier][y.dimension] }
+            return x.bucketStart < y.bucketStart
+        }
+        return order.map { (storeKey(slots[$0]), KPIRollupBlock.encode(blocks[$0])) }
     }
 }
 
@@ -72,8 +100,10 @@ public struct KPIService: Sendable {
         for (tier, width) in bucketWidths.enumerated() where !plan.rollupRanges[tier].isEmpty {
             let stored = KPIRollupKey.storedDimension(dimension, width: width)
             for (key, bytes) in try reader.rollupRows(dimension: stored, in: plan.rollupRanges[tier]) {
-                guard let k = KPIRollupKey(storedDimension: key.dimension, group: key.group, bucketStart: key.bucketStart) else { continue }
-                rows.append(KPIRollupRow(key: k, accumulator: try KPIAccumulator(serialized: bytes)))
+                for (group, acc) in try KPIRollupBlock.decode(bytes) {
+                    rows.append(KPIRollupRow(key: KPIRollupKey(dimension: q.by, group: group, bucketStart: key.bucketStart, bucketWidth: width),
+                                             accumulator: acc))
+                }
             }
         }
         let facts = plan.factRanges.isEmpty ? [] : try reader.kpiFacts(in: plan.factRanges)

@@ -27,9 +27,14 @@ public struct QuantileSketch: Sendable {
     /// Buckets of values 1 ... Int64.max: decoding refuses indices outside, so hostile bytes cannot allocate.
     static let indexRange = 0...index(of: Int64.max)
 
-    /// Counts of buckets `offset ..< offset + counts.count` (dense: cheap to add and merge).
+    /// Counts of buckets `offset ..< offset + counts.count` (dense: cheap to add and merge), once the
+    /// sketch holds more than `sparseLimit` buckets.
     private var counts: [Int64] = []
     private var offset = 0
+    /// Until then, the buckets as (index, count) pairs by index: a minute's rollup holds a few values
+    /// spread over hundreds of buckets, where a dense array would be mostly zeros to allocate and scan.
+    private var sparse: [(index: Int, count: Int64)] = []
+    static let sparseLimit = 24
     public private(set) var zeroCount: Int64 = 0
     public private(set) var count: Int64 = 0
     public private(set) var sum: Int64 = 0
@@ -41,7 +46,27 @@ public struct QuantileSketch: Sendable {
         for v in values { add(v) }
     }
 
-    public var isEmpty: Bool { count == 0 && sum == 0 && zeroCount == 0 && counts.allSatisfy { $0 == 0 } }
+    public var isEmpty: Bool {
+        count == 0 && sum == 0 && zeroCount == 0 && counts.allSatisfy { $0 == 0 } && sparse.allSatisfy { $0.count == 0 }
+    }
+
+    /// Calls `body` with each bucket's index and count, by index (buckets emptied by retraction included).
+    @inline(__always) private func forEachBucket(_ body: (Int, Int64) throws -> Void) rethrows {
+        if counts.isEmpty {
+            for p in sparse { try body(p.index, p.count) }
+        } else {
+            for (k, c) in counts.enumerated() { try body(offset + k, c) }
+        }
+    }
+
+    /// Moves the sparse pairs into the dense array.
+    private mutating func densify() {
+        guard counts.isEmpty, let lo = sparse.first?.index, let hi = sparse.last?.index else { return }
+        offset = lo
+        counts = [Int64](repeating: 0, count: hi - lo + 1)
+        for p in sparse { counts[p.index - lo] = p.count }
+        sparse = []
+    }
 
     static func index(of v: Int64) -> Int {
         Int((log(Double(v)) / logGamma).rounded(.up))
@@ -54,8 +79,14 @@ public struct QuantileSketch: Sendable {
 
     private mutating func bump(_ i: Int, by n: Int64) {
         if counts.isEmpty {
-            offset = i
-            counts = [n]
+            var k = sparse.count
+            while k > 0, sparse[k - 1].index > i { k -= 1 }
+            if k > 0, sparse[k - 1].index == i {
+                sparse[k - 1].count &+= n
+                return
+            }
+            sparse.insert((i, n), at: k)
+            if sparse.count > Self.sparseLimit { densify() }
             return
         }
         if i < offset {
@@ -86,6 +117,26 @@ public struct QuantileSketch: Sendable {
 
     public mutating func merge(_ other: QuantileSketch) {
         if other.zeroCount != 0 { zeroCount &+= other.zeroCount }
+        if other.counts.isEmpty {
+            for p in other.sparse { bump(p.index, by: p.count) }
+        } else {
+            if counts.isEmpty {
+                let mine = sparse
+                sparse = []
+                counts = other.counts
+                offset = other.offset
+                for p in mine { bump(p.index, by: p.count) }
+            } else {
+                mergeDense(other)
+            }
+        }
+        count &+= other.count
+        sum &+= other.sum
+        if let o = other.max { max = Swift.max(max ?? o, o) }
+    }
+
+    /// Adds a dense sketch's buckets to this dense one.
+    private mutating func mergeDense(_ other: QuantileSketch) {
         // Widen once to cover the other's buckets, then add them in one pass: merging thousands of
         // rollup rows is the hot path of a KPI query.
         if !other.counts.isEmpty {
@@ -107,15 +158,12 @@ public struct QuantileSketch: Sendable {
                 }
             }
         }
-        count &+= other.count
-        sum &+= other.sum
-        if let o = other.max { max = Swift.max(max ?? o, o) }
     }
 
     /// Retracts everything `other` holds, as if each of its values were `remove`d.
     public mutating func subtract(_ other: QuantileSketch) {
         if other.zeroCount != 0 { zeroCount &-= other.zeroCount }
-        for (k, c) in other.counts.enumerated() where c != 0 { bump(other.offset + k, by: -c) }
+        other.forEachBucket { i, c in if c != 0 { bump(i, by: -c) } }
         count &-= other.count
         sum &-= other.sum
         if let m = max, (other.max ?? -1) >= m || !holds(m) { recomputeMax(cap: m) }
@@ -124,13 +172,17 @@ public struct QuantileSketch: Sendable {
     /// Whether the bucket of `v` still holds a value (an approximate `max` must stay in a non-empty bucket).
     private func holds(_ v: Int64) -> Bool {
         if v == 0 { return zeroCount > 0 }
-        let k = Self.index(of: v) - offset
+        let i = Self.index(of: v)
+        if counts.isEmpty { return sparse.contains { $0.index == i && $0.count > 0 } }
+        let k = i - offset
         return k >= 0 && k < counts.count && counts[k] > 0
     }
 
     private mutating func recomputeMax(cap: Int64) {
-        if let last = counts.lastIndex(where: { $0 > 0 }) {
-            let r = Int64(Self.representative(offset + last).rounded())
+        var last: Int?
+        forEachBucket { i, c in if c > 0 { last = i } }
+        if let last {
+            let r = Int64(Self.representative(last).rounded())
             max = Swift.min(cap, Swift.max(1, r))
         } else if zeroCount > 0 {
             max = 0
@@ -145,13 +197,16 @@ public struct QuantileSketch: Sendable {
         let rank = QuantileRank.rank(percent: percent, count: Int(count))
         var seen = zeroCount
         if seen >= rank { return 0 }
-        for (k, c) in counts.enumerated() where c > 0 {
+        var found: Int?
+        forEachBucket { i, c in
+            guard found == nil, c > 0 else { return }
             seen += c
-            if seen >= rank {
-                let r = Self.representative(offset + k)
-                if let m = max { return Swift.min(r, Double(m)) }
-                return r
-            }
+            if seen >= rank { found = i }
+        }
+        if let i = found {
+            let r = Self.representative(i)
+            if let m = max { return Swift.min(r, Double(m)) }
+            return r
         }
         return max.map(Double.init)
     }
@@ -171,13 +226,14 @@ public struct QuantileSketch: Sendable {
         out.signed(sum)
         out.unsigned(max.map { UInt64($0) + 1 } ?? 0)
         out.signed(zeroCount)
-        let nonEmpty = counts.indices.filter { counts[$0] != 0 }
-        out.unsigned(UInt64(nonEmpty.count))
+        var nonEmpty = 0
+        forEachBucket { _, c in if c != 0 { nonEmpty += 1 } }
+        out.unsigned(UInt64(nonEmpty))
         var previous = 0
-        for k in nonEmpty {
-            let i = offset + k
+        forEachBucket { i, c in
+            guard c != 0 else { return }
             out.signed(Int64(i - previous))
-            out.signed(counts[k])
+            out.signed(c)
             previous = i
         }
     }
@@ -215,7 +271,9 @@ public struct QuantileSketch: Sendable {
             pairs.append((i, c))
             count &+= c
         }
-        if let lo = pairs.first?.0, let hi = pairs.last?.0 {
+        if pairs.count <= Self.sparseLimit {
+            sparse = pairs.map { (index: $0.0, count: $0.1) }
+        } else if let lo = pairs.first?.0, let hi = pairs.last?.0 {
             offset = lo
             counts = [Int64](repeating: 0, count: hi - lo + 1)
             for (k, c) in pairs { counts[k - lo] &+= c }

@@ -49,21 +49,48 @@ extension SQLiteStore: DeadlineReader, AlertStore {
                 """
         }
         return try readers.with { c in
-            var groups: [String?: OverdueGroup] = [:]
-            // One pass: each group's size and oldest deadline, and its longest-overdue orders, chosen in SQLite.
-            let top = try c.prepare("""
-                SELECT g, id, n, oldest FROM (SELECT g, id, row_number() OVER (PARTITION BY g ORDER BY at, id) AS rn,
-                count(*) OVER (PARTITION BY g) AS n, min(at) OVER (PARTITION BY g) AS oldest FROM (\(rows)))
-                WHERE rn <= ?4 ORDER BY g, rn
-                """)
-            top.bind(1, cutoff).bind(2, asOf).bind(4, Int64(max(limit, 1)))
-            while try top.step() {
-                let g = top.optText(0)
-                if groups[g] == nil { groups[g] = OverdueGroup(value: g, count: top.int(2), oldest: top.int64(3), orders: []) }
-                if limit > 0 { groups[g]!.orders.append(top.text(1)) }
+            // One pass over the index entries, in index order (no sort): each group's size and oldest
+            // deadline, and its longest-overdue orders kept by a bounded selection. An order's id is read
+            // only when it may still be among its group's `limit` longest overdue.
+            struct Selection {
+                var group: OverdueGroup
+                var candidates: [(at: Micros, id: String)] = []
+                /// Once `limit` candidates are known: the latest deadline among them; later ones cannot qualify.
+                var bound = Micros.max
+                mutating func settle(_ limit: Int) {
+                    candidates.sort { $0.at != $1.at ? $0.at < $1.at : $0.id < $1.id }
+                    if candidates.count > limit { candidates.removeLast(candidates.count - limit) }
+                    if candidates.count == limit, let last = candidates.last { bound = last.at }
+                }
             }
-            top.reset()
-            return groups.values.sorted { a, b in a.value == nil ? b.value != nil : (b.value != nil && a.value! < b.value!) }
+            var index: [String?: Int] = [:]
+            var selections: [Selection] = []
+            let scan = try c.prepare(rows)
+            scan.bind(1, cutoff).bind(2, asOf)
+            defer { scan.reset() }
+            while try scan.step() {
+                let g = scan.optText(0), at = scan.int64(1)
+                let i: Int
+                if let known = index[g] {
+                    i = known
+                } else {
+                    i = selections.count
+                    index[g] = i
+                    selections.append(Selection(group: OverdueGroup(value: g, count: 0, oldest: at, orders: [])))
+                }
+                selections[i].group.count += 1
+                if at < selections[i].group.oldest { selections[i].group.oldest = at }
+                if limit > 0, at <= selections[i].bound {
+                    selections[i].candidates.append((at, scan.text(2)))
+                    if selections[i].candidates.count >= 2 * limit { selections[i].settle(limit) }
+                }
+            }
+            return selections.map { sel -> OverdueGroup in
+                var sel = sel
+                sel.settle(limit)
+                sel.group.orders = sel.candidates.map(\.id)
+                return sel.group
+            }.sorted { a, b in a.value == nil ? b.value != nil : (b.value != nil && a.value! < b.value!) }
         }
     }
 

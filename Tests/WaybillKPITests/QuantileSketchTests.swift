@@ -116,6 +116,48 @@ struct QuantileSketchTests {
         #expect(back.quantile(percent: 95) == firstFour.quantile(percent: 95))
     }
 
+    /// Property: small sketches keep their buckets as sparse pairs and turn dense past a limit; whatever
+    /// mix of the two an add, merge, subtract or decode meets, the value and its bytes are the same.
+    @Test(arguments: [1, 5, 23, 24, 25, 26, 40, 200])
+    func sparseAndDenseBucketsHoldTheSameValues(_ n: Int) throws {
+        var rng = SeededRandom(seed: UInt64(n))
+        let values = (0..<n).map { _ in rng.next() % 9 == 0 ? 0 : Int64(rng.unit() * rng.unit() * 1e10) }
+        let added = QuantileSketch(values)
+        // One value at a time through singleton sketches, in a shuffled order, some through their bytes.
+        var merged = QuantileSketch()
+        for v in values.shuffled(using: &rng) {
+            let one = QuantileSketch([v])
+            merged.merge(rng.next() % 2 == 0 ? one : try QuantileSketch(serialized: one.serialized))
+        }
+        // Two halves merged into each other both ways.
+        let half = n / 2
+        var left = QuantileSketch(values[..<half]), right = QuantileSketch(values[half...])
+        left.merge(QuantileSketch(values[half...]))
+        right.merge(QuantileSketch(values[..<half]))
+        for other in [merged, left, right, try QuantileSketch(serialized: added.serialized)] {
+            #expect(other.serialized == added.serialized)
+            for p in [1.0, 50, 95, 99, 100] { #expect(other.quantile(percent: p) == added.quantile(percent: p)) }
+        }
+        // Retracting a random subset, value by value or as one sketch, leaves the rest.
+        let gone = values.indices.filter { _ in rng.next() % 3 == 0 }
+        let rest = QuantileSketch(values.indices.filter { !gone.contains($0) }.map { values[$0] })
+        var removed = added, subtracted = merged
+        for i in gone { removed.remove(values[i]) }
+        subtracted.subtract(QuantileSketch(gone.map { values[$0] }))
+        for s in [removed, subtracted] {
+            #expect(s.count == rest.count && s.sum == rest.sum && s.zeroCount == rest.zeroCount)
+            #expect(s.isEmpty == rest.isEmpty)
+            // Equal buckets; only a retracted maximum may cap the top one differently (within accuracy).
+            for p in [1.0, 50, 95, 99] {
+                switch (s.quantile(percent: p), rest.quantile(percent: p)) {
+                case (nil, nil): break
+                case let (a?, b?): #expect(a == b || relativeError(a, b) <= 0.01, "p\(p): \(a) vs \(b)")
+                default: Issue.record("p\(p): one side empty")
+                }
+            }
+        }
+    }
+
     @Test func removalBeforeAdditionCommutes() {
         var a = QuantileSketch()
         a.remove(500)

@@ -238,6 +238,21 @@ struct RollupTests {
         #expect(throws: KPIDecodingError.self) { try KPIAccumulator(serialized: [2] + bytes.dropFirst()) }
     }
 
+    @Test func rollupBlocksRoundTripAndRejectDamage() throws {
+        let contributions = randomOrders(count: 60, seed: 5, start: Self.start).map(OrderContribution.init)
+        var groups: [String?: KPIAccumulator] = [nil: KPIAccumulator(), "DC-EAST": KPIAccumulator(), "DC-WEST": KPIAccumulator(), "DC-É": KPIAccumulator()]
+        for (i, c) in contributions.enumerated() { groups[[nil, "DC-EAST", "DC-É"][i % 3], default: KPIAccumulator()].add(c) }
+        let bytes = try #require(KPIRollupBlock.encode(groups))
+        let back = try KPIRollupBlock.decode(bytes)
+        // Empty groups are left out; the null group comes first, then names in order.
+        #expect(back.map(\.group) == [nil, "DC-EAST", "DC-É"])
+        for (g, acc) in back { #expect(acc == groups[g]!) }
+        #expect(KPIRollupBlock.encode(["x": KPIAccumulator()]) == nil)
+        #expect(throws: KPIDecodingError.self) { try KPIRollupBlock.decode(Array(bytes.dropLast(2))) }
+        #expect(throws: KPIDecodingError.self) { try KPIRollupBlock.decode(bytes + [0]) }
+        #expect(throws: KPIDecodingError.self) { try KPIRollupBlock.decode([9] + bytes.dropFirst()) }
+    }
+
     @Test func sketchedFactsPathAgreesWithTheExactOne() throws {
         let orders = randomOrders(count: 500, seed: 4, start: Self.start)
         let q = try KPIQuery(from: Self.start, to: Self.start + 3 * day, by: .channel, step: 12 * hour)
@@ -248,12 +263,14 @@ struct RollupTests {
         let keys = [KPIRollupKey(dimension: nil, group: nil, bucketStart: 0, bucketWidth: hour),
                     KPIRollupKey(dimension: .warehouse, group: nil, bucketStart: hour, bucketWidth: minute),
                     KPIRollupKey(dimension: .region, group: "EU", bucketStart: -hour, bucketWidth: hour)]
-        for k in keys { #expect(KPIRollupKey(storedDimension: k.storedDimension, group: k.group, bucketStart: k.bucketStart) == k) }
+        for k in keys {
+            let parsed = KPIRollupKey.parse(storedDimension: k.storedDimension)
+            #expect(parsed?.dimension == k.dimension && parsed?.width == k.bucketWidth)
+        }
         #expect(keys[1].storedDimension == "warehouse@60s")
         for bad in ["country@60s", "warehouse", "warehouse@", "warehouse@0s", "warehouse@60", "warehouse@xs"] {
-            #expect(KPIRollupKey(storedDimension: bad, group: nil, bucketStart: 0) == nil, "\(bad)")
+            #expect(KPIRollupKey.parse(storedDimension: bad) == nil, "\(bad)")
         }
-        #expect(KPIRollupKey(storedDimension: "total@3600s", group: "x", bucketStart: 0) == nil)
         #expect(KPIRollup.bucketStart(-1, width: hour) == -hour)
         #expect(KPIRollup.bucketStart(hour, width: hour) == hour)
     }
