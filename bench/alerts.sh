@@ -24,7 +24,9 @@ uptime
 echo "== live path, 21 evaluations per rule"
 $W alerts --db "$DB" --config bench/alerts.yaml --at "$AT" --timings 21 --format json > "$OUT/alerts-replay.json"
 uptime
-echo "== live path at an instant that is not on an hour (the KPI window then has partial rollup buckets at both ends)"
+echo "== live path on a minute that is not on an hour (the server's grid: the KPI window's edges come from minute rollups)"
+$W alerts --db "$DB" --config bench/alerts.yaml --at 2026-11-19T23:37:00Z --timings 21 --format json > /dev/null
+echo "== live path off the minute (worst case: 30 s of orders' facts at each end of the KPI window)"
 $W alerts --db "$DB" --config bench/alerts.yaml --at 2026-11-19T23:37:30Z --timings 21 --format json > /dev/null
 echo "== reference: the SLA rules replayed (every order's stage times read, no open-deadline index), whole process"
 hyperfine -w 1 -r 3 "$W alerts --db $DB --config bench/alerts-sla.yaml --at $AT --format json" 2>&1 | grep -E "Time|Range"

@@ -157,8 +157,9 @@ public enum KPIRollupBlock {
 
     /// A version byte, the number of groups, then per group (nil first, then by name) a presence byte,
     /// its UTF-8 name and its accumulator. Empty accumulators are left out; nil when none is left.
-    public static func encode(_ groups: [String?: KPIAccumulator]) -> [UInt8]? {
-        let kept = groups.filter { !$0.value.isEmpty }.sorted { a, b in a.key == nil ? b.key != nil : (b.key != nil && a.key! < b.key!) }
+    public static func encode(_ groups: [(group: String?, accumulator: KPIAccumulator)]) -> [UInt8]? {
+        let kept = groups.filter { !$0.accumulator.isEmpty }
+            .sorted { a, b in a.group == nil ? b.group != nil : (b.group != nil && a.group! < b.group!) }
         guard !kept.isEmpty else { return nil }
         var out = ByteSink()
         out.byte(formatVersion)

@@ -21,44 +21,62 @@ public struct KPIFactsRollup: FactsRollup {
     /// One row per dimension and bucket (`KPIRollupBlock`), per tier.
     public var layout: String { "blocks:" + bucketWidths.map(String.init).joined(separator: ",") }
 
-    /// Applies each transition's retractions and additions straight to the touched rows (the same
-    /// updates as `KPIRollup.changes`, without building and sorting a change list per order: this runs
-    /// on the store's single writer thread for every order a write touches). Each stored row is read
-    /// and written once per call.
+    /// Applies each transition's retractions and additions to the touched rows (the same updates as
+    /// `KPIRollup.changes`, without a change list per order). This runs on the store's single writer
+    /// thread for every order a write touches, so the work per part is kept small: a part goes into the
+    /// finest tier's per-group change (what it adds, what it retracts), found with one hash at most
+    /// (parts mostly arrive in time order, so the last bucket is remembered) and a comparison of the
+    /// few group names there. Each change is then applied once to its finest row and to the coarser rows
+    /// holding it. Each stored row is read and written once per call.
     public func update(_ transitions: [FactsTransition], read: (RollupKey) throws -> [UInt8]?) throws -> [(RollupKey, [UInt8]?)] {
-        /// Dimension 0 is the total, 1... follow `KPIDimension.allCases`.
-        struct Slot: Hashable {
+        struct Bucket: Hashable {
             var tier: Int
-            var dimension: Int
-            var bucketStart: Micros
+            var start: Micros
         }
+        struct Change {
+            var group: String?
+            var added = KPIAccumulator()
+            var retracted = KPIAccumulator()
+        }
+        typealias Block = [(group: String?, accumulator: KPIAccumulator)]
+        /// Dimension 0 is the total, 1... follow `KPIDimension.allCases`.
+        let dimensions = 1 + KPIDimension.allCases.count
+        let finest = bucketWidths.count - 1
         let names = bucketWidths.map { w in (["total"] + KPIDimension.allCases.map(\.rawValue)).map { KPIRollupKey.storedDimension($0, width: w) } }
-        func storeKey(_ s: Slot) -> RollupKey { RollupKey(dimension: names[s.tier][s.dimension], group: nil, bucketStart: s.bucketStart) }
-        var index: [Slot: Int] = [:]
-        var slots: [Slot] = []
-        var blocks: [[String?: KPIAccumulator]] = []
+        var index: [Bucket: Int] = [:]
+        var buckets: [Bucket] = []
+        /// `dimensions` blocks per bucket: `blocks[bucket * dimensions + dimension]`; the same for changes (finest tier).
+        var blocks: [Block] = []
+        var changes: [[Change]] = []
+        var last: (start: Micros, position: Int)?
+        func position(_ bucket: Bucket) throws -> Int {
+            if let known = index[bucket] { return known }
+            let p = buckets.count
+            index[bucket] = p
+            buckets.append(bucket)
+            for d in 0..<dimensions {
+                let key = RollupKey(dimension: names[bucket.tier][d], group: nil, bucketStart: bucket.start)
+                blocks.append(try read(key).map { try KPIRollupBlock.decode($0) } ?? [])
+                changes.append([])
+            }
+            return p
+        }
         func touch(_ part: KPIPart, removing: Bool) throws {
-            var groups: [String?] = [nil]
-            for d in KPIDimension.allCases { groups.append(part.group(d)) }
-            for (tier, width) in bucketWidths.enumerated() {
-                let bucket = KPIRollup.bucketStart(part.at, width: width)
-                for (dimension, group) in groups.enumerated() {
-                    let slot = Slot(tier: tier, dimension: dimension, bucketStart: bucket)
-                    let i: Int
-                    if let known = index[slot] {
-                        i = known
-                    } else {
-                        i = slots.count
-                        index[slot] = i
-                        slots.append(slot)
-                        var block: [String?: KPIAccumulator] = [:]
-                        if let bytes = try read(storeKey(slot)) {
-                            for (g, acc) in try KPIRollupBlock.decode(bytes) { block[g] = acc }
-                        }
-                        blocks.append(block)
-                    }
-                    if removing { blocks[i][group, default: KPIAccumulator()].remove(part) } else { blocks[i][group, default: KPIAccumulator()].add(part) }
-                }
+            let start = KPIRollup.bucketStart(part.at, width: bucketWidths[finest])
+            let p: Int
+            if let l = last, l.start == start {
+                p = l.position
+            } else {
+                p = try position(Bucket(tier: finest, start: start))
+                last = (start, p)
+            }
+            for d in 0..<dimensions {
+                let group = d == 0 ? nil : part.group(KPIDimension.allCases[d - 1])
+                let b = p * dimensions + d
+                var j = 0
+                while j < changes[b].count, changes[b][j].group != group { j += 1 }
+                if j == changes[b].count { changes[b].append(Change(group: group)) }
+                if removing { changes[b][j].retracted.add(part) } else { changes[b][j].added.add(part) }
             }
         }
         for t in transitions {
@@ -72,13 +90,37 @@ public struct KPIFactsRollup: FactsRollup {
                 if let s = new.shipment { try touch(.shipment(s), removing: false) }
             }
         }
-        // In the table's key order (dimension name, then bucket).
-        let order = slots.indices.sorted { a, b in
-            let x = slots[a], y = slots[b]
-            if x.tier != y.tier || x.dimension != y.dimension { return names[x.tier][x.dimension] < names[y.tier][y.dimension] }
-            return x.bucketStart < y.bucketStart
+        func apply(_ c: Change, to b: Int) {
+            var j = 0
+            while j < blocks[b].count, blocks[b][j].group != c.group { j += 1 }
+            if j == blocks[b].count { blocks[b].append((c.group, KPIAccumulator())) }
+            // Retractions first, as each transition retracts an order's old part before adding its new one.
+            if !c.retracted.isEmpty { blocks[b][j].accumulator.subtract(c.retracted) }
+            blocks[b][j].accumulator.merge(c.added)
         }
-        return order.map { (storeKey(slots[$0]), KPIRollupBlock.encode(blocks[$0])) }
+        for p in buckets.indices where buckets[p].tier == finest {
+            let start = buckets[p].start
+            var targets = [p]
+            for tier in 0..<finest {
+                targets.append(try position(Bucket(tier: tier, start: KPIRollup.bucketStart(start, width: bucketWidths[tier]))))
+            }
+            for d in 0..<dimensions {
+                for c in changes[p * dimensions + d] {
+                    for t in targets { apply(c, to: t * dimensions + d) }
+                }
+            }
+        }
+        var out: [(RollupKey, [UInt8]?)] = []
+        out.reserveCapacity(blocks.count)
+        for (p, bucket) in buckets.enumerated() {
+            for d in 0..<dimensions {
+                out.append((RollupKey(dimension: names[bucket.tier][d], group: nil, bucketStart: bucket.start),
+                            KPIRollupBlock.encode(blocks[p * dimensions + d])))
+            }
+        }
+        // In the table's key order (dimension name, then bucket).
+        out.sort { $0.0.dimension != $1.0.dimension ? $0.0.dimension < $1.0.dimension : $0.0.bucketStart < $1.0.bucketStart }
+        return out
     }
 }
 

@@ -96,10 +96,11 @@ public struct OrderContribution: Hashable, Sendable {
     public init(_ f: OrderFacts) {
         orderID = f.orderID
         if let accepted = f.acceptedAt, let allocated = f.allocatedAt {
+            let fill = f.firstAllocationFill
             allocation = AllocationPart(
                 at: allocated, warehouse: f.allocationWarehouse, channel: f.channel, region: f.region,
-                unitsOrdered: Units.micro(f.unitsOrdered ?? 0), unitsAllocatedFirst: Units.micro(f.unitsAllocatedFirst ?? 0),
-                fullyAllocatedFirst: f.fullyAllocatedFirst ?? false, delay: allocated - accepted)
+                unitsOrdered: Units.micro(f.unitsOrdered ?? 0), unitsAllocatedFirst: Units.micro(fill?.units ?? 0),
+                fullyAllocatedFirst: fill?.full ?? false, delay: allocated - accepted)
         }
         if let released = f.releasedAt, let shipped = f.shippedAt {
             shipment = ShipmentPart(at: shipped, warehouse: f.shipmentWarehouse, channel: f.channel, region: f.region,

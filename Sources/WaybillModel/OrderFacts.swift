@@ -176,16 +176,32 @@ public struct OrderFacts: Hashable, Sendable {
     public var unitsOrdered: Double? { accepted.map { $0.lines.reduce(0) { $0 + $1.qty } } }
 
     /// Units of the first allocation, each line capped at its ordered quantity; lines not ordered count 0.
-    public var unitsAllocatedFirst: Double? {
-        guard accepted != nil, firstAllocation != nil else { return nil }
-        let ordered = orderedByLine
-        return allocatedByLine.reduce(0) { $0 + min($1.value, ordered[$1.key] ?? 0) }
-    }
+    public var unitsAllocatedFirst: Double? { firstAllocationFill?.units }
 
-    public var fullyAllocatedFirst: Bool? {
-        guard accepted != nil, firstAllocation != nil else { return nil }
-        let allocated = allocatedByLine
-        return orderedByLine.allSatisfy { allocated[$0.key, default: 0] >= $0.value }
+    public var fullyAllocatedFirst: Bool? { firstAllocationFill?.full }
+
+    /// `unitsAllocatedFirst` and `fullyAllocatedFirst` in one pass. Orders have a few lines, so
+    /// quantities are summed per line id in small arrays; past 16 lines, in dictionaries.
+    public var firstAllocationFill: (units: Double, full: Bool)? {
+        guard let accepted, let firstAllocation else { return nil }
+        if accepted.lines.count > 16 || firstAllocation.lines.count > 16 {
+            let ordered = orderedByLine, allocated = allocatedByLine
+            return (allocated.reduce(0) { $0 + min($1.value, ordered[$1.key] ?? 0) },
+                    ordered.allSatisfy { allocated[$0.key, default: 0] >= $0.value })
+        }
+        func sums(_ pairs: [(line: String, qty: Double)]) -> [(line: String, qty: Double)] {
+            var out: [(line: String, qty: Double)] = []
+            for p in pairs {
+                if let i = out.firstIndex(where: { $0.line == p.line }) { out[i].qty += p.qty } else { out.append(p) }
+            }
+            return out
+        }
+        let ordered = sums(accepted.lines.map { ($0.line, $0.qty) })
+        let allocated = sums(firstAllocation.lines.map { ($0.line, $0.qtyAllocated) })
+        func quantity(_ line: String, in list: [(line: String, qty: Double)]) -> Double? { list.first { $0.line == line }?.qty }
+        let units = allocated.reduce(0) { $0 + min($1.qty, quantity($1.line, in: ordered) ?? 0) }
+        let full = ordered.allSatisfy { (quantity($0.line, in: allocated) ?? 0) >= $0.qty }
+        return (units, full)
     }
 
     /// Seconds from acceptance to first allocation, 0 where negative.

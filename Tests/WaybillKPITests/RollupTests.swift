@@ -242,12 +242,12 @@ struct RollupTests {
         let contributions = randomOrders(count: 60, seed: 5, start: Self.start).map(OrderContribution.init)
         var groups: [String?: KPIAccumulator] = [nil: KPIAccumulator(), "DC-EAST": KPIAccumulator(), "DC-WEST": KPIAccumulator(), "DC-É": KPIAccumulator()]
         for (i, c) in contributions.enumerated() { groups[[nil, "DC-EAST", "DC-É"][i % 3], default: KPIAccumulator()].add(c) }
-        let bytes = try #require(KPIRollupBlock.encode(groups))
+        let bytes = try #require(KPIRollupBlock.encode(groups.map { ($0.key, $0.value) }))
         let back = try KPIRollupBlock.decode(bytes)
         // Empty groups are left out; the null group comes first, then names in order.
         #expect(back.map(\.group) == [nil, "DC-EAST", "DC-É"])
         for (g, acc) in back { #expect(acc == groups[g]!) }
-        #expect(KPIRollupBlock.encode(["x": KPIAccumulator()]) == nil)
+        #expect(KPIRollupBlock.encode([("x", KPIAccumulator())]) == nil)
         #expect(throws: KPIDecodingError.self) { try KPIRollupBlock.decode(Array(bytes.dropLast(2))) }
         #expect(throws: KPIDecodingError.self) { try KPIRollupBlock.decode(bytes + [0]) }
         #expect(throws: KPIDecodingError.self) { try KPIRollupBlock.decode([9] + bytes.dropFirst()) }
