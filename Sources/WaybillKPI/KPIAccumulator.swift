@@ -158,13 +158,17 @@ public enum KPIRollupBlock {
     /// A version byte, the number of groups, then per group (nil first, then by name) a presence byte,
     /// its UTF-8 name and its accumulator. Empty accumulators are left out; nil when none is left.
     public static func encode(_ groups: [(group: String?, accumulator: KPIAccumulator)]) -> [UInt8]? {
-        let kept = groups.filter { !$0.accumulator.isEmpty }
-            .sorted { a, b in a.group == nil ? b.group != nil : (b.group != nil && a.group! < b.group!) }
+        let kept = groups.indices.filter { !groups[$0].accumulator.isEmpty }.sorted { i, j in
+            let a = groups[i].group, b = groups[j].group
+            return a == nil ? b != nil : (b != nil && a! < b!)
+        }
         guard !kept.isEmpty else { return nil }
         var out = ByteSink()
+        out.bytes.reserveCapacity(kept.count * 256)
         out.byte(formatVersion)
         out.unsigned(UInt64(kept.count))
-        for (group, acc) in kept {
+        for k in kept {
+            let (group, acc) = groups[k]
             if let group {
                 out.byte(1)
                 out.block(Array(group.utf8))

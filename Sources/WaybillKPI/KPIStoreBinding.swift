@@ -79,8 +79,8 @@ public struct KPIFactsRollup: FactsRollup {
                 if removing { changes[b][j].retracted.add(part) } else { changes[b][j].added.add(part) }
             }
         }
-        for t in transitions {
-            let old = t.old.map(OrderContribution.init), new = OrderContribution(t.new)
+        for i in transitions.indices {
+            let old = transitions[i].old.map(OrderContribution.init), new = OrderContribution(transitions[i].new)
             if old?.allocation != new.allocation {
                 if let a = old?.allocation { try touch(.allocation(a), removing: true) }
                 if let a = new.allocation { try touch(.allocation(a), removing: false) }

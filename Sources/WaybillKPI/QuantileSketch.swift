@@ -226,16 +226,20 @@ public struct QuantileSketch: Sendable {
         out.signed(sum)
         out.unsigned(max.map { UInt64($0) + 1 } ?? 0)
         out.signed(zeroCount)
+        // One pass: the pairs go to a scratch sink, behind their count.
+        var pairs = ByteSink()
+        pairs.bytes.reserveCapacity(4 * (counts.isEmpty ? sparse.count : counts.count))
         var nonEmpty = 0
-        forEachBucket { _, c in if c != 0 { nonEmpty += 1 } }
-        out.unsigned(UInt64(nonEmpty))
         var previous = 0
         forEachBucket { i, c in
             guard c != 0 else { return }
-            out.signed(Int64(i - previous))
-            out.signed(c)
+            pairs.signed(Int64(i - previous))
+            pairs.signed(c)
             previous = i
+            nonEmpty += 1
         }
+        out.unsigned(UInt64(nonEmpty))
+        out.bytes.append(contentsOf: pairs.bytes)
     }
 
     public init(serialized bytes: [UInt8]) throws(KPIDecodingError) {
