@@ -15,6 +15,9 @@ public struct KPIFactsRollup: FactsRollup {
     public init(bucketWidths: [Micros] = KPIFactsRollup.storeBucketWidths) {
         precondition(!bucketWidths.isEmpty && bucketWidths.allSatisfy { $0 > 0 && $0 % 1_000_000 == 0 },
                      "rollup bucket widths must be whole seconds")
+        // A change collected for a finest bucket is applied to the coarser buckets holding its start.
+        precondition(zip(bucketWidths, bucketWidths.dropFirst()).allSatisfy { $0 > $1 && $0 % $1 == 0 },
+                     "each rollup bucket width must be a multiple of the next, finer one")
         self.bucketWidths = bucketWidths
     }
 

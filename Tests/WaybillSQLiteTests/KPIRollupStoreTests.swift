@@ -54,14 +54,16 @@ import WaybillStoreConformance
         ("2026-11-21T10:37:30Z", "2026-11-21T11:37:30Z", "warehouse", nil),
     ]
 
-    @Test func rollupDocumentsEqualTheReferenceComputedFromFacts() async throws {
-        let s = try store()
+    /// The store's hours and minutes, hours only, and three tiers.
+    @Test(arguments: [KPIFactsRollup.storeBucketWidths, [3_600_000_000], [21_600_000_000, 900_000_000, 60_000_000]])
+    func rollupDocumentsEqualTheReferenceComputedFromFacts(_ widths: [Micros]) async throws {
+        let s = try SQLiteStore(path: temporaryDatabase(), rollup: KPIFactsRollup(bucketWidths: widths))
         defer { s.close() }
         let events = Self.workload()
         _ = try await s.append(events)
         var facts: [String: OrderFacts] = [:]
         for e in events where e.isOrderEvent { facts[e.subject, default: OrderFacts(orderID: e.subject)].apply(e) }
-        let service = KPIService(reader: s)
+        let service = KPIService(reader: s, bucketWidths: widths)
         for (from, to, by, step) in Self.queries {
             let q = try KPIQuery.parse(from: from, to: to, by: by, step: step, now: 0)
             let stored = try service.document(q)
