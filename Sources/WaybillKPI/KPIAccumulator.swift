@@ -121,9 +121,13 @@ public struct KPIAccumulator: Sendable, Equatable, KPICollector {
 
     func encode(into out: inout ByteSink) {
         out.byte(Self.formatVersion)
-        for v in [ordersAllocated, unitsOrdered, unitsAllocatedFirst, fullyAllocatedFirst, shipments, onTimeDefined, onTime] {
-            out.signed(v)
-        }
+        out.signed(ordersAllocated)
+        out.signed(unitsOrdered)
+        out.signed(unitsAllocatedFirst)
+        out.signed(fullyAllocatedFirst)
+        out.signed(shipments)
+        out.signed(onTimeDefined)
+        out.signed(onTime)
         allocationDelay.encode(into: &out)
         shipmentLag.encode(into: &out)
     }
@@ -167,15 +171,16 @@ public enum KPIRollupBlock {
         out.bytes.reserveCapacity(kept.count * 256)
         out.byte(formatVersion)
         out.unsigned(UInt64(kept.count))
-        for k in kept {
-            let (group, acc) = groups[k]
-            if let group {
-                out.byte(1)
-                out.block(Array(group.utf8))
-            } else {
-                out.byte(0)
+        groups.withUnsafeBufferPointer { g in
+            for k in kept {
+                if let group = g[k].group {
+                    out.byte(1)
+                    out.block(Array(group.utf8))
+                } else {
+                    out.byte(0)
+                }
+                g[k].accumulator.encode(into: &out)
             }
-            acc.encode(into: &out)
         }
         return out.bytes
     }

@@ -226,20 +226,43 @@ public struct QuantileSketch: Sendable {
         out.signed(sum)
         out.unsigned(max.map { UInt64($0) + 1 } ?? 0)
         out.signed(zeroCount)
-        // One pass: the pairs go to a scratch sink, behind their count.
-        var pairs = ByteSink()
-        pairs.bytes.reserveCapacity(4 * (counts.isEmpty ? sparse.count : counts.count))
+        // One pass: the pairs go to a scratch buffer (two varints of at most 10 bytes each), behind their count.
+        let buckets = counts.isEmpty ? sparse.count : counts.count
         var nonEmpty = 0
-        var previous = 0
-        forEachBucket { i, c in
-            guard c != 0 else { return }
-            pairs.signed(Int64(i - previous))
-            pairs.signed(c)
-            previous = i
-            nonEmpty += 1
+        let pairs = [UInt8](unsafeUninitializedCapacity: 20 * buckets) { buf, written in
+            var n = 0
+            @inline(__always) func put(_ v: Int64) {
+                var u = UInt64(bitPattern: (v << 1) ^ (v >> 63))
+                while u >= 0x80 {
+                    buf[n] = UInt8(truncatingIfNeeded: u) | 0x80
+                    u >>= 7
+                    n += 1
+                }
+                buf[n] = UInt8(u)
+                n += 1
+            }
+            var previous = 0
+            if counts.isEmpty {
+                for p in sparse where p.count != 0 {
+                    put(Int64(p.index - previous))
+                    put(p.count)
+                    previous = p.index
+                    nonEmpty += 1
+                }
+            } else {
+                counts.withUnsafeBufferPointer { c in
+                    for k in 0..<c.count where c[k] != 0 {
+                        put(Int64(offset + k - previous))
+                        put(c[k])
+                        previous = offset + k
+                        nonEmpty += 1
+                    }
+                }
+            }
+            written = n
         }
         out.unsigned(UInt64(nonEmpty))
-        out.bytes.append(contentsOf: pairs.bytes)
+        out.bytes.append(contentsOf: pairs)
     }
 
     public init(serialized bytes: [UInt8]) throws(KPIDecodingError) {

@@ -241,7 +241,8 @@ func pollTrace(port: Int, _ key: String, seconds: Double, until done: (JSONValue
         #expect(s2 == 200)
         #expect(again["order_id"] == "API-DURABLE-1")
         #expect(again["duplicate"] == true)
-        let later = try await pollTrace(port: port2, "API-DURABLE-1", seconds: 20) {
+        // Generous: the demo runs on the wall clock, and the whole suite shares two cores with it.
+        let later = try await pollTrace(port: port2, "API-DURABLE-1", seconds: 60) {
             $0["state"]?.stringValue.flatMap(Stage.init(name:)).map { $0 >= .packed } == true
         }
         let state = later["state"]?.stringValue.flatMap(Stage.init(name:))
