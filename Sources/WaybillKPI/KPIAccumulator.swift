@@ -159,13 +159,10 @@ public struct KPIAccumulator: Sendable, Equatable, KPICollector {
 public enum KPIRollupBlock {
     static let formatVersion: UInt8 = 1
 
-    /// A version byte, the number of groups, then per group (nil first, then by name) a presence byte,
+    /// A version byte, the number of groups, then per group (in `groupOrder`) a presence byte,
     /// its UTF-8 name and its accumulator. Empty accumulators are left out; nil when none is left.
     public static func encode(_ groups: [(group: String?, accumulator: KPIAccumulator)]) -> [UInt8]? {
-        let kept = groups.indices.filter { !groups[$0].accumulator.isEmpty }.sorted { i, j in
-            let a = groups[i].group, b = groups[j].group
-            return a == nil ? b != nil : (b != nil && a! < b!)
-        }
+        let kept = groups.indices.filter { !groups[$0].accumulator.isEmpty }.sorted { groupOrder(groups[$0].group, groups[$1].group) }
         guard !kept.isEmpty else { return nil }
         var out = ByteSink()
         out.bytes.reserveCapacity(kept.count * 256)

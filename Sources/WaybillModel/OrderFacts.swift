@@ -160,19 +160,6 @@ public struct OrderFacts: Hashable, Sendable {
     public var allocationWarehouse: String? { firstAllocation?.warehouse }
     public var shipmentWarehouse: String? { firstShipment?.warehouse }
 
-    /// Ordered quantity per line id (repeated line ids add up).
-    var orderedByLine: [String: Double] {
-        var m: [String: Double] = [:]
-        for l in accepted?.lines ?? [] { m[l.line, default: 0] += l.qty }
-        return m
-    }
-
-    var allocatedByLine: [String: Double] {
-        var m: [String: Double] = [:]
-        for l in firstAllocation?.lines ?? [] { m[l.line, default: 0] += l.qtyAllocated }
-        return m
-    }
-
     public var unitsOrdered: Double? { accepted.map { $0.lines.reduce(0) { $0 + $1.qty } } }
 
     /// Units of the first allocation, each line capped at its ordered quantity; lines not ordered count 0.
@@ -180,28 +167,13 @@ public struct OrderFacts: Hashable, Sendable {
 
     public var fullyAllocatedFirst: Bool? { firstAllocationFill?.full }
 
-    /// `unitsAllocatedFirst` and `fullyAllocatedFirst` in one pass. Orders have a few lines, so
-    /// quantities are summed per line id in small arrays; past 16 lines, in dictionaries.
+    /// `unitsAllocatedFirst` and `fullyAllocatedFirst` in one pass.
     public var firstAllocationFill: (units: Double, full: Bool)? {
         guard let accepted, let firstAllocation else { return nil }
-        if accepted.lines.count > 16 || firstAllocation.lines.count > 16 {
-            let ordered = orderedByLine, allocated = allocatedByLine
-            return (allocated.reduce(0) { $0 + min($1.value, ordered[$1.key] ?? 0) },
-                    ordered.allSatisfy { allocated[$0.key, default: 0] >= $0.value })
-        }
-        func sums(_ pairs: [(line: String, qty: Double)]) -> [(line: String, qty: Double)] {
-            var out: [(line: String, qty: Double)] = []
-            for p in pairs {
-                if let i = out.firstIndex(where: { $0.line == p.line }) { out[i].qty += p.qty } else { out.append(p) }
-            }
-            return out
-        }
-        let ordered = sums(accepted.lines.map { ($0.line, $0.qty) })
-        let allocated = sums(firstAllocation.lines.map { ($0.line, $0.qtyAllocated) })
-        func quantity(_ line: String, in list: [(line: String, qty: Double)]) -> Double? { list.first { $0.line == line }?.qty }
-        let units = allocated.reduce(0) { $0 + min($1.qty, quantity($1.line, in: ordered) ?? 0) }
-        let full = ordered.allSatisfy { (quantity($0.line, in: allocated) ?? 0) >= $0.qty }
-        return (units, full)
+        let ordered = LineQuantities(accepted.lines.lazy.map { ($0.line, $0.qty) })
+        let allocated = LineQuantities(firstAllocation.lines.lazy.map { ($0.line, $0.qtyAllocated) })
+        return (allocated.lines.reduce(0) { $0 + min($1.qty, ordered.quantity($1.line) ?? 0) },
+                ordered.lines.allSatisfy { (allocated.quantity($0.line) ?? 0) >= $0.qty })
     }
 
     /// Seconds from acceptance to first allocation, 0 where negative.
@@ -251,5 +223,34 @@ extension OrderFacts {
             out[e.subject, default: OrderFacts(orderID: e.subject)].apply(e)
         }
         return out
+    }
+}
+
+/// Quantities per line id, repeated ids added up, in the order ids first appear. Orders have a few
+/// lines, found by comparing ids; past 16, through a dictionary.
+private struct LineQuantities {
+    private(set) var lines: [(line: String, qty: Double)] = []
+    private var index: [String: Int]?
+
+    init<S: Sequence>(_ pairs: S) where S.Element == (String, Double) {
+        for (line, qty) in pairs {
+            if let i = position(line) {
+                lines[i].qty += qty
+                continue
+            }
+            lines.append((line, qty))
+            if index != nil {
+                index![line] = lines.count - 1
+            } else if lines.count > 16 {
+                index = Dictionary(uniqueKeysWithValues: lines.enumerated().map { ($1.line, $0) })
+            }
+        }
+    }
+
+    func quantity(_ line: String) -> Double? { position(line).map { lines[$0].qty } }
+
+    private func position(_ line: String) -> Int? {
+        if let index { return index[line] }
+        return lines.firstIndex { $0.line == line }
     }
 }

@@ -244,8 +244,8 @@ struct RollupTests {
         for (i, c) in contributions.enumerated() { groups[[nil, "DC-EAST", "DC-É"][i % 3], default: KPIAccumulator()].add(c) }
         let bytes = try #require(KPIRollupBlock.encode(groups.map { ($0.key, $0.value) }))
         let back = try KPIRollupBlock.decode(bytes)
-        // Empty groups are left out; the null group comes first, then names in order.
-        #expect(back.map(\.group) == [nil, "DC-EAST", "DC-É"])
+        // Empty groups are left out; names in order, the null group last.
+        #expect(back.map(\.group) == ["DC-EAST", "DC-É", nil])
         for (g, acc) in back { #expect(acc == groups[g]!) }
         #expect(KPIRollupBlock.encode([("x", KPIAccumulator())]) == nil)
         #expect(throws: KPIDecodingError.self) { try KPIRollupBlock.decode(Array(bytes.dropLast(2))) }

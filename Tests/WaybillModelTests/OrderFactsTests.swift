@@ -28,6 +28,24 @@ func facts(_ events: [CloudEvent]) -> OrderFacts {
         event("s1", "order.shipped", "2026-11-23T14:30:00Z", ["warehouse": "DC-EAST", "carrier": "UPS", "tracking": "1Z"]),
     ]
 
+    /// Many lines (looked up through a dictionary past 16) and few give the same fill, repeated line ids added up.
+    @Test(arguments: [3, 16, 17, 40])
+    func fillSumsRepeatedLinesAtAnyOrderSize(_ n: Int) {
+        // Each line id twice in the order (2 + 1 units); allocated 3 for even ids, 2 for odd ones, plus an unordered line.
+        let ordered: [JSONValue] = (0..<n).flatMap { i -> [JSONValue] in [["line": .number(Double(i)), "qty": 2], ["line": .number(Double(i)), "qty": 1]] }
+        let allocated: [JSONValue] = (0..<n).map { i in ["line": .number(Double(i)), "qty_allocated": .number(i % 2 == 0 ? 3 : 2)] }
+            + [["line": "extra", "qty_allocated": 5]]
+        let f = facts([event("a", "order.accepted", "2026-11-23T14:00:00Z", ["lines": .array(ordered)]),
+                       event("b", "order.allocated", "2026-11-23T14:01:00Z", ["warehouse": "W", "lines": .array(allocated)])])
+        #expect(f.unitsOrdered == Double(3 * n))
+        #expect(f.unitsAllocatedFirst == Double(3 * ((n + 1) / 2) + 2 * (n / 2)))
+        #expect(f.fullyAllocatedFirst == false)
+        let full = facts([event("a", "order.accepted", "2026-11-23T14:00:00Z", ["lines": .array(ordered)]),
+                          event("b", "order.allocated", "2026-11-23T14:01:00Z", ["lines": .array((0..<n).map { i in ["line": .number(Double(i)), "qty_allocated": 3] })])])
+        #expect(full.fullyAllocatedFirst == true)
+        #expect(full.unitsAllocatedFirst == Double(3 * n))
+    }
+
     @Test func derivesTheFactsOfKpisMd() {
         let f = facts(Self.lifecycle)
         #expect(f.acceptedAt == RFC3339.parse("2026-11-23T14:00:00Z"))
