@@ -35,13 +35,19 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // One query layer for every front-end: a protocol with a local implementation over a store and a remote one over the HTTP API.
+        .target(name: "WaybillQuery", dependencies: [
+            "WaybillModel", "WaybillStore", "WaybillKPI", "WaybillAlerts",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ]),
         .target(name: "WaybillServer", dependencies: [
-            "WaybillModel", "WaybillStore", "WaybillCollectors", "WaybillKPI", "WaybillServices", "WaybillAlerts",
+            "WaybillModel", "WaybillStore", "WaybillCollectors", "WaybillKPI", "WaybillServices", "WaybillAlerts", "WaybillQuery",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         .executableTarget(name: "waybill", dependencies: [
             "WaybillModel", "WaybillStore", "WaybillSQLite", "WaybillCollectors", "WaybillServer", "WaybillKPI", "WaybillServices", "WaybillAlerts",
+            "WaybillQuery",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "WaybillModelTests", dependencies: ["WaybillModel"]),
@@ -53,7 +59,7 @@ let package = Package(
         .testTarget(name: "WaybillKPITests", dependencies: ["WaybillKPI"]),
         .testTarget(name: "WaybillAlertsTests", dependencies: ["WaybillAlerts", "WaybillSQLite", "WaybillKPI"]),
         .testTarget(name: "WaybillServerTests", dependencies: [
-            "WaybillServer", "WaybillSQLite", "WaybillKPI",
+            "WaybillServer", "WaybillSQLite", "WaybillKPI", "WaybillQuery",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),

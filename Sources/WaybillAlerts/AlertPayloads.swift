@@ -7,24 +7,9 @@ public enum AlertPayloads {
     static func time(_ t: Micros?) -> JSONValue { t.map { .string(RFC3339.format($0)) } ?? .null }
     static func strings(_ m: [String: String]) -> JSONValue { .object(m.mapValues { .string($0) }) }
 
-    public static func traceLinks(_ orders: [String], base: String) -> [JSONValue] {
-        orders.map { .string(base + "/traces/" + (($0.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed)) ?? $0)) }
-    }
-
-    /// An alert as `GET /api/v1/alerts` and `waybill alerts --format json` list it.
-    public static func alertJSON(_ r: AlertRecord, base: String) -> JSONValue {
-        .object([
-            "rule": .string(r.rule), "state": .string(r.state.rawValue), "labels": strings(r.labels),
-            "annotations": strings(r.annotations), "severity": .string(r.severity), "fingerprint": .string(r.fingerprint),
-            "value": .number(r.value), "since": time(r.since), "firing_at": time(r.firingAt), "resolved_at": time(r.resolvedAt),
-            "orders": .array(r.orders.map { .string($0) }), "orders_total": .number(Double(r.ordersTotal)),
-            "traces": .array(traceLinks(r.orders, base: base)), "evaluated_at": time(r.evaluatedAt),
-            "notified": r.notifiedState.map { .string($0.rawValue) } ?? .null, "notified_at": time(r.notifiedAt),
-        ])
-    }
-
-    public static func alertsDocument(_ records: [AlertRecord], at t: Micros, base: String) -> JSONValue {
-        .object(["at": .string(RFC3339.format(t)), "alerts": .array(records.map { alertJSON($0, base: base) })])
+    /// The trace page of each order.
+    public static func traceLinks(_ orders: [String], base: String) -> [String] {
+        orders.map { base + "/traces/" + URLText.pathSegment($0) }
     }
 
     /// alerts.md's waybill hook body.
@@ -34,7 +19,7 @@ public enum AlertPayloads {
             "fingerprint": .string(r.fingerprint), "labels": strings(r.labels), "annotations": strings(r.annotations),
             "starts_at": time(r.since), "ends_at": status == .resolved ? time(r.resolvedAt) : .null, "value": .number(r.value),
             "orders": .array(r.orders.map { .string($0) }), "orders_total": .number(Double(r.ordersTotal)),
-            "traces": .array(traceLinks(r.orders, base: base)), "url": .string(base + "/alerts#" + r.fingerprint),
+            "traces": .array(traceLinks(r.orders, base: base).map(JSONValue.string)), "url": .string(base + "/alerts#" + r.fingerprint),
         ])
     }
 
@@ -112,59 +97,4 @@ public enum HookSignature {
 }
 
 extension AlertPayloads {
-    static func duration(_ us: Micros) -> JSONValue { .string(us == 0 ? "0s" : DurationText.format(us)) }
-
-    public static func ruleJSON(_ r: AlertRule) -> JSONValue {
-        var o: [String: JSONValue] = [
-            "name": .string(r.name), "kind": .string(r.condition.kind), "severity": .string(r.severity),
-            "for": duration(r.holdFor), "file": .string(r.file),
-            "annotations": strings(r.annotations), "labels": strings(r.labels),
-        ]
-        switch r.condition {
-        case .kpi(let k):
-            o["kpi"] = .string(k.metric.description)
-            o["op"] = .string(k.op.rawValue)
-            o["threshold"] = .number(k.threshold)
-            o["window"] = .string(DurationText.format(k.window))
-            o["by"] = k.by.map { .string($0.rawValue) } ?? .null
-        case .sla(let s):
-            o["after"] = .string("order." + s.after.name)
-            o["expect"] = .string("order." + s.expect.name)
-            o["within"] = .string(DurationText.format(s.within))
-            o["by"] = s.by.map { .string($0.rawValue) } ?? .null
-        case .spans(let s):
-            var sel: [String: JSONValue] = [:]
-            if let v = s.service { sel["service"] = .string(v) }
-            if let v = s.name { sel["name"] = .string(v) }
-            o["spans"] = .object(sel)
-            o["error_rate"] = .string("\(s.op.rawValue) \(AlertTransitions.formatValue(s.threshold))")
-            o["window"] = .string(DurationText.format(s.window))
-            o["min_spans"] = .number(Double(s.minSpans))
-        }
-        return .object(o)
-    }
-
-    public static func rulesDocument(_ config: AlertConfig, status: [RuleStatus]) -> JSONValue {
-        let byName = Dictionary(status.map { ($0.rule.name, $0) }, uniquingKeysWith: { a, _ in a })
-        return .object([
-            "evaluation_interval": .string(DurationText.format(config.evaluationInterval)),
-            "group_wait": .string(DurationText.format(config.groupWait)),
-            "group_interval": .string(DurationText.format(config.groupInterval)),
-            "repeat_interval": .string(DurationText.format(config.repeatInterval)),
-            "alertmanager": config.alertmanager.map { .string($0) } ?? .null,
-            "rules": .array(config.rules.map { r in
-                guard case .object(var o) = ruleJSON(r) else { return .null }
-                let s = byName[r.name]
-                o["evaluated_at"] = time(s?.evaluatedAt)
-                o["evaluation_ms"] = s?.durationMillis.map { .number($0) } ?? .null
-                o["error"] = s?.error.map { .string($0) } ?? .null
-                o["active"] = .number(Double(s?.active ?? 0))
-                return .object(o)
-            }),
-            "hooks": .array(config.hooks.map { h in
-                .object(["name": .string(h.name), "url": .string(h.url), "format": .string(h.format.rawValue),
-                         "send_resolved": .bool(h.sendResolved), "signed": .bool(h.secretEnv != nil)])
-            }),
-        ])
-    }
 }

@@ -139,3 +139,22 @@ func groupOrder(_ a: String?, _ b: String?) -> Bool {
     case let (x?, y?): return x < y
     }
 }
+
+/// The KPI document travels as the JSON of `json` and is read back by `init(json:)`, both defined above.
+extension KPIDocument: Codable {
+    public init(from decoder: any Decoder) throws {
+        do { try self.init(json: try JSONValue(from: decoder)) } catch let e as KPIQueryError {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath + [KPIDocumentKey(e.field)], debugDescription: e.rule))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws { try json.encode(to: encoder) }
+}
+
+struct KPIDocumentKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(_ s: String) { stringValue = s }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { return nil }
+}

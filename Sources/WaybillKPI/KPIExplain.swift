@@ -1,7 +1,7 @@
 import WaybillModel
 
 /// An order behind a bad number, for "orders that contributed most" lists (each links to its trace).
-public struct KPIContributor: Hashable, Sendable {
+public struct KPIContributor: Hashable, Sendable, Codable {
     public var orderID: String
     public var reason: String
     /// The order's own number behind the KPI: seconds for delays, lags and lateness; units short for fill rates.
@@ -13,7 +13,17 @@ public struct KPIContributor: Hashable, Sendable {
         self.value = value
     }
 
-    public var json: JSONValue { ["order": .string(orderID), "reason": .string(reason), "value": .number(value)] }
+    enum CodingKeys: String, CodingKey { case orderID = "order", reason, value }
+}
+
+/// The drill-down document (`GET /api/v1/kpis?explain=METRIC`, `waybill kpi --explain`): the orders behind one figure.
+public struct KPIExplainDocument: Codable, Sendable, Equatable {
+    public var metric: String
+    public var orders: [KPIContributor]
+    public init(metric: String, orders: [KPIContributor]) {
+        self.metric = metric
+        self.orders = orders
+    }
 }
 
 /// Ranks the orders behind a KPI over a window (and optionally one group), worst first.
@@ -115,12 +125,13 @@ public enum KPIExplain {
 }
 
 extension KPIRender {
-    /// The orders behind a KPI as `waybill kpi --explain` prints them: an aligned table, a JSON array
-    /// (`[{"order", "reason", "value"}]`) or CSV.
-    public static func contributors(_ list: [KPIContributor], format: KPIFormat) -> String {
+    /// The orders behind a KPI as `waybill kpi --explain` prints them: an aligned table, the drill-down
+    /// document (`{"metric", "orders": [{"order", "reason", "value"}]}`, as the API answers) or CSV.
+    public static func contributors(_ doc: KPIExplainDocument, format: KPIFormat) -> String {
+        let list = doc.orders
         switch format {
         case .json:
-            return JSONValue.array(list.map(\.json)).jsonString + "\n"
+            return ((try? JSONCoding.encode(doc)) ?? .null).jsonString + "\n"
         case .csv:
             return (["order,value,reason"] + list.map { [$0.orderID, csvNumber($0.value), $0.reason].map(csvField).joined(separator: ",") })
                 .joined(separator: "\r\n") + "\r\n"

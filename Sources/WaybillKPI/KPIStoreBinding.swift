@@ -193,6 +193,15 @@ extension TelemetrySplit {
         }
         throw KPIQueryError(field: "split", rule: "must be errors, error-in:SERVICE or span-time:SERVICE>DURATION (e.g. error-in:erp)")
     }
+
+    /// The text `parse` reads back.
+    public var parameter: String {
+        switch self {
+        case .errorSpans: return "errors"
+        case .errorSpansIn(let s): return "error-in:" + s
+        case .spanTime(let s, let t): return "span-time:" + s + ">" + DurationText.format(t)
+        }
+    }
 }
 
 extension KPIService {

@@ -63,17 +63,63 @@ public struct ServiceReport: Sendable, Equatable {
         }
         edges = edgeCounts.values.sorted { ($0.from, $0.to) < ($1.from, $1.to) }
     }
+}
 
-    public var json: JSONValue {
-        .object([
-            "from": .string(RFC3339.format(from)), "to": .string(RFC3339.format(to)), "truncated": .bool(truncated),
-            "services": .array(services.map { r in
-                .object(["service": .string(r.service), "spans": .number(Double(r.spans)), "errors": .number(Double(r.errors)),
-                         "per_second": .number(r.perSecond), "error_rate": .number(r.errorRate),
-                         "latency_ms": .object(["p50": .number(r.p50), "p90": .number(r.p90), "p99": .number(r.p99), "max": .number(r.max)])])
-            }),
-            "edges": .array(edges.map { .object(["from": .string($0.from), "to": .string($0.to), "calls": .number(Double($0.calls)),
-                                                "errors": .number(Double($0.errors))]) }),
-        ])
+/// The service view document (`GET /api/v1/services`, `waybill services --format json`).
+extension ServiceReport: Codable {
+    enum CodingKeys: String, CodingKey { case from, to, truncated, services, edges }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func time(_ k: CodingKeys) throws -> Micros {
+            guard let t = RFC3339.parse(try c.decode(String.self, forKey: k)) else {
+                throw DecodingError.dataCorruptedError(forKey: k, in: c, debugDescription: "must be an RFC 3339 time")
+            }
+            return t
+        }
+        from = try time(.from)
+        to = try time(.to)
+        truncated = try c.decode(Bool.self, forKey: .truncated)
+        services = try c.decode([Row].self, forKey: .services)
+        edges = try c.decode([Edge].self, forKey: .edges)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(RFC3339.format(from), forKey: .from)
+        try c.encode(RFC3339.format(to), forKey: .to)
+        try c.encode(truncated, forKey: .truncated)
+        try c.encode(services, forKey: .services)
+        try c.encode(edges, forKey: .edges)
     }
 }
+
+extension ServiceReport.Row: Codable {
+    enum CodingKeys: String, CodingKey { case service, spans, errors, perSecond = "per_second", errorRate = "error_rate", latency = "latency_ms" }
+    enum LatencyKeys: String, CodingKey { case p50, p90, p99, max }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let l = try c.nestedContainer(keyedBy: LatencyKeys.self, forKey: .latency)
+        self.init(service: try c.decode(String.self, forKey: .service), spans: try c.decode(Int.self, forKey: .spans),
+                  errors: try c.decode(Int.self, forKey: .errors), perSecond: try c.decode(Double.self, forKey: .perSecond),
+                  errorRate: try c.decode(Double.self, forKey: .errorRate), p50: try l.decode(Double.self, forKey: .p50),
+                  p90: try l.decode(Double.self, forKey: .p90), p99: try l.decode(Double.self, forKey: .p99), max: try l.decode(Double.self, forKey: .max))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(service, forKey: .service)
+        try c.encode(spans, forKey: .spans)
+        try c.encode(errors, forKey: .errors)
+        try c.encode(perSecond, forKey: .perSecond)
+        try c.encode(errorRate, forKey: .errorRate)
+        var l = c.nestedContainer(keyedBy: LatencyKeys.self, forKey: .latency)
+        try l.encode(p50, forKey: .p50)
+        try l.encode(p90, forKey: .p90)
+        try l.encode(p99, forKey: .p99)
+        try l.encode(max, forKey: .max)
+    }
+}
+
+extension ServiceReport.Edge: Codable {}

@@ -83,24 +83,6 @@ extension OrderFacts {
         firstEventAt = micros(j["first"])
         lastEventAt = micros(j["last"])
     }
-
-    /// The `facts` object of the trace document: the per-order facts of kpis.md.
-    public var documentJSON: JSONValue {
-        func t(_ v: Micros?) -> JSONValue { v.map { .string(RFC3339.format($0)) } ?? .null }
-        func n(_ v: Double?) -> JSONValue { v.map(JSONValue.number) ?? .null }
-        func b(_ v: Bool?) -> JSONValue { v.map(JSONValue.bool) ?? .null }
-        func s(_ v: String?) -> JSONValue { v.map(JSONValue.string) ?? .null }
-        return .object([
-            "accepted_at": t(acceptedAt), "allocated_at": t(allocatedAt), "released_at": t(releasedAt), "shipped_at": t(shippedAt),
-            "allocation_delay_s": n(allocationDelay), "shipment_lag_s": n(shipmentLag),
-            "units_ordered": n(unitsOrdered), "units_allocated_first": n(unitsAllocatedFirst),
-            "fully_allocated_first": b(fullyAllocatedFirst), "on_time": b(onTime),
-            "promised_ship_by": t(accepted?.promisedShipBy),
-            "channel": s(channel), "region": s(region),
-            "allocation_warehouse": s(allocationWarehouse), "shipment_warehouse": s(shipmentWarehouse),
-            "state": s(state?.name), "state_since": t(stateSince),
-        ])
-    }
 }
 
 extension EventRef {

@@ -95,18 +95,4 @@ extension Span {
                   attributes: j["a"]?.objectValue ?? [:], resourceAttributes: j["r"]?.objectValue ?? [:],
                   events: j["ev"]?.arrayValue ?? [], links: j["ln"]?.arrayValue ?? [])
     }
-
-    /// A span as the trace document shows it (interfaces.md).
-    public var documentJSON: JSONValue {
-        var o: [String: JSONValue] = [
-            "trace_id": .string(traceID), "span_id": .string(spanID), "parent_span_id": parentSpanID.map(JSONValue.string) ?? .null,
-            "service": .string(service), "name": .string(name), "start": .string(RFC3339.format(start)), "end": .string(RFC3339.format(end)),
-            "duration_ms": .number(durationMillis), "status": .string(status.rawValue), "attributes": .object(attributes),
-            "resource": .object(resourceAttributes),
-        ]
-        if let m = statusMessage { o["status_message"] = .string(m) }
-        o["events"] = .array(events)
-        o["links"] = .array(links)
-        return .object(o)
-    }
 }

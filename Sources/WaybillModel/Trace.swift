@@ -28,18 +28,6 @@ public struct Trace: Sendable, Equatable {
     }
 
     public var state: Stage? { facts?.state }
-
-    /// The trace document of interfaces.md.
-    public var documentJSON: JSONValue {
-        .object([
-            "correlation_id": .string(correlationID),
-            "keys": .array(keys.map(JSONValue.string)),
-            "state": state.map { .string($0.name) } ?? .null,
-            "events": .array(events.map(\.documentJSON)),
-            "spans": .array(spans.map(\.documentJSON)),
-            "facts": facts?.documentJSON ?? .object([:]),
-        ])
-    }
 }
 
 extension CloudEvent {

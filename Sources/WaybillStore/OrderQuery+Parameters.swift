@@ -52,37 +52,60 @@ extension OrderQuery {
     }
 }
 
-extension OrderSummary {
-    public var documentJSON: JSONValue {
-        .object([
-            "correlation_id": .string(correlationID),
-            "state": state.map { .string($0.name) } ?? .null,
-            "state_since": stateSince.map { .string(RFC3339.format($0)) } ?? .null,
-            "first_event": .string(RFC3339.format(firstEventAt)),
-            "last_event": .string(RFC3339.format(lastEventAt)),
-            "event_count": .number(Double(eventCount)),
-            "channel": channel.map(JSONValue.string) ?? .null,
-            "warehouse": warehouse.map(JSONValue.string) ?? .null,
-        ])
+/// The search document (`GET /api/v1/traces`, `waybill search --format json`):
+/// `{"orders": [...], "next_cursor": "..." | null}`, times in RFC 3339 UTC.
+extension OrderSummary: Codable {
+    enum CodingKeys: String, CodingKey {
+        case correlationID = "correlation_id", state, stateSince = "state_since", firstEventAt = "first_event", lastEventAt = "last_event"
+        case eventCount = "event_count", channel, warehouse
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func time(_ k: CodingKeys) throws -> Micros? {
+            guard let s = try c.decodeIfPresent(String.self, forKey: k) else { return nil }
+            guard let t = RFC3339.parse(s) else {
+                throw DecodingError.dataCorruptedError(forKey: k, in: c, debugDescription: "must be an RFC 3339 time")
+            }
+            return t
+        }
+        let stateName = try c.decodeIfPresent(String.self, forKey: .state)
+        guard let first = try time(.firstEventAt), let last = try time(.lastEventAt) else {
+            throw DecodingError.dataCorruptedError(forKey: .firstEventAt, in: c, debugDescription: "first_event and last_event are required")
+        }
+        self.init(correlationID: try c.decode(String.self, forKey: .correlationID), state: stateName.flatMap(Stage.init(name:)),
+                  stateSince: try time(.stateSince), firstEventAt: first, lastEventAt: last,
+                  eventCount: try c.decode(Int.self, forKey: .eventCount), channel: try c.decodeIfPresent(String.self, forKey: .channel),
+                  warehouse: try c.decodeIfPresent(String.self, forKey: .warehouse))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(correlationID, forKey: .correlationID)
+        try c.encodeIfPresent(state?.name, forKey: .state)
+        try c.encodeIfPresent(stateSince.map(RFC3339.format), forKey: .stateSince)
+        try c.encode(RFC3339.format(firstEventAt), forKey: .firstEventAt)
+        try c.encode(RFC3339.format(lastEventAt), forKey: .lastEventAt)
+        try c.encode(eventCount, forKey: .eventCount)
+        try c.encodeIfPresent(channel, forKey: .channel)
+        try c.encodeIfPresent(warehouse, forKey: .warehouse)
     }
 }
 
-extension OrderPage {
-    /// The search document: `{"orders": [...], "next_cursor": "..." | null}`.
-    public var documentJSON: JSONValue {
-        .object(["orders": .array(orders.map(\.documentJSON)), "next_cursor": nextCursor.map(JSONValue.string) ?? .null])
+extension OrderPage: Codable {
+    enum CodingKeys: String, CodingKey { case orders, nextCursor = "next_cursor" }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(orders: try c.decode([OrderSummary].self, forKey: .orders), nextCursor: try c.decodeIfPresent(String.self, forKey: .nextCursor))
     }
 
-    public init?(documentJSON j: JSONValue) {
-        guard let arr = j["orders"]?.arrayValue else { return nil }
-        self.init(orders: arr.compactMap { o in
-            guard let id = o["correlation_id"]?.stringValue,
-                  let first = o["first_event"]?.stringValue.flatMap(RFC3339.parse),
-                  let last = o["last_event"]?.stringValue.flatMap(RFC3339.parse) else { return nil }
-            return OrderSummary(correlationID: id, state: o["state"]?.stringValue.flatMap(Stage.init(name:)),
-                                stateSince: o["state_since"]?.stringValue.flatMap(RFC3339.parse), firstEventAt: first, lastEventAt: last,
-                                eventCount: Int(o["event_count"]?.doubleValue ?? 0), channel: o["channel"]?.stringValue,
-                                warehouse: o["warehouse"]?.stringValue)
-        }, nextCursor: j["next_cursor"]?.stringValue)
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(orders, forKey: .orders)
+        try c.encodeIfPresent(nextCursor, forKey: .nextCursor)
     }
+
+    /// The search document as JSON.
+    public var documentJSON: JSONValue { (try? JSONCoding.encode(self)) ?? .null }
 }
