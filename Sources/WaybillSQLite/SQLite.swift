@@ -8,6 +8,8 @@ let SQLITE_TRANSIENT = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 final class Connection {
     let db: OpaquePointer
     private var cache: [String: Statement] = [:]
+    /// Run after every transaction `transaction` ends; see `onTransactionEnd`.
+    private var transactionEndHooks: [(_ committed: Bool) -> Void] = []
 
     init(path: String, readOnly: Bool = false) throws {
         var handle: OpaquePointer?
@@ -46,6 +48,32 @@ final class Connection {
         let s = try Statement(conn: self, sql: sql)
         cache[sql] = s
         return s
+    }
+
+    /// Runs `body` in one `BEGIN IMMEDIATE` … `COMMIT`: every transaction of this target goes through here.
+    /// IMMEDIATE takes the write lock up front, so a second writer waits at BEGIN instead of failing at
+    /// its first write. When `body` or the commit throws, the transaction is rolled back and the error
+    /// rethrown; either way the end hooks run first, so no in-memory cache outlives a rolled-back write.
+    func transaction<T>(_ body: () throws -> T) throws -> T {
+        try exec("BEGIN IMMEDIATE")
+        let result: T
+        do {
+            result = try body()
+            try exec("COMMIT")
+        } catch {
+            try? exec("ROLLBACK")
+            for hook in transactionEndHooks { hook(false) }
+            throw error
+        }
+        for hook in transactionEndHooks { hook(true) }
+        return result
+    }
+
+    /// Registers `hook` to learn how each later transaction ended (`committed` false: rolled back). A cache
+    /// of what the open transaction wrote registers one, to keep its entries on commit and drop them on
+    /// rollback. Hooks live as long as the connection: capture their owner weakly.
+    func onTransactionEnd(_ hook: @escaping (_ committed: Bool) -> Void) {
+        transactionEndHooks.append(hook)
     }
 
     var changes: Int { Int(sqlite3_changes(db)) }

@@ -137,8 +137,7 @@ enum Schema {
         let pending = try m.step() && m.text(0) == "0"
         m.reset()
         guard pending else { return }
-        try c.exec("BEGIN IMMEDIATE")
-        do {
+        try c.transaction {
             let sel = try c.prepare("SELECT rid, facts FROM orders")
             let cols = Stage.allCases.map { stageColumn($0) + "=?" }.joined(separator: ", ")
             let upd = try c.prepare("UPDATE orders SET \(cols) WHERE rid=?")
@@ -154,10 +153,6 @@ enum Schema {
                 try upd.run()
             }
             try c.exec("UPDATE meta SET value = '1' WHERE key = 'stage_columns_backfill'")
-            try c.exec("COMMIT")
-        } catch {
-            try? c.exec("ROLLBACK")
-            throw error
         }
     }
 
@@ -196,17 +191,12 @@ enum Schema {
         let current = try s.step() ? Int(s.text(0)) ?? 0 : 0
         s.reset()
         if current < migrations.count {
-            try c.exec("BEGIN IMMEDIATE")
-            do {
+            try c.transaction {
                 for v in current..<migrations.count {
                     try c.exec(migrations[v])
                     try conversions[v + 1]?(c)
                 }
                 try c.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', ?)").bind(1, String(migrations.count)).run()
-                try c.exec("COMMIT")
-            } catch {
-                try? c.exec("ROLLBACK")
-                throw error
             }
         }
         try backfillStageColumns(c)

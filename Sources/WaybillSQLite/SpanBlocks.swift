@@ -278,8 +278,8 @@ final class SpanDictionaryCache: @unchecked Sendable {
 }
 
 /// Writes span blocks and the dictionary, inside a transaction its caller opened (the writer thread,
-/// or a migration). New dictionary entries are remembered until `committed()`, and forgotten again by
-/// `rolledBack()`.
+/// or a migration). New dictionary entries are remembered until the transaction commits, and forgotten
+/// again if it rolls back.
 final class SpanBlockWriter {
     let conn: Connection
     private var loaded = false
@@ -289,7 +289,10 @@ final class SpanBlockWriter {
     private var pending: [(Int64, String?, [UInt8]?)] = []
     private var lastResource: (service: String, attributes: [String: JSONValue], ref: UInt64)?
 
-    init(conn: Connection) { self.conn = conn }
+    init(conn: Connection) {
+        self.conn = conn
+        conn.onTransactionEnd { [weak self] committed in if committed { self?.committed() } else { self?.rolledBack() } }
+    }
 
     private func load() throws {
         guard !loaded else { return }
@@ -302,9 +305,9 @@ final class SpanBlockWriter {
         loaded = true
     }
 
-    func committed() { pending.removeAll() }
+    private func committed() { pending.removeAll() }
 
-    func rolledBack() {
+    private func rolledBack() {
         for (id, s, r) in pending {
             if let s { ids[s] = nil }
             if let r { resourceIDs[r] = nil }

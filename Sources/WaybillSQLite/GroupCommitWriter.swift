@@ -1,0 +1,171 @@
+import Foundation
+import WaybillModel
+import WaybillStore
+
+/// Batches concurrent appends into shared transactions (group commit) on one dedicated thread, so
+/// blocking SQLite calls never occupy the Swift concurrency pool and throughput does not depend on
+/// request size. The queue is bounded: past `maxQueuedEvents` an append is refused, not buffered.
+final class GroupCommitWriter: @unchecked Sendable {
+    private enum Job {
+        case append(PreparedAppend, CheckedContinuation<AppendResult, any Error>)
+        case delete(Micros, CheckedContinuation<Int, any Error>)
+        case spans([Span], CheckedContinuation<AppendResult, any Error>)
+        /// Any other write (alert records, outbox, an index), in its own transaction on the writer's connection.
+        case transaction(@Sendable (Connection) throws -> Void, CheckedContinuation<Void, any Error>)
+    }
+
+    private let session: EventWriteSession
+    private let maxQueued: Int
+    private let maxBatch: Int
+    private let cond = NSCondition()
+    private var jobs: [Job] = []
+    private var queued = 0
+    private var stopping = false
+    private var stopped = false
+    /// Tests hold the writer to fill its queue deterministically.
+    private var paused = false
+    private var thread: Thread?
+
+    init(session: EventWriteSession, maxQueuedEvents: Int, maxBatchEvents: Int) {
+        self.session = session
+        self.maxQueued = maxQueuedEvents
+        self.maxBatch = maxBatchEvents
+        let t = Thread { [unowned self] in self.run() }
+        t.name = "waybill-writer"
+        t.stackSize = 4 << 20
+        thread = t
+        t.start()
+    }
+
+    var queuedEvents: Int {
+        cond.lock()
+        defer { cond.unlock() }
+        return queued
+    }
+
+    func append(_ events: [CloudEvent]) async throws -> AppendResult {
+        // Folding facts here runs on the caller's thread, in parallel with the writer.
+        let prepared = PreparedAppend(events: events, facts: OrderFacts.fold(events))
+        return try await enqueue(counting: events.count) { .append(prepared, $0) }
+    }
+
+    func appendSpans(_ spans: [Span]) async throws -> AppendResult {
+        try await enqueue(counting: spans.count) { .spans(spans, $0) }
+    }
+
+    func deleteBefore(_ cutoff: Micros) async throws -> Int {
+        try await enqueue { .delete(cutoff, $0) }
+    }
+
+    /// Runs `body` in one transaction on the writer thread.
+    func transaction(_ body: @escaping @Sendable (Connection) throws -> Void) async throws {
+        try await enqueue { .transaction(body, $0) }
+    }
+
+    /// Queues a job, or refuses it at once when the store is closing. A job `counting` items is held to
+    /// the queue bound and refused when it would overflow; any other job runs in a transaction of its own
+    /// and is not counted.
+    private func enqueue<T>(counting count: Int? = nil, _ job: @escaping (CheckedContinuation<T, any Error>) -> Job) async throws -> T {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
+            cond.lock()
+            if stopping {
+                cond.unlock()
+                c.resume(throwing: StoreError.unavailable("the store is closing"))
+                return
+            }
+            if let count {
+                // An oversized request is still taken when the queue is empty, so no request can starve.
+                if queued > 0 && queued + count > maxQueued {
+                    cond.unlock()
+                    c.resume(throwing: StoreError.overloaded(retryAfterSeconds: 1))
+                    return
+                }
+                queued += count
+            }
+            jobs.append(job(c))
+            cond.signal()
+            cond.unlock()
+        }
+    }
+
+    func setPaused(_ p: Bool) {
+        cond.lock()
+        paused = p
+        cond.broadcast()
+        cond.unlock()
+    }
+
+    /// Finishes every queued job, then ends the thread.
+    func stop() {
+        cond.lock()
+        if stopped { cond.unlock(); return }
+        stopping = true
+        cond.broadcast()
+        while !stopped { cond.wait() }
+        cond.unlock()
+    }
+
+    private func run() {
+        while true {
+            cond.lock()
+            while (jobs.isEmpty || paused) && !stopping { cond.wait() }
+            if jobs.isEmpty && stopping {
+                stopped = true
+                cond.broadcast()
+                cond.unlock()
+                return
+            }
+            // Take appends (or span appends) up to the batch size, or one delete or other transaction.
+            var take: [Job] = []
+            var n = 0
+            if case .delete = jobs[0] {
+                take.append(jobs.removeFirst())
+            } else if case .transaction = jobs[0] {
+                take.append(jobs.removeFirst())
+            } else if case .spans = jobs[0] {
+                // Span appends share a transaction too, up to the batch size.
+                while let first = jobs.first, case .spans(let ss, _) = first, take.isEmpty || n + ss.count <= maxBatch {
+                    take.append(jobs.removeFirst())
+                    n += ss.count
+                }
+            } else {
+                while let first = jobs.first, case .append(let p, _) = first, take.isEmpty || n + p.events.count <= maxBatch {
+                    take.append(jobs.removeFirst())
+                    n += p.events.count
+                }
+            }
+            cond.unlock()
+            execute(take)
+            cond.lock()
+            queued -= n
+            cond.unlock()
+        }
+    }
+
+    private func execute(_ take: [Job]) {
+        if case .delete(let cutoff, let c) = take[0] {
+            do { c.resume(returning: try session.deleteBefore(cutoff)) } catch { c.resume(throwing: error) }
+            return
+        }
+        if case .transaction(let body, let c) = take[0] {
+            let conn = session.conn
+            do { c.resume(returning: try conn.transaction { try body(conn) }) } catch { c.resume(throwing: error) }
+            return
+        }
+        if case .spans = take[0] {
+            commit(take.compactMap { if case .spans(let s, let c) = $0 { return (s, c) } else { return nil } }, session.writeSpans)
+        } else {
+            commit(take.compactMap { if case .append(let p, let c) = $0 { return (p, c) } else { return nil } }, session.write)
+        }
+    }
+
+    /// Writes the batches of several jobs in one transaction and answers each job.
+    private func commit<Batch>(_ jobs: [(Batch, CheckedContinuation<AppendResult, any Error>)], _ write: ([Batch]) throws -> [AppendResult]) {
+        do {
+            let results = try write(jobs.map(\.0))
+            for (j, r) in zip(jobs, results) { j.1.resume(returning: r) }
+        } catch {
+            for j in jobs { j.1.resume(throwing: error) }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+import WaybillModel
+import WaybillStore
+
+/// The `rollups` table: the rows a `FactsRollup` keeps beside the order facts, written in the same
+/// transaction as the facts they summarise, so the two never disagree.
+struct RollupTable {
+    let conn: Connection
+    let rollup: any FactsRollup
+
+    /// Applies facts transitions: reads the rows they touch, then writes or deletes what the rollup returns.
+    func apply(_ transitions: [FactsTransition]) throws {
+        guard !transitions.isEmpty else { return }
+        let read = try conn.prepare("SELECT acc FROM rollups WHERE dim = ? AND bucket = ? AND gk = ?")
+        let put = try conn.prepare("INSERT OR REPLACE INTO rollups(dim, bucket, gk, acc) VALUES(?, ?, ?, ?)")
+        let del = try conn.prepare("DELETE FROM rollups WHERE dim = ? AND bucket = ? AND gk = ?")
+        let rows = try rollup.update(transitions) { key in
+            read.reset()
+            read.bind(1, key.dimension).bind(2, key.bucketStart).bind(3, Schema.groupKey(key.group))
+            defer { read.reset() }
+            return try read.step() ? read.blob(0) : nil
+        }
+        for (key, bytes) in rows {
+            let s = bytes == nil ? del : put
+            s.reset()
+            s.bind(1, key.dimension).bind(2, key.bucketStart).bind(3, Schema.groupKey(key.group))
+            if let bytes { s.bindBlob(4, bytes) }
+            try s.run()
+        }
+    }
+
+    /// Rebuilds every row from the stored facts when the database has none for this rollup's layout
+    /// (a new rollup, changed bucket widths, or a database written without one).
+    func rebuildIfStale() throws {
+        let marker = rollup.layout
+        let m = try conn.prepare("SELECT value FROM meta WHERE key = 'rollup_bucket'")
+        let current = try m.step() ? m.text(0) : nil
+        m.reset()
+        guard current != marker else { return }
+        try conn.transaction {
+            try conn.exec("DELETE FROM rollups")
+            let s = try conn.prepare("SELECT facts FROM orders ORDER BY rid")
+            var batch: [FactsTransition] = []
+            while try s.step() {
+                if let f = OrderFacts(storageBytes: s.blob(0)) {
+                    batch.append(FactsTransition(old: nil, new: f))
+                    if batch.count >= 10_000 {
+                        try apply(batch)
+                        batch.removeAll(keepingCapacity: true)
+                    }
+                }
+            }
+            s.reset()
+            try apply(batch)
+            try conn.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('rollup_bucket', ?)").bind(1, marker).run()
+        }
+    }
+}
