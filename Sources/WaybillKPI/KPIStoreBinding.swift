@@ -163,25 +163,6 @@ public struct KPIService: Sendable {
     }
 }
 
-extension KPIService {
-    /// A report in one format: JSON and CSV carry the document; table and HTML also compare with the
-    /// previous window of the same length, and HTML lists the slowest allocations behind the p95.
-    public func report(_ q: KPIQuery, format: KPIFormat) throws -> String {
-        let doc = try document(q)
-        switch format {
-        case .json, .csv:
-            return KPIRender.render(format, current: doc, previous: nil)
-        case .table, .html:
-            let previous = try document(q.previous)
-            var contributors: [KPIContributor] = []
-            if format == .html {
-                contributors = try explain(try KPIMetric.parse("allocation_delay.p95_s"), q, limit: 20)
-            }
-            return KPIRender.render(format, current: doc, previous: previous, contributors: contributors)
-        }
-    }
-}
-
 extension TelemetrySplit {
     /// `errors`, `error-in:SERVICE`, `span-time:SERVICE>DURATION` (as `waybill kpi --split` takes them).
     public static func parse(_ s: String) throws(KPIQueryError) -> TelemetrySplit {

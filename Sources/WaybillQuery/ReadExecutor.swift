@@ -77,6 +77,11 @@ public struct ReadLanes: Sendable {
         self.scan = scan
     }
 
+    public func stop() {
+        point.stop()
+        scan.stop()
+    }
+
     /// Two point readers and one scanner: on a 2-core machine a scan leaves a core to ingest and the event loops.
     public static func standard(name: String = "waybill-read") -> ReadLanes {
         ReadLanes(point: ReadExecutor(threads: 2, name: name + "-point"), scan: ReadExecutor(threads: 1, name: name + "-scan"))

@@ -5,6 +5,7 @@ import NIOCore
 import ServiceLifecycle
 import WaybillCollectors
 import WaybillModel
+import WaybillQuery
 import WaybillStore
 
 public struct ServerConfig: Sendable {
@@ -29,13 +30,18 @@ public func buildApplication(store: any WaybillStore, config: ServerConfig, logg
     let metrics = ServerMetrics()
     let router = Router()
     router.middlewares.add(ErrorMiddleware(metrics: metrics, logger: log))
-    let api = WaybillAPI(store: store, config: config, metrics: metrics, clock: clock, orderDesk: orderDesk, alerting: alerting)
+    let rulesView = alerting.map {
+        AlertRulesView(config: $0.config, source: $0.source, baseURL: "http://\(config.host):\(config.port)", engine: $0.engine)
+    }
+    let queries = LocalQueries(store: store, lanes: .standard(), clock: clock, alerting: rulesView)
+    let api = WaybillAPI(store: store, config: config, metrics: metrics, clock: clock, orderDesk: orderDesk, alerting: alerting, queries: queries)
     api.register(router)
     var app = Application(
         router: router,
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: config.serverName),
         logger: log)
     app.addServices(services)
+    app.addServices(ReadLanesService(lanes: queries.lanes))
     if let alerting {
         app.addServices(AlertService(alerting: alerting, clock: clock, logger: log))
     }
@@ -43,6 +49,16 @@ public func buildApplication(store: any WaybillStore, config: ServerConfig, logg
         app.addServices(RetentionService(store: store, retention: retention, interval: .seconds(3600), clock: clock, logger: log))
     }
     return app
+}
+
+/// Ends the reader threads of the query layer when the server shuts down.
+struct ReadLanesService: Service {
+    let lanes: ReadLanes
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        lanes.stop()
+    }
 }
 
 /// Errors as JSON bodies naming what was wrong: `{"error": "..."}`.
@@ -76,6 +92,15 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let e as APIError {
             metrics.count(status: Int(e.status.code))
             throw e
+        } catch let e as QueryFailure {
+            let status: HTTPResponse.Status
+            switch e {
+            case .badRequest: status = .badRequest
+            case .notAvailable: status = .notFound
+            case .server, .transport: status = .badGateway
+            }
+            metrics.count(status: Int(status.code))
+            throw APIError(status, e.description)
         } catch is NIOTooManyBytesError {
             metrics.count(status: 413)
             throw APIError(.contentTooLarge, "request body too large")

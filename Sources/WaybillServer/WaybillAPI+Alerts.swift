@@ -3,66 +3,45 @@ import Hummingbird
 import NIOCore
 import WaybillAlerts
 import WaybillModel
+import WaybillQuery
 
 extension WaybillAPI {
-    /// Live alerts, or with `?at=TIME` a replay of every rule as of that instant.
+    /// Live alerts, or with `?at=TIME` a replay of every rule as of that instant; `?state=` filters.
     func getAlerts(_ req: Request) async throws -> Response {
-        let (records, at) = try await alertRecords(req)
-        return jsonResponse(AlertPayloads.alertsDocument(records, at: at, base: baseURL))
-    }
-
-    func alertRecords(_ req: Request) async throws -> ([AlertRecord], Micros) {
-        guard let alerting else { return ([], clock()) }
-        var records: [AlertRecord]
-        var at = clock()
-        if let t = req.uri.queryParameters["at"].map(String.init) {
-            guard let v = TimeText.parse(t, now: at) else { throw APIError(.badRequest, "at: '\(t)' is not an RFC 3339 time or relative like -1h") }
-            at = v
-            records = try AlertReplay.evaluate(config: alerting.config, source: alerting.source, at: at)
-        } else {
-            records = await alerting.engine.alerts()
-        }
-        if let s = req.uri.queryParameters["state"].map(String.init) {
-            guard let state = AlertState(rawValue: s) else { throw APIError(.badRequest, "state: must be pending, firing or resolved") }
-            records = records.filter { $0.state == state }
-        }
-        return (records, at)
+        try jsonDocument(await queries.alerts(AlertsRequest(parameters: req.parameterDictionary)))
     }
 
     func getRules(_ req: Request) async throws -> Response {
-        guard let alerting else { return jsonResponse(AlertPayloads.rulesDocument(AlertConfig(), status: [])) }
-        return jsonResponse(AlertPayloads.rulesDocument(alerting.config, status: await alerting.engine.rules()))
+        try jsonDocument(await queries.rules())
     }
 
     func alertsPage(_ req: Request) async throws -> Response {
-        let (records, at) = try await alertRecords(req)
-        let rules = await alerting?.engine.rules() ?? []
-        return WebPages.alerts(records, rules: rules, at: at, configured: alerting != nil)
+        let alerts = try await queries.alerts(AlertsRequest(parameters: req.parameterDictionary))
+        return WebPages.alerts(alerts, rules: try await queries.rules(), configured: alerting != nil)
     }
-
-    var baseURL: String { alerting?.engine.baseURL ?? "http://\(config.host):\(config.port)" }
 }
 
 extension WebPages {
-    static func alerts(_ records: [AlertRecord], rules: [RuleStatus], at: Micros, configured: Bool) -> Response {
-        var b = "<h1>Alerts</h1><div class=\"muted\">as of \(escape(RFC3339.format(at)))</div>"
+    static func alerts(_ doc: AlertsDocument, rules: RulesDocument, configured: Bool) -> Response {
+        var b = "<h1>Alerts</h1><div class=\"muted\">as of \(escape(doc.at))</div>"
         if !configured {
             b += "<p>No alert rules are loaded. Start the server with <code>waybill serve --config queries/alerts/</code>.</p>"
         }
         b += "<h2>Alerts</h2><table><tr><th>state</th><th>rule</th><th>labels</th><th>value</th><th>since</th><th>orders</th></tr>"
-        if records.isEmpty { b += "<tr><td colspan=\"6\" class=\"muted\">nothing pending or firing</td></tr>" }
-        for r in records {
+        if doc.alerts.isEmpty { b += "<tr><td colspan=\"6\" class=\"muted\">nothing pending or firing</td></tr>" }
+        for r in doc.alerts {
             let labels = r.labels.filter { $0.key != "alertname" }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            let orders = r.orders.prefix(20).map { "<a href=\"/traces/\(pathComponent($0))\">\(escape($0))</a>" }.joined(separator: " ")
-            let more = r.ordersTotal > min(20, r.orders.count) ? " <span class=\"muted\">and \(r.ordersTotal - min(20, r.orders.count)) more</span>" : ""
-            b += "<tr id=\"\(escape(r.fingerprint))\"><td><span class=\"state\">\(escape(r.state.rawValue))</span></td><td>\(escape(r.rule))"
+            let shown = r.orders.prefix(20)
+            let orders = shown.map { "<a href=\"/traces/\(URLText.pathSegment($0))\">\(escape($0))</a>" }.joined(separator: " ")
+            let more = r.ordersTotal > shown.count ? " <span class=\"muted\">and \(r.ordersTotal - shown.count) more</span>" : ""
+            b += "<tr id=\"\(escape(r.fingerprint))\"><td><span class=\"state\">\(escape(r.state))</span></td><td>\(escape(r.rule))"
                 + "<div class=\"muted\">\(escape(r.annotations["summary"] ?? ""))</div></td><td><code>\(escape(labels))</code></td>"
-                + "<td>\(escape(AlertTransitions.formatValue(r.value)))</td><td>\(escape(RFC3339.format(r.since)))</td><td>\(orders)\(more)</td></tr>"
+                + "<td>\(escape(AlertTransitions.formatValue(r.value)))</td><td>\(escape(r.since))</td><td>\(orders)\(more)</td></tr>"
         }
         b += "</table><h2>Rules</h2><table><tr><th>rule</th><th>kind</th><th>severity</th><th>active</th><th>last evaluation</th><th>error</th></tr>"
-        for s in rules {
-            b += "<tr><td>\(escape(s.rule.name))</td><td>\(escape(s.rule.condition.kind))</td><td>\(escape(s.rule.severity))</td><td>\(s.active)</td>"
-                + "<td>\(s.evaluatedAt.map { escape(RFC3339.format($0)) } ?? "–")\(s.durationMillis.map { String(format: " (%.1f ms)", $0) } ?? "")</td>"
+        for s in rules.rules {
+            b += "<tr><td>\(escape(s.name))</td><td>\(escape(s.kind))</td><td>\(escape(s.severity))</td><td>\(s.active)</td>"
+                + "<td>\(s.evaluatedAt.map(escape) ?? "–")\(s.evaluationMillis.map { String(format: " (%.1f ms)", $0) } ?? "")</td>"
                 + "<td>\(escape(s.error ?? ""))</td></tr>"
         }
         return page("Waybill alerts", b + "</table>")

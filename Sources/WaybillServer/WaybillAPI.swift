@@ -4,6 +4,7 @@ import NIOCore
 import WaybillAlerts
 import WaybillCollectors
 import WaybillModel
+import WaybillQuery
 import WaybillStore
 
 /// The routes of interfaces.md: collectors, query API, health, metrics, OpenAPI.
@@ -16,17 +17,19 @@ struct WaybillAPI: Sendable {
     let orderDesk: OrderDesk?
     /// Set when alert rules are loaded (`serve --config`).
     let alerting: Alerting?
+    /// Every read of the query API and the pages, on reader threads of its own.
+    let queries: LocalQueries
 
     func register(_ router: Router<BasicRequestContext>) {
         router.post("/v1/events") { req, ctx in try await postEvents(req, ctx) }
         router.post("/v1/traces") { req, _ in try await postTraces(req) }
-        router.get("/api/v1/traces/{key}") { req, ctx in try getTrace(req, ctx) }
-        router.get("/api/v1/traces") { req, _ in try searchTraces(req) }
-        router.get("/api/v1/kpis") { req, _ in try getKPIs(req) }
-        router.get("/api/v1/services") { req, _ in try getServices(req) }
+        router.get("/api/v1/traces/{key}") { req, ctx in try await getTrace(req, ctx) }
+        router.get("/api/v1/traces") { req, _ in try await searchTraces(req) }
+        router.get("/api/v1/kpis") { req, _ in try await getKPIs(req) }
+        router.get("/api/v1/services") { req, _ in try await getServices(req) }
         router.post("/api/v1/orders") { req, _ in try await postOrder(req) }
-        router.get("/") { req, _ in try indexPage(req) }
-        router.get("/traces/{key}") { req, ctx in try tracePage(req, ctx) }
+        router.get("/") { req, _ in try await indexPage(req) }
+        router.get("/traces/{key}") { req, ctx in try await tracePage(req, ctx) }
         router.get("/api/v1/alerts") { req, _ in try await getAlerts(req) }
         router.get("/api/v1/rules") { req, _ in try await getRules(req) }
         router.get("/alerts") { req, _ in try await alertsPage(req) }
@@ -64,29 +67,16 @@ struct WaybillAPI: Sendable {
         ]))
     }
 
-    func getTrace(_ req: Request, _ ctx: BasicRequestContext) throws -> Response {
-        guard let raw = ctx.parameters.get("key") else { throw APIError(.badRequest, "key: missing") }
-        let key = raw.removingPercentEncoding ?? raw
-        guard let trace = try store.trace(key: key) else {
+    func getTrace(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
+        let key = try ctx.pathKey()
+        guard let doc = try await queries.trace(key: key) else {
             throw APIError(.notFound, "no order or linked key '\(key)' is known")
         }
-        return jsonResponse(trace.documentJSON)
+        return try jsonDocument(doc)
     }
 
-    func searchTraces(_ req: Request) throws -> Response {
-        var params: [String: String] = [:]
-        for (k, v) in req.uri.queryParameters { params[String(k)] = String(v) }
-        let query: OrderQuery
-        do {
-            query = try OrderQuery(parameters: params, now: clock())
-        } catch {
-            throw APIError(.badRequest, error.description)
-        }
-        do {
-            return jsonResponse(try store.searchOrders(query).documentJSON)
-        } catch let e as QueryError {
-            throw APIError(.badRequest, e.description)
-        }
+    func searchTraces(_ req: Request) async throws -> Response {
+        try jsonDocument(await queries.search(SearchRequest(parameters: req.parameterDictionary)))
     }
 
     func health() throws -> Response {
@@ -97,5 +87,25 @@ struct WaybillAPI: Sendable {
         var text = metrics.prometheusText(stats: try store.stats())
         if let alerting { text += ServerMetrics.alertText(alerts: await alerting.engine.alerts(), rules: await alerting.engine.rules()) }
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+}
+
+/// A document of the query layer as the JSON response.
+func jsonDocument<T: Encodable>(_ doc: T) throws -> Response { jsonResponse(try JSONCoding.encode(doc)) }
+
+extension Request {
+    /// The query parameters by name (the last of repeated ones).
+    var parameterDictionary: [String: String] {
+        var p: [String: String] = [:]
+        for (k, v) in uri.queryParameters { p[String(k)] = String(v) }
+        return p
+    }
+}
+
+extension BasicRequestContext {
+    /// The `{key}` path parameter, percent-decoded once (clients encode it once: `URLText.pathSegment`).
+    func pathKey() throws -> String {
+        guard let raw = parameters.get("key") else { throw APIError(.badRequest, "key: missing") }
+        return raw.removingPercentEncoding ?? raw
     }
 }

@@ -2,16 +2,13 @@ import Foundation
 import Hummingbird
 import NIOCore
 import WaybillModel
+import WaybillQuery
 import WaybillStore
 
 /// Server-rendered pages for people: a search page and the trace of one order. Self-contained
 /// (inline CSS, no scripts, no network fetches), so they work offline and in mail.
 enum WebPages {
     static func escape(_ s: String) -> String { HTMLText.escape(s) }
-
-    static func pathComponent(_ s: String) -> String {
-        s.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/?#"))) ?? s
-    }
 
     static let style = """
         body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1b1f24;background:#fafafa}
@@ -29,36 +26,42 @@ enum WebPages {
         return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: html)))
     }
 
-    static func trace(_ t: Trace) -> Response {
-        var b = "<h1>Order \(escape(t.correlationID)) <span class=\"state\">\(escape(t.state?.name ?? "unknown"))</span></h1>"
+    static func trace(_ t: TraceDocument) -> Response {
+        var b = "<h1>Order \(escape(t.correlationID)) <span class=\"state\">\(escape(t.state ?? "unknown"))</span></h1>"
         if t.keys.count > 1 { b += "<div class=\"muted\">keys: \(t.keys.map(escape).joined(separator: ", "))</div>" }
         b += "<h2>Timeline</h2><table><tr><th>time</th><th>gap</th><th>source</th><th>type</th><th>subject</th><th>data</th></tr>"
         var previous: Micros?
         for e in t.events {
-            let gap = previous.map { "+" + DurationText.format(e.time - $0) } ?? ""
-            previous = e.time
-            b += "<tr><td>\(RFC3339.format(e.time))</td><td class=\"gap\">\(gap)</td><td>\(escape(e.source))</td><td>\(escape(e.type))</td>"
-                + "<td>\(e.subject == t.correlationID ? "" : escape(e.subject))</td><td><code>\(escape(e.data?.jsonString ?? ""))</code></td></tr>"
+            let time = e["time"]?.stringValue ?? ""
+            let micros = RFC3339.parse(time)
+            var gap = ""
+            if let p = previous, let m = micros { gap = "+" + DurationText.format(m - p) }
+            previous = micros ?? previous
+            let subject = e["subject"]?.stringValue ?? ""
+            b += "<tr><td>\(escape(time))</td><td class=\"gap\">\(gap)</td><td>\(escape(e["source"]?.stringValue ?? ""))</td>"
+                + "<td>\(escape(e["type"]?.stringValue ?? ""))</td><td>\(subject == t.correlationID ? "" : escape(subject))</td>"
+                + "<td><code>\(escape(e["data"]?.jsonString ?? ""))</code></td></tr>"
         }
         b += "</table>"
-        if let f = t.facts {
+        let f = t.facts
+        if f != FactsDocument() {
+            func text(_ v: String?) -> String { v ?? "–" }
+            func seconds(_ v: Double?) -> String { v.map { DurationText.format(Micros($0 * 1e6)) } ?? "–" }
+            func number(_ v: Double?) -> String { v.map { $0 == $0.rounded() ? String(Int64($0)) : String($0) } ?? "–" }
+            func flag(_ v: Bool?) -> String { v.map { $0 ? "true" : "false" } ?? "–" }
+            let rows: [(String, String)] = [
+                ("accepted at", text(f.acceptedAt)), ("allocated at", text(f.allocatedAt)), ("released at", text(f.releasedAt)),
+                ("shipped at", text(f.shippedAt)), ("allocation delay", seconds(f.allocationDelaySeconds)),
+                ("shipment lag", seconds(f.shipmentLagSeconds)), ("units ordered", number(f.unitsOrdered)),
+                ("units allocated first", number(f.unitsAllocatedFirst)), ("fully allocated first", flag(f.fullyAllocatedFirst)),
+                ("on time", flag(f.onTime)), ("allocation warehouse", text(f.allocationWarehouse)),
+                ("shipment warehouse", text(f.shipmentWarehouse)), ("channel", text(f.channel)), ("region", text(f.region)),
+            ]
             b += "<h2>Facts</h2><table>"
-            let doc = f.documentJSON
-            for k in ["accepted_at", "allocated_at", "released_at", "shipped_at", "allocation_delay_s", "shipment_lag_s", "units_ordered",
-                      "units_allocated_first", "fully_allocated_first", "on_time", "allocation_warehouse", "shipment_warehouse", "channel", "region"] {
-                let v = doc[k] ?? .null
-                let text: String
-                switch v {
-                case .null: text = "–"
-                case .string(let s): text = s
-                case .number(let n) where k.hasSuffix("_s"): text = DurationText.format(Micros(n * 1e6))
-                default: text = v.jsonString
-                }
-                b += "<tr><th>\(k.replacingOccurrences(of: "_", with: " "))</th><td>\(escape(text))</td></tr>"
-            }
+            for (k, v) in rows { b += "<tr><th>\(k)</th><td>\(escape(v))</td></tr>" }
             b += "</table>"
         }
-        b += "<p class=\"muted\"><a href=\"/api/v1/traces/\(pathComponent(t.correlationID))\">JSON</a></p>"
+        b += "<p class=\"muted\"><a href=\"/api/v1/traces/\(URLText.pathSegment(t.correlationID))\">JSON</a></p>"
         return page("Order \(t.correlationID)", b)
     }
 
@@ -74,7 +77,7 @@ enum WebPages {
         if let page {
             b += "<table><tr><th>order</th><th>state</th><th>in state since</th><th>first event</th><th>last event</th><th>events</th><th>warehouse</th><th>channel</th></tr>"
             for o in page.orders {
-                b += "<tr><td><a href=\"/traces/\(pathComponent(o.correlationID))\">\(escape(o.correlationID))</a></td><td>\(escape(o.state?.name ?? "–"))</td>"
+                b += "<tr><td><a href=\"/traces/\(URLText.pathSegment(o.correlationID))\">\(escape(o.correlationID))</a></td><td>\(escape(o.state?.name ?? "–"))</td>"
                     + "<td>\(o.stateSince.map(RFC3339.format) ?? "–")</td><td>\(RFC3339.format(o.firstEventAt))</td><td>\(RFC3339.format(o.lastEventAt))</td>"
                     + "<td>\(o.eventCount)</td><td>\(escape(o.warehouse ?? "–"))</td><td>\(escape(o.channel ?? "–"))</td></tr>"
             }
@@ -82,8 +85,7 @@ enum WebPages {
             if let next = page.nextCursor {
                 var q = params
                 q["cursor"] = next
-                let query = q.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }.joined(separator: "&amp;")
-                b += "<p><a href=\"/?\(query)\">next page</a></p>"
+                b += "<p><a href=\"/?\(escape(URLText.query(q)))\">next page</a></p>"
             }
         }
         return Self.page("Waybill orders", b)
@@ -91,25 +93,22 @@ enum WebPages {
 }
 
 extension WaybillAPI {
-    func tracePage(_ req: Request, _ ctx: BasicRequestContext) throws -> Response {
-        guard let raw = ctx.parameters.get("key") else { throw APIError(.badRequest, "key: missing") }
-        let key = raw.removingPercentEncoding ?? raw
-        guard let trace = try store.trace(key: key) else {
+    func tracePage(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
+        let key = try ctx.pathKey()
+        guard let trace = try await queries.trace(key: key) else {
             return WebPages.search([:], nil, error: "No order or linked key '\(key)' is known.")
         }
         return WebPages.trace(trace)
     }
 
-    func indexPage(_ req: Request) throws -> Response {
-        var params: [String: String] = [:]
-        for (k, v) in req.uri.queryParameters where !v.isEmpty { params[String(k)] = String(v) }
+    func indexPage(_ req: Request) async throws -> Response {
+        var params = req.parameterDictionary.filter { !$0.value.isEmpty }
         if let key = params.removeValue(forKey: "key") {
-            return Response(status: .seeOther, headers: [.location: "/traces/" + WebPages.pathComponent(key)])
+            return Response(status: .seeOther, headers: [.location: "/traces/" + URLText.pathSegment(key)])
         }
         do {
-            let q = try OrderQuery(parameters: params, now: clock())
-            return WebPages.search(params, try store.searchOrders(q), error: nil)
-        } catch let e as QueryError {
+            return WebPages.search(params, try await queries.search(SearchRequest(parameters: params)), error: nil)
+        } catch let e as QueryFailure {
             return WebPages.search(params, nil, error: e.description)
         }
     }

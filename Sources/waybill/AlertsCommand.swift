@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import WaybillAlerts
 import WaybillModel
+import WaybillQuery
 import WaybillSQLite
 import WaybillStore
 
@@ -53,52 +54,34 @@ struct AlertsList: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let now = currentMicros()
-        var at = now
-        if let a = self.at {
-            guard let t = TimeText.parse(a, now: now) else { throw CLIError("--at: '\(a)' is not an RFC 3339 time or relative like -2h") }
-            at = t
-        }
-        let doc: JSONValue
-        if let url = store.url {
-            var q: [String: String] = [:]
-            if let a = self.at { q["at"] = RFC3339.format(TimeText.parse(a, now: now)!) }
-            if let state { q["state"] = state }
-            guard let d = try await RemoteClient(url).getJSON("/api/v1/alerts", query: q) else { throw CLIError("the server has no alerts API") }
-            doc = d
-        } else {
-            let config = try rules.load(required: true)!
+        let config = store.url == nil ? try rules.load(required: true) : nil
+        if let n = timings, let config {
+            let now = currentMicros()
+            let at: Micros
+            do { at = try AlertsRequest(at: self.at).instant(now: now) ?? now } catch { throw error.cliError }
             let s = try openForReading(store.dbPath)
             defer { s.close() }
-            let source = StoreAlertSource(store: s)
-            if let n = timings { try await measure(config, source, at: at, repeats: n) }
-            var records = try AlertReplay.evaluate(config: config, source: source, at: at)
-            if let state { records = records.filter { $0.state.rawValue == state } }
-            doc = AlertPayloads.alertsDocument(records, at: at, base: config.externalURL ?? "http://127.0.0.1:4318")
+            try await measure(config, StoreAlertSource(store: s), at: at, repeats: n)
         }
+        let doc = try await store.withQueries(rules: config) { try await $0.alerts(AlertsRequest(at: at, state: state.flatMap(AlertState.init))) }
         if output.isJSON {
-            writeStdout(doc.jsonBytes + [0x0A])
+            try writeDocument(doc)
             return
         }
-        let alerts = doc["alerts"]?.arrayValue ?? []
-        print("Alerts as of \(doc["at"]?.stringValue ?? "")")
-        if alerts.isEmpty {
+        print("Alerts as of \(doc.at)")
+        if doc.alerts.isEmpty {
             print("nothing pending or firing")
             return
         }
         var rows = [["STATE", "RULE", "LABELS", "VALUE", "SINCE", "ORDERS"]]
-        for a in alerts {
-            let labels = (a["labels"]?.objectValue ?? [:]).filter { $0.key != "alertname" }.sorted { $0.key < $1.key }
-                .map { "\($0.key)=\($0.value.stringValue ?? "")" }.joined(separator: " ")
-            let orders = (a["orders"]?.arrayValue ?? []).prefix(3).compactMap(\.stringValue)
-            let total = Int(a["orders_total"]?.doubleValue ?? 0)
-            let more = total > orders.count ? " +\(total - orders.count)" : ""
-            rows.append([a["state"]?.stringValue ?? "", a["rule"]?.stringValue ?? "", labels,
-                         AlertTransitions.formatValue(a["value"]?.doubleValue ?? 0), a["since"]?.stringValue ?? "",
-                         orders.joined(separator: " ") + more])
+        for a in doc.alerts {
+            let labels = a.labels.filter { $0.key != "alertname" }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            let orders = a.orders.prefix(3)
+            let more = a.ordersTotal > orders.count ? " +\(a.ordersTotal - orders.count)" : ""
+            rows.append([a.state, a.rule, labels, AlertTransitions.formatValue(a.value), a.since, orders.joined(separator: " ") + more])
         }
         print(table(rows), terminator: "")
-        if let first = alerts.first?["orders"]?.arrayValue?.first?.stringValue {
+        if let first = doc.alerts.first?.orders.first {
             print("\nTrace one: waybill trace \(first)\(store.url.map { " --url \($0)" } ?? " --db \(store.dbPath)")")
         }
     }
@@ -164,30 +147,20 @@ struct AlertsRules: AsyncParsableCommand {
     @OptionGroup var output: FormatOptions
 
     func run() async throws {
-        let doc: JSONValue
+        let doc: RulesDocument
         if let url {
-            guard let d = try await RemoteClient(url).getJSON("/api/v1/rules") else { throw CLIError("the server has no rules API") }
-            doc = d
+            do { doc = try await RemoteQueries(url: url).rules() } catch let e as QueryFailure { throw e.cliError }
         } else {
-            doc = AlertPayloads.rulesDocument(try rules.load(required: true)!, status: [])
+            doc = RulesDocument(try rules.load(required: true)!, status: [])
         }
         if output.isJSON {
-            writeStdout(doc.jsonBytes + [0x0A])
+            try writeDocument(doc)
             return
         }
         var rows = [["RULE", "KIND", "CONDITION", "FOR", "SEVERITY", "ACTIVE", "LAST EVAL"]]
-        for r in doc["rules"]?.arrayValue ?? [] {
-            let cond: String
-            switch r["kind"]?.stringValue {
-            case "kpi": cond = "\(r["kpi"]?.stringValue ?? "") \(r["op"]?.stringValue ?? "") \(AlertTransitions.formatValue(r["threshold"]?.doubleValue ?? 0)) over \(r["window"]?.stringValue ?? "")"
-            case "sla": cond = "\(r["after"]?.stringValue ?? "") → \(r["expect"]?.stringValue ?? "") within \(r["within"]?.stringValue ?? "")"
-            default: cond = "error_rate \(r["error_rate"]?.stringValue ?? "") over \(r["window"]?.stringValue ?? "")"
-            }
-            let by = r["by"]?.stringValue.map { " by \($0)" } ?? ""
-            let eval = r["evaluation_ms"]?.doubleValue.map { String(format: "%.1f ms", $0) } ?? "-"
-            rows.append([r["name"]?.stringValue ?? "", r["kind"]?.stringValue ?? "", cond + by, r["for"]?.stringValue ?? "",
-                         r["severity"]?.stringValue ?? "", TraceTimeline.num(r["active"]?.doubleValue ?? 0),
-                         (r["error"]?.stringValue).map { "error: \($0)" } ?? eval])
+        for r in doc.rules {
+            let eval = r.evaluationMillis.map { String(format: "%.1f ms", $0) } ?? "-"
+            rows.append([r.name, r.kind, r.conditionText, r.holdFor, r.severity, String(r.active), r.error.map { "error: \($0)" } ?? eval])
         }
         print(table(rows), terminator: "")
     }

@@ -1,10 +1,8 @@
 import ArgumentParser
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import WaybillKPI
 import WaybillModel
+import WaybillQuery
 import WaybillStore
 
 struct KPICommand: AsyncParsableCommand {
@@ -35,54 +33,16 @@ struct KPICommand: AsyncParsableCommand {
     func run() async throws {
         let formatName = json ? "json" : format
         guard let fmt = KPIFormat(rawValue: formatName) else { throw CLIError("--format: must be table, json, csv or html") }
-        if let url = store.url {
-            var q: [String: String] = [:]
-            for (k, v) in [("from", from), ("to", to), ("by", by), ("step", step), ("explain", explain), ("group", group), ("split", split)] { if let v { q[k] = v } }
-            if explain != nil {
-                q["limit"] = String(limit)
-                guard let doc = try await RemoteClient(url).getJSON("/api/v1/kpis", query: q) else { throw CLIError("the server has no KPI API") }
-                print(fmt == .json ? doc.jsonString : renderExplain(doc))
-                return
-            }
-            q["format"] = fmt.rawValue
-            let (data, status, _) = try await RemoteClient(url).send(URLRequest(url: RemoteClient(url).url("/api/v1/kpis", query: q)))
-            guard status == 200 else {
-                let msg = (try? JSONParser.parse(Array(data)))?["error"]?.stringValue ?? String(decoding: data.prefix(300), as: UTF8.self)
-                throw CLIError("server answered \(status): \(msg)")
-            }
-            print(String(decoding: data, as: UTF8.self), terminator: "")
-            return
+        var parameters: [String: String] = [:]
+        for (k, v) in [("from", from), ("to", to), ("by", by), ("step", step), ("explain", explain), ("group", group), ("split", split)] {
+            if let v { parameters[k] = v }
         }
-        let query: KPIQuery
-        do { query = try KPIQuery.parse(from: from, to: to, by: by, step: step, now: currentMicros()) } catch {
-            throw CLIError("--\(error.field): \(error.rule)")
+        if explain != nil { parameters["limit"] = String(limit) }
+        let output = try await store.withQueries { q in
+            let request = try KPIRequest(parameters: parameters)
+            if request.explain != nil { return KPIRender.contributors(try await q.explain(request), format: fmt) }
+            return try await KPIReportView.render(fmt, request, using: q)
         }
-        let s = try openForReading(store.dbPath)
-        defer { s.close() }
-        let service = KPIService(reader: s)
-        if let explain {
-            let metric: KPIMetric
-            do { metric = try KPIMetric.parse(explain) } catch { throw CLIError("--explain: \(error.rule)") }
-            let g: String?? = group.map { $0 == "null" ? .some(nil) : .some($0) } ?? .none
-            let list = try service.explain(metric, query, group: g, limit: limit)
-            print(KPIRender.contributors(list, format: fmt), terminator: "")
-            return
-        }
-        if let split {
-            let sp: TelemetrySplit
-            do { sp = try TelemetrySplit.parse(split) } catch { throw CLIError("--split: \(error.rule)") }
-            guard fmt != .html else { throw CLIError("--split: the report is table, json or csv") }
-            print(KPIRender.render(fmt, current: try service.splitDocument(query, split: sp, traces: s), previous: nil), terminator: "")
-            return
-        }
-        print(try service.report(query, format: fmt), terminator: "")
-    }
-
-    func renderExplain(_ doc: JSONValue) -> String {
-        var rows = [["ORDER", "REASON", "VALUE"]]
-        for o in doc["orders"]?.arrayValue ?? [] {
-            rows.append([o["order"]?.stringValue ?? "", o["reason"]?.stringValue ?? "", o["value"]?.doubleValue.map { String($0) } ?? ""])
-        }
-        return table(rows)
+        print(output, terminator: "")
     }
 }

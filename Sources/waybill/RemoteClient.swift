@@ -4,7 +4,7 @@ import FoundationNetworking
 #endif
 import WaybillModel
 
-/// The CLI's remote mode: talks to a running server's HTTP API.
+/// `waybill ingest --url`: POSTs batches to a running server's collector (reads go through `RemoteQueries`).
 struct RemoteClient {
     let base: URL
 
@@ -13,22 +13,11 @@ struct RemoteClient {
         base = u
     }
 
-    func url(_ path: String, query: [String: String] = [:]) -> URL {
+    /// `path` is appended as it is: it must already be a valid URL path (the collector's fixed routes).
+    func url(_ path: String) -> URL {
         var c = URLComponents(url: base, resolvingAgainstBaseURL: false)!
-        c.path = (c.path.hasSuffix("/") ? String(c.path.dropLast()) : c.path) + path
-        if !query.isEmpty { c.queryItems = query.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) } }
+        c.percentEncodedPath = (c.percentEncodedPath.hasSuffix("/") ? String(c.percentEncodedPath.dropLast()) : c.percentEncodedPath) + path
         return c.url!
-    }
-
-    /// GET a JSON document; nil on 404; throws with the server's error message otherwise.
-    func getJSON(_ path: String, query: [String: String] = [:]) async throws -> JSONValue? {
-        let (data, status, _) = try await send(URLRequest(url: url(path, query: query)))
-        if status == 404 { return nil }
-        let body = try? JSONParser.parse(Array(data))
-        guard status == 200, let body else {
-            throw CLIError("server answered \(status): \(body?["error"]?.stringValue ?? String(decoding: data.prefix(300), as: UTF8.self))")
-        }
-        return body
     }
 
     func send(_ request: URLRequest) async throws -> (Data, Int, [String: String]) {

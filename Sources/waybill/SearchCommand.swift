@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import WaybillModel
+import WaybillQuery
 import WaybillSQLite
 import WaybillStore
 
@@ -35,21 +36,9 @@ struct SearchCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let page: OrderPage
-        if let url = store.url {
-            guard let doc = try await RemoteClient(url).getJSON("/api/v1/traces", query: parameters), let p = OrderPage(documentJSON: doc) else {
-                throw CLIError("the server's answer is not a search result")
-            }
-            page = p
-        } else {
-            let query: OrderQuery
-            do { query = try OrderQuery(parameters: parameters, now: currentMicros()) } catch { throw CLIError("--\(error.field): \(error.rule)") }
-            let s = try openForReading(store.dbPath)
-            defer { s.close() }
-            page = try s.searchOrders(query)
-        }
+        let page = try await store.withQueries { try await $0.search(SearchRequest(parameters: parameters)) }
         if output.isJSON {
-            writeStdout(page.documentJSON.jsonBytes + [0x0A])
+            try writeDocument(page)
             return
         }
         if page.orders.isEmpty {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import WaybillKPI
 import WaybillModel
+import WaybillQuery
 import WaybillStore
 
 struct ServicesCommand: AsyncParsableCommand {
@@ -15,48 +16,23 @@ struct ServicesCommand: AsyncParsableCommand {
     @OptionGroup var output: FormatOptions
 
     func run() async throws {
-        let doc: JSONValue
-        if let url = store.url {
-            var q: [String: String] = [:]
-            if let from { q["from"] = from }
-            if let to { q["to"] = to }
-            guard let d = try await RemoteClient(url).getJSON("/api/v1/services", query: q) else { throw CLIError("the server has no service view") }
-            doc = d
-        } else {
-            let now = currentMicros()
-            var end = now
-            if let to { guard let t = TimeText.parse(to, now: now) else { throw CLIError("--to: must be RFC 3339 or relative like -1h") }; end = t }
-            var start = end - 3_600_000_000
-            if let from { guard let f = TimeText.parse(from, now: now) else { throw CLIError("--from: must be RFC 3339 or relative like -1h") }; start = f }
-            guard start < end else { throw CLIError("--to: must be after --from") }
-            let s = try openForReading(store.dbPath)
-            defer { s.close() }
-            let limit = 500_000
-            let spans = try s.spans(startingIn: start..<end, limit: limit + 1)
-            doc = ServiceReport(spans: spans.prefix(limit), from: start, to: end, truncated: spans.count > limit).json
-        }
+        let report = try await store.withQueries { try await $0.services(ServicesRequest(from: from, to: to)) }
         if output.isJSON {
-            writeStdout(doc.jsonBytes + [0x0A])
+            try writeDocument(report)
             return
         }
-        print("Services \(doc["from"]?.stringValue ?? "") → \(doc["to"]?.stringValue ?? "")\(doc["truncated"] == true ? " (truncated)" : "")\n")
-        func ms(_ v: JSONValue?) -> String { v?.doubleValue.map { DurationText.format(Micros($0 * 1000)) } ?? "-" }
+        print("Services \(RFC3339.format(report.from)) → \(RFC3339.format(report.to))\(report.truncated ? " (truncated)" : "")\n")
+        func ms(_ v: Double) -> String { DurationText.format(Micros(v * 1000)) }
         var rows = [["SERVICE", "SPANS", "PER SEC", "ERRORS", "ERROR RATE", "P50", "P90", "P99", "MAX"]]
-        for r in doc["services"]?.arrayValue ?? [] {
-            rows.append([r["service"]?.stringValue ?? "", TraceTimeline.num(r["spans"]?.doubleValue ?? 0),
-                         String(format: "%.2f", r["per_second"]?.doubleValue ?? 0), TraceTimeline.num(r["errors"]?.doubleValue ?? 0),
-                         String(format: "%.1f%%", (r["error_rate"]?.doubleValue ?? 0) * 100), ms(r["latency_ms"]?["p50"]),
-                         ms(r["latency_ms"]?["p90"]), ms(r["latency_ms"]?["p99"]), ms(r["latency_ms"]?["max"])])
+        for r in report.services {
+            rows.append([r.service, String(r.spans), String(format: "%.2f", r.perSecond), String(r.errors),
+                         String(format: "%.1f%%", r.errorRate * 100), ms(r.p50), ms(r.p90), ms(r.p99), ms(r.max)])
         }
         print(table(rows), terminator: "")
-        let edges = doc["edges"]?.arrayValue ?? []
-        if !edges.isEmpty {
+        if !report.edges.isEmpty {
             print("\nCalls between services")
             var e = [["FROM", "TO", "CALLS", "ERRORS"]]
-            for x in edges {
-                e.append([x["from"]?.stringValue ?? "", x["to"]?.stringValue ?? "", TraceTimeline.num(x["calls"]?.doubleValue ?? 0),
-                          TraceTimeline.num(x["errors"]?.doubleValue ?? 0)])
-            }
+            for x in report.edges { e.append([x.from, x.to, String(x.calls), String(x.errors)]) }
             print(table(e), terminator: "")
         }
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import WaybillKPI
+import WaybillQuery
 import WaybillModel
 import WaybillSQLite
 import WaybillStore
@@ -17,17 +18,10 @@ struct TraceCommand: AsyncParsableCommand {
     @OptionGroup var output: FormatOptions
 
     func run() async throws {
-        let doc: JSONValue?
-        if let url = store.url {
-            doc = try await RemoteClient(url).getJSON("/api/v1/traces/" + (key.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? key))
-        } else {
-            let s = try openForReading(store.dbPath)
-            defer { s.close() }
-            doc = try s.trace(key: key)?.documentJSON
-        }
+        let doc = try await store.withQueries { try await $0.trace(key: key) }
         guard let doc else { throw CLIError("no order or linked key '\(key)' is known (try `waybill search`)") }
         if output.isJSON {
-            writeStdout(doc.jsonBytes + [0x0A])
+            try writeDocument(doc)
         } else {
             print(TraceTimeline.render(doc), terminator: "")
         }
@@ -43,25 +37,23 @@ func openForReading(_ path: String) throws -> SQLiteStore {
 
 /// The terminal view of a trace document.
 enum TraceTimeline {
-    static func render(_ doc: JSONValue) -> String {
+    static func render(_ doc: TraceDocument) -> String {
         var out = ""
-        let id = doc["correlation_id"]?.stringValue ?? "?"
-        let state = doc["state"]?.stringValue ?? "unknown"
-        let facts = doc["facts"]
-        out += "Order \(id)   state: \(state)"
-        if let since = facts?["state_since"]?.stringValue { out += " since \(since)" }
+        let id = doc.correlationID
+        let facts = doc.facts
+        out += "Order \(id)   state: \(doc.state ?? "unknown")"
+        if let since = facts.stateSince { out += " since \(since)" }
         out += "\n"
-        let keys = (doc["keys"]?.arrayValue ?? []).compactMap(\.stringValue)
-        if keys.count > 1 { out += "keys: \(keys.joined(separator: ", "))\n" }
+        if doc.keys.count > 1 { out += "keys: \(doc.keys.joined(separator: ", "))\n" }
         var context: [String] = []
-        if let c = facts?["channel"]?.stringValue { context.append("channel \(c)") }
-        if let r = facts?["region"]?.stringValue { context.append("region \(r)") }
-        if let p = facts?["promised_ship_by"]?.stringValue { context.append("promised ship by \(p)") }
+        if let c = facts.channel { context.append("channel \(c)") }
+        if let r = facts.region { context.append("region \(r)") }
+        if let p = facts.promisedShipBy { context.append("promised ship by \(p)") }
         if !context.isEmpty { out += context.joined(separator: " · ") + "\n" }
         out += "\n"
         var rows: [[String]] = [["TIME", "+GAP", "SOURCE", "TYPE", "SUBJECT", "DETAILS"]]
         var previous: Micros?
-        for e in doc["events"]?.arrayValue ?? [] {
+        for e in doc.events {
             let t = e["time"]?.stringValue ?? ""
             let micros = RFC3339.parse(t)
             var gap = ""
@@ -72,38 +64,33 @@ enum TraceTimeline {
                          subject == id ? "" : subject, details(e["data"])])
         }
         out += table(rows)
-        out += waterfall(doc["spans"]?.arrayValue ?? [])
+        out += waterfall(doc.spans)
         out += "\nFacts\n"
-        func secs(_ k: String) -> String {
-            facts?[k]?.doubleValue.map { DurationText.format(Micros($0 * 1e6)) } ?? "-"
-        }
+        func secs(_ v: Double?) -> String { v.map { DurationText.format(Micros($0 * 1e6)) } ?? "-" }
         var lines: [(String, String)] = [
-            ("allocation delay", secs("allocation_delay_s")),
-            ("shipment lag", secs("shipment_lag_s")),
+            ("allocation delay", secs(facts.allocationDelaySeconds)),
+            ("shipment lag", secs(facts.shipmentLagSeconds)),
         ]
-        let ordered = facts?["units_ordered"]?.doubleValue
-        let allocated = facts?["units_allocated_first"]?.doubleValue
-        var units = ordered.map { num($0) } ?? "-"
-        if let o = ordered, let a = allocated {
-            units += "   allocated first: \(num(a))" + (o > 0 ? " (\(String(format: "%.1f", a / o * 100))%)" : "")
+        var units = facts.unitsOrdered.map { num($0) } ?? "-"
+        if let a = facts.unitsAllocatedFirst, facts.unitsOrdered != nil {
+            units += "   allocated first: \(num(a))" + (facts.firstAllocationFill.map { String(format: " (%.1f%%)", $0 * 100) } ?? "")
         }
         lines.append(("units ordered", units))
-        if let w = facts?["allocation_warehouse"]?.stringValue { lines.append(("allocated from", w)) }
-        if let w = facts?["shipment_warehouse"]?.stringValue { lines.append(("shipped from", w)) }
-        if let ot = facts?["on_time"]?.boolValue { lines.append(("on time", ot ? "yes" : "NO")) }
+        if let w = facts.allocationWarehouse { lines.append(("allocated from", w)) }
+        if let w = facts.shipmentWarehouse { lines.append(("shipped from", w)) }
+        if let ot = facts.onTime { lines.append(("on time", ot ? "yes" : "NO")) }
         for (k, v) in lines { out += "  " + k.padding(toLength: 18, withPad: " ", startingAt: 0) + v + "\n" }
         return out
     }
 
     /// Spans per trace, indented by parent, with bars scaled to the trace's time span; errors marked ✗.
-    static func waterfall(_ spans: [JSONValue]) -> String {
+    static func waterfall(_ spans: [SpanDocument]) -> String {
         struct S { let id: String; let parent: String?; let service: String; let name: String; let start: Micros; let end: Micros; let error: Bool }
         var byTrace: [String: [S]] = [:]
         for j in spans {
-            guard let t = j["trace_id"]?.stringValue, let id = j["span_id"]?.stringValue,
-                  let st = j["start"]?.stringValue.flatMap(RFC3339.parse), let en = j["end"]?.stringValue.flatMap(RFC3339.parse) else { continue }
-            byTrace[t, default: []].append(S(id: id, parent: j["parent_span_id"]?.stringValue, service: j["service"]?.stringValue ?? "?",
-                                             name: j["name"]?.stringValue ?? "?", start: st, end: en, error: j["status"]?.stringValue == "error"))
+            guard let st = RFC3339.parse(j.start), let en = RFC3339.parse(j.end) else { continue }
+            byTrace[j.traceID, default: []].append(S(id: j.spanID, parent: j.parentSpanID, service: j.service, name: j.name,
+                                                     start: st, end: en, error: j.isError))
         }
         guard !byTrace.isEmpty else { return "" }
         var out = "\nSpans (\(spans.count) in \(byTrace.count) trace\(byTrace.count == 1 ? "" : "s"))\n"

@@ -64,14 +64,15 @@ struct ExplainTests {
     }
 
     @Test func contributorsRenderAsTableJSONAndCSV() throws {
-        let c = try KPIExplain.contributors(facts: Self.orders, metric: .fillRate, query: Self.query)
+        let c = KPIExplainDocument(metric: "fill_rate", orders: try KPIExplain.contributors(facts: Self.orders, metric: .fillRate, query: Self.query))
         let table = KPIRender.contributors(c, format: .table)
         #expect(table.split(separator: "\n").first == "order  reason")
         #expect(table.contains("O-03   allocated 2 of 5 units at first allocation (line 1: 1 of 4)"))
         let json = try JSONParser.parse(KPIRender.contributors(c, format: .json))
-        #expect(json.arrayValue?.first == ["order": "O-03", "reason": "allocated 2 of 5 units at first allocation (line 1: 1 of 4)", "value": 3])
+        #expect(json["metric"] == "fill_rate")
+        #expect(json["orders"]?.arrayValue?.first == ["order": "O-03", "reason": "allocated 2 of 5 units at first allocation (line 1: 1 of 4)", "value": 3])
         #expect(KPIRender.contributors(c, format: .csv).hasPrefix("order,value,reason\r\nO-03,3,allocated 2 of 5 units at first allocation (line 1: 1 of 4)\r\n"))
-        #expect(KPIRender.contributors([], format: .table) == "No orders stand out.\n")
+        #expect(KPIRender.contributors(KPIExplainDocument(metric: "fill_rate", orders: []), format: .table) == "No orders stand out.\n")
     }
 
     @Test func unknownMetricNamesGetAnErrorListingTheValidOnes() throws {
