@@ -35,7 +35,7 @@ final class EventWriteSession {
         try rollups?.rebuildIfStale()
     }
 
-    /// The idempotency hash of `(source, id)` (`DedupIndex.hash`).
+    /// `DedupIndex.hash`, under the name the engine tests call it by.
     static func dedupHash(source: String, id: String) -> Int64 { DedupIndex.hash(source: source, id: id) }
 
     /// Seconds spent in each phase of the write path, printed at close when `WAYBILL_WRITER_PROFILE` is set.

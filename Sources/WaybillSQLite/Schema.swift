@@ -109,7 +109,7 @@ enum Schema {
                                   last_error TEXT, done_at INTEGER);
         CREATE INDEX alert_outbox_due ON alert_outbox(next_at) WHERE status = 'pending';
         """,
-        // Compact spans (SpanBlocks.swift): blocks of spans of one trace, ids as bytes, keys, names and
+        // Compact spans (SpanBlockCodec.swift): blocks of spans of one trace, ids as bytes, keys, names and
         // resources in a dictionary, the correlation keys once per (key, trace). `spans` rows of version 5
         // are converted by `convertVersion5Spans` right after this step, which then drops `spans`.
         """
