@@ -20,7 +20,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "WaybillModel"),
         .target(name: "WaybillStore", dependencies: ["WaybillModel"]),
-        .target(name: "WaybillStoreConformance", dependencies: ["WaybillModel", "WaybillStore"]),
+        .target(name: "WaybillStoreConformance", dependencies: ["WaybillModel", "WaybillStore", "WaybillKPI"]),
         .target(name: "WaybillSQLite", dependencies: ["WaybillModel", "WaybillStore", "CSQLite"]),
         // swift-protobuf code generated from opentelemetry-proto (scripts/generate-otlp-proto.sh; committed, not built in CI).
         .target(name: "WaybillOTLPProto", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),

@@ -31,9 +31,12 @@ public struct FactsTransition: Sendable {
 /// Keeps aggregates over order facts (the KPI rollups) current. The store owns the rows as opaque
 /// bytes and calls this inside the same transaction that changes the facts, so rollups and facts
 /// never disagree, also after a crash. The store does not know what the bytes mean; the KPI engine does.
+/// When retention deletes an order, its transition has the order's facts as `old` and empty facts
+/// (`OrderFacts(orderID:)`) as `new`.
 public protocol FactsRollup: Sendable {
-    /// Names the row layout (for the KPI rollups, their bucket widths); the store rebuilds every row
-    /// when it differs from the layout the rows were written with.
+    /// Names the row layout (for the KPI rollups, their bucket widths); when it differs from the layout
+    /// the rows were written with, or the store kept no rows before, the store drops every row and
+    /// rebuilds them from the stored facts as it opens.
     var layout: String { get }
     /// The rows to write for these transitions: new bytes, or nil to delete the row. `read` returns a
     /// row's current bytes. Must be a pure function of its inputs.
@@ -44,6 +47,8 @@ public protocol FactsRollup: Sendable {
 ///
 /// Contract: after an append returns, its effect on rollups and facts is visible to these reads.
 public protocol RollupReader: Sendable {
+    /// The rows of `dimension` whose bucket starts in one of `ranges` (which do not overlap), each once,
+    /// in no particular order.
     func rollupRows(dimension: String, in ranges: [Range<Micros>]) throws -> [(key: RollupKey, bytes: [UInt8])]
     /// Facts of every order whose `allocatedAt` or `shippedAt` lies in one of the ranges, each order once.
     func kpiFacts(in ranges: [Range<Micros>]) throws -> [OrderFacts]

@@ -156,6 +156,7 @@ public struct StoreStats: Sendable, Equatable {
     public var events: Int
     public var orders: Int
     public var linkedKeys: Int
+    /// Events accepted by `append` and not yet committed.
     public var queuedEvents: Int
     public init(events: Int, orders: Int, linkedKeys: Int, queuedEvents: Int) {
         self.events = events
@@ -171,7 +172,7 @@ public struct StoreStats: Sendable, Equatable {
 /// Contract: `saveCheckpoint` returns only after the bytes are committed, and after every write
 /// accepted before it was called; it replaces the checkpoint of that name atomically (a crash leaves
 /// the previous one or the new one, never a mix). `loadCheckpoint` returns the last committed bytes,
-/// also after the store is reopened, or nil when that name was never saved.
+/// also after the store is reopened (empty bytes too), or nil when that name was never saved.
 public protocol WorkflowStore: Sendable {
     func saveCheckpoint(name: String, bytes: [UInt8]) async throws
     func loadCheckpoint(name: String) throws -> StoredCheckpoint?
@@ -190,7 +191,9 @@ public struct StoredCheckpoint: Sendable, Equatable {
 /// A complete storage engine.
 public protocol WaybillStore: EventWriter, SpanWriter, SpanReader, TraceReader, OrderSearcher, RollupReader {
     func stats() throws -> StoreStats
-    /// Deletes events whose time is before `cutoff` (retention); returns how many were removed.
+    /// Deletes events whose time is before `cutoff` and spans that start before it (retention); returns
+    /// how many events were removed. An order's facts go with its last event and are kept whole until
+    /// then; rollups retract them (`FactsRollup`).
     func deleteEvents(before cutoff: Micros) async throws -> Int
     /// Stops accepting writes, finishes queued ones and releases resources.
     func close()

@@ -3,9 +3,33 @@ import WaybillModel
 import WaybillStore
 
 /// The behaviour every storage engine must show, written once against the protocols in
-/// `WaybillStore`. An engine's test target runs each check with a factory that makes a fresh, empty store.
+/// `WaybillStore`: each check asserts sentences of a protocol's contract (`///` on the protocol).
+/// An engine's test target runs every check with a factory that makes fresh, empty storage of the
+/// engine; an engine that passes can hold events, spans, KPI rollups, alerting state and checkpoints.
 public enum StoreConformance {
-    public typealias Factory = @Sendable () throws -> any WaybillStore
+    /// Everything a complete engine provides: the store, and the state alerting and the demo keep in it.
+    public typealias Store = any WaybillStore & AlertStore & DeadlineReader & WorkflowStore
+
+    /// Fresh, empty storage of the engine under test.
+    public struct Storage: Sendable {
+        let opener: @Sendable ((any FactsRollup)?) throws -> Store
+        let hold: @Sendable (Store, Bool) -> Void
+
+        /// - Parameters:
+        ///   - open: opens the storage, keeping `rollup`'s rows (none when nil). Called again after the
+        ///     previous store was closed, it opens what that store committed.
+        ///   - holdWrites: holds (true) or releases (false) an open store's writes: they are accepted
+        ///     (`StoreStats.queuedEvents`) but not committed while held.
+        public init(open: @escaping @Sendable (_ rollup: (any FactsRollup)?) throws -> Store,
+                    holdWrites: @escaping @Sendable (_ store: Store, _ held: Bool) -> Void) {
+            opener = open
+            hold = holdWrites
+        }
+
+        public func open(rollup: (any FactsRollup)? = nil) throws -> Store { try opener(rollup) }
+    }
+
+    public typealias Factory = @Sendable () throws -> Storage
 
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
@@ -18,18 +42,25 @@ public enum StoreConformance {
         public func run(_ make: Factory) async throws { try await body(make) }
     }
 
-    public static let checks: [Check] = [
+    /// Every check of the suite.
+    public static var checks: [Check] { eventChecks + rollupChecks + deadlineChecks + alertChecks + checkpointChecks }
+
+    static let eventChecks: [Check] = [
         Check(name: "duplicates are stored once and counted", body: duplicatesAreStoredOnce),
         Check(name: "concurrent appends of the same events store each once", body: concurrentDuplicates),
+        Check(name: "acknowledged events and spans survive reopening and stay duplicates", body: reopening),
         Check(name: "trace follows links transitively, whatever the key asked for", body: transitiveLinks),
         Check(name: "links arriving after the events they explain still join them", body: lateLinks),
         Check(name: "unknown keys have no trace", body: unknownKey),
         Check(name: "shuffled and duplicated streams give identical traces, facts and searches", body: orderIndependence),
         Check(name: "search filters and pages without gaps or repeats", body: searchFiltersAndPaging),
-        Check(name: "retention deletes events older than the cutoff", body: retention),
+        Check(name: "retention deletes events older than the cutoff, and an order's facts with its last event", body: retention),
         Check(name: "spans join orders by attribute and by traceparent, whole traces, in any arrival order", body: spans),
         Check(name: "spans by start time, earliest first, and retention of spans", body: spansByTimeAndRetention),
     ]
+
+    /// A fresh store of the engine, without rollups.
+    static func fresh(_ make: Factory) throws -> Store { try make().open() }
 
     static func expect(_ cond: Bool, _ message: @autoclosure () -> String) throws {
         if !cond { throw Failure(description: message()) }
@@ -70,8 +101,15 @@ public enum StoreConformance {
         return out
     }
 
+    /// The facts of each order, computed from its events (each event once).
+    static func referenceFacts(_ events: [CloudEvent]) -> [String: OrderFacts] {
+        var facts: [String: OrderFacts] = [:]
+        for e in events where e.isOrderEvent { facts[e.subject, default: OrderFacts(orderID: e.subject)].apply(e) }
+        return facts
+    }
+
     static func duplicatesAreStoredOnce(_ make: Factory) async throws {
-        let store = try make()
+        let store = try fresh(make)
         defer { store.close() }
         let events = workload(orders: 3)
         let first = try await store.append(events + [events[0], events[1]])
@@ -89,7 +127,7 @@ public enum StoreConformance {
     }
 
     static func concurrentDuplicates(_ make: Factory) async throws {
-        let store = try make()
+        let store = try fresh(make)
         defer { store.close() }
         let events = workload(orders: 20)
         let results = try await withThrowingTaskGroup(of: AppendResult.self) { g in
@@ -101,8 +139,32 @@ public enum StoreConformance {
         try expect(results.accepted == events.count && results.duplicates == events.count * 7, "concurrent: \(results)")
     }
 
+    static func reopening(_ make: Factory) async throws {
+        let storage = try make()
+        let events = workload(orders: 4)
+        let spans = [span("a", "1", service: "erp", start: 0, attrs: ["order.id": "ORD-100"]), span("a", "2", parent: "1", service: "wms", start: 5)]
+        let window = t0..<(t0 + 86_400_000_000)
+        let before: (Trace?, [Span])
+        do {
+            let store = try storage.open()
+            defer { store.close() }
+            _ = try await store.append(events)
+            _ = try await store.appendSpans(spans)
+            before = (try store.trace(key: "shipment:1Z0"), try store.spans(startingIn: window, limit: 10))
+        }
+        let store = try storage.open()
+        defer { store.close() }
+        try expect(try store.stats().events == events.count, "events after reopening")
+        try expect(try store.trace(key: "shipment:1Z0") == before.0 && before.0?.correlationID == "ORD-100", "the trace after reopening")
+        try expect(try store.spans(startingIn: window, limit: 10) == before.1 && before.1.count == 2, "the spans after reopening")
+        let again = try await store.append(events.reversed())
+        try expect(again == AppendResult(accepted: 0, duplicates: events.count), "events appended before reopening: \(again)")
+        let spansAgain = try await store.appendSpans(spans)
+        try expect(spansAgain == AppendResult(accepted: 0, duplicates: 2), "spans appended before reopening: \(spansAgain)")
+    }
+
     static func transitiveLinks(_ make: Factory) async throws {
-        let store = try make()
+        let store = try fresh(make)
         defer { store.close() }
         _ = try await store.append(workload(orders: 3))
         let byOrder = try store.trace(key: "ORD-100")
@@ -120,7 +182,7 @@ public enum StoreConformance {
     }
 
     static func lateLinks(_ make: Factory) async throws {
-        let store = try make()
+        let store = try fresh(make)
         defer { store.close() }
         // The carrier's events arrive first; the order's shipment event that links them arrives last.
         let carrier = [ev("d1", "shipment.in_transit", 100, "shipment:1ZLATE", source: "carrier"),
@@ -138,7 +200,7 @@ public enum StoreConformance {
     }
 
     static func unknownKey(_ make: Factory) async throws {
-        let store = try make()
+        let store = try fresh(make)
         defer { store.close() }
         _ = try await store.append(workload(orders: 1))
         try expect(try store.trace(key: "ORD-NOPE") == nil, "unknown key must have no trace")
@@ -159,14 +221,14 @@ public enum StoreConformance {
         let events = workload()
         let reference: [String]
         do {
-            let store = try make()
+            let store = try fresh(make)
             defer { store.close() }
             _ = try await store.append(events)
             reference = try snapshot(store, events)
         }
         var rng = SplitMix64(seed: 0x5EED)
         for round in 0..<6 {
-            let store = try make()
+            let store = try fresh(make)
             defer { store.close() }
             var stream = events + events.filter { _ in rng.next() % 3 == 0 }
             stream.shuffle(using: &rng)
@@ -184,7 +246,7 @@ public enum StoreConformance {
     }
 
     static func searchFiltersAndPaging(_ make: Factory) async throws {
-        let store = try make()
+        let store = try fresh(make)
         defer { store.close() }
         let events = workload(orders: 30)
         _ = try await store.append(events)
@@ -249,7 +311,7 @@ public enum StoreConformance {
         var rng = SplitMix64(seed: 77)
         var reference: String?
         for round in 0..<4 {
-            let store = try make()
+            let store = try fresh(make)
             defer { store.close() }
             // Spans before, between and after the events, and a resend.
             let shuffled = all.shuffled(using: &rng)
@@ -270,18 +332,27 @@ public enum StoreConformance {
     }
 
     static func retention(_ make: Factory) async throws {
-        let store = try make()
+        let store = try fresh(make)
         defer { store.close() }
         let events = workload(orders: 5)
         _ = try await store.append(events)
         let cutoff = t0 + 60 * 60_000_000
+        let orders = Set(events.map(\.subject)).filter { $0.hasPrefix("ORD-") }
+        var before: [String: OrderFacts] = [:]
+        for o in orders { before[o] = try store.facts(orderID: o) }
         let removed = try await store.deleteEvents(before: cutoff)
         try expect(removed == events.filter { $0.time < cutoff }.count, "removed \(removed)")
         try expect(try store.stats().events == events.filter { $0.time >= cutoff }.count, "left")
+        for o in orders.sorted() {
+            let last = events.filter { $0.subject == o }.map(\.time).max()!
+            let after = try store.facts(orderID: o)
+            try expect(last < cutoff ? after == nil : after == before[o], "\(o): facts go with the last event and are kept whole until then")
+        }
+        try expect(orders.contains { before[$0]!.firstEventAt! < cutoff && before[$0]!.lastEventAt! >= cutoff }, "the workload has an order the cutoff cuts")
     }
 
     static func spansByTimeAndRetention(_ make: Factory) async throws {
-        let store = try make()
+        let store = try fresh(make)
         defer { store.close() }
         // Trace a spans 40 minutes, so its spans may be stored apart; trace e is keyed on its late span only.
         let all: [Span] = [

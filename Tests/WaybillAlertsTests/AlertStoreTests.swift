@@ -76,13 +76,7 @@ func orderEvent(_ order: String, _ stage: String, _ t: Micros, warehouse: String
         let now = Self.t0 + 30 * Self.minute
         #expect(try ev.samples(Self.sla, at: now, replay: false).first?.orders == ["SO-3"])
         #expect(try ev.samples(Self.sla, at: now, replay: true).first?.orders == ["SO-3"])
-        // Replay before the late event still sees SO-1 overdue: events after the instant are invisible.
-        #expect(try ev.samples(Self.sla, at: Self.t0 + 19 * Self.minute, replay: true).first?.orders == ["SO-1", "SO-3"])
-        // A later stage than `expect` counts as having got there (the order moved on).
-        _ = try await store.append([CloudEvent(id: "SO-3-s", source: "wms", type: "order.shipped", time: Self.t0 + 25 * Self.minute,
-                                               subject: "SO-3", data: ["warehouse": "DC-EAST", "carrier": "UPS"])])
-        #expect(try ev.samples(Self.sla, at: now, replay: false).isEmpty)
-        #expect(try ev.samples(Self.sla, at: now, replay: true).isEmpty)
+        // What else closes or keeps open a deadline is the store's contract (`DeadlineReader`), checked by `StoreConformance`.
     }
 
     /// Live evaluation at each minute, with events arriving as time passes (shuffled, duplicated, some late),
@@ -123,41 +117,6 @@ func orderEvent(_ order: String, _ stage: String, _ t: Micros, warehouse: String
             #expect(replay.map(key).sorted() == l.filter { $0.state != .resolved || $0.resolvedAt == t }.map(key).sorted(), "at \(RFC3339.format(t))")
         }
         #expect(live.contains { !$0.isEmpty })
-    }
-
-    /// Orders spread over several open stages: live (one index range per stage) and replay agree on
-    /// counts, oldest deadline and the first orders of each group, for every grouping and a small limit.
-    @Test func liveAndReplayAgreeAcrossStagesGroupsAndLimits() async throws {
-        let store = try SQLiteStore(path: tempDBPath(), rollup: KPIFactsRollup())
-        defer { store.close() }
-        var rng = SplitMix64(seed: 3)
-        var events: [CloudEvent] = []
-        for i in 0..<200 {
-            let o = "SO-\(i)"
-            let t = Self.t0 + Micros(rng.next() % 120) * Self.minute
-            events.append(orderEvent(o, "accepted", t))
-            let stages = Int(rng.next() % 4)
-            if stages >= 1 { events.append(orderEvent(o, "allocated", t + Self.minute, warehouse: ["DC-A", "DC-B", "DC-C"][i % 3])) }
-            if stages >= 2 { events.append(orderEvent(o, "released", t + 2 * Self.minute)) }
-            if stages >= 3 { events.append(CloudEvent(id: "\(o)-s", source: "wms", type: "order.shipped", time: t + 3 * Self.minute, subject: o, data: ["warehouse": "DC-A"])) }
-        }
-        _ = try await store.append(events.shuffled(using: &rng))
-        try await store.prepareDeadlines(after: .accepted)
-        let at = Self.t0 + 200 * Self.minute
-        for grouping in [OverdueGrouping.none, .warehouse, .channel] {
-            for limit in [0, 2, 500] {
-                let live = try store.overdueOrders(after: .accepted, expect: .shipped, cutoff: at - 90 * Self.minute, asOf: at, replay: false,
-                                                   groupBy: grouping, limit: limit)
-                let replay = try store.overdueOrders(after: .accepted, expect: .shipped, cutoff: at - 90 * Self.minute, asOf: at, replay: true,
-                                                     groupBy: grouping, limit: limit)
-                #expect(live == replay, "\(grouping) \(limit)")
-                #expect(live.allSatisfy { $0.orders.count == min(limit, $0.count) })
-            }
-        }
-        let all = try store.overdueOrders(after: .accepted, expect: .shipped, cutoff: at - 90 * Self.minute, asOf: at, replay: false,
-                                          groupBy: .warehouse, limit: 500)
-        #expect(all.count > 1)
-        #expect(all.reduce(0) { $0 + $1.count } > 20)
     }
 
     @Test func aThousandLateOrdersMakeOneNotification() async throws {
