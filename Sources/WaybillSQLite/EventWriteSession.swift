@@ -32,7 +32,7 @@ final class EventWriteSession {
         links = KeyLinks(conn: conn, orders: orders)
         rollups = rollup.map { RollupTable(conn: conn, rollup: $0) }
         insertEvent = try Statement(conn: conn, sql: "INSERT INTO events(time, subject, source, id, type, trace_id, raw) VALUES(?,?,?,?,?,?,?)")
-        try rollups?.rebuildIfStale()
+        if let rollups { try rollups.rebuildIfStale() } else { try RollupTable.forgetLayout(conn) }
     }
 
     /// `DedupIndex.hash`, under the name the engine tests call it by.

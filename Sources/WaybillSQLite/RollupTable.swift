@@ -28,11 +28,20 @@ struct RollupTable {
         }
     }
 
+    static let layoutKey = "rollup_bucket"
+
+    /// Forgets which layout the rows were kept for. A session that writes without a rollup (`waybill ingest
+    /// --no-rollups`) calls this at open, so the next session with a rollup rebuilds every row rather than
+    /// trusting rows that miss what was written in between.
+    static func forgetLayout(_ conn: Connection) throws {
+        try conn.prepare("DELETE FROM meta WHERE key = '\(layoutKey)'").run()
+    }
+
     /// Rebuilds every row from the stored facts when the database has none for this rollup's layout
     /// (a new rollup, changed bucket widths, or a database written without one).
     func rebuildIfStale() throws {
         let marker = rollup.layout
-        let m = try conn.prepare("SELECT value FROM meta WHERE key = 'rollup_bucket'")
+        let m = try conn.prepare("SELECT value FROM meta WHERE key = '\(Self.layoutKey)'")
         let current = try m.step() ? m.text(0) : nil
         m.reset()
         guard current != marker else { return }
@@ -51,7 +60,7 @@ struct RollupTable {
             }
             s.reset()
             try apply(batch)
-            try conn.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('rollup_bucket', ?)").bind(1, marker).run()
+            try conn.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('\(Self.layoutKey)', ?)").bind(1, marker).run()
         }
     }
 }

@@ -230,24 +230,31 @@ extension StoreConformance {
         }
     }
 
-    /// A store written without rollups, or with hour rows only, gets every row of the current layout
+    /// A store written without rollups, or with hour rows only, or with the current rollups and then
+    /// without any (`waybill ingest --no-rollups` into a live store), gets every row of the current layout
     /// rebuilt when it is opened.
     static func kpiRebuilt(_ make: Factory) async throws {
         let events = kpiWorkload()
         let facts = referenceFacts(events).values
-        for writtenWith in [nil, [hour]] as [[Micros]?] {
+        let half = events.count / 2
+        let histories: [(String, [(widths: [Micros]?, events: ArraySlice<CloudEvent>)])] = [
+            ("without rollups", [(nil, events[...])]),
+            ("with hour rows only", [([hour], events[...])]),
+            ("with the current rollups, then without", [(KPIFactsRollup.storeBucketWidths, events[..<half]), (nil, events[half...])]),
+        ]
+        for (writtenWith, history) in histories {
             let storage = try make()
-            do {
-                let before = try storage.open(rollup: writtenWith.map { KPIFactsRollup(bucketWidths: $0) })
+            for (widths, part) in history {
+                let before = try storage.open(rollup: widths.map { KPIFactsRollup(bucketWidths: $0) })
                 defer { before.close() }
-                _ = try await before.append(events)
+                _ = try await before.append(Array(part))
             }
             for opening in ["rebuilt", "reopened"] {
                 let store = try storage.open(rollup: KPIFactsRollup())
                 defer { store.close() }
                 let minuteRows = try store.rollupRows(dimension: "warehouse@60s", in: [kpiT0..<(kpiT0 + 4 * day)])
-                try expect(!minuteRows.isEmpty, "written with \(String(describing: writtenWith)), \(opening): minute rows")
-                try expectKPIDocuments(store, equalTo: facts, "written with \(String(describing: writtenWith)), \(opening)")
+                try expect(!minuteRows.isEmpty, "written \(writtenWith), \(opening): minute rows")
+                try expectKPIDocuments(store, equalTo: facts, "written \(writtenWith), \(opening)")
             }
         }
     }
