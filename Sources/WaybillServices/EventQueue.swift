@@ -176,3 +176,24 @@ struct EventQueue<Payload> {
         return top
     }
 }
+
+/// Encoded as what is pending, in pop order; decoding pushes it back in that order into an empty queue,
+/// so the decoded queue pops the same things in the same order, before anything pushed after.
+extension EventQueue: Codable where Payload: Codable {
+    struct Entry: Codable {
+        var time: Micros
+        var payload: Payload
+    }
+
+    init(from decoder: any Decoder) throws {
+        self.init()
+        for e in try decoder.singleValueContainer().decode([Entry].self) { push(e.time, e.payload) }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(pending.map { Entry(time: $0.time, payload: $0.payload) })
+    }
+}
+
+extension EventQueue: Sendable where Payload: Sendable {}

@@ -40,10 +40,9 @@ public struct SimulationStats: Codable, Hashable, Sendable {
 ///     // every second: sim.advance(to: currentMicros())
 public final class Simulator {
     public let config: SimulatorConfig
-    public let allocation: AllocationService
-    /// The virtual clock: everything due at or before it has happened.
-    @exclusivity(unchecked) public internal(set) var now: Micros
-    @exclusivity(unchecked) public internal(set) var stats = SimulationStats()
+    /// Everything the simulator changes as it runs; the rest is derived from `config` (or is scratch space).
+    /// Hot: the event loop reads and writes it in place, as `state.x`, never as a copy.
+    @exclusivity(unchecked) var state: State
 
     let sink: TelemetrySink
     let textSink: EventTextSink?
@@ -51,18 +50,7 @@ public final class Simulator {
     let demand: DemandModel
     let network: FulfilmentNetwork
     let faults: FaultPlan
-    @exclusivity(unchecked) var queue = EventQueue<Happening>()
-    @exclusivity(unchecked) var live = LiveOrders()
-    @exclusivity(unchecked) var intake: OrderIntake
-    @exclusivity(unchecked) var breaker: CircuitBreaker
-    @exclusivity(unchecked) var ops: Xoshiro256
-    @exclusivity(unchecked) var faultRandom: Xoshiro256
     @exclusivity(unchecked) var writer = JSONTextWriter(capacity: 4096)
-    /// Queued things that are not periodic housekeeping; the batch run ends when none is left.
-    @exclusivity(unchecked) var workItems = 0
-    @exclusivity(unchecked) var nextOrderNumber = 1
-    @exclusivity(unchecked) var invoiceCounter = 0
-    @exclusivity(unchecked) var pickBacklog: [Int]
     let warehouseIndex: [String: Int]
     let leadTimeHours: [Int]
     static let carriers = ["UPS", "FedEx", "USPS", "OnTrac"]
@@ -71,43 +59,119 @@ public final class Simulator {
     /// A warehouse refuses releases while its pick backlog exceeds this many hours of capacity.
     static let maxBacklogHours = 18.0
 
-    /// Orders in flight by order number (numbers are dense, from 1), without hashing.
-    struct LiveOrders {
-        private var slots: [LiveOrder?] = []
-        subscript(n: Int) -> LiveOrder? {
-            get { n >= 0 && n < slots.count ? slots[n] : nil }
-            set {
-                if n >= slots.count { slots.append(contentsOf: repeatElement(nil, count: n - slots.count + 1)) }
-                slots[n] = newValue
-            }
-        }
-        /// Orders in flight, by order number.
-        var all: [LiveOrder] { slots.compactMap { $0 } }
-        /// Orders in flight with their numbers, by order number.
-        var numbered: [(number: Int, order: LiveOrder)] { slots.indices.compactMap { i in slots[i].map { (i, $0) } } }
+    /// The simulator's mutable state, as one value: the virtual clock, what is pending on it, the
+    /// workflows in flight, the inventory, the idempotency keys of order intake, the circuit breaker,
+    /// the generators and the counters. A checkpoint (`SimulatorSnapshot`) is the config and this.
+    public struct State: Codable, Sendable {
+        /// The virtual clock: everything due at or before it has happened.
+        var now: Micros
+        var stats = SimulationStats()
+        /// Happenings due on the clock; ties pop in the order they were pushed (also after decoding).
+        var queue = EventQueue<Happening>()
+        var live = LiveOrders()
+        var intake: OrderIntake
+        var breaker: CircuitBreaker
+        var ops: Xoshiro256
+        var faultRandom: Xoshiro256
+        /// Queued things that are not periodic housekeeping; the batch run ends when none is left.
+        var workItems = 0
+        var nextOrderNumber = 1
+        var invoiceCounter = 0
+        /// Units released to each warehouse and not yet picked, by warehouse index.
+        var pickBacklog: [Int]
+        /// The allocation service's books.
+        var inventory: InventoryLedger
+    }
 
-        mutating func removeValue(forKey n: Int) -> LiveOrder? {
-            guard n >= 0 && n < slots.count, let o = slots[n] else { return nil }
-            slots[n] = nil
+    /// Orders in flight by order number (numbers are dense, from 1), without hashing: the orders are kept
+    /// densely, and an array indexed by order number (4 bytes per number ever used) says where. Encoded as
+    /// the orders in flight, in order-number order.
+    struct LiveOrders: Codable, Sendable {
+        /// By order number: 1 + the order's index in `orders`, or 0 when it is not in flight.
+        private var position: [Int32] = []
+        private var orders: [LiveOrder] = []
+
+        init() {}
+
+        @inline(__always) private func index(_ n: Int) -> Int? {
+            guard n >= 0 && n < position.count else { return nil }
+            let p = Int(position[n]) - 1
+            return p >= 0 ? p : nil
+        }
+
+        func contains(_ n: Int) -> Bool { index(n) != nil }
+
+        subscript(n: Int) -> LiveOrder? {
+            if let p = index(n) { return orders[p] }
+            return nil
+        }
+
+        /// The order numbered `n`, which must be in flight; changes go in place.
+        subscript(inFlight n: Int) -> LiveOrder {
+            _read { yield orders[index(n)!] }
+            _modify { yield &orders[index(n)!] }
+        }
+
+        /// Adds the order, or replaces the one in flight with its number.
+        mutating func insert(_ o: LiveOrder) {
+            if let p = index(o.number) {
+                orders[p] = o
+                return
+            }
+            if o.number >= position.count { position.append(contentsOf: repeatElement(0, count: o.number - position.count + 1)) }
+            orders.append(o)
+            position[o.number] = Int32(orders.count)
+        }
+
+        mutating func remove(_ n: Int) -> LiveOrder? {
+            guard let p = index(n) else { return nil }
+            position[n] = 0
+            orders.swapAt(p, orders.count - 1)
+            let o = orders.removeLast()
+            if p < orders.count { position[orders[p].number] = Int32(p + 1) }
             return o
+        }
+
+        /// Orders in flight, by order number.
+        var all: [LiveOrder] { orders.sorted { $0.number < $1.number } }
+
+        init(from decoder: any Decoder) throws {
+            for o in try decoder.singleValueContainer().decode([LiveOrder].self) { insert(o) }
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.singleValueContainer()
+            try c.encode(all)
         }
     }
 
-    /// An order in flight; a class so that the workflow is updated in place.
-    final class LiveOrder {
-        @exclusivity(unchecked) var workflow: OrderWorkflow
+    /// An order in flight with its trace identity.
+    struct LiveOrder: Codable, Sendable {
+        let number: Int
+        var workflow: OrderWorkflow
         let traceHi: UInt64
         let traceLo: UInt64
         let rootSpan: UInt64
-        @exclusivity(unchecked) var spanCounter: UInt64 = 0
+        var spanCounter: UInt64 = 0
         let region: Int
-        init(workflow: OrderWorkflow, traceHi: UInt64, traceLo: UInt64, rootSpan: UInt64, region: Int) {
-            self.workflow = workflow
-            self.traceHi = traceHi
-            self.traceLo = traceLo
-            self.rootSpan = rootSpan
-            self.region = region
+
+        /// The id of the order's next span.
+        mutating func nextSpan() -> UInt64 {
+            spanCounter += 1
+            return SplitMix64.hash(traceLo, spanCounter) | 1
         }
+
+        /// Hands one input to the workflow in a new span: the workflow's actions, the span's context and the order id.
+        mutating func apply(_ input: WorkflowInput, now: Micros, policy: WorkflowPolicy)
+            -> (actions: [WorkflowAction], ctx: TraceContext, orderID: String)
+        {
+            let span = nextSpan()
+            let actions = workflow.apply(input, now: now, policy: policy)
+            // Stored properties only: a debug build copies the whole order to call a method or getter on it.
+            return (actions, TraceContext(traceHi: traceHi, traceLo: traceLo, spanID: span), workflow.order.orderID)
+        }
+
+        func context(_ span: UInt64) -> TraceContext { TraceContext(traceHi: traceHi, traceLo: traceLo, spanID: span) }
     }
 
     /// A technical step that ends when its input reaches the workflow.
@@ -172,11 +236,6 @@ public final class Simulator {
         textSink = sink as? EventTextSink
         wantsSpans = config.emitSpans && (textSink?.wantsSpans ?? true)
         faults = config.faults
-        now = config.start
-        intake = OrderIntake(retention: config.idempotencyRetention)
-        breaker = config.erpBreaker
-        ops = Xoshiro256(seed: SplitMix64.hash(config.seed, 0x0F5))
-        faultRandom = Xoshiro256(seed: SplitMix64.hash(config.seed, 0xFA17))
         demand = DemandModel(config: config)
 
         // Size warehouse capacity and stock to the demand, so any order count gives a realistic picture.
@@ -192,10 +251,13 @@ public final class Simulator {
         var idx: [String: Int] = [:]
         for (i, w) in net.warehouses.enumerated() { idx[w.id] = i }
         warehouseIndex = idx
-        pickBacklog = Array(repeating: 0, count: net.warehouses.count)
 
         var stockRandom = Xoshiro256(seed: SplitMix64.hash(config.seed, 0x570C))
         leadTimeHours = net.warehouses.map { _ in 36 + stockRandom.below(36) }
+        if let snapshot {
+            state = snapshot.state
+            return
+        }
         var ledger = InventoryLedger(network: net)
         let wCount = net.warehouses.count
         for (s, sku) in demand.skus.enumerated() {
@@ -216,11 +278,9 @@ public final class Simulator {
                                                               orderUpTo: max(1, Int((d * 10).rounded(.up)))))
             }
         }
-        allocation = AllocationService(ledger: snapshot?.inventory ?? ledger)
-        if let snapshot {
-            restore(snapshot)
-            return
-        }
+        state = State(now: config.start, intake: OrderIntake(retention: config.idempotencyRetention), breaker: config.erpBreaker,
+                      ops: Xoshiro256(seed: SplitMix64.hash(config.seed, 0x0F5)), faultRandom: Xoshiro256(seed: SplitMix64.hash(config.seed, 0xFA17)),
+                      pickBacklog: Array(repeating: 0, count: net.warehouses.count), inventory: ledger)
 
         push(config.start, .arrivals(hour: 0))
         let day = config.start / 86_400_000_000 * 86_400_000_000
@@ -231,44 +291,52 @@ public final class Simulator {
 
     // MARK: Driving the clock
 
+    /// The virtual clock: everything due at or before it has happened.
+    public var now: Micros { state.now }
+
+    public var stats: SimulationStats { state.stats }
+
+    /// The allocation service's books as of now.
+    public var inventory: InventoryLedger { state.inventory }
+
     /// Runs until every order has finished. Only for a config with an end (`days`).
     public func run() {
         precondition(config.days != nil, "run() needs a config with days; use advance(to:) for open-ended demand")
-        while workItems > 0, let e = queue.pop() {
+        while state.workItems > 0, let e = state.queue.pop() {
             process(e)
         }
     }
 
     /// Processes everything due up to and including `t`, then sets the clock to `t`.
     public func advance(to t: Micros) {
-        while let next = queue.nextTime(), next <= t, let e = queue.pop() {
+        while let next = state.queue.nextTime(), next <= t, let e = state.queue.pop() {
             process(e)
         }
-        if t > now { now = t }
+        if t > state.now { state.now = t }
     }
 
     /// The workflow state of every order in flight, in order-number order (for inspection or persistence).
-    public var openWorkflows: [OrderWorkflow] { live.all.map(\.workflow) }
+    public var openWorkflows: [OrderWorkflow] { state.live.all.map(\.workflow) }
 
     /// True when a bounded run has nothing left to do.
-    public var isFinished: Bool { workItems == 0 }
+    public var isFinished: Bool { state.workItems == 0 }
 
     /// The virtual time of the next thing due, if any.
-    public var nextDue: Micros? { queue.peekTime }
+    public var nextDue: Micros? { state.queue.peekTime }
 
     func push(_ t: Micros, _ h: Happening) {
-        if !h.isHousekeeping { workItems += 1 }
-        queue.push(t, h)
+        if !h.isHousekeeping { state.workItems += 1 }
+        state.queue.push(t, h)
     }
 
     private func process(_ e: (time: Micros, payload: Happening)) {
-        if e.time > now { now = e.time }
-        if !e.payload.isHousekeeping { workItems -= 1 }
+        if e.time > state.now { state.now = e.time }
+        if !e.payload.isHousekeeping { state.workItems -= 1 }
         switch e.payload {
         case .arrivals(let hour):
             for a in demand.arrivals(hour: hour) {
-                let n = nextOrderNumber
-                nextOrderNumber += 1
+                let n = state.nextOrderNumber
+                state.nextOrderNumber += 1
                 push(a.time, .submit(order: n, channel: a.channel, resubmission: false))
             }
             let next = hour + 1
@@ -284,26 +352,26 @@ public final class Simulator {
         case .allocate(let n, let request, let start, let down):
             runAllocation(n, request, start: start, down: down)
         case .pickDone(let n, let shipment, let short, let start, let w, let units):
-            pickBacklog[w] -= units
+            state.pickBacklog[w] -= units
             let wh = network.warehouses[w]
             deliver(n, .picked(shipment: shipment, short: short),
                     step: StepSpan(service: wh.system, name: "wms.pick", start: start, error: short.isEmpty ? nil : "short pick"))
         case .carrierScan(let n, let event, let start):
             carrierScanned(n, event, start: start)
         case .replenish:
-            for o in allocation.planReplenishment() {
+            for o in state.inventory.planReplenishment() {
                 let w = warehouseIndex[o.warehouse]!
-                push(now + Micros(leadTimeHours[w]) * 3_600_000_000 + Micros(ops.below(6 * 3600)) * 1_000_000, .receipt(o))
+                push(state.now + Micros(leadTimeHours[w]) * 3_600_000_000 + Micros(state.ops.below(6 * 3600)) * 1_000_000, .receipt(o))
             }
-            push(now + 86_400_000_000, .replenish)
+            push(state.now + 86_400_000_000, .replenish)
         case .receipt(let o):
-            try! allocation.receive(warehouse: o.warehouse, sku: o.sku, qty: o.qty)
+            try! state.inventory.receive(warehouse: o.warehouse, sku: o.sku, qty: o.qty)
         case .deliverText(let bytes):
             bytes.withUnsafeBufferPointer { textSink!.emitEventText($0) }
-            stats.eventsEmitted += 1
+            state.stats.eventsEmitted += 1
         case .deliverEvent(let delayed):
             sink.emit(delayed.event)
-            stats.eventsEmitted += 1
+            state.stats.eventsEmitted += 1
         }
     }
 }

@@ -1,58 +1,32 @@
 import Foundation
 import WaybillModel
 
-/// Everything a `Simulator` needs to go on after a restart: the config, the virtual clock, what is
-/// pending on the clock, the workflows in flight, the inventory ledger, the idempotency keys of order
-/// intake, the circuit breaker, the generators' state and the counters.
+/// Everything a `Simulator` needs to go on after a restart: the config it runs under and its state
+/// (`Simulator.State`: the virtual clock, what is pending on it, the workflows in flight, the
+/// inventory, the idempotency keys of order intake, the circuit breaker, the generators and the counters).
 ///
 /// `Simulator(resuming:sink:)` on a snapshot emits exactly what the original simulator would have
 /// emitted after `snapshot()` was taken, byte for byte. What the config derives (demand model,
-/// network sizing, initial stock) is rebuilt from the config, deterministically, not stored.
+/// network sizing) is rebuilt from the config, deterministically, not stored.
 ///
 ///     let bytes = try sim.snapshot().encoded()                 // after the sink's events are stored
 ///     let sim = try Simulator(resuming: SimulatorSnapshot(decoding: bytes), sink: sink)
 public struct SimulatorSnapshot: Codable, Sendable {
     /// Bumped when the layout changes; a snapshot of another version is refused, not misread.
-    public static let currentFormat = 1
+    /// Format 1 listed the simulator's fields one by one; format 2 is `{config, state}`.
+    public static let currentFormat = 2
 
     public var format: Int
     public var config: SimulatorConfig
+    public var state: Simulator.State
+
     /// The virtual clock when the snapshot was taken.
-    public var now: Micros
-    public var stats: SimulationStats
-    /// Queued happenings in the order they will happen.
-    var pending: [Pending]
-    var orders: [OpenOrder]
-    var intake: OrderIntake
-    var breaker: CircuitBreaker
-    var ops: Xoshiro256
-    var faultRandom: Xoshiro256
-    var workItems: Int
-    var nextOrderNumber: Int
-    var invoiceCounter: Int
-    var pickBacklog: [Int]
-    var inventory: InventoryLedger
-
-    struct Pending: Codable, Sendable {
-        var time: Micros
-        var happening: Simulator.Happening
-    }
-
-    /// An order in flight with its trace identity.
-    struct OpenOrder: Codable, Sendable {
-        var number: Int
-        var workflow: OrderWorkflow
-        var traceHi: UInt64
-        var traceLo: UInt64
-        var rootSpan: UInt64
-        var spanCounter: UInt64
-        var region: Int
-    }
-
+    public var now: Micros { state.now }
+    public var stats: SimulationStats { state.stats }
     /// The workflows in flight, in order-number order.
-    public var openWorkflows: [OrderWorkflow] { orders.map(\.workflow) }
+    public var openWorkflows: [OrderWorkflow] { state.live.all.map(\.workflow) }
     /// Idempotency keys order intake still remembers.
-    public var idempotencyKeys: Int { intake.count }
+    public var idempotencyKeys: Int { state.intake.count }
 
     /// The snapshot as JSON.
     public func encoded() throws -> [UInt8] { Array(try JSONEncoder().encode(self)) }
@@ -66,25 +40,10 @@ public struct SimulatorSnapshot: Codable, Sendable {
         self = try JSONDecoder().decode(Self.self, from: data)
     }
 
-    init(simulator s: Simulator) {
+    init(config: SimulatorConfig, state: Simulator.State) {
         format = Self.currentFormat
-        config = s.config
-        now = s.now
-        stats = s.stats
-        pending = s.queue.pending.map { Pending(time: $0.time, happening: $0.payload) }
-        orders = s.live.numbered.map {
-            OpenOrder(number: $0.number, workflow: $0.order.workflow, traceHi: $0.order.traceHi, traceLo: $0.order.traceLo,
-                      rootSpan: $0.order.rootSpan, spanCounter: $0.order.spanCounter, region: $0.order.region)
-        }
-        intake = s.intake
-        breaker = s.breaker
-        ops = s.ops
-        faultRandom = s.faultRandom
-        workItems = s.workItems
-        nextOrderNumber = s.nextOrderNumber
-        invoiceCounter = s.invoiceCounter
-        pickBacklog = s.pickBacklog
-        inventory = s.allocation.snapshot()
+        self.config = config
+        self.state = state
     }
 }
 
@@ -98,31 +57,10 @@ public enum SimulatorSnapshotError: Error, Hashable, Sendable, CustomStringConve
 }
 
 extension Simulator {
-    /// The resumable state, consistent as of now. Take it between calls (the simulator is not thread-safe),
-    /// after what it emitted so far has been stored: a simulator resumed from it emits only what comes after.
-    public func snapshot() -> SimulatorSnapshot { SimulatorSnapshot(simulator: self) }
-
-    /// Replaces the state the config built with the snapshot's (called by the resuming init only).
-    func restore(_ s: SimulatorSnapshot) {
-        now = s.now
-        stats = s.stats
-        // Pushed in pop order into the empty queue: ties keep their order, and everything pushed from
-        // here on comes after them, as it would have in the original.
-        for p in s.pending { queue.push(p.time, p.happening) }
-        for o in s.orders {
-            let live = LiveOrder(workflow: o.workflow, traceHi: o.traceHi, traceLo: o.traceLo, rootSpan: o.rootSpan, region: o.region)
-            live.spanCounter = o.spanCounter
-            self.live[o.number] = live
-        }
-        intake = s.intake
-        breaker = s.breaker
-        ops = s.ops
-        faultRandom = s.faultRandom
-        workItems = s.workItems
-        nextOrderNumber = s.nextOrderNumber
-        invoiceCounter = s.invoiceCounter
-        pickBacklog = s.pickBacklog
-    }
+    /// The resumable state, consistent as of now: a copy, which the simulator going on does not change.
+    /// Take it between calls (the simulator is not thread-safe), after what it emitted so far has been
+    /// stored: a simulator resumed from it emits only what comes after.
+    public func snapshot() -> SimulatorSnapshot { SimulatorSnapshot(config: config, state: state) }
 }
 
 /// An event waiting for a delayed delivery (sinks that take `CloudEvent`s). Codable through its

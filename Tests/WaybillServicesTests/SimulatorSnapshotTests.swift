@@ -43,8 +43,8 @@ import WaybillModel
             let snapshot = try persisted(sim)
             #expect(!snapshot.openWorkflows.isEmpty, "workflows are in flight at \(RFC3339.format(cut))")
             #expect(snapshot.now == cut)
-            sawDelayedDelivery = sawDelayedDelivery || snapshot.pending.contains {
-                switch $0.happening {
+            sawDelayedDelivery = sawDelayedDelivery || snapshot.state.queue.pending.contains {
+                switch $0.payload {
                 case .deliverText, .deliverEvent: return true
                 default: return false
                 }

@@ -243,8 +243,8 @@ import WaybillModel
         let s = shorts[0]
         #expect(sink.events.contains { $0.subject == s.subject && $0.type == "order.allocated" && $0.time > s.time })
         // When everything has finished, nothing is left reserved.
-        #expect(sim.allocation.snapshot().allPositions.allSatisfy { $0.position.reserved == 0 })
-        #expect(sim.allocation.snapshot().allPositions.allSatisfy { $0.position.onHand >= 0 })
+        #expect(sim.inventory.allPositions.allSatisfy { $0.position.reserved == 0 })
+        #expect(sim.inventory.allPositions.allSatisfy { $0.position.onHand >= 0 })
     }
 
     @Test func invalidConfigIsRefusedWithTheField() {
