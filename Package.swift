@@ -44,6 +44,9 @@ let package = Package(
             "WaybillModel", "WaybillStore", "WaybillCollectors", "WaybillKPI", "WaybillServices", "WaybillAlerts", "WaybillQuery",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ], resources: [
+            // The shipped alert rules (a link to queries/alerts), which the demo runs.
+            .process("Resources/alerts"),
         ]),
         .executableTarget(name: "waybill", dependencies: [
             "WaybillModel", "WaybillStore", "WaybillSQLite", "WaybillCollectors", "WaybillServer", "WaybillKPI", "WaybillServices", "WaybillAlerts",

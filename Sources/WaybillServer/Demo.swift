@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import WaybillAlerts
 import WaybillCollectors
 import WaybillModel
 import WaybillServices
@@ -221,5 +222,18 @@ public struct DemoService: Service {
         logger.debug("demo checkpoint saved", metadata: [
             "bytes": "\(bytes.count)", "workflows": "\(sim.openWorkflows.count)", "ms": "\((clock() - started) / 1000)",
         ])
+    }
+}
+
+extension DemoService {
+    /// The demo's alert rules when no `--config` is given: the shipped rules of `queries/alerts/`, which
+    /// the build copies into this module's resources (`Resources/alerts` links to that folder), without
+    /// their hooks and Alertmanager: the demo notifies no one; its alerts show in the API, the pages and
+    /// `waybill alerts`.
+    public static func shippedAlertRules() throws -> AlertConfig {
+        var config = try AlertConfig.load(paths: [Bundle.module.resourcePath ?? Bundle.module.bundlePath])
+        config.hooks = []
+        config.alertmanager = nil
+        return config
     }
 }

@@ -85,7 +85,7 @@ struct DemoCommand: AsyncParsableCommand {
             // Unbuffered, so a pipe reader sees it at once.
             FileHandle.standardOutput.write(Data(Self.welcome(store: store, base: base, exe: exe, path: path, resumed: ready.resumed).utf8))
         }
-        let rules = try alertRules.load(required: false) ?? AlertConfig.parse(yaml: Self.demoRules, file: "demo rules")
+        let rules = try alertRules.load(required: false) ?? DemoService.shippedAlertRules()
         let alerting = Alerting(config: rules, source: StoreAlertSource(store: store, correlationKeys: try collectors.storeOptions().correlationKeys),
                                 store: store, baseURL: base)
         if !alerting.worker.missingSecrets().isEmpty {
@@ -94,39 +94,6 @@ struct DemoCommand: AsyncParsableCommand {
         let app = buildApplication(store: store, config: config, logger: logger, services: [demo], orderDesk: desk, alerting: alerting)
         try await app.runService()
     }
-
-    /// The demo's alert rules when no --config is given: the shipped examples' rules, without hooks.
-    static let demoRules = """
-        rules:
-          - name: OrderNotAllocated
-            after: order.accepted
-            expect: order.allocated
-            within: 15m
-            severity: ticket
-            annotations: {summary: "{{orders_total}} orders accepted more than 15m ago are not allocated"}
-          - name: OrderNotShipped
-            after: order.released
-            expect: order.shipped
-            within: 24h
-            by: warehouse
-            severity: page
-            annotations: {summary: "{{orders_total}} orders released to {{warehouse}} over 24h ago have not shipped"}
-          - name: AllocationDelayHigh
-            kpi: allocation_delay.p95_s
-            op: ">"
-            threshold: 900
-            window: 1h
-            by: warehouse
-            for: 5m
-            severity: page
-          - name: ErpErrorRate
-            spans: {service: erp}
-            error_rate: "> 0.05"
-            window: 5m
-            min_spans: 20
-            severity: page
-        evaluation_interval: 15s
-        """
 
     /// What to look at, with order ids taken from the store.
     static func welcome(store: SQLiteStore, base: String, exe: String, path: String, resumed: DemoService.Resumed?) -> String {
