@@ -53,16 +53,18 @@ let package = Package(
             "WaybillQuery",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Helpers shared by the test targets: temporary databases, event builders, time constants, a manual clock.
+        .target(name: "WaybillTestSupport", dependencies: ["WaybillModel"]),
         .testTarget(name: "WaybillModelTests", dependencies: ["WaybillModel"]),
-        .testTarget(name: "WaybillSQLiteTests", dependencies: ["WaybillSQLite", "WaybillStoreConformance", "WaybillKPI"]),
+        .testTarget(name: "WaybillSQLiteTests", dependencies: ["WaybillSQLite", "WaybillStoreConformance", "WaybillKPI", "WaybillTestSupport"]),
         .testTarget(name: "WaybillCollectorsTests", dependencies: [
             "WaybillCollectors", "WaybillModel", "WaybillOTLPProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], exclude: ["Fixtures"]),
-        .testTarget(name: "WaybillServicesTests", dependencies: ["WaybillServices"]),
-        .testTarget(name: "WaybillKPITests", dependencies: ["WaybillKPI"]),
-        .testTarget(name: "WaybillAlertsTests", dependencies: ["WaybillAlerts", "WaybillSQLite", "WaybillKPI"]),
+        .testTarget(name: "WaybillServicesTests", dependencies: ["WaybillServices", "WaybillTestSupport"]),
+        .testTarget(name: "WaybillKPITests", dependencies: ["WaybillKPI", "WaybillTestSupport"]),
+        .testTarget(name: "WaybillAlertsTests", dependencies: ["WaybillAlerts", "WaybillSQLite", "WaybillKPI", "WaybillTestSupport"]),
         .testTarget(name: "WaybillServerTests", dependencies: [
-            "WaybillServer", "WaybillSQLite", "WaybillKPI", "WaybillQuery",
+            "WaybillServer", "WaybillSQLite", "WaybillKPI", "WaybillQuery", "WaybillTestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),

@@ -50,7 +50,7 @@ public struct Alerting: Sendable {
 /// line up), pushes active alerts to Alertmanager when configured, and drains the outbox every second.
 struct AlertService: Service {
     let alerting: Alerting
-    let clock: @Sendable () -> Micros
+    let clock: any ServiceClock
     let logger: Logger
 
     func run() async throws {
@@ -70,9 +70,8 @@ struct AlertService: Service {
     func evaluationLoop() async {
         let interval = alerting.config.evaluationInterval
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            let now = clock()
-            let next = (now / interval + 1) * interval
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .microseconds(max(0, next - now))) }
+            let next = (clock.now() / interval + 1) * interval
+            try? await cancelWhenGracefulShutdown { try await clock.sleep(until: next) }
             if Task.isShuttingDownGracefully || Task.isCancelled { return }
             do {
                 let records = try await alerting.engine.evaluate(at: next)
@@ -98,11 +97,11 @@ struct AlertService: Service {
     func deliveryLoop() async {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
-                try await alerting.worker.runOnce(now: clock())
+                try await alerting.worker.runOnce(now: clock.now())
             } catch {
                 logger.error("alert delivery failed", metadata: ["error": "\(error)"])
             }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+            try? await cancelWhenGracefulShutdown { try await clock.sleep(for: 1_000_000) }
         }
     }
 }

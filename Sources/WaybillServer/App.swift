@@ -21,7 +21,7 @@ public struct ServerConfig: Sendable {
 
 /// Builds the HTTP application; `main` only wires and runs it, and tests drive the same router.
 public func buildApplication(store: any WaybillStore, config: ServerConfig, logger: Logger? = nil,
-                             clock: @escaping @Sendable () -> Micros = currentMicros,
+                             clock: any ServiceClock = SystemClock(),
                              services: [any Service] = [], orderDesk: OrderDesk? = nil,
                              alerting: Alerting? = nil) -> some ApplicationProtocol
 {
@@ -33,8 +33,9 @@ public func buildApplication(store: any WaybillStore, config: ServerConfig, logg
     let rulesView = alerting.map {
         AlertRulesView(config: $0.config, source: $0.source, baseURL: "http://\(config.host):\(config.port)", engine: $0.engine)
     }
-    let queries = LocalQueries(store: store, lanes: .standard(), clock: clock, alerting: rulesView)
-    let api = WaybillAPI(store: store, config: config, metrics: metrics, clock: clock, orderDesk: orderDesk, alerting: alerting, queries: queries)
+    let now: @Sendable () -> Micros = { clock.now() }
+    let queries = LocalQueries(store: store, lanes: .standard(), clock: now, alerting: rulesView)
+    let api = WaybillAPI(store: store, config: config, metrics: metrics, clock: now, orderDesk: orderDesk, alerting: alerting, queries: queries)
     api.register(router)
     var app = Application(
         router: router,
@@ -46,7 +47,7 @@ public func buildApplication(store: any WaybillStore, config: ServerConfig, logg
         app.addServices(AlertService(alerting: alerting, clock: clock, logger: log))
     }
     if let retention = config.retention {
-        app.addServices(RetentionService(store: store, retention: retention, interval: .seconds(3600), clock: clock, logger: log))
+        app.addServices(RetentionService(store: store, retention: retention, interval: 3_600_000_000, clock: clock, logger: log))
     }
     return app
 }

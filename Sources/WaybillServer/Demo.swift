@@ -128,6 +128,8 @@ public struct DemoService: Service {
     }
 
     public static let checkpointName = "demo"
+    /// How often the services advance to the clock and flush what they emitted.
+    public static let tick: Micros = 250_000
     /// Idempotency keys of the Orders API (and the channels) are remembered this long, in simulated time.
     public static let idempotencyRetention: Micros = 24 * 3_600_000_000
 
@@ -135,13 +137,13 @@ public struct DemoService: Service {
     let checkpoints: (any WorkflowStore)?
     let options: Options
     let desk: OrderDesk?
-    let clock: @Sendable () -> Micros
+    let clock: any ServiceClock
     let logger: Logger
     /// Called once the backfill (or the catch-up after a resume) is stored.
     let onReady: @Sendable (Ready) async -> Void
 
     public init(store: any WaybillStore, checkpoints: (any WorkflowStore)? = nil, options: Options, desk: OrderDesk? = nil,
-                clock: @escaping @Sendable () -> Micros = currentMicros, logger: Logger, onReady: @escaping @Sendable (Ready) async -> Void)
+                clock: any ServiceClock = SystemClock(), logger: Logger, onReady: @escaping @Sendable (Ready) async -> Void)
     {
         self.store = store
         self.checkpoints = checkpoints
@@ -154,8 +156,8 @@ public struct DemoService: Service {
 
     public func run() async throws {
         let sink = StoreEventSink()
-        // Simulated time is `anchorVirtual + (clock() - anchorReal) * speed`.
-        let anchorReal = clock()
+        // Simulated time is `anchorVirtual + (clock.now() - anchorReal) * speed`.
+        let anchorReal = clock.now()
         let anchorVirtual: Micros
         let sim: Simulator
         var ready: Ready
@@ -186,18 +188,18 @@ public struct DemoService: Service {
         ready.resumed?.caughtUpTo = sim.now
         await onReady(ready)
         defer { desk?.close() }
-        var lastCheckpoint = clock()
+        var lastCheckpoint = clock.now()
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(250)) }
-            let virtualNow = anchorVirtual + Micros(Double(clock() - anchorReal) * options.speed)
+            try? await cancelWhenGracefulShutdown { try await clock.sleep(for: Self.tick) }
+            let virtualNow = anchorVirtual + Micros(Double(clock.now() - anchorReal) * options.speed)
             sim.advance(to: virtualNow)
             let taken = desk?.take { sim.submitExternal($0) } ?? OrderDesk.Taken()
             do {
                 try await sink.flush(to: store)
                 // An accepted order is answered only once a checkpoint holds it (and its idempotency key).
-                if !taken.isEmpty || Double(clock() - lastCheckpoint) >= options.checkpointInterval * 1e6 {
+                if !taken.isEmpty || Double(clock.now() - lastCheckpoint) >= options.checkpointInterval * 1e6 {
                     try await checkpoint(sim)
-                    lastCheckpoint = clock()
+                    lastCheckpoint = clock.now()
                 }
                 taken.answer()
             } catch {
@@ -216,11 +218,11 @@ public struct DemoService: Service {
     /// emitted is committed.
     private func checkpoint(_ sim: Simulator) async throws {
         guard let checkpoints else { return }
-        let started = clock()
+        let started = clock.now()
         let bytes = try sim.snapshot().encoded()
         try await checkpoints.saveCheckpoint(name: Self.checkpointName, bytes: bytes)
         logger.debug("demo checkpoint saved", metadata: [
-            "bytes": "\(bytes.count)", "workflows": "\(sim.openWorkflows.count)", "ms": "\((clock() - started) / 1000)",
+            "bytes": "\(bytes.count)", "workflows": "\(sim.openWorkflows.count)", "ms": "\((clock.now() - started) / 1000)",
         ])
     }
 }
@@ -231,9 +233,33 @@ extension DemoService {
     /// their hooks and Alertmanager: the demo notifies no one; its alerts show in the API, the pages and
     /// `waybill alerts`.
     public static func shippedAlertRules() throws -> AlertConfig {
-        var config = try AlertConfig.load(paths: [Bundle.module.resourcePath ?? Bundle.module.bundlePath])
+        guard let folder = shippedRulesFolder() else { throw ShippedRulesMissing(binaryFolder: Bundle.main.bundleURL.path) }
+        var config = try AlertConfig.load(paths: [folder])
         config.hooks = []
         config.alertmanager = nil
         return config
+    }
+
+    /// Where the rules are: the resource bundle SwiftPM puts beside the binary (`Bundle.module` looks in the
+    /// same places but traps when none is there; a binary copied away from its bundle must get an error it
+    /// can act on instead), else the checkout it was built from.
+    static func shippedRulesFolder() -> String? {
+        let beside = Bundle.main.bundleURL
+        let candidates = [
+            beside.appendingPathComponent("Waybill_WaybillServer.resources").path,
+            beside.appendingPathComponent("Waybill_WaybillServer.bundle/Contents/Resources").path,
+            URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../queries/alerts").standardized.path,
+        ]
+        return candidates.first { path in
+            ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).contains { $0.hasSuffix(".yaml") }
+        }
+    }
+}
+
+public struct ShippedRulesMissing: Error, CustomStringConvertible {
+    public let binaryFolder: String
+    public var description: String {
+        "the shipped alert rules (Waybill_WaybillServer.resources) are not beside the waybill binary in \(binaryFolder); "
+            + "copy that folder along with the binary, or pass --config with a rules file or folder (e.g. --config queries/alerts/)"
     }
 }

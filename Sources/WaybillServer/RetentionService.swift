@@ -9,20 +9,20 @@ import WaybillStore
 struct RetentionService: Service {
     let store: any WaybillStore
     let retention: Micros
-    let interval: Duration
-    let clock: @Sendable () -> Micros
+    let interval: Micros
+    let clock: any ServiceClock
     let logger: Logger
 
     func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            let cutoff = clock() - retention
+            let cutoff = clock.now() - retention
             do {
                 let n = try await store.deleteEvents(before: cutoff)
                 if n > 0 { logger.info("retention removed events", metadata: ["events": "\(n)", "before": "\(RFC3339.format(cutoff))"]) }
             } catch {
                 logger.error("retention failed", metadata: ["error": "\(error)"])
             }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            try? await cancelWhenGracefulShutdown { try await clock.sleep(for: interval) }
         }
     }
 }

@@ -5,6 +5,7 @@ import WaybillModel
 import WaybillSQLite
 import WaybillStore
 @testable import WaybillAlerts
+import WaybillTestSupport
 
 /// Records every POST; answers with the scripted results first, then 200.
 final class RecordingTransport: NotificationTransport, @unchecked Sendable {
@@ -19,10 +20,6 @@ final class RecordingTransport: NotificationTransport, @unchecked Sendable {
         }
     }
     var count: Int { lock.withLock { posts.count } }
-}
-
-func tempDBPath() -> String {
-    FileManager.default.temporaryDirectory.appendingPathComponent("waybill-alerts-\(UUID().uuidString).db").path
 }
 
 func orderEvent(_ order: String, _ stage: String, _ t: Micros, warehouse: String? = nil) -> CloudEvent {
@@ -52,7 +49,7 @@ func orderEvent(_ order: String, _ stage: String, _ t: Micros, warehouse: String
     static let hook = HookConfig(name: "ops", url: "http://127.0.0.1:9/hook", secretEnv: "HOOK_SECRET", format: .waybill, sendResolved: true, timeout: 1_000_000)
 
     @Test func slaFiresAtExactlyWithinResolvesOnLateExpectAndNeverForCancelled() async throws {
-        let path = tempDBPath()
+        let path = temporaryDatabase()
         let store = try SQLiteStore(path: path, rollup: KPIFactsRollup())
         defer { store.close() }
         _ = try await store.append([
@@ -97,7 +94,7 @@ func orderEvent(_ order: String, _ stage: String, _ t: Micros, warehouse: String
         let ticks = (10...50).map { Self.t0 + Micros($0) * Self.minute }
         let rules = [Self.sla, AlertRule(name: "ByWarehouse", condition: .sla(SLARule(after: .accepted, expect: .allocated, within: 10 * Self.minute, by: .warehouse)))]
         var live: [[AlertRecord]] = []
-        let path = tempDBPath()
+        let path = temporaryDatabase()
         let store = try SQLiteStore(path: path, rollup: KPIFactsRollup())
         defer { store.close() }
         let engine = AlertEngine(config: config(rules), source: StoreAlertSource(store: store), store: store, baseURL: "http://w")
@@ -120,7 +117,7 @@ func orderEvent(_ order: String, _ stage: String, _ t: Micros, warehouse: String
     }
 
     @Test func aThousandLateOrdersMakeOneNotification() async throws {
-        let path = tempDBPath()
+        let path = temporaryDatabase()
         let store = try SQLiteStore(path: path, rollup: KPIFactsRollup())
         defer { store.close() }
         _ = try await store.append((0..<1000).map { orderEvent("SO-\($0)", "accepted", Self.t0 + Micros($0) * 250_000) })
@@ -155,7 +152,7 @@ func orderEvent(_ order: String, _ stage: String, _ t: Micros, warehouse: String
     /// A hook that fails three times (connection error, 503, timeout) gets the notification on the fourth
     /// attempt, after exponential waits; the store is closed and reopened mid-retry and nothing is lost.
     @Test func retriesWithBackoffSurviveARestart() async throws {
-        let path = tempDBPath()
+        let path = temporaryDatabase()
         let c = config([Self.sla], hooks: [Self.hook])
         var t = Self.t0 + 20 * Self.minute
         do {
@@ -190,7 +187,7 @@ func orderEvent(_ order: String, _ stage: String, _ t: Micros, warehouse: String
     }
 
     @Test func clientErrorsAreNotRetried() async throws {
-        let path = tempDBPath()
+        let path = temporaryDatabase()
         let store = try SQLiteStore(path: path, rollup: KPIFactsRollup())
         defer { store.close() }
         _ = try await store.append([orderEvent("SO-1", "accepted", Self.t0)])

@@ -1,6 +1,7 @@
 import Testing
 import WaybillModel
 @testable import WaybillKPI
+import WaybillTestSupport
 
 struct ExplainTests {
     static let from = t("2026-11-02T00:00:00Z")

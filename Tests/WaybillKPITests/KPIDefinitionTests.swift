@@ -1,6 +1,7 @@
 import Testing
 import WaybillModel
 @testable import WaybillKPI
+import WaybillTestSupport
 
 /// Hand-computed fixtures for the definitions of kpis.md. Window: 2026-11-02, UTC.
 struct KPIDefinitionTests {
@@ -206,7 +207,7 @@ struct KPIDefinitionTests {
         let scripts = randomScripts(count: 300, seed: 11, start: Self.from, days: 2)
         let q = try KPIQuery(from: Self.from, to: Self.from + 2 * day, by: .warehouse, step: 4 * hour)
         let reference = KPIReport.compute(facts: scripts.map(\.facts), query: q)
-        var rng = SeededRandom(seed: 5)
+        var rng = SplitMix64(seed: 5)
         for _ in 0..<3 {
             let shuffled = scripts.shuffled(using: &rng).map { s in
                 var f = OrderFacts(orderID: s.order)

@@ -2,9 +2,10 @@ import Foundation
 import Testing
 @testable import WaybillKPI
 import WaybillModel
+import WaybillTestSupport
 
 struct QuantileSketchTests {
-    static let distributions: [(String, @Sendable (inout SeededRandom) -> Int64)] = [
+    static let distributions: [(String, @Sendable (inout SplitMix64) -> Int64)] = [
         ("uniform up to 1000 s", { Int64($0.unit() * 1e9) }),
         ("exponential, mean 60 s", { Int64(-log(1 - $0.unit()) * 60e6) }),
         ("lognormal over 6 decades", { r in
@@ -19,7 +20,7 @@ struct QuantileSketchTests {
     @Test(arguments: 0..<distributions.count)
     func quantilesAreWithinOnePercentOfExact(_ d: Int) {
         let (name, draw) = Self.distributions[d]
-        var rng = SeededRandom(seed: UInt64(d + 1) * 7919)
+        var rng = SplitMix64(seed: UInt64(d + 1) * 7919)
         for n in [1, 2, 7, 100, 5_000] {
             let values = (0..<n).map { _ in draw(&rng) }
             let sketch = QuantileSketch(values)
@@ -62,7 +63,7 @@ struct QuantileSketchTests {
     }
 
     @Test func removingSomeValuesEqualsAddingTheRest() {
-        var rng = SeededRandom(seed: 42)
+        var rng = SplitMix64(seed: 42)
         let values = (0..<2_000).map { _ in Int64(rng.unit() * rng.unit() * 1e10) }
         let removed = Set((0..<values.count).filter { _ in rng.next() % 3 == 0 })
         var all = QuantileSketch(values)
@@ -97,7 +98,7 @@ struct QuantileSketchTests {
     }
 
     @Test func mergeIsOrderIndependentAndEqualsAddingEverything() {
-        var rng = SeededRandom(seed: 7)
+        var rng = SplitMix64(seed: 7)
         let parts = (0..<5).map { _ in (0..<300).map { _ in Int64(rng.unit() * 1e8) } }
         let whole = QuantileSketch(parts.flatMap { $0 })
         var forward = QuantileSketch()
@@ -120,7 +121,7 @@ struct QuantileSketchTests {
     /// mix of the two an add, merge, subtract or decode meets, the value and its bytes are the same.
     @Test(arguments: [1, 5, 23, 24, 25, 26, 40, 200])
     func sparseAndDenseBucketsHoldTheSameValues(_ n: Int) throws {
-        var rng = SeededRandom(seed: UInt64(n))
+        var rng = SplitMix64(seed: UInt64(n))
         let values = (0..<n).map { _ in rng.next() % 9 == 0 ? 0 : Int64(rng.unit() * rng.unit() * 1e10) }
         let added = QuantileSketch(values)
         // One value at a time through singleton sketches, in a shuffled order, some through their bytes.
@@ -168,7 +169,7 @@ struct QuantileSketchTests {
     }
 
     @Test func serializationRoundTripsAndIsCompact() throws {
-        var rng = SeededRandom(seed: 99)
+        var rng = SplitMix64(seed: 99)
         let values = (0..<1_000).map { _ in Int64(-log(1 - rng.unit()) * 120e6) } + [0, 0]
         var s = QuantileSketch(values)
         s.remove(values[3])

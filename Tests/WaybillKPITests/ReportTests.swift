@@ -1,6 +1,7 @@
 import Testing
 import WaybillModel
 @testable import WaybillKPI
+import WaybillTestSupport
 
 struct ReportTests {
     static let from = KPIDefinitionTests.from

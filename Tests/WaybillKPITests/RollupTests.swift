@@ -1,6 +1,7 @@
 import Testing
 import WaybillModel
 @testable import WaybillKPI
+import WaybillTestSupport
 
 /// The rollup path (accumulators maintained at ingest) against the reference path (facts).
 struct RollupTests {
@@ -31,7 +32,7 @@ struct RollupTests {
     }
 
     static func simulate(seed: UInt64, widths: [Micros]) -> IngestSimulation {
-        var rng = SeededRandom(seed: seed)
+        var rng = SplitMix64(seed: seed)
         let events = randomScripts(count: 400, seed: seed, start: start, days: 3).flatMap(\.events).shuffled(using: &rng)
         var sim = IngestSimulation(widths: widths)
         for e in events { sim.ingest(e) }
@@ -151,7 +152,7 @@ struct RollupTests {
     /// Property: for random windows, steps and tiers, every instant of every step is covered by exactly
     /// one tier's whole bucket or by the facts, and a tier's bucket never straddles a step boundary.
     @Test func tieredPlansPartitionEveryStep() throws {
-        var rng = SeededRandom(seed: 77)
+        var rng = SplitMix64(seed: 77)
         let tierSets: [[Micros]] = [[hour], [hour, minute], [day, hour, 5 * minute, minute]]
         for _ in 0..<300 {
             let from = Self.start + Micros(rng.next() % UInt64(2 * day))
@@ -205,7 +206,7 @@ struct RollupTests {
         var all = KPIAccumulator()
         for c in contributions { all.add(c) }
         var rest = KPIAccumulator()
-        var rng = SeededRandom(seed: 1)
+        var rng = SplitMix64(seed: 1)
         for c in contributions {
             if rng.next() % 3 == 0 { all.remove(c) } else { rest.add(c) }
         }

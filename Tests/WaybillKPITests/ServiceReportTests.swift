@@ -1,6 +1,7 @@
 import Testing
 import WaybillModel
 @testable import WaybillKPI
+import WaybillTestSupport
 
 @Suite struct ServiceReportTests {
     func span(_ id: String, parent: String? = nil, _ service: String, ms: Int, error: Bool = false) -> Span {

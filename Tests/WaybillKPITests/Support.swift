@@ -1,23 +1,11 @@
 import Foundation
 import WaybillModel
 @testable import WaybillKPI
-
-/// Deterministic pseudo-random numbers, so failures reproduce.
-typealias SeededRandom = SplitMix64
+import WaybillTestSupport
 
 extension SplitMix64 {
     mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }
-
-func t(_ s: String) -> Micros {
-    guard let v = RFC3339.parse(s) else { fatalError("bad test time \(s)") }
-    return v
-}
-
-let second: Micros = 1_000_000
-let minute: Micros = 60 * second
-let hour: Micros = 60 * minute
-let day: Micros = 24 * hour
 
 /// Builds an order's events the way producers send them.
 struct OrderScript {
@@ -82,7 +70,7 @@ func randomOrders(count: Int, seed: UInt64, start: Micros, days: Int = 3) -> [Or
 }
 
 func randomScripts(count: Int, seed: UInt64, start: Micros, days: Int = 3) -> [OrderScript] {
-    var rng = SeededRandom(seed: seed)
+    var rng = SplitMix64(seed: seed)
     let warehouses: [String?] = ["DC-EAST", "DC-WEST", "DC-NORTH", nil]
     let channels: [String?] = ["web", "store", "marketplace", nil]
     let regions: [String?] = ["EU", "US", nil]

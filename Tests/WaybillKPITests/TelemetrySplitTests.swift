@@ -1,6 +1,7 @@
 import Testing
 import WaybillModel
 @testable import WaybillKPI
+import WaybillTestSupport
 
 struct TelemetrySplitTests {
     static func span(_ service: String, _ start: Micros, _ ms: Int64, error: Bool = false) -> Span {

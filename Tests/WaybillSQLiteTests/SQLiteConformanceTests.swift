@@ -4,12 +4,7 @@ import WaybillModel
 import WaybillStore
 import WaybillStoreConformance
 @testable import WaybillSQLite
-
-func temporaryDatabase() -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-tests-\(UUID().uuidString)")
-    try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    return dir.appendingPathComponent("test.db").path
-}
+import WaybillTestSupport
 
 /// Every check of the conformance suite against SQLite: each storage starts as a new database file,
 /// reopened at that path.

@@ -3,6 +3,7 @@ import Testing
 import WaybillModel
 import WaybillStore
 @testable import WaybillSQLite
+import WaybillTestSupport
 
 /// The compact span storage of schema version 6 (`SpanBlocks`).
 @Suite struct SpanStorageTests {

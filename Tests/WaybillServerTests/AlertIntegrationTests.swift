@@ -4,6 +4,7 @@ import NIOCore
 import Testing
 import WaybillAlerts
 import WaybillModel
+import WaybillTestSupport
 
 /// A throwaway process the test owns (hook receiver, Alertmanager).
 final class Child {
@@ -32,16 +33,6 @@ final class Child {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         while process.isRunning { usleep(20_000) }
     }
-}
-
-/// Polls `body` every 100 ms until it returns a value or `seconds` pass.
-func eventually<T>(_ seconds: Double, _ body: () async throws -> T?) async throws -> T? {
-    let end = Date().addingTimeInterval(seconds)
-    while Date() < end {
-        if let v = try? await body() { return v }
-        try await Task.sleep(nanoseconds: 100_000_000)
-    }
-    return nil
 }
 
 func httpGetJSON(_ url: String) async throws -> JSONValue? {

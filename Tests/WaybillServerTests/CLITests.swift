@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Testing
 import WaybillModel
+import WaybillTestSupport
 
 /// Runs the `waybill` binary and captures its output.
 struct CLIRun {
@@ -9,22 +10,28 @@ struct CLIRun {
     let stdout: String
     let stderr: String
 
+    /// Output goes to files rather than pipes: nothing blocks on a full pipe, and reading a file is not
+    /// interrupted by the signals of other tests' processes (Foundation traps on EINTR in pipe reads).
     static func run(_ args: [String], stdin: String? = nil) throws -> CLIRun {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let outURL = dir.appendingPathComponent("stdout"), errURL = dir.appendingPathComponent("stderr"), inURL = dir.appendingPathComponent("stdin")
+        try Data((stdin ?? "").utf8).write(to: inURL)
+        FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
         let p = Process()
         p.executableURL = ServerProcess.binary
         p.arguments = args
-        let out = Pipe(), err = Pipe()
+        let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL), input = try FileHandle(forReadingFrom: inURL)
+        defer { try? out.close(); try? err.close(); try? input.close() }
         p.standardOutput = out
         p.standardError = err
-        let input = Pipe()
         p.standardInput = input
         try p.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        return CLIRun(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        return CLIRun(status: p.terminationStatus, stdout: try String(contentsOf: outURL, encoding: .utf8),
+                      stderr: try String(contentsOf: errURL, encoding: .utf8))
     }
 
     var json: JSONValue? { try? JSONParser.parse(stdout) }

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import Testing
 import WaybillModel
+import WaybillTestSupport
 
 /// `waybill serve --collectors-config`: the correlation keys a real server joins spans to orders by.
 @Suite(.serialized) struct CollectorsConfigServerTests {

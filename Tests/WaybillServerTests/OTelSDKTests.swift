@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Testing
 import WaybillModel
+import WaybillTestSupport
 
 /// The OpenTelemetry Python SDK's OTLP/HTTP exporter, unchanged (protobuf, its default), against the real server.
 @Suite(.serialized) struct OTelPythonSDKTests {

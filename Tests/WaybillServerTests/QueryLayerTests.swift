@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Testing
 import WaybillModel
+import WaybillTestSupport
 
 /// Every front-end (CLI `--db`, CLI `--url`, the HTTP API and the pages) answers through the one query
 /// layer, so they take the same keys and give the same documents.

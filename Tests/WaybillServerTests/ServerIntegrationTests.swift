@@ -9,12 +9,7 @@ import WaybillModel
 import WaybillSQLite
 import WaybillServer
 import WaybillStore
-
-func temporaryDatabase() -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-server-tests-\(UUID().uuidString)")
-    try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    return dir.appendingPathComponent("test.db").path
-}
+import WaybillTestSupport
 
 func ce(_ id: String, _ type: String, _ time: String, _ subject: String, source: String = "oms", data: String = "{}") -> String {
     #"{"specversion":"1.0","id":"\#(id)","source":"\#(source)","type":"\#(type)","time":"\#(time)","subject":"\#(subject)","data":\#(data)}"#
@@ -24,7 +19,8 @@ extension TestResponse {
     var json: JSONValue { (try? JSONParser.parse(Array(body.readableBytesView))) ?? .null }
 }
 
-/// Starts the real server on a loopback port (HummingbirdTesting's live mode) over a real store.
+/// The real application over a real store, driven through HummingbirdTesting's router mode (no socket: the
+/// socket paths are covered by the tests that start `waybill serve`).
 @Suite struct ServerIntegrationTests {
     func withServer(_ body: @Sendable (any TestClientProtocol, SQLiteStore) async throws -> Void) async throws {
         let store = try SQLiteStore(path: temporaryDatabase(), rollup: KPIFactsRollup())
@@ -32,7 +28,7 @@ extension TestResponse {
         var config = ServerConfig()
         config.maxBodyBytes = 64 * 1024
         let app = buildApplication(store: store, config: config)
-        try await app.test(.live) { client in try await body(client, store) }
+        try await app.test(.router) { client in try await body(client, store) }
     }
 
     @Test func postsGoodAndBadInputAndReadsTracesBack() async throws {
@@ -219,7 +215,7 @@ extension TestResponse {
         let store = try SQLiteStore(path: temporaryDatabase(), rollup: KPIFactsRollup())
         defer { store.close() }
         let app = buildApplication(store: store, config: ServerConfig())
-        try await app.test(.live) { client in
+        try await app.test(.router) { client in
             try await client.execute(uri: "/v1/traces", method: .post, headers: [.contentType: "application/json", .contentEncoding: "gzip"],
                                      body: ByteBuffer(bytes: Gzip.deflate(Array(Self.request.utf8)))) { r in
                 #expect(r.status == .ok)

@@ -4,6 +4,7 @@ import NIOCore
 import Testing
 import WaybillModel
 import WaybillSQLite
+import WaybillTestSupport
 
 
 /// Starts `waybill demo` and waits (at most two minutes) until it prints its welcome.

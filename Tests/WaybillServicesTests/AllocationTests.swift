@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import WaybillModel
 @testable import WaybillServices
+import WaybillTestSupport
 
 @Suite struct AllocationTests {
     func ledger(_ stock: [(String, String, Int)], safety: Int = 0) -> InventoryLedger {

@@ -1,6 +1,7 @@
 import Testing
 import WaybillModel
 @testable import WaybillServices
+import WaybillTestSupport
 
 @Suite struct EventRenderingTests {
     static let order = sampleOrder("SO-\"quoted\"\\1", lines: [("SKU-A", 2), ("SKU-Ü", 1)])

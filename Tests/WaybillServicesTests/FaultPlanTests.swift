@@ -1,6 +1,7 @@
 import Testing
 import WaybillModel
 @testable import WaybillServices
+import WaybillTestSupport
 
 @Suite struct FaultPlanTests {
     @Test func parsesTheDocumentedExample() throws {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import WaybillModel
 @testable import WaybillServices
+import WaybillTestSupport
 
 /// Drives a workflow with a manual clock, as the simulator's shell would.
 struct Harness {

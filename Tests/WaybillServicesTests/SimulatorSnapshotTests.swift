@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import WaybillModel
 @testable import WaybillServices
+import WaybillTestSupport
 
 /// Checkpoint and resume: a simulator resumed from a snapshot goes on exactly as the original would have.
 @Suite struct SimulatorSnapshotTests {

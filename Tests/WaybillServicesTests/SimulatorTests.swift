@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import WaybillModel
 @testable import WaybillServices
+import WaybillTestSupport
 
 @Suite struct SimulatorTests {
     func run(_ config: SimulatorConfig) throws -> (RecordingSink, Simulator) {

@@ -1,5 +1,6 @@
 import WaybillModel
 @testable import WaybillServices
+import WaybillTestSupport
 
 /// Records everything emitted, in order.
 final class RecordingSink: TelemetrySink {
@@ -30,9 +31,6 @@ final class TextRecordingSink: EventTextSink {
 }
 
 let t0 = RFC3339.parse("2026-11-16T00:00:00Z")!
-let second: Micros = 1_000_000
-let minute: Micros = 60 * second
-let hour: Micros = 60 * minute
 
 /// A three-warehouse network where distances make the order of preference obvious for region "east".
 func smallNetwork() -> FulfilmentNetwork {
