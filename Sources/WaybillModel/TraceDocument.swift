@@ -24,6 +24,36 @@ public struct TraceDocument: Codable, Sendable, Equatable {
     }
 }
 
+extension TraceDocument {
+    /// One step of the business timeline, as the CLI and the pages show it.
+    public struct Step: Sendable {
+        public var time: String
+        /// Since the previous step, nil for the first.
+        public var gap: Micros?
+        public var source: String
+        public var type: String
+        /// Empty when it is the order itself (a linked key's event names its key).
+        public var otherSubject: String
+        public var data: JSONValue?
+        /// `+GAP` in words, empty for the first step.
+        public var gapText: String { gap.map { "+" + DurationText.format($0) } ?? "" }
+    }
+
+    /// The events in time order with the gap between consecutive steps.
+    public var timeline: [Step] {
+        var previous: Micros?
+        return events.map { e in
+            let time = e["time"]?.stringValue ?? ""
+            let micros = RFC3339.parse(time)
+            let gap = previous.flatMap { p in micros.map { $0 - p } }
+            previous = micros ?? previous
+            let subject = e["subject"]?.stringValue ?? ""
+            return Step(time: time, gap: gap, source: e["source"]?.stringValue ?? "", type: e["type"]?.stringValue ?? "",
+                        otherSubject: subject == correlationID ? "" : subject, data: e["data"])
+        }
+    }
+}
+
 /// A span as the trace document shows it.
 public struct SpanDocument: Codable, Sendable, Equatable {
     public var traceID: String

@@ -30,17 +30,9 @@ enum WebPages {
         var b = "<h1>Order \(escape(t.correlationID)) <span class=\"state\">\(escape(t.state ?? "unknown"))</span></h1>"
         if t.keys.count > 1 { b += "<div class=\"muted\">keys: \(t.keys.map(escape).joined(separator: ", "))</div>" }
         b += "<h2>Timeline</h2><table><tr><th>time</th><th>gap</th><th>source</th><th>type</th><th>subject</th><th>data</th></tr>"
-        var previous: Micros?
-        for e in t.events {
-            let time = e["time"]?.stringValue ?? ""
-            let micros = RFC3339.parse(time)
-            var gap = ""
-            if let p = previous, let m = micros { gap = "+" + DurationText.format(m - p) }
-            previous = micros ?? previous
-            let subject = e["subject"]?.stringValue ?? ""
-            b += "<tr><td>\(escape(time))</td><td class=\"gap\">\(gap)</td><td>\(escape(e["source"]?.stringValue ?? ""))</td>"
-                + "<td>\(escape(e["type"]?.stringValue ?? ""))</td><td>\(subject == t.correlationID ? "" : escape(subject))</td>"
-                + "<td><code>\(escape(e["data"]?.jsonString ?? ""))</code></td></tr>"
+        for s in t.timeline {
+            b += "<tr><td>\(escape(s.time))</td><td class=\"gap\">\(s.gapText)</td><td>\(escape(s.source))</td>"
+                + "<td>\(escape(s.type))</td><td>\(escape(s.otherSubject))</td><td><code>\(escape(s.data?.jsonString ?? ""))</code></td></tr>"
         }
         b += "</table>"
         let f = t.facts

@@ -52,17 +52,7 @@ enum TraceTimeline {
         if !context.isEmpty { out += context.joined(separator: " · ") + "\n" }
         out += "\n"
         var rows: [[String]] = [["TIME", "+GAP", "SOURCE", "TYPE", "SUBJECT", "DETAILS"]]
-        var previous: Micros?
-        for e in doc.events {
-            let t = e["time"]?.stringValue ?? ""
-            let micros = RFC3339.parse(t)
-            var gap = ""
-            if let p = previous, let m = micros { gap = "+" + DurationText.format(m - p) }
-            previous = micros ?? previous
-            let subject = e["subject"]?.stringValue ?? ""
-            rows.append([t, gap, e["source"]?.stringValue ?? "", e["type"]?.stringValue ?? "",
-                         subject == id ? "" : subject, details(e["data"])])
-        }
+        for s in doc.timeline { rows.append([s.time, s.gapText, s.source, s.type, s.otherSubject, details(s.data)]) }
         out += table(rows)
         out += waterfall(doc.spans)
         out += "\nFacts\n"
