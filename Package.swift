@@ -53,6 +53,8 @@ let package = Package(
             "WaybillQuery",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Benchmarks, not part of the product: `swift run -c release allocation-benchmark 200000`.
+        .executableTarget(name: "allocation-benchmark", dependencies: ["WaybillModel", "WaybillServices"], path: "Benchmarks/AllocationBenchmark"),
         // Helpers shared by the test targets: temporary databases, event builders, time constants, a manual clock.
         .target(name: "WaybillTestSupport", dependencies: ["WaybillModel"]),
         .testTarget(name: "WaybillModelTests", dependencies: ["WaybillModel"]),

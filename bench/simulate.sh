@@ -13,4 +13,4 @@ echo "== waybill simulate --orders $N --days 30 --out"
 ls -la "$OUT/sim-$N.ndjson" | awk '{print $5 " bytes"}'
 wc -l < "$OUT/sim-$N.ndjson" | awk '{print $1 " events"}'
 echo "== allocation decisions, one thread"
-$W simulate --allocation-benchmark 200000
+swift run -c release allocation-benchmark 200000

@@ -12,22 +12,3 @@ public struct FieldError: Error, Sendable, Equatable, CustomStringConvertible {
 
 /// An event that breaks events.md.
 public typealias EventValidationError = FieldError
-
-public enum HTMLText {
-    /// Escapes text for HTML element content and quoted attribute values.
-    public static func escape(_ s: String) -> String {
-        var out = ""
-        out.reserveCapacity(s.utf8.count)
-        for c in s.unicodeScalars {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.unicodeScalars.append(c)
-            }
-        }
-        return out
-    }
-}

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Dedicated reader threads for store reads, awaited by async callers (as GRDB's reader pool does).
 ///
@@ -15,14 +18,26 @@ public final class ReadExecutor: @unchecked Sendable {
     private var stopped = false
     public let threads: Int
 
-    public init(threads: Int, name: String) {
+    /// - Parameter niceness: added to the threads' nice value on Linux (0 to 19): a background lane yields
+    ///   the CPU to ingest and the event loops when they want it, and has it all when they do not.
+    public init(threads: Int, name: String, niceness: Int32 = 0) {
         self.threads = max(1, threads)
         for i in 0..<self.threads {
-            let t = Thread { self.work() }
+            let t = Thread {
+                if niceness > 0 { Self.lowerPriority(by: niceness) }
+                self.work()
+            }
             t.name = "\(name)-\(i)"
             t.stackSize = 4 << 20
             t.start()
         }
+    }
+
+    static func lowerPriority(by niceness: Int32) {
+        #if os(Linux)
+        // On Linux the nice value is per thread, and `who` 0 names the calling thread.
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, niceness)
+        #endif
     }
 
     /// Lets queued reads finish, then ends the threads.
@@ -82,8 +97,9 @@ public struct ReadLanes: Sendable {
         scan.stop()
     }
 
-    /// Two point readers and one scanner: on a 2-core machine a scan leaves a core to ingest and the event loops.
+    /// Two point readers and one scanner at nice 10: on a 2-core machine a scan takes what ingest and the
+    /// event loops leave, and never more than one core.
     public static func standard(name: String = "waybill-read") -> ReadLanes {
-        ReadLanes(point: ReadExecutor(threads: 2, name: name + "-point"), scan: ReadExecutor(threads: 1, name: name + "-scan"))
+        ReadLanes(point: ReadExecutor(threads: 2, name: name + "-point"), scan: ReadExecutor(threads: 1, name: name + "-scan", niceness: 10))
     }
 }

@@ -35,8 +35,6 @@ final class EventWriteSession {
         if let rollups { try rollups.rebuildIfStale() } else { try RollupTable.forgetLayout(conn) }
     }
 
-    /// `DedupIndex.hash`, under the name the engine tests call it by.
-    static func dedupHash(source: String, id: String) -> Int64 { DedupIndex.hash(source: source, id: id) }
 
     /// Seconds spent in each phase of the write path, printed at close when `WAYBILL_WRITER_PROFILE` is set.
     var phaseSeconds: [String: Double] = [:]

@@ -29,11 +29,8 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "Send the events to a running server.") var url: String?
     @Option(help: "Write the events into this embedded store.") var db: String?
     @OptionGroup var collectors: CollectorsConfigOptions
-    @Option(help: "Instead of simulating: time this many allocation decisions on one thread and print decisions/s.")
-    var allocationBenchmark: Int?
 
     func validate() throws {
-        if allocationBenchmark != nil { return }
         if [out, url, db].compactMap({ $0 }).count != 1 { throw ValidationError("give exactly one of --out FILE, --url URL or --db PATH") }
         if orders < 1 { throw ValidationError("--orders: must be at least 1") }
         if !(days > 0) { throw ValidationError("--days: must be positive") }
@@ -41,11 +38,6 @@ struct SimulateCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        if let n = allocationBenchmark {
-            let rate = AllocationBenchmark.run(orders: n, seed: seed)
-            print("allocation decisions/s: \(Int(rate)) (\(n) orders, one thread)")
-            return
-        }
         let now = currentMicros()
         var startTime = now - Micros((days + 7) * 86_400_000_000)
         if let s = start {

@@ -22,7 +22,7 @@ import WaybillTestSupport
 @Suite struct SQLiteEngineTests {
     @Test func dedupHashCollisionsAreResolvedByComparingTheStoredPair() throws {
         // Different pairs, same separator-joined text: the hash input keeps them apart.
-        #expect(EventWriteSession.dedupHash(source: "ab", id: "c") != EventWriteSession.dedupHash(source: "a", id: "bc"))
+        #expect(DedupIndex.hash(source: "ab", id: "c") != DedupIndex.hash(source: "a", id: "bc"))
     }
 
     @Test func fullQueueRefusesInsteadOfGrowing() async throws {

@@ -1,11 +1,14 @@
+import Foundation
 import WaybillModel
+import WaybillServices
 
-/// A micro-benchmark of the allocation service, for `waybill` to report; tests never assert on it.
-public enum AllocationBenchmark {
+/// A micro-benchmark of the allocation service: `swift run -c release allocation-benchmark [DECISIONS] [SEED]`.
+/// Not part of the product; no test asserts on its figure.
+enum AllocationBenchmark {
     /// Allocation decisions per second, single-threaded, through the locked `AllocationService` on the
     /// standard network with 2,000 SKUs. Each decision reserves stock; the reservations of the decision
     /// 1,000 earlier are released in the same loop, so stock stays in steady state (the release is timed too).
-    public static func run(orders: Int, seed: UInt64 = 1) -> Double {
+    static func run(orders: Int, seed: UInt64 = 1) -> Double {
         let network = FulfilmentNetwork.standard
         let service = AllocationService(network: network)
         var rng = Xoshiro256(seed: seed)
@@ -35,3 +38,11 @@ public enum AllocationBenchmark {
         return Double(requests.count) / max(seconds, 1e-9)
     }
 }
+
+let arguments = CommandLine.arguments.dropFirst()
+guard let decisions = Int(arguments.first ?? "200000"), decisions > 0, let seed = UInt64(arguments.dropFirst().first ?? "1") else {
+    print("usage: allocation-benchmark [DECISIONS (default 200000)] [SEED (default 1)]")
+    exit(2)
+}
+let rate = AllocationBenchmark.run(orders: decisions, seed: seed)
+print("allocation decisions/s: \(Int(rate)) (\(decisions) orders, one thread)")
