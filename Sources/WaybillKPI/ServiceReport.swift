@@ -3,20 +3,26 @@ import WaybillModel
 /// Per service over a window: span rate, error rate, latency percentiles, and the calls seen
 /// between services (a child span in another service than its parent is an edge parent → child).
 public struct ServiceReport: Sendable, Equatable {
-    public struct Row: Sendable, Equatable {
+    public struct Row: Sendable, Equatable, Codable {
         public var service: String
         public var spans: Int
         public var errors: Int
         public var perSecond: Double
         public var errorRate: Double
-        /// Milliseconds; kpis.md's quantile (smallest value with at least X% at or below), exact.
+        public var latency: Latency
+
+        enum CodingKeys: String, CodingKey { case service, spans, errors, perSecond = "per_second", errorRate = "error_rate", latency = "latency_ms" }
+    }
+
+    /// Milliseconds; the KPI definitions' quantile (smallest value with at least X% at or below), exact.
+    public struct Latency: Sendable, Equatable, Codable {
         public var p50: Double
         public var p90: Double
         public var p99: Double
         public var max: Double
     }
 
-    public struct Edge: Sendable, Equatable {
+    public struct Edge: Sendable, Equatable, Codable {
         public var from: String
         public var to: String
         public var calls: Int
@@ -50,7 +56,7 @@ public struct ServiceReport: Sendable, Equatable {
             func q(_ p: Double) -> Double { d[Int(QuantileRank.rank(percent: p, count: d.count)) - 1] }
             let e = errors[name] ?? 0
             return Row(service: name, spans: d.count, errors: e, perSecond: Double(d.count) / seconds, errorRate: Double(e) / Double(d.count),
-                       p50: q(50), p90: q(90), p99: q(99), max: d.last ?? 0)
+                       latency: Latency(p50: q(50), p90: q(90), p99: q(99), max: d.last ?? 0))
         }
         var edgeCounts: [String: Edge] = [:]
         for s in all {
@@ -93,33 +99,3 @@ extension ServiceReport: Codable {
         try c.encode(edges, forKey: .edges)
     }
 }
-
-extension ServiceReport.Row: Codable {
-    enum CodingKeys: String, CodingKey { case service, spans, errors, perSecond = "per_second", errorRate = "error_rate", latency = "latency_ms" }
-    enum LatencyKeys: String, CodingKey { case p50, p90, p99, max }
-
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let l = try c.nestedContainer(keyedBy: LatencyKeys.self, forKey: .latency)
-        self.init(service: try c.decode(String.self, forKey: .service), spans: try c.decode(Int.self, forKey: .spans),
-                  errors: try c.decode(Int.self, forKey: .errors), perSecond: try c.decode(Double.self, forKey: .perSecond),
-                  errorRate: try c.decode(Double.self, forKey: .errorRate), p50: try l.decode(Double.self, forKey: .p50),
-                  p90: try l.decode(Double.self, forKey: .p90), p99: try l.decode(Double.self, forKey: .p99), max: try l.decode(Double.self, forKey: .max))
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(service, forKey: .service)
-        try c.encode(spans, forKey: .spans)
-        try c.encode(errors, forKey: .errors)
-        try c.encode(perSecond, forKey: .perSecond)
-        try c.encode(errorRate, forKey: .errorRate)
-        var l = c.nestedContainer(keyedBy: LatencyKeys.self, forKey: .latency)
-        try l.encode(p50, forKey: .p50)
-        try l.encode(p90, forKey: .p90)
-        try l.encode(p99, forKey: .p99)
-        try l.encode(max, forKey: .max)
-    }
-}
-
-extension ServiceReport.Edge: Codable {}

@@ -26,7 +26,7 @@ struct ServicesCommand: AsyncParsableCommand {
         var rows = [["SERVICE", "SPANS", "PER SEC", "ERRORS", "ERROR RATE", "P50", "P90", "P99", "MAX"]]
         for r in report.services {
             rows.append([r.service, String(r.spans), String(format: "%.2f", r.perSecond), String(r.errors),
-                         String(format: "%.1f%%", r.errorRate * 100), ms(r.p50), ms(r.p90), ms(r.p99), ms(r.max)])
+                         String(format: "%.1f%%", r.errorRate * 100), ms(r.latency.p50), ms(r.latency.p90), ms(r.latency.p99), ms(r.latency.max)])
         }
         print(table(rows), terminator: "")
         if !report.edges.isEmpty {

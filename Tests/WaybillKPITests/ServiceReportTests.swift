@@ -20,9 +20,9 @@ import WaybillTestSupport
         #expect(erp?.errors == 1)
         #expect(erp?.errorRate == 0.2)
         #expect(erp?.perSecond == 0.5)
-        #expect(erp?.p50 == 20)  // smallest value with at least 50% of 5 values at or below it: the 3rd
-        #expect(erp?.p90 == 40)
-        #expect(erp?.max == 40)
+        #expect(erp?.latency.p50 == 20)  // smallest value with at least 50% of 5 values at or below it: the 3rd
+        #expect(erp?.latency.p90 == 40)
+        #expect(erp?.latency.max == 40)
         #expect(r.edges == [ServiceReport.Edge(from: "orchestrator", to: "erp", calls: 4, errors: 1)])
     }
 }
