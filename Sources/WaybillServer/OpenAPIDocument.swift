@@ -28,13 +28,16 @@ enum OpenAPIDocument {
             "429": {"description": "Ingest queue full; retry after Retry-After seconds", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
             "503": {"description": "Store unavailable; retry after Retry-After seconds", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
         "/v1/traces": {"post": {
-          "summary": "OTLP/HTTP traces, JSON encoding (ExportTraceServiceRequest), optionally gzip",
-          "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
+          "summary": "OTLP/HTTP traces (ExportTraceServiceRequest), protobuf or JSON encoding, optionally gzip",
+          "parameters": [{"name": "Content-Encoding", "in": "header", "required": false, "schema": {"type": "string", "enum": ["gzip", "identity"]}}],
+          "requestBody": {"required": true, "content": {"application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+                                                        "application/json": {"schema": {"type": "object"}}}},
           "responses": {
-            "200": {"description": "ExportTraceServiceResponse; partialSuccess lists refused spans", "content": {"application/json": {"schema": {"type": "object"}}}},
+            "200": {"description": "ExportTraceServiceResponse in the request's encoding; partialSuccess lists refused spans", "content": {
+              "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}}, "application/json": {"schema": {"type": "object"}}}},
             "400": {"description": "Unreadable body", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
             "413": {"description": "Body over the size limit", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-            "415": {"description": "Protobuf (not yet supported) or unknown content type", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            "415": {"description": "Unknown content type or encoding", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
             "429": {"description": "Ingest queue full; retry after Retry-After seconds", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
         "/api/v1/traces/{key}": {"get": {
           "summary": "The trace of one order, by order id or any key linked to it",
@@ -59,9 +62,9 @@ enum OpenAPIDocument {
             {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "next_cursor of the previous page"}],
           "responses": {
             "200": {"description": "A page of orders, most recent first", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SearchResult"}}}},
-            "400": {"description": "Bad filter", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+            "400": {"description": "Bad or unknown filter", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
         "/api/v1/kpis": {"get": {
-          "summary": "KPI report (kpis.md) over a window, optionally grouped and as a time series; or the orders behind a figure",
+          "summary": "KPI report over a window, optionally grouped and as a time series; or the orders behind a figure",
           "parameters": [
             {"name": "from", "in": "query", "schema": {"type": "string"}, "description": "RFC 3339 or relative (-7d); default 7 days before to"},
             {"name": "to", "in": "query", "schema": {"type": "string"}, "description": "exclusive end; default now"},
@@ -70,9 +73,10 @@ enum OpenAPIDocument {
             {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv", "table", "html"], "default": "json"}},
             {"name": "explain", "in": "query", "schema": {"type": "string"}, "description": "a KPI such as allocation_delay.p95_s: list the orders behind it instead"},
             {"name": "group", "in": "query", "schema": {"type": "string"}, "description": "with explain and by: one group ('null' for orders without one)"},
-            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 20}}],
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 20}, "description": "with explain: how many orders"},
+            {"name": "split", "in": "query", "schema": {"type": "string"}, "description": "split by each order's trace telemetry: errors, error-in:SERVICE or span-time:SERVICE>DURATION (json, csv or table; not with explain)"}],
           "responses": {
-            "200": {"description": "The KPI document (JSON), or the report as CSV, text or HTML", "content": {
+            "200": {"description": "The KPI document (JSON), the report as CSV, text or HTML, or with explain the orders behind the figure ({metric, orders: [{order, reason, value}]})", "content": {
               "application/json": {"schema": {"$ref": "#/components/schemas/KPIDocument"}},
               "text/csv": {"schema": {"type": "string"}}, "text/html": {"schema": {"type": "string"}}, "text/plain": {"schema": {"type": "string"}}}},
             "400": {"description": "Bad parameter", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
@@ -80,7 +84,13 @@ enum OpenAPIDocument {
           "summary": "Per service: span rate, error rate, latency percentiles; and the calls between services",
           "parameters": [{"name": "from", "in": "query", "schema": {"type": "string"}, "description": "default: one hour before to"},
                          {"name": "to", "in": "query", "schema": {"type": "string"}, "description": "default: now"}],
-          "responses": {"200": {"description": "Service view", "content": {"application/json": {"schema": {"type": "object"}}}},
+          "responses": {"200": {"description": "Service view", "content": {"application/json": {"schema": {"type": "object", "properties": {
+              "from": {"type": "string"}, "to": {"type": "string"}, "truncated": {"type": "boolean"},
+              "services": {"type": "array", "items": {"type": "object", "properties": {"service": {"type": "string"}, "spans": {"type": "integer"},
+                "errors": {"type": "integer"}, "per_second": {"type": "number"}, "error_rate": {"type": "number"},
+                "latency_ms": {"type": "object", "properties": {"p50": {"type": "number"}, "p90": {"type": "number"}, "p99": {"type": "number"}, "max": {"type": "number"}}}}}},
+              "edges": {"type": "array", "items": {"type": "object", "properties": {"from": {"type": "string"}, "to": {"type": "string"},
+                "calls": {"type": "integer"}, "errors": {"type": "integer"}}}}}}}}},
                         "400": {"description": "Bad parameter", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
         "/api/v1/orders": {"post": {
           "summary": "Submit an order to the embedded orchestration service (running under `waybill demo`)",
