@@ -41,7 +41,7 @@ struct AlertsList: AsyncParsableCommand {
         commandName: "list",
         abstract: "Pending, firing and just-resolved alerts: live from a server (--url), or evaluated over the store (--db) now or --at a past instant.")
 
-    @Option(help: "Evaluate as of this instant (RFC 3339 or relative like -2h); events after it are invisible.") var at: String?
+    @Option(parsing: .unconditional, help: "Evaluate as of this instant (RFC 3339 or relative like -2h); events after it are invisible.") var at: String?
     @Option(help: "Only alerts in this state: pending, firing or resolved.") var state: String?
     @Option(help: "Benchmark: evaluate each rule this many times (live path, --db only) and print timings to stderr.") var timings: Int?
     @OptionGroup var rules: AlertConfigOptions

@@ -16,8 +16,8 @@ struct KPICommand: AsyncParsableCommand {
               waybill kpi --from -7d --by warehouse --explain allocation_delay.p95_s --group DC-EAST
             """)
 
-    @Option(help: "Window start: RFC 3339, a date, or relative like -7d (default: 7 days before --to).") var from: String?
-    @Option(help: "Window end (exclusive; default now).") var to: String?
+    @Option(parsing: .unconditional, help: "Window start: RFC 3339, a date, or relative like -7d (default: 7 days before --to).") var from: String?
+    @Option(parsing: .unconditional, help: "Window end (exclusive; default now).") var to: String?
     @Option(help: "Group by warehouse, channel or region.") var by: String?
     @Option(help: "Time series step, e.g. 1h or 1d.") var step: String?
     @Option(help: "table, json, csv or html.") var format: String = "table"

@@ -17,10 +17,10 @@ struct SearchCommand: AsyncParsableCommand {
     @Option(help: "Allocated or shipped from this warehouse.") var warehouse: String?
     @Option(help: "Order channel.") var channel: String?
     @Option(help: "Order region.") var region: String?
-    @Option(help: "Activity at or after this time (RFC 3339 or relative like -7d).") var from: String?
-    @Option(help: "Activity before this time.") var to: String?
+    @Option(parsing: .unconditional, help: "Activity at or after this time (RFC 3339 or relative like -7d).") var from: String?
+    @Option(parsing: .unconditional, help: "Activity before this time.") var to: String?
     @Option(help: "In its current state for longer than this (e.g. 2h) and not invoiced or cancelled.") var stuck: String?
-    @Option(help: "Evaluate --stuck and relative times as of this time instead of now.") var at: String?
+    @Option(parsing: .unconditional, help: "Evaluate --stuck and relative times as of this time instead of now.") var at: String?
     @Option(help: "Orders per page (1-10000).") var limit = 50
     @Option(help: "next_cursor of the previous page.") var cursor: String?
 

@@ -10,8 +10,8 @@ struct ServicesCommand: AsyncParsableCommand {
         commandName: "services",
         abstract: "Per service over a window: span rate, error rate, latency percentiles, and the calls between services.")
 
-    @Option(help: "Window start (RFC 3339 or relative like -1h; default one hour before --to).") var from: String?
-    @Option(help: "Window end (default now).") var to: String?
+    @Option(parsing: .unconditional, help: "Window start (RFC 3339 or relative like -1h; default one hour before --to).") var from: String?
+    @Option(parsing: .unconditional, help: "Window end (default now).") var to: String?
     @OptionGroup var store: StoreOptions
     @OptionGroup var output: FormatOptions
 

@@ -23,7 +23,7 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "Random seed: the same seed gives the same events.") var seed: UInt64 = 1
     @Option(help: "Simulated days over which the orders arrive.") var days: Double = 7
     @Option(help: "Fault injection, comma-separated (see above).") var faults: String?
-    @Option(help: "Virtual start time (RFC 3339 or relative; default: days + 7 days ago, so everything has happened).") var start: String?
+    @Option(parsing: .unconditional, help: "Virtual start time (RFC 3339 or relative; default: days + 7 days ago, so everything has happened).") var start: String?
     @Option(help: "Write the events to this NDJSON file.") var out: String?
     @Option(help: "Also write the spans (one JSON object a line) to this file; with --out only.") var spansOut: String?
     @Option(help: "Send the events to a running server.") var url: String?

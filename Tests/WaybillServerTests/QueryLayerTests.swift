@@ -80,6 +80,12 @@ import WaybillTestSupport
             #expect(!local.stdout.isEmpty)
             #expect(remote.stdout == local.stdout, "\(c) differs between --db and --url")
         }
+        // Relative times start with a dash and are values, not flags (the README's `kpi --from -3d`).
+        for c in [["kpi", "--from", "-30d", "--to", "-1d", "--json"], ["search", "--from", "-30d", "--at", "-1m", "--json"],
+                  ["services", "--from", "-30d", "--to", "-1s", "--json"]] {
+            let local = try CLIRun.run(c + ["--db", db])
+            #expect(local.status == 0, "\(c): \(local.stderr)")
+        }
         // A bad parameter is refused with the same words by both, naming the flag.
         for c in [["kpi", "--explain", "fill_rate", "--limit", "0"], ["kpi", "--by", "planet"], ["search", "--state", "lost"],
                   ["services", "--from", "yesterday-ish"]] {
