@@ -92,6 +92,10 @@ public struct LocalQueries: WaybillQueries {
         return AlertsDocument(records, at: replayAt ?? now, base: alerting.baseURL)
     }
 
+    public func audit(limit: Int) async throws -> AuditDocument {
+        try await lanes.point.run { [store] in AuditDocument(try store.auditEntries(limit: limit)) }
+    }
+
     public func rules() async throws -> RulesDocument {
         guard let alerting else { return RulesDocument(AlertConfig(), status: []) }
         return RulesDocument(alerting.config, status: await alerting.engine?.rules() ?? [])

@@ -12,8 +12,10 @@ public struct RemoteQueries: WaybillQueries {
     /// Scheme, host, port and an optional path prefix, without a trailing slash.
     public let base: String
     public let timeout: TimeAmount
+    /// Sent as `Authorization: Bearer TOKEN` when set.
+    public let token: String?
 
-    public init(url: String, timeout: TimeAmount = .seconds(60)) throws(QueryFailure) {
+    public init(url: String, token: String? = nil, timeout: TimeAmount = .seconds(60)) throws(QueryFailure) {
         guard let u = URL(string: url), let scheme = u.scheme, ["http", "https"].contains(scheme.lowercased()), u.host != nil else {
             throw .badRequest(FieldError(field: "url", rule: "must be an http:// or https:// URL, e.g. http://127.0.0.1:4318"))
         }
@@ -21,6 +23,7 @@ public struct RemoteQueries: WaybillQueries {
         while b.hasSuffix("/") { b.removeLast() }
         base = b
         self.timeout = timeout
+        self.token = token
     }
 
     public func trace(key: String) async throws -> TraceDocument? {
@@ -53,6 +56,10 @@ public struct RemoteQueries: WaybillQueries {
         try await required("/api/v1/rules", [:], RulesDocument.self)
     }
 
+    public func audit(limit: Int) async throws -> AuditDocument {
+        try await required("/api/v1/audit", ["limit": String(limit)], AuditDocument.self)
+    }
+
     func required<T: Decodable>(_ path: String, _ query: [String: String], _ type: T.Type) async throws -> T {
         guard let doc = try await get(path, query, type) else { throw QueryFailure.notAvailable("\(base) has no \(path)") }
         return doc
@@ -80,6 +87,7 @@ public struct RemoteQueries: WaybillQueries {
     func fetch(_ url: String) async throws -> (Int, [UInt8]) {
         var request = HTTPClientRequest(url: url)
         request.headers.add(name: "Accept", value: "application/json")
+        if let token { request.headers.add(name: "Authorization", value: "Bearer " + token) }
         do {
             let response = try await HTTPClient.shared.execute(request, timeout: timeout)
             let body = try await response.body.collect(upTo: 512 << 20)

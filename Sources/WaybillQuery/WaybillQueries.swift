@@ -26,6 +26,31 @@ public protocol WaybillQueries: Sendable {
     /// Live alerts, or with `at` a replay of every rule as of that instant.
     func alerts(_ request: AlertsRequest) async throws -> AlertsDocument
     func rules() async throws -> RulesDocument
+    /// The newest administrative actions first (token created or revoked, retention run), at most `limit`.
+    func audit(limit: Int) async throws -> AuditDocument
+}
+
+/// `GET /api/v1/audit` and `waybill audit --format json`.
+public struct AuditDocument: Codable, Sendable, Equatable {
+    public struct Entry: Codable, Sendable, Equatable {
+        public var at: String
+        /// The token's name, `local:USER` for the CLI on the store, or `waybill` for the server itself.
+        public var actor: String
+        public var action: String
+        public var detail: String
+    }
+
+    public var entries: [Entry]
+
+    public init(_ entries: [AuditEntry]) {
+        self.entries = entries.map { Entry(at: RFC3339.format($0.at), actor: $0.actor, action: $0.action, detail: $0.detail) }
+    }
+
+    public static func limit(_ text: String?) throws(QueryFailure) -> Int {
+        guard let text else { return 100 }
+        guard let n = Int(text), (1...10_000).contains(n) else { throw .badRequest(FieldError(field: "limit", rule: "must be an integer from 1 to 10000")) }
+        return n
+    }
 }
 
 /// Why a query was not answered.

@@ -126,6 +126,15 @@ enum Schema {
         """
         CREATE TABLE IF NOT EXISTS checkpoints(name TEXT PRIMARY KEY, saved_at INTEGER NOT NULL, body BLOB NOT NULL);
         """,
+        // Access control (`AccessStore`): tokens as SHA-256 hashes, a name unique among active ones; the
+        // audit log, append-only. `meta.access_version` changes with every token added or revoked.
+        """
+        CREATE TABLE access_tokens(id INTEGER PRIMARY KEY, name TEXT NOT NULL, scope TEXT NOT NULL, hash TEXT NOT NULL,
+                                   created_at INTEGER NOT NULL, expires_at INTEGER, revoked_at INTEGER, last_used_at INTEGER);
+        CREATE UNIQUE INDEX access_tokens_active ON access_tokens(name) WHERE revoked_at IS NULL;
+        CREATE TABLE audit_log(id INTEGER PRIMARY KEY, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL);
+        INSERT OR REPLACE INTO meta(key, value) VALUES('access_version', '0');
+        """,
     ]
 
     /// The stage-time column of each lifecycle stage.

@@ -16,6 +16,10 @@ public struct ServerConfig: Sendable {
     public var serverName = "waybill"
     /// Events older than this are deleted (checked hourly); nil keeps everything.
     public var retention: Micros?
+    /// Answer without tokens while none exists, even on a non-loopback address (`--insecure-no-auth`).
+    public var insecureNoAuth = false
+    /// Whether a server with no token answers openly: on loopback, or when the user said so.
+    public var openWithoutTokens: Bool { insecureNoAuth || AccessTokens.isLoopback(host) }
     public init() {}
 }
 
@@ -34,6 +38,8 @@ public func buildApplication(store: any WaybillStore, config: ServerConfig, logg
         AlertRulesView(config: $0.config, source: $0.source, baseURL: "http://\(config.host):\(config.port)", engine: $0.engine)
     }
     let now: @Sendable () -> Micros = { clock.now() }
+    let access = AccessControl(store: store, open: config.openWithoutTokens, clock: now)
+    router.middlewares.add(AccessMiddleware(access: access))
     let queries = LocalQueries(store: store, lanes: .standard(), clock: now, alerting: rulesView)
     let api = WaybillAPI(store: store, config: config, metrics: metrics, clock: now, orderDesk: orderDesk, alerting: alerting, queries: queries)
     api.register(router)
@@ -42,7 +48,7 @@ public func buildApplication(store: any WaybillStore, config: ServerConfig, logg
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: config.serverName),
         logger: log)
     app.addServices(services)
-    app.addServices(ReadLanesService(lanes: queries.lanes))
+    app.addServices(ReadLanesService(lanes: queries.lanes), TokenUsageService(access: access, clock: clock, logger: log))
     if let alerting {
         app.addServices(AlertService(alerting: alerting, clock: clock, logger: log))
     }

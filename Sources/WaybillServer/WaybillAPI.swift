@@ -32,6 +32,7 @@ struct WaybillAPI: Sendable {
         router.get("/traces/{key}") { req, ctx in try await tracePage(req, ctx) }
         router.get("/api/v1/alerts") { req, _ in try await getAlerts(req) }
         router.get("/api/v1/rules") { req, _ in try await getRules(req) }
+        router.get("/api/v1/audit") { req, _ in try await jsonDocument(queries.audit(limit: AuditDocument.limit(req.parameterDictionary["limit"]))) }
         router.get("/alerts") { req, _ in try await alertsPage(req) }
         router.get("/healthz") { _, _ in try health() }
         router.get("/metrics") { _, _ in try await metricsText() }

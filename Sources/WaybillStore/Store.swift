@@ -189,7 +189,7 @@ public struct StoredCheckpoint: Sendable, Equatable {
 }
 
 /// A complete storage engine.
-public protocol WaybillStore: EventWriter, SpanWriter, SpanReader, TraceReader, OrderSearcher, RollupReader {
+public protocol WaybillStore: EventWriter, SpanWriter, SpanReader, TraceReader, OrderSearcher, RollupReader, AccessStore {
     func stats() throws -> StoreStats
     /// Deletes events whose time is before `cutoff` and spans that start before it (retention); returns
     /// how many events were removed. An order's facts go with its last event and are kept whole until

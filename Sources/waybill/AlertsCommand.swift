@@ -144,12 +144,13 @@ struct AlertsRules: AsyncParsableCommand {
 
     @OptionGroup var rules: AlertConfigOptions
     @Option(name: .long, help: "A running Waybill server, e.g. http://127.0.0.1:4318.") var url: String?
+    @Option(name: .long, help: "With --url: a bearer token (default: $WAYBILL_TOKEN).") var token: String?
     @OptionGroup var output: FormatOptions
 
     func run() async throws {
         let doc: RulesDocument
         if let url {
-            do { doc = try await RemoteQueries(url: url).rules() } catch let e as QueryFailure { throw e.cliError }
+            do { doc = try await RemoteQueries(url: url, token: token ?? StoreOptions.environmentToken).rules() } catch let e as QueryFailure { throw e.cliError }
         } else {
             doc = RulesDocument(try rules.load(required: true)!, status: [])
         }

@@ -21,6 +21,8 @@ struct DemoCommand: AsyncParsableCommand {
 
     @Option(help: "Port.") var port = 4318
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Flag(name: .long, help: "Serve a non-loopback address although no access token exists (anyone who reaches the port can read and write).")
+    var insecureNoAuth = false
     @Option(help: "Store file (default: a new one in a temporary directory). An existing demo store is resumed.") var db: String?
     @OptionGroup var collectors: CollectorsConfigOptions
     @OptionGroup var alertRules: AlertConfigOptions
@@ -71,6 +73,11 @@ struct DemoCommand: AsyncParsableCommand {
         var config = ServerConfig()
         config.host = host
         config.port = port
+        config.insecureNoAuth = insecureNoAuth
+        do { try AccessTokens.checkExposure(host: host, store: store, insecureNoAuth: insecureNoAuth) } catch { throw CLIError("\(error)") }
+        if insecureNoAuth && !AccessTokens.isLoopback(host) {
+            printErr("waybill: WARNING: --insecure-no-auth: serving \(host) without tokens; anyone who reaches the port can read and write")
+        }
         var logger = Logger(label: "waybill")
         logger.logLevel = .info
         let base = "http://\(host):\(port)"

@@ -42,7 +42,7 @@ struct IngestCommand: AsyncParsableCommand {
 
     func run() async throws {
         if noRollups && store.url != nil { throw CLIError("--no-rollups applies to the embedded store (--db) only") }
-        let sink: any IngestSink = try store.url.map { try RemoteSink(url: $0) } ?? LocalSink(path: store.dbPath, rollups: !noRollups)
+        let sink: any IngestSink = try store.url.map { try RemoteSink(url: $0, token: store.token) } ?? LocalSink(path: store.dbPath, rollups: !noRollups)
         let progress = Progress(enabled: !json && isatty(2) != 0)
         var total = AppendResult()
         var rejections: [Rejection] = []
@@ -225,7 +225,7 @@ struct LocalSink: IngestSink {
 struct RemoteSink: IngestSink {
     let client: RemoteClient
 
-    init(url: String) throws { client = try RemoteClient(url) }
+    init(url: String, token: String?) throws { client = try RemoteClient(url, token: token) }
 
     func write(chunks: Chunks, progress: @escaping (Int) -> Void) async throws -> SinkResult {
         var result = SinkResult()

@@ -7,10 +7,13 @@ import WaybillModel
 /// `waybill ingest --url`: POSTs batches to a running server's collector (reads go through `RemoteQueries`).
 struct RemoteClient {
     let base: URL
+    /// Sent as `Authorization: Bearer TOKEN` (`--token` or `$WAYBILL_TOKEN`).
+    let token: String?
 
-    init(_ url: String) throws {
+    init(_ url: String, token: String? = StoreOptions.environmentToken) throws {
         guard let u = URL(string: url) else { throw CLIError("--url: not a URL: \(url)") }
         base = u
+        self.token = token
     }
 
     /// `path` is appended as it is: it must already be a valid URL path (the collector's fixed routes).
@@ -21,6 +24,8 @@ struct RemoteClient {
     }
 
     func send(_ request: URLRequest) async throws -> (Data, Int, [String: String]) {
+        var request = request
+        if let token { request.setValue("Bearer " + token, forHTTPHeaderField: "Authorization") }
         do {
             let (data, response) = try await URLSession.shared.data(for: request)
             let http = response as? HTTPURLResponse

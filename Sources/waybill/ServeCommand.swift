@@ -18,6 +18,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "Address to listen on.")
     var host = "127.0.0.1"
+    @Flag(name: .long, help: "Serve a non-loopback address although no access token exists (anyone who reaches the port can read and write).")
+    var insecureNoAuth = false
 
     @Option(name: .long, help: "Embedded store file (default: $WAYBILL_DB or ./waybill.db).")
     var db: String?
@@ -55,6 +57,11 @@ struct ServeCommand: AsyncParsableCommand {
         var config = ServerConfig()
         config.host = host
         config.port = port
+        config.insecureNoAuth = insecureNoAuth
+        do { try AccessTokens.checkExposure(host: host, store: store, insecureNoAuth: insecureNoAuth) } catch { throw CLIError("\(error)") }
+        if insecureNoAuth && !AccessTokens.isLoopback(host) {
+            printErr("waybill: WARNING: --insecure-no-auth: serving \(host) without tokens; anyone who reaches the port can read and write")
+        }
         config.maxBodyBytes = maxBody
         config.retention = retention.flatMap(DurationText.parse)
         var alerting: Alerting?

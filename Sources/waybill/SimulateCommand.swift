@@ -27,6 +27,7 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "Write the events to this NDJSON file.") var out: String?
     @Option(help: "Also write the spans (one JSON object a line) to this file; with --out only.") var spansOut: String?
     @Option(help: "Send the events to a running server.") var url: String?
+    @Option(help: "With --url: a bearer token of scope ingest (default: $WAYBILL_TOKEN).") var token: String?
     @Option(help: "Write the events into this embedded store.") var db: String?
     @OptionGroup var collectors: CollectorsConfigOptions
 
@@ -65,7 +66,7 @@ struct SimulateCommand: AsyncParsableCommand {
         let storeOptions = try collectors.storeOptions()
         let store: SQLiteStore? = try db.map { try SQLiteStore(path: $0, options: storeOptions, rollup: KPIFactsRollup()) }
         defer { store?.close() }
-        let remote = try url.map { try RemoteSink(url: $0) }
+        let remote = try url.map { try RemoteSink(url: $0, token: token ?? StoreOptions.environmentToken) }
         var sent = AppendResult()
         var t = startTime
         repeat {

@@ -8,7 +8,7 @@ extension StoreOptions {
     /// replayed over it for the alert queries). A refused parameter becomes `--FIELD: RULE`.
     func withQueries<T>(rules: AlertConfig? = nil, _ body: (any WaybillQueries) async throws -> T) async throws -> T {
         do {
-            if let url { return try await body(RemoteQueries(url: url)) }
+            if let url { return try await body(RemoteQueries(url: url, token: token)) }
             let store = try openForReading(dbPath)
             let lanes = ReadLanes(point: ReadExecutor(threads: 1, name: "waybill-cli-point"), scan: ReadExecutor(threads: 1, name: "waybill-cli-scan"))
             defer {

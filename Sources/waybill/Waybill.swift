@@ -9,7 +9,7 @@ struct Waybill: AsyncParsableCommand {
         commandName: "waybill",
         abstract: "Correlation tracing and KPIs for order distribution.",
         discussion: "Start with `waybill serve`, send CloudEvents to POST /v1/events (or `waybill ingest FILE`), then `waybill trace ORDER-ID`.",
-        subcommands: [DemoCommand.self, ServeCommand.self, SimulateCommand.self, IngestCommand.self, TraceCommand.self, SearchCommand.self, KPICommand.self, ServicesCommand.self, AlertsCommand.self])
+        subcommands: [DemoCommand.self, ServeCommand.self, SimulateCommand.self, IngestCommand.self, TraceCommand.self, SearchCommand.self, KPICommand.self, ServicesCommand.self, AlertsCommand.self, TokensCommand.self, AuditCommand.self])
 }
 
 /// Where a reading command reads from: the embedded store (`--db`) or a running server (`--url`).
@@ -20,7 +20,13 @@ struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: "A running Waybill server, e.g. http://127.0.0.1:4318 (instead of --db).")
     var url: String?
 
+    @Option(name: .customLong("token"), help: "With --url: a bearer token (default: $WAYBILL_TOKEN).")
+    var tokenOption: String?
+
     var dbPath: String { db ?? ProcessInfo.processInfo.environment["WAYBILL_DB"] ?? "waybill.db" }
+    /// The token sent with `--url`: `--token`, else `$WAYBILL_TOKEN`.
+    var token: String? { tokenOption ?? Self.environmentToken }
+    static var environmentToken: String? { ProcessInfo.processInfo.environment["WAYBILL_TOKEN"].flatMap { $0.isEmpty ? nil : $0 } }
 
     func validate() throws {
         if db != nil && url != nil { throw ValidationError("--db and --url exclude each other: read the file or ask the server") }

@@ -65,4 +65,37 @@ import WaybillTestSupport
         #expect(spans.contains { $0["status"] == "error" && $0["status_message"] == "deadlock" })
         #expect(spans.contains { $0["attributes"]?["amount"] == 12.5 })
     }
+
+    /// With tokens, the exporter authenticates through `OTEL_EXPORTER_OTLP_HEADERS`, as OpenTelemetry
+    /// exporters are configured; without the header its spans are refused (401) and nothing is stored.
+    @Test func theExporterSendsItsTokenThroughOTELHeaders() async throws {
+        guard FileManager.default.fileExists(atPath: ServerProcess.binary.path) else { Issue.record("waybill binary missing"); return }
+        let venv = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-otel-venv").path
+        if !FileManager.default.fileExists(atPath: venv + "/bin/python") {
+            let (rc, log) = Self.shell(["python3", "-m", "venv", venv])
+            guard rc == 0 else { print("SKIPPED theExporterSendsItsToken: cannot create a venv: \(log.suffix(300))"); return }
+        }
+        let (pip, pipLog) = Self.shell([venv + "/bin/pip", "install", "-q", "--disable-pip-version-check",
+                                        "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"])
+        guard pip == 0 else {
+            print("SKIPPED theExporterSendsItsToken: PyPI unreachable or install failed: \(pipLog.suffix(300))")
+            return
+        }
+        let db = temporaryDatabase()
+        let ingest = try CLIRun.run(["tokens", "create", "--scope", "ingest", "--db", db])
+        let token = try #require(ingest.stdout.split(separator: "\n").last.map(String.init))
+        let read = try CLIRun.run(["tokens", "create", "--scope", "read", "--db", db])
+        let readToken = try #require(read.stdout.split(separator: "\n").last.map(String.init))
+        let server = try await ServerProcess.start(db: db)
+        defer { server.stop() }
+        let scriptPath = venv + "/export.py"
+        try Self.script.write(toFile: scriptPath, atomically: true, encoding: .utf8)
+        _ = Self.shell([venv + "/bin/python", scriptPath, server.base])  // no header: refused
+        let refused = try CLIRun.run(["trace", "ORD-PY", "--url", server.base, "--token", readToken, "--json"])
+        #expect(refused.status != 0, "no span may be stored without a token")
+        let (rc, log) = Self.shell(["OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20" + token, venv + "/bin/python", scriptPath, server.base])
+        #expect(rc == 0, "exporter failed: \(log)")
+        let trace = try CLIRun.run(["trace", "ORD-PY", "--url", server.base, "--token", readToken, "--json"])
+        #expect(trace.json?["spans"]?.arrayValue?.count == 2, "\(trace.stderr)")
+    }
 }

@@ -1,0 +1,165 @@
+import Crypto
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import WaybillModel
+import WaybillStore
+
+/// Bearer tokens: made here, stored only as their SHA-256.
+public enum AccessTokens {
+    public static let prefix = "wbt_"
+
+    /// A new token: `wbt_` and 32 random bytes in base64url (256 bits from the system's CSPRNG).
+    public static func generate() -> String {
+        var rng = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let b64 = Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+        return prefix + b64
+    }
+
+    public static func hash(_ token: String) -> String {
+        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Equal strings of equal length, in time that depends only on the length.
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        var diff: UInt8 = 0
+        for i in 0..<x.count { diff |= x[i] ^ y[i] }
+        return diff == 0
+    }
+
+    /// Loopback addresses, where a server without tokens may answer openly.
+    public static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+    }
+
+    /// `serve` and `demo` refuse a non-loopback address while no token exists, unless the user says
+    /// `--insecure-no-auth`.
+    public static func checkExposure(host: String, store: any AccessStore, insecureNoAuth: Bool) throws {
+        guard !isLoopback(host), !insecureNoAuth else { return }
+        if try store.accessTokens().isEmpty {
+            throw ExposureRefused(host: host)
+        }
+    }
+}
+
+public struct ExposureRefused: Error, CustomStringConvertible {
+    public let host: String
+    public var description: String {
+        "refusing to serve on \(host) with no access token: anyone who can reach the port could read orders and write events. "
+            + "Create one first (`waybill tokens create --scope admin --db PATH` prints it), or pass --insecure-no-auth if you mean it"
+    }
+}
+
+/// Which scope each route needs, and whether a request's bearer token has it.
+///
+/// Contract: `/healthz` is always open. Once any token has been created (even if since revoked or
+/// expired), every other route needs an active token of its scope: `ingest` for the collector routes
+/// and `POST /api/v1/orders`, `admin` for the audit log, `read` (or `admin`) for everything else. Until
+/// then a server answers openly when it is `open` (loopback, or `--insecure-no-auth`), and refuses
+/// otherwise. A token added or revoked by any process is seen from the next request on.
+final class AccessControl: @unchecked Sendable {
+    enum Decision: Equatable {
+        case allow(token: String?)
+        case unauthorized(String)
+        case forbidden(String)
+    }
+
+    let store: any AccessStore
+    let open: Bool
+    let clock: @Sendable () -> Micros
+    private let lock = NSLock()
+    private var version: Int64 = -1
+    private var tokens: [AccessToken] = []
+    private var used: [String: Micros] = [:]
+
+    init(store: any AccessStore, open: Bool, clock: @escaping @Sendable () -> Micros) {
+        self.store = store
+        self.open = open
+        self.clock = clock
+    }
+
+    static func scope(method: HTTPRequest.Method, path: String) -> TokenScope? {
+        switch path {
+        case "/healthz": return nil
+        case "/v1/events", "/v1/traces", "/api/v1/orders": return method == .post ? .ingest : .read
+        case "/api/v1/audit": return .admin
+        default: return .read
+        }
+    }
+
+    func decide(method: HTTPRequest.Method, path: String, authorization: String?) throws -> Decision {
+        guard let needed = Self.scope(method: method, path: path) else { return .allow(token: nil) }
+        let current = try currentTokens()
+        if current.isEmpty {
+            return open ? .allow(token: nil) : .unauthorized("no access token is configured on this server; create one with `waybill tokens create`")
+        }
+        guard let header = authorization, header.lowercased().hasPrefix("bearer ") else {
+            return .unauthorized("authorization: a bearer token is required (Authorization: Bearer TOKEN)")
+        }
+        let presented = AccessTokens.hash(String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces))
+        var match: AccessToken?
+        for t in current where AccessTokens.constantTimeEqual(t.hash, presented) { match = t }
+        let now = clock()
+        guard let token = match, token.isActive(at: now) else {
+            return .unauthorized("authorization: the token is unknown, revoked or expired")
+        }
+        guard token.scope.allows(needed) else {
+            return .forbidden("authorization: token '\(token.name)' has scope \(token.scope.rawValue); this route needs \(needed.rawValue)")
+        }
+        lock.withLock { used[token.name] = now }
+        return .allow(token: token.name)
+    }
+
+    /// The stored tokens, reloaded when the store's access version moved.
+    private func currentTokens() throws -> [AccessToken] {
+        let v = try store.accessVersion()
+        if let cached = lock.withLock({ v == version ? tokens : nil }) { return cached }
+        let fresh = try store.accessTokens()
+        lock.withLock {
+            tokens = fresh
+            version = v
+        }
+        return fresh
+    }
+
+    /// The last use of each token since the previous call.
+    func takeUsage() -> [String: Micros] {
+        lock.withLock {
+            defer { used = [:] }
+            return used
+        }
+    }
+}
+
+struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
+    let access: AccessControl
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        switch try access.decide(method: request.method, path: request.uri.path, authorization: request.headers[.authorization]) {
+        case .allow: return try await next(request, context)
+        case .unauthorized(let m): throw APIError(.unauthorized, m, headers: [.wwwAuthenticate: "Bearer realm=\"waybill\""])
+        case .forbidden(let m): throw APIError(.forbidden, m)
+        }
+    }
+}
+
+/// Writes when each token was last used, once a minute and at shutdown (not on every request).
+struct TokenUsageService: Service {
+    let access: AccessControl
+    let clock: any ServiceClock
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await cancelWhenGracefulShutdown { try await clock.sleep(for: 60_000_000) }
+            do { try await access.store.recordTokenUse(access.takeUsage()) } catch {
+                logger.warning("could not record token use", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}
