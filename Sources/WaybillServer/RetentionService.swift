@@ -18,7 +18,11 @@ struct RetentionService: Service {
             let cutoff = clock.now() - retention
             do {
                 let n = try await store.deleteEvents(before: cutoff)
-                if n > 0 { logger.info("retention removed events", metadata: ["events": "\(n)", "before": "\(RFC3339.format(cutoff))"]) }
+                if n > 0 {
+                    logger.info("retention removed events", metadata: ["events": "\(n)", "before": "\(RFC3339.format(cutoff))"])
+                    try await store.appendAudit(AuditEntry(at: clock.now(), actor: "waybill", action: "retention",
+                                                           detail: "removed \(n) events before \(RFC3339.format(cutoff))"))
+                }
             } catch {
                 logger.error("retention failed", metadata: ["error": "\(error)"])
             }

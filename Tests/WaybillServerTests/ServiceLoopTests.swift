@@ -80,6 +80,7 @@ final class CountingTransport: NotificationTransport, @unchecked Sendable {
         clock.advance(by: 30 * minute)  // before the next run: nothing happens
         try await clock.waitForSleepers()
         #expect(try store.stats().events == 3)
+        #expect(try store.auditEntries(limit: 10).map(\.action) == ["retention", "retention"], "each run that removed events is in the audit log")
     }
 
     /// The demo's services advance with the clock and checkpoint every `checkpointInterval` of it.
