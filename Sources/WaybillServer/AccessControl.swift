@@ -6,6 +6,16 @@ import ServiceLifecycle
 import WaybillModel
 import WaybillStore
 
+/// Requests a second per token on the ingest routes, with a burst (`serve --ingest-rate-limit`).
+public struct RateLimit: Sendable, Equatable {
+    public var perSecond: Double
+    public var burst: Int
+    public init(perSecond: Double, burst: Int) {
+        self.perSecond = perSecond
+        self.burst = burst
+    }
+}
+
 /// Bearer tokens: made here, stored only as their SHA-256.
 public enum AccessTokens {
     public static let prefix = "wbt_"
@@ -77,10 +87,19 @@ final class AccessControl: @unchecked Sendable {
     private var tokens: [AccessToken] = []
     private var used: [String: Micros] = [:]
 
-    init(store: any AccessStore, open: Bool, clock: @escaping @Sendable () -> Micros) {
+    private var limiter: RateLimiter?
+
+    init(store: any AccessStore, open: Bool, clock: @escaping @Sendable () -> Micros, ingestRateLimit: RateLimit? = nil) {
         self.store = store
         self.open = open
         self.clock = clock
+        limiter = ingestRateLimit.map { RateLimiter(perSecond: $0.perSecond, burst: $0.burst) }
+    }
+
+    /// Whether the ingest request of this token (nil: a server answering openly) is within its rate; else Retry-After seconds.
+    func admitIngest(token: String?) -> Int? {
+        let now = clock()
+        return lock.withLock { limiter?.admit(token ?? "", at: now) }
     }
 
     static func scope(method: HTTPRequest.Method, path: String) -> TokenScope? {
@@ -136,12 +155,44 @@ final class AccessControl: @unchecked Sendable {
     }
 }
 
+/// Token buckets, one per key: `burst` requests at once, refilled at `perSecond`.
+///
+/// Contract: a key's request is admitted while its bucket holds a whole token; otherwise it is refused
+/// with the seconds until one is back (at least 1). Pure: the caller gives the time.
+struct RateLimiter: Sendable {
+    let perSecond: Double
+    let burst: Double
+    private var buckets: [String: (tokens: Double, at: Micros)] = [:]
+
+    init(perSecond: Double, burst: Int) {
+        self.perSecond = perSecond
+        self.burst = Double(max(1, burst))
+    }
+
+    /// nil when admitted, else the Retry-After seconds.
+    mutating func admit(_ key: String, at now: Micros) -> Int? {
+        var b = buckets[key] ?? (burst, now)
+        b.tokens = min(burst, b.tokens + Double(max(0, now - b.at)) / 1e6 * perSecond)
+        b.at = now
+        defer { buckets[key] = b }
+        if b.tokens >= 1 {
+            b.tokens -= 1
+            return nil
+        }
+        return max(1, Int(((1 - b.tokens) / perSecond).rounded(.up)))
+    }
+}
+
 struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
     let access: AccessControl
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         switch try access.decide(method: request.method, path: request.uri.path, authorization: request.headers[.authorization]) {
-        case .allow: return try await next(request, context)
+        case .allow(let token):
+            if AccessControl.scope(method: request.method, path: request.uri.path) == .ingest, let wait = access.admitIngest(token: token) {
+                throw APIError(.tooManyRequests, "ingest rate limit of this token exceeded; retry after \(wait)s", headers: [.retryAfter: String(wait)])
+            }
+            return try await next(request, context)
         case .unauthorized(let m): throw APIError(.unauthorized, m, headers: [.wwwAuthenticate: "Bearer realm=\"waybill\""])
         case .forbidden(let m): throw APIError(.forbidden, m)
         }

@@ -18,6 +18,8 @@ public struct ServerConfig: Sendable {
     public var retention: Micros?
     /// Answer without tokens while none exists, even on a non-loopback address (`--insecure-no-auth`).
     public var insecureNoAuth = false
+    /// Per-token limit on the ingest routes (429 with Retry-After beyond it); nil: none.
+    public var ingestRateLimit: RateLimit?
     /// Whether a server with no token answers openly: on loopback, or when the user said so.
     public var openWithoutTokens: Bool { insecureNoAuth || AccessTokens.isLoopback(host) }
     public init() {}
@@ -38,7 +40,7 @@ public func buildApplication(store: any WaybillStore, config: ServerConfig, logg
         AlertRulesView(config: $0.config, source: $0.source, baseURL: "http://\(config.host):\(config.port)", engine: $0.engine)
     }
     let now: @Sendable () -> Micros = { clock.now() }
-    let access = AccessControl(store: store, open: config.openWithoutTokens, clock: now)
+    let access = AccessControl(store: store, open: config.openWithoutTokens, clock: now, ingestRateLimit: config.ingestRateLimit)
     router.middlewares.add(AccessMiddleware(access: access))
     let queries = LocalQueries(store: store, lanes: .standard(), clock: now, alerting: rulesView)
     let api = WaybillAPI(store: store, config: config, metrics: metrics, clock: now, orderDesk: orderDesk, alerting: alerting, queries: queries)

@@ -20,6 +20,10 @@ struct ServeCommand: AsyncParsableCommand {
     var host = "127.0.0.1"
     @Flag(name: .long, help: "Serve a non-loopback address although no access token exists (anyone who reaches the port can read and write).")
     var insecureNoAuth = false
+    @Option(name: .long, help: "Requests a second each token may make on the ingest routes (429 with Retry-After beyond it). Default: no limit.")
+    var ingestRateLimit: Double?
+    @Option(name: .long, help: "With --ingest-rate-limit: requests a token may make at once (default: 2 seconds' worth).")
+    var ingestBurst: Int?
 
     @Option(name: .long, help: "Embedded store file (default: $WAYBILL_DB or ./waybill.db).")
     var db: String?
@@ -58,6 +62,10 @@ struct ServeCommand: AsyncParsableCommand {
         config.host = host
         config.port = port
         config.insecureNoAuth = insecureNoAuth
+        if let r = ingestRateLimit {
+            guard r > 0, (ingestBurst ?? 1) >= 1 else { throw CLIError("--ingest-rate-limit: must be positive, and --ingest-burst at least 1") }
+            config.ingestRateLimit = RateLimit(perSecond: r, burst: ingestBurst ?? max(1, Int((2 * r).rounded(.up))))
+        }
         do { try AccessTokens.checkExposure(host: host, store: store, insecureNoAuth: insecureNoAuth) } catch { throw CLIError("\(error)") }
         if insecureNoAuth && !AccessTokens.isLoopback(host) {
             printErr("waybill: WARNING: --insecure-no-auth: serving \(host) without tokens; anyone who reaches the port can read and write")

@@ -128,6 +128,42 @@ import WaybillTestSupport
         }
     }
 
+    /// A token over its ingest rate gets 429 with Retry-After (nothing stored), other tokens are unaffected,
+    /// and it may send again once the bucket refills; reading is never limited.
+    @Test func theIngestRateLimitKicksInPerTokenAndRecovers() async throws {
+        let store = try await Self.store()
+        defer { store.close() }
+        let audit = AuditEntry(at: 1, actor: "test", action: "token.create", detail: "ing2")
+        try await store.addToken(AccessToken(name: "ing2", scope: .ingest, hash: AccessTokens.hash(Self.secret("ing2")), createdAt: 1), audit: audit)
+        var config = ServerConfig()
+        config.ingestRateLimit = RateLimit(perSecond: 2, burst: 3)
+        let clock = ManualClock(now: t("2026-11-23T15:00:00Z"))
+        let app = buildApplication(store: store, config: config, clock: clock)
+        try await app.test(.router) { client in
+            for i in 0..<3 {
+                let r = try await Self.post(client, "b\(i)", token: "ing")
+                #expect(r.0 == .ok, "within the burst")
+            }
+            let (status, retry) = try await Self.post(client, "b3", token: "ing")
+            #expect(status == .tooManyRequests && retry == "1")
+            let other = try await Self.post(client, "c0", token: "ing2")
+            #expect(other.0 == .ok, "another token has its own bucket")
+            try await client.execute(uri: "/api/v1/kpis", method: .get, headers: Self.headers(nil, token: Self.secret("rd"))) { #expect($0.status == .ok) }
+            clock.advance(by: 500 * 1000)  // half a second: one request's worth
+            let recovered = try await Self.post(client, "b4", token: "ing")
+            #expect(recovered.0 == .ok, "recovered")
+            let again = try await Self.post(client, "b5", token: "ing")
+            #expect(again.0 == .tooManyRequests)
+        }
+        #expect(try store.stats().events == 5, "refused requests stored nothing")
+    }
+
+    static func post(_ client: some TestClientProtocol, _ id: String, token: String) async throws -> (HTTPResponse.Status, String?) {
+        let body = event.replacingOccurrences(of: "\"a1\"", with: "\"\(id)\"")
+        return try await client.execute(uri: "/v1/events", method: .post, headers: headers("application/cloudevents+json", token: secret(token)),
+                                        body: ByteBuffer(string: body)) { ($0.status, $0.headers[.retryAfter]) }
+    }
+
     @Test func tokensAreStoredOnlyAsHashesAndCompareInConstantTime() {
         let t = AccessTokens.generate()
         #expect(t.hasPrefix("wbt_") && t.count == 47)
