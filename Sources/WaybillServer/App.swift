@@ -18,6 +18,8 @@ public struct ServerConfig: Sendable {
     public var retention: Micros?
     /// Answer without tokens while none exists, even on a non-loopback address (`--insecure-no-auth`).
     public var insecureNoAuth = false
+    /// TLS from certificate files, reloaded when they change (`serve --tls-cert --tls-key`); nil: plain HTTP.
+    public var tls: TLSFiles?
     /// Per-token limit on the ingest routes (429 with Retry-After beyond it); nil: none.
     public var ingestRateLimit: RateLimit?
     /// Whether a server with no token answers openly: on loopback, or when the user said so.
@@ -47,6 +49,7 @@ public func buildApplication(store: any WaybillStore, config: ServerConfig, logg
     api.register(router)
     var app = Application(
         router: router,
+        server: config.tls.map { .http1(tls: $0) } ?? .http1(),
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: config.serverName),
         logger: log)
     app.addServices(services)

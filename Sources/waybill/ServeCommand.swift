@@ -20,6 +20,9 @@ struct ServeCommand: AsyncParsableCommand {
     var host = "127.0.0.1"
     @Flag(name: .long, help: "Serve a non-loopback address although no access token exists (anyone who reaches the port can read and write).")
     var insecureNoAuth = false
+    @Option(name: .long, help: "TLS certificate chain (PEM); with --tls-key. Read again when the file changes.") var tlsCert: String?
+    @Option(name: .long, help: "TLS private key (PEM).") var tlsKey: String?
+    @Option(name: .long, help: "Require client certificates signed by this CA (PEM): mutual TLS.") var tlsClientCa: String?
     @Option(name: .long, help: "Requests a second each token may make on the ingest routes (429 with Retry-After beyond it). Default: no limit.")
     var ingestRateLimit: Double?
     @Option(name: .long, help: "With --ingest-rate-limit: requests a token may make at once (default: 2 seconds' worth).")
@@ -62,6 +65,12 @@ struct ServeCommand: AsyncParsableCommand {
         config.host = host
         config.port = port
         config.insecureNoAuth = insecureNoAuth
+        if tlsCert != nil || tlsKey != nil || tlsClientCa != nil {
+            guard let cert = tlsCert, let key = tlsKey else { throw CLIError("--tls-cert and --tls-key go together (and --tls-client-ca needs both)") }
+            var log = Logger(label: "waybill.tls")
+            log.logLevel = .info
+            do { config.tls = try TLSFiles(.init(certificate: cert, key: key, clientCA: tlsClientCa), logger: log) } catch { throw CLIError("\(error)") }
+        }
         if let r = ingestRateLimit {
             guard r > 0, (ingestBurst ?? 1) >= 1 else { throw CLIError("--ingest-rate-limit: must be positive, and --ingest-burst at least 1") }
             config.ingestRateLimit = RateLimit(perSecond: r, burst: ingestBurst ?? max(1, Int((2 * r).rounded(.up))))
@@ -85,7 +94,7 @@ struct ServeCommand: AsyncParsableCommand {
             alerting = a
         }
         let app = buildApplication(store: store, config: config, alerting: alerting)
-        printErr("waybill: serving http://\(host):\(port) (store \(path))")
+        printErr("waybill: serving \(config.tls == nil ? "http" : "https")://\(host):\(port) (store \(path))")
         try await app.runService()
     }
 }
