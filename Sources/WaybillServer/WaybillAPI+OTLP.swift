@@ -15,7 +15,7 @@ extension WaybillAPI {
             metrics.rejectedBodies.add(1)
             throw APIError(.unsupportedMediaType, "Content-Type \(base.map { "'\($0)'" } ?? "missing"): send application/x-protobuf or application/json (OTLP)")
         }
-        let buffer = try await req.body.collect(upTo: config.maxBodyBytes)
+        let buffer = try await req.collectBody(upTo: config.maxBodyBytes)
         var bytes = Array(buffer.readableBytesView)
         let decoded: DecodedSpans
         do {

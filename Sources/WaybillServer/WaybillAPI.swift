@@ -40,7 +40,7 @@ struct WaybillAPI: Sendable {
     }
 
     func postEvents(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
-        let buffer = try await req.body.collect(upTo: config.maxBodyBytes)
+        let buffer = try await req.collectBody(upTo: config.maxBodyBytes)
         let decoded: DecodedEvents
         do {
             decoded = try EventDecoder.decode(body: Array(buffer.readableBytesView), contentType: req.headers[.contentType],
