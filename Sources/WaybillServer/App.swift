@@ -20,6 +20,8 @@ public struct ServerConfig: Sendable {
     public var insecureNoAuth = false
     /// TLS from certificate files, reloaded when they change (`serve --tls-cert --tls-key`); nil: plain HTTP.
     public var tls: TLSFiles?
+    /// Connections at once, and how long a started request may take to be answered.
+    public var connectionLimits = ConnectionLimits()
     /// Per-token limit on the ingest routes (429 with Retry-After beyond it); nil: none.
     public var ingestRateLimit: RateLimit?
     /// Whether a server with no token answers openly: on loopback, or when the user said so.
@@ -49,7 +51,7 @@ public func buildApplication(store: any WaybillStore, config: ServerConfig, logg
     api.register(router)
     var app = Application(
         router: router,
-        server: config.tls.map { .http1(tls: $0) } ?? .http1(),
+        server: .http1(tls: config.tls, limits: config.connectionLimits),
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: config.serverName),
         logger: log)
     app.addServices(services)

@@ -107,8 +107,15 @@ struct ReloadingTLSChannel<Base: ServerChildChannel>: ServerChildChannel {
 }
 
 extension HTTPServerBuilder {
-    /// HTTP/1.1 over TLS whose certificate follows its files.
-    static func http1(tls files: TLSFiles, configuration: HTTP1Channel.Configuration = .init()) -> HTTPServerBuilder {
-        .init { responder in ReloadingTLSChannel(base: HTTP1Channel(responder: responder, configuration: configuration), files: files) }
+    /// HTTP/1.1, over TLS whose certificate follows its files when `tls` is set, within `limits`.
+    static func http1(tls files: TLSFiles?, limits: ConnectionLimits) -> HTTPServerBuilder {
+        let counter = ConnectionCounter()
+        return .init { responder in
+            let http = HTTP1Channel(responder: responder)
+            if let files {
+                return GuardedChannel(base: ReloadingTLSChannel(base: http, files: files), limits: limits, counter: counter)
+            }
+            return GuardedChannel(base: http, limits: limits, counter: counter)
+        }
     }
 }

@@ -20,6 +20,9 @@ struct ServeCommand: AsyncParsableCommand {
     var host = "127.0.0.1"
     @Flag(name: .long, help: "Serve a non-loopback address although no access token exists (anyone who reaches the port can read and write).")
     var insecureNoAuth = false
+    @Option(name: .long, help: "Connections open at once; one more is closed as it is accepted.") var maxConnections = 1024
+    @Option(name: .long, help: "A started request must be answered within this (e.g. 60s); a client trickling its request is cut off.")
+    var requestTimeout = "60s"
     @Option(name: .long, help: "TLS certificate chain (PEM); with --tls-key. Read again when the file changes.") var tlsCert: String?
     @Option(name: .long, help: "TLS private key (PEM).") var tlsKey: String?
     @Option(name: .long, help: "Require client certificates signed by this CA (PEM): mutual TLS.") var tlsClientCa: String?
@@ -65,6 +68,11 @@ struct ServeCommand: AsyncParsableCommand {
         config.host = host
         config.port = port
         config.insecureNoAuth = insecureNoAuth
+        guard maxConnections >= 1 else { throw CLIError("--max-connections: must be at least 1") }
+        guard let timeout = DurationText.parse(requestTimeout), timeout >= 1_000_000 else {
+            throw CLIError("--request-timeout: must be a duration of at least 1s, e.g. 60s")
+        }
+        config.connectionLimits = ConnectionLimits(maxConnections: maxConnections, requestTimeout: .microseconds(timeout))
         if tlsCert != nil || tlsKey != nil || tlsClientCa != nil {
             guard let cert = tlsCert, let key = tlsKey else { throw CLIError("--tls-cert and --tls-key go together (and --tls-client-ca needs both)") }
             var log = Logger(label: "waybill.tls")
