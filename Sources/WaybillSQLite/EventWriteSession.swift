@@ -75,11 +75,16 @@ final class EventWriteSession {
             return results
         }
         phase("commit")
-        try dedup.growFilterIfFull()
-        if dedup.mergeDue {
-            try dedup.mergeRecent()
-            phase("dedup-merge")
-        }
+        // The appends are committed: a fault in the upkeep below must not answer them as failed (their
+        // clients would retry what is stored). A failed merge leaves the hashes in memory and is tried
+        // again after the next commit; `health` has the fault.
+        do {
+            try dedup.growFilterIfFull()
+            if dedup.mergeDue {
+                try dedup.mergeRecent()
+                phase("dedup-merge")
+            }
+        } catch StoreError.fault {}
         return results
     }
 

@@ -5,6 +5,8 @@ import WaybillStore
 /// Batches concurrent appends into shared transactions (group commit) on one dedicated thread, so
 /// blocking SQLite calls never occupy the Swift concurrency pool and throughput does not depend on
 /// request size. The queue is bounded: past `maxQueuedEvents` an append is refused, not buffered.
+/// While writes fail with a `StorageFault`, the idle writer probes with a small write every
+/// `faultProbeSeconds`, so `health` recovers once the fault has passed even when no client writes.
 final class GroupCommitWriter: @unchecked Sendable {
     private enum Job {
         case append(PreparedAppend, CheckedContinuation<AppendResult, any Error>)
@@ -17,6 +19,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     private let session: EventWriteSession
     private let maxQueued: Int
     private let maxBatch: Int
+    private let health: StorageHealthMonitor?
+    private let faultProbeSeconds: Double
     private let cond = NSCondition()
     private var jobs: [Job] = []
     private var queued = 0
@@ -26,10 +30,13 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var paused = false
     private var thread: Thread?
 
-    init(session: EventWriteSession, maxQueuedEvents: Int, maxBatchEvents: Int) {
+    init(session: EventWriteSession, maxQueuedEvents: Int, maxBatchEvents: Int, health: StorageHealthMonitor? = nil,
+         faultProbeSeconds: Double = 2) {
         self.session = session
         self.maxQueued = maxQueuedEvents
         self.maxBatch = maxBatchEvents
+        self.health = health
+        self.faultProbeSeconds = faultProbeSeconds
         let t = Thread { [unowned self] in self.run() }
         t.name = "waybill-writer"
         t.stackSize = 4 << 20
@@ -108,7 +115,18 @@ final class GroupCommitWriter: @unchecked Sendable {
     private func run() {
         while true {
             cond.lock()
-            while (jobs.isEmpty || paused) && !stopping { cond.wait() }
+            while (jobs.isEmpty || paused) && !stopping {
+                guard !paused, faultProbeSeconds > 0, health?.health.isHealthy == false else {
+                    cond.wait()
+                    continue
+                }
+                // Faulted and idle: wait for work, or probe when none comes.
+                if !cond.wait(until: Date(timeIntervalSinceNow: faultProbeSeconds)), jobs.isEmpty, !paused, !stopping {
+                    cond.unlock()
+                    probe()
+                    cond.lock()
+                }
+            }
             if jobs.isEmpty && stopping {
                 stopped = true
                 cond.broadcast()
@@ -139,6 +157,15 @@ final class GroupCommitWriter: @unchecked Sendable {
             cond.lock()
             queued -= n
             cond.unlock()
+        }
+    }
+
+    /// A small write in a transaction of its own, which clears the fault when it commits; a failure is
+    /// not counted again. It replaces one row of `meta`.
+    private func probe() {
+        let conn = session.conn
+        try? conn.transaction(countsFaults: false) {
+            try conn.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('write_probe', ?)").bind(1, String(currentMicros())).run()
         }
     }
 

@@ -1,5 +1,6 @@
 import CSQLite
 import Foundation
+import WaybillModel
 import WaybillStore
 
 let SQLITE_TRANSIENT = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
@@ -10,18 +11,20 @@ final class Connection {
     private var cache: [String: Statement] = [:]
     /// Run after every transaction `transaction` ends; see `onTransactionEnd`.
     private var transactionEndHooks: [(_ committed: Bool) -> Void] = []
+    /// Told how each transaction ended (the writer's connection): the store's `storageHealth`.
+    var health: StorageHealthMonitor?
 
-    init(path: String, readOnly: Bool = false) throws {
+    init(path: String, readOnly: Bool = false, busyTimeoutMillis: Int32 = 10_000) throws {
         var handle: OpaquePointer?
         let flags = (readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &handle, flags, nil)
         guard rc == SQLITE_OK, let h = handle else {
             let msg = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "rc \(rc)"
             if let h = handle { sqlite3_close_v2(h) }
-            throw StoreError.engine("cannot open \(path): \(msg)")
+            throw sqliteError(rc, msg, context: "open \(path)", engineMessage: "cannot open \(path): \(msg)")
         }
         db = h
-        sqlite3_busy_timeout(db, 10_000)
+        sqlite3_busy_timeout(db, busyTimeoutMillis)
         sqlite3_extended_result_codes(db, 1)
     }
 
@@ -32,10 +35,11 @@ final class Connection {
 
     func exec(_ sql: String) throws {
         var err: UnsafeMutablePointer<CChar>?
-        if sqlite3_exec(db, sql, nil, nil, &err) != SQLITE_OK {
+        let rc = sqlite3_exec(db, sql, nil, nil, &err)
+        if rc != SQLITE_OK {
             let msg = err.map { String(cString: $0) } ?? "unknown"
             sqlite3_free(err)
-            throw StoreError.engine("\(msg) in: \(sql.prefix(120))")
+            throw sqliteError(rc, msg, context: String(sql.prefix(120)), engineMessage: "\(msg) in: \(sql.prefix(120))")
         }
     }
 
@@ -54,18 +58,27 @@ final class Connection {
     /// IMMEDIATE takes the write lock up front, so a second writer waits at BEGIN instead of failing at
     /// its first write. When `body` or the commit throws, the transaction is rolled back and the error
     /// rethrown; either way the end hooks run first, so no in-memory cache outlives a rolled-back write.
-    func transaction<T>(_ body: () throws -> T) throws -> T {
-        try exec("BEGIN IMMEDIATE")
+    /// `health` learns the outcome: a commit ends a fault, a `StoreError.fault` starts or continues one
+    /// (counted unless `countsFaults` is false, as for the writer's probe).
+    func transaction<T>(countsFaults: Bool = true, _ body: () throws -> T) throws -> T {
         let result: T
         do {
-            result = try body()
-            try exec("COMMIT")
-        } catch {
-            try? exec("ROLLBACK")
-            for hook in transactionEndHooks { hook(false) }
-            throw error
+            try exec("BEGIN IMMEDIATE")
+            do {
+                result = try body()
+                try exec("COMMIT")
+            } catch {
+                // A fault (SQLITE_FULL, SQLITE_IOERR, …) may have rolled back already: then ROLLBACK fails, harmlessly.
+                try? exec("ROLLBACK")
+                for hook in transactionEndHooks { hook(false) }
+                throw error
+            }
+        } catch StoreError.fault(let f) {
+            health?.writeFailed(f, at: currentMicros(), counted: countsFaults)
+            throw StoreError.fault(f)
         }
         for hook in transactionEndHooks { hook(true) }
+        health?.writeSucceeded()
         return result
     }
 
@@ -92,8 +105,10 @@ final class Statement {
 
     init(conn: Connection, sql: String) throws {
         var s: OpaquePointer?
-        guard sqlite3_prepare_v3(conn.db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &s, nil) == SQLITE_OK, let st = s else {
-            throw StoreError.engine("prepare failed: \(conn.errorMessage) in: \(sql.prefix(160))")
+        let rc = sqlite3_prepare_v3(conn.db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &s, nil)
+        guard rc == SQLITE_OK, let st = s else {
+            throw sqliteError(rc, conn.errorMessage, context: String(sql.prefix(160)),
+                              engineMessage: "prepare failed: \(conn.errorMessage) in: \(sql.prefix(160))")
         }
         stmt = st
         self.conn = conn
@@ -140,7 +155,8 @@ final class Statement {
         let rc = sqlite3_step(stmt)
         if rc == SQLITE_ROW { return true }
         if rc == SQLITE_DONE { return false }
-        throw StoreError.engine("step failed (\(rc)): \(conn.errorMessage)")
+        throw sqliteError(rc, conn.errorMessage, context: sqlite3_sql(stmt).map { String(String(cString: $0).prefix(120)) } ?? "step",
+                          engineMessage: "step failed (\(rc)): \(conn.errorMessage)")
     }
 
     func run() throws {

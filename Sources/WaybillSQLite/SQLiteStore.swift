@@ -25,6 +25,11 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
         /// Span attributes (span, then resource) whose value joins a span to an order: events.md section 4,
         /// configured by `collectors/waybill-collectors.yaml`. Applied when a span is stored.
         public var correlationKeys = SpanCorrelation.defaultKeys
+        /// How long a write waits for a lock another process holds before it fails with a `busy` fault.
+        public var busyTimeoutMillis = 10_000
+        /// While writes fail with a fault, the writer tries a small write this often when idle, so the
+        /// fault clears once its cause is gone even when no client writes.
+        public var faultProbeSeconds = 2.0
         public init() {}
     }
 
@@ -34,12 +39,13 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
     private let writeSession: EventWriteSession
     let readers: ReaderPool
     private let spanDictionary = SpanDictionaryCache()
+    private let health = StorageHealthMonitor()
 
     /// - Parameter rollup: maintains KPI rollups beside the facts (the server and CLI pass the KPI engine's).
     public init(path: String, options: Options = Options(), rollup: (any FactsRollup)? = nil) throws {
         self.path = path
         self.options = options
-        let conn = try Connection(path: path)
+        let conn = try Connection(path: path, busyTimeoutMillis: Int32(clamping: options.busyTimeoutMillis))
         // Larger pages halve the per-page syscalls of WAL writes and checkpoints; only takes effect on a new file.
         try conn.exec("PRAGMA page_size=8192")
         try conn.exec("PRAGMA journal_mode=WAL")
@@ -53,7 +59,9 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
         let write = try EventWriteSession(conn: conn, rollup: rollup, recentDedupLimit: options.recentDedupLimit,
                                           correlationKeys: options.correlationKeys)
         writeSession = write
-        writer = GroupCommitWriter(session: write, maxQueuedEvents: options.maxQueuedEvents, maxBatchEvents: options.maxBatchEvents)
+        conn.health = health
+        writer = GroupCommitWriter(session: write, maxQueuedEvents: options.maxQueuedEvents, maxBatchEvents: options.maxBatchEvents,
+                                   health: health, faultProbeSeconds: options.faultProbeSeconds)
         readers = ReaderPool(path: path, cacheMiB: options.readerCacheMiB)
     }
 
@@ -134,6 +142,8 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
     }
 
     public var queuedEvents: Int { writer.queuedEvents }
+
+    public var storageHealth: StorageHealth { health.health }
 
     // MARK: Reading
 

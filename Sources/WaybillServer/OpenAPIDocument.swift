@@ -25,8 +25,8 @@ enum OpenAPIDocument {
             "400": {"description": "Nothing in the body could be read", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
             "413": {"description": "Body over the size limit (also after decompression)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
             "415": {"description": "Unknown content type or encoding", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-            "429": {"description": "Ingest queue full; retry after Retry-After seconds", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-            "503": {"description": "Store unavailable; retry after Retry-After seconds", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+            "429": {"description": "Ingest queue full; retry after Retry-After seconds", "headers": {"Retry-After": {"description": "Seconds to wait before sending the same request again", "schema": {"type": "integer", "minimum": 1}}}, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            "503": {"description": "Nothing was stored: the store is closing, or a storage fault that may pass (disk full, I/O error, database locked); retry after Retry-After seconds", "headers": {"Retry-After": {"description": "Seconds to wait before sending the same request again", "schema": {"type": "integer", "minimum": 1}}}, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
         "/v1/traces": {"post": {
           "summary": "OTLP/HTTP traces (ExportTraceServiceRequest), protobuf or JSON encoding, optionally gzip",
           "parameters": [{"name": "Content-Encoding", "in": "header", "required": false, "schema": {"type": "string", "enum": ["gzip", "identity"]}}],
@@ -38,7 +38,8 @@ enum OpenAPIDocument {
             "400": {"description": "Unreadable body", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
             "413": {"description": "Body over the size limit", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
             "415": {"description": "Unknown content type or encoding", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-            "429": {"description": "Ingest queue full; retry after Retry-After seconds", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+            "429": {"description": "Ingest queue full; retry after Retry-After seconds", "headers": {"Retry-After": {"description": "Seconds to wait before sending the same request again", "schema": {"type": "integer", "minimum": 1}}}, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            "503": {"description": "No span was stored: the store is closing, or a storage fault that may pass (disk full, I/O error, database locked); retry after Retry-After seconds", "headers": {"Retry-After": {"description": "Seconds to wait before sending the same request again", "schema": {"type": "integer", "minimum": 1}}}, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
         "/api/v1/traces/{key}": {"get": {
           "summary": "The trace of one order, by order id or any key linked to it",
           "parameters": [{"name": "key", "in": "path", "required": true, "schema": {"type": "string"}}],
@@ -125,7 +126,14 @@ enum OpenAPIDocument {
           "responses": {"200": {"description": "Rules", "content": {"application/json": {"schema": {"type": "object", "properties": {
               "rules": {"type": "array", "items": {"type": "object"}}, "hooks": {"type": "array", "items": {"type": "object"}},
               "evaluation_interval": {"type": "string"}}}}}}}}},
-        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"type": "string"}}}}}}}}},
+        "/healthz": {"get": {"summary": "Liveness, and whether writes succeed", "responses": {
+            "200": {"description": "ok", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"type": "string", "enum": ["ok"]}}}}}},
+            "503": {"description": "The last write failed with a storage fault and none has succeeded since", "headers": {"Retry-After": {"description": "Seconds to wait before sending the same request again", "schema": {"type": "integer", "minimum": 1}}}, "content": {"application/json": {"schema": {
+              "type": "object", "required": ["status", "storage"], "properties": {"status": {"type": "string", "enum": ["unavailable"]},
+              "storage": {"type": "object", "required": ["fault", "message", "faults"], "properties": {
+                "fault": {"type": "string", "enum": ["disk_full", "io_error", "busy", "cannot_open", "read_only", "out_of_memory"]},
+                "message": {"type": "string"}, "since": {"type": "string", "format": "date-time"},
+                "faults": {"type": "integer", "description": "Writes failed with a fault since the server started"}}}}}}}}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text format 0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3", "content": {"application/json": {"schema": {"type": "object"}}}}}}}
       },

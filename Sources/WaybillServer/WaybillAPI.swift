@@ -80,12 +80,14 @@ struct WaybillAPI: Sendable {
         try jsonDocument(await queries.search(SearchRequest(parameters: req.parameterDictionary)))
     }
 
+    /// `200 {"status": "ok"}`, or `503` naming the storage fault while writes fail (`storageHealthResponse`).
     func health() throws -> Response {
-        jsonResponse(.object(["status": "ok"]))
+        storageHealthResponse()
     }
 
     func metricsText() async throws -> Response {
         var text = metrics.prometheusText(stats: try store.stats())
+        text += ServerMetrics.storageText(store.storageHealth)
         if let alerting { text += ServerMetrics.alertText(alerts: await alerting.engine.alerts(), rules: await alerting.engine.rules()) }
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: text)))
     }

@@ -18,13 +18,17 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     case overloaded(retryAfterSeconds: Int)
     /// The store is closing or cannot write (HTTP 503).
     case unavailable(String)
-    /// The engine failed (I/O error, corruption).
+    /// A storage fault that may pass (disk full, I/O error, a lock held past the busy timeout, a file that
+    /// cannot be opened): nothing of the call was stored; retry after `fault.retryAfterSeconds` (HTTP 503).
+    case fault(StorageFault)
+    /// The engine failed for a reason a retry will not cure (corruption, a bug).
     case engine(String)
 
     public var description: String {
         switch self {
         case .overloaded(let s): return "ingest queue is full; retry after \(s)s"
         case .unavailable(let m): return "store unavailable: \(m)"
+        case .fault(let f): return "storage fault: \(f)"
         case .engine(let m): return "storage engine error: \(m)"
         }
     }
@@ -40,6 +44,12 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
 /// - Order independence: any permutation of the same distinct events yields the same traces, facts and search results.
 /// - Backpressure: when the engine cannot queue more work it throws `StoreError.overloaded` without
 ///   storing anything of that call, rather than growing memory.
+/// - Faults: when a write fails for a reason that may pass (disk full, I/O error, the database locked by
+///   another process past the busy timeout, a file that cannot be opened) it throws `StoreError.fault`
+///   and stores nothing of that call, nor of any call that shared its transaction. Once the cause is
+///   gone the next call succeeds, without a restart; what was acknowledged before stays stored.
+///   `WaybillStore.storageHealth` names the fault until a write succeeds again. Any other failure
+///   throws `StoreError.engine`.
 /// - Ownership: the events are copied; the caller may reuse its buffers.
 public protocol EventWriter: Sendable {
     func append(_ events: [CloudEvent]) async throws -> AppendResult
@@ -47,8 +57,8 @@ public protocol EventWriter: Sendable {
 
 /// Writes technical spans (events.md section 4).
 ///
-/// Contract: as `EventWriter` (durable on return, bounded queue); `(trace id, span id)` identifies a
-/// span, a second one is a duplicate. A span joins the trace of an order through its correlation
+/// Contract: as `EventWriter` (durable on return, bounded queue, a fault stores nothing of the call);
+/// `(trace id, span id)` identifies a span, a second one is a duplicate. A span joins the trace of an order through its correlation
 /// attribute (`SpanCorrelation`) or through the trace id of one of the order's events' `traceparent`;
 /// a joined span brings its whole trace, including spans that arrive before or after it.
 public protocol SpanWriter: Sendable {
@@ -195,6 +205,11 @@ public protocol WaybillStore: EventWriter, SpanWriter, SpanReader, TraceReader, 
     /// how many events were removed. An order's facts go with its last event and are kept whole until
     /// then; rollups retract them (`FactsRollup`).
     func deleteEvents(before cutoff: Micros) async throws -> Int
+    /// Whether writes succeed: the `StorageFault` of the last write while no write has succeeded since
+    /// (and since when), and the faults counted since the store was opened. An engine whose writes
+    /// failed retries by itself (a small probe write every few seconds), so the fault clears once its
+    /// cause is gone even when no client writes.
+    var storageHealth: StorageHealth { get }
     /// Stops accepting writes, finishes queued ones and releases resources.
     func close()
 }
