@@ -97,9 +97,9 @@ struct APIError: HTTPResponseError {
 struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     let metrics: ServerMetrics
     let logger: Logger
+    let faultLog = FaultLog()
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-    let faultLog = FaultLog()
         do {
             let r = try await next(request, context)
             metrics.count(status: Int(r.status.code))
@@ -116,13 +116,13 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             }
             metrics.count(status: Int(status.code))
             throw APIError(status, e.description)
-        } catch is NIOTooManyBytesError {
-            metrics.count(status: 413)
         } catch StoreError.fault(let f) {
             // A fault that may pass (disk full, I/O error, lock): 503 with Retry-After, which collectors retry.
             metrics.count(status: 503)
             faultLog.record(f, path: request.uri.path, logger: logger)
             throw APIError(fault: f)
+        } catch is NIOTooManyBytesError {
+            metrics.count(status: 413)
             throw APIError(.contentTooLarge, "request body too large")
         } catch let e as HTTPError {
             metrics.count(status: Int(e.status.code))
