@@ -40,6 +40,7 @@ public func buildApplication(store: any WaybillStore, config: ServerConfig, logg
     let metrics = ServerMetrics()
     let router = Router()
     router.middlewares.add(ErrorMiddleware(metrics: metrics, logger: log))
+    router.middlewares.add(SecurityHeadersMiddleware())
     let rulesView = alerting.map {
         AlertRulesView(config: $0.config, source: $0.source, baseURL: "http://\(config.host):\(config.port)", engine: $0.engine)
     }
@@ -90,6 +91,7 @@ struct APIError: HTTPResponseError {
     func response(from request: Request, context: some RequestContext) throws -> Response {
         var h = headers
         h[.contentType] = "application/json"
+        h[.xContentTypeOptions] = "nosniff"
         return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: JSONValue.object(["error": .string(message)]).jsonBytes)))
     }
 }
