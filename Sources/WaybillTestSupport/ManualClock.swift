@@ -52,7 +52,7 @@ public final class ManualClock: ServiceClock, @unchecked Sendable {
 
     /// Waits (in real time, up to `timeout` seconds) until at least `count` tasks are parked: the loop
     /// under test has finished its step and waits for the next deadline.
-    public func waitForSleepers(_ count: Int = 1, timeout: Double = 10) async throws {
+    public func waitForSleepers(_ count: Int = 1, timeout: Double = 60) async throws {
         let end = Date().addingTimeInterval(timeout)
         while sleeping < count {
             guard Date() < end else { throw ManualClockTimeout(expected: count, sleeping: sleeping) }
