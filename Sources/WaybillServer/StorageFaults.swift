@@ -23,13 +23,15 @@ extension WaybillAPI {
     /// `503 {"status": "unavailable", "storage": {"fault": KIND, "message": ..., "since": TIME, "faults": N}}`.
     func storageHealthResponse() -> Response {
         let h = store.storageHealth
-        guard let fault = h.fault else { return jsonResponse(.object(["status": "ok"])) }
+        // A server started with --insecure-no-auth on a public address says so to whoever checks it.
+        let auth: [String: JSONValue] = config.insecureNoAuth && !AccessTokens.isLoopback(config.host) ? ["auth": "disabled (--insecure-no-auth)"] : [:]
+        guard let fault = h.fault else { return jsonResponse(.object(["status": "ok"].merging(auth) { a, _ in a })) }
         var storage: [String: JSONValue] = [
             "fault": .string(fault.kind.rawValue), "message": .string(fault.message),
             "faults": .number(Double(h.faults.values.reduce(0, +))),
         ]
         if let since = h.since { storage["since"] = .string(RFC3339.format(since)) }
-        var r = jsonResponse(.object(["status": "unavailable", "storage": .object(storage)]), status: .serviceUnavailable)
+        var r = jsonResponse(.object(["status": "unavailable", "storage": .object(storage)].merging(auth) { a, _ in a }), status: .serviceUnavailable)
         r.headers[.retryAfter] = String(fault.retryAfterSeconds)
         return r
     }

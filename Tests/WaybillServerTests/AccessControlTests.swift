@@ -124,7 +124,13 @@ import WaybillTestSupport
         let app = buildApplication(store: store, config: config)
         try await app.test(.router) { client in
             try await client.execute(uri: "/api/v1/kpis", method: .get) { #expect($0.status == .unauthorized) }
-            try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok && $0.json["auth"] == nil) }
+        }
+        config.insecureNoAuth = true
+        let insecure = buildApplication(store: store, config: config)
+        try await insecure.test(.router) { client in
+            try await client.execute(uri: "/api/v1/kpis", method: .get) { #expect($0.status == .ok, "--insecure-no-auth answers openly") }
+            try await client.execute(uri: "/healthz", method: .get) { #expect($0.json["auth"]?.stringValue?.contains("disabled") == true) }
         }
     }
 
