@@ -3,8 +3,45 @@ import WaybillModel
 /// OpenAPI 3 description of every route the server has.
 enum OpenAPIDocument {
     static let document: JSONValue = {
-        do { return try JSONParser.parse(text) } catch { fatalError("openapi.json is invalid: \(error)") }
+        do { return withAccessControl(try JSONParser.parse(text)) } catch { fatalError("openapi.json is invalid: \(error)") }
     }()
+
+    /// Bearer tokens on every operation but `/healthz`: the security scheme, and the 401 and 403 each
+    /// of them may answer (the same words for all, so they are written once here).
+    static func withAccessControl(_ doc: JSONValue) -> JSONValue {
+        guard case .object(var root) = doc, case .object(var paths)? = root["paths"], case .object(var components)? = root["components"] else { return doc }
+        let error: JSONValue = ["application/json": ["schema": ["$ref": "#/components/schemas/Error"]]]
+        for (path, item) in paths where path != "/healthz" {
+            guard case .object(var ops) = item else { continue }
+            for (method, op) in ops {
+                guard case .object(var o) = op, case .object(var responses)? = o["responses"] else { continue }
+                responses["401"] = ["description": "No token, or an unknown, revoked or expired one (once any token exists)", "content": error]
+                responses["403"] = ["description": "A token whose scope does not cover this route", "content": error]
+                o["responses"] = .object(responses)
+                o["security"] = [["bearerAuth": []], [:]]
+                ops[method] = .object(o)
+            }
+            paths[path] = .object(ops)
+        }
+        paths["/api/v1/audit"] = ["get": [
+            "summary": "Administrative actions, newest first (needs an admin token)",
+            "parameters": [["name": "limit", "in": "query", "schema": ["type": "integer", "minimum": 1, "maximum": 10000, "default": 100]]],
+            "security": [["bearerAuth": []], [:]],
+            "responses": [
+                "200": ["description": "Audit entries", "content": ["application/json": ["schema": ["type": "object", "properties": [
+                    "entries": ["type": "array", "items": ["type": "object", "properties": [
+                        "at": ["type": "string"], "actor": ["type": "string"], "action": ["type": "string"], "detail": ["type": "string"]]]]]]]]],
+                "400": ["description": "Bad parameter", "content": error],
+                "401": ["description": "No token, or an unknown, revoked or expired one", "content": error],
+                "403": ["description": "A token without the admin scope", "content": error],
+            ],
+        ]]
+        components["securitySchemes"] = ["bearerAuth": ["type": "http", "scheme": "bearer",
+                                                         "description": "A token from `waybill tokens create`; scopes ingest, read, admin"]]
+        root["paths"] = .object(paths)
+        root["components"] = .object(components)
+        return .object(root)
+    }
 
     static let text = #"""
     {
