@@ -30,7 +30,9 @@ local function build()
       '{"specversion":"1.0","id":"%s-%d","source":"bench","type":"%s","time":"2026-11-20T%02d:%02d:%02dZ","subject":"SO-%s","traceparent":"00-%032x-%016x-01","data":%s}',
       prefix, n, t, math.floor(secs / 3600), math.floor(secs / 60) % 60, secs % 60, order, n + 1, n + 1, d)
   end
-  return wrk.format("POST", "/v1/events", {["Content-Type"] = "application/x-ndjson"}, table.concat(parts, "\n"))
+  local headers = {["Content-Type"] = "application/x-ndjson"}
+  for k, v in pairs(wrk.headers) do headers[k] = v end  -- wrk -H (e.g. Authorization) as well
+  return wrk.format("POST", "/v1/events", headers, table.concat(parts, "\n"))
 end
 function init(args)
   local n = tonumber(args[1]) or 4000
