@@ -38,17 +38,17 @@ public func buildApplication(store: any WaybillStore, config: ServerConfig, logg
     var log = logger ?? Logger(label: "waybill")
     if logger == nil { log.logLevel = .info }
     let metrics = ServerMetrics()
-    let router = Router()
-    router.middlewares.add(ErrorMiddleware(metrics: metrics, logger: log))
-    router.middlewares.add(SecurityHeadersMiddleware())
     let rulesView = alerting.map {
         AlertRulesView(config: $0.config, source: $0.source, baseURL: "http://\(config.host):\(config.port)", engine: $0.engine)
     }
     let now: @Sendable () -> Micros = { clock.now() }
     let access = AccessControl(store: store, open: config.openWithoutTokens, clock: now, ingestRateLimit: config.ingestRateLimit)
-    router.middlewares.add(AccessMiddleware(access: access))
     let queries = LocalQueries(store: store, lanes: .standard(), clock: now, alerting: rulesView)
     let api = WaybillAPI(store: store, config: config, metrics: metrics, clock: now, orderDesk: orderDesk, alerting: alerting, queries: queries)
+    let router = Router()
+    router.middlewares.add(ErrorMiddleware(metrics: metrics, logger: log, routeMethods: api.routes.map { ($0.method, $0.path) }))
+    router.middlewares.add(SecurityHeadersMiddleware())
+    router.middlewares.add(AccessMiddleware(access: access))
     api.register(router)
     var app = Application(
         router: router,
@@ -99,6 +99,8 @@ struct APIError: HTTPResponseError {
 struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     let metrics: ServerMetrics
     let logger: Logger
+    /// Every route's method and path, for 405.
+    var routeMethods: [(method: HTTPRequest.Method, path: String)] = []
     let faultLog = FaultLog()
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -127,6 +129,13 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             metrics.count(status: 413)
             throw APIError(.contentTooLarge, "request body too large")
         } catch let e as HTTPError {
+            // A known path asked with a method it is not served with: 405 with Allow, not 404.
+            let allowed = e.status == .notFound ? WaybillAPI.methods(for: request.uri.path, in: routeMethods) : []
+            if !allowed.isEmpty {
+                metrics.count(status: 405)
+                throw APIError(.methodNotAllowed, "method: \(request.method) is not served on \(request.uri.path); allowed: "
+                    + allowed.map(\.rawValue).joined(separator: ", "), headers: [.allow: allowed.map(\.rawValue).joined(separator: ", ")])
+            }
             metrics.count(status: Int(e.status.code))
             throw APIError(e.status, e.body ?? e.status.reasonPhrase)
         } catch {

@@ -20,23 +20,42 @@ struct WaybillAPI: Sendable {
     /// Every read of the query API and the pages, on reader threads of its own.
     let queries: LocalQueries
 
+    typealias Handler = @Sendable (Request, BasicRequestContext) async throws -> Response
+
+    /// Every route, defined once: registered on the router, and read to answer `405` with `Allow` for
+    /// a known path asked with another method.
+    var routes: [(method: HTTPRequest.Method, path: String, handler: Handler)] {
+        [
+            (.post, "/v1/events", { req, ctx in try await postEvents(req, ctx) }),
+            (.post, "/v1/traces", { req, _ in try await postTraces(req) }),
+            (.get, "/api/v1/traces/{key}", { req, ctx in try await getTrace(req, ctx) }),
+            (.get, "/api/v1/traces", { req, _ in try await searchTraces(req) }),
+            (.get, "/api/v1/kpis", { req, _ in try await getKPIs(req) }),
+            (.get, "/api/v1/services", { req, _ in try await getServices(req) }),
+            (.post, "/api/v1/orders", { req, _ in try await postOrder(req) }),
+            (.get, "/", { req, _ in try await indexPage(req) }),
+            (.get, "/traces/{key}", { req, ctx in try await tracePage(req, ctx) }),
+            (.get, "/api/v1/alerts", { req, _ in try await getAlerts(req) }),
+            (.get, "/api/v1/rules", { req, _ in try await getRules(req) }),
+            (.get, "/api/v1/audit", { req, _ in try await jsonDocument(queries.audit(limit: AuditDocument.limit(req.parameterDictionary["limit"]))) }),
+            (.get, "/alerts", { req, _ in try await alertsPage(req) }),
+            (.get, "/healthz", { _, _ in try health() }),
+            (.get, "/metrics", { _, _ in try await metricsText() }),
+            (.get, "/openapi.json", { _, _ in jsonResponse(OpenAPIDocument.document) }),
+        ]
+    }
+
     func register(_ router: Router<BasicRequestContext>) {
-        router.post("/v1/events") { req, ctx in try await postEvents(req, ctx) }
-        router.post("/v1/traces") { req, _ in try await postTraces(req) }
-        router.get("/api/v1/traces/{key}") { req, ctx in try await getTrace(req, ctx) }
-        router.get("/api/v1/traces") { req, _ in try await searchTraces(req) }
-        router.get("/api/v1/kpis") { req, _ in try await getKPIs(req) }
-        router.get("/api/v1/services") { req, _ in try await getServices(req) }
-        router.post("/api/v1/orders") { req, _ in try await postOrder(req) }
-        router.get("/") { req, _ in try await indexPage(req) }
-        router.get("/traces/{key}") { req, ctx in try await tracePage(req, ctx) }
-        router.get("/api/v1/alerts") { req, _ in try await getAlerts(req) }
-        router.get("/api/v1/rules") { req, _ in try await getRules(req) }
-        router.get("/api/v1/audit") { req, _ in try await jsonDocument(queries.audit(limit: AuditDocument.limit(req.parameterDictionary["limit"]))) }
-        router.get("/alerts") { req, _ in try await alertsPage(req) }
-        router.get("/healthz") { _, _ in try health() }
-        router.get("/metrics") { _, _ in try await metricsText() }
-        router.get("/openapi.json") { _, _ in jsonResponse(OpenAPIDocument.document) }
+        for r in routes { router.on(RouterPath(r.path), method: r.method, use: r.handler) }
+    }
+
+    /// The methods a path is served with (`{name}` segments match any one segment); empty for an unknown path.
+    static func methods(for path: String, in routes: [(method: HTTPRequest.Method, path: String)]) -> [HTTPRequest.Method] {
+        let asked = path.split(separator: "/", omittingEmptySubsequences: false)
+        return routes.filter { r in
+            let pattern = r.path.split(separator: "/", omittingEmptySubsequences: false)
+            return pattern.count == asked.count && zip(pattern, asked).allSatisfy { p, a in p.hasPrefix("{") || p == a }
+        }.map(\.method)
     }
 
     func postEvents(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {

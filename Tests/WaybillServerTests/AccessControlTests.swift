@@ -170,6 +170,20 @@ import WaybillTestSupport
                                         body: ByteBuffer(string: body)) { ($0.status, $0.headers[.retryAfter]) }
     }
 
+    /// A known path asked with another method is 405 with `Allow` (schemathesis' undeclared-method check), an unknown one 404.
+    @Test func aKnownPathWithAnotherMethodIs405WithAllow() async throws {
+        let store = try await Self.store(withTokens: false)
+        defer { store.close() }
+        try await buildApplication(store: store, config: ServerConfig()).test(.router) { client in
+            try await client.execute(uri: "/api/v1/kpis", method: .delete) { r in
+                #expect(r.status == .methodNotAllowed && r.headers[.allow] == "GET" && r.json["error"] != nil)
+            }
+            try await client.execute(uri: "/api/v1/traces/SO-1", method: .post) { #expect($0.status == .methodNotAllowed) }
+            try await client.execute(uri: "/v1/events", method: .get) { #expect($0.status == .methodNotAllowed && $0.headers[.allow] == "POST") }
+            try await client.execute(uri: "/nowhere", method: .get) { #expect($0.status == .notFound) }
+        }
+    }
+
     @Test func tokensAreStoredOnlyAsHashesAndCompareInConstantTime() {
         let t = AccessTokens.generate()
         #expect(t.hasPrefix("wbt_") && t.count == 47)
