@@ -13,7 +13,9 @@ protocol KPICollector {
 /// Contracts: every operation is exact on the counts and sums and commutes with the others
 /// (`add`/`remove`/`merge`/`subtract` form an abelian group), so a rollup maintained by retracting an
 /// order's old contribution and adding its new one equals the rollup built from the final facts,
-/// in any order of events; the sketches' `max` is the one exception (see `QuantileSketch`).
+/// in any order of events. The sketches' maximum is exact or marked not known (`maxIsExact`), never
+/// guessed: a retraction of the maximum leaves it not known (see `QuantileSketch`), and a KPI query
+/// then answers that bucket from the orders' facts.
 /// Retract only what was added: counts are signed and do not refuse going below zero.
 public struct KPIAccumulator: Sendable, Equatable, KPICollector {
     public var ordersAllocated: Int64 = 0
@@ -34,6 +36,10 @@ public struct KPIAccumulator: Sendable, Equatable, KPICollector {
         ordersAllocated == 0 && unitsOrdered == 0 && unitsAllocatedFirst == 0 && fullyAllocatedFirst == 0
             && allocationDelay.isEmpty && shipments == 0 && onTimeDefined == 0 && onTime == 0 && shipmentLag.isEmpty
     }
+
+    /// Whether both distributions' maxima are exact (`QuantileSketch.maxIsExact`): only then may a
+    /// query report this accumulator's `max_s`.
+    public var maxIsExact: Bool { allocationDelay.maxIsExact && shipmentLag.maxIsExact }
 
     private mutating func apply(_ p: AllocationPart, _ sign: Int64) {
         ordersAllocated &+= sign
@@ -92,6 +98,36 @@ public struct KPIAccumulator: Sendable, Equatable, KPICollector {
         onTimeDefined &+= o.onTimeDefined
         onTime &+= o.onTime
         shipmentLag.merge(o.shipmentLag)
+    }
+
+    /// Retracts `retracted` and adds `added` in one step (`QuantileSketch.apply(retracting:adding:)`):
+    /// the maxima are settled once, whatever the order of the parts inside each.
+    public mutating func apply(retracting retracted: KPIAccumulator, adding added: KPIAccumulator) {
+        ordersAllocated &+= added.ordersAllocated &- retracted.ordersAllocated
+        unitsOrdered &+= added.unitsOrdered &- retracted.unitsOrdered
+        unitsAllocatedFirst &+= added.unitsAllocatedFirst &- retracted.unitsAllocatedFirst
+        fullyAllocatedFirst &+= added.fullyAllocatedFirst &- retracted.fullyAllocatedFirst
+        allocationDelay.apply(retracting: retracted.allocationDelay, adding: added.allocationDelay)
+        shipments &+= added.shipments &- retracted.shipments
+        onTimeDefined &+= added.onTimeDefined &- retracted.onTimeDefined
+        onTime &+= added.onTime &- retracted.onTime
+        shipmentLag.apply(retracting: retracted.shipmentLag, adding: added.shipmentLag)
+    }
+
+    /// Learns both maxima from accumulators that together hold exactly this one's parts (the finer
+    /// rollup rows inside a coarse one), where they tell them (`QuantileSketch.learnMax(fromParts:)`).
+    mutating func learnMaxima(fromParts parts: [KPIAccumulator]) {
+        if !allocationDelay.maxIsExact { allocationDelay.learnMax(fromParts: parts.lazy.map(\.allocationDelay)) }
+        if !shipmentLag.maxIsExact { shipmentLag.learnMax(fromParts: parts.lazy.map(\.shipmentLag)) }
+    }
+
+    /// Adds a part's counts and sums but not its value to the sketch: for a part whose retraction
+    /// from the same accumulator carries the same value, so the two sketch updates cancel.
+    mutating func addCounts(_ p: KPIPart) {
+        switch p {
+        case .allocation(let a): apply(a, 1)
+        case .shipment(let s): apply(s, 1)
+        }
     }
 
     public mutating func subtract(_ o: KPIAccumulator) {

@@ -1,7 +1,7 @@
 import WaybillModel
 
 /// Builds KPI documents. Both paths share one builder, so the rollup path can be tested against
-/// the reference path: they agree exactly on everything but quantiles and `max` (sketched there).
+/// the reference path: they agree exactly on everything but quantiles (sketched there).
 public enum KPIReport {
     public enum Quantiles: Sendable {
         /// Every value kept and sorted: the reference.
@@ -29,11 +29,20 @@ public enum KPIReport {
     ///
     /// Callers read, per tier of `query.rollupPlan(bucketWidths:)`, the rows with `bucketStart` inside
     /// `plan.rollupRanges[tier]` for the dimension `query.by` (the total rows when nil), and the facts
-    /// of orders whose `allocated_at` or `shipped_at` lies inside `plan.factRanges`. Extra rows and
-    /// facts are ignored, so over-reading is safe; an order part is counted from exactly one source.
-    public static func compute<R: Sequence, F: Sequence>(query: KPIQuery, bucketWidths: [Micros], rows: R, edgeFacts: F) -> KPIDocument
+    /// of orders whose `allocated_at` or `shipped_at` lies inside the factRanges of that plan
+    /// `settled(by:)` those rows: a bucket whose rows do not all know their maximum is answered by the
+    /// finer tiers and facts instead (`KPIService.document` reads it that way). Extra rows and facts
+    /// are ignored, so over-reading is safe; an order part is counted from exactly one source.
+    public static func compute<R: Collection, F: Sequence>(query: KPIQuery, bucketWidths: [Micros], rows: R, edgeFacts: F) -> KPIDocument
     where R.Element == KPIRollupRow, F.Element == OrderFacts {
-        let plan = query.rollupPlan(bucketWidths: bucketWidths)
+        compute(query: query, plan: query.rollupPlan(bucketWidths: bucketWidths).settled(by: rows, dimension: query.by), rows: rows,
+                edgeFacts: edgeFacts)
+    }
+
+    /// The KPI document from the rows and facts `plan` assigns (a plan of `query`, settled by the rows):
+    /// rows inside its rollup ranges, facts inside its fact ranges; the rest is ignored.
+    public static func compute<R: Sequence, F: Sequence>(query: KPIQuery, plan: KPIRollupPlan, rows: R, edgeFacts: F) -> KPIDocument
+    where R.Element == KPIRollupRow, F.Element == OrderFacts {
         var b = DocumentBuilder<KPIAccumulator>(query: query)
         for row in rows where row.key.dimension == query.by && (query.by != nil || row.key.group == nil) {
             guard plan.inRollups(row.key), !row.accumulator.isEmpty else { continue }

@@ -64,6 +64,15 @@ public enum KPIPart: Hashable, Sendable {
         case .shipment(let p): return p.group(d)
         }
     }
+
+    /// Whether both go into the same sketch (allocation delays, shipment lags) with the same value.
+    func sameSketchValue(_ o: KPIPart) -> Bool {
+        switch (self, o) {
+        case let (.allocation(a), .allocation(b)): return a.delay == b.delay
+        case let (.shipment(a), .shipment(b)): return a.lag == b.lag
+        default: return false
+        }
+    }
 }
 
 extension KPIAccumulator {
@@ -88,10 +97,24 @@ public struct KPIRollupChange: Sendable, Equatable {
     public var removals: [KPIPart]
     public var additions: [KPIPart]
 
-    /// Applies the change; afterwards an `isEmpty` accumulator's row can be deleted.
+    /// Applies the change in one step (`KPIAccumulator.apply(retracting:adding:)`); afterwards an
+    /// `isEmpty` accumulator's row can be deleted.
+    /// A removal and an addition of the same kind and value (an order that changed group or fill but
+    /// not its delay) cancel in the sketch, so they cannot make the maximum unknown.
     public func apply(to acc: inout KPIAccumulator) {
-        for p in removals { acc.remove(p) }
-        for p in additions { acc.add(p) }
+        var retracted = KPIAccumulator(), added = KPIAccumulator()
+        var paired = Array(repeating: false, count: additions.count)
+        for p in removals {
+            if let j = additions.indices.first(where: { !paired[$0] && additions[$0].sameSketchValue(p) }) {
+                paired[j] = true
+                retracted.addCounts(p)
+                added.addCounts(additions[j])
+            } else {
+                retracted.add(p)
+            }
+        }
+        for j in additions.indices where !paired[j] { added.add(additions[j]) }
+        acc.apply(retracting: retracted, adding: added)
     }
 }
 
@@ -164,6 +187,7 @@ public struct KPIRollupPlan: Sendable, Equatable {
     /// The tiers' bucket widths, coarsest first.
     public var bucketWidths: [Micros]
     /// Per tier, time ranges made of whole buckets of its width, ascending and disjoint; no two tiers overlap.
+    /// Ranges of a tier may join across step boundaries; each bucket in them lies inside one step.
     public var rollupRanges: [[Range<Micros>]]
     /// Time ranges to read facts for, ascending and disjoint.
     public var factRanges: [Range<Micros>]
@@ -175,7 +199,7 @@ public struct KPIRollupPlan: Sendable, Equatable {
 
     func inFacts(_ t: Micros) -> Bool { Self.find(t, in: factRanges, end: t + 1) }
 
-    private static func find(_ t: Micros, in ranges: [Range<Micros>], end: Micros) -> Bool {
+    static func find(_ t: Micros, in ranges: [Range<Micros>], end: Micros) -> Bool {
         var lo = 0, hi = ranges.count
         while lo < hi {
             let mid = (lo + hi) / 2
@@ -192,31 +216,104 @@ extension KPIQuery {
     public func rollupPlan(bucketWidths widths: [Micros]) -> KPIRollupPlan {
         precondition(!widths.isEmpty && widths.allSatisfy { $0 > 0 }, "rollup bucket widths must be positive")
         precondition(zip(widths, widths.dropFirst()).allSatisfy { $0 > $1 }, "rollup bucket widths must decrease")
-        var rollups = Array(repeating: [Range<Micros>](), count: widths.count)
-        var facts: [Range<Micros>] = []
-        func append(_ r: Range<Micros>, to list: inout [Range<Micros>]) {
-            guard !r.isEmpty else { return }
-            if let last = list.last, last.upperBound == r.lowerBound {
-                list[list.count - 1] = last.lowerBound..<r.upperBound
+        var plan = KPIRollupPlan(bucketWidths: widths, rollupRanges: Array(repeating: [], count: widths.count), factRanges: [])
+        for piece in step == nil ? [window] : steps { plan.cover(piece, tier: 0) }
+        return plan
+    }
+}
+
+extension KPIRollupPlan {
+    /// Appends `r` to a list of ascending ranges, joining it to the last when they touch.
+    private static func append(_ r: Range<Micros>, to list: inout [Range<Micros>]) {
+        guard !r.isEmpty else { return }
+        if let last = list.last, last.upperBound == r.lowerBound {
+            list[list.count - 1] = last.lowerBound..<r.upperBound
+        } else {
+            list.append(r)
+        }
+    }
+
+    /// Covers `piece` (after everything covered so far) with whole buckets of `tier`, the rest with the
+    /// finer tiers, and what none covers with facts.
+    mutating func cover(_ piece: Range<Micros>, tier: Int) {
+        guard !piece.isEmpty else { return }
+        guard tier < bucketWidths.count else { return Self.append(piece, to: &factRanges) }
+        let w = bucketWidths[tier]
+        let a = floorDiv(piece.lowerBound + w - 1, w) * w
+        let b = floorDiv(piece.upperBound, w) * w
+        if a < b {
+            cover(piece.lowerBound..<a, tier: tier + 1)
+            Self.append(a..<b, to: &rollupRanges[tier])
+            cover(b..<piece.upperBound, tier: tier + 1)
+        } else {
+            cover(piece, tier: tier + 1)
+        }
+    }
+
+    /// The plan with these buckets of `tier` (by their starts) no longer answered by that tier's rows
+    /// but like a window's edges: by whole buckets of the finer tiers, and what none covers by facts.
+    /// For rows that cannot answer their bucket (`KPIAccumulator.maxIsExact`); the whole bucket moves,
+    /// every group with it, so no part is counted from both a row and the facts. Starts not of buckets
+    /// the plan answers from `tier` are ignored.
+    public func deferring(_ starts: some Sequence<Micros>, tier: Int) -> KPIRollupPlan {
+        let w = bucketWidths[tier]
+        let pieces = Set(starts).sorted().map { $0..<($0 + w) }.filter {
+            Self.find($0.lowerBound, in: rollupRanges[tier], end: $0.upperBound)
+        }
+        guard !pieces.isEmpty else { return self }
+        var finer = KPIRollupPlan(bucketWidths: bucketWidths, rollupRanges: Array(repeating: [], count: bucketWidths.count), factRanges: [])
+        for piece in pieces { finer.cover(piece, tier: tier + 1) }
+        var out = self
+        out.rollupRanges[tier] = Self.removing(pieces, from: rollupRanges[tier])
+        for t in (tier + 1)..<bucketWidths.count { out.rollupRanges[t] = Self.union(rollupRanges[t], finer.rollupRanges[t]) }
+        out.factRanges = Self.union(factRanges, finer.factRanges)
+        return out
+    }
+
+    /// Ascending, disjoint `ranges` without `pieces` (ascending, each inside one of them).
+    private static func removing(_ pieces: [Range<Micros>], from ranges: [Range<Micros>]) -> [Range<Micros>] {
+        var out: [Range<Micros>] = []
+        var k = 0
+        for r in ranges {
+            var lower = r.lowerBound
+            while k < pieces.count, pieces[k].lowerBound < r.upperBound {
+                if lower < pieces[k].lowerBound { out.append(lower..<pieces[k].lowerBound) }
+                lower = pieces[k].upperBound
+                k += 1
+            }
+            if lower < r.upperBound { out.append(lower..<r.upperBound) }
+        }
+        return out
+    }
+
+    /// Two lists of ascending, disjoint ranges (disjoint from each other) as one, touching ranges joined.
+    private static func union(_ a: [Range<Micros>], _ b: [Range<Micros>]) -> [Range<Micros>] {
+        guard !b.isEmpty else { return a }
+        var out: [Range<Micros>] = []
+        var i = 0, j = 0
+        while i < a.count || j < b.count {
+            if j == b.count || (i < a.count && a[i].lowerBound < b[j].lowerBound) {
+                append(a[i], to: &out)
+                i += 1
             } else {
-                list.append(r)
+                append(b[j], to: &out)
+                j += 1
             }
         }
-        func cover(_ piece: Range<Micros>, tier: Int) {
-            guard !piece.isEmpty else { return }
-            guard tier < widths.count else { return append(piece, to: &facts) }
-            let w = widths[tier]
-            let a = floorDiv(piece.lowerBound + w - 1, w) * w
-            let b = floorDiv(piece.upperBound, w) * w
-            if a < b {
-                cover(piece.lowerBound..<a, tier: tier + 1)
-                append(a..<b, to: &rollups[tier])
-                cover(b..<piece.upperBound, tier: tier + 1)
-            } else {
-                cover(piece, tier: tier + 1)
-            }
+        return out
+    }
+
+    /// The plan with every bucket deferred (`deferring`) whose rows among `rows` do not all have an
+    /// exact maximum, tier by tier from the coarsest: what the rows of `dimension` (nil: the total) can answer.
+    public func settled<R: Collection>(by rows: R, dimension: KPIDimension?) -> KPIRollupPlan where R.Element == KPIRollupRow {
+        var plan = self
+        for (tier, width) in bucketWidths.enumerated() {
+            let starts = rows.lazy.filter { row in
+                row.key.bucketWidth == width && row.key.dimension == dimension && (dimension != nil || row.key.group == nil)
+                    && !row.accumulator.maxIsExact && plan.inRollups(row.key)
+            }.map(\.key.bucketStart)
+            plan = plan.deferring(starts, tier: tier)
         }
-        for piece in step == nil ? [window] : steps { cover(piece, tier: 0) }
-        return KPIRollupPlan(bucketWidths: widths, rollupRanges: rollups, factRanges: facts)
+        return plan
     }
 }

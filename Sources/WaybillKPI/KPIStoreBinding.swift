@@ -21,8 +21,9 @@ public struct KPIFactsRollup: FactsRollup {
         self.bucketWidths = bucketWidths
     }
 
-    /// One row per dimension and bucket (`KPIRollupBlock`), per tier.
-    public var layout: String { "blocks:" + bucketWidths.map(String.init).joined(separator: ",") }
+    /// One row per dimension and bucket (`KPIRollupBlock`), per tier. `blocks2`: sketches that mark a
+    /// maximum they cannot know (`QuantileSketch.maxIsExact`); rows of `blocks` are rebuilt on open.
+    public var layout: String { "blocks2:" + bucketWidths.map(String.init).joined(separator: ",") }
 
     /// Applies each transition's retractions and additions to the touched rows (the same updates as
     /// `KPIRollup.changes`, without a change list per order). This runs on the store's single writer
@@ -30,7 +31,8 @@ public struct KPIFactsRollup: FactsRollup {
     /// finest tier's per-group change (what it adds, what it retracts), found with one hash at most
     /// (parts mostly arrive in time order, so the last bucket is remembered) and a comparison of the
     /// few group names there. Each change is then applied once to its finest row and to the coarser rows
-    /// holding it. Each stored row is read and written once per call.
+    /// holding it. Each stored row is read and written once per call; a coarse row whose maximum the
+    /// call made unknown also reads the finer rows inside it (see below).
     public func update(_ transitions: [FactsTransition], read: (RollupKey) throws -> [UInt8]?) throws -> [(RollupKey, [UInt8]?)] {
         struct Bucket: Hashable {
             var tier: Int
@@ -50,6 +52,10 @@ public struct KPIFactsRollup: FactsRollup {
         var buckets: [Bucket] = []
         /// `dimensions` blocks per bucket: `blocks[bucket * dimensions + dimension]`; the same for changes (finest tier).
         var blocks: [Block] = []
+        /// Per block: whether every maximum in it was known as read (a new row's are), and whether this
+        /// call retracted from it: what makes it worth learning an unknown maximum back (below).
+        var knewMaxima: [Bool] = []
+        var retractedFrom: [Bool] = []
         var changes: [[Change]] = []
         var last: (start: Micros, position: Int)?
         func position(_ bucket: Bucket) throws -> Int {
@@ -59,12 +65,18 @@ public struct KPIFactsRollup: FactsRollup {
             buckets.append(bucket)
             for d in 0..<dimensions {
                 let key = RollupKey(dimension: names[bucket.tier][d], group: nil, bucketStart: bucket.start)
-                blocks.append(try read(key).map { try KPIRollupBlock.decode($0) } ?? [])
+                let block = try read(key).map { try KPIRollupBlock.decode($0) } ?? []
+                knewMaxima.append(block.allSatisfy { $0.accumulator.maxIsExact })
+                retractedFrom.append(false)
+                blocks.append(block)
                 changes.append([])
             }
             return p
         }
-        func touch(_ part: KPIPart, removing: Bool) throws {
+        /// `counterpart`: the part this one replaces or is replaced by. In a row where both land with the
+        /// same value (same bucket and group; the order changed fill or another dimension's group), their
+        /// sketch updates cancel and are left out, so they cannot make the row's maximum unknown.
+        func touch(_ part: KPIPart, removing: Bool, counterpart: KPIPart?) throws {
             let start = KPIRollup.bucketStart(part.at, width: bucketWidths[finest])
             let p: Int
             if let l = last, l.start == start {
@@ -73,35 +85,47 @@ public struct KPIFactsRollup: FactsRollup {
                 p = try position(Bucket(tier: finest, start: start))
                 last = (start, p)
             }
+            var cancels = false
+            if let c = counterpart, c.sameSketchValue(part), KPIRollup.bucketStart(c.at, width: bucketWidths[finest]) == start { cancels = true }
             for d in 0..<dimensions {
                 let group = d == 0 ? nil : part.group(KPIDimension.allCases[d - 1])
                 let b = p * dimensions + d
                 var j = 0
                 while j < changes[b].count, changes[b][j].group != group { j += 1 }
                 if j == changes[b].count { changes[b].append(Change(group: group)) }
-                if removing { changes[b][j].retracted.add(part) } else { changes[b][j].added.add(part) }
+                if cancels, d == 0 || counterpart!.group(KPIDimension.allCases[d - 1]) == group {
+                    if removing { changes[b][j].retracted.addCounts(part) } else { changes[b][j].added.addCounts(part) }
+                } else {
+                    if removing { changes[b][j].retracted.add(part) } else { changes[b][j].added.add(part) }
+                }
             }
         }
         for i in transitions.indices {
             let old = transitions[i].old.map(OrderContribution.init), new = OrderContribution(transitions[i].new)
             if old?.allocation != new.allocation {
-                if let a = old?.allocation { try touch(.allocation(a), removing: true) }
-                if let a = new.allocation { try touch(.allocation(a), removing: false) }
+                let o = old?.allocation.map(KPIPart.allocation), n = new.allocation.map(KPIPart.allocation)
+                if let o { try touch(o, removing: true, counterpart: n) }
+                if let n { try touch(n, removing: false, counterpart: o) }
             }
             if old?.shipment != new.shipment {
-                if let s = old?.shipment { try touch(.shipment(s), removing: true) }
-                if let s = new.shipment { try touch(.shipment(s), removing: false) }
+                let o = old?.shipment.map(KPIPart.shipment), n = new.shipment.map(KPIPart.shipment)
+                if let o { try touch(o, removing: true, counterpart: n) }
+                if let n { try touch(n, removing: false, counterpart: o) }
             }
         }
         func apply(_ c: Change, to b: Int) {
             var j = 0
             while j < blocks[b].count, blocks[b][j].group != c.group { j += 1 }
             if j == blocks[b].count { blocks[b].append((c.group, KPIAccumulator())) }
-            // Retractions first, as each transition retracts an order's old part before adding its new one.
-            if !c.retracted.isEmpty { blocks[b][j].accumulator.subtract(c.retracted) }
-            blocks[b][j].accumulator.merge(c.added)
+            // In one step, so a row's maximum is settled from the row before and the change's values,
+            // whatever their order (`KPIAccumulator.apply(retracting:adding:)`).
+            blocks[b][j].accumulator.apply(retracting: c.retracted, adding: c.added)
+            if !c.retracted.isEmpty { retractedFrom[b] = true }
         }
-        for p in buckets.indices where buckets[p].tier == finest {
+        // Finest buckets by time, so the coarser rows they share take their changes in an order that does
+        // not depend on the order of the transitions.
+        let finestBuckets = buckets.indices.filter { buckets[$0].tier == finest }.sorted { buckets[$0].start < buckets[$1].start }
+        for p in finestBuckets {
             let start = buckets[p].start
             var targets = [p]
             for tier in 0..<finest {
@@ -110,6 +134,33 @@ public struct KPIFactsRollup: FactsRollup {
             for d in 0..<dimensions {
                 for c in changes[p * dimensions + d] {
                     for t in targets { apply(c, to: t * dimensions + d) }
+                }
+            }
+        }
+        // A coarse row left with an unknown maximum learns it from the rows of the next finer tier inside
+        // it, where they tell it (`QuantileSketch.learnMax(fromParts:)`): the value retracted was in one
+        // minute, whose own maximum is then unknown, but its bound is usually below another minute's known
+        // maximum. Tried only when this call made the maximum unknown or retracted from the row, so its
+        // cost follows the retractions, not the rows a write touches; finer tiers first, so an hour can
+        // learn from quarters repaired the same way.
+        for tier in stride(from: finest - 1, through: 0, by: -1) {
+            let (width, finer) = (bucketWidths[tier], bucketWidths[tier + 1])
+            for p in buckets.indices where buckets[p].tier == tier {
+                for d in 0..<dimensions where knewMaxima[p * dimensions + d] || retractedFrom[p * dimensions + d] {
+                    let b = p * dimensions + d
+                    guard blocks[b].contains(where: { !$0.accumulator.maxIsExact }) else { continue }
+                    var parts: [Block] = []
+                    for start in stride(from: buckets[p].start, to: buckets[p].start + width, by: Int(finer)) {
+                        if let q = index[Bucket(tier: tier + 1, start: start)] {
+                            parts.append(blocks[q * dimensions + d])
+                        } else if let bytes = try read(RollupKey(dimension: names[tier + 1][d], group: nil, bucketStart: start)) {
+                            parts.append(try KPIRollupBlock.decode(bytes))
+                        }
+                    }
+                    for j in blocks[b].indices where !blocks[b][j].accumulator.maxIsExact {
+                        let group = blocks[b][j].group
+                        blocks[b][j].accumulator.learnMaxima(fromParts: parts.compactMap { $0.first { $0.group == group }?.accumulator })
+                    }
                 }
             }
         }
@@ -138,21 +189,34 @@ public struct KPIService: Sendable {
     }
 
     /// The KPI document of interfaces.md: whole buckets from rollup rows, the rest from facts.
+    ///
+    /// A row whose maximum is not known (a late event retracted the bucket's largest value,
+    /// `KPIAccumulator.maxIsExact`) does not answer its bucket: the bucket, all its groups, is read
+    /// from the next tier's rows instead (an hour from its minutes), and a minute from the orders'
+    /// facts, so `max_s` is exact in every window. Tiers are read coarsest first, each once.
     public func document(_ q: KPIQuery) throws -> KPIDocument {
-        let plan = q.rollupPlan(bucketWidths: bucketWidths)
+        var plan = q.rollupPlan(bucketWidths: bucketWidths)
         let dimension = q.by?.rawValue ?? "total"
         var rows: [KPIRollupRow] = []
-        for (tier, width) in bucketWidths.enumerated() where !plan.rollupRanges[tier].isEmpty {
+        for (tier, width) in bucketWidths.enumerated() {
+            guard !plan.rollupRanges[tier].isEmpty else { continue }
             let stored = KPIRollupKey.storedDimension(dimension, width: width)
+            var deferred: [Micros] = []
             for (key, bytes) in try reader.rollupRows(dimension: stored, in: plan.rollupRanges[tier]) {
-                for (group, acc) in try KPIRollupBlock.decode(bytes) {
+                let block = try KPIRollupBlock.decode(bytes)
+                if block.contains(where: { !$0.accumulator.maxIsExact }) {
+                    deferred.append(key.bucketStart)
+                    continue
+                }
+                for (group, acc) in block {
                     rows.append(KPIRollupRow(key: KPIRollupKey(dimension: q.by, group: group, bucketStart: key.bucketStart, bucketWidth: width),
                                              accumulator: acc))
                 }
             }
+            if !deferred.isEmpty { plan = plan.deferring(deferred, tier: tier) }
         }
         let facts = plan.factRanges.isEmpty ? [] : try reader.kpiFacts(in: plan.factRanges)
-        return KPIReport.compute(query: q, bucketWidths: bucketWidths, rows: rows, edgeFacts: facts)
+        return KPIReport.compute(query: q, plan: plan, rows: rows, edgeFacts: facts)
     }
 
     /// The orders behind a figure (`allocation_delay.p95_s`, `fill_rate`, ...) in the query's window,

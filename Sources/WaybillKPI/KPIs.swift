@@ -37,7 +37,8 @@ public struct DistributionSummary: Hashable, Sendable {
                   maxSeconds: Double(sorted[sorted.count - 1]) / 1e6)
     }
 
-    /// From a sketch: count and mean exact, quantiles and max within the sketch's accuracy.
+    /// From a sketch: count and mean exact, quantiles within the sketch's accuracy, max exact where the
+    /// sketch knows it (`QuantileSketch.maxIsExact`; KPI queries merge only rollup rows that do).
     public init(sketch s: QuantileSketch) {
         guard s.count > 0 else { self = .empty; return }
         func q(_ p: Double) -> Double? { s.quantile(percent: p).map { $0 / 1e6 } }

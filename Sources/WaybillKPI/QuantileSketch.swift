@@ -12,18 +12,26 @@ import WaybillModel
 /// - `count` and `sum` are exact, and `add`, `remove`, `merge` and `subtract` commute: the sketch is
 ///   an element of an abelian group (bucket counts are signed), so retracting a late order's
 ///   old contribution gives the same bytes as never having added it, in any order.
-/// - `max` is exact while no value at or above the current maximum has been retracted. Retracting
-///   the maximum (or emptying its bucket) cannot know whether another value equal to it remains, so
-///   `max` then becomes the representative of the highest non-empty bucket, capped at the previous
-///   maximum: within `relativeAccuracy` of the true maximum, like the quantiles. Merging keeps the
-///   larger of the two. Rollups thus report an exact max unless a late event retracted the maximum.
+/// - The maximum is kept exactly while it can be known, and never guessed: `maxIsExact` says which.
+///   A sketch holds an upper bound of its values; it is their maximum while `maxIsExact`. Adding a
+///   value at or above the bound makes it the exact maximum; retracting a value at or above the exact
+///   maximum (it may have been the only one) leaves only the bound (lowered to the top of the highest
+///   non-empty bucket), `maxIsExact == false`, until a value at or above the bound is added, the
+///   sketch holds nothing but zeros or nothing, or `learnMax(fromParts:)` learns it. The
+///   bound and the flag are a function of the sketch before an operation and the operation's values,
+///   never of the order of values within one `apply(retracting:adding:)`. `max` reads the exact
+///   maximum, or without one the representative of the highest non-empty bucket capped at the bound
+///   (within `relativeAccuracy`, like the quantiles). KPI rollups do not report such a max: a query
+///   answers a bucket whose max is not exact from the orders' facts (`KPIService.document`).
+///   Retract only values held (or added in the same `apply`): the flag relies on it.
 /// - Negative values are clamped to 0 (kpis.md clamps negative delays).
 public struct QuantileSketch: Sendable {
     /// Bucket `i` holds the values in `(gamma^(i-1), gamma^i]`.
     public static let relativeAccuracy = 0.005
     static let gamma = (1 + relativeAccuracy) / (1 - relativeAccuracy)
     static let logGamma = log(gamma)
-    static let formatVersion: UInt8 = 1
+    /// 2: the bucket count carries the `maxIsExact` flag (1 approximated the max after a retraction).
+    static let formatVersion: UInt8 = 2
     /// Buckets of values 1 ... Int64.max: decoding refuses indices outside, so hostile bytes cannot allocate.
     static let indexRange = 0...index(of: Int64.max)
 
@@ -38,7 +46,15 @@ public struct QuantileSketch: Sendable {
     public private(set) var zeroCount: Int64 = 0
     public private(set) var count: Int64 = 0
     public private(set) var sum: Int64 = 0
-    public private(set) var max: Int64?
+    /// An upper bound of the values held, nil when none is held; their maximum while `maxIsExact`.
+    public private(set) var maxBound: Int64?
+    /// Whether `maxBound` is the maximum of the values held (always, until a retraction removes a
+    /// value at or above it). True when empty.
+    public private(set) var maxIsExact = true
+
+    /// The maximum: exact while `maxIsExact`, else the representative of the highest non-empty
+    /// bucket, capped at `maxBound` (within `relativeAccuracy`). Nil when empty.
+    public var max: Int64? { maxIsExact ? maxBound : approximateMax }
 
     public init() {}
 
@@ -103,19 +119,111 @@ public struct QuantileSketch: Sendable {
         if v == 0 { zeroCount &+= n } else { bump(Self.index(of: v), by: n) }
         count &+= n
         sum &+= v &* n
-        max = Swift.max(max ?? v, v)
+        if v >= (maxBound ?? v) {
+            maxBound = v
+            maxIsExact = true
+        }
     }
 
-    /// Retracts a value added before (see the type's contract on `max`).
+    /// Retracts a value added before (see the type's contract on the maximum).
     public mutating func remove(_ value: Int64, times n: Int64 = 1) {
         let v = Swift.max(0, value)
+        let before = (maxBound, maxIsExact)
         if v == 0 { zeroCount &-= n } else { bump(Self.index(of: v), by: -n) }
         count &-= n
         sum &-= v &* n
-        if let m = max, v >= m || !holds(m) { recomputeMax(cap: m) }
+        settleMax(before, retracted: v, added: (nil, true))
     }
 
     public mutating func merge(_ other: QuantileSketch) {
+        mergeCounts(other)
+        (maxBound, maxIsExact) = Self.union((maxBound, maxIsExact), (other.maxBound, other.maxIsExact))
+    }
+
+    /// Retracts everything `retracted` holds and adds everything `added` holds, in one step: what an
+    /// order's changes do to a rollup row. The maximum is settled once, from the sketch before and the
+    /// two operands, so it does not depend on the order of the values inside them (`remove` then `add`
+    /// value by value can end with the same values but an unknown maximum where this knows it).
+    public mutating func apply(retracting retracted: QuantileSketch, adding added: QuantileSketch) {
+        let before = (maxBound, maxIsExact)
+        subtractCounts(retracted)
+        mergeCounts(added)
+        settleMax(before, retracted: retracted.maxBound, added: (added.maxBound, added.maxIsExact))
+    }
+
+    /// The bound and flag of two sketches taken together.
+    private static func union(_ a: (bound: Int64?, exact: Bool), _ b: (bound: Int64?, exact: Bool)) -> (Int64?, Bool) {
+        guard let p = a.bound else { return b }
+        guard let q = b.bound else { return a }
+        // A known maximum at or above the other's bound is the maximum of both.
+        return (Swift.max(p, q), (a.exact && b.exact) || (a.exact && p >= q) || (b.exact && q >= p))
+    }
+
+    /// The bound and flag once values up to `retracted` (nil: none) were retracted from a sketch whose
+    /// bound and flag were `before`, and values with bound and flag `added` were added. Correct when the
+    /// retracted values were held before or added here.
+    private mutating func settleMax(_ before: (bound: Int64?, exact: Bool), retracted r: Int64?, added: (bound: Int64?, exact: Bool)) {
+        guard let r else {
+            (maxBound, maxIsExact) = Self.union(before, added)
+            return
+        }
+        if before.exact, let m = before.bound, r < m {
+            // Every retracted value lies below the maximum held before: that maximum is still held.
+            (maxBound, maxIsExact) = Self.union(before, added)
+        } else if added.exact, let a = added.bound, a > r, a >= (before.bound ?? a) {
+            // The largest value added lies above every retracted value and every value held before.
+            (maxBound, maxIsExact) = (a, true)
+        } else {
+            maxBound = Swift.max(r, before.bound ?? r, added.bound ?? r)
+            maxIsExact = false
+            tightenBound()
+        }
+    }
+
+    /// Without an exact maximum, the bound comes down to the top of the highest non-empty bucket (the
+    /// maximum lies in it): so that a later value added at or above it, or `learnMax(fromParts:)`, can
+    /// know the maximum again. A sketch that holds only zeros has the maximum 0; one that holds nothing
+    /// has none. Left alone while a bucket count is negative (values retracted before they were added).
+    private mutating func tightenBound() {
+        var top: Int?, negative = false
+        forEachBucket { i, c in
+            if c > 0 { top = i } else if c < 0 { negative = true }
+        }
+        guard !negative, zeroCount >= 0, let bound = maxBound else { return }
+        if let top {
+            maxBound = Swift.min(bound, Self.upperEdge(top))
+        } else if zeroCount > 0, count == zeroCount {
+            (maxBound, maxIsExact) = (0, true)
+        } else if zeroCount == 0, count == 0, sum == 0 {
+            (maxBound, maxIsExact) = (nil, true)
+        }
+    }
+
+    /// An integer at or above every value `index(of:)` puts in bucket `i` (`gamma^i`, with a margin far
+    /// above the rounding of `log` and `pow`).
+    static func upperEdge(_ i: Int) -> Int64 {
+        let edge = (pow(gamma, Double(i)) * (1 + 1e-12)).rounded(.up)
+        return edge >= 9.2e18 ? Int64.max : Int64(edge)
+    }
+
+    /// Learns the maximum from sketches whose values together are exactly this sketch's (a coarse
+    /// rollup row from the finer rows inside it): known when the largest exact maximum among them is at
+    /// or above every other part's bound. Returns whether the maximum is now exact.
+    @discardableResult
+    public mutating func learnMax(fromParts parts: some Sequence<QuantileSketch>) -> Bool {
+        guard !maxIsExact, let bound = maxBound else { return maxIsExact }
+        var known: Int64?, others: Int64?
+        for p in parts {
+            guard let b = p.maxBound else { continue }
+            if p.maxIsExact { known = Swift.max(known ?? b, b) } else { others = Swift.max(others ?? b, b) }
+        }
+        if let k = known, k >= (others ?? k), k <= bound {
+            (maxBound, maxIsExact) = (k, true)
+        }
+        return maxIsExact
+    }
+
+    private mutating func mergeCounts(_ other: QuantileSketch) {
         if other.zeroCount != 0 { zeroCount &+= other.zeroCount }
         if other.counts.isEmpty {
             for p in other.sparse { bump(p.index, by: p.count) }
@@ -132,7 +240,6 @@ public struct QuantileSketch: Sendable {
         }
         count &+= other.count
         sum &+= other.sum
-        if let o = other.max { max = Swift.max(max ?? o, o) }
     }
 
     /// Adds a dense sketch's buckets to this dense one.
@@ -162,33 +269,25 @@ public struct QuantileSketch: Sendable {
 
     /// Retracts everything `other` holds, as if each of its values were `remove`d.
     public mutating func subtract(_ other: QuantileSketch) {
+        let before = (maxBound, maxIsExact)
+        subtractCounts(other)
+        settleMax(before, retracted: other.maxBound, added: (nil, true))
+    }
+
+    private mutating func subtractCounts(_ other: QuantileSketch) {
         if other.zeroCount != 0 { zeroCount &-= other.zeroCount }
         other.forEachBucket { i, c in if c != 0 { bump(i, by: -c) } }
         count &-= other.count
         sum &-= other.sum
-        if let m = max, (other.max ?? -1) >= m || !holds(m) { recomputeMax(cap: m) }
     }
 
-    /// Whether the bucket of `v` still holds a value (an approximate `max` must stay in a non-empty bucket).
-    private func holds(_ v: Int64) -> Bool {
-        if v == 0 { return zeroCount > 0 }
-        let i = Self.index(of: v)
-        if counts.isEmpty { return sparse.contains { $0.index == i && $0.count > 0 } }
-        let k = i - offset
-        return k >= 0 && k < counts.count && counts[k] > 0
-    }
-
-    private mutating func recomputeMax(cap: Int64) {
+    /// Without an exact maximum: the representative of the highest non-empty bucket, capped at the bound.
+    private var approximateMax: Int64? {
+        guard let cap = maxBound else { return nil }
         var last: Int?
         forEachBucket { i, c in if c > 0 { last = i } }
-        if let last {
-            let r = Int64(Self.representative(last).rounded())
-            max = Swift.min(cap, Swift.max(1, r))
-        } else if zeroCount > 0 {
-            max = 0
-        } else {
-            max = nil
-        }
+        if let last { return Swift.min(cap, Swift.max(1, Int64(Self.representative(last).rounded()))) }
+        return zeroCount > 0 ? 0 : nil
     }
 
     /// The smallest `v` with at least `percent`% of the values `<= v`, within `relativeAccuracy`; nil when empty.
@@ -213,8 +312,9 @@ public struct QuantileSketch: Sendable {
 
     public var mean: Double? { count > 0 ? Double(sum) / Double(count) : nil }
 
-    /// Compact bytes: a version byte, then zig-zag varints (sum, max, zero count, and each non-empty
-    /// bucket as an index delta and a count). `count` is implied by the buckets.
+    /// Compact bytes: a version byte, then varints: sum, max bound, zero count, twice the number of
+    /// non-empty buckets plus 1 when the max is not exact, and each non-empty bucket as an index delta
+    /// and a count. `count` is implied by the buckets.
     public var serialized: [UInt8] {
         var out = ByteSink()
         encode(into: &out)
@@ -224,7 +324,7 @@ public struct QuantileSketch: Sendable {
     func encode(into out: inout ByteSink) {
         out.byte(Self.formatVersion)
         out.signed(sum)
-        out.unsigned(max.map { UInt64($0) + 1 } ?? 0)
+        out.unsigned(maxBound.map { UInt64($0) + 1 } ?? 0)
         out.signed(zeroCount)
         // One pass: the pairs go to a scratch buffer (two varints of at most 10 bytes each), behind their count.
         let buckets = counts.isEmpty ? sparse.count : counts.count
@@ -261,7 +361,8 @@ public struct QuantileSketch: Sendable {
             }
             written = n
         }
-        out.unsigned(UInt64(nonEmpty))
+        // The flag rides in the bucket count's low bit: no byte more for it.
+        out.unsigned(UInt64(nonEmpty) << 1 | (maxIsExact ? 0 : 1))
         out.bytes.append(contentsOf: pairs)
     }
 
@@ -276,10 +377,13 @@ public struct QuantileSketch: Sendable {
         guard version == Self.formatVersion else { throw KPIDecodingError("unknown sketch format version \(version)") }
         sum = try src.signed()
         let m = try src.unsigned()
-        max = m == 0 ? nil : Int64(truncatingIfNeeded: m - 1)
+        maxBound = m == 0 ? nil : Int64(truncatingIfNeeded: m - 1)
         zeroCount = try src.signed()
         count = zeroCount
-        let n = try src.count()
+        let flagged = try src.unsigned()
+        maxIsExact = flagged & 1 == 0
+        guard maxIsExact || maxBound != nil else { throw KPIDecodingError("a sketch with no maximum marked inexact") }
+        let n = Int(flagged >> 1)
         guard n <= Self.indexRange.count else { throw KPIDecodingError("\(n) buckets, more than exist") }
         var i = 0
         var first = true

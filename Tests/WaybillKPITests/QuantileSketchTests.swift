@@ -80,7 +80,11 @@ struct QuantileSketchTests {
 
     @Test func retractingTheMaximumKeepsMaxWithinAccuracy() {
         var s = QuantileSketch([10_000_000, 20_000_000, 30_000_000])
+        #expect(s.maxIsExact)
         s.remove(30_000_000)
+        // Not known any more (another 30 s might remain, as far as the sketch can tell): marked, the bound
+        // down to the top of the highest bucket left, and `max` approximates.
+        #expect(!s.maxIsExact && s.maxBound! >= 20_000_000 && s.maxBound! <= 20_201_000)
         #expect(relativeError(Double(s.max!), 20_000_000) <= 0.01)
         s.remove(20_000_000)
         #expect(relativeError(Double(s.max!), 10_000_000) <= 0.01)
@@ -95,6 +99,108 @@ struct QuantileSketchTests {
         var k = QuantileSketch([1_234_567, 9_876_543])
         k.remove(1_234_567)
         #expect(k.max == 9_876_543)
+        #expect(z.maxIsExact && k.maxIsExact && s.maxIsExact)
+    }
+
+    /// The maximum once known again: a value added at or above the bound is the maximum; an emptied
+    /// sketch has none; one holding only zeros has 0.
+    @Test func anUnknownMaximumIsKnownAgainOnlyWhenItMustBe() throws {
+        var s = QuantileSketch([5_000_000, 9_000_000, 9_000_000])
+        s.remove(9_000_000)
+        s.add(8_000_000)
+        #expect(!s.maxIsExact, "8 s is below the bound: a 9 s value might remain as far as the sketch knows")
+        s.add(9_000_000)
+        #expect(s.maxIsExact && s.max == 9_000_000)
+        // The bound comes down to the highest bucket left, so a value above it is known to be the maximum.
+        var t = QuantileSketch([5_000_000, 9_000_000])
+        t.remove(9_000_000)
+        t.add(5_000_001)
+        #expect(!t.maxIsExact, "5.000001 s shares the 5 s bucket")
+        t.add(8_000_000)
+        #expect(t.maxIsExact && t.max == 8_000_000)
+        // Through bytes, the flag and the bound survive.
+        var u = QuantileSketch([1, 2, 3, 700])
+        u.remove(700)
+        let back = try QuantileSketch(serialized: u.serialized)
+        #expect(back == u && !back.maxIsExact && back.maxBound! >= 3 && back.maxBound! < 700)
+        // Parts that hold the same values tell the maximum when the largest known one tops the others' bounds.
+        var whole = QuantileSketch([4_000_000, 6_000_000, 9_000_000])
+        whole.remove(9_000_000)
+        var quiet = QuantileSketch([4_000_000, 9_000_000])
+        quiet.remove(9_000_000)
+        let learned = whole.learnMax(fromParts: [quiet, QuantileSketch([6_000_000])])
+        #expect(learned && whole.max == 6_000_000)
+        var close = QuantileSketch([6_000_000, 9_000_000])
+        close.remove(9_000_000)
+        var other = QuantileSketch([6_000_000, 6_000_001, 9_000_000])
+        other.remove(9_000_000)
+        let unlearned = other.learnMax(fromParts: [close, QuantileSketch([6_000_001])])
+        #expect(!unlearned && !other.maxIsExact, "the other part's bound lies above 6.000001 s")
+        // One step that retracts the maximum and adds a larger value knows the new maximum.
+        var a = QuantileSketch([3, 10])
+        a.apply(retracting: QuantileSketch([10]), adding: QuantileSketch([12, 4]))
+        #expect(a.maxIsExact && a.max == 12)
+        // Retracting the maximum and adding the same value again cannot tell whether one remains.
+        var b = QuantileSketch([3, 10])
+        b.apply(retracting: QuantileSketch([10]), adding: QuantileSketch([10]))
+        #expect(!b.maxIsExact && b.maxBound == 10 && b.count == 2)
+        // A value below the maximum, retracted with others added, leaves it known.
+        var c = QuantileSketch([3, 10])
+        c.apply(retracting: QuantileSketch([3]), adding: QuantileSketch([7]))
+        #expect(c.maxIsExact && c.max == 10)
+    }
+
+    /// Property: under any valid sequence of add, remove, merge, subtract and apply (retracting only
+    /// what is held or added in the same step), the maximum is exact whenever the sketch says so, the
+    /// bound is never below it, and `max` is within the accuracy otherwise; counts and sums are exact.
+    @Test(arguments: [UInt64(1), 2, 3, 4])
+    func maxIsExactWheneverMarkedSo(_ seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        var s = QuantileSketch()
+        var held: [Int64] = []
+        func draw() -> Int64 { rng.next() % 7 == 0 ? 0 : [1, 1_000, 1_000_000, 60_000_000][Int(rng.next() % 4)] * Int64(1 + rng.next() % 50) }
+        func takeHeld(_ n: Int) -> [Int64] {
+            var out: [Int64] = []
+            for _ in 0..<Swift.min(n, held.count) { out.append(held.remove(at: Int(rng.next() % UInt64(held.count)))) }
+            return out
+        }
+        var unknownSeen = false, knownAgain = false
+        for step in 0..<3_000 {
+            let wasExact = s.maxIsExact
+            switch rng.next() % 6 {
+            case 0, 1:
+                let v = draw()
+                s.add(v)
+                held.append(v)
+            case 2:
+                // Most often the largest value, so the maximum is retracted.
+                if !held.isEmpty {
+                    let i = rng.next() % 2 == 0 ? held.indices.max { held[$0] < held[$1] }! : Int(rng.next() % UInt64(held.count))
+                    s.remove(held.remove(at: i))
+                }
+            case 3:
+                let values = (0..<Int(rng.next() % 4)).map { _ in draw() }
+                s.merge(QuantileSketch(values))
+                held += values
+            case 4:
+                s.subtract(QuantileSketch(takeHeld(Int(rng.next() % 4))))
+            default:
+                let added = (0..<Int(rng.next() % 4)).map { _ in draw() }
+                held += added
+                s.apply(retracting: QuantileSketch(takeHeld(Int(rng.next() % 4))), adding: QuantileSketch(added))
+            }
+            #expect(s.count == Int64(held.count) && s.sum == held.reduce(0, +), "step \(step)")
+            if s.maxIsExact {
+                #expect(s.max == held.max(), "step \(step)")
+                if !wasExact { knownAgain = true }
+            } else {
+                unknownSeen = true
+                #expect(s.maxBound! >= held.max()!, "step \(step)")
+                #expect(relativeError(Double(s.max!), Double(held.max()!)) <= 0.01, "step \(step)")
+            }
+            if held.isEmpty { #expect(s.isEmpty && s.max == nil && s.maxIsExact) }
+        }
+        #expect(unknownSeen && knownAgain)
     }
 
     @Test func mergeIsOrderIndependentAndEqualsAddingEverything() {
@@ -191,14 +297,18 @@ struct QuantileSketchTests {
         #expect(throws: KPIDecodingError.self) { try QuantileSketch(serialized: [9] + good.dropFirst()) }
         #expect(throws: KPIDecodingError.self) { try QuantileSketch(serialized: Array(good.dropLast())) }
         #expect(throws: KPIDecodingError.self) { try QuantileSketch(serialized: good + [0]) }
-        #expect(throws: KPIDecodingError.self) { try QuantileSketch(serialized: [1] + Array(repeating: 0xFF, count: 12)) }
+        #expect(throws: KPIDecodingError.self) { try QuantileSketch(serialized: [QuantileSketch.formatVersion] + Array(repeating: 0xFF, count: 12)) }
+        // Version 1 guessed the maximum after a retraction; its bytes are refused (stores rebuild their rollups).
+        #expect(throws: KPIDecodingError.self) { try QuantileSketch(serialized: [1] + good.dropFirst()) }
+        // A maximum marked not known needs a bound.
+        #expect(throws: KPIDecodingError.self) { try QuantileSketch(serialized: [QuantileSketch.formatVersion, 0, 0, 0, 1]) }
         // Bucket indices far apart would make the dense store allocate gigabytes: refused.
         var hostile = ByteSink()
-        hostile.byte(1)
+        hostile.byte(QuantileSketch.formatVersion)
         hostile.signed(0)
         hostile.unsigned(0)
         hostile.signed(0)
-        hostile.unsigned(3)
+        hostile.unsigned(3 << 1)
         for _ in 0..<3 {
             hostile.signed(4_000)
             hostile.signed(1)

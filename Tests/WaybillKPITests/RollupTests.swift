@@ -39,7 +39,7 @@ struct RollupTests {
         return sim
     }
 
-    /// Everything exact but quantiles and max, which must be within 1%.
+    /// Everything exact (`max_s` too) but quantiles, which must be within 1%.
     func expectAgree(_ a: KPIs, _ b: KPIs, _ context: String, sourceLocation: SourceLocation = #_sourceLocation) {
         #expect(a.ordersAllocated == b.ordersAllocated, "\(context)", sourceLocation: sourceLocation)
         #expect(a.fillRate == b.fillRate, "\(context)", sourceLocation: sourceLocation)
@@ -49,7 +49,8 @@ struct RollupTests {
         for (x, y) in [(a.allocationDelay, b.allocationDelay), (a.shipmentLag, b.shipmentLag)] {
             #expect(x.count == y.count, "\(context)", sourceLocation: sourceLocation)
             #expect(x.meanSeconds == y.meanSeconds, "\(context)", sourceLocation: sourceLocation)
-            for f in [DistributionField.p50, .p90, .p95, .p99, .max] {
+            #expect(x.maxSeconds == y.maxSeconds, "\(context) max_s", sourceLocation: sourceLocation)
+            for f in [DistributionField.p50, .p90, .p95, .p99] {
                 switch (x.value(f), y.value(f)) {
                 case (nil, nil): break
                 case let (u?, v?): #expect(relativeError(u, v) <= 0.01, "\(context) \(f): \(u) vs \(v)", sourceLocation: sourceLocation)
@@ -88,6 +89,14 @@ struct RollupTests {
                 && got.unitsAllocatedFirst == acc.unitsAllocatedFirst && got.fullyAllocatedFirst == acc.fullyAllocatedFirst
                 && got.shipments == acc.shipments && got.onTimeDefined == acc.onTimeDefined && got.onTime == acc.onTime)
             #expect(got.allocationDelay.count == acc.allocationDelay.count && got.allocationDelay.sum == acc.allocationDelay.sum)
+            // The maximum is exact, or marked not known with a bound above it: never a guess.
+            for (mine, theirs) in [(got.allocationDelay, acc.allocationDelay), (got.shipmentLag, acc.shipmentLag)] {
+                if mine.maxIsExact {
+                    #expect(mine.max == theirs.max)
+                } else {
+                    #expect(mine.maxBound! >= theirs.max!)
+                }
+            }
             // Equal buckets; a quantile may differ only by the cap at a max approximated after retracting the maximum.
             for p in [50.0, 95, 99] {
                 #expect(relativeError(got.shipmentLag.quantile(percent: p) ?? 0, acc.shipmentLag.quantile(percent: p) ?? 0) <= 0.01)
@@ -112,7 +121,9 @@ struct RollupTests {
             let sim = Self.simulate(seed: 8, widths: widths)
             let q = try KPIQuery(from: Self.start + fromOffset, to: Self.start + toOffset, by: by, step: step)
             let reference = KPIReport.compute(facts: Array(sim.facts.values), query: q)
-            let plan = q.rollupPlan(bucketWidths: widths)
+            // Shuffled arrival retracted some rows' maxima: those rows' buckets come from finer rows and facts.
+            #expect(sim.rows.values.contains { !$0.maxIsExact })
+            let plan = q.rollupPlan(bucketWidths: widths).settled(by: sim.rollupRows, dimension: q.by)
             // Read exactly what the plan asks for, as a store would.
             let edgeFacts = sim.facts.values.filter { f in
                 [f.allocatedAt, f.shippedAt].contains { t in t.map(plan.inFacts) ?? false }
@@ -151,6 +162,8 @@ struct RollupTests {
 
     /// Property: for random windows, steps and tiers, every instant of every step is covered by exactly
     /// one tier's whole bucket or by the facts, and a tier's bucket never straddles a step boundary.
+    /// The same holds once random buckets of each tier are deferred to the finer tiers and facts
+    /// (`KPIRollupPlan.deferring`, for rows whose maximum is not known).
     @Test func tieredPlansPartitionEveryStep() throws {
         var rng = SplitMix64(seed: 77)
         let tierSets: [[Micros]] = [[hour], [hour, minute], [day, hour, 5 * minute, minute]]
@@ -161,19 +174,36 @@ struct RollupTests {
             guard let q = try? KPIQuery(from: from, to: to, step: step) else { continue }
             let widths = tierSets[Int(rng.next() % 3)]
             let plan = q.rollupPlan(bucketWidths: widths)
-            var pieces: [Range<Micros>] = plan.factRanges
-            for (tier, ranges) in plan.rollupRanges.enumerated() {
-                for r in ranges {
-                    #expect(r.lowerBound % widths[tier] == 0 && r.upperBound % widths[tier] == 0)
-                    for b in stride(from: r.lowerBound, to: r.upperBound, by: Int(widths[tier])) {
-                        #expect(q.step == nil || q.stepIndex(b) == q.stepIndex(b + widths[tier] - 1), "bucket \(b) straddles a step")
-                    }
+            var deferred = plan
+            for tier in widths.indices {
+                let buckets = deferred.rollupRanges[tier].flatMap { stride(from: $0.lowerBound, to: $0.upperBound, by: Int(widths[tier])) }
+                let picked = (0..<Swift.min(buckets.count, 1 + Int(rng.next() % 8))).map { _ in buckets[Int(rng.next() % UInt64(buckets.count))] }
+                deferred = deferred.deferring(picked, tier: tier)
+                for b in picked {
+                    #expect(!deferred.inRollups(KPIRollupKey(dimension: nil, group: nil, bucketStart: b, bucketWidth: widths[tier])))
                 }
-                pieces += ranges
             }
-            pieces.sort { $0.lowerBound < $1.lowerBound }
-            #expect(pieces.first?.lowerBound == q.from && pieces.last?.upperBound == q.to)
-            for (a, b) in zip(pieces, pieces.dropFirst()) { #expect(a.upperBound == b.lowerBound, "gap or overlap at \(a) \(b)") }
+            expectPartition(plan, q, widths)
+            expectPartition(deferred, q, widths)
+        }
+    }
+
+    func expectPartition(_ plan: KPIRollupPlan, _ q: KPIQuery, _ widths: [Micros], sourceLocation: SourceLocation = #_sourceLocation) {
+        var pieces: [Range<Micros>] = plan.factRanges
+        for (tier, ranges) in plan.rollupRanges.enumerated() {
+            for r in ranges {
+                #expect(r.lowerBound % widths[tier] == 0 && r.upperBound % widths[tier] == 0, sourceLocation: sourceLocation)
+                for b in stride(from: r.lowerBound, to: r.upperBound, by: Int(widths[tier])) {
+                    #expect(q.step == nil || q.stepIndex(b) == q.stepIndex(b + widths[tier] - 1), "bucket \(b) straddles a step",
+                            sourceLocation: sourceLocation)
+                }
+            }
+            pieces += ranges
+        }
+        pieces.sort { $0.lowerBound < $1.lowerBound }
+        #expect(pieces.first?.lowerBound == q.from && pieces.last?.upperBound == q.to, sourceLocation: sourceLocation)
+        for (a, b) in zip(pieces, pieces.dropFirst()) {
+            #expect(a.upperBound == b.lowerBound, "gap or overlap at \(a) \(b)", sourceLocation: sourceLocation)
         }
     }
 
@@ -249,6 +279,11 @@ struct RollupTests {
         #expect(back.map(\.group) == ["DC-EAST", "DC-É", nil])
         for (g, acc) in back { #expect(acc == groups[g]!) }
         #expect(KPIRollupBlock.encode([("x", KPIAccumulator())]) == nil)
+        // A maximum retracted (not known any more) stays marked through the bytes.
+        var retracted = groups["DC-EAST"]!
+        retracted.remove(contributions.filter { $0.allocation != nil }.max { $0.allocation!.delay < $1.allocation!.delay }!)
+        let marked = try KPIRollupBlock.decode(#require(KPIRollupBlock.encode([("DC-EAST", retracted)])))
+        #expect(marked.count == 1 && marked[0].accumulator == retracted && !marked[0].accumulator.maxIsExact)
         #expect(throws: KPIDecodingError.self) { try KPIRollupBlock.decode(Array(bytes.dropLast(2))) }
         #expect(throws: KPIDecodingError.self) { try KPIRollupBlock.decode(bytes + [0]) }
         #expect(throws: KPIDecodingError.self) { try KPIRollupBlock.decode([9] + bytes.dropFirst()) }
