@@ -205,7 +205,7 @@ struct HTMLReport {
         guard !contributors.isEmpty else { return h + "<p class=\"note\">No orders stand out in this window.</p></section>\n" }
         h += "<ol>"
         for c in contributors {
-            h += "<li><a href=\"/traces/" + esc(pathSegment(c.orderID)) + "\">" + esc(c.orderID) + "</a> — " + esc(c.reason) + "</li>"
+            h += "<li><a href=\"/traces/" + esc(URLText.pathSegment(c.orderID)) + "\">" + esc(c.orderID) + "</a> — " + esc(c.reason) + "</li>"
         }
         return h + "</ol></section>\n"
     }
@@ -227,19 +227,3 @@ struct HTMLReport {
 
 /// Escapes text for HTML element content and quoted attribute values.
 func esc(_ s: String) -> String { HTMLText.escape(s) }
-
-/// Percent-encodes a URL path segment: everything but RFC 3986 unreserved characters.
-func pathSegment(_ s: String) -> String {
-    let hex = Array("0123456789ABCDEF".utf8)
-    var out: [UInt8] = []
-    for b in s.utf8 {
-        switch b {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-             UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-            out.append(b)
-        default:
-            out += [UInt8(ascii: "%"), hex[Int(b >> 4)], hex[Int(b & 0xF)]]
-        }
-    }
-    return String(decoding: out, as: UTF8.self)
-}

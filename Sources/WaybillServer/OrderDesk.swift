@@ -78,7 +78,7 @@ extension WaybillAPI {
         let receipt = try await desk.submit(order)
         return jsonResponse(.object([
             "order_id": .string(receipt.orderID), "duplicate": .bool(receipt.duplicate),
-            "trace": .string("/api/v1/traces/" + (receipt.orderID.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? receipt.orderID)),
+            "trace": .string("/api/v1/traces/" + URLText.pathSegment(receipt.orderID)),
         ]), status: receipt.duplicate ? .ok : .accepted)
     }
 

@@ -22,25 +22,9 @@ import WaybillTestSupport
         """
 
     @Test func aWholeBodyWriterSeesThe413AtOnce() async throws {
-        let dir = URL(fileURLWithPath: temporaryDatabase()).deletingLastPathComponent()
-        let scriptURL = dir.appendingPathComponent("big.py"), out = dir.appendingPathComponent("big.out")
-        try Self.script.write(to: scriptURL, atomically: true, encoding: .utf8)
-        let server = try await ServerProcess.start(db: dir.appendingPathComponent("w.db").path)
+        let server = try await ServerProcess.start(db: temporaryDatabase())
         defer { server.stop() }
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", scriptURL.path, server.base]
-        let handle = try FileHandle(forWritingTo: out)
-        p.standardOutput = handle
-        p.standardError = handle
-        do { try p.run() } catch {
-            print("SKIPPED aWholeBodyWriterSeesThe413AtOnce: python3 is not available: \(error)")
-            return
-        }
-        p.waitUntilExit()
-        try handle.close()
-        let text = try String(contentsOf: out, encoding: .utf8)
+        guard let text = try CLIRun.python(Self.script, [server.base], test: "aWholeBodyWriterSeesThe413AtOnce") else { return }
         #expect(text.contains("/v1/events 413"), "\(text)")
         #expect(text.contains("/v1/traces 413"), "\(text)")
         let seconds = text.split(separator: "\n").last.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 99

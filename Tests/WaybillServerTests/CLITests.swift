@@ -35,6 +35,30 @@ struct CLIRun {
     }
 
     var json: JSONValue? { try? JSONParser.parse(stdout) }
+
+    /// Runs a Python script (`python3` from the PATH) with its output going to a file; nil when python3
+    /// cannot be started, after printing why the calling test is skipped.
+    static func python(_ script: String, _ args: [String], test: String) throws -> String? {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-py-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let scriptURL = dir.appendingPathComponent("script.py"), out = dir.appendingPathComponent("out")
+        try script.write(to: scriptURL, atomically: true, encoding: .utf8)
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", scriptURL.path] + args
+        let handle = try FileHandle(forWritingTo: out)
+        p.standardOutput = handle
+        p.standardError = handle
+        do { try p.run() } catch {
+            print("SKIPPED \(test): python3 is not available: \(error)")
+            return nil
+        }
+        p.waitUntilExit()
+        try handle.close()
+        return try String(contentsOf: out, encoding: .utf8)
+    }
 }
 
 @Suite(.serialized) struct CLITests {

@@ -37,19 +37,26 @@ import WaybillTestSupport
         return (p.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
-    @Test func spansExportedByThePythonSDKComeBackInTheTrace() async throws {
-        guard FileManager.default.fileExists(atPath: ServerProcess.binary.path) else { Issue.record("waybill binary missing"); return }
+    /// A throwaway venv with the SDK and its OTLP/HTTP exporter; nil (after printing why the test is
+    /// skipped) when no venv can be made or PyPI is unreachable.
+    static func sdkVenv(test: String) -> String? {
         let venv = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-otel-venv").path
         if !FileManager.default.fileExists(atPath: venv + "/bin/python") {
-            let (rc, log) = Self.shell(["python3", "-m", "venv", venv])
-            guard rc == 0 else { print("SKIPPED spansExportedByThePythonSDK: cannot create a venv: \(log.suffix(300))"); return }
+            let (rc, log) = shell(["python3", "-m", "venv", venv])
+            guard rc == 0 else { print("SKIPPED \(test): cannot create a venv: \(log.suffix(300))"); return nil }
         }
-        let (pip, pipLog) = Self.shell([venv + "/bin/pip", "install", "-q", "--disable-pip-version-check",
-                                        "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"])
+        let (pip, pipLog) = shell([venv + "/bin/pip", "install", "-q", "--disable-pip-version-check",
+                                   "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"])
         guard pip == 0 else {
-            print("SKIPPED spansExportedByThePythonSDK: PyPI unreachable or install failed: \(pipLog.suffix(300))")
-            return
+            print("SKIPPED \(test): PyPI unreachable or install failed: \(pipLog.suffix(300))")
+            return nil
         }
+        return venv
+    }
+
+    @Test func spansExportedByThePythonSDKComeBackInTheTrace() async throws {
+        guard FileManager.default.fileExists(atPath: ServerProcess.binary.path) else { Issue.record("waybill binary missing"); return }
+        guard let venv = Self.sdkVenv(test: "spansExportedByThePythonSDK") else { return }
         let server = try await ServerProcess.start(db: temporaryDatabase())
         defer { server.stop() }
         let scriptPath = venv + "/export.py"
@@ -70,17 +77,7 @@ import WaybillTestSupport
     /// exporters are configured; without the header its spans are refused (401) and nothing is stored.
     @Test func theExporterSendsItsTokenThroughOTELHeaders() async throws {
         guard FileManager.default.fileExists(atPath: ServerProcess.binary.path) else { Issue.record("waybill binary missing"); return }
-        let venv = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-otel-venv").path
-        if !FileManager.default.fileExists(atPath: venv + "/bin/python") {
-            let (rc, log) = Self.shell(["python3", "-m", "venv", venv])
-            guard rc == 0 else { print("SKIPPED theExporterSendsItsToken: cannot create a venv: \(log.suffix(300))"); return }
-        }
-        let (pip, pipLog) = Self.shell([venv + "/bin/pip", "install", "-q", "--disable-pip-version-check",
-                                        "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"])
-        guard pip == 0 else {
-            print("SKIPPED theExporterSendsItsToken: PyPI unreachable or install failed: \(pipLog.suffix(300))")
-            return
-        }
+        guard let venv = Self.sdkVenv(test: "theExporterSendsItsToken") else { return }
         let db = temporaryDatabase()
         let ingest = try CLIRun.run(["tokens", "create", "--scope", "ingest", "--db", db])
         let token = try #require(ingest.stdout.split(separator: "\n").last.map(String.init))

@@ -49,26 +49,10 @@ import WaybillTestSupport
         """
 
     @Test func aTricklingClientIsCutOffWhileOthersAreServedAndTheConnectionCapHolds() async throws {
-        let dir = URL(fileURLWithPath: temporaryDatabase()).deletingLastPathComponent()
-        let scriptURL = dir.appendingPathComponent("slow.py"), out = dir.appendingPathComponent("slow.out")
-        try Self.script.write(to: scriptURL, atomically: true, encoding: .utf8)
-        let server = try await ServerProcess.start(db: dir.appendingPathComponent("w.db").path,
+        let server = try await ServerProcess.start(db: temporaryDatabase(),
                                                    extra: ["--request-timeout", "1s", "--max-connections", "3"])
         defer { server.stop() }
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", scriptURL.path, String(server.port)]
-        let handle = try FileHandle(forWritingTo: out)
-        p.standardOutput = handle
-        p.standardError = handle
-        do { try p.run() } catch {
-            print("SKIPPED aTricklingClientIsCutOff: python3 is not available: \(error)")
-            return
-        }
-        p.waitUntilExit()
-        try handle.close()
-        let text = try String(contentsOf: out, encoding: .utf8)
+        guard let text = try CLIRun.python(Self.script, [String(server.port)], test: "aTricklingClientIsCutOff") else { return }
         let cut = text.split(separator: "\n").first { $0.hasPrefix("trickler cut after") }.flatMap { Double($0.split(separator: " ").last ?? "") }
         #expect(cut.map { $0 >= 0.9 && $0 < 4 } == true, "the trickler is cut off about 1 s after its first byte: \(text)")
         #expect(text.contains("served meanwhile 200"), "\(text)")
