@@ -14,6 +14,9 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
@@ -22,6 +25,11 @@ let package = Package(
         .target(name: "WaybillStore", dependencies: ["WaybillModel"]),
         .target(name: "WaybillStoreConformance", dependencies: ["WaybillModel", "WaybillStore", "WaybillKPI"]),
         .target(name: "WaybillSQLite", dependencies: ["WaybillModel", "WaybillStore", "CSQLite"]),
+        // The scale-out engine: the same storage protocols over a ClickHouse cluster's HTTP interface.
+        .target(name: "WaybillClickHouse", dependencies: [
+            "WaybillModel", "WaybillStore", "WaybillKPI",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ]),
         // swift-protobuf code generated from opentelemetry-proto (scripts/generate-otlp-proto.sh; committed, not built in CI).
         .target(name: "WaybillOTLPProto", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .target(name: "WaybillCollectors", dependencies: [
@@ -40,8 +48,17 @@ let package = Package(
             "WaybillModel", "WaybillStore", "WaybillKPI", "WaybillAlerts",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
+        // Saved queries (reports, searches), scheduled report delivery and the OCEL 2.0 export.
+        .target(name: "WaybillReports", dependencies: [
+            "WaybillModel", "WaybillStore", "WaybillKPI", "WaybillAlerts", "WaybillQuery",
+            .product(name: "Yams", package: "Yams"),
+        ]),
         .target(name: "WaybillServer", dependencies: [
             "WaybillModel", "WaybillStore", "WaybillCollectors", "WaybillKPI", "WaybillServices", "WaybillAlerts", "WaybillQuery",
+            "WaybillReports",
+            .product(name: "Mustache", package: "swift-mustache"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "Crypto", package: "swift-crypto"),
@@ -52,7 +69,7 @@ let package = Package(
         ]),
         .executableTarget(name: "waybill", dependencies: [
             "WaybillModel", "WaybillStore", "WaybillSQLite", "WaybillCollectors", "WaybillServer", "WaybillKPI", "WaybillServices", "WaybillAlerts",
-            "WaybillQuery",
+            "WaybillQuery", "WaybillClickHouse", "WaybillReports",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Benchmarks, not part of the product: `swift run -c release allocation-benchmark 200000`.
@@ -67,6 +84,8 @@ let package = Package(
         .testTarget(name: "WaybillServicesTests", dependencies: ["WaybillServices", "WaybillTestSupport"]),
         .testTarget(name: "WaybillKPITests", dependencies: ["WaybillKPI", "WaybillTestSupport"]),
         .testTarget(name: "WaybillAlertsTests", dependencies: ["WaybillAlerts", "WaybillSQLite", "WaybillKPI", "WaybillTestSupport"]),
+        .testTarget(name: "WaybillClickHouseTests", dependencies: ["WaybillClickHouse", "WaybillStoreConformance", "WaybillKPI", "WaybillSQLite", "WaybillTestSupport"]),
+        .testTarget(name: "WaybillReportsTests", dependencies: ["WaybillReports", "WaybillSQLite", "WaybillKPI", "WaybillTestSupport"]),
         .testTarget(name: "WaybillServerTests", dependencies: [
             "WaybillServer", "WaybillSQLite", "WaybillKPI", "WaybillQuery", "WaybillTestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -24,34 +24,12 @@ import WaybillTestSupport
         provider.shutdown()
         """
 
-    static func shell(_ args: [String]) -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        do { try p.run() } catch { return (-1, "\(error)") }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
+    static func shell(_ args: [String]) -> (Int32, String) { PythonVenv.run(args) }
 
     /// A throwaway venv with the SDK and its OTLP/HTTP exporter; nil (after printing why the test is
     /// skipped) when no venv can be made or PyPI is unreachable.
     static func sdkVenv(test: String) -> String? {
-        let venv = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-otel-venv").path
-        if !FileManager.default.fileExists(atPath: venv + "/bin/python") {
-            let (rc, log) = shell(["python3", "-m", "venv", venv])
-            guard rc == 0 else { print("SKIPPED \(test): cannot create a venv: \(log.suffix(300))"); return nil }
-        }
-        let (pip, pipLog) = shell([venv + "/bin/pip", "install", "-q", "--disable-pip-version-check",
-                                   "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"])
-        guard pip == 0 else {
-            print("SKIPPED \(test): PyPI unreachable or install failed: \(pipLog.suffix(300))")
-            return nil
-        }
-        return venv
+        PythonVenv.make("otel", packages: ["opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"], test: test)?.path
     }
 
     @Test func spansExportedByThePythonSDKComeBackInTheTrace() async throws {
