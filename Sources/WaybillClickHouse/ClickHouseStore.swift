@@ -4,51 +4,270 @@ import WaybillKPI
 import WaybillModel
 import WaybillStore
 
-/// The scale-out engine. SKELETON: only `open` and the URL exist yet; every storage call throws
-/// `StoreError.unavailable` until the engine lands (the entry point is fixed for the CLI's `--store`).
+/// The scale-out engine: Waybill's storage over a ClickHouse server or cluster (docs/clickhouse.md).
+///
+/// Exactness rests on read-time deduplication, not on what a writer knew: events are read once per
+/// `(source, id)`; an order's facts are refolded from all its stored events after every write that
+/// touches it and kept as versioned rows whose version is the number of distinct events folded, so the
+/// newest row of an order is the one that saw every event (two writers that each saw a prefix of the
+/// inserts leave the larger one on top); link groups are walked at read time from the stored edges; and
+/// KPI rollup rows are computed at read time from the current facts of the orders indexed under the
+/// bucket. Several Waybill servers may write one database at once; within one process writes are serialized.
 public final class ClickHouseStore: WaybillStore, AlertStore, DeadlineReader, WorkflowStore, @unchecked Sendable {
-    public let url: ClickHouseURL
-
-    init(url: ClickHouseURL, rollup: (any FactsRollup)?) throws {
-        self.url = url
+    public struct Options: Sendable {
+        /// Events waiting to be written beyond which `append` throws `StoreError.overloaded`.
+        public var maxQueuedEvents = 50_000
+        /// Span attributes whose value joins a span to an order (`SpanCorrelation`).
+        public var correlationKeys = SpanCorrelation.defaultKeys
+        /// While writes fail with a fault, a small write is tried this often.
+        public var faultProbeSeconds = 2.0
+        /// How long retention waits for ClickHouse to finish its deletes.
+        public var mutationTimeoutSeconds = 300.0
+        public init() {}
     }
+
+    public let url: ClickHouseURL
+    let options: Options
+    let client: ClickHouseClient
+    let schema: ClickHouseSchema
+    let rollup: (any FactsRollup)?
+    let gate: WriteGate
+    let health = StorageHealthMonitor()
+    /// Index in `url.hosts` of each node of the cluster (each host once); one node without a cluster.
+    let nodes: [Int]
+    private let probeLock = NSLock()
+    private var probing = false
+    private var closed = false
+
+    /// Connects, checks the server, and creates the database and tables on every node (idempotent).
+    /// Blocks the calling thread; `open(url:environment:rollup:)` is the asynchronous entry point.
+    public init(url: ClickHouseURL, rollup: (any FactsRollup)?, options: Options = Options()) throws {
+        self.url = url
+        self.options = options
+        self.rollup = rollup
+        guard !url.hosts.isEmpty else { throw FieldError(field: "store.host", rule: "at least one HOST:PORT is needed") }
+        client = ClickHouseClient(url: url)
+        schema = ClickHouseSchema(database: url.database, cluster: url.cluster)
+        gate = WriteGate(maxQueuedEvents: options.maxQueuedEvents)
+        do {
+            nodes = try Self.discoverNodes(client, url)
+            for node in nodes {
+                for statement in schema.ddl() {
+                    _ = try client.sendBlocking(statement, database: false, only: node)
+                }
+            }
+            try prepareRollupIndex()
+        } catch {
+            client.shutdown()
+            throw error
+        }
+    }
+
+    deinit { close() }
 
     /// Opens (and creates, on every node of the cluster) the store at `url`; `environment` may hold the
     /// password (`WAYBILL_CLICKHOUSE_PASSWORD`). `rollup` keeps the KPI rollups (the KPI engine's by default).
-    public static func open(url: String, environment: [String: String], rollup: (any FactsRollup)? = KPIFactsRollup()) async throws -> ClickHouseStore {
+    public static func open(url: String, environment: [String: String], rollup: (any FactsRollup)? = KPIFactsRollup(),
+                            options: Options = Options()) async throws -> ClickHouseStore {
         let parsed = try ClickHouseURL(parsing: url, environment: environment)
-        return try ClickHouseStore(url: parsed, rollup: rollup)
+        return try await withCheckedThrowingContinuation { c in
+            Thread.detachNewThread {
+                c.resume(with: Result { try ClickHouseStore(url: parsed, rollup: rollup, options: options) })
+            }
+        }
     }
 
-    static let missing = StoreError.unavailable("the ClickHouse engine is not built yet")
+    /// Checks the version and, with a cluster, which host of the URL is which node of it: every node of
+    /// the cluster must be reachable through one host of the URL, since tables are created on each.
+    static func discoverNodes(_ client: ClickHouseClient, _ url: ClickHouseURL) throws -> [Int] {
+        let versionRows = try ClickHouseClient.rows(client.sendBlocking("SELECT version() AS v FORMAT JSONEachRow", database: false))
+        let version = versionRows.first?["v"]?.stringValue ?? ""
+        let parts = version.split(separator: ".").compactMap { Int($0) }
+        guard parts.count >= 2, (parts[0], parts[1]) >= (18, 16) else {
+            throw ClickHouseError.unsupported("the server is \(version.isEmpty ? "of unknown version" : version); Waybill needs 18.16 or later")
+        }
+        guard let cluster = url.cluster else { return [0] }
+        var covered: [String: Int] = [:]
+        var nodes: [Int] = []
+        var problems: [String] = []
+        var all: [JSONValue] = []
+        for i in url.hosts.indices {
+            let rows: [JSONValue]
+            do {
+                rows = try ClickHouseClient.rows(client.sendBlocking(
+                    "SELECT shard_num, replica_num, host_name, port, is_local FROM system.clusters WHERE cluster = \(SQL.quote(cluster)) FORMAT JSONEachRow",
+                    database: false, only: i))
+            } catch let e as ClickHouseError {
+                if case .unreachable = e { problems.append("\(url.hosts[i]) is unreachable"); continue }
+                throw e
+            }
+            if rows.isEmpty { throw ClickHouseError.cluster("\(url.hosts[i]) has no cluster '\(cluster)' in its remote_servers configuration") }
+            if all.isEmpty { all = rows }
+            let local = rows.filter { $0["is_local"]?.int64 == 1 }
+            guard let me = local.first else {
+                throw ClickHouseError.cluster("\(url.hosts[i]) is not itself a node of cluster '\(cluster)' (no entry of system.clusters is local)")
+            }
+            let id = "\(me["shard_num"]?.int64 ?? 0)/\(me["replica_num"]?.int64 ?? 0)"
+            if covered[id] == nil {
+                covered[id] = i
+                nodes.append(i)
+            }
+        }
+        var missing: [String] = []
+        for r in all {
+            let id = "\(r["shard_num"]?.int64 ?? 0)/\(r["replica_num"]?.int64 ?? 0)"
+            if covered[id] == nil {
+                missing.append("shard \(r["shard_num"]?.int64 ?? 0) replica \(r["replica_num"]?.int64 ?? 0) (\(r["host_name"]?.stringValue ?? "?"), TCP port \(r["port"]?.int64 ?? 0))")
+            }
+        }
+        if !missing.isEmpty {
+            throw ClickHouseError.cluster("Waybill creates its tables on every node, but no host of the URL is "
+                + missing.joined(separator: ", ") + (problems.isEmpty ? "" : "; " + problems.joined(separator: ", "))
+                + ": add each node's HTTP address to the URL")
+        }
+        return nodes
+    }
 
-    public func append(_ events: [CloudEvent]) async throws -> AppendResult { throw Self.missing }
-    public func appendSpans(_ spans: [Span]) async throws -> AppendResult { throw Self.missing }
-    public func spans(startingIn range: Range<Micros>, limit: Int) throws -> [Span] { throw Self.missing }
-    public func trace(key: String) throws -> Trace? { throw Self.missing }
-    public func facts(orderID: String) throws -> OrderFacts? { throw Self.missing }
-    public func searchOrders(_ query: OrderQuery) throws -> OrderPage { throw Self.missing }
-    public func rollupRows(dimension: String, in ranges: [Range<Micros>]) throws -> [(key: RollupKey, bytes: [UInt8])] { throw Self.missing }
-    public func kpiFacts(in ranges: [Range<Micros>]) throws -> [OrderFacts] { throw Self.missing }
-    public func addToken(_ token: AccessToken, audit: AuditEntry) async throws { throw Self.missing }
-    public func revokeToken(name: String, at: Micros, audit: AuditEntry) async throws -> Bool { throw Self.missing }
-    public func recordTokenUse(_ lastUsed: [String: Micros]) async throws { throw Self.missing }
-    public func accessTokens() throws -> [AccessToken] { throw Self.missing }
-    public func accessVersion() throws -> Int64 { throw Self.missing }
-    public func appendAudit(_ entry: AuditEntry) async throws { throw Self.missing }
-    public func auditEntries(limit: Int) throws -> [AuditEntry] { throw Self.missing }
-    public func stats() throws -> StoreStats { throw Self.missing }
-    public func deleteEvents(before cutoff: Micros) async throws -> Int { throw Self.missing }
-    public var storageHealth: StorageHealth { StorageHealth() }
-    public func close() {}
-    public func alertRecords() throws -> [(fingerprint: String, record: [UInt8])] { throw Self.missing }
-    public func commitAlerts(_ commit: AlertCommit) async throws { throw Self.missing }
-    public func dueNotifications(now: Micros, limit: Int) throws -> [OutboxItem] { throw Self.missing }
-    public func recentNotifications(limit: Int) throws -> [OutboxItem] { throw Self.missing }
-    public func recordDelivery(id: Int64, attempts: Int, outcome: DeliveryOutcome) async throws { throw Self.missing }
-    public func prepareDeadlines(after: Stage) async throws {}
-    public func overdueOrders(after: Stage, expect: Stage, cutoff: Micros, asOf: Micros, replay: Bool,
-                              groupBy: OverdueGrouping, limit: Int) throws -> [OverdueGroup] { throw Self.missing }
-    public func saveCheckpoint(name: String, bytes: [UInt8]) async throws { throw Self.missing }
-    public func loadCheckpoint(name: String) throws -> StoredCheckpoint? { throw Self.missing }
+    public func close() {
+        let first: Bool = probeLock.withLock {
+            defer { closed = true }
+            return !closed
+        }
+        guard first else { return }
+        gate.close()
+        client.shutdown()
+    }
+
+    var t: ClickHouseSchema { schema }
+
+    // MARK: Running statements
+
+    /// A read; ClickHouse's failures become `StoreError`.
+    func query(_ sql: String) throws -> [JSONValue] {
+        do {
+            return try ClickHouseClient.rows(client.sendBlocking(sql + " FORMAT JSONEachRow"))
+        } catch let e as ClickHouseError {
+            throw e.storeError
+        }
+    }
+
+    func queryAsync(_ sql: String) async throws -> [JSONValue] {
+        do {
+            return try ClickHouseClient.rows(await client.send(sql + " FORMAT JSONEachRow"))
+        } catch let e as ClickHouseError {
+            throw e.storeError
+        }
+    }
+
+    /// Inserts rows into a table (its Distributed table in a cluster).
+    func insert(_ table: String, _ rows: RowWriter) async throws {
+        guard !rows.isEmpty else { return }
+        _ = try await client.send("INSERT INTO \(t.table(table)) FORMAT JSONEachRow", rows: rows.bytes)
+    }
+
+    /// A statement run on every node (DDL, mutations, partition drops).
+    func onEveryNode(_ sql: String) async throws {
+        for n in nodes { _ = try await client.send(sql, only: n) }
+    }
+
+    /// Runs a write: serialized in this process, its ClickHouse failures counted in `storageHealth`.
+    func write<T>(events: Int = 0, _ body: () async throws -> T) async throws -> T {
+        try await gate.run(events: events) {
+            do {
+                let r = try await body()
+                health.writeSucceeded()
+                return r
+            } catch let e as ClickHouseError {
+                if let f = e.fault {
+                    health.writeFailed(f, at: currentMicros())
+                    startProbe()
+                }
+                throw e.storeError
+            }
+        }
+    }
+
+    /// While faulted, writes a `meta` row every few seconds until one succeeds.
+    private func startProbe() {
+        let start: Bool = probeLock.withLock {
+            if probing || closed { return false }
+            probing = true
+            return true
+        }
+        guard start else { return }
+        Task.detached { [weak self] in
+            while true {
+                guard let self, !self.probeLock.withLock({ self.closed }) else { return }
+                if self.health.health.isHealthy { break }
+                try? await Task.sleep(nanoseconds: UInt64(self.options.faultProbeSeconds * 1e9))
+                var row = RowWriter()
+                row.begin()
+                row.str("key", "probe")
+                row.str("value", String(currentMicros()))
+                row.uint("ver", Versions.next())
+                row.end()
+                do {
+                    try await self.insert("meta", row)
+                    self.health.writeSucceeded()
+                } catch let e as ClickHouseError {
+                    if let f = e.fault { self.health.writeFailed(f, at: currentMicros(), counted: false) }
+                } catch {}
+            }
+            self?.probeLock.withLock { self?.probing = false }
+        }
+    }
+
+    public var storageHealth: StorageHealth { health.health }
+
+    /// Holds (true) or releases this process's writes: they are accepted and wait (tests).
+    public func holdWrites(_ held: Bool) { gate.setHeld(held) }
+
+    public var queuedEvents: Int { gate.queuedEvents }
+
+    // MARK: Stats
+
+    public func stats() throws -> StoreStats {
+        let e = try query("SELECT count() AS n FROM (SELECT source, id FROM \(t.table("events")) GROUP BY source, id)")
+        let o = try query("SELECT uniqExact(order_id) AS n FROM \(t.table("orders"))")
+        let k = try query("SELECT uniqExact(a) AS n FROM \(t.table("links"))")
+        return StoreStats(events: Int(e.first?["n"]?.int64 ?? 0), orders: Int(o.first?["n"]?.int64 ?? 0),
+                          linkedKeys: Int(k.first?["n"]?.int64 ?? 0), queuedEvents: gate.queuedEvents)
+    }
+
+    // MARK: Checkpoints
+
+    public func saveCheckpoint(name: String, bytes: [UInt8]) async throws {
+        try await write {
+            var row = RowWriter()
+            row.begin()
+            row.str("name", name)
+            row.int("saved_at", currentMicros())
+            row.str("body", Hex.encode(bytes))
+            row.uint("ver", Versions.next())
+            row.end()
+            try await insert("checkpoints", row)
+        }
+    }
+
+    public func loadCheckpoint(name: String) throws -> StoredCheckpoint? {
+        let rows = try query("SELECT body, saved_at FROM \(t.table("checkpoints")) WHERE name = \(SQL.quote(name)) ORDER BY ver DESC LIMIT 1")
+        guard let r = rows.first, let hex = r["body"]?.stringValue, let bytes = Hex.decode(hex) else { return nil }
+        return StoredCheckpoint(bytes: bytes, savedAt: r["saved_at"]?.int64 ?? 0)
+    }
+
+    // MARK: Meta
+
+    func metaValue(_ key: String) throws -> String? {
+        try query("SELECT value FROM \(t.table("meta")) WHERE key = \(SQL.quote(key)) ORDER BY ver DESC LIMIT 1").first?["value"]?.stringValue
+    }
+
+    func setMeta(_ key: String, _ value: String) async throws {
+        var row = RowWriter()
+        row.begin()
+        row.str("key", key)
+        row.str("value", value)
+        row.uint("ver", Versions.next())
+        row.end()
+        try await insert("meta", row)
+    }
 }

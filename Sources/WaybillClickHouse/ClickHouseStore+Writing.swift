@@ -1,0 +1,317 @@
+import Foundation
+import WaybillModel
+import WaybillStore
+
+/// The write path. Each step is idempotent and every step is redone for every event of a call, fresh or
+/// duplicate, so a call that failed halfway and is retried (its events then answered as duplicates)
+/// still completes the links and facts of the first try.
+extension ClickHouseStore {
+    /// Subjects per `IN (...)` list, so that statements stay well under ClickHouse's query size limit.
+    static let chunk = 1_000
+
+    public func append(_ events: [CloudEvent]) async throws -> AppendResult {
+        if events.isEmpty { return AppendResult() }
+        return try await write(events: events.count) {
+            // 1. Which (source, id) are stored already (under the same subjects).
+            var stored = Set<String>()
+            let subjects = Array(Set(events.map(\.subject))).sorted()
+            for part in subjects.chunked(Self.chunk) {
+                let rows = try await queryAsync("SELECT source, id FROM \(t.table("events")) WHERE subject IN \(SQL.list(part))")
+                for r in rows { stored.insert(Self.pairKey(r["source"]?.stringValue ?? "", r["id"]?.stringValue ?? "")) }
+            }
+            var result = AppendResult()
+            var rows = RowWriter()
+            for e in events {
+                let k = Self.pairKey(e.source, e.id)
+                guard stored.insert(k).inserted else {
+                    result.duplicates += 1
+                    continue
+                }
+                result.accepted += 1
+                rows.begin()
+                rows.int("time", e.time)
+                rows.str("subject", e.subject)
+                rows.str("source", e.source)
+                rows.str("id", e.id)
+                rows.str("type", e.type)
+                rows.str("trace_id", e.traceID ?? "")
+                rows.str("raw", String(decoding: e.raw, as: UTF8.self))
+                rows.end()
+            }
+            // 2. The events (synchronously on their shards).
+            try await insert("events", rows)
+            // 3. Link edges, both ways (a re-sent edge is a copy the merges drop).
+            var edges = RowWriter()
+            for e in events where e.data?["links"] != nil {
+                for l in e.links where l != e.subject {
+                    for (a, b) in [(e.subject, l), (l, e.subject)] {
+                        edges.begin()
+                        edges.str("a", a)
+                        edges.str("b", b)
+                        edges.end()
+                    }
+                }
+            }
+            try await insert("links", edges)
+            // 4. The facts of every order the call touched, refolded from everything stored.
+            let orders = Set(events.filter(\.isOrderEvent).map(\.subject))
+            if !orders.isEmpty { try await refoldFacts(Array(orders).sorted()) }
+            return result
+        }
+    }
+
+    static func pairKey(_ source: String, _ id: String) -> String { source + "\u{0}" + id }
+
+    /// Recomputes the facts of `orders` from their stored order events (each `(source, id)` once) and
+    /// the facts of events retention deleted, and writes them as new versions.
+    func refoldFacts(_ orders: [String]) async throws {
+        for part in orders.chunked(Self.chunk) {
+            var facts: [String: OrderFacts] = [:]
+            for r in try await queryAsync("SELECT order_id, argMax(facts, ver) AS facts FROM \(t.table("facts_base")) "
+                                          + "WHERE order_id IN \(SQL.list(part)) GROUP BY order_id") {
+                if let id = r["order_id"]?.stringValue, let f = r["facts"]?.stringValue.flatMap({ OrderFacts(storageBytes: Array($0.utf8)) }) {
+                    facts[id] = f
+                }
+            }
+            let rows = try await queryAsync("SELECT source, id, type, time, subject, raw FROM \(t.table("events")) "
+                                            + "WHERE subject IN \(SQL.list(part)) AND startsWith(type, 'order.') LIMIT 1 BY subject, source, id")
+            for r in rows {
+                guard let e = Self.event(r) else { continue }
+                facts[e.subject, default: OrderFacts(orderID: e.subject)].apply(e)
+            }
+            try await writeFacts(Array(facts.values))
+        }
+    }
+
+    /// Writes facts rows (and first their rollup-index rows, so a reader that sees a version also finds it in the index).
+    func writeFacts(_ all: [OrderFacts]) async throws {
+        guard !all.isEmpty else { return }
+        try await writeRollupKeys(all)
+        var rows = RowWriter()
+        for f in all { Self.factsRow(&rows, f) }
+        try await insert("orders", rows)
+    }
+
+    static func factsRow(_ rows: inout RowWriter, _ f: OrderFacts) {
+        rows.begin()
+        rows.str("order_id", f.orderID)
+        rows.uint("ver", UInt64(f.eventCount))
+        rows.optInt("state", f.state.map { Int64($0.rawValue) })
+        rows.optInt("state_since", f.stateSince)
+        rows.int("first_time", f.firstEventAt ?? 0)
+        rows.int("last_time", f.lastEventAt ?? 0)
+        rows.int("event_count", Int64(f.eventCount))
+        rows.optStr("channel", f.channel)
+        rows.optStr("region", f.region)
+        rows.optStr("alloc_wh", f.allocationWarehouse)
+        rows.optStr("ship_wh", f.shipmentWarehouse)
+        for s in Stage.allCases { rows.optInt(ClickHouseSchema.stageColumn(s), Self.stageTime(f, s)) }
+        rows.strings("types", f.types.sorted())
+        rows.strings("sources", f.sources.sorted())
+        rows.str("facts", String(decoding: f.storageBytes, as: UTF8.self))
+        rows.end()
+    }
+
+    /// The time of a stage as the SQLite engine's columns keep it (the first accepted, allocation,
+    /// release and shipment; the earliest event of the other stages).
+    static func stageTime(_ f: OrderFacts, _ s: Stage) -> Micros? {
+        switch s {
+        case .accepted: return f.acceptedAt
+        case .allocated: return f.allocatedAt
+        case .released: return f.releasedAt
+        case .shipped: return f.shippedAt
+        default: return f.stageTimes[s]
+        }
+    }
+
+    /// An event from a row of `events` (`source, id, type, time, subject, raw`, optionally `trace_id`).
+    static func event(_ r: JSONValue) -> CloudEvent? {
+        guard let id = r["id"]?.stringValue, let source = r["source"]?.stringValue, let type = r["type"]?.stringValue,
+              let time = r["time"]?.int64, let subject = r["subject"]?.stringValue, let raw = r["raw"]?.stringValue else { return nil }
+        let bytes = Array(raw.utf8)
+        let data = (try? JSONParser.parse(bytes))?["data"]
+        let trace = r["trace_id"]?.stringValue
+        return CloudEvent(id: id, source: source, type: type, time: time, subject: subject,
+                          traceID: trace?.isEmpty == false ? trace : nil, data: data.flatMap { $0.isNull ? nil : $0 }, raw: bytes)
+    }
+
+    // MARK: Spans
+
+    public func appendSpans(_ spans: [Span]) async throws -> AppendResult {
+        if spans.isEmpty { return AppendResult() }
+        return try await write(events: spans.count) {
+            var stored = Set<String>()
+            for part in Array(Set(spans.map(\.traceID))).sorted().chunked(Self.chunk) {
+                for r in try await queryAsync("SELECT trace_id, span_id FROM \(t.table("spans")) WHERE trace_id IN \(SQL.list(part))") {
+                    stored.insert(Self.pairKey(r["trace_id"]?.stringValue ?? "", r["span_id"]?.stringValue ?? ""))
+                }
+            }
+            var result = AppendResult()
+            var rows = RowWriter(), keys = RowWriter()
+            for s in spans {
+                guard stored.insert(Self.pairKey(s.traceID, s.spanID)).inserted else {
+                    result.duplicates += 1
+                    continue
+                }
+                result.accepted += 1
+                rows.begin()
+                rows.str("trace_id", s.traceID)
+                rows.str("span_id", s.spanID)
+                rows.int("start", s.start)
+                rows.str("body", s.storageJSON.jsonString)
+                rows.end()
+                if let key = SpanCorrelation.key(of: s, keys: options.correlationKeys) {
+                    keys.begin()
+                    keys.str("key", key)
+                    keys.str("trace_id", s.traceID)
+                    keys.int("start", s.start)
+                    keys.end()
+                }
+            }
+            // Keys first: a span is never visible without the join that makes it part of an order.
+            try await insert("span_keys", keys)
+            try await insert("spans", rows)
+            return result
+        }
+    }
+
+    // MARK: Rollup index
+
+    /// Makes `rollup_keys` hold this rollup's buckets for every order: rebuilt from the stored facts when
+    /// the store was last written with another rollup or none (`FactsRollup.layout`). Blocking (at open).
+    func prepareRollupIndex() throws {
+        let wanted = rollup?.layout ?? ""
+        do {
+            let current = try ClickHouseClient.rows(client.sendBlocking(
+                "SELECT value FROM \(t.table("meta")) WHERE key = 'rollup_layout' ORDER BY ver DESC LIMIT 1 FORMAT JSONEachRow"))
+                .first?["value"]?.stringValue
+            guard current != wanted else { return }
+            if rollup != nil {
+                for n in nodes { _ = try client.sendBlocking("TRUNCATE TABLE \(t.local("rollup_keys"))", only: n) }
+                var after = ""
+                while true {
+                    let rows = try ClickHouseClient.rows(client.sendBlocking(
+                        "SELECT order_id, facts FROM \(latestOrders("order_id > \(SQL.quote(after))")) ORDER BY order_id LIMIT 20000 FORMAT JSONEachRow"))
+                    guard let last = rows.last?["order_id"]?.stringValue else { break }
+                    after = last
+                    // Only the index: the facts rows are current already.
+                    let keys = try rollupKeyRows(rows.compactMap(Self.facts))
+                    if !keys.isEmpty { _ = try client.sendBlocking("INSERT INTO \(t.table("rollup_keys")) FORMAT JSONEachRow", rows: keys.bytes) }
+                }
+            }
+            var row = RowWriter()
+            row.begin()
+            row.str("key", "rollup_layout")
+            row.str("value", wanted)
+            row.uint("ver", Versions.next())
+            row.end()
+            _ = try client.sendBlocking("INSERT INTO \(t.table("meta")) FORMAT JSONEachRow", rows: row.bytes)
+        } catch let e as ClickHouseError {
+            throw e.storeError
+        }
+    }
+
+    /// The rows of `rollup_keys` for these facts: each bucket of the rollup that the order's facts fall in.
+    func rollupKeyRows(_ all: [OrderFacts]) throws -> RowWriter {
+        var keys = RowWriter()
+        guard let rollup else { return keys }
+        for f in all {
+            var seen = Set<String>()
+            for (k, _) in try rollup.update([FactsTransition(old: nil, new: f)], read: { _ in nil }) where seen.insert("\(k.dimension)\u{0}\(k.bucketStart)").inserted {
+                keys.begin()
+                keys.str("dim", k.dimension)
+                keys.int("bucket", k.bucketStart)
+                keys.str("order_id", f.orderID)
+                keys.end()
+            }
+        }
+        return keys
+    }
+
+    func writeRollupKeys(_ all: [OrderFacts]) async throws {
+        try await insert("rollup_keys", try rollupKeyRows(all))
+    }
+
+    // MARK: Retention
+
+    public func deleteEvents(before cutoff: Micros) async throws -> Int {
+        try await write {
+            let counted = try await queryAsync("SELECT count() AS n FROM (SELECT source, id FROM \(t.table("events")) WHERE time < \(cutoff) GROUP BY source, id)")
+            let removed = Int(counted.first?["n"]?.int64 ?? 0)
+            // Orders that outlive the cut keep their facts whole: the facts of their deleted events become their base.
+            let partial = try await queryAsync("SELECT order_id FROM \(latestOrders()) WHERE first_time < \(cutoff) AND last_time >= \(cutoff)")
+                .compactMap { $0["order_id"]?.stringValue }
+            for part in partial.chunked(Self.chunk) {
+                var base: [String: OrderFacts] = [:]
+                for r in try await queryAsync("SELECT order_id, argMax(facts, ver) AS facts FROM \(t.table("facts_base")) "
+                                              + "WHERE order_id IN \(SQL.list(part)) GROUP BY order_id") {
+                    if let id = r["order_id"]?.stringValue, let f = r["facts"]?.stringValue.flatMap({ OrderFacts(storageBytes: Array($0.utf8)) }) {
+                        base[id] = f
+                    }
+                }
+                for r in try await queryAsync("SELECT source, id, type, time, subject, raw FROM \(t.table("events")) WHERE subject IN \(SQL.list(part)) "
+                                              + "AND startsWith(type, 'order.') AND time < \(cutoff) LIMIT 1 BY subject, source, id") {
+                    guard let e = Self.event(r) else { continue }
+                    base[e.subject, default: OrderFacts(orderID: e.subject)].apply(e)
+                }
+                var rows = RowWriter()
+                for f in base.values {
+                    rows.begin()
+                    rows.str("order_id", f.orderID)
+                    rows.uint("ver", UInt64(f.eventCount))
+                    rows.str("facts", String(decoding: f.storageBytes, as: UTF8.self))
+                    rows.end()
+                }
+                try await insert("facts_base", rows)
+            }
+            // Orders whose last event goes: every version of their facts (older versions of the others
+            // may go too: the newest, which stays, is the one read) and their base.
+            let gone = try await queryAsync("SELECT order_id FROM \(latestOrders()) WHERE last_time < \(cutoff)").compactMap { $0["order_id"]?.stringValue }
+            let firstDay = cutoff >= 0 ? cutoff / ClickHouseSchema.day : (cutoff - ClickHouseSchema.day + 1) / ClickHouseSchema.day
+            for (table, column) in [("events", "time"), ("spans", "start"), ("span_keys", "start")] {
+                // Whole days go as partitions; the rest of the cut day by a delete.
+                for n in nodes {
+                    let parts = try ClickHouseClient.rows(await client.send(
+                        "SELECT DISTINCT partition FROM system.parts WHERE database = \(SQL.quote(url.database)) "
+                        + "AND table = \(SQL.quote(t.local(table).split(separator: ".").last.map(String.init) ?? table)) AND active FORMAT JSONEachRow", only: n))
+                    for p in parts {
+                        guard let text = p["partition"]?.stringValue, let day = Int64(text), day < firstDay else { continue }
+                        _ = try await client.send("ALTER TABLE \(t.local(table)) DROP PARTITION \(day)", only: n)
+                    }
+                }
+                let left = try await queryAsync("SELECT count() AS n FROM \(t.table(table)) WHERE \(column) < \(cutoff)")
+                if (left.first?["n"]?.int64 ?? 0) > 0 {
+                    try await onEveryNode("ALTER TABLE \(t.local(table)) DELETE WHERE \(column) < \(cutoff)")
+                }
+            }
+            if !gone.isEmpty {
+                try await onEveryNode("ALTER TABLE \(t.local("orders")) DELETE WHERE last_time < \(cutoff)")
+                for part in gone.chunked(Self.chunk) {
+                    try await onEveryNode("ALTER TABLE \(t.local("facts_base")) DELETE WHERE order_id IN \(SQL.list(part))")
+                }
+            }
+            try await waitForMutations()
+            return removed
+        }
+    }
+
+    /// Waits until every node has finished the deletes asked of it.
+    func waitForMutations() async throws {
+        let deadline = Date().addingTimeInterval(options.mutationTimeoutSeconds)
+        for n in nodes {
+            while true {
+                let rows = try ClickHouseClient.rows(await client.send(
+                    "SELECT count() AS n FROM system.mutations WHERE database = \(SQL.quote(url.database)) AND is_done = 0 FORMAT JSONEachRow", only: n))
+                if (rows.first?["n"]?.int64 ?? 0) == 0 { break }
+                if Date() > deadline { throw StoreError.engine("ClickHouse has not finished the retention deletes after \(Int(options.mutationTimeoutSeconds)) s") }
+                try await Task.sleep(nanoseconds: 20_000_000)
+            }
+        }
+    }
+}
+
+extension Array {
+    func chunked(_ n: Int) -> [ArraySlice<Element>] {
+        stride(from: 0, to: count, by: n).map { self[$0..<Swift.min($0 + n, count)] }
+    }
+}
