@@ -5,9 +5,15 @@ import WaybillModel
 public struct RejectedEvent: Sendable, Equatable {
     public var index: Int
     public var error: String
-    public init(index: Int, error: String) {
+    /// The event's `source` when it is a string (`/metrics` counts rejections by source).
+    public var source: String?
+    /// The field whose rule the event broke (`json` when it could not be parsed), for `/metrics`.
+    public var reason: String?
+    public init(index: Int, error: String, source: String? = nil, reason: String? = nil) {
         self.index = index
         self.error = error
+        self.source = source
+        self.reason = reason
     }
 }
 
@@ -171,7 +177,7 @@ public enum EventDecoder {
                         take(v, raw: Array(slice), index: line, into: &out)
                     case .failure(let error):
                         firstError = firstError ?? "line \(line + 1): \(error.description)"
-                        out.rejected.append(RejectedEvent(index: line, error: error.description))
+                        out.rejected.append(RejectedEvent(index: line, error: error.description, reason: "json"))
                     }
                 }
                 line += 1
@@ -185,7 +191,9 @@ public enum EventDecoder {
         do {
             out.events.append(try CloudEvent.validate(v, raw: raw))
         } catch {
-            out.rejected.append(RejectedEvent(index: index, error: error.description))
+            var source: String?
+            if case .object(let o) = v, case .string(let s)? = o["source"] { source = s }
+            out.rejected.append(RejectedEvent(index: index, error: error.description, source: source, reason: error.field))
         }
     }
 

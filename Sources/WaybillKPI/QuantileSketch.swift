@@ -310,6 +310,16 @@ public struct QuantileSketch: Sendable {
         return max.map(Double.init)
     }
 
+    /// How many of the values held are at most `bound`, each bucket counted by its representative (so
+    /// within `relativeAccuracy` of the bound); at most `count`. The cumulative buckets of a Prometheus
+    /// histogram (`/metrics`).
+    public func count(atMost bound: Double) -> Int64 {
+        guard bound >= 0 else { return 0 }
+        var n = zeroCount
+        forEachBucket { i, c in if Self.representative(i) <= bound { n &+= c } }
+        return Swift.min(Swift.max(n, 0), count)
+    }
+
     public var mean: Double? { count > 0 ? Double(sum) / Double(count) : nil }
 
     /// Compact bytes: a version byte, then varints: sum, max bound, zero count, twice the number of

@@ -34,10 +34,15 @@ public struct Alerting: Sendable {
     public let config: AlertConfig
     public let worker: DeliveryWorker
     public let transport: any NotificationTransport
+    /// Counts each hook's delivery attempts and failures into the server's `/metrics` once attached.
+    public let deliveries: DeliveryObserver
 
     public init(config: AlertConfig, source: any AlertSource, store: any AlertStore, baseURL: String,
                 transport: any NotificationTransport = HTTPNotificationTransport(), logger: Logger = Logger(label: "waybill.alerts")) {
         self.config = config
+        let deliveries = DeliveryObserver()
+        self.deliveries = deliveries
+        let transport: any NotificationTransport = ObservedTransport(inner: transport, observer: deliveries)
         self.source = source
         self.transport = transport
         self.engine = AlertEngine(config: config, source: source, store: store, baseURL: baseURL)
@@ -52,6 +57,7 @@ struct AlertService: Service {
     let alerting: Alerting
     let clock: any ServiceClock
     let logger: Logger
+    var metrics: ServerMetrics?
 
     func run() async throws {
         do {
@@ -74,7 +80,9 @@ struct AlertService: Service {
             try? await cancelWhenGracefulShutdown { try await clock.sleep(until: next) }
             if Task.isShuttingDownGracefully || Task.isCancelled { return }
             do {
+                let started = ContinuousClock.now
                 let records = try await alerting.engine.evaluate(at: next)
+                metrics?.alertEvaluation(since: started)
                 if let am = alerting.config.alertmanager { await push(records, to: am, at: next) }
             } catch {
                 logger.error("alert evaluation failed", metadata: ["error": "\(error)"])

@@ -37,15 +37,17 @@ public func buildApplication(store: any WaybillStore, config: ServerConfig, logg
 {
     var log = logger ?? Logger(label: "waybill")
     if logger == nil { log.logLevel = .info }
-    let metrics = ServerMetrics()
     let rulesView = alerting.map {
         AlertRulesView(config: $0.config, source: $0.source, baseURL: "http://\(config.host):\(config.port)", engine: $0.engine)
     }
     let now: @Sendable () -> Micros = { clock.now() }
+    let metrics = ServerMetrics(clock: now)
+    if let alerting { metrics.attach(alerting) }
     let access = AccessControl(store: store, open: config.openWithoutTokens, clock: now, ingestRateLimit: config.ingestRateLimit)
     let queries = LocalQueries(store: store, lanes: .standard(), clock: now, alerting: rulesView)
     let api = WaybillAPI(store: store, config: config, metrics: metrics, clock: now, orderDesk: orderDesk, alerting: alerting, queries: queries)
     let router = Router()
+    router.middlewares.add(RequestMetricsMiddleware(metrics: metrics))
     router.middlewares.add(ErrorMiddleware(metrics: metrics, logger: log, routeMethods: api.routes.map { ($0.method, $0.path) }))
     router.middlewares.add(SecurityHeadersMiddleware())
     router.middlewares.add(AccessMiddleware(access: access))
@@ -58,7 +60,7 @@ public func buildApplication(store: any WaybillStore, config: ServerConfig, logg
     app.addServices(services)
     app.addServices(ReadLanesService(lanes: queries.lanes), TokenUsageService(access: access, clock: clock, logger: log))
     if let alerting {
-        app.addServices(AlertService(alerting: alerting, clock: clock, logger: log))
+        app.addServices(AlertService(alerting: alerting, clock: clock, logger: log, metrics: metrics))
     }
     if let retention = config.retention {
         app.addServices(RetentionService(store: store, retention: retention, interval: 3_600_000_000, clock: clock, logger: log))

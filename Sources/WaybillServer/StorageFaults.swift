@@ -37,18 +37,6 @@ extension WaybillAPI {
     }
 }
 
-extension ServerMetrics {
-    /// `waybill_storage_faults_total{kind}` (every kind, zeros included) and `waybill_storage_healthy`.
-    static func storageText(_ h: StorageHealth) -> String {
-        var out = "# HELP waybill_storage_faults_total Writes that failed with a storage fault that may pass (answered 503), by kind.\n"
-        out += "# TYPE waybill_storage_faults_total counter\n"
-        for k in StorageFault.Kind.allCases { out += "waybill_storage_faults_total{kind=\"\(k.rawValue)\"} \(h.faults[k] ?? 0)\n" }
-        out += "# HELP waybill_storage_healthy Whether the last write succeeded (1) or failed with a storage fault (0).\n"
-        out += "# TYPE waybill_storage_healthy gauge\nwaybill_storage_healthy \(h.isHealthy ? 1 : 0)\n"
-        return out
-    }
-}
-
 /// Logs a storage fault the first time a route meets it, then at most once a minute per kind, so a full
 /// disk under a stream of retries does not fill the log as well.
 final class FaultLog: Sendable {

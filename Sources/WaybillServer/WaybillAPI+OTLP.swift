@@ -12,7 +12,7 @@ extension WaybillAPI {
         let base = req.headers[.contentType]?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
         let protobuf = base == "application/x-protobuf"
         guard base == "application/json" || protobuf else {
-            metrics.rejectedBodies.add(1)
+            metrics.rejectedBodies.increment()
             throw APIError(.unsupportedMediaType, "Content-Type \(base.map { "'\($0)'" } ?? "missing"): send application/x-protobuf or application/json (OTLP)")
         }
         let buffer = try await req.collectBody(upTo: config.maxBodyBytes)
@@ -26,17 +26,21 @@ extension WaybillAPI {
             }
             decoded = protobuf ? try OTLPProtobuf.decode(bytes) : try OTLPJSON.decode(bytes)
         } catch let e as BodyError {
-            metrics.rejectedBodies.add(1)
+            metrics.rejectedBodies.increment()
             throw APIError(HTTPResponse.Status(code: e.httpStatus), e.description)
         }
+        let result: AppendResult
+        let started = ContinuousClock.now
         do {
-            _ = try await store.appendSpans(decoded.spans)
+            result = try await store.appendSpans(decoded.spans)
         } catch StoreError.overloaded(let retry) {
-            metrics.throttled.add(1)
+            metrics.throttled.increment()
             throw APIError(.tooManyRequests, "ingest queue is full; retry after \(retry)s", headers: [.retryAfter: String(retry)])
         } catch StoreError.unavailable(let m) {
             throw APIError(.serviceUnavailable, m, headers: [.retryAfter: "5"])
         }
+        metrics.commit(signal: "spans", since: started)
+        metrics.spans(decoded.spans, rejected: decoded.rejected.count, result: result)
         let message = decoded.rejected.prefix(5).map { "\($0.path): \($0.error)" }.joined(separator: "; ")
         if protobuf {
             // The OTLP response is in the request's encoding.

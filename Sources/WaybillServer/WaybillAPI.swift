@@ -65,21 +65,21 @@ struct WaybillAPI: Sendable {
             decoded = try EventDecoder.decode(body: Array(buffer.readableBytesView), contentType: req.headers[.contentType],
                                               contentEncoding: req.headers[.contentEncoding], limit: config.maxBodyBytes)
         } catch {
-            metrics.rejectedBodies.add(1)
+            metrics.rejectedBodies.increment()
             throw APIError(HTTPResponse.Status(code: error.httpStatus), error.description)
         }
         let result: AppendResult
+        let started = ContinuousClock.now
         do {
             result = try await store.append(decoded.events)
         } catch StoreError.overloaded(let retry) {
-            metrics.throttled.add(1)
+            metrics.throttled.increment()
             throw APIError(.tooManyRequests, "ingest queue is full; retry after \(retry)s", headers: [.retryAfter: String(retry)])
         } catch StoreError.unavailable(let m) {
             throw APIError(.serviceUnavailable, m, headers: [.retryAfter: "5"])
         }
-        metrics.accepted.add(result.accepted)
-        metrics.duplicates.add(result.duplicates)
-        metrics.rejected.add(decoded.rejected.count)
+        metrics.commit(signal: "events", since: started)
+        metrics.events(decoded, result: result, arrivedAt: clock())
         return jsonResponse(.object([
             "accepted": .number(Double(result.accepted)),
             "duplicates": .number(Double(result.duplicates)),
@@ -105,9 +105,7 @@ struct WaybillAPI: Sendable {
     }
 
     func metricsText() async throws -> Response {
-        var text = metrics.prometheusText(stats: try store.stats())
-        text += ServerMetrics.storageText(store.storageHealth)
-        if let alerting { text += ServerMetrics.alertText(alerts: await alerting.engine.alerts(), rules: await alerting.engine.rules()) }
+        let text = await metrics.exposition(store: store, queries: queries, alerting: alerting)
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 }

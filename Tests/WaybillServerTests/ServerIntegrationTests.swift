@@ -189,7 +189,7 @@ extension TestResponse {
             }
             try await client.execute(uri: "/metrics", method: .get) { r in
                 let text = String(buffer: r.body)
-                #expect(text.contains("waybill_events_accepted_total 1"))
+                #expect(text.contains("waybill_events_accepted_total{source=\"oms\"} 1"))
                 #expect(text.contains("waybill_store_events 1"))
             }
         }
