@@ -57,6 +57,7 @@ let package = Package(
             "WaybillModel", "WaybillStore", "WaybillCollectors", "WaybillKPI", "WaybillServices", "WaybillAlerts", "WaybillQuery",
             "WaybillReports",
             .product(name: "Mustache", package: "swift-mustache"),
+            .product(name: "Yams", package: "Yams"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -66,6 +67,9 @@ let package = Package(
         ], resources: [
             // The shipped alert rules (a link to queries/alerts), which the demo runs.
             .process("Resources/alerts"),
+            // The page templates, and the shipped dashboards (a link to dashboards/), kept as folders.
+            .copy("Resources/templates"),
+            .copy("Resources/dashboards"),
         ]),
         .executableTarget(name: "waybill", dependencies: [
             "WaybillModel", "WaybillStore", "WaybillSQLite", "WaybillCollectors", "WaybillServer", "WaybillKPI", "WaybillServices", "WaybillAlerts",

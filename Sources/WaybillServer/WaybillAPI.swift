@@ -34,6 +34,7 @@ struct WaybillAPI: Sendable {
             (.get, "/api/v1/services", { req, _ in try await getServices(req) }),
             (.post, "/api/v1/orders", { req, _ in try await postOrder(req) }),
             (.get, "/", { req, _ in try await indexPage(req) }),
+            (.get, "/search", { req, _ in try await searchPage(req) }),
             (.get, "/traces/{key}", { req, ctx in try await tracePage(req, ctx) }),
             (.get, "/api/v1/alerts", { req, _ in try await getAlerts(req) }),
             (.get, "/api/v1/rules", { req, _ in try await getRules(req) }),

@@ -10,20 +10,9 @@ import WaybillStore
 enum WebPages {
     static func escape(_ s: String) -> String { HTMLText.escape(s) }
 
-    static let style = """
-        body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1b1f24;background:#fafafa}
-        h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px}
-        table{border-collapse:collapse;background:#fff}td,th{padding:4px 10px;border-bottom:1px solid #e3e3e3;text-align:left;vertical-align:top}
-        th{font-weight:600;color:#555}.muted{color:#777}.gap{color:#8a5a00;white-space:nowrap}code{font-size:12px}
-        .state{display:inline-block;padding:1px 8px;border-radius:10px;background:#e7f0ff;color:#1d4ed8}
-        form input,form select{margin-right:8px}a{color:#1d4ed8}nav a{margin-right:14px}
-        """
-
+    /// A page whose body is markup built in Swift (escaped piece by piece), inside the shared layout.
     static func page(_ title: String, _ body: String) -> Response {
-        let html = "<!doctype html><html><head><meta charset=\"utf-8\"><title>\(escape(title))</title><style>\(style)</style></head><body>"
-            + "<nav><a href=\"/\">Orders</a><a href=\"/api/v1/kpis?format=html&amp;by=warehouse&amp;step=1d\">KPI report</a>"
-            + "<a href=\"/alerts\">Alerts</a><a href=\"/openapi.json\">API</a></nav>" + body + "</body></html>"
-        return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: html)))
+        render("page", ["title": title, "bodyHTML": TrustedHTML(escapedMarkup: body)] as [String: Any])
     }
 
     static func trace(_ t: TraceDocument) -> Response {
@@ -57,31 +46,38 @@ enum WebPages {
         return page("Order \(t.correlationID)", b)
     }
 
-    static func search(_ params: [String: String], _ page: OrderPage?, error: String?) -> Response {
-        func field(_ name: String, _ placeholder: String) -> String {
-            "<input name=\"\(name)\" placeholder=\"\(placeholder)\" value=\"\(escape(params[name] ?? ""))\" size=\"12\">"
-        }
-        var b = "<h1>Orders</h1><form method=\"get\" action=\"/\">"
-            + "<input name=\"key\" placeholder=\"order id or linked key\" size=\"24\"> "
-            + field("state", "state") + field("warehouse", "warehouse") + field("channel", "channel") + field("stuck", "stuck for, e.g. 2h")
-            + field("from", "from, e.g. -1d") + "<button>Search</button></form>"
-        if let error { b += "<p style=\"color:#b91c1c\">\(escape(error))</p>" }
-        if let page {
-            b += "<table><tr><th>order</th><th>state</th><th>in state since</th><th>first event</th><th>last event</th><th>events</th><th>warehouse</th><th>channel</th></tr>"
-            for o in page.orders {
-                b += "<tr><td><a href=\"/traces/\(URLText.pathSegment(o.correlationID))\">\(escape(o.correlationID))</a></td><td>\(escape(o.state?.name ?? "–"))</td>"
-                    + "<td>\(o.stateSince.map(RFC3339.format) ?? "–")</td><td>\(RFC3339.format(o.firstEventAt))</td><td>\(RFC3339.format(o.lastEventAt))</td>"
-                    + "<td>\(o.eventCount)</td><td>\(escape(o.warehouse ?? "–"))</td><td>\(escape(o.channel ?? "–"))</td></tr>"
-            }
-            b += "</table>"
-            if let next = page.nextCursor {
-                var q = params
-                q["cursor"] = next
-                b += "<p><a href=\"/?\(escape(URLText.query(q)))\">next page</a></p>"
-            }
-        }
-        return Self.page("Waybill orders", b)
+    struct SearchPage {
+        struct Field { var name, placeholder, value: String }
+        struct Row { var href, id, state, since, first, last, warehouse, channel: String; var events: Int }
+        var title = "Orders"
+        var action: String
+        var fields: [Field]
+        var error: String?
+        var searched: Bool
+        var orders: [Row]
+        var next: String?
     }
+
+    /// The orders search (`/search`, and `/` with filters): a form and one page of orders, most recent first.
+    static func search(_ params: [String: String], _ page: OrderPage?, error: String?, action: String = "/search") -> Response {
+        let fields = [("state", "state"), ("warehouse", "warehouse"), ("channel", "channel"), ("stuck", "stuck for, e.g. 2h"), ("from", "from, e.g. -1d")]
+            .map { SearchPage.Field(name: $0.0, placeholder: $0.1, value: params[$0.0] ?? "") }
+        let rows = (page?.orders ?? []).map { (o: OrderSummary) -> SearchPage.Row in
+            SearchPage.Row(href: orderLink(o.correlationID), id: o.correlationID, state: o.state?.name ?? "–",
+                           since: o.stateSince.map(RFC3339.format) ?? "–", first: RFC3339.format(o.firstEventAt),
+                           last: RFC3339.format(o.lastEventAt), warehouse: o.warehouse ?? "–", channel: o.channel ?? "–", events: o.eventCount)
+        }
+        var next: String?
+        if let cursor = page?.nextCursor {
+            var q = params
+            q["cursor"] = cursor
+            next = action + "?" + URLText.query(q)
+        }
+        return render("search", SearchPage(action: action, fields: fields, error: error, searched: page != nil, orders: rows, next: next))
+    }
+
+    /// Where a page links an order: its trace page (`/traces/{key}`).
+    static func orderLink(_ key: String) -> String { "/traces/" + URLText.pathSegment(key) }
 }
 
 extension WaybillAPI {
@@ -93,15 +89,30 @@ extension WaybillAPI {
         return WebPages.trace(trace)
     }
 
+    /// `/`: the orders search; `?key=` redirects to the order's trace page.
     func indexPage(_ req: Request) async throws -> Response {
         var params = req.parameterDictionary.filter { !$0.value.isEmpty }
         if let key = params.removeValue(forKey: "key") {
             return Response(status: .seeOther, headers: [.location: "/traces/" + URLText.pathSegment(key)])
         }
+        return try await searchResults(params, action: "/")
+    }
+
+    /// `/search`: the layout's search box sends `?key=` (any order id or linked key), redirected to
+    /// `/orders/{key}`; other parameters search orders by their facts.
+    func searchPage(_ req: Request) async throws -> Response {
+        var params = req.parameterDictionary.filter { !$0.value.isEmpty }
+        if let key = params.removeValue(forKey: "key") {
+            return Response(status: .seeOther, headers: [.location: "/orders/" + URLText.pathSegment(key)])
+        }
+        return try await searchResults(params, action: "/search")
+    }
+
+    func searchResults(_ params: [String: String], action: String) async throws -> Response {
         do {
-            return WebPages.search(params, try await queries.search(SearchRequest(parameters: params)), error: nil)
+            return WebPages.search(params, try await queries.search(SearchRequest(parameters: params)), error: nil, action: action)
         } catch let e as QueryFailure {
-            return WebPages.search(params, nil, error: e.description)
+            return WebPages.search(params, nil, error: e.description, action: action)
         }
     }
 }
