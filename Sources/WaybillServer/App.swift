@@ -33,13 +33,13 @@ public struct ServerConfig: Sendable {
 public func buildApplication(store: any WaybillStore, config: ServerConfig, logger: Logger? = nil,
                              clock: any ServiceClock = SystemClock(),
                              services: [any Service] = [], orderDesk: OrderDesk? = nil,
-                             alerting: Alerting? = nil) -> some ApplicationProtocol
+                             alerting: Alerting? = nil, alertRules: AlertRulesView? = nil) -> some ApplicationProtocol
 {
     var log = logger ?? Logger(label: "waybill")
     if logger == nil { log.logLevel = .info }
     let rulesView = alerting.map {
         AlertRulesView(config: $0.config, source: $0.source, baseURL: "http://\(config.host):\(config.port)", engine: $0.engine)
-    }
+    } ?? alertRules  // rules this server answers from the store without evaluating them (a shared store's other servers)
     let now: @Sendable () -> Micros = { clock.now() }
     let metrics = ServerMetrics(clock: now)
     if let alerting { metrics.attach(alerting) }

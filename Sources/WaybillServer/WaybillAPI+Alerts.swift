@@ -17,7 +17,7 @@ extension WaybillAPI {
 
     func alertsPage(_ req: Request) async throws -> Response {
         let alerts = try await queries.alerts(AlertsRequest(parameters: req.parameterDictionary))
-        return WebPages.alerts(alerts, rules: try await queries.rules(), configured: alerting != nil)
+        return WebPages.alerts(alerts, rules: try await queries.rules(), configured: alerting != nil || queries.alerting != nil)
     }
 }
 

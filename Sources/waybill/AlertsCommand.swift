@@ -59,7 +59,7 @@ struct AlertsList: AsyncParsableCommand {
             let now = currentMicros()
             let at: Micros
             do { at = try AlertsRequest(at: self.at).instant(now: now) ?? now } catch { throw error.cliError }
-            let s = try openForReading(store.dbPath)
+            let s = try await store.location.openForReading()
             defer { s.close() }
             try await measure(config, StoreAlertSource(store: s), at: at, repeats: n)
         }
@@ -82,7 +82,7 @@ struct AlertsList: AsyncParsableCommand {
         }
         print(table(rows), terminator: "")
         if let first = doc.alerts.first?.orders.first {
-            print("\nTrace one: waybill trace \(first)\(store.url.map { " --url \($0)" } ?? " --db \(store.dbPath)")")
+            print("\nTrace one: waybill trace \(first) \(store.url.map { "--url \($0)" } ?? store.location.flag)")
         }
     }
 

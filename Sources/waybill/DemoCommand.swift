@@ -24,6 +24,8 @@ struct DemoCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Serve a non-loopback address although no access token exists (anyone who reaches the port can read and write).")
     var insecureNoAuth = false
     @Option(help: "Store file (default: a new one in a temporary directory). An existing demo store is resumed.") var db: String?
+    @Option(name: .customLong("store"), help: "A ClickHouse store instead of --db: clickhouse://USER@HOST:PORT[,HOST:PORT...]/DATABASE[?cluster=NAME] (password from $WAYBILL_CLICKHOUSE_PASSWORD). A demo already in it is resumed.")
+    var storeURL: String?
     @OptionGroup var collectors: CollectorsConfigOptions
     @OptionGroup var alertRules: AlertConfigOptions
     @Flag(help: "Delete the --db file first if it exists, instead of resuming it.") var reset = false
@@ -38,12 +40,16 @@ struct DemoCommand: AsyncParsableCommand {
         guard speed > 0 else { throw ValidationError("--speed: must be positive") }
         guard ordersPerDay > 0 else { throw ValidationError("--orders-per-day: must be positive") }
         guard backfillDays >= 0 else { throw ValidationError("--backfill-days: must be 0 or more") }
+        do { _ = try StoreLocation.resolve(db: db, store: storeURL) } catch { throw ValidationError("\(error)") }
+        if storeURL != nil && reset { throw ValidationError("--reset applies to a --db file; for a ClickHouse store, name a new DATABASE in --store") }
     }
 
     func run() async throws {
         let path: String
         var resuming = false
-        if let db {
+        if let storeURL {
+            path = StoreLocation.clickHouse(url: storeURL).description
+        } else if let db {
             if FileManager.default.fileExists(atPath: db) {
                 if reset {
                     for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db + suffix) }
@@ -65,9 +71,11 @@ struct DemoCommand: AsyncParsableCommand {
         do { options.faults = try FaultPlan.parse(faults, warehouses: FulfilmentNetwork.standard.warehouses.map(\.id)) } catch {
             throw CLIError("--faults: \(error)")
         }
-        let store = try SQLiteStore(path: path, options: try collectors.storeOptions(), rollup: KPIFactsRollup())
+        let location: StoreLocation = storeURL.map { .clickHouse(url: $0) } ?? .embedded(path: path)
+        let store = try await location.open(sqlite: try collectors.storeOptions())
         defer { store.close() }
-        if resuming, try store.loadCheckpoint(name: DemoService.checkpointName) == nil {
+        if location.isClickHouse { resuming = try store.loadCheckpoint(name: DemoService.checkpointName) != nil }
+        if resuming, !location.isClickHouse, try store.loadCheckpoint(name: DemoService.checkpointName) == nil {
             throw CLIError("\(path) exists but holds no demo checkpoint; pass --reset to replace it, or choose another --db")
         }
         var config = ServerConfig()
@@ -103,7 +111,7 @@ struct DemoCommand: AsyncParsableCommand {
     }
 
     /// What to look at, with order ids taken from the store.
-    static func welcome(store: SQLiteStore, base: String, exe: String, path: String, resumed: DemoService.Resumed?) -> String {
+    static func welcome(store: any WaybillStore, base: String, exe: String, path: String, resumed: DemoService.Resumed?) -> String {
         let now = currentMicros()
         func first(_ p: [String: String]) -> String? {
             (try? store.searchOrders(OrderQuery(parameters: p.merging(["limit": "1"]) { a, _ in a }, now: now)))?.orders.first?.correlationID

@@ -41,8 +41,9 @@ struct IngestCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        if noRollups && store.url != nil { throw CLIError("--no-rollups applies to the embedded store (--db) only") }
-        let sink: any IngestSink = try store.url.map { try RemoteSink(url: $0, token: store.token) } ?? LocalSink(path: store.dbPath, rollups: !noRollups)
+        if noRollups && (store.url != nil || store.storeURL != nil) { throw CLIError("--no-rollups applies to the embedded store (--db) only") }
+        let sink: any IngestSink
+        if let url = store.url { sink = try RemoteSink(url: url, token: store.token) } else { sink = try await LocalSink(location: store.location, rollups: !noRollups) }
         let progress = Progress(enabled: !json && isatty(2) != 0)
         var total = AppendResult()
         var rejections: [Rejection] = []
@@ -177,16 +178,16 @@ protocol IngestSink {
 /// Writes into the embedded store. Batches are decoded on the concurrency pool while the writer
 /// thread commits earlier ones; a few in flight keep both cores busy without buffering the whole file.
 struct LocalSink: IngestSink {
-    let store: SQLiteStore
+    let store: any WaybillStore
     static let inFlight = 3
 
-    init(path: String, rollups: Bool) throws {
+    init(location: StoreLocation, rollups: Bool) async throws {
         var o = SQLiteStore.Options()
         o.maxQueuedEvents = Int.max / 2
         // A bulk load is not a long-running server: trade memory for fewer page reads.
         o.writerCacheMiB = 256
         o.mmapBytes = 1 << 30
-        store = try SQLiteStore(path: path, options: o, rollup: rollups ? KPIFactsRollup() : nil)
+        store = try await location.open(sqlite: o, rollup: rollups)
     }
 
     func write(chunks: Chunks, progress: @escaping (Int) -> Void) async throws -> SinkResult {

@@ -4,6 +4,7 @@ import Logging
 import WaybillAlerts
 import WaybillKPI
 import WaybillModel
+import WaybillQuery
 import WaybillServer
 import WaybillSQLite
 import WaybillStore
@@ -34,6 +35,14 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Embedded store file (default: $WAYBILL_DB or ./waybill.db).")
     var db: String?
 
+    @Option(name: .customLong("store"), help: ArgumentHelp(
+        "A ClickHouse store instead of --db: clickhouse://USER@HOST:PORT[,HOST:PORT...]/DATABASE[?cluster=NAME] (HTTP ports; password from $WAYBILL_CLICKHOUSE_PASSWORD).",
+        valueName: "url"))
+    var storeURL: String?
+
+    @Flag(name: .long, help: "Evaluate the alert rules and deliver notifications in this server (rules from --config, $WAYBILL_ALERTS or ./queries/alerts). On a ClickHouse store shared by several servers, start exactly one with --alerts; the others ingest and answer queries. With --db, loaded rules are evaluated with or without it.")
+    var alerts = false
+
     @Option(name: .long, help: "Largest request body in bytes, also after gzip decompression.")
     var maxBody = 16 << 20
 
@@ -51,18 +60,29 @@ struct ServeCommand: AsyncParsableCommand {
 
     func validate() throws {
         if let r = retention, DurationText.parse(r) == nil { throw ValidationError("--retention: must be a duration such as 30d") }
+        do { _ = try StoreLocation.resolve(db: db, store: storeURL) } catch { throw ValidationError("\(error)") }
         guard (1...65535).contains(port) else { throw ValidationError("--port: must be from 1 to 65535") }
         guard ["full", "normal"].contains(sync.lowercased()) else { throw ValidationError("--sync: must be full or normal") }
         guard maxBody >= 1024 else { throw ValidationError("--max-body: must be at least 1024 bytes") }
     }
 
     func run() async throws {
-        let path = db ?? ProcessInfo.processInfo.environment["WAYBILL_DB"] ?? "waybill.db"
-        let rules = try alertRules.load(required: false)
+        let location = try StoreLocation.resolve(db: db, store: storeURL)
+        var rules = try alertRules.load(required: alerts)
+        // Several servers may share one ClickHouse store: only the one started with --alerts evaluates the rules
+        // and delivers notifications (else each would notify, and they would overwrite each other's alert state).
+        // The others answer the alert queries by evaluating the same rules over the shared store.
+        var readOnlyRules: AlertConfig?
+        if location.isClickHouse && !alerts && rules != nil {
+            printErr("waybill: the alert rules are not evaluated by this server, only answered from the store: "
+                     + "on a shared ClickHouse store the server started with --alerts evaluates them and delivers notifications")
+            readOnlyRules = rules
+            rules = nil
+        }
         var options = try collectors.storeOptions()
         options.synchronous = sync.uppercased()
         options.maxQueuedEvents = maxQueuedEvents
-        let store = try SQLiteStore(path: path, options: options, rollup: KPIFactsRollup())
+        let store = try await location.open(sqlite: options)
         defer { store.close() }
         var config = ServerConfig()
         config.host = host
@@ -101,8 +121,12 @@ struct ServeCommand: AsyncParsableCommand {
             printErr("waybill: \(rules.rules.count) alert rules, \(rules.hooks.count) hooks, evaluated every \(DurationText.format(rules.evaluationInterval))")
             alerting = a
         }
-        let app = buildApplication(store: store, config: config, alerting: alerting)
-        printErr("waybill: serving \(config.tls == nil ? "http" : "https")://\(host):\(port) (store \(path))")
+        let view = readOnlyRules.map {
+            AlertRulesView(config: $0, source: StoreAlertSource(store: store, correlationKeys: options.correlationKeys), baseURL: "http://\(host):\(port)")
+        }
+        let app = buildApplication(store: store, config: config, alerting: alerting, alertRules: view)
+        printErr("waybill: serving \(config.tls == nil ? "http" : "https")://\(host):\(port) (store \(location.description))"
+                 + (location.isClickHouse ? (alerting != nil ? "; evaluating alerts" : "; not evaluating alerts (no --alerts)") : ""))
         try await app.runService()
     }
 }

@@ -4,12 +4,12 @@ import WaybillQuery
 import WaybillSQLite
 
 extension StoreOptions {
-    /// Runs `body` against the query layer: the server at `--url`, or the store at `--db` (with `rules`
+    /// Runs `body` against the query layer: the server at `--url`, or the store at `--db` or `--store` (with `rules`
     /// replayed over it for the alert queries). A refused parameter becomes `--FIELD: RULE`.
     func withQueries<T>(rules: AlertConfig? = nil, _ body: (any WaybillQueries) async throws -> T) async throws -> T {
         do {
             if let url { return try await body(RemoteQueries(url: url, token: token)) }
-            let store = try openForReading(dbPath)
+            let store = try await location.openForReading()
             let lanes = ReadLanes(point: ReadExecutor(threads: 1, name: "waybill-cli-point"), scan: ReadExecutor(threads: 1, name: "waybill-cli-scan"))
             defer {
                 lanes.stop()

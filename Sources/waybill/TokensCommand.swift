@@ -17,7 +17,15 @@ struct TokensCommand: AsyncParsableCommand {
 /// Token commands work on the store directly (whoever can write the store file is its administrator).
 struct TokenStoreOptions: ParsableArguments {
     @Option(name: .long, help: "Embedded store file (default: $WAYBILL_DB or ./waybill.db).") var db: String?
+    @Option(name: .customLong("store"), help: "A ClickHouse store instead of --db: clickhouse://USER@HOST:PORT[,HOST:PORT...]/DATABASE[?cluster=NAME] (password from $WAYBILL_CLICKHOUSE_PASSWORD).")
+    var storeURL: String?
     var dbPath: String { db ?? ProcessInfo.processInfo.environment["WAYBILL_DB"] ?? "waybill.db" }
+    /// The store `--db` or `--store` names (validated: they exclude each other).
+    var location: StoreLocation { (try? StoreLocation.resolve(db: db, store: storeURL)) ?? .embedded(path: dbPath) }
+
+    func validate() throws {
+        do { _ = try StoreLocation.resolve(db: db, store: storeURL) } catch { throw ValidationError("\(error)") }
+    }
 
     /// Who the audit log names for actions taken here.
     static var actor: String { "local:" + (ProcessInfo.processInfo.environment["USER"] ?? NSUserName()) }
@@ -47,7 +55,7 @@ struct TokensCreate: AsyncParsableCommand {
         }
         let token = AccessTokens.generate()
         // The first token is usually made before the server ever ran: create the store when missing.
-        let db = try SQLiteStore(path: store.dbPath, rollup: KPIFactsRollup())
+        let db = try await store.location.open()
         defer { db.close() }
         let stored = AccessToken(name: label, scope: s, hash: AccessTokens.hash(token), createdAt: now, expiresAt: expiresAt)
         do {
@@ -67,7 +75,7 @@ struct TokensList: AsyncParsableCommand {
     @OptionGroup var output: FormatOptions
 
     func run() async throws {
-        let db = try openForReading(store.dbPath)
+        let db = try await store.location.openForReading()
         defer { db.close() }
         let tokens = try db.accessTokens()
         if output.isJSON {
@@ -100,7 +108,7 @@ struct TokensRevoke: AsyncParsableCommand {
     @OptionGroup var store: TokenStoreOptions
 
     func run() async throws {
-        let db = try openForReading(store.dbPath)
+        let db = try await store.location.openForReading()
         defer { db.close() }
         let now = currentMicros()
         guard try await db.revokeToken(name: name, at: now, audit: AuditEntry(at: now, actor: TokenStoreOptions.actor, action: "token.revoke", detail: name)) else {

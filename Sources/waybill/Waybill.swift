@@ -9,7 +9,7 @@ struct Waybill: AsyncParsableCommand {
         commandName: "waybill",
         abstract: "Correlation tracing and KPIs for order distribution.",
         discussion: "Start with `waybill serve`, send CloudEvents to POST /v1/events (or `waybill ingest FILE`), then `waybill trace ORDER-ID`.",
-        subcommands: [DemoCommand.self, ServeCommand.self, SimulateCommand.self, IngestCommand.self, TraceCommand.self, SearchCommand.self, KPICommand.self, ServicesCommand.self, AlertsCommand.self, TokensCommand.self, AuditCommand.self])
+        subcommands: [DemoCommand.self, ServeCommand.self, SimulateCommand.self, IngestCommand.self, TraceCommand.self, SearchCommand.self, KPICommand.self, ServicesCommand.self, AlertsCommand.self, TokensCommand.self, AuditCommand.self, ReportCommand.self, QueriesCommand.self, ExportCommand.self])
 }
 
 /// Where a reading command reads from: the embedded store (`--db`) or a running server (`--url`).
@@ -20,16 +20,23 @@ struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: "A running Waybill server, e.g. http://127.0.0.1:4318 (instead of --db).")
     var url: String?
 
+    @Option(name: .customLong("store"), help: "A ClickHouse store instead of --db: clickhouse://USER@HOST:PORT[,HOST:PORT...]/DATABASE[?cluster=NAME] (password from $WAYBILL_CLICKHOUSE_PASSWORD).")
+    var storeURL: String?
+
     @Option(name: .customLong("token"), help: "With --url: a bearer token (default: $WAYBILL_TOKEN).")
     var tokenOption: String?
 
     var dbPath: String { db ?? ProcessInfo.processInfo.environment["WAYBILL_DB"] ?? "waybill.db" }
+    /// The store `--db` or `--store` names (validated: they exclude each other).
+    var location: StoreLocation { (try? StoreLocation.resolve(db: db, store: storeURL)) ?? .embedded(path: dbPath) }
     /// The token sent with `--url`: `--token`, else `$WAYBILL_TOKEN`.
     var token: String? { tokenOption ?? Self.environmentToken }
     static var environmentToken: String? { ProcessInfo.processInfo.environment["WAYBILL_TOKEN"].flatMap { $0.isEmpty ? nil : $0 } }
 
     func validate() throws {
         if db != nil && url != nil { throw ValidationError("--db and --url exclude each other: read the file or ask the server") }
+        if storeURL != nil && url != nil { throw ValidationError("--store and --url exclude each other: read the ClickHouse store or ask the server") }
+        do { _ = try StoreLocation.resolve(db: db, store: storeURL) } catch { throw ValidationError("\(error)") }
         if let u = url, URL(string: u)?.host == nil { throw ValidationError("--url: must be a URL such as http://127.0.0.1:4318, got '\(u)'") }
     }
 }
