@@ -12,6 +12,19 @@ public protocol NotificationTransport: Sendable {
     func post(url: String, headers: [(String, String)], body: [UInt8], timeout: Micros) async -> TransportResult
 }
 
+/// The headers of one notification to `hook` sent at `timestamp` (seconds): its content type, the
+/// timestamp and, when the hook names a secret that `environment` holds, the signature. Every sender
+/// (the outbox worker, `waybill report --send`) signs through this.
+public enum DeliveryHeaders {
+    public static func headers(for hook: HookConfig, body: [UInt8], timestamp: Int64, environment: [String: String]) -> [(String, String)] {
+        var h = [("Content-Type", hook.contentType), ("User-Agent", "waybill"), ("X-Waybill-Timestamp", String(timestamp))]
+        if let env = hook.secretEnv, let secret = environment[env] {
+            h.append(("X-Waybill-Signature", HookSignature.sign(secret: Array(secret.utf8), timestamp: timestamp, body: body)))
+        }
+        return h
+    }
+}
+
 /// The delivery pipeline's last stages over the durable outbox: sign, send, retry with exponential
 /// backoff and jitter (connection errors, timeouts, 5xx), give up on 4xx or after `maxAttempts`.
 public struct DeliveryWorker: Sendable {
@@ -28,10 +41,20 @@ public struct DeliveryWorker: Sendable {
                 environment: [String: String] = ProcessInfo.processInfo.environment,
                 jitter: @escaping @Sendable () -> Double = { Double.random(in: 0...1) },
                 log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.init(store: store, hooks: config.hooks, maxAttempts: config.maxAttempts, transport: transport, environment: environment,
+                  jitter: jitter, log: log)
+    }
+
+    /// A worker for any hooks sharing the outbox (the alert rules' and the saved reports'); one worker
+    /// drains the outbox, so it must know every hook named there.
+    public init(store: any AlertStore, hooks: [HookConfig], maxAttempts: Int, transport: any NotificationTransport,
+                environment: [String: String] = ProcessInfo.processInfo.environment,
+                jitter: @escaping @Sendable () -> Double = { Double.random(in: 0...1) },
+                log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.store = store
-        self.hooks = Dictionary(config.hooks.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        self.hooks = Dictionary(hooks.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         self.transport = transport
-        self.maxAttempts = config.maxAttempts
+        self.maxAttempts = maxAttempts
         self.environment = environment
         self.jitter = jitter
         self.log = log
@@ -51,11 +74,7 @@ public struct DeliveryWorker: Sendable {
 
     /// The headers of one notification sent at `timestamp`.
     public func headers(for hook: HookConfig, body: [UInt8], timestamp: Int64) -> [(String, String)] {
-        var h = [("Content-Type", "application/json"), ("User-Agent", "waybill"), ("X-Waybill-Timestamp", String(timestamp))]
-        if let env = hook.secretEnv, let secret = environment[env] {
-            h.append(("X-Waybill-Signature", HookSignature.sign(secret: Array(secret.utf8), timestamp: timestamp, body: body)))
-        }
-        return h
+        DeliveryHeaders.headers(for: hook, body: body, timestamp: timestamp, environment: environment)
     }
 
     /// Sends every notification due at `now`; returns how many were attempted.

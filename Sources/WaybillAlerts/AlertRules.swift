@@ -99,6 +99,19 @@ public struct HookConfig: Sendable, Hashable {
     public var format: Format
     public var sendResolved: Bool
     public var timeout: Micros
+    /// The `Content-Type` of the bodies sent to this hook (saved reports also send HTML).
+    public var contentType = "application/json"
+
+    public init(name: String, url: String, secretEnv: String?, format: Format, sendResolved: Bool, timeout: Micros,
+                contentType: String = "application/json") {
+        self.name = name
+        self.url = url
+        self.secretEnv = secretEnv
+        self.format = format
+        self.sendResolved = sendResolved
+        self.timeout = timeout
+        self.contentType = contentType
+    }
 }
 
 /// Everything an alerts file configures; several files merge (rules and hooks add up, names stay unique).
@@ -127,6 +140,14 @@ public struct AlertConfigError: Error, CustomStringConvertible, Sendable, Equata
     public var context: String?
     public var field: String
     public var rule: String
+
+    public init(file: String, line: Int? = nil, context: String? = nil, field: String, rule: String) {
+        self.file = file
+        self.line = line
+        self.context = context
+        self.field = field
+        self.rule = rule
+    }
 
     public var description: String {
         var s = file
@@ -309,14 +330,15 @@ extension AlertConfig {
     }
 }
 
-/// Typed access to one YAML mapping with errors that name the file, line, context and field.
-struct YAMLFields {
-    let mapping: Node.Mapping
-    let file: String
-    let line: Int?
-    var context: String?
+/// Typed access to one YAML mapping with errors that name the file, line, context and field (alert rules
+/// and the saved queries of `WaybillReports` read their files through it).
+public struct YAMLFields {
+    public let mapping: Node.Mapping
+    public let file: String
+    public let line: Int?
+    public var context: String?
 
-    init(_ node: Node, file: String, context: String?) throws {
+    public init(_ node: Node, file: String, context: String?) throws {
         self.file = file
         self.line = node.mark?.line
         self.context = context
@@ -327,69 +349,69 @@ struct YAMLFields {
         mapping = m
     }
 
-    func error(_ field: String, _ rule: String) -> AlertConfigError {
+    public func error(_ field: String, _ rule: String) -> AlertConfigError {
         AlertConfigError(file: file, line: node(field)?.mark?.line ?? line, context: context, field: field, rule: rule)
     }
 
-    func node(_ key: String) -> Node? { mapping[key] }
-    func has(_ key: String) -> Bool { mapping[key] != nil }
+    public func node(_ key: String) -> Node? { mapping[key] }
+    public func has(_ key: String) -> Bool { mapping[key] != nil }
 
-    func allow(_ keys: [String]) throws {
+    public func allow(_ keys: [String]) throws {
         for k in mapping.keys {
             guard let s = k.string else { throw error("?", "keys must be strings") }
             if !keys.contains(s) { throw error(s, "is not a known field here; known: " + keys.joined(separator: ", ")) }
         }
     }
 
-    func string(_ key: String) throws -> String? {
+    public func string(_ key: String) throws -> String? {
         guard let n = node(key) else { return nil }
         guard let s = n.scalar?.string, n.null == nil else { throw error(key, "must be a string") }
         return s
     }
 
-    func requiredString(_ key: String) throws -> String {
+    public func requiredString(_ key: String) throws -> String {
         guard let s = try string(key), !s.isEmpty else { throw error(key, "is required: a non-empty string") }
         return s
     }
 
-    func number(_ key: String) throws -> Double? {
+    public func number(_ key: String) throws -> Double? {
         guard let n = node(key) else { return nil }
         guard let v = n.float ?? n.int.map(Double.init), v.isFinite else { throw error(key, "must be a number") }
         return v
     }
 
-    func int(_ key: String) throws -> Int? {
+    public func int(_ key: String) throws -> Int? {
         guard let n = node(key) else { return nil }
         guard let v = n.int else { throw error(key, "must be an integer") }
         return v
     }
 
-    func bool(_ key: String) throws -> Bool? {
+    public func bool(_ key: String) throws -> Bool? {
         guard let n = node(key) else { return nil }
         guard let v = n.bool else { throw error(key, "must be true or false") }
         return v
     }
 
-    func duration(_ key: String) throws -> Micros? {
+    public func duration(_ key: String) throws -> Micros? {
         guard let s = try string(key) else { return nil }
         guard let v = DurationText.parse(s), v >= 0 else { throw error(key, "'\(s)' is not a duration like 30s, 15m, 1h or 2d") }
         return v
     }
 
-    func url(_ key: String, _ s: String) throws -> String {
+    public func url(_ key: String, _ s: String) throws -> String {
         guard let u = URL(string: s), let scheme = u.scheme, ["http", "https"].contains(scheme), u.host != nil else {
             throw error(key, "'\(s)' is not an http:// or https:// URL")
         }
         return s.hasSuffix("/") && key != "url" ? String(s.dropLast()) : s
     }
 
-    func comparison(_ key: String) throws -> Comparison {
+    public func comparison(_ key: String) throws -> Comparison {
         let s = try requiredString(key)
         guard let c = Comparison(rawValue: s) else { throw error(key, "'\(s)' is not one of >, >=, <, <=") }
         return c
     }
 
-    func stage(_ key: String) throws -> Stage {
+    public func stage(_ key: String) throws -> Stage {
         let s = try requiredString(key)
         guard let st = Stage(eventType: s) else {
             throw error(key, "'\(s)' is not a lifecycle event type; use one of "
@@ -398,14 +420,14 @@ struct YAMLFields {
         return st
     }
 
-    func list(_ key: String) throws -> [Node] {
+    public func list(_ key: String) throws -> [Node] {
         guard let n = node(key) else { return [] }
         if n.null != nil { return [] }
         guard let seq = n.sequence else { throw error(key, "must be a list") }
         return Array(seq)
     }
 
-    func stringMap(_ key: String) throws -> [String: String] {
+    public func stringMap(_ key: String) throws -> [String: String] {
         guard let n = node(key) else { return [:] }
         guard let m = n.mapping else { throw error(key, "must be a mapping of name: text") }
         var out: [String: String] = [:]

@@ -37,8 +37,10 @@ public struct Alerting: Sendable {
     /// Counts each hook's delivery attempts and failures into the server's `/metrics` once attached.
     public let deliveries: DeliveryObserver
 
+    /// `extraHooks`: hooks of other senders sharing the outbox (saved reports' `deliver`), delivered by the same worker.
     public init(config: AlertConfig, source: any AlertSource, store: any AlertStore, baseURL: String,
-                transport: any NotificationTransport = HTTPNotificationTransport(), logger: Logger = Logger(label: "waybill.alerts")) {
+                transport: any NotificationTransport = HTTPNotificationTransport(), logger: Logger = Logger(label: "waybill.alerts"),
+                extraHooks: [HookConfig] = []) {
         self.config = config
         let deliveries = DeliveryObserver()
         self.deliveries = deliveries
@@ -47,7 +49,8 @@ public struct Alerting: Sendable {
         self.transport = transport
         self.engine = AlertEngine(config: config, source: source, store: store, baseURL: baseURL)
         let log = logger
-        self.worker = DeliveryWorker(store: store, config: config, transport: transport, log: { log.warning("\($0)") })
+        self.worker = DeliveryWorker(store: store, hooks: config.hooks + extraHooks, maxAttempts: config.maxAttempts, transport: transport,
+                                     log: { log.warning("\($0)") })
     }
 }
 
