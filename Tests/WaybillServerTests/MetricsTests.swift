@@ -348,6 +348,105 @@ import WaybillTestSupport
         #expect(later.sources.first { $0.source == "oms" }?.acceptedTotal == 20)
     }
 
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    /// Every panel's PromQL, with Grafana's variables substituted as a dashboard user would have them.
+    static func dashboardQueries(_ name: String) throws -> (doc: JSONValue, queries: [(panel: String, expr: String)]) {
+        let doc = try JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: repo + "/dashboards/grafana/\(name).json"))))
+        var out: [(String, String)] = []
+        func walk(_ panels: [JSONValue]) {
+            for p in panels {
+                walk(p["panels"]?.arrayValue ?? [])
+                for target in p["targets"]?.arrayValue ?? [] {
+                    guard let expr = target["expr"]?.stringValue else { continue }
+                    out.append((p["title"]?.stringValue ?? "?", expr))
+                }
+            }
+        }
+        walk(doc["panels"]?.arrayValue ?? [])
+        for v in doc["templating"]?["list"]?.arrayValue ?? [] {
+            if let q = v["definition"]?.stringValue, q.hasPrefix("label_values(") {
+                // label_values(metric, label) as a query over the metric.
+                let metric = q.dropFirst("label_values(".count).prefix { $0 != "," && $0 != ")" }
+                out.append(("variable " + (v["name"]?.stringValue ?? "?"), "count by (\(q.dropFirst("label_values(\(metric),".count).dropLast().trimmingCharacters(in: .whitespaces))) (\(metric))"))
+            }
+        }
+        let substituted = out.map { panel, expr in
+            var e = expr
+            for (k, v) in [("$__rate_interval", "1m"), ("$__interval", "1m"), ("$__range", "1h"), ("$warehouse", "DC-EAST|DC-WEST"),
+                           ("$channel", ".*"), ("$instance", ".*")] { e = e.replacingOccurrences(of: k, with: v) }
+            return (panel, e)
+        }
+        return (doc, substituted)
+    }
+
+    @Test func grafanaDashboardsAreValidAndUseOnlyExportedMetrics() async throws {
+        let test = "grafanaDashboardsAreValidAndUseOnlyExportedMetrics"
+        var all: [(dashboard: String, panel: String, expr: String)] = []
+        for name in ["operations", "executive"] {
+            let (doc, queries) = try Self.dashboardQueries(name)
+            #expect((doc["schemaVersion"]?.doubleValue ?? 0) >= 39)
+            let vars = doc["templating"]?["list"]?.arrayValue ?? []
+            func variable(_ n: String) -> JSONValue? { vars.first { $0["name"]?.stringValue == n } }
+            #expect(variable("datasource")?["type"] == "datasource")
+            #expect(variable("datasource")?["query"] == "prometheus")
+            #expect(variable("warehouse")?["type"] == "query")
+            #expect(variable("channel")?["type"] == "query")
+            #expect(queries.count >= 10)
+            for q in queries {
+                #expect(!q.expr.contains("$"), "\(name) / \(q.panel): a variable left: \(q.expr)")
+                all.append((name, q.panel, q.expr))
+            }
+            // Every panel reads the chosen data source.
+            for p in doc["panels"]?.arrayValue ?? [] where p["type"]?.stringValue != "row" {
+                #expect(p["datasource"]?["uid"] == "${datasource}", "\(name) / \(p["title"]?.stringValue ?? "?")")
+            }
+        }
+        // The metrics the panels use, against a running server's exposition.
+        let pattern = try NSRegularExpression(pattern: "waybill_[a-z0-9_]+")
+        let queries = all
+        try await Self.withLoadedServer(orders: 200) { client, _ in
+            let exported = Set(Self.samples(try await Self.scrape(client)).map(\.name))
+            for q in queries {
+                let range = NSRange(q.expr.startIndex..., in: q.expr)
+                let names = pattern.matches(in: q.expr, range: range).map { String(q.expr[Range($0.range, in: q.expr)!]) }
+                #expect(!names.isEmpty)
+                for n in names { #expect(exported.contains(n), "\(q.dashboard) / \(q.panel): \(n) is not exported") }
+            }
+        }
+        guard let promtool = Self.promtool(test: test) else { return }
+        // PromQL syntax: every query as a recording rule (JSON is YAML).
+        let rules: JSONValue = ["groups": [["name": "dashboards", "rules": .array(all.enumerated().map { i, q in
+            ["record": .string("waybill:dashboard_\(q.dashboard):panel_\(i)"), "expr": .string(q.expr)]
+        })]]]
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-dash-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try rules.jsonString.write(toFile: dir + "/rules.yml", atomically: true, encoding: .utf8)
+        let (rc, out) = PythonVenv.run([promtool, "check", "rules", dir + "/rules.yml"])
+        #expect(rc == 0, "promtool check rules: \(out)")
+        #expect(out.contains("SUCCESS: \(all.count) rules found"), "\(out)")
+        // The scrape config example, with its token file present.
+        let scrape = try String(contentsOfFile: Self.repo + "/dashboards/prometheus/scrape.yml", encoding: .utf8)
+        #expect(scrape.contains("/etc/prometheus/waybill-read.token"))
+        try "token".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
+        try scrape.replacingOccurrences(of: "/etc/prometheus/waybill-read.token", with: dir + "/token")
+            .write(toFile: dir + "/prometheus.yml", atomically: true, encoding: .utf8)
+        let (crc, cout) = PythonVenv.run([promtool, "check", "config", dir + "/prometheus.yml"])
+        #expect(crc == 0, "promtool check config: \(cout)")
+    }
+
+    /// docs/metrics.md lists every family with its labels.
+    @Test func docsListEveryFamily() throws {
+        let doc = try String(contentsOfFile: Self.repo + "/docs/metrics.md", encoding: .utf8)
+        for f in MetricFamily.all {
+            let row = doc.split(separator: "\n").first { $0.hasPrefix("| `\(f.name)") }
+            #expect(row != nil, "\(f.name) is not in docs/metrics.md")
+            if let row { #expect(row.contains("| \(f.kind.rawValue) |"), "\(f.name): type") }
+            for l in f.labels { #expect(row?.contains("`\(l)`") == true, "\(f.name): label \(l)") }
+        }
+    }
+
     static func promtool(test: String) -> String? {
         for dir in ["/usr/bin", "/usr/local/bin", "/bin"] where FileManager.default.isExecutableFile(atPath: dir + "/promtool") {
             return dir + "/promtool"
