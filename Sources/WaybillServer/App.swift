@@ -6,6 +6,7 @@ import ServiceLifecycle
 import WaybillCollectors
 import WaybillModel
 import WaybillQuery
+import WaybillReports
 import WaybillStore
 
 public struct ServerConfig: Sendable {
@@ -24,6 +25,9 @@ public struct ServerConfig: Sendable {
     public var connectionLimits = ConnectionLimits()
     /// Per-token limit on the ingest routes (429 with Retry-After beyond it); nil: none.
     public var ingestRateLimit: RateLimit?
+    /// Saved reports and searches (`serve --queries DIR`): served at `/api/v1/reports`; scheduled reports are
+    /// sent by the server that runs alerting (their hooks are given to its delivery worker).
+    public var savedQueries: SavedQueries?
     /// Whether a server with no token answers openly: on loopback, or when the user said so.
     public var openWithoutTokens: Bool { insecureNoAuth || AccessTokens.isLoopback(host) }
     public init() {}
@@ -61,6 +65,10 @@ public func buildApplication(store: any WaybillStore, config: ServerConfig, logg
     app.addServices(ReadLanesService(lanes: queries.lanes), TokenUsageService(access: access, clock: clock, logger: log))
     if let alerting {
         app.addServices(AlertService(alerting: alerting, clock: clock, logger: log, metrics: metrics))
+        if let reports = ReportScheduleService.make(config.savedQueries, store: store, queries: queries, baseURL: alerting.engine.baseURL,
+                                                    clock: clock, logger: log) {
+            app.addServices(reports)
+        }
     }
     if let retention = config.retention {
         app.addServices(RetentionService(store: store, retention: retention, interval: 3_600_000_000, clock: clock, logger: log))

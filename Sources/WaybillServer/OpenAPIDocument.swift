@@ -130,6 +130,44 @@ enum OpenAPIDocument {
               "edges": {"type": "array", "items": {"type": "object", "properties": {"from": {"type": "string"}, "to": {"type": "string"},
                 "calls": {"type": "integer"}, "errors": {"type": "integer"}}}}}}}}},
                         "400": {"description": "Bad parameter", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+        "/api/v1/reports": {"get": {
+          "summary": "The saved reports the server was started with (serve --queries DIR), with schedules and hooks",
+          "responses": {"200": {"description": "Saved reports", "content": {"application/json": {"schema": {"type": "object", "properties": {
+              "reports": {"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string"}, "title": {"type": "string"}, "description": {"type": "string"}, "window": {"type": "string"},
+                "time_zone": {"type": "string"}, "by": {"type": "string"}, "step_s": {"type": "number"}, "kpis": {"type": "array", "items": {"type": "string"}},
+                "schedule": {"type": "string"}, "next_at": {"type": "string", "format": "date-time"},
+                "deliver": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "format": {"type": "string", "enum": ["html", "json", "slack"]}}}},
+                "url": {"type": "string"}}}}}}}}},
+                        "400": {"description": "A query parameter (this route takes none)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+        "/api/v1/reports/{name}": {"get": {
+          "summary": "A saved report rendered as of an instant: its window (e.g. previous ISO week) resolved in the report's time zone",
+          "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}, "description": "the report's name (its file name without .yaml)"},
+                         {"name": "at", "in": "query", "schema": {"type": "string"}, "description": "RFC 3339 or relative like -1d: resolve the window as of this instant (default now)"},
+                         {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["html", "csv", "json", "md"], "default": "html"}}],
+          "responses": {
+            "200": {"description": "The self-contained HTML page, CSV rows, the report document (JSON) or Markdown", "content": {
+              "application/json": {"schema": {"type": "object", "properties": {"report": {"type": "string"}, "title": {"type": "string"},
+                "description": {"type": "string"}, "at": {"type": "string"}, "time_zone": {"type": "string"},
+                "window": {"type": "object", "properties": {"text": {"type": "string"}, "from": {"type": "string"}, "to": {"type": "string"}}},
+                "kpis": {"type": "array", "items": {"type": "string"}}, "current": {"$ref": "#/components/schemas/KPIDocument"},
+                "previous": {"$ref": "#/components/schemas/KPIDocument"}, "split": {"$ref": "#/components/schemas/KPIDocument"},
+                "drilldowns": {"type": "array", "items": {"type": "object", "properties": {"metric": {"type": "string"}, "group": {"type": "string", "nullable": true},
+                  "orders": {"type": "array", "items": {"type": "object", "properties": {"order": {"type": "string"}, "reason": {"type": "string"}, "value": {"type": "number"}}}}}}}}}},
+              "text/html": {"schema": {"type": "string"}}, "text/csv": {"schema": {"type": "string"}}, "text/markdown": {"schema": {"type": "string"}}}},
+            "400": {"description": "Bad or unknown parameter", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            "404": {"description": "No saved report of that name", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+        "/api/v1/export/ocel": {"get": {
+          "summary": "The events of a window as an OCEL 2.0 JSON object-centric event log (streamed; docs/export.md has the mapping)",
+          "parameters": [{"name": "from", "in": "query", "required": true, "schema": {"type": "string"}, "description": "window start: RFC 3339 or relative like -7d"},
+                         {"name": "to", "in": "query", "schema": {"type": "string"}, "description": "window end, exclusive (default now); must be after from"},
+                         {"name": "Accept-Encoding", "in": "header", "schema": {"type": "string"}, "description": "gzip: the body is gzip-compressed (Content-Encoding: gzip)"}],
+          "responses": {"200": {"description": "An OCEL 2.0 JSON log: events, objects, eventTypes, objectTypes. Streamed; a failure after the first byte ends the body early (invalid JSON)",
+                                "content": {"application/json": {"schema": {"type": "object", "required": ["events", "objects", "eventTypes", "objectTypes"], "properties": {
+                                  "events": {"type": "array", "items": {"type": "object"}}, "objects": {"type": "array", "items": {"type": "object"}},
+                                  "eventTypes": {"type": "array", "items": {"type": "object"}}, "objectTypes": {"type": "array", "items": {"type": "object"}}}}}}},
+                        "400": {"description": "Bad or missing parameter", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                        "501": {"description": "The storage engine cannot scan events by time", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
         "/api/v1/orders": {"post": {
           "summary": "Submit an order to the embedded orchestration service (running under `waybill demo`)",
           "parameters": [{"name": "Idempotency-Key", "in": "header", "required": true, "schema": {"type": "string", "maxLength": 256},

@@ -23,6 +23,8 @@ struct SearchCommand: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Evaluate --stuck and relative times as of this time instead of now.") var at: String?
     @Option(help: "Orders per page (1-10000).") var limit = 50
     @Option(help: "next_cursor of the previous page.") var cursor: String?
+    @Option(help: "Run a saved search (queries/searches/NAME.yaml); flags given beside it override its filters.") var saved: String?
+    @OptionGroup var savedQueries: SavedQueriesOptions
 
     @OptionGroup var store: StoreOptions
     @OptionGroup var output: FormatOptions
@@ -36,6 +38,7 @@ struct SearchCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let parameters = try savedParameters()
         let page = try await store.withQueries { try await $0.search(SearchRequest(parameters: parameters)) }
         if output.isJSON {
             try writeDocument(page)

@@ -56,6 +56,8 @@ struct ServeCommand: AsyncParsableCommand {
     var retention: String?
 
     @OptionGroup var alertRules: AlertConfigOptions
+    @Option(name: .customLong("queries"), help: "Saved queries folder (reports/, searches/): reports served at /api/v1/reports, scheduled ones delivered.")
+    var queriesDirectory: String?
     @OptionGroup var collectors: CollectorsConfigOptions
 
     func validate() throws {
@@ -110,9 +112,11 @@ struct ServeCommand: AsyncParsableCommand {
         config.maxBodyBytes = maxBody
         config.retention = retention.flatMap(DurationText.parse)
         var alerting: Alerting?
-        if let rules {
+        let saved = try servedQueries()
+        config.savedQueries = saved
+        if let rules = rules ?? saved.flatMap({ $0.deliveryHooks.isEmpty ? nil : AlertConfig() }) {
             let a = Alerting(config: rules, source: StoreAlertSource(store: store, correlationKeys: options.correlationKeys), store: store,
-                             baseURL: "http://\(host):\(port)")
+                             baseURL: "http://\(host):\(port)", extraHooks: saved?.deliveryHooks ?? [])
             let missing = a.worker.missingSecrets()
             if !missing.isEmpty {
                 throw CLIError("alert hooks name secrets that are not set in the environment: \(missing.joined(separator: "; ")) "
