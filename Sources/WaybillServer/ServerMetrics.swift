@@ -75,15 +75,18 @@ public final class ServerMetrics: Sendable {
     /// source when all its events share one; a request mixing sources with some duplicates counts
     /// under `mixed`.
     func events(_ decoded: DecodedEvents, result: AppendResult, arrivedAt now: Micros) {
-        var bySource: [String: [CloudEvent]] = [:]
-        for e in decoded.events { bySource[sources.value(e.source), default: []].append(e) }
+        // One pass over the events: lags by raw source; the bound is applied once per distinct source.
+        var raw: [String: [Micros]] = [:]
+        for e in decoded.events { raw[e.source, default: []].append(max(0, now - e.time)) }
+        var lags: [String: [Micros]] = [:]
+        for (source, values) in raw { lags[sources.value(source), default: []].append(contentsOf: values) }
         let attribution: [(String, Int, Int)]
-        if bySource.count <= 1 {
-            attribution = bySource.keys.map { ($0, result.accepted, result.duplicates) }
+        if lags.count <= 1 {
+            attribution = lags.keys.map { ($0, result.accepted, result.duplicates) }
         } else if result.duplicates == 0 {
-            attribution = bySource.map { ($0.key, $0.value.count, 0) }
+            attribution = lags.map { ($0.key, $0.value.count, 0) }
         } else if result.accepted == 0 {
-            attribution = bySource.map { ($0.key, 0, $0.value.count) }
+            attribution = lags.map { ($0.key, 0, $0.value.count) }
         } else {
             attribution = [("mixed", result.accepted, result.duplicates)]
         }
@@ -91,24 +94,20 @@ public final class ServerMetrics: Sendable {
             if accepted > 0 { counter("waybill_events_accepted_total", [("source", s)]).increment(by: accepted) }
             if duplicates > 0 { counter("waybill_events_duplicate_total", [("source", s)]).increment(by: duplicates) }
         }
+        var rejectedSources: [String] = []
         for r in decoded.rejected {
             let s = sources.value(r.source ?? MetricsFigures.unknownLabel)
+            rejectedSources.append(s)
             counter("waybill_events_rejected_total", [("source", s), ("reason", reasons.value(Self.reason(r.reason)))]).increment()
         }
-        // Lag of the events stored by this request (duplicates add nothing new).
-        var lags: [String: [Micros]] = [:]
+        // Lag of the events of a request that stored any (a request of duplicates only adds nothing new).
         if result.accepted > 0 {
-            for (s, es) in bySource {
+            for (s, values) in lags {
                 let timer = CoreMetrics.Timer(label: "waybill_event_lag_seconds", dimensions: [("source", s)], factory: factory)
-                for e in es {
-                    let lag = max(0, now - e.time)
-                    timer.recordMicroseconds(lag)
-                    lags[s, default: []].append(lag)
-                }
+                for v in values { timer.recordMicroseconds(v) }
             }
         }
-        recent.record(now: now, accepted: attribution.map { ($0.0, $0.1) }, rejected: decoded.rejected.map { sources.value($0.source ?? MetricsFigures.unknownLabel) },
-                      lags: result.accepted > 0 ? lags : [:])
+        recent.record(now: now, accepted: attribution.map { ($0.0, $0.1) }, rejected: rejectedSources, lags: result.accepted > 0 ? lags : [:])
     }
 
     /// `waybill_spans_received_total{service}`, duplicates and rejections of one `POST /v1/traces`.
