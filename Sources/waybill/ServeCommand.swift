@@ -114,7 +114,9 @@ struct ServeCommand: AsyncParsableCommand {
         var alerting: Alerting?
         let saved = try servedQueries()
         config.savedQueries = saved
-        if let rules = rules ?? saved.flatMap({ $0.deliveryHooks.isEmpty ? nil : AlertConfig() }) {
+        // Scheduled reports go out from the server that delivers alerts (on a shared ClickHouse store, the --alerts one).
+        let reportsOnly = location.isClickHouse && !alerts ? nil : saved.flatMap { $0.deliveryHooks.isEmpty ? nil : AlertConfig() }
+        if let rules = rules ?? reportsOnly {
             let a = Alerting(config: rules, source: StoreAlertSource(store: store, correlationKeys: options.correlationKeys), store: store,
                              baseURL: "http://\(host):\(port)", extraHooks: saved?.deliveryHooks ?? [])
             let missing = a.worker.missingSecrets()

@@ -1,5 +1,7 @@
 import AsyncHTTPClient
 import Foundation
+import Hummingbird
+import HummingbirdTesting
 import Logging
 import NIOCore
 import Testing
@@ -62,6 +64,7 @@ func writeQueries(_ dir: String, hookPort: Int) throws {
             url: http://127.0.0.1:\(hookPort)/reports
             secret_env: TEST_REPORT_SECRET
             format: json
+            timeout: 3s
         """.write(toFile: dir + "/reports/weekly.yaml", atomically: true, encoding: .utf8)
     try "title: Stuck\nfilters:\n  state: allocated\n  stuck: 4h\n".write(toFile: dir + "/searches/stuck.yaml", atomically: true, encoding: .utf8)
 }
@@ -249,5 +252,77 @@ func writeQueries(_ dir: String, hookPort: Int) throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
         let shipped = try CLIRun.run(["queries", "check", root + "/queries"])
         #expect(shipped.status == 0, "\(shipped.stderr)")
+    }
+
+    /// The report routes go through access control like the others: read scope (admin implies it).
+    @Test func reportRoutesNeedAReadToken() async throws {
+        let store = try await AccessControlTests.store()
+        defer { store.close() }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-report-acl-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeQueries(dir, hookPort: 9)
+        var config = ServerConfig()
+        config.savedQueries = try SavedQueries.load(directory: dir)
+        let app = buildApplication(store: store, config: config)
+        try await app.test(.router) { client in
+            for path in ["/api/v1/reports", "/api/v1/reports/weekly?format=json&at=2026-11-25T10:00:00Z", "/reports"] {
+                for (token, status) in [(nil, HTTPResponse.Status.unauthorized), (AccessControlTests.secret("ing"), .forbidden),
+                                        (AccessControlTests.secret("gone"), .unauthorized), (AccessControlTests.secret("rd"), .ok),
+                                        (AccessControlTests.secret("adm"), .ok)] {
+                    try await client.execute(uri: path, method: .get, headers: AccessControlTests.headers(nil, token: token)) { r in
+                        #expect(r.status == status, "\(path) with \(token ?? "no token")")
+                    }
+                }
+            }
+            try await client.execute(uri: "/api/v1/reports/weekly", method: .post, headers: AccessControlTests.headers(nil, token: AccessControlTests.secret("rd"))) {
+                #expect($0.status == .methodNotAllowed)
+            }
+        }
+    }
+
+    /// `waybill report NAME --send`: signed, straight to the hook, from the store; a hook that refuses is
+    /// reported and the command fails; a missing secret is refused before anything is sent.
+    @Test func sendDeliversNowSignedAndReportsFailures() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-report-send-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let hookPort = Int.random(in: 20_000...40_000)
+        let received = dir + "/hook.ndjson"
+        try hookReceiverScript.write(toFile: dir + "/hook.py", atomically: true, encoding: .utf8)
+        let hook = try Child("/usr/bin/env", ["python3", dir + "/hook.py", String(hookPort), received])
+        defer { hook.stop(grace: 0) }
+        try writeQueries(dir + "/queries", hookPort: hookPort)
+        let db = dir + "/w.db"
+        do {
+            let store = try SQLiteStore(path: db, rollup: KPIFactsRollup())
+            _ = try await store.append(reportEvents(start: t("2026-11-09T00:00:00Z"), days: 21, orders: 200))
+            store.close()
+        }
+        _ = try await eventually(10) { () -> Bool? in
+            (try? await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(hookPort)/"), timeout: .seconds(1))) != nil ? true : nil
+        }
+        unsetenv("TEST_REPORT_SECRET")
+        let noSecret = try CLIRun.run(["report", "weekly", "--send", "--db", db, "--queries", dir + "/queries"])
+        #expect(noSecret.status != 0 && noSecret.stderr.contains("TEST_REPORT_SECRET"))
+        #expect(!FileManager.default.fileExists(atPath: received))
+        // The CLI reads the secret from its environment, which it inherits (only this suite names this variable).
+        setenv("TEST_REPORT_SECRET", "k3y", 1)
+        defer { unsetenv("TEST_REPORT_SECRET") }
+        let sent = try CLIRun.run(["report", "weekly", "--send", "--db", db, "--queries", dir + "/queries", "--at", "2026-11-25T10:00:00Z",
+                                   "--external-url", "https://w.example"])
+        #expect(sent.status == 0, "\(sent.stderr)")
+        #expect(sent.stdout.contains("exec: delivered after 1 attempt"))
+        let lines = try String(contentsOfFile: received, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 1)
+        let n = try JSONParser.parse(String(lines[0]))
+        let body = Array((n["body"]?.stringValue ?? "").utf8)
+        let ts = try #require(Int64(n["headers"]?["x-waybill-timestamp"]?.stringValue ?? ""))
+        #expect(HookSignature.verify(secret: Array("k3y".utf8), timestamp: ts, body: body, header: n["headers"]?["x-waybill-signature"]?.stringValue ?? ""))
+        #expect(try JSONCoding.decode(ReportDocument.self, from: body).window.from == "2026-11-15T23:00:00Z")
+        // A hook nobody listens on: retried, then reported as not delivered, exit 1.
+        try writeQueries(dir + "/dead", hookPort: hookPort + 1)
+        let dead = try CLIRun.run(["report", "weekly", "--send", "--db", db, "--queries", dir + "/dead"])
+        #expect(dead.status != 0)
+        #expect(dead.stdout.contains("exec: NOT delivered after 3 attempts"))
     }
 }
