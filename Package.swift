@@ -24,7 +24,7 @@ let package = Package(
         .target(name: "WaybillModel"),
         .target(name: "WaybillStore", dependencies: ["WaybillModel"]),
         .target(name: "WaybillStoreConformance", dependencies: ["WaybillModel", "WaybillStore", "WaybillKPI"]),
-        .target(name: "WaybillSQLite", dependencies: ["WaybillModel", "WaybillStore", "CSQLite"]),
+        .target(name: "WaybillSQLite", dependencies: ["WaybillModel", "WaybillStore", "CSQLite", "CZlib"]),
         // The scale-out engine: the same storage protocols over a ClickHouse cluster's HTTP interface.
         .target(name: "WaybillClickHouse", dependencies: [
             "WaybillModel", "WaybillStore", "WaybillKPI",
@@ -73,7 +73,7 @@ let package = Package(
         ]),
         .executableTarget(name: "waybill", dependencies: [
             "WaybillModel", "WaybillStore", "WaybillSQLite", "WaybillCollectors", "WaybillServer", "WaybillKPI", "WaybillServices", "WaybillAlerts",
-            "WaybillQuery", "WaybillClickHouse", "WaybillReports",
+            "WaybillQuery", "WaybillClickHouse", "WaybillReports", "CZlib",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Benchmarks, not part of the product: `swift run -c release allocation-benchmark 200000`.

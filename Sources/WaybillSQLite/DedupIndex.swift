@@ -3,36 +3,37 @@ import WaybillModel
 /// Which `(source, id)` pairs are stored: the idempotency check of `EventWriter`, written by the writer
 /// session only.
 ///
-/// Hashes of the events after `mergedSeq` are kept in memory instead of in a B-tree: a hash index is
-/// written at random places, and each dirty page costs WAL and checkpoint syscalls. They are persisted
-/// by the events themselves (reloaded from `events` at the first write) and merged into the `dedup`
-/// table in one sorted pass every `recentLimit` events. A `DedupFilter` in front answers "new" for
+/// A hash points at the event block (`event_blocks.seq`) that holds the event. Hashes of the blocks
+/// after `mergedSeq` are kept in memory instead of in a B-tree: a hash index is written at random
+/// places, and each dirty page costs WAL and checkpoint syscalls. They are persisted by the blocks
+/// themselves (reloaded from `event_blocks` at the first write) and merged into the `dedup` table in
+/// one sorted pass every `recentLimit` events. A `DedupFilter` in front answers "new" for
 /// nearly every event without a probe. A hash is only a candidate: a match is confirmed by comparing
 /// the stored pair.
 final class DedupIndex {
     private let conn: Connection
+    private let blocks: EventBlockTable
     let recentLimit: Int
-    /// Hash → seq of the events stored after `mergedSeq`.
+    /// Hash → seq of the block of each event stored after `mergedSeq`.
     private var recent: [Int64: Int64] = [:]
     /// The rare second event whose hash is already in `recent`.
     private var recentCollisions: [Int64: [Int64]] = [:]
     /// Entries added by the open transaction, taken out again if it rolls back.
     private var uncommittedRecent: [Int64] = []
-    /// Every event with `seq <= mergedSeq` has its hash in `dedup`.
+    /// Every event of a block with `seq <= mergedSeq` has its hash in `dedup`.
     private var mergedSeq: Int64 = 0
 
     private var filter = DedupFilter(capacity: 0)
     /// Built on the first write, so opening a store only to read (the CLI) does not scan every hash.
     private var filterReady = false
 
-    private let eventKey: Statement
     private let probeMerged: Statement
 
-    init(conn: Connection, recentLimit: Int) throws {
+    init(conn: Connection, recentLimit: Int, blocks: EventBlockTable) throws {
         self.conn = conn
+        self.blocks = blocks
         self.recentLimit = recentLimit
-        eventKey = try Statement(conn: conn, sql: "SELECT source, id FROM events WHERE seq = ?")
-        probeMerged = try Statement(conn: conn, sql: "SELECT e.source, e.id FROM dedup d JOIN events e ON e.seq = d.seq WHERE d.h = ?")
+        probeMerged = try Statement(conn: conn, sql: "SELECT seq FROM dedup WHERE h = ?")
         conn.onTransactionEnd { [weak self] committed in self?.transactionEnded(committed: committed) }
     }
 
@@ -53,26 +54,16 @@ final class DedupIndex {
             filterReady = true
         }
         guard filter.mayContain(h) else { return false }
-        if let first = recent[h] {
-            for seq in [first] + (recentCollisions[h] ?? []) {
-                eventKey.reset()
-                eventKey.bind(1, seq)
-                if try eventKey.step(), eventKey.text(0) == source, eventKey.text(1) == id {
-                    eventKey.reset()
-                    return true
-                }
-            }
-            eventKey.reset()
-        }
+        var candidates: [Int64] = []
+        if let first = recent[h] { candidates = [first] + (recentCollisions[h] ?? []) }
         probeMerged.reset()
         probeMerged.bind(1, h)
-        while try probeMerged.step() {
-            if probeMerged.text(0) == source && probeMerged.text(1) == id {
-                probeMerged.reset()
-                return true
-            }
-        }
+        while try probeMerged.step() { candidates.append(probeMerged.int64(0)) }
         probeMerged.reset()
+        var checked = Set<Int64>()
+        for seq in candidates where checked.insert(seq).inserted {
+            if try blocks.keys(ofBlock: seq).contains(where: { $0.source == source && $0.id == id }) { return true }
+        }
         return false
     }
 
@@ -95,17 +86,23 @@ final class DedupIndex {
         }
     }
 
-    /// Reloads the recent hashes: the events stored after the last merge.
+    /// Reloads the recent hashes: the events of the blocks stored after the last merge.
     private func loadRecent() throws {
         recent.removeAll()
         recentCollisions.removeAll()
         let m = try conn.prepare("SELECT value FROM meta WHERE key = 'dedup_merged_seq'")
         mergedSeq = try m.step() ? Int64(m.text(0)) ?? 0 : 0
         m.reset()
-        let s = try conn.prepare("SELECT seq, source, id FROM events WHERE seq > ?")
+        let s = try conn.prepare("SELECT seq, body, skip FROM event_blocks WHERE seq > ?")
         s.bind(1, mergedSeq)
-        while try s.step() { addRecent(Self.hash(source: s.text(1), id: s.text(2)), s.int64(0)) }
-        s.reset()
+        defer { s.reset() }
+        while try s.step() {
+            let seq = s.int64(0)
+            let hidden = s.isNull(2) ? [] : try EventBlocks.hidden(s.blob(2))
+            for k in try EventBlocks.keys(s.blob(1), hidden: hidden, dictionary: { try blocks.dictionary.bytes($0, conn) }) {
+                addRecent(Self.hash(source: k.source, id: k.id), seq)
+            }
+        }
     }
 
     private func addRecent(_ h: Int64, _ seq: Int64) {
@@ -147,7 +144,7 @@ final class DedupIndex {
                 ins.reset()
                 try ins.bind(1, h).bind(2, q).run()
             }
-            let newMerged = max(mergedSeq, top, Int64(try conn.scalarInt("SELECT coalesce(max(seq), 0) FROM events")))
+            let newMerged = max(mergedSeq, top, Int64(try conn.scalarInt("SELECT coalesce(max(seq), 0) FROM event_blocks")))
             try conn.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('dedup_merged_seq', ?)").bind(1, String(newMerged)).run()
             return newMerged
         }
@@ -158,9 +155,12 @@ final class DedupIndex {
 
     // MARK: Retention
 
-    /// Deletes the merged hashes of the events before `cutoff`; call before deleting the events.
-    func deleteHashes(ofEventsBefore cutoff: Micros) throws {
-        try conn.prepare("DELETE FROM dedup WHERE seq IN (SELECT seq FROM events WHERE time < ?)").bind(1, cutoff).run()
+    /// Deletes the merged hashes of the blocks whose every event is before `cutoff`; call before
+    /// deleting the blocks. A block that also holds later events keeps its seq and its hashes (a hash
+    /// whose event is gone only costs a probe).
+    func deleteHashes(ofBlocksBefore cutoff: Micros) throws {
+        try conn.prepare("DELETE FROM dedup WHERE seq IN (SELECT seq FROM event_blocks WHERE tmin < ? AND tmax < ?)")
+            .bind(1, cutoff).bind(2, cutoff).run()
     }
 
     /// After retention committed: deleted events leave the recent hashes too. The filter may keep

@@ -4,13 +4,16 @@ import WaybillModel
 import WaybillStore
 
 /// One append with its order events folded into facts per order before it reaches the writer.
+/// Its events are also grouped and compressed into blocks there (`EventBlocks`), assuming all are new;
+/// the writer re-encodes only a block that holds a duplicate.
 struct PreparedAppend: Sendable {
     let events: [CloudEvent]
     let facts: [String: OrderFacts]
+    let blocks: [PreparedBlock]
 }
 
 /// The write path, run by the writer thread only: each batch of appends is deduplicated, appended to
-/// `events`, folded into `orders` (and the rollups) and joined in `keys`, all in one transaction.
+/// `event_blocks`, folded into `orders` (and the rollups) and joined in `keys`, all in one transaction.
 final class EventWriteSession {
     let conn: Connection
     let dedup: DedupIndex
@@ -18,20 +21,21 @@ final class EventWriteSession {
     let links: KeyLinks
     let rollups: RollupTable?
     let spanWriter: SpanBlockWriter
+    let blocks: EventBlockTable
+    var eventDictionary: EventDictionary { blocks.dictionary }
     /// Span attributes that join a span to an order (`SpanCorrelation`), checked when the span is stored.
     let correlationKeys: [String]
-    private let insertEvent: Statement
 
     init(conn: Connection, rollup: (any FactsRollup)?, recentDedupLimit: Int = 300_000,
-         correlationKeys: [String] = SpanCorrelation.defaultKeys) throws {
+         correlationKeys: [String] = SpanCorrelation.defaultKeys, dictionary: EventDictionary = EventDictionary()) throws {
         self.conn = conn
         self.correlationKeys = correlationKeys
         spanWriter = SpanBlockWriter(conn: conn)
-        dedup = try DedupIndex(conn: conn, recentLimit: recentDedupLimit)
+        blocks = try EventBlockTable(conn: conn, dictionary: dictionary)
+        dedup = try DedupIndex(conn: conn, recentLimit: recentDedupLimit, blocks: blocks)
         orders = OrdersTable(conn: conn)
         links = KeyLinks(conn: conn, orders: orders)
         rollups = rollup.map { RollupTable(conn: conn, rollup: $0) }
-        insertEvent = try Statement(conn: conn, sql: "INSERT INTO events(time, subject, source, id, type, trace_id, raw) VALUES(?,?,?,?,?,?,?)")
         if let rollups { try rollups.rebuildIfStale() } else { try RollupTable.forgetLayout(conn) }
     }
 
@@ -55,9 +59,10 @@ final class EventWriteSession {
             results.reserveCapacity(prepared.count)
             var fresh: [(batch: Int, index: Int)] = []
             for b in prepared.indices {
+                let isFresh = try insert(prepared[b])
                 var r = AppendResult()
-                for i in prepared[b].events.indices {
-                    if try insert(prepared[b].events[i]) {
+                for i in isFresh.indices {
+                    if isFresh[i] {
                         r.accepted += 1
                         fresh.append((b, i))
                     } else {
@@ -88,17 +93,40 @@ final class EventWriteSession {
         return results
     }
 
-    /// Inserts unless `(source, id)` is stored already; true when inserted.
-    private func insert(_ e: CloudEvent) throws -> Bool {
-        let h = DedupIndex.hash(source: e.source, id: e.id)
-        if try dedup.contains(source: e.source, id: e.id, hash: h) { return false }
-        let ins = insertEvent
-        ins.reset()
-        ins.bind(1, e.time).bind(2, e.subject).bind(3, e.source).bind(4, e.id).bind(5, e.type).bind(6, e.traceID)
-        ins.bindBlob(7, e.raw)
-        try ins.run()
-        dedup.inserted(hash: h, seq: sqlite3_last_insert_rowid(conn.db))
-        return true
+    /// Stores the events of an append whose `(source, id)` is not stored yet (nor earlier in the append),
+    /// in its prepared blocks; a block holding a duplicate is encoded again without it. Returns which
+    /// events were stored.
+    private func insert(_ p: PreparedAppend) throws -> [Bool] {
+        let events = p.events
+        var isFresh = [Bool](repeating: false, count: events.count)
+        var hashes = [Int64](repeating: 0, count: events.count)
+        var here: [Int64: [Int]] = [:]
+        for (i, e) in events.enumerated() {
+            let h = DedupIndex.hash(source: e.source, id: e.id)
+            hashes[i] = h
+            if try dedup.contains(source: e.source, id: e.id, hash: h) { continue }
+            if let earlier = here[h], earlier.contains(where: { events[$0].source == e.source && events[$0].id == e.id }) { continue }
+            here[h, default: []].append(i)
+            isFresh[i] = true
+        }
+        try blocks.learnDictionaryIfNeeded(from: events)
+        for block in p.blocks {
+            let kept = block.indexes.filter { isFresh[$0] }
+            guard !kept.isEmpty else { continue }
+            let seq: Int64
+            if kept.count == block.indexes.count {
+                seq = try blocks.insert(subjects: block.subjects, tmin: block.tmin, tmax: block.tmax, count: kept.count, body: block.body)
+            } else {
+                // Most blocks of interleaved arrival hold a resend: rather than compress the block again
+                // here (on the one writer thread), store it as compressed with the duplicates marked hidden.
+                let keptEvents = kept.map { events[$0] }
+                let hidden = block.indexes.indices.filter { !isFresh[block.indexes[$0]] }
+                seq = try blocks.insert(subjects: EventBlocks.subjects(keptEvents), tmin: keptEvents.map(\.time).min()!,
+                                        tmax: keptEvents.map(\.time).max()!, count: kept.count, body: block.body, hidden: hidden)
+            }
+            for i in kept { dedup.inserted(hash: hashes[i], seq: seq) }
+        }
+        return isFresh
     }
 
     /// The facts the fresh order events add, per order. Each append arrives with its events already

@@ -35,7 +35,7 @@ final class OrdersTable {
         // `|a|b|`, so that search finds a value with `instr(types, '|a|')`.
         Column("types") { s, i, f in s.bind(i, "|" + f.types.sorted().joined(separator: "|") + "|") },
         Column("sources") { s, i, f in s.bind(i, "|" + f.sources.sorted().joined(separator: "|") + "|") },
-        Column("facts") { s, i, f in s.bindBlob(i, f.storageBytes) },
+        Column("facts") { s, i, f in s.bindBlob(i, FactsCodec.encode(f)) },
     ] + [Stage.validated, .picked, .packed, .delivered, .invoiced, .cancelled].map { stage in
         // The stage columns alert deadlines read (the other four stages have their own columns above).
         Column(Schema.stageColumn(stage)) { s, i, f in s.bind(i, f.stageTimes[stage]) }
@@ -47,8 +47,7 @@ final class OrdersTable {
 
     private let conn: Connection
     /// Facts of recently updated orders, so the hot path does not re-read and re-parse them.
-    private var cache: [String: (rid: Int64, facts: OrderFacts)] = [:]
-    private let cacheLimit = 20_000
+    private var cache = FactsCache(limit: 40_000)
 
     init(conn: Connection) {
         self.conn = conn
@@ -70,14 +69,14 @@ final class OrdersTable {
         for orderID in deltas.keys.sorted() {
             var facts = OrderFacts(orderID: orderID)
             var rid: Int64?
-            if let cached = cache[orderID] {
+            if let cached = cache.get(orderID) {
                 rid = cached.rid
                 facts = cached.facts
             } else {
                 load.bind(1, orderID)
                 if try load.step() {
                     rid = load.int64(0)
-                    if let f = OrderFacts(storageBytes: load.blob(1)) { facts = f }
+                    if let f = FactsCodec.decode(load.blob(1)) { facts = f }
                 }
                 load.reset()
             }
@@ -88,8 +87,7 @@ final class OrdersTable {
             for i in columns.indices { columns[i].bind(s, Int32(i + 1), facts) }
             if let rid { s.bind(key, rid) } else { s.bind(key, orderID) }
             try s.run()
-            if cache.count >= cacheLimit { cache.removeAll(keepingCapacity: true) }
-            cache[orderID] = (rid ?? sqlite3_last_insert_rowid(conn.db), facts)
+            cache.put(orderID, (rid ?? sqlite3_last_insert_rowid(conn.db), facts))
             if rid == nil { try created(orderID) }
         }
         return transitions
@@ -112,7 +110,7 @@ final class OrdersTable {
         s.bind(1, cutoff)
         var gone: [FactsTransition] = []
         while try s.step() {
-            if let f = OrderFacts(storageBytes: s.blob(0)) {
+            if let f = FactsCodec.decode(s.blob(0)) {
                 gone.append(FactsTransition(old: f, new: OrderFacts(orderID: f.orderID)))
             }
         }

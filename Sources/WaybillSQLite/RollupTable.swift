@@ -50,7 +50,7 @@ struct RollupTable {
             let s = try conn.prepare("SELECT facts FROM orders ORDER BY rid")
             var batch: [FactsTransition] = []
             while try s.step() {
-                if let f = OrderFacts(storageBytes: s.blob(0)) {
+                if let f = FactsCodec.decode(s.blob(0)) {
                     batch.append(FactsTransition(old: nil, new: f))
                     if batch.count >= 10_000 {
                         try apply(batch)

@@ -39,6 +39,8 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
     private let writeSession: EventWriteSession
     let readers: ReaderPool
     private let spanDictionary = SpanDictionaryCache()
+    /// The preset dictionaries of event blocks, shared by the writer and the readers.
+    let eventDictionary = EventDictionary()
     private let health = StorageHealthMonitor()
 
     /// - Parameter rollup: maintains KPI rollups beside the facts (the server and CLI pass the KPI engine's).
@@ -57,7 +59,7 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
         try conn.exec("PRAGMA mmap_size=\(options.mmapBytes)")
         try Schema.migrate(conn)
         let write = try EventWriteSession(conn: conn, rollup: rollup, recentDedupLimit: options.recentDedupLimit,
-                                          correlationKeys: options.correlationKeys)
+                                          correlationKeys: options.correlationKeys, dictionary: eventDictionary)
         writeSession = write
         conn.health = health
         writer = GroupCommitWriter(session: write, maxQueuedEvents: options.maxQueuedEvents, maxBatchEvents: options.maxBatchEvents,
@@ -134,7 +136,7 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
 
     public func stats() throws -> StoreStats {
         try readers.with { c in
-            StoreStats(events: try c.scalarInt("SELECT count(*) FROM events"),
+            StoreStats(events: try c.scalarInt("SELECT coalesce(sum(n), 0) FROM event_blocks"),
                        orders: try c.scalarInt("SELECT count(*) FROM orders"),
                        linkedKeys: try c.scalarInt("SELECT count(*) FROM keys"),
                        queuedEvents: writer.queuedEvents)
@@ -161,18 +163,7 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
                 while try m.step() { members.append(m.text(0)) }
                 m.reset()
             }
-            let q = try c.prepare("SELECT id, source, type, time, subject, trace_id, raw FROM events WHERE subject = ?")
-            var events: [CloudEvent] = []
-            for k in members {
-                q.bind(1, k)
-                while try q.step() {
-                    let raw = q.blob(6)
-                    let data = (try? JSONParser.parse(raw))?["data"]
-                    events.append(CloudEvent(id: q.text(0), source: q.text(1), type: q.text(2), time: q.int64(3), subject: q.text(4),
-                                             traceID: q.optText(5), data: data.flatMap { $0.isNull ? nil : $0 }, raw: raw))
-                }
-                q.reset()
-            }
+            let events = try EventBlockTable.events(ofSubjects: members, dictionary: eventDictionary, c)
             let spans = try loadSpans(c, members: members, events: events)
             if events.isEmpty && root == nil && spans.isEmpty { return nil }
             let correlation = root ?? key
@@ -203,7 +194,7 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
         s.bind(1, orderID)
         defer { s.reset() }
         guard try s.step() else { return nil }
-        return OrderFacts(storageBytes: s.blob(0))
+        return FactsCodec.decode(s.blob(0))
     }
 
     public func searchOrders(_ q: OrderQuery) throws -> OrderPage {
@@ -286,7 +277,7 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
                     s.bind(1, r.lowerBound).bind(2, r.upperBound)
                     while try s.step() {
                         guard seen.insert(s.int64(0)).inserted else { continue }
-                        if let f = OrderFacts(storageBytes: s.blob(1)) { out.append(f) }
+                        if let f = FactsCodec.decode(s.blob(1)) { out.append(f) }
                     }
                 }
                 s.reset()

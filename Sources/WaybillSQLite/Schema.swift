@@ -135,6 +135,20 @@ enum Schema {
         CREATE TABLE audit_log(id INTEGER PRIMARY KEY, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL);
         INSERT OR REPLACE INTO meta(key, value) VALUES('access_version', '0');
         """,
+        // Compact events (EventBlocks.swift): events in compressed blocks of up to 64 that arrived together
+        // within one hour of event time, indexed by first time (time-range reads, retention; `n` makes the
+        // event count a covering read; `skip` lists events of the body that are not stored, duplicates found
+        // after the block was compressed); `event_keys` has a row per subject and block, for
+        // traces; `event_dict` holds the preset dictionaries of their compression. `events` rows of
+        // version 9 are converted by `convertVersion9Events` right after this step, which rebuilds `dedup`
+        // to point at blocks and then drops `events`.
+        """
+        CREATE TABLE event_blocks(seq INTEGER PRIMARY KEY, tmin INTEGER NOT NULL, tmax INTEGER NOT NULL, n INTEGER NOT NULL,
+                                  body BLOB NOT NULL, skip BLOB);
+        CREATE INDEX event_blocks_time ON event_blocks(tmin, tmax, n);
+        CREATE TABLE event_keys(subject TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY(subject, seq)) WITHOUT ROWID;
+        CREATE TABLE event_dict(id INTEGER PRIMARY KEY, body BLOB NOT NULL);
+        """,
     ]
 
     /// The stage-time column of each lifecycle stage.
@@ -152,7 +166,7 @@ enum Schema {
             let upd = try c.prepare("UPDATE orders SET \(cols) WHERE rid=?")
             var rows: [(Int64, OrderFacts)] = []
             while try sel.step() {
-                if let f = OrderFacts(storageBytes: sel.blob(1)) { rows.append((sel.int64(0), f)) }
+                if let f = FactsCodec.decode(sel.blob(1)) { rows.append((sel.int64(0), f)) }
             }
             sel.reset()
             for (rid, f) in rows {
@@ -166,7 +180,48 @@ enum Schema {
     }
 
     /// Steps in Swift that run right after the SQL migration of the same schema version, in its transaction.
-    static let conversions: [Int: @Sendable (Connection) throws -> Void] = [7: { try convertVersion5Spans($0) }]
+    static let conversions: [Int: @Sendable (Connection) throws -> Void] = [
+        7: { try convertVersion5Spans($0) },
+        10: { try convertVersion9Events($0) },
+    ]
+
+    /// Moves the `events` rows of version 9 into event blocks (in their arrival order, cut as a bulk
+    /// ingest of every 20,000 of them would cut them), points `dedup` at the
+    /// blocks, then drops `events` and its indexes. The raw bytes of every event are kept as they are.
+    static func convertVersion9Events(_ c: Connection) throws {
+        let table = try EventBlockTable(conn: c, dictionary: EventDictionary())
+        try c.exec("DELETE FROM dedup")
+        let ins = try c.prepare("INSERT OR IGNORE INTO dedup(h, seq) VALUES(?, ?)")
+        let s = try c.prepare("SELECT id, source, type, time, subject, trace_id, raw FROM events ORDER BY seq")
+        var batch: [CloudEvent] = []
+        func flush() throws {
+            try table.learnDictionaryIfNeeded(from: batch)
+            // The dictionary becomes current when the migration commits; use it for the rest now.
+            table.adoptPendingDictionary()
+            var rows: [(Int64, Int64)] = []
+            for ix in EventBlocks.group(batch) {
+                let seq = try table.insert(ix.lazy.map { batch[$0] })
+                for i in ix { rows.append((DedupIndex.hash(source: batch[i].source, id: batch[i].id), seq)) }
+            }
+            rows.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
+            for (h, q) in rows {
+                ins.reset()
+                try ins.bind(1, h).bind(2, q).run()
+            }
+            batch.removeAll(keepingCapacity: true)
+        }
+        while try s.step() {
+            batch.append(CloudEvent(id: s.text(0), source: s.text(1), type: s.text(2), time: s.int64(3), subject: s.text(4),
+                                    traceID: s.optText(5), data: nil, raw: s.blob(6)))
+            if batch.count >= 20_000 { try flush() }
+        }
+        s.reset()
+        try flush()
+        try c.exec("""
+            INSERT OR REPLACE INTO meta(key, value) SELECT 'dedup_merged_seq', CAST(coalesce(max(seq), 0) AS TEXT) FROM event_blocks;
+            DROP TABLE events;
+            """)
+    }
 
     /// Moves the JSON span rows of version 5 into span blocks, keeping the correlation key each row was
     /// stored with, then drops the old table and its indexes. Spans of one trace are converted together.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CZlib
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -26,12 +27,16 @@ struct IngestCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Events per write batch.")
     var batch = 10000
 
+    @Option(name: .long, help: "Print a line to stderr every N events: events so far, seconds since the start, events/s since the previous line (for benchmarks of long loads).")
+    var progressEvery: Int?
+
     @Flag(name: .long, help: "Skip KPI rollups during the load; they are rebuilt in one pass when the store is next opened (faster for very large loads).")
     var noRollups = false
 
     func validate() throws {
         if files.isEmpty { throw ValidationError("give at least one FILE (or - for stdin)") }
         if batch < 1 { throw ValidationError("--batch: must be at least 1") }
+        if let n = progressEvery, n < 1 { throw ValidationError("--progress-every: must be at least 1") }
     }
 
     struct Rejection {
@@ -44,20 +49,20 @@ struct IngestCommand: AsyncParsableCommand {
         if noRollups && (store.url != nil || store.storeURL != nil) { throw CLIError("--no-rollups applies to the embedded store (--db) only") }
         let sink: any IngestSink
         if let url = store.url { sink = try RemoteSink(url: url, token: store.token) } else { sink = try await LocalSink(location: store.location, rollups: !noRollups) }
-        let progress = Progress(enabled: !json && isatty(2) != 0)
+        let progress = Progress(enabled: !json && isatty(2) != 0 && progressEvery == nil, every: progressEvery)
         var total = AppendResult()
         var rejections: [Rejection] = []
         let started = Date()
         for file in files {
-            let bytes = try readInput(file)
-            let isArray = bytes.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) == UInt8(ascii: "[")
+            let input = try InputReader(file: file)
+            let chunks = try Chunks(input: input, file: file, batch: batch)
             let sofar = total.accepted + total.duplicates
-            let result = try await sink.write(chunks: Chunks(bytes: bytes, file: file, isArray: isArray, batch: batch)) { done in
+            let result = try await sink.write(chunks: chunks) { done in
                 progress.update(done: sofar + done, since: started)
             }
             total = total + result.written
             for r in result.rejected {
-                rejections.append(Rejection(file: file, position: isArray ? "index \(r.index)" : "line \(r.index + 1)", error: r.error))
+                rejections.append(Rejection(file: file, position: chunks.isArray ? "index \(r.index)" : "line \(r.index + 1)", error: r.error))
             }
         }
         sink.close()
@@ -78,89 +83,211 @@ struct IngestCommand: AsyncParsableCommand {
         }
         if !rejections.isEmpty { throw ExitCode(1) }
     }
+}
 
-    func readInput(_ file: String) throws -> [UInt8] {
-        var data: Data
+/// Reads an input a block at a time: a file or stdin, plain or gzip (detected by its magic bytes), so
+/// memory does not grow with the input's size.
+final class InputReader {
+    private let handle: FileHandle
+    private let name: String
+    private var gzip: GzipStream?
+    private var pending: [UInt8] = []
+    private var atEnd = false
+    static let blockSize = 4 << 20
+
+    init(file: String) throws {
+        name = file
         if file == "-" {
-            data = FileHandle.standardInput.readDataToEndOfFile()
+            handle = FileHandle.standardInput
         } else {
             guard FileManager.default.fileExists(atPath: file) else { throw CLIError("\(file): no such file") }
-            do { data = try Data(contentsOf: URL(fileURLWithPath: file), options: .alwaysMapped) } catch {
-                throw CLIError("\(file): cannot read: \(error.localizedDescription)")
-            }
+            guard let h = FileHandle(forReadingAtPath: file) else { throw CLIError("\(file): cannot read") }
+            handle = h
         }
-        let bytes = [UInt8](data)
-        if Gzip.isGzip(bytes) {
-            do { return try Gzip.inflate(bytes, limit: Int.max / 2) } catch { throw CLIError("\(file): not valid gzip: \(error)") }
+        pending = try readRaw()
+        if Gzip.isGzip(pending) { gzip = try GzipStream(file: file) }
+    }
+
+    deinit { if name != "-" { try? handle.close() } }
+
+    private func readRaw() throws -> [UInt8] {
+        guard !atEnd else { return [] }
+        let d: Data?
+        do { d = try handle.read(upToCount: Self.blockSize) } catch { throw CLIError("\(name): cannot read: \(error.localizedDescription)") }
+        guard let d, !d.isEmpty else { atEnd = true; return [] }
+        return [UInt8](d)
+    }
+
+    /// The next block of (inflated) bytes; empty at the end.
+    func next() throws -> [UInt8] {
+        var raw = pending
+        pending = []
+        if raw.isEmpty { raw = try readRaw() }
+        guard let gzip else { return raw }
+        while true {
+            let out = try gzip.inflate(raw, final: raw.isEmpty)
+            if !out.isEmpty || raw.isEmpty { return out }
+            raw = try readRaw()
         }
-        return bytes
     }
 }
 
-/// An input cut into batches of events, decoded one batch at a time so that decoding the next batch
-/// overlaps with committing the previous one.
-struct Chunks: Sendable {
-    let bytes: [UInt8]
+/// Streaming gzip inflation (concatenated members allowed, RFC 1952).
+final class GzipStream {
+    private var stream = z_stream()
+    private let file: String
+    private var ended = false
+
+    init(file: String) throws {
+        self.file = file
+        guard inflateInit2_(&stream, 32 + MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+            throw CLIError("\(file): cannot initialise zlib")
+        }
+    }
+
+    deinit { inflateEnd(&stream) }
+
+    /// Inflates `input` whole; `final` says no more input follows.
+    func inflate(_ input: [UInt8], final: Bool) throws -> [UInt8] {
+        if input.isEmpty {
+            if final && !ended { throw CLIError("\(file): not valid gzip: truncated gzip data") }
+            return []
+        }
+        var out: [UInt8] = []
+        let chunk = 256 * 1024
+        var buffer = [UInt8](repeating: 0, count: chunk)
+        var failure: String?
+        input.withUnsafeBufferPointer { inPtr in
+            stream.next_in = UnsafeMutablePointer(mutating: inPtr.baseAddress)
+            stream.avail_in = UInt32(inPtr.count)
+            while stream.avail_in > 0 {
+                if ended {
+                    // Another member follows.
+                    inflateReset(&stream)
+                    ended = false
+                }
+                var status: Int32 = Z_OK
+                buffer.withUnsafeMutableBufferPointer { outPtr in
+                    stream.next_out = outPtr.baseAddress
+                    stream.avail_out = UInt32(chunk)
+                    status = CZlib.inflate(&stream, Z_NO_FLUSH)
+                }
+                out.append(contentsOf: buffer[0..<(chunk - Int(stream.avail_out))])
+                if status == Z_STREAM_END { ended = true; continue }
+                if status != Z_OK && status != Z_BUF_ERROR {
+                    failure = stream.msg.map { String(cString: $0) } ?? "inflate error \(status)"
+                    return
+                }
+            }
+        }
+        if let failure { throw CLIError("\(file): not valid gzip: \(failure)") }
+        return out
+    }
+}
+
+/// An input cut into batches of events, read a block at a time. NDJSON is streamed: only the batches
+/// in flight are in memory. A JSON array (or one pretty-printed event) is read and parsed whole.
+final class Chunks: @unchecked Sendable {
     let file: String
-    let isArray: Bool
     let batch: Int
+    private let input: InputReader
+    private(set) var isArray = false
+    /// Bytes read but not yet cut into a batch (a partial last line).
+    private var carry: [UInt8] = []
+    private var line = 0
+    private var whole: [Part]?
+    private var done = false
 
     /// A batch: already decoded (JSON arrays are parsed whole), or a run of NDJSON lines still to decode.
     enum Part: Sendable {
         case decoded(DecodedEvents)
-        case lines(Range<Int>, firstLine: Int)
+        case lines([UInt8], firstLine: Int)
     }
 
-    func parts() throws -> [Part] {
+    init(input: InputReader, file: String, batch: Int) throws {
+        self.input = input
+        self.file = file
+        self.batch = batch
+        carry = try input.next()
+        // Read up to the end of the first line, which decides the framing.
+        while carry.firstIndex(of: 0x0A) == nil {
+            let more = try input.next()
+            if more.isEmpty { break }
+            carry += more
+        }
+        isArray = carry.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) == UInt8(ascii: "[")
+        let firstLineEnd = carry.firstIndex(of: 0x0A) ?? carry.count
         if isArray {
-            let all: DecodedEvents
-            do { all = try EventDecoder.decode(bytes, framing: .json) } catch { throw CLIError("\(file): \(error.description)") }
+            let all = try readAll()
+            let decoded: DecodedEvents
+            do { decoded = try EventDecoder.decode(all, framing: .json) } catch { throw CLIError("\(file): \(error.description)") }
             var out: [Part] = []
             var i = 0
             repeat {
                 var part = DecodedEvents()
-                part.events = Array(all.events[i..<min(i + batch, all.events.count)])
-                if i == 0 { part.rejected = all.rejected }
+                part.events = Array(decoded.events[i..<min(i + batch, decoded.events.count)])
+                if i == 0 { part.rejected = decoded.rejected }
                 out.append(.decoded(part))
                 i += batch
-            } while i < all.events.count
-            return out
-        }
-        // One pretty-printed event spanning several lines is not NDJSON; take it whole.
-        let firstLineEnd = bytes.firstIndex(of: 0x0A) ?? bytes.count
-        if firstLineEnd < bytes.count, (try? JSONParser.parse(Array(bytes[0..<firstLineEnd]))) == nil,
-           let whole = try? EventDecoder.decode(bytes, framing: .json)
-        {
-            return [.decoded(whole)]
-        }
-        var out: [Part] = []
-        bytes.withUnsafeBufferPointer { b in
-            guard let base = b.baseAddress else { return }
-            var start = 0
-            var line = 0
-            while start < b.count {
-                var end = start
-                var lines = 0
-                while end < b.count && lines < batch {
-                    guard let nl = memchr(base + end, 0x0A, b.count - end) else { end = b.count; break }
-                    end = base.distance(to: nl.assumingMemoryBound(to: UInt8.self)) + 1
-                    lines += 1
-                }
-                out.append(.lines(start..<end, firstLine: line))
-                line += lines
-                start = end
+            } while i < decoded.events.count
+            whole = out
+        } else if firstLineEnd < carry.count, (try? JSONParser.parse(Array(carry[0..<firstLineEnd]))) == nil {
+            // One pretty-printed event spanning several lines is not NDJSON; take it whole.
+            carry = try readAll()
+            if let d = try? EventDecoder.decode(carry, framing: .json) {
+                whole = [.decoded(d)]
+                carry = []
             }
         }
-        return out
     }
 
-    func decode(_ part: Part) -> DecodedEvents {
+    private func readAll() throws -> [UInt8] {
+        var all = carry
+        carry = []
+        while true {
+            let more = try input.next()
+            if more.isEmpty { return all }
+            all += more
+        }
+    }
+
+    /// The next batch, or nil at the end of the input.
+    func next() throws -> Part? {
+        if whole != nil {
+            if whole!.isEmpty { return nil }
+            return whole!.removeFirst()
+        }
+        if done { return nil }
+        // Take up to `batch` complete lines from `carry`, reading more as needed.
+        var lines = 0
+        var end = 0
+        while true {
+            while lines < batch, let nl = carry[end...].firstIndex(of: 0x0A) {
+                end = nl + 1
+                lines += 1
+            }
+            if lines >= batch { break }
+            let more = try input.next()
+            if more.isEmpty {
+                // The last line may lack its newline.
+                if end < carry.count { end = carry.count; lines += 1 }
+                done = true
+                break
+            }
+            carry += more
+        }
+        if end == 0 { return nil }
+        let part = Part.lines(Array(carry[0..<end]), firstLine: line)
+        carry.removeFirst(end)
+        line += lines
+        return part
+    }
+
+    static func decode(_ part: Part) -> DecodedEvents {
         switch part {
         case .decoded(let d): return d
-        case .lines(let range, let firstLine):
-            return bytes.withUnsafeBufferPointer { b in
-                EventDecoder.decodeLinesLeniently(UnsafeBufferPointer(rebasing: b[range]), firstLine: firstLine).events
-            }
+        case .lines(let bytes, let firstLine):
+            return bytes.withUnsafeBufferPointer { b in EventDecoder.decodeLinesLeniently(b, firstLine: firstLine).events }
         }
     }
 }
@@ -184,14 +311,14 @@ struct LocalSink: IngestSink {
     init(location: StoreLocation, rollups: Bool) async throws {
         var o = SQLiteStore.Options()
         o.maxQueuedEvents = Int.max / 2
-        // A bulk load is not a long-running server: trade memory for fewer page reads.
-        o.writerCacheMiB = 256
-        o.mmapBytes = 1 << 30
+        // A bulk load is not a long-running server: trade some memory for fewer page reads, bounded so
+        // that the peak RSS does not grow with the input or the store (mapped pages count towards it).
+        o.writerCacheMiB = 128
+        o.mmapBytes = 128 << 20
         store = try await location.open(sqlite: o, rollup: rollups)
     }
 
     func write(chunks: Chunks, progress: @escaping (Int) -> Void) async throws -> SinkResult {
-        let parts = try chunks.parts()
         var result = SinkResult()
         var done = 0
         try await withThrowingTaskGroup(of: (AppendResult, [RejectedEvent]).self) { group in
@@ -202,13 +329,14 @@ struct LocalSink: IngestSink {
                 done += r.0.accepted + r.0.duplicates
                 progress(done)
             }
-            for part in parts {
+            // Reading the next batch waits for one in flight to finish, so memory stays bounded.
+            while let part = try chunks.next() {
                 if running >= Self.inFlight, let r = try await group.next() {
                     collect(r)
                     running -= 1
                 }
                 group.addTask { [store] in
-                    let d = chunks.decode(part)
+                    let d = Chunks.decode(part)
                     return (try await store.append(d.events), d.rejected)
                 }
                 running += 1
@@ -231,8 +359,8 @@ struct RemoteSink: IngestSink {
     func write(chunks: Chunks, progress: @escaping (Int) -> Void) async throws -> SinkResult {
         var result = SinkResult()
         var sent = 0
-        for part in try chunks.parts() {
-            let d = chunks.decode(part)
+        while let part = try chunks.next() {
+            let d = Chunks.decode(part)
             result.rejected += d.rejected
             result.written = result.written + (try await send(d.events))
             sent += d.events.count
@@ -282,10 +410,22 @@ struct RemoteSink: IngestSink {
 /// A single self-rewriting progress line on a terminal's stderr.
 final class Progress: @unchecked Sendable {
     let enabled: Bool
+    let every: Int?
     private var last = Date.distantPast
-    init(enabled: Bool) { self.enabled = enabled }
+    private var lastLine: (done: Int, at: Date)?
+    init(enabled: Bool, every: Int? = nil) {
+        self.enabled = enabled
+        self.every = every
+    }
 
     func update(done: Int, since: Date) {
+        if let every, done / every > (lastLine?.done ?? 0) / every {
+            let now = Date()
+            let previous = lastLine ?? (0, since)
+            let rate = Double(done - previous.done) / max(now.timeIntervalSince(previous.at), 0.001)
+            FileHandle.standardError.write(Data(String(format: "progress %d events %.2f s %.0f events/s\n", done, now.timeIntervalSince(since), rate).utf8))
+            lastLine = (done, now)
+        }
         guard enabled, Date().timeIntervalSince(last) > 0.2 else { return }
         last = Date()
         let rate = Int(Double(done) / max(Date().timeIntervalSince(since), 0.001))

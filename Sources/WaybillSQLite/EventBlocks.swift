@@ -1,0 +1,517 @@
+import CSQLite
+import Foundation
+import WaybillModel
+import WaybillStore
+
+/// Compact event storage (schema version 10): events in compressed blocks. Pure codec here; the rows
+/// are in `EventBlockTable`.
+///
+/// One `event_blocks` row holds up to `maxEvents` events that arrived together (in one append, in
+/// arrival order) and whose times lie in the same hour (`bucketWidth`). Interleaved arrival puts one
+/// or two events of an order in each write, so blocks of one order would hold one event each; blocks
+/// in arrival order compress several times better. `event_keys` holds one row per subject and block,
+/// so a trace reads the blocks that hold its keys (the subject itself is the key, not a hash of it:
+/// orders are active for days, so the keys written together are near each other in the index and a
+/// commit dirties few of its pages), and a time-range read looks at blocks whose first time is at most an hour before the range.
+/// Blocks are compressed on the appending caller's thread, before the writer knows which events are
+/// duplicates; the writer stores a block with duplicates as it is and lists their indexes in `skip`
+/// (readers leave them out), so it never compresses on its one thread. The first and last time (of
+/// the stored events) and their count are columns; the body is:
+///
+/// ```
+/// body    = version(1) codec(1) [dict(varint) size(varint)] payload      codec 0: payload as is
+///                                                                         codec 1: raw deflate of it
+/// payload = n(varint) base(zigzag) { len(varint) raw }*n { len(varint) id }*n
+///           { subject(ref) timeDelta(zigzag, from base) source(ref) type(ref) trace(ref + 1, 0 none) }*n
+///           nStrings(varint) { len(varint) utf8 }*
+/// ```
+///
+/// `raw` is the event exactly as it was sent, so a trace returns it byte for byte. Sources, types and
+/// trace ids are in the block's string table. Bodies are compressed with raw deflate and a preset
+/// dictionary (`event_dict`, learned from the store's first 32 KiB of events): the field names and
+/// common values of a single short event are then found in the dictionary, so even a block of one
+/// event compresses to a fraction of its JSON.
+enum EventBlocks {
+    static let formatVersion: UInt8 = 1
+    /// Events of one block lie in one bucket of this width.
+    static let bucketWidth: Micros = 3_600_000_000
+    /// Most events in one block: 64 events of ~280 bytes compress to ~45 bytes each (one alone to ~85),
+    /// and a trace of an order's dozen events inflates a dozen blocks of ~18 KB.
+    static let maxEvents = 64
+    /// Size of a learned dictionary (zlib uses at most 32 KiB).
+    static let dictionarySize = 32 * 1024
+
+
+    static func bucket(_ t: Micros) -> Micros {
+        let q = t / bucketWidth
+        return (t % bucketWidth < 0 ? q - 1 : q) * bucketWidth
+    }
+
+    /// The earliest `tmin` of a block that may hold an event at `t` or later.
+    static func earliestBlockStart(for t: Micros) -> Micros {
+        let (d, overflow) = t.subtractingReportingOverflow(bucketWidth)
+        return overflow ? Micros.min : d
+    }
+
+    /// Indexes of `events` grouped into blocks: by bucket, in arrival order, at most `maxEvents` a block
+    /// (so the stored order of a subject's events is their arrival order).
+    static func group(_ events: [CloudEvent]) -> [[Int]] {
+        var open: [Micros: Int] = [:]
+        var out: [[Int]] = []
+        for (i, e) in events.enumerated() {
+            let b = bucket(e.time)
+            if let k = open[b], out[k].count < maxEvents {
+                out[k].append(i)
+            } else {
+                open[b] = out.count
+                out.append([i])
+            }
+        }
+        return out
+    }
+
+    /// The uncompressed payload of a block's events; `tmin` is the least of their times. The events'
+    /// JSON comes first, one after the other, so that deflate sees the text it compresses best as one
+    /// run; the attributes follow as columns.
+    static func payload<C: Collection>(_ events: C, base: Micros) -> [UInt8] where C.Element == CloudEvent {
+        var strings: [String] = []
+        var index: [String: Int] = [:]
+        func ref(_ s: String) -> UInt64 {
+            if let i = index[s] { return UInt64(i) }
+            index[s] = strings.count
+            strings.append(s)
+            return UInt64(strings.count - 1)
+        }
+        var raws = ByteSink()
+        raws.bytes.reserveCapacity(events.reduce(0) { $0 + $1.raw.count + 3 })
+        var cols = ByteSink()
+        for e in events { raws.block(e.raw) }
+        for e in events { cols.block(Array(e.id.utf8)) }
+        for e in events {
+            cols.unsigned(ref(e.subject))
+            cols.signed(e.time &- base)
+            cols.unsigned(ref(e.source))
+            cols.unsigned(ref(e.type))
+            cols.unsigned(e.traceID.map { ref($0) + 1 } ?? 0)
+        }
+        var out = ByteSink()
+        out.unsigned(UInt64(events.count))
+        out.signed(base)
+        out.bytes += raws.bytes
+        out.bytes += cols.bytes
+        out.unsigned(UInt64(strings.count))
+        for s in strings { out.block(Array(s.utf8)) }
+        return out.bytes
+    }
+
+    /// A stored body: the payload compressed with the dictionary when that is smaller.
+    static func body(payload: [UInt8], dictionary: EventDictionary.Entry?) -> [UInt8] {
+        let z = Zlib.deflate(payload, dictionary: dictionary?.bytes, level: 6)
+        var out = ByteSink()
+        out.byte(formatVersion)
+        if z.count + 8 < payload.count {
+            out.byte(1)
+            out.unsigned(UInt64(dictionary?.id ?? 0))
+            out.unsigned(UInt64(payload.count))
+            out.bytes += z
+        } else {
+            out.byte(0)
+            out.bytes += payload
+        }
+        return out.bytes
+    }
+
+    /// Encodes events as one block: (tmin, tmax, body).
+    static func encode<C: Collection>(_ events: C, dictionary: EventDictionary.Entry?) -> (tmin: Micros, tmax: Micros, body: [UInt8])
+    where C.Element == CloudEvent {
+        let tmin = events.map(\.time).min() ?? 0
+        let tmax = events.map(\.time).max() ?? 0
+        return (tmin, tmax, body(payload: payload(events, base: tmin), dictionary: dictionary))
+    }
+
+    /// A body's payload, inflated.
+    static func payload(of body: [UInt8], dictionary: (Int64) throws -> [UInt8]) throws -> [UInt8] {
+        var head = ByteSource(body)
+        guard try head.byte() == formatVersion else { throw ByteDecodingError("event block: unknown format version") }
+        switch try head.byte() {
+        case 0:
+            return Array(body[head.pos...])
+        case 1:
+            let dict = try head.count()
+            let size = try head.count()
+            guard size <= 1 << 30 else { throw ByteDecodingError("event block: size \(size)") }
+            return try Zlib.inflate(body[head.pos...], size: size, dictionary: dict == 0 ? nil : try dictionary(Int64(dict)))
+        default:
+            throw ByteDecodingError("event block: unknown codec")
+        }
+    }
+
+    /// A payload read into its parts: the raw ranges, then the columns.
+    struct Parsed {
+        var raws: [Range<Int>] = []
+        var ids: [Range<Int>] = []
+        var subjects: [Int] = []
+        var times: [Micros] = []
+        var sources: [Int] = []
+        var types: [Int] = []
+        var traces: [Int] = []
+        var strings: [String] = []
+
+        init(_ p: [UInt8]) throws {
+            var s = ByteSource(p)
+            let n = try s.count()
+            let base = try s.signed()
+            guard n <= p.count else { throw ByteDecodingError("event block: \(n) events in \(p.count) bytes") }
+            func range() throws -> Range<Int> {
+                let len = try s.count()
+                let start = s.pos
+                _ = try s.raw(len)
+                return start..<(start + len)
+            }
+            for _ in 0..<n { raws.append(try range()) }
+            for _ in 0..<n { ids.append(try range()) }
+            for _ in 0..<n {
+                subjects.append(try s.count())
+                times.append(base &+ (try s.signed()))
+                sources.append(try s.count())
+                types.append(try s.count())
+                traces.append(try s.count())
+            }
+            let nStrings = try s.count()
+            guard nStrings <= p.count else { throw ByteDecodingError("event block: \(nStrings) strings") }
+            for _ in 0..<nStrings { strings.append(String(decoding: try s.raw(try s.count()), as: UTF8.self)) }
+            for r in subjects + sources + types where r >= strings.count {
+                throw ByteDecodingError("event block: string \(r) of \(strings.count)")
+            }
+            for t in traces where t > strings.count { throw ByteDecodingError("event block: string \(t - 1) of \(strings.count)") }
+        }
+    }
+
+    /// The events of a block (of the subjects `only` lets through), `data` parsed from `raw` as the
+    /// collectors do.
+    static func decode(_ body: [UInt8], hidden: Set<Int> = [], only: ((String) -> Bool)? = nil,
+                       dictionary: (Int64) throws -> [UInt8]) throws -> [(index: Int, event: CloudEvent)] {
+        let p = try payload(of: body, dictionary: dictionary)
+        let b = try Parsed(p)
+        var out: [(index: Int, event: CloudEvent)] = []
+        for i in b.raws.indices where !hidden.contains(i) {
+            let subject = b.strings[b.subjects[i]]
+            if let only, !only(subject) { continue }
+            let raw = Array(p[b.raws[i]])
+            let data = (try? JSONParser.parse(raw))?["data"]
+            out.append((i, CloudEvent(id: String(decoding: p[b.ids[i]], as: UTF8.self), source: b.strings[b.sources[i]], type: b.strings[b.types[i]],
+                                      time: b.times[i], subject: subject, traceID: b.traces[i] == 0 ? nil : b.strings[b.traces[i] - 1],
+                                      data: data.flatMap { $0.isNull ? nil : $0 }, raw: raw)))
+        }
+        return out
+    }
+
+    /// The `(source, id)` pairs of a block without parsing the events' JSON (idempotency checks).
+    static func keys(_ body: [UInt8], hidden: Set<Int> = [], dictionary: (Int64) throws -> [UInt8]) throws -> [(source: String, id: String)] {
+        let p = try payload(of: body, dictionary: dictionary)
+        let b = try Parsed(p)
+        return b.ids.indices.filter { !hidden.contains($0) }.map { (b.strings[b.sources[$0]], String(decoding: p[b.ids[$0]], as: UTF8.self)) }
+    }
+
+    /// The `skip` column: the indexes of a block's events that are not stored (duplicates found by the
+    /// writer in a block compressed before it knew), as varints; nil when none.
+    static func hiddenColumn(_ indexes: [Int]) -> [UInt8]? {
+        guard !indexes.isEmpty else { return nil }
+        var out = ByteSink()
+        for i in indexes { out.unsigned(UInt64(i)) }
+        return out.bytes
+    }
+
+    static func hidden(_ column: [UInt8]) throws -> Set<Int> {
+        var s = ByteSource(column)
+        var out = Set<Int>()
+        while !s.atEnd { out.insert(try s.count()) }
+        return out
+    }
+
+    /// A dictionary sample: events of every type first (a few each), then any, up to `dictionarySize`
+    /// bytes; nil when the events hold less than that (too little to learn from).
+    static func dictionarySample(_ events: [CloudEvent]) -> [UInt8]? {
+        guard events.reduce(0, { $0 + $1.raw.count }) >= dictionarySize else { return nil }
+        var perType: [String: Int] = [:]
+        var picked = Set<Int>()
+        var parts: [[UInt8]] = []
+        var size = 0
+        for round in 1...3 {
+            for (i, e) in events.enumerated() where size < dictionarySize && perType[e.type, default: 0] < round && !picked.contains(i) {
+                perType[e.type, default: 0] += 1
+                picked.insert(i)
+                parts.append(e.raw + [0x0A])
+                size += e.raw.count + 1
+            }
+        }
+        for (i, e) in events.enumerated() where size < dictionarySize && !picked.contains(i) {
+            parts.append(e.raw + [0x0A])
+            size += e.raw.count + 1
+        }
+        // zlib finds matches nearer the end more cheaply: the most typical (first of each type) go last.
+        return Array(parts.reversed().joined().suffix(dictionarySize))
+    }
+}
+
+/// One block of an append, encoded on the caller's thread: which of the append's events it holds.
+struct PreparedBlock: Sendable {
+    let indexes: [Int]
+    let subjects: [String]
+    let tmin: Micros
+    let tmax: Micros
+    let body: [UInt8]
+}
+
+extension EventBlocks {
+    /// The distinct subjects of events, in order of first appearance.
+    static func subjects<C: Sequence>(_ events: C) -> [String] where C.Element == CloudEvent {
+        var seen = Set<String>()
+        return events.compactMap { seen.insert($0.subject).inserted ? $0.subject : nil }
+    }
+
+    static func prepare(_ events: [CloudEvent], dictionary: EventDictionary.Entry?) -> [PreparedBlock] {
+        group(events).map { ix in
+            let enc = encode(ix.lazy.map { events[$0] }, dictionary: dictionary)
+            return PreparedBlock(indexes: ix, subjects: EventBlocks.subjects(ix.lazy.map { events[$0] }), tmin: enc.tmin, tmax: enc.tmax, body: enc.body)
+        }
+    }
+}
+
+/// The preset dictionaries of event blocks (`event_dict`): the newest committed one compresses new
+/// blocks (read on any thread), and every one stays to decode the blocks written with it.
+final class EventDictionary: @unchecked Sendable {
+    struct Entry: Sendable {
+        let id: Int64
+        let bytes: [UInt8]
+    }
+
+    private let lock = NSLock()
+    private var current: Entry?
+    private var known: [Int64: [UInt8]] = [:]
+
+    /// The dictionary new blocks are compressed with (committed), if any.
+    var forWriting: Entry? {
+        lock.lock()
+        defer { lock.unlock() }
+        return current
+    }
+
+    /// Loads the newest dictionary as the one to write with (at open).
+    func load(_ c: Connection) throws {
+        let s = try c.prepare("SELECT id, body FROM event_dict ORDER BY id DESC LIMIT 1")
+        defer { s.reset() }
+        if try s.step() { setCurrent(Entry(id: s.int64(0), bytes: s.blob(1))) }
+    }
+
+    func setCurrent(_ e: Entry?) {
+        lock.lock()
+        current = e
+        if let e { known[e.id] = e.bytes }
+        lock.unlock()
+    }
+
+    /// The dictionary `id`, read through `c` the first time.
+    func bytes(_ id: Int64, _ c: Connection) throws -> [UInt8] {
+        lock.lock()
+        if let b = known[id] {
+            lock.unlock()
+            return b
+        }
+        lock.unlock()
+        let s = try c.prepare("SELECT body FROM event_dict WHERE id = ?")
+        s.bind(1, id)
+        defer { s.reset() }
+        guard try s.step() else { throw StoreError.engine("event block dictionary \(id) is missing") }
+        let b = s.blob(0)
+        lock.lock()
+        known[id] = b
+        lock.unlock()
+        return b
+    }
+}
+
+/// The `event_blocks` rows, written by the writer session or a migration inside their transaction.
+final class EventBlockTable {
+    let conn: Connection
+    let dictionary: EventDictionary
+    private let insertStmt: Statement
+    private let insertKey: Statement
+    private let bySeq: Statement
+    /// A dictionary entered by the open transaction, current once it commits.
+    private var pendingDictionary: EventDictionary.Entry?
+    /// The `(source, id)` pairs of recently read blocks, in two generations of `keysCacheLimit` blocks:
+    /// a resend usually arrives soon after the event, so its block is read again and again.
+    private var recentKeys: [Int64: [(source: String, id: String)]] = [:]
+    private var olderKeys: [Int64: [(source: String, id: String)]] = [:]
+    private let keysCacheLimit = 256
+
+    init(conn: Connection, dictionary: EventDictionary) throws {
+        self.conn = conn
+        self.dictionary = dictionary
+        insertStmt = try Statement(conn: conn, sql: "INSERT INTO event_blocks(tmin, tmax, n, body, skip) VALUES(?,?,?,?,?)")
+        insertKey = try Statement(conn: conn, sql: "INSERT OR IGNORE INTO event_keys(subject, seq) VALUES(?,?)")
+        bySeq = try Statement(conn: conn, sql: "SELECT body, skip FROM event_blocks WHERE seq = ?")
+        try dictionary.load(conn)
+        conn.onTransactionEnd { [weak self] committed in
+            guard let self else { return }
+            // A rolled-back block's seq may be used again.
+            if !committed { self.forgetCachedKeys() }
+            guard let p = self.pendingDictionary else { return }
+            self.pendingDictionary = nil
+            if committed { self.dictionary.setCurrent(p) }
+        }
+    }
+
+    /// Learns the store's dictionary from `events` when it has none yet and they hold enough bytes.
+    /// It compresses blocks once its transaction commits.
+    func learnDictionaryIfNeeded(from events: [CloudEvent]) throws {
+        guard dictionary.forWriting == nil, pendingDictionary == nil, let sample = EventBlocks.dictionarySample(events) else { return }
+        let s = try conn.prepare("INSERT INTO event_dict(body) VALUES(?)")
+        s.bindBlob(1, sample)
+        try s.run()
+        pendingDictionary = EventDictionary.Entry(id: sqlite3_last_insert_rowid(conn.db), bytes: sample)
+    }
+
+    /// Compresses with the dictionary entered by the open transaction before it commits (a migration,
+    /// whose blocks are all in that transaction).
+    func adoptPendingDictionary() {
+        if let p = pendingDictionary { dictionary.setCurrent(p) }
+    }
+
+    /// Inserts a block and its subjects' keys; returns its seq.
+    func insert(subjects: [String], tmin: Micros, tmax: Micros, count: Int, body: [UInt8], hidden: [Int] = []) throws -> Int64 {
+        let s = insertStmt
+        s.reset()
+        s.bind(1, tmin).bind(2, tmax).bind(3, count)
+        s.bindBlob(4, body)
+        if let h = EventBlocks.hiddenColumn(hidden) { s.bindBlob(5, h) } else { s.bind(5, nil as Int64?) }
+        try s.run()
+        let seq = sqlite3_last_insert_rowid(conn.db)
+        for subject in subjects {
+            insertKey.reset()
+            try insertKey.bind(1, subject).bind(2, seq).run()
+        }
+        return seq
+    }
+
+    /// Encodes and inserts events as one block; returns its seq.
+    func insert<C: Collection>(_ events: C) throws -> Int64 where C.Element == CloudEvent {
+        let enc = EventBlocks.encode(events, dictionary: dictionary.forWriting)
+        return try insert(subjects: EventBlocks.subjects(events), tmin: enc.tmin, tmax: enc.tmax, count: events.count, body: enc.body)
+    }
+
+    /// The `(source, id)` pairs stored in block `seq` (empty when there is no such block).
+    func keys(ofBlock seq: Int64) throws -> [(source: String, id: String)] {
+        if let k = recentKeys[seq] ?? olderKeys[seq] { return k }
+        let k = try readKeys(ofBlock: seq)
+        if recentKeys.count >= keysCacheLimit {
+            olderKeys = recentKeys
+            recentKeys = [:]
+        }
+        recentKeys[seq] = k
+        return k
+    }
+
+    /// Blocks were rewritten or rolled back: forget what was read of them.
+    func forgetCachedKeys() {
+        recentKeys.removeAll()
+        olderKeys.removeAll()
+    }
+
+    private func readKeys(ofBlock seq: Int64) throws -> [(source: String, id: String)] {
+        bySeq.reset()
+        bySeq.bind(1, seq)
+        defer { bySeq.reset() }
+        guard try bySeq.step() else { return [] }
+        let hidden = bySeq.isNull(1) ? [] : try EventBlocks.hidden(bySeq.blob(1))
+        return try EventBlocks.keys(bySeq.blob(0), hidden: hidden) { try dictionary.bytes($0, conn) }
+    }
+
+    /// Reads a block's events through `c`, reporting a block that cannot be read as the engine error it is.
+    /// The stored events of a block row (`skip` is its column), with their indexes in the block.
+    static func decode(_ body: [UInt8], skip: [UInt8]?, seq: Int64, only: ((String) -> Bool)? = nil, dictionary: EventDictionary,
+                       _ c: Connection) throws -> [(index: Int, event: CloudEvent)] {
+        do {
+            let hidden = try skip.map(EventBlocks.hidden) ?? []
+            return try EventBlocks.decode(body, hidden: hidden, only: only) { try dictionary.bytes($0, c) }
+        } catch let e as StoreError {
+            throw e
+        } catch {
+            throw StoreError.engine("event block \(seq): \(error)")
+        }
+    }
+
+    /// Every event of the subjects: subject by subject in the order given, each by time (ties in the
+    /// order they were stored).
+    static func events(ofSubjects subjects: [String], dictionary: EventDictionary, _ c: Connection) throws -> [CloudEvent] {
+        let keys = try c.prepare("SELECT seq FROM event_keys WHERE subject = ?")
+        var seqs = Set<Int64>()
+        for k in subjects {
+            keys.reset()
+            keys.bind(1, k)
+            while try keys.step() { seqs.insert(keys.int64(0)) }
+        }
+        keys.reset()
+        let wanted = Set(subjects)
+        let q = try c.prepare("SELECT body, skip FROM event_blocks WHERE seq = ?")
+        defer { q.reset() }
+        var bySubject: [String: [CloudEvent]] = [:]
+        for seq in seqs.sorted() {
+            q.reset()
+            q.bind(1, seq)
+            guard try q.step() else { continue }
+            for (_, e) in try decode(q.blob(0), skip: q.isNull(1) ? nil : q.blob(1), seq: seq, only: { wanted.contains($0) },
+                                     dictionary: dictionary, c) {
+                bySubject[e.subject, default: []].append(e)
+            }
+        }
+        var out: [CloudEvent] = []
+        for k in subjects {
+            // A stable sort: events of equal time keep their stored order.
+            out += (bySubject[k] ?? []).enumerated().sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }.map(\.element)
+        }
+        return out
+    }
+}
+
+extension EventBlockTable {
+    /// Events with `time` in `range` after `(afterTime, afterTie)`, in `(time, tie)` order, at most
+    /// `limit` (and whether more follow). `tie` is `seq << 20 | index in block`: the order in which they
+    /// were stored. A block holds times within one hour, so only blocks whose first time is at most an
+    /// hour before the range are read; once `limit + 1` events are found, a block starting after the
+    /// latest of them cannot change the answer.
+    static func scan(in range: Range<Micros>, after: (time: Micros, tie: Int64)?, limit: Int, dictionary: EventDictionary,
+                     _ c: Connection) throws -> (events: [(event: CloudEvent, tie: Int64)], more: Bool) {
+        guard !range.isEmpty, limit > 0 else { return ([], false) }
+        let lo = max(range.lowerBound, after?.time ?? range.lowerBound)
+        let s = try c.prepare("""
+            SELECT seq, tmin, body, skip FROM event_blocks WHERE tmin >= ? AND tmin < ? AND tmax >= ? ORDER BY tmin
+            """)
+        s.bind(1, EventBlocks.earliestBlockStart(for: lo)).bind(2, range.upperBound).bind(3, lo)
+        defer { s.reset() }
+        var found: [(event: CloudEvent, tie: Int64)] = []
+        var bound: Micros?
+        func isAfter(_ t: Micros, _ tie: Int64) -> Bool {
+            guard let after else { return true }
+            return (t, tie) > (after.time, after.tie)
+        }
+        while try s.step() {
+            if let bound, s.int64(1) > bound { break }
+            let seq = s.int64(0)
+            let events = try decode(s.blob(2), skip: s.isNull(3) ? nil : s.blob(3), seq: seq, dictionary: dictionary, c)
+            for (i, e) in events where range.contains(e.time) {
+                let tie = seq << 20 | Int64(i)
+                if isAfter(e.time, tie) { found.append((e, tie)) }
+            }
+            if found.count > limit {
+                found.sort { ($0.event.time, $0.tie) < ($1.event.time, $1.tie) }
+                found.removeSubrange((limit + 1)...)
+                bound = found[limit].event.time
+            }
+        }
+        found.sort { ($0.event.time, $0.tie) < ($1.event.time, $1.tie) }
+        let more = found.count > limit
+        return (Array(found.prefix(limit)), more)
+    }
+}

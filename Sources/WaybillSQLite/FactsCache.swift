@@ -1,0 +1,39 @@
+import WaybillModel
+
+/// The writer's cache of recently merged order facts, bounded by two generations: entries go into the
+/// young one; when it is full it becomes the old one and the previous old generation is dropped, and a
+/// hit in the old generation moves the entry back to the young one. So an order touched again within
+/// the last `limit / 2` distinct orders is always found, memory never exceeds `limit` entries, and a
+/// full cache never forgets everything at once (an interleaved stream keeps thousands of orders hot).
+struct FactsCache {
+    typealias Entry = (rid: Int64, facts: OrderFacts)
+    private var young: [String: Entry] = [:]
+    private var old: [String: Entry] = [:]
+    let generation: Int
+
+    init(limit: Int) { generation = max(1, limit / 2) }
+
+    var count: Int { young.count + old.count }
+
+    mutating func get(_ key: String) -> Entry? {
+        if let e = young[key] { return e }
+        guard let e = old.removeValue(forKey: key) else { return nil }
+        put(key, e)
+        return e
+    }
+
+    mutating func put(_ key: String, _ e: Entry) {
+        if young.updateValue(e, forKey: key) == nil, young.count >= generation {
+            old = young
+            young = [:]
+            young.reserveCapacity(generation)
+        }
+        // A newer value supersedes one in the old generation.
+        if !old.isEmpty { old.removeValue(forKey: key) }
+    }
+
+    mutating func removeAll() {
+        young.removeAll()
+        old.removeAll()
+    }
+}

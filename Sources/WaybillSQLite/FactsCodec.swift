@@ -1,0 +1,49 @@
+import WaybillModel
+
+/// The `orders.facts` column: the facts' stored JSON (`OrderFacts.storageBytes`), raw-deflated with a
+/// fixed preset dictionary of that JSON's field names and common values, so ~1.2 KB of facts take a
+/// few hundred bytes. A value that starts with `{` is uncompressed JSON (rows written before schema
+/// version 11), which stays readable and is compressed when the order is next written.
+///
+/// ```
+/// value = 0x01 size(varint) deflate(json, dictionary v1)
+/// ```
+enum FactsCodec {
+    /// Never change these bytes: rows written with them are decoded with them. A new dictionary needs a
+    /// new leading byte.
+    static let dictionaryV1: [UInt8] = Array((
+        #"{"accepted":{"channel":"web","customer":"C-1","lines":[{"line":"1","qty":1,"sku":"SKU-0"},{"line":"2","qty":2,"sku":"SKU-0"}],"#
+        + #""promised":1790000000000000.0,"ref":[1790000000000000.0,"oms-1","oms"],"region":"NE"},"#
+        + #""allocation":{"lines":[{"line":"1","qty":1,"sku":"SKU-0","warehouse":"DC-"},{"line":"2","qty":2,"sku":"SKU-0","warehouse":"DC-"}],"#
+        + #""ref":[1790000000000000.0,"allocation-1","allocation"],"warehouse":"DC-"},"#
+        + #""first":1790000000000000.0,"last":1790000000000000.0,"n":10,"order":"SO-000","released":1790000000000000.0,"#
+        + #""shipment":{"carrier":"UPS","ref":[1790000000000000.0,"tms-1","tms"],"tracking":"1Z","warehouse":"DC-"},"#
+        + #""sources":["allocation","erp","oms","tms","wms"],"#
+        + #""stages":{"accepted":1790000000000000.0,"allocated":1790000000000000.0,"cancelled":1790000000000000.0,"#
+        + #""delivered":1790000000000000.0,"invoiced":1790000000000000.0,"packed":1790000000000000.0,"#
+        + #""picked":1790000000000000.0,"released":1790000000000000.0,"shipped":1790000000000000.0,"validated":1790000000000000.0},"#
+        + #""types":["order.accepted","order.allocated","order.backordered","order.cancelled","order.credit_checked","#
+        + #""order.delivered","order.invoiced","order.packed","order.picked","order.released","order.shipped","order.short_picked","order.validated"]}"#
+    ).utf8)
+
+    static func encode(_ f: OrderFacts) -> [UInt8] {
+        let json = f.storageBytes
+        var out = ByteSink()
+        out.byte(1)
+        out.unsigned(UInt64(json.count))
+        out.bytes += Zlib.deflate(json, dictionary: dictionaryV1, level: 1)
+        return out.bytes
+    }
+
+    /// The facts of a stored value; nil when it cannot be read.
+    static func decode(_ b: [UInt8]) -> OrderFacts? {
+        guard let first = b.first else { return nil }
+        if first == UInt8(ascii: "{") { return OrderFacts(storageBytes: b) }
+        guard first == 1 else { return nil }
+        var s = ByteSource(b)
+        s.pos = 1
+        guard let size = try? s.count(), size <= 64 << 20,
+              let json = try? Zlib.inflate(b[s.pos...], size: size, dictionary: dictionaryV1) else { return nil }
+        return OrderFacts(storageBytes: json)
+    }
+}

@@ -1,0 +1,204 @@
+import Foundation
+import Testing
+import WaybillKPI
+import WaybillModel
+import WaybillStore
+import WaybillStoreConformance
+@testable import WaybillSQLite
+import WaybillTestSupport
+
+/// Compact event storage (event blocks, compressed facts), its migration from the row-per-event
+/// layout, and interleaved arrival.
+@Suite struct EventBlockStorageTests {
+    @Test(arguments: StoreConformance.interleavedChecks)
+    func interleavedConformance(_ check: StoreConformance.Check) async throws {
+        try await check.run {
+            let path = temporaryDatabase()
+            return StoreConformance.Storage(open: { rollup in try SQLiteStore(path: path, rollup: rollup) },
+                                            holdWrites: { store, held in (store as! SQLiteStore).writer.setPaused(held) })
+        }
+    }
+
+    /// An event whose raw JSON is as a producer might write it: key order, spacing, escapes and
+    /// non-ASCII text that a re-encoding would change.
+    static func oddEvent(_ i: Int, subject: String, minutes: Int) -> CloudEvent {
+        let time = t("2026-11-20T08:00:00Z") + Micros(minutes) * minute
+        let text = #"{ "type" : "order.note", "specversion":"1.0","id":"n-\#(i)","source":"desk/\#(i % 3)","#
+            + #""time":"\#(RFC3339.format(time))", "subject":"\#(subject)","data":{"text":"caf\u00e9 ☕ \"quoted\" \#(i)","n":1.50,"#
+            + #""big":12345678901234567890,"links":[]},"traceparent":"00-\#(String(repeating: "ab", count: 16))-\#(String(repeating: "cd", count: 8))-01"}"#
+        let raw = Array(text.utf8)
+        let data = (try? JSONParser.parse(raw))?["data"]
+        return CloudEvent(id: "n-\(i)", source: "desk/\(i % 3)", type: "order.note", time: time, subject: subject,
+                          traceID: String(repeating: "ab", count: 16), data: data, raw: raw)
+    }
+
+    @Test func traceReturnsEveryEventExactlyAsSentAcrossBlocksAndReopening() async throws {
+        let path = temporaryDatabase()
+        // 400 events of 40 subjects interleaved, over three hours (several blocks per subject and write).
+        let events = (0..<400).map { Self.oddEvent($0, subject: "ORD-\($0 % 40)", minutes: $0 / 2) }
+        do {
+            let s = try SQLiteStore(path: path)
+            var i = 0
+            for n in [1, 3, 96, 300] {
+                _ = try await s.append(Array(events[i..<min(i + n, events.count)]))
+                i += n
+            }
+            s.close()
+        }
+        let s = try SQLiteStore(path: path)
+        defer { s.close() }
+        #expect(try s.stats().events == 400)
+        for k in 0..<40 {
+            let want = events.filter { $0.subject == "ORD-\(k)" }
+            let got = try #require(try s.trace(key: "ORD-\(k)")).events
+            #expect(got == want)
+            #expect(got.map(\.raw) == want.map(\.raw))
+        }
+        // Resent after the reopen: all duplicates.
+        #expect(try await s.append(events.reversed()) == AppendResult(accepted: 0, duplicates: 400))
+    }
+
+    @Test func aLearnedDictionaryCompressesSmallBlocksAndSurvivesReopening() async throws {
+        let path = temporaryDatabase()
+        let events = (0..<400).map { Self.oddEvent($0, subject: "ORD-\($0)", minutes: $0) }
+        do {
+            let s = try SQLiteStore(path: path)
+            // The first append holds over 32 KiB: the dictionary is learned from it.
+            _ = try await s.append(Array(events[0..<200]))
+            // One event per append from here: blocks of one event, compressed with it.
+            for e in events[200...] { _ = try await s.append([e]) }
+            s.close()
+        }
+        let c = try Connection(path: path)
+        #expect(try c.scalarInt("SELECT count(*) FROM event_dict") == 1)
+        #expect(try c.scalarInt("SELECT count(*) FROM event_blocks WHERE n = 1") == 200)
+        let stored = try c.scalarInt("SELECT sum(length(body)) FROM event_blocks WHERE n = 1")
+        let raw = events[200...].reduce(0) { $0 + $1.raw.count }
+        // The events' JSON is about 330 bytes; a block of one takes a fraction of it.
+        #expect(stored * 3 < raw, "\(stored) bytes stored for \(raw) bytes of JSON")
+        // Blocks of many compress better still.
+        let many = try c.scalarInt("SELECT sum(length(body)) FROM event_blocks WHERE n > 1")
+        #expect(many * 5 < events[..<200].reduce(0) { $0 + $1.raw.count }, "\(many) bytes for the first 200")
+        let s = try SQLiteStore(path: path)
+        defer { s.close() }
+        #expect(try s.trace(key: "ORD-399")?.events == [events[399]])
+        #expect(try s.trace(key: "ORD-7")?.events == [events[7]])
+    }
+
+    @Test func retentionRewritesABlockThatStraddlesTheCutoff() async throws {
+        let s = try SQLiteStore(path: temporaryDatabase())
+        defer { s.close() }
+        // One block (one subject, one hour): minutes 10, 20 and 50.
+        let events = [10, 20, 50].enumerated().map { Self.oddEvent($0.offset, subject: "ORD-1", minutes: $0.element) }
+        let other = Self.oddEvent(9, subject: "ORD-2", minutes: 5)
+        _ = try await s.append(events + [other])
+        let deleted = try await s.deleteEvents(before: t("2026-11-20T08:30:00Z"))
+        #expect(deleted == 3)
+        #expect(try s.stats().events == 1)
+        #expect(try s.trace(key: "ORD-1")?.events == [events[2]])
+        #expect(try s.trace(key: "ORD-2") == nil)
+        // What retention deleted is new again when re-sent; what it kept is still a duplicate.
+        #expect(try await s.append(events + [other]) == AppendResult(accepted: 3, duplicates: 1))
+    }
+
+    @Test func duplicatesInsideOneAppendAndAcrossItsBlocks() async throws {
+        let s = try SQLiteStore(path: temporaryDatabase())
+        defer { s.close() }
+        let a = Self.oddEvent(1, subject: "ORD-1", minutes: 1)
+        let b = Self.oddEvent(2, subject: "ORD-1", minutes: 200) // another hour: another block
+        var a2 = a
+        a2.subject = "ORD-9" // same (source, id) under another subject is still the same event
+        #expect(try await s.append([a, b, a, b, a2]) == AppendResult(accepted: 2, duplicates: 3))
+        #expect(try s.trace(key: "ORD-1")?.events == [a, b])
+        #expect(try s.trace(key: "ORD-9") == nil)
+    }
+
+    @Test func factsAreStoredCompressedAndJSONRowsStayReadable() throws {
+        var f = OrderFacts(orderID: "ORD-1")
+        for e in StoreConformance.workload(orders: 1) where e.subject == "ORD-100" {
+            var e = e
+            e.subject = "ORD-1"
+            f.apply(e)
+        }
+        let stored = FactsCodec.encode(f)
+        #expect(stored.count * 2 < f.storageBytes.count, "\(stored.count) of \(f.storageBytes.count)")
+        #expect(FactsCodec.decode(stored) == f)
+        #expect(FactsCodec.decode(f.storageBytes) == f)
+        #expect(FactsCodec.decode([1, 200, 3, 4]) == nil)
+        #expect(FactsCodec.decode([]) == nil)
+    }
+
+    /// A store of schema version 9 (one `events` row per event, JSON facts) is converted when it opens:
+    /// the same traces, facts, KPI rollups and idempotency, and it keeps taking writes.
+    @Test func aVersion9StoreIsConvertedWhenOpened() async throws {
+        let path = temporaryDatabase()
+        let events = StoreConformance.workload(orders: 30) + (0..<300).map { Self.oddEvent($0, subject: "ORD-\(100 + $0 % 30)", minutes: $0) }
+        let facts = events.reduce(into: [String: OrderFacts]()) { acc, e in
+            if e.isOrderEvent { acc[e.subject, default: OrderFacts(orderID: e.subject)].apply(e) }
+        }
+        // The layout of version 9, written as its writer wrote it.
+        do {
+            let c = try Connection(path: path)
+            try c.exec("PRAGMA journal_mode=WAL")
+            try c.exec("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID")
+            for v in 0..<9 { try c.exec(Schema.migrations[v]) }
+            try c.exec("INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', '9')")
+            try c.exec("UPDATE meta SET value = '1' WHERE key = 'stage_columns_backfill'")
+            let ins = try c.prepare("INSERT INTO events(time, subject, source, id, type, trace_id, raw) VALUES(?,?,?,?,?,?,?)")
+            for e in events {
+                ins.reset()
+                ins.bind(1, e.time).bind(2, e.subject).bind(3, e.source).bind(4, e.id).bind(5, e.type).bind(6, e.traceID).bindBlob(7, e.raw)
+                try ins.run()
+            }
+            // Half the hashes merged into `dedup`, the rest only in `events` (as after a restart).
+            try c.exec("INSERT OR REPLACE INTO meta(key, value) VALUES('dedup_merged_seq', '150')")
+            let d = try c.prepare("INSERT INTO dedup(h, seq) VALUES(?, ?)")
+            for (i, e) in events.prefix(150).enumerated() {
+                d.reset()
+                try d.bind(1, DedupIndex.hash(source: e.source, id: e.id)).bind(2, Int64(i + 1)).run()
+            }
+            let o = try c.prepare("INSERT INTO orders(order_id, first_time, last_time, event_count, types, sources, facts) VALUES(?,?,?,?,?,?,?)")
+            for (id, f) in facts {
+                o.reset()
+                o.bind(1, id).bind(2, f.firstEventAt ?? 0).bind(3, f.lastEventAt ?? 0).bind(4, f.eventCount)
+                    .bind(5, "|" + f.types.sorted().joined(separator: "|") + "|").bind(6, "|" + f.sources.sorted().joined(separator: "|") + "|")
+                    .bindBlob(7, f.storageBytes)
+                try o.run()
+            }
+            let k = try c.prepare("INSERT INTO keys(key, root) VALUES(?, ?)")
+            for i in 0..<30 where i % 5 != 4 && i % 4 != 3 {
+                for key in ["ORD-\(100 + i)", "shipment:1Z\(i)", "pod:POD-\(i)", "invoice:INV-\(i)"] {
+                    k.reset()
+                    try k.bind(1, key).bind(2, "ORD-\(100 + i)").run()
+                }
+            }
+        }
+        // The reference: the same events written by the current layout.
+        let ref = try SQLiteStore(path: temporaryDatabase(), rollup: KPIFactsRollup())
+        defer { ref.close() }
+        _ = try await ref.append(events)
+
+        let s = try SQLiteStore(path: path, rollup: KPIFactsRollup())
+        defer { s.close() }
+        let c = try Connection(path: path)
+        #expect(try c.scalarInt("SELECT count(*) FROM sqlite_master WHERE name = 'events'") == 0)
+        #expect(try c.scalarInt("SELECT value FROM meta WHERE key = 'schema_version'") == Schema.migrations.count)
+        #expect(try s.stats().events == events.count)
+        for key in ["ORD-100", "ORD-101", "ORD-104", "ORD-107", "shipment:1Z2", "invoice:INV-5"] {
+            let got = try s.trace(key: key)
+            let want = try ref.trace(key: key)
+            #expect(got?.events == want?.events, "\(key)")
+            #expect(got?.events.map(\.raw) == want?.events.map(\.raw), "\(key)")
+            #expect(got?.facts == want?.facts, "\(key)")
+        }
+        let window = t("2026-11-20T00:00:00Z")..<t("2026-11-22T00:00:00Z")
+        let rows = try ref.rollupRows(dimension: "total@3600s", in: [window])
+        #expect(!rows.isEmpty)
+        #expect(try s.rollupRows(dimension: "total@3600s", in: [window]).map(\.bytes) == rows.map(\.bytes))
+        // Idempotency carried over (merged and unmerged hashes alike); new events are taken.
+        #expect(try await s.append(events.shuffled()) == AppendResult(accepted: 0, duplicates: events.count))
+        let more = (300..<320).map { Self.oddEvent($0, subject: "ORD-100", minutes: $0) }
+        #expect(try await s.append(more) == AppendResult(accepted: 20, duplicates: 0))
+        #expect(try s.facts(orderID: "ORD-100")?.eventCount == facts["ORD-100"]!.eventCount + 20)
+    }
+}
