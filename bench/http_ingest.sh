@@ -52,9 +52,9 @@ for c in $CASES; do
   metrics=$(curl -s "http://127.0.0.1:$PORT/metrics")
   kill "$SAMPLER" 2>/dev/null || true; SAMPLER=
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
-  acc=$(echo "$metrics" | awk '/^waybill_events_accepted_total/{print $2}')
-  dup=$(echo "$metrics" | awk '/^waybill_events_duplicate_total/{print $2}')
-  rej=$(echo "$metrics" | awk '/^waybill_events_rejected_total/{print $2}')
+  acc=$(echo "$metrics" | awk '/^waybill_events_accepted_total[ {]/{s+=$NF} END{print s+0}')
+  dup=$(echo "$metrics" | awk '/^waybill_events_duplicate_total[ {]/{s+=$NF} END{print s+0}')
+  rej=$(echo "$metrics" | awk '/^waybill_events_rejected_total[ {]/{s+=$NF} END{print s+0}')
   rps=$(awk '/Requests\/sec/{print $2}' "$OUT/wrk-ingest-$c.txt")
   non2xx=$(awk '/Non-2xx/{print $5}' "$OUT/wrk-ingest-$c.txt"); non2xx=${non2xx:-0}
   p50=$(awk '$1=="50%"{print $2}' "$OUT/wrk-ingest-$c.txt"); p99=$(awk '$1=="99%"{print $2}' "$OUT/wrk-ingest-$c.txt")
