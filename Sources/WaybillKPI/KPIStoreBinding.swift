@@ -23,7 +23,8 @@ public struct KPIFactsRollup: FactsRollup {
 
     /// One row per dimension and bucket (`KPIRollupBlock`), per tier. `blocks2`: sketches that mark a
     /// maximum they cannot know (`QuantileSketch.maxIsExact`); rows of `blocks` are rebuilt on open.
-    public var layout: String { "blocks2:" + bucketWidths.map(String.init).joined(separator: ",") }
+    /// `+steps1`: the lifecycle step durations beside them (`StepRollup`).
+    public var layout: String { "blocks2:" + bucketWidths.map(String.init).joined(separator: ",") + "+" + StepRollup.layout }
 
     /// Applies each transition's retractions and additions to the touched rows (the same updates as
     /// `KPIRollup.changes`, without a change list per order). This runs on the store's single writer
@@ -172,6 +173,7 @@ public struct KPIFactsRollup: FactsRollup {
                             KPIRollupBlock.encode(blocks[p * dimensions + d])))
             }
         }
+        out += try StepRollup.update(transitions, read: read)
         // In the table's key order (dimension name, then bucket).
         out.sort { $0.0.dimension != $1.0.dimension ? $0.0.dimension < $1.0.dimension : $0.0.bucketStart < $1.0.bucketStart }
         return out

@@ -11,10 +11,15 @@ public struct TraceDocument: Codable, Sendable, Equatable {
     public var spans: [SpanDocument]
     /// All fields nil when the group has no order events.
     public var facts: FactsDocument
+    /// The order's lifecycle steps, each compared with the same step's typical duration (`StepDocument`),
+    /// in lifecycle order, the step in progress last; empty without order events.
+    public var steps: [StepDocument]
 
-    enum CodingKeys: String, CodingKey { case correlationID = "correlation_id", keys, state, events, spans, facts }
+    enum CodingKeys: String, CodingKey { case correlationID = "correlation_id", keys, state, events, spans, facts, steps }
 
-    public init(_ t: Trace) {
+    /// `steps` come from the store's history (`StepComparison` in WaybillKPI); without it, none.
+    public init(_ t: Trace, steps: [StepDocument] = []) {
+        self.steps = steps
         correlationID = t.correlationID
         keys = t.keys
         state = t.state?.name

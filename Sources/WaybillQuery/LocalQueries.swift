@@ -38,7 +38,10 @@ public struct LocalQueries: WaybillQueries {
     }
 
     public func trace(key: String) async throws -> TraceDocument? {
-        try await lanes.point.run { [store] in try store.trace(key: key).map(TraceDocument.init) }
+        try await lanes.point.run { [store] in
+            guard let t = try store.trace(key: key) else { return nil }
+            return TraceDocument(t, steps: try t.facts.map { try StepComparison(reader: store).steps($0) } ?? [])
+        }
     }
 
     public func search(_ request: SearchRequest) async throws -> OrderPage {

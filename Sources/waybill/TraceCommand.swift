@@ -37,7 +37,7 @@ func openForReading(_ path: String) throws -> SQLiteStore {
 
 /// The terminal view of a trace document.
 enum TraceTimeline {
-    static func render(_ doc: TraceDocument) -> String {
+    static func render(_ doc: TraceDocument, now: Micros = currentMicros()) -> String {
         var out = ""
         let id = doc.correlationID
         let facts = doc.facts
@@ -54,6 +54,7 @@ enum TraceTimeline {
         var rows: [[String]] = [["TIME", "+GAP", "SOURCE", "TYPE", "SUBJECT", "DETAILS"]]
         for s in doc.timeline { rows.append([s.time, s.gapText, s.source, s.type, s.otherSubject, details(s.data)]) }
         out += table(rows)
+        out += steps(doc.steps, now: now)
         out += waterfall(doc.spans)
         out += "\nFacts\n"
         func secs(_ v: Double?) -> String { v.map { DurationText.format(Micros($0 * 1e6)) } ?? "-" }
@@ -71,6 +72,37 @@ enum TraceTimeline {
         if let ot = facts.onTime { lines.append(("on time", ot ? "yes" : "NO")) }
         for (k, v) in lines { out += "  " + k.padding(toLength: 18, withPad: " ", startingAt: 0) + v + "\n" }
         return out
+    }
+
+    /// Each lifecycle step against the same step's p50 and p90 over the 7 days before it; the ones far
+    /// outside marked. The step in progress is judged as of `now`.
+    static func steps(_ steps: [StepDocument], now: Micros) -> String {
+        guard !steps.isEmpty else { return "" }
+        let warehouse = steps[0].warehouse.map { "at \($0)" } ?? "at every warehouse"
+        var out = "\nSteps (each against the same step \(warehouse), 7 days before it)\n"
+        func secs(_ v: Double?) -> String { v.map { DurationText.format(Micros(($0 * 1e6).rounded())) } ?? "-" }
+        var rows: [[String]] = [["STEP", "GAP", "P50", "P90", "SAMPLES", "VERDICT"]]
+        for s in steps {
+            var gap = secs(s.gapSeconds)
+            if s.to == nil, let since = RFC3339.parse(s.startedAt) { gap = DurationText.format(Swift.max(0, now - since)) + " so far" }
+            let verdict: String
+            switch s.verdict(now: now) {
+            case .typical: verdict = "typical"
+            case .slow: verdict = "SLOW" + ratio(s, now)
+            case .veryslow: verdict = "VERY SLOW" + ratio(s, now)
+            case .noHistory: verdict = "too few to compare"
+            case .inProgress: verdict = s.slowAfter.map { "slow after \($0)" } ?? "in progress"
+            }
+            rows.append(["  " + s.name, gap, secs(s.p50Seconds), secs(s.p90Seconds), String(s.samples), verdict])
+        }
+        return out + table(rows)
+    }
+
+    /// ` (3.2× p90)`: how far above p90 the step is.
+    static func ratio(_ s: StepDocument, _ now: Micros) -> String {
+        guard let p90 = s.p90Seconds, p90 > 0 else { return "" }
+        let gap = s.gapSeconds ?? RFC3339.parse(s.startedAt).map { Double(now - $0) / 1e6 } ?? 0
+        return String(format: " (%.1f× p90)", gap / p90)
     }
 
     /// Spans per trace, indented by parent, with bars scaled to the trace's time span; errors marked ✗.
