@@ -101,7 +101,7 @@ final class ClickHouseClient: @unchecked Sendable {
     init(url: ClickHouseURL) {
         self.url = url
         var config = HTTPClient.Configuration()
-        config.timeout = .init(connect: .seconds(5), read: .seconds(120))
+        config.timeout = .init(connect: .seconds(3), read: .seconds(120))
         config.connectionPool = .init(idleTimeout: .seconds(30))
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
     }

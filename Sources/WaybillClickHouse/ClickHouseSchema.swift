@@ -83,14 +83,15 @@ struct ClickHouseSchema {
     /// The table Waybill reads and writes through: the Distributed one in a cluster.
     func table(_ name: String) -> String { "\(database).\(name)" }
 
-    /// The statements that create everything on one node, idempotently.
-    func ddl() -> [String] {
-        var out = ["CREATE DATABASE IF NOT EXISTS \(database)"]
+    /// The statements that create everything on one node, idempotently, each with the table it creates
+    /// (nil for the database).
+    func ddl() -> [(table: String?, sql: String)] {
+        var out: [(String?, String)] = [(nil, "CREATE DATABASE IF NOT EXISTS \(database)")]
         for t in Self.tables {
-            out.append("CREATE TABLE IF NOT EXISTS \(local(t.name)) (\(t.columns)) ENGINE = \(t.engine)")
+            out.append((cluster == nil ? t.name : t.name + "_local", "CREATE TABLE IF NOT EXISTS \(local(t.name)) (\(t.columns)) ENGINE = \(t.engine)"))
             if let cluster {
-                out.append("CREATE TABLE IF NOT EXISTS \(table(t.name)) AS \(local(t.name)) "
-                           + "ENGINE = Distributed(\(cluster), \(database), \(t.name)_local, \(t.shardKey))")
+                out.append((t.name, "CREATE TABLE IF NOT EXISTS \(table(t.name)) AS \(local(t.name)) "
+                            + "ENGINE = Distributed(\(cluster), \(database), \(t.name)_local, \(t.shardKey))"))
             }
         }
         return out

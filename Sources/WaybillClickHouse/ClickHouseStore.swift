@@ -33,8 +33,9 @@ public final class ClickHouseStore: WaybillStore, AlertStore, DeadlineReader, Wo
     let rollup: (any FactsRollup)?
     let gate: WriteGate
     let health = StorageHealthMonitor()
-    /// Index in `url.hosts` of each node of the cluster (each host once); one node without a cluster.
-    let nodes: [Int]
+    /// Index in `url.hosts` of each node of the cluster (each host once); without a cluster, one nil:
+    /// whichever host answers (failover).
+    let nodes: [Int?]
     private let probeLock = NSLock()
     private var probing = false
     private var closed = false
@@ -52,7 +53,11 @@ public final class ClickHouseStore: WaybillStore, AlertStore, DeadlineReader, Wo
         do {
             nodes = try Self.discoverNodes(client, url)
             for node in nodes {
-                for statement in schema.ddl() {
+                // Only what is missing: an open of an existing store costs one query per node.
+                let existing = Set(try ClickHouseClient.rows(client.sendBlocking(
+                    "SELECT name FROM system.tables WHERE database = \(SQL.quote(url.database)) FORMAT JSONEachRow", database: false, only: node))
+                    .compactMap { $0["name"]?.stringValue })
+                for (name, statement) in schema.ddl() where name.map({ !existing.contains($0) }) ?? existing.isEmpty {
                     _ = try client.sendBlocking(statement, database: false, only: node)
                 }
             }
@@ -79,16 +84,16 @@ public final class ClickHouseStore: WaybillStore, AlertStore, DeadlineReader, Wo
 
     /// Checks the version and, with a cluster, which host of the URL is which node of it: every node of
     /// the cluster must be reachable through one host of the URL, since tables are created on each.
-    static func discoverNodes(_ client: ClickHouseClient, _ url: ClickHouseURL) throws -> [Int] {
+    static func discoverNodes(_ client: ClickHouseClient, _ url: ClickHouseURL) throws -> [Int?] {
         let versionRows = try ClickHouseClient.rows(client.sendBlocking("SELECT version() AS v FORMAT JSONEachRow", database: false))
         let version = versionRows.first?["v"]?.stringValue ?? ""
         let parts = version.split(separator: ".").compactMap { Int($0) }
         guard parts.count >= 2, (parts[0], parts[1]) >= (18, 16) else {
             throw ClickHouseError.unsupported("the server is \(version.isEmpty ? "of unknown version" : version); Waybill needs 18.16 or later")
         }
-        guard let cluster = url.cluster else { return [0] }
+        guard let cluster = url.cluster else { return [nil] }
         var covered: [String: Int] = [:]
-        var nodes: [Int] = []
+        var nodes: [Int?] = []
         var problems: [String] = []
         var all: [JSONValue] = []
         for i in url.hosts.indices {
