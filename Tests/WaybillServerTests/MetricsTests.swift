@@ -311,6 +311,24 @@ import WaybillTestSupport
         }
     }
 
+    /// Histogram buckets from a sketch: within the sketch's accuracy of the exact count at each bound,
+    /// cumulative, and at most the count; sparse (few values) and dense (many) sketches alike.
+    @Test(arguments: [5, 40, 5000]) func sketchCountsAtMostABoundWithinItsAccuracy(values n: Int) {
+        var rng = SplitMix64(seed: UInt64(n))
+        let values = (0..<n).map { _ in Int64(rng.next() % 90_000_000_000) } + [0, 0]
+        let sketch = QuantileSketch(values)
+        var previous: Int64 = 0
+        for bound in MetricFamily.businessBuckets.map({ $0 * 1e6 }) + [1, 1e3, 1e5] {
+            let got = sketch.count(atMost: bound)
+            let low = values.filter { Double($0) <= bound * (1 - 2 * QuantileSketch.relativeAccuracy) }.count
+            let high = values.filter { Double($0) <= bound * (1 + 2 * QuantileSketch.relativeAccuracy) }.count
+            #expect(Int(got) >= low && Int(got) <= high, "bound \(bound): \(got) not in \(low)...\(high)")
+            if bound >= 60e6 { #expect(got >= previous); previous = got }
+        }
+        #expect(sketch.count(atMost: .greatestFiniteMagnitude) == sketch.count)
+        #expect(sketch.count(atMost: -1) == 0)
+    }
+
     @Test func exposedWriterEscapesAndFormats() {
         #expect(ExpositionWriter.escape("a\"b\\c\nd") == #"a\"b\\c\nd"#)
         #expect(ExpositionWriter.format(3) == "3")
