@@ -6,8 +6,10 @@ import WaybillModel
 /// A hash points at the event block (`event_blocks.seq`) that holds the event. Hashes of the blocks
 /// after `mergedSeq` are kept in memory instead of in a B-tree: a hash index is written at random
 /// places, and each dirty page costs WAL and checkpoint syscalls. They are persisted by the blocks
-/// themselves (reloaded from `event_blocks` at the first write) and merged into the `dedup` table in
-/// one sorted pass every `recentLimit` events. A `DedupFilter` in front answers "new" for
+/// themselves (reloaded from `event_blocks` at the first write) and merged into the `dedup_parts` table in
+/// one sorted pass every `recentLimit` events. `dedup_parts` is partitioned by block (`g` = seq >> `shift`),
+/// so a merge writes into the newest partition or two and never rewrites the whole store's index; a
+/// probe (only for the few events the filter cannot rule out) seeks each partition. A `DedupFilter` in front answers "new" for
 /// nearly every event without a probe. A hash is only a candidate: a match is confirmed by comparing
 /// the stored pair.
 final class DedupIndex {
@@ -28,12 +30,17 @@ final class DedupIndex {
     private var filterReady = false
 
     private let probeMerged: Statement
+    /// Blocks per partition of `dedup_parts`: 2^shift.
+    private let shift: Int64
 
     init(conn: Connection, recentLimit: Int, blocks: EventBlockTable) throws {
         self.conn = conn
         self.blocks = blocks
         self.recentLimit = recentLimit
-        probeMerged = try Statement(conn: conn, sql: "SELECT seq FROM dedup WHERE h = ?")
+        probeMerged = try Statement(conn: conn, sql: "SELECT seq FROM dedup_parts WHERE g = ? AND h = ?")
+        let m = try conn.prepare("SELECT value FROM meta WHERE key = 'dedup_partition_shift'")
+        shift = try m.step() ? Int64(m.text(0)) ?? 16 : 16
+        m.reset()
         conn.onTransactionEnd { [weak self] committed in self?.transactionEnded(committed: committed) }
     }
 
@@ -56,9 +63,11 @@ final class DedupIndex {
         guard filter.mayContain(h) else { return false }
         var candidates: [Int64] = []
         if let first = recent[h] { candidates = [first] + (recentCollisions[h] ?? []) }
-        probeMerged.reset()
-        probeMerged.bind(1, h)
-        while try probeMerged.step() { candidates.append(probeMerged.int64(0)) }
+        for g in 0...max(0, mergedSeq >> shift) {
+            probeMerged.reset()
+            probeMerged.bind(1, g).bind(2, h)
+            while try probeMerged.step() { candidates.append(probeMerged.int64(0)) }
+        }
         probeMerged.reset()
         var checked = Set<Int64>()
         for seq in candidates where checked.insert(seq).inserted {
@@ -111,9 +120,9 @@ final class DedupIndex {
 
     /// Fills the filter from every stored hash (at first write, and when it has grown full).
     private func rebuildFilter(minimumCapacity: Int) throws {
-        let stored = try conn.scalarInt("SELECT count(*) FROM dedup") + recent.count
+        let stored = try conn.scalarInt("SELECT count(*) FROM dedup_parts") + recent.count
         var f = DedupFilter(capacity: max(minimumCapacity, stored * 2))
-        let s = try conn.prepare("SELECT h FROM dedup")
+        let s = try conn.prepare("SELECT h FROM dedup_parts")
         while try s.step() { f.insert(s.int64(0)) }
         s.reset()
         for h in recent.keys { f.insert(h) }
@@ -130,19 +139,21 @@ final class DedupIndex {
 
     var mergeDue: Bool { recent.count >= recentLimit }
 
-    /// Writes the recent hashes into `dedup` in one sorted pass, so each leaf page of that index is
+    /// Writes the recent hashes into `dedup_parts` in one sorted pass, so each leaf page it touches is
     /// written once per merge rather than once per transaction.
     func mergeRecent() throws {
         guard !recent.isEmpty else { return }
         var rows: [(Int64, Int64)] = recent.map { ($0.key, $0.value) }
         for (h, seqs) in recentCollisions { for q in seqs { rows.append((h, q)) } }
-        rows.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
+        // In the index's order: partition, hash, seq.
+        let shift = self.shift
+        rows.sort { ($0.1 >> shift, $0.0, $0.1) < ($1.1 >> shift, $1.0, $1.1) }
         let top = rows.map(\.1).max() ?? mergedSeq
         let newMerged = try conn.transaction {
-            let ins = try conn.prepare("INSERT OR IGNORE INTO dedup(h, seq) VALUES(?, ?)")
+            let ins = try conn.prepare("INSERT OR IGNORE INTO dedup_parts(g, h, seq) VALUES(?, ?, ?)")
             for (h, q) in rows {
                 ins.reset()
-                try ins.bind(1, h).bind(2, q).run()
+                try ins.bind(1, q >> shift).bind(2, h).bind(3, q).run()
             }
             let newMerged = max(mergedSeq, top, Int64(try conn.scalarInt("SELECT coalesce(max(seq), 0) FROM event_blocks")))
             try conn.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('dedup_merged_seq', ?)").bind(1, String(newMerged)).run()
@@ -159,7 +170,7 @@ final class DedupIndex {
     /// deleting the blocks. A block that also holds later events keeps its seq and its hashes (a hash
     /// whose event is gone only costs a probe).
     func deleteHashes(ofBlocksBefore cutoff: Micros) throws {
-        try conn.prepare("DELETE FROM dedup WHERE seq IN (SELECT seq FROM event_blocks WHERE tmin < ? AND tmax < ?)")
+        try conn.prepare("DELETE FROM dedup_parts WHERE seq IN (SELECT seq FROM event_blocks WHERE tmin < ? AND tmax < ?)")
             .bind(1, cutoff).bind(2, cutoff).run()
     }
 

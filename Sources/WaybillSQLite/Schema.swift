@@ -149,6 +149,15 @@ enum Schema {
         CREATE TABLE event_keys(subject TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY(subject, seq)) WITHOUT ROWID;
         CREATE TABLE event_dict(id INTEGER PRIMARY KEY, body BLOB NOT NULL);
         """,
+        // Idempotency hashes in partitions of 2^16 blocks (`g` = block seq >> 16, in `meta.dedup_partition_shift`):
+        // a merge of the newest hashes writes into the newest partition only, so its cost does not grow
+        // with the store; a probe seeks each partition.
+        """
+        CREATE TABLE dedup_parts(g INTEGER NOT NULL, h INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY(g, h, seq)) WITHOUT ROWID;
+        INSERT INTO dedup_parts(g, h, seq) SELECT seq >> 16, h, seq FROM dedup ORDER BY seq >> 16, h, seq;
+        DROP TABLE dedup;
+        INSERT OR REPLACE INTO meta(key, value) VALUES('dedup_partition_shift', '16');
+        """,
     ]
 
     /// The stage-time column of each lifecycle stage.

@@ -101,6 +101,35 @@ import WaybillTestSupport
         #expect(try await s.append(events + [other]) == AppendResult(accepted: 3, duplicates: 1))
     }
 
+    /// The idempotency index in partitions of two blocks: merges write into the newest partitions, a
+    /// probe finds a hash in any of them, also after a restart.
+    @Test func duplicatesAreFoundInEveryPartitionOfTheIndex() async throws {
+        let path = temporaryDatabase()
+        var o = SQLiteStore.Options()
+        o.recentDedupLimit = 7
+        try SQLiteStore(path: path, options: o).close()
+        do {
+            let c = try Connection(path: path)
+            try c.exec("UPDATE meta SET value = '1' WHERE key = 'dedup_partition_shift'")
+        }
+        let events = StoreConformance.workload(orders: 12)
+        do {
+            let s = try SQLiteStore(path: path, options: o)
+            for i in stride(from: 0, to: events.count, by: 5) {
+                let chunk = Array(events[i..<min(i + 5, events.count)])
+                #expect(try await s.append(chunk + [events[i / 2]]) == AppendResult(accepted: chunk.count, duplicates: 1))
+            }
+            s.close()
+        }
+        let c = try Connection(path: path)
+        #expect(try c.scalarInt("SELECT count(DISTINCT g) FROM dedup_parts") > 3)
+        #expect(try c.scalarInt("SELECT count(*) FROM dedup_parts WHERE g != seq >> 1") == 0)
+        let s = try SQLiteStore(path: path, options: o)
+        defer { s.close() }
+        #expect(try await s.append(events.shuffled()) == AppendResult(accepted: 0, duplicates: events.count))
+        #expect(try s.stats().events == events.count)
+    }
+
     @Test func duplicatesInsideOneAppendAndAcrossItsBlocks() async throws {
         let s = try SQLiteStore(path: temporaryDatabase())
         defer { s.close() }
