@@ -178,7 +178,9 @@ public struct SavedQueries: Sendable {
             throw SavedQueryError(file: file, line: line, field: "yaml", rule: "is not valid YAML: \(error)")
         }
         guard let node else { throw SavedQueryError(file: file, field: "document", rule: "is empty") }
-        do { return try YAMLFields(node, file: file, context: nil) } catch { throw error as! SavedQueryError }
+        do { return try YAMLFields(node, file: file, context: nil) } catch let e as SavedQueryError { throw e } catch {
+            throw SavedQueryError(file: file, field: "document", rule: "\(error)")
+        }
     }
 
     /// Parses one report file (its name is the file's).

@@ -73,6 +73,8 @@ struct SavedQueryTests {
             ("title: T\nwindow: previous day\ndrilldowns:\n  - kpi: fill_rate\n    limit: 0\n", 5, "limit", "from 1 to 1000"),
             ("title: T\nwindow: previous day\nsplit: error-in:erp\nby: warehouse\n", 3, "split", "cannot be combined with by"),
             ("title: [unclosed\n", nil, "yaml", "not valid YAML"),
+            ("- title: T\n- window: previous day\n", 1, "document", "mapping"),
+            ("", nil, "document", "empty"),
         ]
         for (yaml, line, field, rule) in cases {
             let e = reportError(yaml)
