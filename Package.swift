@@ -50,7 +50,8 @@ let package = Package(
         ]),
         // Saved queries (reports, searches), scheduled report delivery and the OCEL 2.0 export.
         .target(name: "WaybillReports", dependencies: [
-            "WaybillModel", "WaybillStore", "WaybillKPI", "WaybillAlerts", "WaybillQuery",
+            "WaybillModel", "WaybillStore", "WaybillKPI", "WaybillAlerts", "WaybillQuery", "CZlib",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Yams", package: "Yams"),
         ]),
         .target(name: "WaybillServer", dependencies: [
@@ -89,7 +90,8 @@ let package = Package(
         .testTarget(name: "WaybillKPITests", dependencies: ["WaybillKPI", "WaybillTestSupport"]),
         .testTarget(name: "WaybillAlertsTests", dependencies: ["WaybillAlerts", "WaybillSQLite", "WaybillKPI", "WaybillTestSupport"]),
         .testTarget(name: "WaybillClickHouseTests", dependencies: ["WaybillClickHouse", "WaybillStoreConformance", "WaybillKPI", "WaybillSQLite", "WaybillTestSupport"]),
-        .testTarget(name: "WaybillReportsTests", dependencies: ["WaybillReports", "WaybillSQLite", "WaybillKPI", "WaybillTestSupport"]),
+        .testTarget(name: "WaybillReportsTests", dependencies: ["WaybillReports", "WaybillSQLite", "WaybillKPI", "WaybillTestSupport"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "WaybillServerTests", dependencies: [
             "WaybillServer", "WaybillSQLite", "WaybillKPI", "WaybillQuery", "WaybillTestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -32,6 +32,7 @@ struct WaybillAPI: Sendable {
             (.get, "/api/v1/traces", { req, _ in try await searchTraces(req) }),
             (.get, "/api/v1/kpis", { req, _ in try await getKPIs(req) }),
             (.get, "/api/v1/services", { req, _ in try await getServices(req) }),
+            (.get, "/api/v1/export/ocel", { req, _ in try await exportOCEL(req) }),
             (.post, "/api/v1/orders", { req, _ in try await postOrder(req) }),
             (.get, "/", { req, _ in try await indexPage(req) }),
             (.get, "/search", { req, _ in try await searchPage(req) }),

@@ -1,0 +1,212 @@
+import Foundation
+import WaybillModel
+import WaybillQuery
+import WaybillStore
+
+public enum OCELExportError: Error, Sendable, CustomStringConvertible {
+    /// The temporary files of the object pass could not be written or read.
+    case temporary(String)
+    /// The store cannot scan events by time (an engine without `EventScanner`).
+    case unsupported(String)
+
+    public var description: String {
+        switch self {
+        case .temporary(let m): return "OCEL export: \(m)"
+        case .unsupported(let m): return m
+        }
+    }
+}
+
+/// `waybill export ocel` and `GET /api/v1/export/ocel`: the window asked for.
+public struct OCELRequest: Sendable, Equatable {
+    public static let parameterNames = ["from", "to"]
+    public var from: String?
+    public var to: String?
+
+    public init(from: String?, to: String?) {
+        self.from = from
+        self.to = to
+    }
+
+    /// Unknown parameters are refused; empty values count as absent.
+    public init(parameters: [String: String]) throws(QueryFailure) {
+        for k in parameters.keys.sorted() where !Self.parameterNames.contains(k) {
+            throw .badRequest(FieldError(field: k, rule: "unknown parameter; known: from, to"))
+        }
+        self.init(from: parameters["from"].flatMap { $0.isEmpty ? nil : $0 }, to: parameters["to"].flatMap { $0.isEmpty ? nil : $0 })
+    }
+
+    public var parameters: [String: String] {
+        var p: [String: String] = [:]
+        if let from { p["from"] = from }
+        if let to { p["to"] = to }
+        return p
+    }
+
+    /// `[from, to)`: `from` is required, `to` defaults to now; both RFC 3339 or relative (`-7d`, `now`).
+    public func window(now: Micros) throws(QueryFailure) -> Range<Micros> {
+        guard let from else { throw .badRequest(FieldError(field: "from", rule: "is required (RFC 3339 or relative like -7d)")) }
+        guard let start = TimeText.parse(from, now: now) else {
+            throw .badRequest(FieldError(field: "from", rule: "must be RFC 3339 or relative like -7d"))
+        }
+        var end = now
+        if let to {
+            guard let t = TimeText.parse(to, now: now) else { throw .badRequest(FieldError(field: "to", rule: "must be RFC 3339 or relative like -1h")) }
+            end = t
+        }
+        guard start < end else { throw .badRequest(FieldError(field: "to", rule: "must be after from")) }
+        return start..<end
+    }
+}
+
+/// What an export wrote, counted as written (the numbers pm4py's reader should find).
+public struct OCELExportSummary: Codable, Sendable, Equatable {
+    public var from: String
+    public var to: String
+    public var events: Int
+    public var objects: Int
+    /// Event-to-object relationships.
+    public var e2o: Int
+    /// Object-to-object relationships.
+    public var o2o: Int
+    public var eventsByType: [String: Int]
+    public var objectsByType: [String: Int]
+    public var bytes: Int
+}
+
+/// The OCEL 2.0 JSON export of the events of a window (docs/export.md has the mapping).
+///
+/// One pass over the store: events are read page by page in time order (`EventScanner`) and written
+/// to the output as they come; what they say about objects (existence and type, timed attributes,
+/// object-to-object links) is appended to an on-disk spool hashed by object id. After the events, the
+/// spool is read back one partition at a time to write each object once with its attributes and
+/// relationships; then the event and object types with the attributes seen. Memory holds a page of
+/// events, the output buffer, the spool's write buffers and one partition, whatever the window's size.
+/// JSON object members are unordered (RFC 8259), so the type declarations come last in the file,
+/// when they are known, rather than before the events.
+public struct OCELExporter: Sendable {
+    public var pageSize = 2_000
+    /// Output is handed to the writer in chunks of about this size.
+    public var chunkBytes = 256 << 10
+    /// Where the spool's temporary directory is made (default `$TMPDIR`, else /tmp).
+    public var temporaryDirectory: String?
+    /// Spool partitions and the size above which a partition is split before it is grouped in memory.
+    public var partitions = 256
+    public var partitionLimit = 4 << 20
+
+    public init(temporaryDirectory: String? = nil) {
+        self.temporaryDirectory = temporaryDirectory
+    }
+
+    /// Writes the export of `window` through `write` (called with consecutive chunks of the document).
+    public func export(from scanner: any EventScanner, window: Range<Micros>, write: ([UInt8]) throws -> Void) throws -> OCELExportSummary {
+        try withoutActuallyEscaping(write) { write in try run(scanner, window, write) }
+    }
+
+    private func run(_ scanner: any EventScanner, _ window: Range<Micros>, _ write: @escaping ([UInt8]) throws -> Void) throws -> OCELExportSummary {
+        let spool = try OCELObjectSpool(parent: temporaryDirectory, partitions: partitions, partitionLimit: partitionLimit)
+        defer { spool.remove() }
+        var out = OCELOutputBuffer(chunkBytes: chunkBytes, write: write)
+        var mapper = OCELEventMapper(spool: spool)
+        out.raw("{\"events\":[")
+        var first = true
+        try scanner.forEachEventPage(in: window, pageSize: pageSize) { events in
+            for e in events {
+                if !first { out.byte(0x2C) }
+                first = false
+                try mapper.writeEvent(e, to: &out)
+                try out.flushIfFull()
+            }
+        }
+        out.raw("],\"objects\":[")
+        var objects = 0, o2o = 0
+        var objectsByType: [String: Int] = [:]
+        try spool.drain { groups in
+            for id in groups.keys.sorted() {
+                let (type, relations) = OCELObjectWriter.write(id: id, records: groups[id]!, first: objects == 0, to: &out)
+                objects += 1
+                o2o += relations
+                objectsByType[type, default: 0] += 1
+                try out.flushIfFull()
+            }
+        }
+        out.raw("],\"eventTypes\":[")
+        for (i, type) in mapper.eventAttributes.keys.sorted().enumerated() {
+            if i > 0 { out.byte(0x2C) }
+            out.raw("{\"name\":")
+            out.string(type)
+            out.raw(",\"attributes\":[")
+            let attrs = mapper.eventAttributes[type]!
+            for (j, name) in attrs.keys.sorted().enumerated() {
+                if j > 0 { out.byte(0x2C) }
+                out.raw("{\"name\":")
+                out.string(name)
+                out.raw(",\"type\":")
+                out.string(attrs[name]!.rawValue)
+                out.byte(0x7D)
+            }
+            out.raw("]}")
+        }
+        out.raw("],\"objectTypes\":[")
+        for (i, type) in objectsByType.keys.sorted().enumerated() {
+            if i > 0 { out.byte(0x2C) }
+            out.raw("{\"name\":")
+            out.string(type)
+            out.raw(",\"attributes\":[")
+            for (j, a) in OCELObjectWriter.declaredAttributes(of: type).enumerated() {
+                if j > 0 { out.byte(0x2C) }
+                out.raw("{\"name\":")
+                out.string(a.name)
+                out.raw(",\"type\":")
+                out.string(a.type.rawValue)
+                out.byte(0x7D)
+            }
+            out.raw("]}")
+        }
+        out.raw("]}\n")
+        try out.flush()
+        return OCELExportSummary(from: RFC3339.format(window.lowerBound), to: RFC3339.format(window.upperBound), events: mapper.events,
+                                 objects: objects, e2o: mapper.e2o, o2o: o2o, eventsByType: mapper.eventsByType,
+                                 objectsByType: objectsByType, bytes: out.total)
+    }
+}
+
+/// OCEL attribute types (the specification's five).
+enum OCELAttributeType: String {
+    case string, time, integer, float, boolean
+
+    /// The declared type of an attribute whose values had both types: integers widen to float, anything else to string.
+    func widened(with other: OCELAttributeType) -> OCELAttributeType {
+        if self == other { return self }
+        if (self == .integer && other == .float) || (self == .float && other == .integer) { return .float }
+        return .string
+    }
+}
+
+/// The output document being written, handed on in chunks.
+struct OCELOutputBuffer {
+    var w = JSONWriter(capacity: 300 << 10)
+    let chunkBytes: Int
+    let write: ([UInt8]) throws -> Void
+    var total = 0
+
+    init(chunkBytes: Int, write: @escaping ([UInt8]) throws -> Void) {
+        self.chunkBytes = chunkBytes
+        self.write = write
+    }
+
+    mutating func raw(_ s: String) { w.raw(s) }
+    mutating func byte(_ b: UInt8) { w.bytes.append(b) }
+    mutating func string(_ s: String) { w.string(s) }
+
+    mutating func flushIfFull() throws {
+        if w.bytes.count >= chunkBytes { try flush() }
+    }
+
+    mutating func flush() throws {
+        guard !w.bytes.isEmpty else { return }
+        total += w.bytes.count
+        try write(w.bytes)
+        w.bytes.removeAll(keepingCapacity: true)
+    }
+}
