@@ -110,7 +110,7 @@ final class WaybillServerProcess: @unchecked Sendable {
     func request(_ method: String, _ path: String, body: [UInt8]? = nil, contentType: String? = nil) async throws -> (status: Int, body: String) {
         var req = URLRequest(url: URL(string: base + path)!)
         req.httpMethod = method
-        req.timeoutInterval = 60
+        req.timeoutInterval = 300
         if let body { req.httpBody = Data(body) }
         if let contentType { req.setValue(contentType, forHTTPHeaderField: "Content-Type") }
         let (data, response) = try await URLSession.shared.data(for: req)
