@@ -21,6 +21,7 @@ extension ClickHouseStore {
             }
             var result = AppendResult()
             var rows = RowWriter()
+            var fresh: [String: [CloudEvent]] = [:]
             for e in events {
                 let k = Self.pairKey(e.source, e.id)
                 guard stored.insert(k).inserted else {
@@ -28,6 +29,7 @@ extension ClickHouseStore {
                     continue
                 }
                 result.accepted += 1
+                if e.isOrderEvent { fresh[e.subject, default: []].append(e) }
                 rows.begin()
                 rows.int("time", e.time)
                 rows.str("subject", e.subject)
@@ -55,7 +57,7 @@ extension ClickHouseStore {
             try await insert("links", edges)
             // 4. The facts of every order the call touched, refolded from everything stored.
             let orders = Set(events.filter(\.isOrderEvent).map(\.subject))
-            if !orders.isEmpty { try await refoldFacts(Array(orders).sorted()) }
+            if !orders.isEmpty { try await refoldFacts(Array(orders).sorted(), fresh: fresh) }
             return result
         }
     }
@@ -64,22 +66,52 @@ extension ClickHouseStore {
 
     /// Recomputes the facts of `orders` from their stored order events (each `(source, id)` once) and
     /// the facts of events retention deleted, and writes them as new versions.
-    func refoldFacts(_ orders: [String]) async throws {
+    ///
+    /// Shortcut: this process caches the facts it last wrote for an order with the number of distinct
+    /// stored events they fold. When the stored number is now that plus the order's `fresh` events of
+    /// this call, the stored set is exactly the cached one and the fresh ones (no other writer added
+    /// any), so the cached facts with the fresh events applied are the refold, without reading the
+    /// events back. Otherwise the order is refolded from the stored events.
+    func refoldFacts(_ orders: [String], fresh: [String: [CloudEvent]]) async throws {
         for part in orders.chunked(Self.chunk) {
+            var storedCount: [String: Int] = [:]
+            for r in try await queryAsync("SELECT subject, count() AS n FROM (SELECT subject, source, id FROM \(t.table("events")) "
+                                          + "WHERE subject IN \(SQL.list(part)) AND startsWith(type, 'order.') GROUP BY subject, source, id) GROUP BY subject") {
+                if let s = r["subject"]?.stringValue { storedCount[s] = Int(r["n"]?.int64 ?? 0) }
+            }
             var facts: [String: OrderFacts] = [:]
-            for r in try await queryAsync("SELECT order_id, argMax(facts, ver) AS facts FROM \(t.table("facts_base")) "
-                                          + "WHERE order_id IN \(SQL.list(part)) GROUP BY order_id") {
-                if let id = r["order_id"]?.stringValue, let f = r["facts"]?.stringValue.flatMap({ OrderFacts(storageBytes: Array($0.utf8)) }) {
-                    facts[id] = f
+            var refold: [String] = []
+            for o in part {
+                let add = fresh[o] ?? []
+                if let c = factsCache.get(o), c.inTable + add.count == storedCount[o] ?? 0 {
+                    var f = c.facts
+                    for e in add { f.apply(e) }
+                    facts[o] = f
+                } else {
+                    refold.append(o)
                 }
             }
-            let rows = try await queryAsync("SELECT source, id, type, time, subject, raw FROM \(t.table("events")) "
-                                            + "WHERE subject IN \(SQL.list(part)) AND startsWith(type, 'order.') LIMIT 1 BY subject, source, id")
-            for r in rows {
-                guard let e = Self.event(r) else { continue }
-                facts[e.subject, default: OrderFacts(orderID: e.subject)].apply(e)
+            if !refold.isEmpty {
+                var base: [String: OrderFacts] = [:]
+                for r in try await queryAsync("SELECT order_id, argMax(facts, ver) AS facts FROM \(t.table("facts_base")) "
+                                              + "WHERE order_id IN \(SQL.list(refold)) GROUP BY order_id") {
+                    if let id = r["order_id"]?.stringValue, let f = Self.facts(r) { base[id] = f }
+                }
+                var folded = base
+                let rows = try await queryAsync("SELECT source, id, type, time, subject, raw FROM \(t.table("events")) "
+                                                + "WHERE subject IN \(SQL.list(refold)) AND startsWith(type, 'order.') LIMIT 1 BY subject, source, id")
+                for r in rows {
+                    guard let e = Self.event(r) else { continue }
+                    folded[e.subject, default: OrderFacts(orderID: e.subject)].apply(e)
+                }
+                for (o, f) in folded { facts[o] = f }
             }
             try await writeFacts(Array(facts.values))
+            for (o, f) in facts {
+                let fromBase = f.eventCount - (storedCount[o] ?? 0)
+                // Cached only when the count is consistent (a base, if any, accounts for the rest).
+                if fromBase >= 0 { factsCache.put(o, FactsCache.Entry(facts: f, inTable: storedCount[o] ?? 0)) }
+            }
         }
     }
 
@@ -236,6 +268,8 @@ extension ClickHouseStore {
 
     public func deleteEvents(before cutoff: Micros) async throws -> Int {
         try await write {
+            factsCache.clear()
+            defer { factsCache.clear() }
             let counted = try await queryAsync("SELECT count() AS n FROM (SELECT source, id FROM \(t.table("events")) WHERE time < \(cutoff) GROUP BY source, id)")
             let removed = Int(counted.first?["n"]?.int64 ?? 0)
             // Orders that outlive the cut keep their facts whole: the facts of their deleted events become their base.
@@ -314,4 +348,30 @@ extension Array {
     func chunked(_ n: Int) -> [ArraySlice<Element>] {
         stride(from: 0, to: count, by: n).map { self[$0..<Swift.min($0 + n, count)] }
     }
+}
+
+/// The facts this process last wrote per order, with how many distinct stored events they fold
+/// (`refoldFacts`). Bounded: emptied when full. Used only by the serialized write path.
+final class FactsCache: @unchecked Sendable {
+    struct Entry {
+        var facts: OrderFacts
+        var inTable: Int
+    }
+
+    private let lock = NSLock()
+    private var entries: [String: Entry] = [:]
+    let limit: Int
+
+    init(limit: Int = 200_000) { self.limit = limit }
+
+    func get(_ order: String) -> Entry? { lock.withLock { entries[order] } }
+
+    func put(_ order: String, _ e: Entry) {
+        lock.withLock {
+            if entries.count >= limit { entries.removeAll(keepingCapacity: true) }
+            entries[order] = e
+        }
+    }
+
+    func clear() { lock.withLock { entries.removeAll() } }
 }

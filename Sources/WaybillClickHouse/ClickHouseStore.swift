@@ -33,6 +33,7 @@ public final class ClickHouseStore: WaybillStore, AlertStore, DeadlineReader, Wo
     let rollup: (any FactsRollup)?
     let gate: WriteGate
     let health = StorageHealthMonitor()
+    let factsCache = FactsCache()
     /// Index in `url.hosts` of each node of the cluster (each host once); without a cluster, one nil:
     /// whichever host answers (failover).
     let nodes: [Int?]

@@ -5,15 +5,15 @@ import WaybillStore
 import WaybillStoreConformance
 @testable import WaybillClickHouse
 
-/// A ClickHouse to test against: `WAYBILL_TEST_CLICKHOUSE` (a store URL; its database is replaced by a
-/// fresh one per storage), or nil after printing why the test is skipped.
+/// A ClickHouse to test against: `WAYBILL_TEST_CLICKHOUSE` (a store URL) when set, else the test
+/// harness's two-shard cluster (`ClickHouseCluster`; one node of it when `cluster` is false). Nil after
+/// printing `SKIPPED <test>: <reason>` when clickhouse-server is not installed. Each storage gets a
+/// fresh database (`fresh`).
 enum TestClickHouse {
-    static func url(test: String) -> ClickHouseURL? {
-        guard let text = ProcessInfo.processInfo.environment["WAYBILL_TEST_CLICKHOUSE"] else {
-            print("SKIPPED \(test): clickhouse-server not configured (set WAYBILL_TEST_CLICKHOUSE to a store URL)")
-            return nil
-        }
-        return try? ClickHouseURL(parsing: text)
+    static func url(test: String, cluster: Bool = true) async -> ClickHouseURL? {
+        if let text = ProcessInfo.processInfo.environment["WAYBILL_TEST_CLICKHOUSE"] { return try? ClickHouseURL(parsing: text) }
+        guard let c = await ClickHouseCluster.shared(test: test) else { return nil }
+        return try? ClickHouseURL(parsing: c.url(database: "waybill", cluster: cluster))
     }
 
     static func fresh(_ base: ClickHouseURL, _ prefix: String = "wbt") -> ClickHouseURL {
@@ -28,7 +28,7 @@ enum TestClickHouse {
 @Suite struct ClickHouseConformanceTests {
     @Test(arguments: StoreConformance.checks)
     func conformance(_ check: StoreConformance.Check) async throws {
-        guard let base = TestClickHouse.url(test: "ClickHouseConformanceTests/\(check.name)") else { return }
+        guard let base = await TestClickHouse.url(test: "ClickHouseConformanceTests/\(check.name)") else { return }
         try await check.run {
             let url = TestClickHouse.fresh(base)
             return StoreConformance.Storage(open: { rollup in try ClickHouseStore(url: url, rollup: rollup) },

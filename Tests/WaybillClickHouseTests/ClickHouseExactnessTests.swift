@@ -84,7 +84,7 @@ import WaybillTestSupport
     }
 
     @Test func twoWritersWithResendsEqualSQLite() async throws {
-        guard let base = TestClickHouse.url(test: "ClickHouseExactnessTests/twoWritersWithResendsEqualSQLite") else { return }
+        guard let base = await TestClickHouse.url(test: "ClickHouseExactnessTests/twoWritersWithResendsEqualSQLite") else { return }
         let events = Self.history(orders: 360, seed: 7)
         var rng = SplitMix64(seed: 99)
 
