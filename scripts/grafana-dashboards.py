@@ -109,8 +109,11 @@ def operations():
     L.panel("timeseries", "Spans per second by service",
             [t(f'sum by (service) (rate(waybill_spans_received_total{{{I}}}[{RATE}]))', "{{service}}"),
              t(f'sum(rate(waybill_spans_rejected_total{{{I}}}[{RATE}]))', "rejected")], unit="ops")
-    L.panel("timeseries", "Writer commit p99 by signal",
-            [t(f'histogram_quantile(0.99, sum by (le, signal) (rate(waybill_writer_commit_seconds_bucket{{{I}}}[{RATE}])))', "{{signal}}")], unit="s")
+    L.panel("timeseries", "Append and group commit p99 by signal",
+            [t(f'histogram_quantile(0.99, sum by (le, signal) (rate(waybill_store_append_seconds_bucket{{{I}}}[{RATE}])))', "append {{signal}}"),
+             t(f'histogram_quantile(0.99, sum by (le, signal) (rate(waybill_writer_commit_seconds_bucket{{{I}}}[{RATE}])))', "commit {{signal}}")],
+            unit="s", description="Append: from the request's hand-off to the store to its commit, queueing included. "
+                                   "Commit: one group-commit transaction of the writer.")
     L.panel("timeseries", "Queue depth and throttling",
             [t(f'sum(waybill_ingest_queue_events{{{I}}})', "queued events"),
              t(f'sum(rate(waybill_ingest_throttled_total{{{I}}}[{RATE}]))', "429/s"),

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import WaybillModel
 import WaybillStore
 
@@ -180,12 +181,23 @@ final class GroupCommitWriter: @unchecked Sendable {
             do { c.resume(returning: try conn.transaction { try body(conn) }) } catch { c.resume(throwing: error) }
             return
         }
+        let started = ContinuousClock.now
+        let signal: String
         if case .spans = take[0] {
+            signal = "spans"
             commit(take.compactMap { if case .spans(let s, let c) = $0 { return (s, c) } else { return nil } }, session.writeSpans)
         } else {
+            signal = "events"
             commit(take.compactMap { if case .append(let p, let c) = $0 { return (p, c) } else { return nil } }, session.write)
         }
+        if let observer = commitObserver.withLock({ $0 }) {
+            let d = ContinuousClock.now - started
+            observer(signal, Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
+        }
     }
+
+    /// Told the duration of each group commit of events or spans (`/metrics`); nil: nobody listens.
+    let commitObserver = Mutex<(@Sendable (String, Double) -> Void)?>(nil)
 
     /// Writes the batches of several jobs in one transaction and answers each job.
     private func commit<Batch>(_ jobs: [(Batch, CheckedContinuation<AppendResult, any Error>)], _ write: ([Batch]) throws -> [AppendResult]) {

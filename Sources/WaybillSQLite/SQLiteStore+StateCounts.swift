@@ -15,3 +15,9 @@ extension SQLiteStore: OrderStateCounter {
         }
     }
 }
+
+extension SQLiteStore: CommitObservable {
+    public func observeCommits(_ observer: (@Sendable (_ signal: String, _ seconds: Double) -> Void)?) {
+        writer.commitObserver.withLock { $0 = observer }
+    }
+}

@@ -47,6 +47,7 @@ public func buildApplication(store: any WaybillStore, config: ServerConfig, logg
     let now: @Sendable () -> Micros = { clock.now() }
     let metrics = ServerMetrics(clock: now)
     if let alerting { metrics.attach(alerting) }
+    metrics.observeCommits(of: store)
     let access = AccessControl(store: store, open: config.openWithoutTokens, clock: now, ingestRateLimit: config.ingestRateLimit)
     let queries = LocalQueries(store: store, lanes: .standard(), clock: now, alerting: rulesView)
     let api = WaybillAPI(store: store, config: config, metrics: metrics, clock: now, orderDesk: orderDesk, alerting: alerting, queries: queries)

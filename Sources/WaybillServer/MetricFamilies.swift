@@ -37,8 +37,11 @@ public struct MetricFamily: Sendable, Equatable {
         .init(name: "waybill_request_bodies_rejected_total", kind: .counter, help: "Request bodies refused whole (400/413/415).", labels: []),
         .init(name: "waybill_ingest_throttled_total", kind: .counter, help: "Requests answered 429 because the ingest queue was full.",
               labels: []),
+        .init(name: "waybill_store_append_seconds", kind: .histogram,
+              help: "Time from handing an append to the store to its commit (queueing included), by signal (events, spans).",
+              labels: ["signal"], buckets: requestBuckets),
         .init(name: "waybill_writer_commit_seconds", kind: .histogram,
-              help: "Time from handing an append to the group-commit writer to its commit, by signal (events, spans).",
+              help: "Duration of each group commit of the store's writer (one transaction for the appends queued together), by signal.",
               labels: ["signal"], buckets: requestBuckets),
         .init(name: "waybill_ingest_queue_events", kind: .gauge, help: "Events waiting for the group-commit writer.", labels: []),
         // Store

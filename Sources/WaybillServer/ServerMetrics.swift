@@ -119,12 +119,22 @@ public final class ServerMetrics: Sendable {
         if rejected > 0 { counter("waybill_spans_rejected_total", []).increment(by: rejected) }
     }
 
-    /// `waybill_writer_commit_seconds{signal}`: one append from its hand-off to the writer to its commit
-    /// (queueing included); the store changed, so the cached figures are read again.
+    /// `waybill_store_append_seconds{signal}`: one append from its hand-off to the store to its commit
+    /// (waiting in the writer's queue included); the store changed, so the cached figures are read again.
     func commit(signal: String, since start: ContinuousClock.Instant) {
-        CoreMetrics.Timer(label: "waybill_writer_commit_seconds", dimensions: [("signal", signal)], factory: factory)
+        CoreMetrics.Timer(label: "waybill_store_append_seconds", dimensions: [("signal", signal)], factory: factory)
             .recordNanoseconds(Self.nanoseconds(since: start))
         figures.invalidate()
+    }
+
+    /// `waybill_writer_commit_seconds{signal}`: each group commit of the store's writer, when the engine
+    /// reports them (`CommitObservable`). The last server built over a store is the one told.
+    func observeCommits(of store: any WaybillStore) {
+        guard let observable = store as? any CommitObservable else { return }
+        let timers = Dictionary(uniqueKeysWithValues: ["events", "spans"].map {
+            ($0, CoreMetrics.Timer(label: "waybill_writer_commit_seconds", dimensions: [("signal", $0)], factory: factory))
+        })
+        observable.observeCommits { signal, seconds in timers[signal]?.recordNanoseconds(Int64(seconds * 1e9)) }
     }
 
     /// `waybill_alert_evaluation_seconds`: one evaluation tick of every rule.
