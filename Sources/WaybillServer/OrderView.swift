@@ -176,9 +176,11 @@ struct OrderTimelineSVG {
             guard let a = RFC3339.parse(s.start), let b = RFC3339.parse(s.end) else { return nil }
             return (s, a, b)
         }
-        let open = doc.steps.last.flatMap { $0.to == nil ? RFC3339.parse($0.startedAt) : nil }
+        // The axis runs to now while a step is in progress, unless nothing ever left that stage (no
+        // history: say, shipped where no carrier reports deliveries), which would squash every other step.
+        let openStep = doc.steps.last.flatMap { $0.to == nil ? $0 : nil }
         var times = eventTimes + spans.flatMap { [$0.1, $0.2] }
-        if open != nil { times.append(now) }
+        if let o = openStep, o.samples > 0 { times.append(now) }
         guard let t0 = times.min(), var t1 = times.max() else {
             markup = ""
             return
@@ -203,7 +205,7 @@ struct OrderTimelineSVG {
         let colours: [StepDocument.Verdict: String] = [.typical: "#86c79a", .slow: "#f2b84b", .veryslow: "#e0524f", .noHistory: "#b8c2cc", .inProgress: "#93b4f5"]
         for s in doc.steps {
             guard let a = RFC3339.parse(s.startedAt) else { continue }
-            let b = s.endedAt.flatMap(RFC3339.parse) ?? now
+            let b = Swift.min(s.endedAt.flatMap(RFC3339.parse) ?? now, t1)
             let v = s.verdict(now: now)
             let gap = s.gapSeconds.map { DurationText.format(Micros($0 * 1e6)) } ?? DurationText.format(Swift.max(0, now - a)) + " so far"
             rows.append("<g><title>\(e(s.name)): \(e(gap)), \(e(v.rawValue))\(s.p90Seconds.map { ", p90 " + DurationText.format(Micros($0 * 1e6)) } ?? "")</title>"

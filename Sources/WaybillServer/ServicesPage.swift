@@ -113,7 +113,8 @@ struct ServiceMapSVG {
                 let x1 = a.x + Self.nodeWidth, y1 = a.y + Self.nodeHeight / 2, x2 = b.x, y2 = b.y + Self.nodeHeight / 2
                 let mx = (x1 + x2) / 2
                 path = "M\(f(x1)),\(f(y1)) C\(f(mx)),\(f(y1)) \(f(mx)),\(f(y2)) \(f(x2 - 6)),\(f(y2))"
-                label = (mx, (y1 + y2) / 2 - 4)
+                // Near the callee, where edges from one caller have spread apart.
+                label = (x2 - 40, y2 - 6)
             } else {
                 // A call back to a column on the left (or the same): below the boxes.
                 let x1 = a.x + Self.nodeWidth / 2, y1 = a.y + Self.nodeHeight, x2 = b.x + Self.nodeWidth / 2, y2 = b.y + Self.nodeHeight
@@ -139,7 +140,7 @@ struct ServiceMapSVG {
                 + "<text x=\"\(f(p.x + 8))\" y=\"\(f(p.y + 34))\" class=\"ns\">\(e(stats))</text></g>"
         }
         markup = "<svg class=\"map\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(f(width)) \(f(height))\" width=\"\(f(Swift.min(width, 1200)))\" role=\"img\" aria-label=\"service map\">"
-            + "<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"6\" markerHeight=\"6\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#667\"/></marker></defs>"
+            + "<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"9\" markerHeight=\"9\" markerUnits=\"userSpaceOnUse\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#667\"/></marker></defs>"
             + "<style>.nn{font:600 12px sans-serif;fill:#1b1f24}.ns{font:10px sans-serif;fill:#555}.el{font:10px sans-serif;fill:#445}.el.bad{fill:#b91c1c;font-weight:600}</style>"
             + out + "</svg>"
     }

@@ -93,7 +93,7 @@ func startTags(_ html: String) -> [HTMLTag] {
         "viewbox", "role", "aria-label", "x1", "x2", "y1", "y2", "x", "y", "text-anchor", "d", "fill", "stroke", "stroke-width",
         "stroke-linejoin", "cx", "cy", "r",
         // The order page and the service map.
-        "xmlns", "width", "height", "rx", "fill-opacity", "stroke-dasharray", "marker-end", "refx", "refy", "markerwidth", "markerheight", "orient",
+        "xmlns", "width", "height", "rx", "fill-opacity", "stroke-dasharray", "marker-end", "refx", "refy", "markerwidth", "markerheight", "markerunits", "orient",
     ]
 
     static func events() -> String {
