@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# The ClickHouse engine against a two-shard ClickHouse on loopback (clickhouse-server, Debian's 18.16):
+#  1. ingest through Waybill (`waybill ingest --store`) against ClickHouse's own JSONEachRow HTTP insert
+#     of the same rows (the `events` columns Waybill writes) into the same tables, same batch size;
+#  2. trace lookups through `waybill serve --store` (GET /api/v1/traces/{key}): p50, p99;
+#  3. a 30-day KPI report (GET /api/v1/kpis by warehouse, step 1d): median of 10;
+#  4. bytes on disk per event (system.parts, both shards) against the SQLite store of the same file.
+# The servers run with temporary data directories on free ports and a password user; both are stopped
+# at the end. usage: bench/clickhouse.sh [ORDERS] (default 20000; needs python3, curl, a release build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-20000}
+W=.build/release/waybill
+[ -x "$W" ] || { echo "build first: swift build -c release --product waybill" >&2; exit 1; }
+command -v clickhouse-server >/dev/null || [ -x /usr/sbin/clickhouse-server ] || { echo "clickhouse-server is not installed" >&2; exit 1; }
+CHS=$(command -v clickhouse-server || echo /usr/sbin/clickhouse-server)
+OUT=$(mktemp -d /tmp/waybill-ch-bench.XXXXXX)
+PW=bench-$RANDOM$RANDOM
+ports=($(python3 -c 'import socket
+s=[socket.socket() for _ in range(6)]
+[x.bind(("127.0.0.1",0)) for x in s]
+print(" ".join(str(x.getsockname()[1]) for x in s))'))
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 1; rm -rf "$OUT"; }
+trap cleanup EXIT
+for i in 0 1; do
+  d=$OUT/node$i; mkdir -p "$d/data" "$d/tmp" "$d/logs"
+  cat > "$d/users.xml" <<EOF
+<?xml version="1.0"?>
+<yandex><profiles><default><max_memory_usage>2000000000</max_memory_usage></default></profiles>
+<users><waybill><password>$PW</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></waybill></users>
+<quotas><default></default></quotas></yandex>
+EOF
+  cat > "$d/config.xml" <<EOF
+<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>$d/logs/server.log</log><errorlog>$d/logs/err.log</errorlog></logger>
+  <http_port>${ports[$((i*2))]}</http_port><tcp_port>${ports[$((i*2+1))]}</tcp_port><listen_host>127.0.0.1</listen_host>
+  <path>$d/data/</path><tmp_path>$d/tmp/</tmp_path><users_config>$d/users.xml</users_config>
+  <default_profile>default</default_profile><default_database>default</default_database>
+  <mark_cache_size>268435456</mark_cache_size>
+  <remote_servers><waybill>
+    <shard><replica><host>127.0.0.1</host><port>${ports[1]}</port><user>waybill</user><password>$PW</password></replica></shard>
+    <shard><replica><host>127.0.0.1</host><port>${ports[3]}</port><user>waybill</user><password>$PW</password></replica></shard>
+  </waybill></remote_servers>
+</yandex>
+EOF
+  "$CHS" --config-file="$d/config.xml" > "$d/logs/stdout" 2>&1 &
+  PIDS+=($!)
+done
+H0=${ports[0]}; H1=${ports[2]}
+q() { curl -sf "http://127.0.0.1:$1/?insert_distributed_sync=1&output_format_json_quote_64bit_integers=0" -H "X-ClickHouse-User: waybill" -H "X-ClickHouse-Key: $PW" --data-binary "$2"; }
+for _ in $(seq 100); do q $H0 "SELECT 1" >/dev/null 2>&1 && q $H1 "SELECT 1" >/dev/null 2>&1 && break; sleep 0.2; done
+echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo); load $(cut -d' ' -f1-3 /proc/loadavg); ClickHouse $(q $H0 'SELECT version()')"
+export WAYBILL_CLICKHOUSE_PASSWORD=$PW
+url() { echo "clickhouse://waybill@127.0.0.1:$H0,127.0.0.1:$H1/$1?cluster=waybill"; }
+
+F=$OUT/events.ndjson
+python3 bench/gen_interleaved.py --orders "$N" --days 30 "$F" >/dev/null
+EVENTS=$(wc -l < "$F")
+echo "data: $N orders, $EVENTS lines (bench/gen_interleaved.py, arrival order, resends included)"
+
+# The rows Waybill writes into `events`, as JSONEachRow, in files of 5000 (Waybill's ingest batch).
+python3 - "$F" "$OUT/rows" <<'EOF'
+import json, sys, os
+from datetime import datetime, timezone
+src, out = sys.argv[1], sys.argv[2]
+os.makedirs(out)
+seen = set(); buf = []; n = 0
+def flush():
+    global buf, n
+    if buf:
+        open(f"{out}/{n:06d}.json", "w").write("".join(buf)); n += 1; buf = []
+for line in open(src):
+    e = json.loads(line)
+    k = (e["source"], e["id"])
+    if k in seen: continue
+    seen.add(k)
+    t = datetime.fromisoformat(e["time"].replace("Z", "+00:00"))
+    us = int((t - datetime(1970, 1, 1, tzinfo=timezone.utc)).total_seconds() * 1_000_000)
+    tp = e.get("traceparent", "")
+    buf.append(json.dumps({"time": us, "subject": e.get("subject", ""), "source": e["source"], "id": e["id"], "type": e["type"],
+                           "trace_id": tp[3:35] if len(tp) >= 35 else "", "raw": line.rstrip("\n")}) + "\n")
+    if len(buf) >= 5000: flush()
+flush()
+EOF
+
+echo "== 1. ingest (A/B pairs, fresh databases each time)"
+for pair in 1 2; do
+  # A: ClickHouse's own insert of the distinct rows, into the tables Waybill created.
+  : > "$OUT/empty.ndjson"
+  $W ingest "$OUT/empty.ndjson" --store "$(url raw$pair)" >/dev/null
+  s=$(date +%s.%N)
+  for f in "$OUT"/rows/*.json; do
+    curl -sf "http://127.0.0.1:$H0/?insert_distributed_sync=1&query=INSERT%20INTO%20raw$pair.events%20FORMAT%20JSONEachRow" \
+      -H "X-ClickHouse-User: waybill" -H "X-ClickHouse-Key: $PW" --data-binary @"$f" >/dev/null
+  done
+  e=$(date +%s.%N)
+  raw=$(python3 -c "print(f'{$EVENTS/($e-$s):.0f}')")
+  # B: Waybill, the same file.
+  s=$(date +%s.%N)
+  $W ingest "$F" --store "$(url wb$pair)" > "$OUT/ingest.out"
+  e=$(date +%s.%N)
+  wb=$(python3 -c "print(f'{$EVENTS/($e-$s):.0f}')")
+  echo "pair $pair: ClickHouse JSONEachRow $raw lines/s; Waybill $wb lines/s ($(python3 -c "print(f'{100*$wb/$raw:.1f}')")%) [$(grep -m1 accepted "$OUT/ingest.out" || true)]"
+done
+
+echo "== 2. trace lookups (waybill serve --store, sequential GETs of random orders)"
+PORT=${ports[4]}
+$W serve --store "$(url wb1)" --port "$PORT" --insecure-no-auth > "$OUT/serve.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 200); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+python3 - "$PORT" "$N" <<'EOF'
+import sys, time, random, urllib.request, json
+port, n = sys.argv[1], int(sys.argv[2])
+page = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/traces?limit=10000"))
+keys = [o["correlation_id"] for o in page["orders"]]
+random.seed(1); lat = []
+for i in range(300):
+    k = random.choice(keys); s = time.perf_counter()
+    urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/traces/{k}").read()
+    lat.append((time.perf_counter() - s) * 1000)
+lat.sort()
+print(f"{len(lat)} lookups over {len(keys)} orders: p50 {lat[len(lat)//2]:.1f} ms, p99 {lat[int(len(lat)*0.99)]:.1f} ms, max {lat[-1]:.1f} ms")
+EOF
+
+echo "== 3. 30-day KPI report (GET /api/v1/kpis by warehouse, step 1d), 10 requests"
+TO=$(python3 -c "import json;print(max(json.loads(l)['time'] for l in open('$F'))[:10])")
+FROM=$(python3 -c "import datetime;print((datetime.date.fromisoformat('$TO')-datetime.timedelta(days=30)).isoformat())")
+K="http://127.0.0.1:$PORT/api/v1/kpis?from=${FROM}T00:00:00Z&to=${TO}T00:00:00Z&by=warehouse&step=1d"
+curl -sf "$K" >/dev/null
+for i in $(seq 10); do curl -s -o /dev/null -w "%{time_total}\n" "$K"; done | sort -n | awk '{a[NR]=$1} END {printf "min %.0f ms, median %.0f ms, max %.0f ms\n", a[1]*1000, a[int(NR/2)+1]*1000, a[NR]*1000}'
+
+echo "== 4. bytes on disk per stored event"
+q $H0 "OPTIMIZE TABLE wb1.events_local FINAL" >/dev/null || true; q $H1 "OPTIMIZE TABLE wb1.events_local FINAL" >/dev/null || true
+stored=$(q $H0 "SELECT count() FROM (SELECT source, id FROM wb1.events GROUP BY source, id)")
+chb=0
+for h in $H0 $H1; do chb=$((chb + $(q $h "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'wb1' AND active"))); done
+evb=0
+for h in $H0 $H1; do evb=$((evb + $(q $h "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'wb1' AND table = 'events_local' AND active"))); done
+$W ingest "$F" --db "$OUT/sqlite.db" >/dev/null
+sq=$(( $(stat -c %s "$OUT/sqlite.db") + $(stat -c %s "$OUT/sqlite.db-wal" 2>/dev/null || echo 0) ))
+python3 -c "print(f'ClickHouse: {$chb/$stored:.0f} B/event all tables ({$evb/$stored:.0f} B/event in events), SQLite: {$sq/$stored:.0f} B/event ({$stored} events)')"
