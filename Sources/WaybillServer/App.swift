@@ -28,6 +28,8 @@ public struct ServerConfig: Sendable {
     /// Saved reports and searches (`serve --queries DIR`): served at `/api/v1/reports`; scheduled reports are
     /// sent by the server that runs alerting (their hooks are given to its delivery worker).
     public var savedQueries: SavedQueries?
+    /// The overview page's panels (`serve --dashboards DIR`); nil: the shipped `dashboards/overview.yaml`.
+    public var dashboard: Dashboard?
     /// Whether a server with no token answers openly: on loopback, or when the user said so.
     public var openWithoutTokens: Bool { insecureNoAuth || AccessTokens.isLoopback(host) }
     public init() {}

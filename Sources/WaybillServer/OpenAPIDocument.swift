@@ -10,6 +10,7 @@ enum OpenAPIDocument {
     /// of them may answer (the same words for all, so they are written once here).
     static func withAccessControl(_ doc: JSONValue) -> JSONValue {
         guard case .object(var root) = doc, case .object(var paths)? = root["paths"], case .object(var components)? = root["components"] else { return doc }
+        for (path, item) in PagesOpenAPI.paths where paths[path] == nil { paths[path] = item }
         let error: JSONValue = ["application/json": ["schema": ["$ref": "#/components/schemas/Error"]]]
         for (path, item) in paths where path != "/healthz" {
             guard case .object(var ops) = item else { continue }

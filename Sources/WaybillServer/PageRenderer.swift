@@ -111,10 +111,11 @@ enum ShippedResources {
 }
 
 extension WebPages {
-    /// The shipped templates, or the reason they are missing as a plain page (500).
-    static func render(_ template: String, _ model: Any) -> Response {
+    /// The shipped templates, or the reason they are missing as a plain page (500). A page showing a refused
+    /// parameter answers 400 (`status`), still as the page with its form and the reason.
+    static func render(_ template: String, _ model: Any, status: HTTPResponse.Status = .ok) -> Response {
         switch PageRenderer.shipped {
-        case .success(let r): return r.page(template, model)
+        case .success(let r): return r.page(template, model, status: status)
         case .failure(let e):
             return Response(status: .internalServerError, headers: [.contentType: "text/plain; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(string: "waybill cannot render pages: \(e)\n")))

@@ -32,7 +32,7 @@ enum SVGChart {
             let y = span == 0 ? height / 2 : (height - 2) - (v - lo) / span * (height - 4)
             dots = "<circle cx=\"\(n(Double(i) * dx))\" cy=\"\(n(y))\" r=\"2\" fill=\"#1d4ed8\"></circle>"
         }
-        return TrustedHTML(escapedMarkup: "<svg class=\"spark\" viewBox=\"-2 0 \(n(width + 4)) \(n(height))\" role=\"img\" aria-label=\"\(HTMLText.escape(label))\">"
+        return TrustedHTML(escapedMarkup: "<svg class=\"spark\" viewBox=\"-2 0 \(n(width + 4)) \(n(height))\" preserveAspectRatio=\"none\" role=\"img\" aria-label=\"\(HTMLText.escape(label))\">"
                            + "<path d=\"\(d)\" fill=\"none\" stroke=\"#1d4ed8\" stroke-width=\"1.5\" stroke-linejoin=\"round\"></path>\(dots)</svg>")
     }
 

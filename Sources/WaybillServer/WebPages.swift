@@ -59,7 +59,8 @@ enum WebPages {
     }
 
     /// The orders search (`/search`, and `/` with filters): a form and one page of orders, most recent first.
-    static func search(_ params: [String: String], _ page: OrderPage?, error: String?, action: String = "/search") -> Response {
+    static func search(_ params: [String: String], _ page: OrderPage?, error: String?, action: String = "/search",
+                       status: HTTPResponse.Status = .ok) -> Response {
         let fields = [("state", "state"), ("warehouse", "warehouse"), ("channel", "channel"), ("stuck", "stuck for, e.g. 2h"), ("from", "from, e.g. -1d")]
             .map { SearchPage.Field(name: $0.0, placeholder: $0.1, value: params[$0.0] ?? "") }
         let rows = (page?.orders ?? []).map { (o: OrderSummary) -> SearchPage.Row in
@@ -73,7 +74,7 @@ enum WebPages {
             q["cursor"] = cursor
             next = action + "?" + URLText.query(q)
         }
-        return render("search", SearchPage(action: action, fields: fields, error: error, searched: page != nil, orders: rows, next: next))
+        return render("search", SearchPage(action: action, fields: fields, error: error, searched: page != nil, orders: rows, next: next), status: status)
     }
 
     /// Where a page links an order: its trace page (`/traces/{key}`).
@@ -89,12 +90,14 @@ extension WaybillAPI {
         return WebPages.trace(trace)
     }
 
-    /// `/`: the orders search; `?key=` redirects to the order's trace page.
+    /// `/`: the overview; with search parameters (links made before the overview existed) the orders
+    /// search, and `?key=` redirects to the order's trace page.
     func indexPage(_ req: Request) async throws -> Response {
         var params = req.parameterDictionary.filter { !$0.value.isEmpty }
         if let key = params.removeValue(forKey: "key") {
             return Response(status: .seeOther, headers: [.location: "/traces/" + URLText.pathSegment(key)])
         }
+        if params.isEmpty { return try await overviewPage(req) }
         return try await searchResults(params, action: "/")
     }
 
@@ -112,7 +115,8 @@ extension WaybillAPI {
         do {
             return WebPages.search(params, try await queries.search(SearchRequest(parameters: params)), error: nil, action: action)
         } catch let e as QueryFailure {
-            return WebPages.search(params, nil, error: e.description, action: action)
+            // `/search` answers a refused parameter with 400 (the page, naming it); `/` keeps its older 200.
+            return WebPages.search(params, nil, error: e.description, action: action, status: action == "/search" ? .badRequest : .ok)
         }
     }
 }

@@ -58,6 +58,8 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var alertRules: AlertConfigOptions
     @Option(name: .customLong("queries"), help: "Saved queries folder (reports/, searches/): reports served at /api/v1/reports, scheduled ones delivered.")
     var queriesDirectory: String?
+    @Option(name: .long, help: "Dashboards folder: overview.yaml defines the panels of the overview page (/). Default: ./dashboards when it has one, else the shipped copy.")
+    var dashboards: String?
     @OptionGroup var collectors: CollectorsConfigOptions
 
     func validate() throws {
@@ -70,6 +72,9 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let location = try StoreLocation.resolve(db: db, store: storeURL)
+        // A bad dashboard file refuses the start, naming file, line and field.
+        let dashboard: Dashboard
+        do { dashboard = try Dashboard.forServe(folder: dashboards) } catch { throw CLIError("\(error)") }
         var rules = try alertRules.load(required: alerts)
         // Several servers may share one ClickHouse store: only the one started with --alerts evaluates the rules
         // and delivers notifications (else each would notify, and they would overwrite each other's alert state).
@@ -88,6 +93,7 @@ struct ServeCommand: AsyncParsableCommand {
         defer { store.close() }
         var config = ServerConfig()
         config.host = host
+        config.dashboard = dashboard
         config.port = port
         config.insecureNoAuth = insecureNoAuth
         guard maxConnections >= 1 else { throw CLIError("--max-connections: must be at least 1") }

@@ -85,6 +85,8 @@ func startTags(_ html: String) -> [HTMLTag] {
         "html", "head", "meta", "title", "style", "body", "nav", "a", "h1", "h2", "div", "span", "table", "thead", "tbody", "tr", "th", "td",
         "code", "p", "form", "input", "button", "header", "section", "figure", "figcaption", "svg", "line", "text", "path", "circle",
         "ol", "li", "small",
+        // The forms of the KPI and alerts pages.
+        "label", "select", "option",
         // The order page and the service map.
         "ul", "details", "summary", "pre", "strong", "g", "rect", "defs", "marker",
     ]
@@ -92,6 +94,8 @@ func startTags(_ html: String) -> [HTMLTag] {
         "charset", "name", "content", "lang", "href", "class", "style", "placeholder", "value", "size", "method", "action", "id", "colspan",
         "viewbox", "role", "aria-label", "x1", "x2", "y1", "y2", "x", "y", "text-anchor", "d", "fill", "stroke", "stroke-width",
         "stroke-linejoin", "cx", "cy", "r",
+        // The forms of the KPI and alerts pages, and the auto-refresh of the overview and alerts pages.
+        "selected", "http-equiv", "preserveaspectratio",
         // The order page and the service map.
         "xmlns", "width", "height", "rx", "fill-opacity", "stroke-dasharray", "marker-end", "refx", "refy", "markerwidth", "markerheight", "markerunits", "orient",
     ]

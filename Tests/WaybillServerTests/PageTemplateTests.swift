@@ -1,7 +1,10 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import NIOCore
 import Testing
+import WaybillAlerts
+import WaybillKPI
 @testable import WaybillServer
 import WaybillModel
 import WaybillSQLite
@@ -82,6 +85,53 @@ import WaybillTestSupport
             }
             try await client.execute(uri: "/search?state=bogus", method: .get) { r in
                 #expect(String(buffer: r.body).contains("state: must be one of"))
+            }
+        }
+    }
+
+    /// The overview, `/kpis` (report, drill-down into the hostile group, hostile parameters) and `/alerts` (also
+    /// filtered and replayed with hostile parameters) over events whose every field is hostile: escaped, no
+    /// foreign tag, attribute or link (`PageSafetyTests.checkPage`).
+    @Test func theNewPagesEscapeHostileEvents() async throws {
+        let store = try SQLiteStore(path: temporaryDatabase(), rollup: KPIFactsRollup())
+        defer { store.close() }
+        let alerting = Alerting(config: try DemoService.shippedAlertRules(), source: StoreAlertSource(store: store), store: store,
+                                baseURL: "http://127.0.0.1:4318", transport: CountingTransport())
+        let app = buildApplication(store: store, config: ServerConfig(), alerting: alerting)
+        let evil = PageSafetyTests.evil
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/v1/events", method: .post, headers: [.contentType: "application/x-ndjson"],
+                                     body: ByteBuffer(string: PageSafetyTests.events())) { r in #expect(r.json["accepted"] == 5, "\(r.json)") }
+            let window = ["from": "2026-11-19T00:00:00Z", "to": "2026-11-22T00:00:00Z"]
+            var shown = [
+                "/",
+                "/kpis?" + URLText.query(window.merging(["by": "warehouse", "step": "1d"]) { a, _ in a }),
+                "/kpis?" + URLText.query(window.merging(["by": "warehouse", "explain": "allocation_delay.p50_s", "group": evil]) { a, _ in a }),
+                "/alerts?" + URLText.query(["at": "2026-11-23T10:00:00Z"]),
+                "/search?" + URLText.query(["channel": evil]),
+            ]
+            shown += ["/kpis?" + URLText.query(["from": evil]), "/kpis?" + URLText.query(["split": evil]), "/kpis?" + URLText.query(["by": evil]),
+                      "/alerts?" + URLText.query(["at": evil]), "/alerts?" + URLText.query(["state": evil])]
+            for uri in shown {
+                try await client.execute(uri: uri, method: .get) { r in
+                    if r.status == .badRequest {
+                        // A refused parameter: the page with its form and the reason, escaped, with the page headers.
+                        #expect(uri.contains("evil") || uri.contains("%3Cscript"), "\(uri) refused")
+                        #expect(r.headers[.contentSecurityPolicy] != nil, "\(uri)")
+                        let html = String(buffer: r.body)
+                        #expect(!html.lowercased().contains("<script"), "\(uri)")
+                        #expect(!html.contains(evil), "\(uri)")
+                        #expect(html.contains("class=\"error\""), "\(uri): the reason is shown")
+                        for tag in startTags(html) { #expect(PageSafetyTests.allowedTags.contains(tag.name), "\(uri): <\(tag.name)>") }
+                    } else {
+                        PageSafetyTests.checkPage(uri, r, shows: !uri.hasPrefix("/search") && !uri.contains("state="))
+                    }
+                }
+            }
+            // The drill-down lists the order of the hostile warehouse, linked on the site's own path.
+            let drill = "/kpis?" + URLText.query(window.merging(["by": "warehouse", "explain": "allocation_delay.p50_s", "group": evil]) { a, _ in a })
+            try await client.execute(uri: drill, method: .get) { r in
+                #expect(String(buffer: r.body).contains("href=\"" + WebPages.orderLink(PageSafetyTests.order) + "\""))
             }
         }
     }
