@@ -6,7 +6,7 @@ import WaybillQuery
 import Yams
 
 /// A bad dashboard file: the file, the line, the panel and the field at fault, and the rule it broke.
-/// `waybill serve` refuses to start with it (exit code 2 and this message).
+/// `waybill serve` refuses to start with it (this message and a non-zero exit).
 public struct DashboardFileError: Error, CustomStringConvertible, Sendable, Equatable {
     public var file: String
     public var line: Int?
