@@ -85,7 +85,8 @@ public struct OCELExportSummary: Codable, Sendable, Equatable {
 /// JSON object members are unordered (RFC 8259), so the type declarations come last in the file,
 /// when they are known, rather than before the events.
 public struct OCELExporter: Sendable {
-    public var pageSize = 2_000
+    /// Events a store read returns at most: the event-block engine rereads up to an hour of blocks per page, so pages are large.
+    public var pageSize = 10_000
     /// Output is handed to the writer in chunks of about this size.
     public var chunkBytes = 256 << 10
     /// Where the spool's temporary directory is made (default `$TMPDIR`, else /tmp).
