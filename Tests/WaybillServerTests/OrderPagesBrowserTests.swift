@@ -1,0 +1,79 @@
+import AsyncHTTPClient
+import Foundation
+import Testing
+import WaybillKPI
+import WaybillModel
+import WaybillTestSupport
+
+/// `/orders/{key}` and `/services` as a person sees them: headless Chromium (Debian's `chromium`,
+/// installed in CI by `.ci/setup.d/40-chromium.sh`) renders each page against `waybill serve` on the
+/// step history of `OrderAndServicesPageTests`; the DOM after load shows the API's numbers, and the
+/// screenshots are kept under `$WAYBILL_ARTIFACTS/pages` (default `.build/test-artifacts/pages`).
+@Suite(.serialized) struct OrderPagesBrowserTests {
+    static var chromium: String? {
+        ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    static var artifacts: URL {
+        if let dir = ProcessInfo.processInfo.environment["WAYBILL_ARTIFACTS"] { return URL(fileURLWithPath: dir).appendingPathComponent("pages") }
+        var dir = ServerProcess.productsFolder
+        while dir.path != "/" && dir.lastPathComponent != ".build" { dir = dir.deletingLastPathComponent() }
+        if dir.path == "/" { dir = FileManager.default.temporaryDirectory }
+        return dir.appendingPathComponent("test-artifacts").appendingPathComponent("pages")
+    }
+
+    /// The DOM after load, and a screenshot `name.png`.
+    static func render(_ chromium: String, _ url: String, name: String) throws -> String {
+        try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
+        let png = artifacts.appendingPathComponent(name + ".png").path
+        let profile = FileManager.default.temporaryDirectory.appendingPathComponent("chromium-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: profile) }
+        let common = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--hide-scrollbars",
+                      "--user-data-dir=" + profile, "--window-size=1400,1400"]
+        _ = try run(chromium, common + ["--screenshot=" + png, url])
+        #expect(FileManager.default.fileExists(atPath: png), "no screenshot of \(url)")
+        print("page screenshot: \(png)")
+        return try run(chromium, common + ["--dump-dom", url])
+    }
+
+    static func run(_ tool: String, _ args: [String]) throws -> String {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("chromium-out-\(UUID().uuidString)")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: out) }
+        let h = try FileHandle(forWritingTo: out)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: tool)
+        p.arguments = args
+        p.standardOutput = h
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        try h.close()
+        return try String(contentsOf: out, encoding: .utf8)
+    }
+
+    @Test func orderAndServicesPagesInABrowser() async throws {
+        guard let chromium = Self.chromium else {
+            print("SKIPPED OrderPagesBrowserTests.orderAndServicesPagesInABrowser: chromium is not installed (.ci/setup.d/40-chromium.sh)")
+            return
+        }
+        let (db, _, spanStart) = try await OrderAndServicesPageTests.makeStore()
+        let server = try await ServerProcess.start(db: db)
+        defer { server.stop() }
+        let api = try #require(try await httpGetJSON(server.base + "/api/v1/traces/SO-SLOW"))
+        let dom = try Self.render(chromium, server.base + "/orders/SO-SLOW", name: "order-SO-SLOW")
+        #expect(dom.contains("Why it is late"))
+        let shipped = try #require(api["steps"]?.arrayValue?.first { $0["to"] == "shipped" })
+        let p90 = OrderAndServicesPageTests.seconds(shipped["p90_s"]), p50 = OrderAndServicesPageTests.seconds(shipped["p50_s"])
+        #expect(dom.contains("usually \(p50), 90% within \(p90)"), "the finding names the API's p50 and p90")
+        #expect(dom.contains("<svg class=\"timeline\""))
+        let q = URLText.query(["from": RFC3339.format(spanStart - 60_000_000), "to": RFC3339.format(spanStart + 3_600_000_000)])
+        let services = try #require(try await httpGetJSON(server.base + "/api/v1/services?" + q))
+        let map = try Self.render(chromium, server.base + "/services?" + q, name: "services-map")
+        for e in services["edges"]?.arrayValue ?? [] {
+            let calls = Int(e["calls"]?.doubleValue ?? -1), errors = Int(e["errors"]?.doubleValue ?? -1)
+            #expect(map.contains("\(calls) · " + String(format: "%.1f%%", Double(errors) / Double(calls) * 100)), "edge \(e)")
+        }
+        #expect(map.contains("<svg class=\"map\""))
+    }
+}
