@@ -23,13 +23,13 @@ struct FactsCache {
     }
 
     mutating func put(_ key: String, _ e: Entry) {
+        // A newer value supersedes one in the old generation.
+        if !old.isEmpty { old.removeValue(forKey: key) }
         if young.updateValue(e, forKey: key) == nil, young.count >= generation {
             old = young
             young = [:]
             young.reserveCapacity(generation)
         }
-        // A newer value supersedes one in the old generation.
-        if !old.isEmpty { old.removeValue(forKey: key) }
     }
 
     mutating func removeAll() {

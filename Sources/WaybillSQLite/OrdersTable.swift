@@ -47,7 +47,7 @@ final class OrdersTable {
 
     private let conn: Connection
     /// Facts of recently updated orders, so the hot path does not re-read and re-parse them.
-    private var cache = FactsCache(limit: 40_000)
+    private var cache = FactsCache(limit: 24_000)
 
     init(conn: Connection) {
         self.conn = conn

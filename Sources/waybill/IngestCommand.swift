@@ -313,8 +313,8 @@ struct LocalSink: IngestSink {
         o.maxQueuedEvents = Int.max / 2
         // A bulk load is not a long-running server: trade some memory for fewer page reads, bounded so
         // that the peak RSS does not grow with the input or the store (mapped pages count towards it).
-        o.writerCacheMiB = 128
-        o.mmapBytes = 128 << 20
+        o.writerCacheMiB = 96
+        o.mmapBytes = 64 << 20
         store = try await location.open(sqlite: o, rollup: rollups)
     }
 

@@ -142,6 +142,25 @@ import WaybillTestSupport
         #expect(try s.trace(key: "ORD-9") == nil)
     }
 
+    @Test func theFactsCacheKeepsTheRecentlyUsedWithinItsBound() {
+        var cache = FactsCache(limit: 10)
+        func entry(_ i: Int) -> FactsCache.Entry { (Int64(i), OrderFacts(orderID: "O-\(i)")) }
+        for i in 0..<5 { cache.put("O-\(i)", entry(i)) }
+        // The fifth put filled the young generation: it became the old one, every entry still found.
+        #expect((0..<5).allSatisfy { cache.get("O-\($0)")?.rid == Int64($0) })
+        for i in 5..<40 {
+            cache.put("O-\(i)", entry(i))
+            _ = cache.get("O-0") // kept in use: never dropped
+            #expect(cache.count <= 10)
+        }
+        #expect(cache.get("O-0")?.rid == 0)
+        #expect(cache.get("O-39")?.rid == 39)
+        #expect(cache.get("O-20") == nil)
+        // A newer value replaces the old one in either generation.
+        cache.put("O-39", (99, OrderFacts(orderID: "O-39")))
+        #expect(cache.get("O-39")?.rid == 99)
+    }
+
     @Test func factsAreStoredCompressedAndJSONRowsStayReadable() throws {
         var f = OrderFacts(orderID: "ORD-1")
         for e in StoreConformance.workload(orders: 1) where e.subject == "ORD-100" {
