@@ -40,35 +40,54 @@ extension ClickHouseStore {
     public func trace(key: String) throws -> Trace? {
         let (memberSet, linked) = try linkGroup(key)
         let members = memberSet.sorted()
-        var root: String?
-        if linked {
-            // The group's name: its smallest order id, else its smallest key (a function of the members only).
-            let orders = try query("SELECT DISTINCT order_id FROM \(t.table("orders")) WHERE order_id IN \(SQL.list(members))")
-                .compactMap { $0["order_id"]?.stringValue }
-            root = orders.min() ?? members.first
+        // Independent reads of the group in parallel: the newest facts of its orders (which also name
+        // the group), its events, and the traces its keys join.
+        final class Parts: @unchecked Sendable {
+            var factsRows: [JSONValue] = [], events: [CloudEvent] = [], keyed: [String] = []
+            var failure: Error?
         }
-        var events: [CloudEvent] = []
-        for part in members.chunked(Self.chunk) {
-            for r in try query("SELECT source, id, type, time, subject, trace_id, raw FROM \(t.table("events")) WHERE subject IN \(SQL.list(part)) "
-                               + "LIMIT 1 BY subject, source, id") {
-                if let e = Self.event(r) { events.append(e) }
+        let got = Parts()
+        let lock = NSLock()
+        DispatchQueue.concurrentPerform(iterations: 3) { i in
+            do {
+                switch i {
+                case 0:
+                    let rows = try query("SELECT order_id, facts FROM \(t.table("orders")) WHERE order_id IN \(SQL.list(members)) "
+                                         + "ORDER BY order_id, ver DESC LIMIT 1 BY order_id")
+                    lock.withLock { got.factsRows = rows }
+                case 1:
+                    var out: [CloudEvent] = []
+                    for part in members.chunked(Self.chunk) {
+                        for r in try query("SELECT source, id, type, time, subject, trace_id, raw FROM \(t.table("events")) WHERE subject IN \(SQL.list(part)) "
+                                           + "LIMIT 1 BY subject, source, id") {
+                            if let e = Self.event(r) { out.append(e) }
+                        }
+                    }
+                    lock.withLock { got.events = out }
+                default:
+                    var out: [String] = []
+                    for part in members.chunked(Self.chunk) {
+                        out += try query("SELECT DISTINCT trace_id FROM \(t.table("span_keys")) WHERE key IN \(SQL.list(part))").compactMap { $0["trace_id"]?.stringValue }
+                    }
+                    lock.withLock { got.keyed = out }
+                }
+            } catch {
+                lock.withLock { got.failure = error }
             }
         }
-        let spans = try loadSpans(members: members, events: events)
+        if let failure = got.failure { throw failure }
+        let events = got.events
+        var orderFacts: [String: OrderFacts] = [:]
+        for r in got.factsRows { if let id = r["order_id"]?.stringValue, let f = Self.facts(r) { orderFacts[id] = f } }
+        // The group's name: its smallest order id, else its smallest key (a function of the members only).
+        let root: String? = linked ? (orderFacts.keys.min() ?? members.first) : nil
+        let spans = try loadSpans(traceIDs: Set(events.compactMap(\.traceID)).union(got.keyed))
         if events.isEmpty && root == nil && spans.isEmpty { return nil }
         let correlation = root ?? key
-        return Trace(correlationID: correlation, keys: linked ? members : [key], events: events, facts: try facts(orderID: correlation), spans: spans)
+        return Trace(correlationID: correlation, keys: linked ? members : [key], events: events, facts: orderFacts[correlation], spans: spans)
     }
 
-    /// Every span of every trace of the group: traces named by its events' `traceparent`, and traces of
-    /// which some span carries one of its keys.
-    func loadSpans(members: [String], events: [CloudEvent]) throws -> [Span] {
-        var traceIDs = Set(events.compactMap(\.traceID))
-        for part in members.chunked(Self.chunk) {
-            for r in try query("SELECT DISTINCT trace_id FROM \(t.table("span_keys")) WHERE key IN \(SQL.list(part))") {
-                if let id = r["trace_id"]?.stringValue { traceIDs.insert(id) }
-            }
-        }
+    func loadSpans(traceIDs: Set<String>) throws -> [Span] {
         var out: [Span] = []
         for part in traceIDs.sorted().chunked(Self.chunk) {
             for r in try query("SELECT body FROM \(t.table("spans")) WHERE trace_id IN \(SQL.list(part)) LIMIT 1 BY trace_id, span_id") {
