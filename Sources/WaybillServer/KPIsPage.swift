@@ -39,7 +39,8 @@ extension WaybillAPI {
     func kpisPage(_ req: Request) async throws -> Response {
         var params = req.parameterDictionary.filter { !$0.value.isEmpty }
         let chart = params.removeValue(forKey: "chart").flatMap(KPIMetric.init) ?? .fillRate
-        if params["from"] == nil { params["from"] = "-7d" }
+        // The form shows the window it asks for; with a `to` alone the window is the 7 days before it, as in the API.
+        if params["from"] == nil && params["to"] == nil { params["from"] = "-7d" }
         params.removeValue(forKey: "format")
         func options(_ values: [(String, String)], _ current: String?) -> [KPIsPage.Option] {
             values.map { KPIsPage.Option(value: $0.0, label: $0.1, selected: $0.0 == (current ?? "")) }

@@ -1,9 +1,10 @@
+import WaybillKPI
 import WaybillModel
 
 /// OpenAPI 3 description of every route the server has.
 enum OpenAPIDocument {
     static let document: JSONValue = {
-        do { return withAccessControl(try JSONParser.parse(text)) } catch { fatalError("openapi.json is invalid: \(error)") }
+        do { return withPreciseParameters(withAccessControl(try JSONParser.parse(text))) } catch { fatalError("openapi.json is invalid: \(error)") }
     }()
 
     /// Bearer tokens on every operation but `/healthz`: the security scheme, and the 401 and 403 each
@@ -44,6 +45,60 @@ enum OpenAPIDocument {
         return .object(root)
     }
 
+    /// The parameter grammars, written once as schemas and used by every route that takes a parameter of
+    /// that name: a client (or a fuzzer) that keeps to the document is never refused for the text of one
+    /// parameter. Rules between parameters (`to` after `from`, a `step` giving at most 10,000 points,
+    /// `split` not with `explain`, a `cursor` the server issued) cannot be written in OpenAPI 3.0 and are
+    /// stated in the parameters' descriptions; a violation answers 400 naming the field. Every query
+    /// parameter may also be empty, which means left out.
+    static let parameterSchemas: [String: JSONValue] = [
+        // RFC 3339 (`format: date-time`), `now`, or relative to now: a sign and a duration such as -7d, +90m.
+        "Time": ["type": "string", "anyOf": [
+            ["format": "date-time"],
+            ["pattern": "^(now|[-+][0-9]{1,4}(ms|s|m|h|d|w))$"],
+        ]],
+        // A duration: a number and a unit (ms, s, m, h, d, w), such as 30m or 2h.
+        "Duration": ["type": "string", "pattern": "^[0-9]{1,4}(ms|s|m|h|d|w)$"],
+        "PositiveDuration": ["type": "string", "pattern": "^[1-9][0-9]{0,3}(s|m|h|d|w)$"],
+        "Split": ["type": "string", "pattern": "^(errors|error-in:[A-Za-z0-9._-]{1,64}|span-time:[A-Za-z0-9._-]{1,64}>[1-9][0-9]{0,3}(ms|s|m|h))$"],
+        // The KPIs an order can make bad; volumes (counts) have no orders behind them to list.
+        "KPIMetric": ["type": "string", "enum": .array(KPIMetric.all.filter { $0.kind != .count }.map { .string($0.description) })],
+        "Cursor": ["type": "string", "pattern": "^[A-Za-z0-9_-]{4,512}$"],
+    ]
+
+    /// Which schema each query parameter name takes, on every route.
+    static let parameterKinds: [String: String] = [
+        "from": "Time", "to": "Time", "at": "Time", "stuck": "Duration", "step": "PositiveDuration", "split": "Split",
+        "explain": "KPIMetric", "cursor": "Cursor",
+    ]
+
+    static func withPreciseParameters(_ doc: JSONValue) -> JSONValue {
+        guard case .object(var root) = doc, case .object(var paths)? = root["paths"], case .object(var components)? = root["components"],
+              case .object(var schemas)? = components["schemas"] else { return doc }
+        for (name, schema) in parameterSchemas { schemas[name] = schema }
+        for (path, item) in paths {
+            guard case .object(var ops) = item else { continue }
+            for (method, op) in ops {
+                guard case .object(var o) = op, case .array(let params)? = o["parameters"] else { continue }
+                o["parameters"] = .array(params.map { p in
+                    guard case .object(var q) = p, q["in"] == "query", case .string(let name)? = q["name"] else { return p }
+                    let named: JSONValue? = parameterKinds[name].map { JSONValue.object(["$ref": .string("#/components/schemas/" + $0)]) }
+                    let schema: JSONValue = named ?? q["schema"] ?? JSONValue.object(["type": "string"])
+                    // An empty value means the parameter is left out (as an HTML form sends an empty field);
+                    // a required one must have a value.
+                    q["schema"] = q["required"] == true ? schema : ["anyOf": [schema, ["type": "string", "maxLength": 0]]]
+                    return .object(q)
+                })
+                ops[method] = .object(o)
+            }
+            paths[path] = .object(ops)
+        }
+        components["schemas"] = .object(schemas)
+        root["components"] = .object(components)
+        root["paths"] = .object(paths)
+        return .object(root)
+    }
+
     static let text = #"""
     {
       "openapi": "3.0.3",
@@ -52,12 +107,12 @@ enum OpenAPIDocument {
       "paths": {
         "/v1/events": {"post": {
           "summary": "Ingest CloudEvents (one, a batch or NDJSON; optionally gzip)",
+          "description": "Each event is checked on its own against the CloudEvent schema (components/schemas/CloudEvent): the valid ones are stored and each invalid one is listed in `rejected` with its index and the rule it broke, so one bad event never loses the good ones beside it. A body may be sent with `Content-Encoding: gzip`.",
           "requestBody": {"required": true, "content": {
-            "application/cloudevents+json": {"schema": {"$ref": "#/components/schemas/CloudEvent"}},
-            "application/cloudevents-batch+json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/CloudEvent"}}},
-            "application/json": {"schema": {"oneOf": [{"$ref": "#/components/schemas/CloudEvent"}, {"type": "array", "items": {"$ref": "#/components/schemas/CloudEvent"}}]}},
+            "application/cloudevents+json": {"schema": {"oneOf": [{"type": "object"}, {"type": "array", "minItems": 1, "items": {}}]}},
+            "application/cloudevents-batch+json": {"schema": {"type": "array", "items": {}}},
+            "application/json": {"schema": {"oneOf": [{"type": "object"}, {"type": "array", "items": {}}]}},
             "application/x-ndjson": {"schema": {"type": "string"}}}},
-          "parameters": [{"name": "Content-Encoding", "in": "header", "required": false, "schema": {"type": "string", "enum": ["gzip", "identity"]}}],
           "responses": {
             "200": {"description": "Events taken event by event", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IngestResult"}}}},
             "400": {"description": "Nothing in the body could be read", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
@@ -67,7 +122,7 @@ enum OpenAPIDocument {
             "503": {"description": "Nothing was stored: the store is closing, or a storage fault that may pass (disk full, I/O error, database locked); retry after Retry-After seconds", "headers": {"Retry-After": {"description": "Seconds to wait before sending the same request again", "schema": {"type": "integer", "minimum": 1}}}, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
         "/v1/traces": {"post": {
           "summary": "OTLP/HTTP traces (ExportTraceServiceRequest), protobuf or JSON encoding, optionally gzip",
-          "parameters": [{"name": "Content-Encoding", "in": "header", "required": false, "schema": {"type": "string", "enum": ["gzip", "identity"]}}],
+          "description": "A body may be sent with `Content-Encoding: gzip`. Spans are taken one by one: refused spans are counted in partialSuccess.",
           "requestBody": {"required": true, "content": {"application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
                                                         "application/json": {"schema": {"type": "object"}}}},
           "responses": {
@@ -116,7 +171,7 @@ enum OpenAPIDocument {
             {"name": "split", "in": "query", "schema": {"type": "string"}, "description": "split by each order's trace telemetry: errors, error-in:SERVICE or span-time:SERVICE>DURATION (json, csv or table; not with explain)"}],
           "responses": {
             "200": {"description": "The KPI document (JSON), the report as CSV, text or HTML, or with explain the orders behind the figure ({metric, orders: [{order, reason, value}]})", "content": {
-              "application/json": {"schema": {"$ref": "#/components/schemas/KPIDocument"}},
+              "application/json": {"schema": {"oneOf": [{"$ref": "#/components/schemas/KPIDocument"}, {"$ref": "#/components/schemas/KPIExplain"}]}},
               "text/csv": {"schema": {"type": "string"}}, "text/html": {"schema": {"type": "string"}}, "text/plain": {"schema": {"type": "string"}}}},
             "400": {"description": "Bad parameter", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
         "/api/v1/services": {"get": {
@@ -255,6 +310,9 @@ enum OpenAPIDocument {
           "properties": {"from": {"type": "string"}, "to": {"type": "string"}, "by": {"type": "string", "nullable": true},
                          "total": {"type": "object"}, "groups": {"type": "array", "items": {"type": "object"}},
                          "series": {"type": "array", "items": {"type": "object"}}}},
+        "KPIExplain": {"type": "object", "required": ["metric", "orders"],
+          "properties": {"metric": {"type": "string"}, "orders": {"type": "array", "items": {"type": "object", "required": ["order", "reason", "value"],
+                           "properties": {"order": {"type": "string"}, "reason": {"type": "string"}, "value": {"type": "number"}}}}}},
         "SearchResult": {"type": "object", "required": ["orders"],
           "properties": {"orders": {"type": "array", "items": {"type": "object", "properties": {
                            "correlation_id": {"type": "string"}, "state": {"type": "string", "nullable": true},

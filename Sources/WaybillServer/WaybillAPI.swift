@@ -124,10 +124,11 @@ struct WaybillAPI: Sendable {
 func jsonDocument<T: Encodable>(_ doc: T) throws -> Response { jsonResponse(try JSONCoding.encode(doc)) }
 
 extension Request {
-    /// The query parameters by name (the last of repeated ones).
+    /// The query parameters by name (the last of repeated ones). An empty value is the same as leaving
+    /// the parameter out (an HTML form sends its empty fields), on every route.
     var parameterDictionary: [String: String] {
         var p: [String: String] = [:]
-        for (k, v) in uri.queryParameters { p[String(k)] = String(v) }
+        for (k, v) in uri.queryParameters where !v.isEmpty { p[String(k)] = String(v) }
         return p
     }
 }

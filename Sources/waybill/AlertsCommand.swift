@@ -19,11 +19,17 @@ struct AlertConfigOptions: ParsableArguments {
     @Option(name: .long, help: "Alert rules: a YAML file or a directory of them (default: $WAYBILL_ALERTS, else ./queries/alerts).")
     var config: [String] = []
 
-    /// - Parameter required: reading commands need rules and fall back to ./queries/alerts; the server runs without.
-    func load(required: Bool) throws -> AlertConfig? {
+    /// The files or directories the rules are read from.
+    func paths(required: Bool) -> [String] {
         var paths = config
         if paths.isEmpty, let env = ProcessInfo.processInfo.environment["WAYBILL_ALERTS"] { paths = [env] }
         if paths.isEmpty, required, FileManager.default.fileExists(atPath: "queries/alerts") { paths = ["queries/alerts"] }
+        return paths
+    }
+
+    /// - Parameter required: reading commands need rules and fall back to ./queries/alerts; the server runs without.
+    func load(required: Bool) throws -> AlertConfig? {
+        let paths = paths(required: required)
         if paths.isEmpty {
             if required { throw CLIError("no alert rules: pass --config FILE (or a directory), or set WAYBILL_ALERTS") }
             return nil

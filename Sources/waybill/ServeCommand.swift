@@ -131,6 +131,11 @@ struct ServeCommand: AsyncParsableCommand {
                                + "(set them, or drop secret_env from the hook to send unsigned notifications)")
             }
             printErr("waybill: \(rules.rules.count) alert rules, \(rules.hooks.count) hooks, evaluated every \(DurationText.format(rules.evaluationInterval))")
+            if rules.rules.count > 0 || rules.hooks.count > 0 {
+                // A start with changed rules is a rules reload: the audit log records it once, with who and which files.
+                try await RulesAudit.record(paths: alertRules.paths(required: alerts), rules: rules.rules.count, hooks: rules.hooks.count,
+                                            store: store, actor: TokenStoreOptions.actor, at: currentMicros())
+            }
             alerting = a
         }
         let view = readOnlyRules.map {
