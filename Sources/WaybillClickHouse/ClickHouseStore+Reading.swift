@@ -124,7 +124,7 @@ extension ClickHouseStore {
             conditions.append("state_since <= \(q.now - stuck) AND state NOT IN (\(Stage.invoiced.rawValue), \(Stage.cancelled.rawValue))")
         }
         if let cursor = q.cursor {
-            guard let (time, id) = Self.decodeCursor(cursor) else { throw QueryError(field: "cursor", rule: "is not a cursor this server issued") }
+            guard let (time, id) = OrderCursor.decode(cursor) else { throw QueryError(field: "cursor", rule: "is not a cursor this server issued") }
             conditions.append("(first_time < \(time) OR (first_time = \(time) AND order_id < \(SQL.quote(id))))")
         }
         let limit = max(1, min(q.limit, 10_000))
@@ -140,23 +140,11 @@ extension ClickHouseStore {
         var next: String?
         if out.count > limit {
             out.removeLast()
-            next = out.last.map { Self.encodeCursor($0.firstEventAt, $0.correlationID) }
+            next = out.last.map { OrderCursor.encode($0.firstEventAt, $0.correlationID) }
         }
         return OrderPage(orders: out, nextCursor: next)
     }
 
-    static func encodeCursor(_ t: Micros, _ id: String) -> String {
-        Data("\(t)|\(id)".utf8).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-    }
-
-    static func decodeCursor(_ s: String) -> (Micros, String)? {
-        var b = s.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while b.count % 4 != 0 { b += "=" }
-        guard let d = Data(base64Encoded: b), let text = String(data: d, encoding: .utf8),
-              let bar = text.firstIndex(of: "|"), let t = Micros(text[..<bar]) else { return nil }
-        return (t, String(text[text.index(after: bar)...]))
-    }
 
     // MARK: KPI inputs
 

@@ -222,7 +222,7 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
             sql += " AND state NOT IN (\(Stage.invoiced.rawValue), \(Stage.cancelled.rawValue))"
         }
         if let cursor = q.cursor {
-            guard let (t, id) = Self.decodeCursor(cursor) else { throw QueryError(field: "cursor", rule: "is not a cursor this server issued") }
+            guard let (t, id) = OrderCursor.decode(cursor) else { throw QueryError(field: "cursor", rule: "is not a cursor this server issued") }
             add("(first_time < ?") { $0.bind($1, t) }
             sql += " OR (first_time = ? AND order_id < ?))"
             binds.append { $0.bind($1, t) }
@@ -244,7 +244,7 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
             var next: String?
             if out.count > limit {
                 out.removeLast()
-                next = out.last.map { Self.encodeCursor($0.firstEventAt, $0.correlationID) }
+                next = out.last.map { OrderCursor.encode($0.firstEventAt, $0.correlationID) }
             }
             return OrderPage(orders: out, nextCursor: next)
         }
@@ -284,19 +284,6 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
             }
             return out
         }
-    }
-
-    static func encodeCursor(_ t: Micros, _ id: String) -> String {
-        Data("\(t)|\(id)".utf8).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-    }
-
-    static func decodeCursor(_ s: String) -> (Micros, String)? {
-        var b = s.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while b.count % 4 != 0 { b += "=" }
-        guard let d = Data(base64Encoded: b), let text = String(data: d, encoding: .utf8),
-              let bar = text.firstIndex(of: "|"), let t = Micros(text[..<bar]) else { return nil }
-        return (t, String(text[text.index(after: bar)...]))
     }
 }
 

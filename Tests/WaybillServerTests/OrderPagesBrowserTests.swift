@@ -10,46 +10,12 @@ import WaybillTestSupport
 /// step history of `OrderAndServicesPageTests`; the DOM after load shows the API's numbers, and the
 /// screenshots are kept under `$WAYBILL_ARTIFACTS/pages` (default `.build/test-artifacts/pages`).
 @Suite(.serialized) struct OrderPagesBrowserTests {
-    static var chromium: String? {
-        ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].first { FileManager.default.isExecutableFile(atPath: $0) }
-    }
-
-    static var artifacts: URL {
-        if let dir = ProcessInfo.processInfo.environment["WAYBILL_ARTIFACTS"] { return URL(fileURLWithPath: dir).appendingPathComponent("pages") }
-        var dir = ServerProcess.productsFolder
-        while dir.path != "/" && dir.lastPathComponent != ".build" { dir = dir.deletingLastPathComponent() }
-        if dir.path == "/" { dir = FileManager.default.temporaryDirectory }
-        return dir.appendingPathComponent("test-artifacts").appendingPathComponent("pages")
-    }
+    static var chromium: String? { HeadlessChromium.path }
+    static var artifacts: URL { HeadlessChromium.artifacts }
 
     /// The DOM after load, and a screenshot `name.png`.
     static func render(_ chromium: String, _ url: String, name: String) throws -> String {
-        try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
-        let png = artifacts.appendingPathComponent(name + ".png").path
-        let profile = FileManager.default.temporaryDirectory.appendingPathComponent("chromium-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: profile) }
-        let common = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--hide-scrollbars",
-                      "--user-data-dir=" + profile, "--window-size=1400,1400"]
-        _ = try run(chromium, common + ["--screenshot=" + png, url])
-        #expect(FileManager.default.fileExists(atPath: png), "no screenshot of \(url)")
-        print("page screenshot: \(png)")
-        return try run(chromium, common + ["--dump-dom", url])
-    }
-
-    static func run(_ tool: String, _ args: [String]) throws -> String {
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("chromium-out-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: out) }
-        let h = try FileHandle(forWritingTo: out)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: tool)
-        p.arguments = args
-        p.standardOutput = h
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        try h.close()
-        return try String(contentsOf: out, encoding: .utf8)
+        try HeadlessChromium.render(chromium, url, name: name, height: 1400)
     }
 
     @Test func orderAndServicesPagesInABrowser() async throws {

@@ -9,49 +9,12 @@ import WaybillTestSupport
 /// Chromium (DOM and screenshot), and the numbers shown compared with the API's for the same window.
 /// Screenshots are kept under `$WAYBILL_ARTIFACTS` (default `.build/test-artifacts/pages`).
 @Suite(.serialized) struct PageBrowserTests {
-    static var chromium: String? {
-        for p in ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"] where FileManager.default.isExecutableFile(atPath: p) { return p }
-        return nil
-    }
-
-    static var artifacts: URL {
-        if let dir = ProcessInfo.processInfo.environment["WAYBILL_ARTIFACTS"] { return URL(fileURLWithPath: dir).appendingPathComponent("pages") }
-        // `.build/test-artifacts/pages`, beside the configuration folders of `.build`.
-        var dir = ServerProcess.productsFolder
-        while dir.path != "/" && dir.lastPathComponent != ".build" { dir = dir.deletingLastPathComponent() }
-        if dir.path == "/" { dir = FileManager.default.temporaryDirectory }
-        return dir.appendingPathComponent("test-artifacts").appendingPathComponent("pages")
-    }
+    static var chromium: String? { HeadlessChromium.path }
+    static var artifacts: URL { HeadlessChromium.artifacts }
 
     /// Runs headless Chromium on a URL: the DOM after load, and a screenshot saved as `name.png`.
     static func render(_ url: String, name: String) throws -> String {
-        let chromium = try #require(chromium)
-        try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
-        let png = artifacts.appendingPathComponent(name + ".png").path
-        let profile = FileManager.default.temporaryDirectory.appendingPathComponent("chromium-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: profile) }
-        let common = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--hide-scrollbars",
-                      "--user-data-dir=" + profile, "--window-size=1400,1000"]
-        let shot = try Self.run(chromium, common + ["--screenshot=" + png, url])
-        #expect(FileManager.default.fileExists(atPath: png), "no screenshot of \(url): \(shot)")
-        print("page screenshot: \(png)")
-        return try Self.run(chromium, common + ["--dump-dom", url])
-    }
-
-    static func run(_ tool: String, _ args: [String]) throws -> String {
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("chromium-out-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: out) }
-        let h = try FileHandle(forWritingTo: out)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: tool)
-        p.arguments = args
-        p.standardOutput = h
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        try h.close()
-        return try String(contentsOf: out, encoding: .utf8)
+        try HeadlessChromium.render(try #require(chromium), url, name: name, height: 1000)
     }
 
     static func getJSON(_ url: String) async throws -> JSONValue {
