@@ -79,7 +79,7 @@ enum TraceTimeline {
     static func steps(_ steps: [StepDocument], now: Micros) -> String {
         guard !steps.isEmpty else { return "" }
         let warehouse = steps[0].warehouse.map { "at \($0)" } ?? "at every warehouse"
-        var out = "\nSteps (each against the same step \(warehouse), 7 days before it)\n"
+        let out = "\nSteps (each against the same step \(warehouse), 7 days before it)\n"
         func secs(_ v: Double?) -> String { v.map { DurationText.format(Micros(($0 * 1e6).rounded())) } ?? "-" }
         var rows: [[String]] = [["STEP", "GAP", "P50", "P90", "SAMPLES", "VERDICT"]]
         for s in steps {
