@@ -211,8 +211,9 @@ func pollTrace(port: Int, _ key: String, seconds: Double, until done: (JSONValue
     @Test func aKilledDemoResumesItsWorkflowsAndRemembersIdempotencyKeys() async throws {
         guard FileManager.default.fileExists(atPath: ServerProcess.binary.path) else { Issue.record("waybill binary missing"); return }
         let db = temporaryDatabase()
-        // At 600x picking takes seconds, so the order is caught between allocation and picking.
-        let args = ["--backfill-days", "0.02", "--orders-per-day", "300", "--speed", "600", "--faults", ""]
+        // At 150x picking takes several seconds, so the order is caught between allocation and picking even
+        // when the suite's other tests load both cores (at 600x a loaded poll could miss that window).
+        let args = ["--backfill-days", "0.02", "--orders-per-day", "300", "--speed", "150", "--faults", ""]
         let (p1, port1, ready1) = try await startDemo(args, db: db)
         defer { if p1.isRunning { kill(p1.processIdentifier, SIGKILL) } }
         #expect(ready1.contains("Waybill demo is running"))
@@ -243,7 +244,7 @@ func pollTrace(port: Int, _ key: String, seconds: Double, until done: (JSONValue
         #expect(again["order_id"] == "API-DURABLE-1")
         #expect(again["duplicate"] == true)
         // Generous: the demo runs on the wall clock, and the whole suite shares two cores with it.
-        let later = try await pollTrace(port: port2, "API-DURABLE-1", seconds: 60) {
+        let later = try await pollTrace(port: port2, "API-DURABLE-1", seconds: 150) {
             $0["state"]?.stringValue.flatMap(Stage.init(name:)).map { $0 >= .packed } == true
         }
         let state = later["state"]?.stringValue.flatMap(Stage.init(name:))
