@@ -197,6 +197,15 @@ public struct KPIService: Sendable {
     /// from the next tier's rows instead (an hour from its minutes), and a minute from the orders'
     /// facts, so `max_s` is exact in every window. Tiers are read coarsest first, each once.
     public func document(_ q: KPIQuery) throws -> KPIDocument {
+        let inputs = try windowInputs(q)
+        return KPIReport.compute(query: q, plan: inputs.plan, rows: inputs.rows, edgeFacts: inputs.facts)
+    }
+
+    /// What a window is computed from: the plan, the rollup rows of its whole buckets and the facts of
+    /// the orders at its edges. A row whose maximum is not known (a late event retracted the bucket's
+    /// largest value) is deferred to the next tier, and a minute to the facts. The KPI document and
+    /// `accumulators(_:)` (for /metrics) both read through here, so they cannot disagree.
+    func windowInputs(_ q: KPIQuery) throws -> (plan: KPIRollupPlan, rows: [KPIRollupRow], facts: [OrderFacts]) {
         var plan = q.rollupPlan(bucketWidths: bucketWidths)
         let dimension = q.by?.rawValue ?? "total"
         var rows: [KPIRollupRow] = []
@@ -218,7 +227,7 @@ public struct KPIService: Sendable {
             if !deferred.isEmpty { plan = plan.deferring(deferred, tier: tier) }
         }
         let facts = plan.factRanges.isEmpty ? [] : try reader.kpiFacts(in: plan.factRanges)
-        return KPIReport.compute(query: q, plan: plan, rows: rows, edgeFacts: facts)
+        return (plan, rows, facts)
     }
 
     /// The orders behind a figure (`allocation_delay.p95_s`, `fill_rate`, ...) in the query's window,
