@@ -1,51 +1,16 @@
 import Foundation
+import WaybillTestSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
 
-/// The `waybill` binary built with the tests, run as a user would: `$WAYBILL_BINARY`, else beside the test
-/// bundle (SwiftPM puts every product of a configuration in `.build/<configuration>/`).
-enum WaybillBinary {
-    static var url: URL {
-        if let path = ProcessInfo.processInfo.environment["WAYBILL_BINARY"] { return URL(fileURLWithPath: path) }
-        #if os(macOS)
-        if let tests = Bundle.allBundles.first(where: { $0.bundlePath.hasSuffix(".xctest") }) {
-            return tests.bundleURL.deletingLastPathComponent().appendingPathComponent("waybill")
-        }
-        #endif
-        return Bundle.main.bundleURL.appendingPathComponent("waybill")
-    }
+typealias CLIResult = ProcessRun
 
-    static var exists: Bool { FileManager.default.isExecutableFile(atPath: url.path) }
-}
-
-/// One run of the CLI. Output goes to files, not pipes (nothing blocks on a full pipe).
-struct CLIResult {
-    let status: Int32
-    let stdout: String
-    let stderr: String
-
-    static func run(_ args: [String], environment: [String: String] = [:], stdin: String? = nil) throws -> CLIResult {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-chcli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let outURL = dir.appendingPathComponent("stdout"), errURL = dir.appendingPathComponent("stderr"), inURL = dir.appendingPathComponent("stdin")
-        try Data((stdin ?? "").utf8).write(to: inURL)
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let p = Process()
-        p.executableURL = WaybillBinary.url
-        p.arguments = args
-        p.environment = WaybillServerProcess.cleanEnvironment.merging(environment) { $1 }
-        let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL), input = try FileHandle(forReadingFrom: inURL)
-        defer { try? out.close(); try? err.close(); try? input.close() }
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = input
-        try p.run()
-        p.waitUntilExit()
-        return CLIResult(status: p.terminationStatus, stdout: try String(contentsOf: outURL, encoding: .utf8),
-                         stderr: try String(contentsOf: errURL, encoding: .utf8))
+extension ProcessRun {
+    /// Runs the `waybill` binary with the test's environment cleaned (`WaybillServerProcess.cleanEnvironment`)
+    /// and `environment` added.
+    static func run(_ args: [String], environment: [String: String] = [:], stdin: String? = nil) throws -> ProcessRun {
+        try run(WaybillBinary.url, args, environment: WaybillServerProcess.cleanEnvironment.merging(environment) { $1 }, stdin: stdin)
     }
 }
 

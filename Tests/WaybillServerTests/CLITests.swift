@@ -5,33 +5,12 @@ import WaybillModel
 import WaybillTestSupport
 
 /// Runs the `waybill` binary and captures its output.
-struct CLIRun {
-    let status: Int32
-    let stdout: String
-    let stderr: String
+typealias CLIRun = ProcessRun
 
-    /// Output goes to files rather than pipes: nothing blocks on a full pipe, and reading a file is not
-    /// interrupted by the signals of other tests' processes (Foundation traps on EINTR in pipe reads).
-    static func run(_ args: [String], stdin: String? = nil) throws -> CLIRun {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let outURL = dir.appendingPathComponent("stdout"), errURL = dir.appendingPathComponent("stderr"), inURL = dir.appendingPathComponent("stdin")
-        try Data((stdin ?? "").utf8).write(to: inURL)
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let p = Process()
-        p.executableURL = ServerProcess.binary
-        p.arguments = args
-        let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL), input = try FileHandle(forReadingFrom: inURL)
-        defer { try? out.close(); try? err.close(); try? input.close() }
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = input
-        try p.run()
-        p.waitUntilExit()
-        return CLIRun(status: p.terminationStatus, stdout: try String(contentsOf: outURL, encoding: .utf8),
-                      stderr: try String(contentsOf: errURL, encoding: .utf8))
+extension ProcessRun {
+    /// Runs the `waybill` binary built with the tests.
+    static func run(_ args: [String], stdin: String? = nil) throws -> ProcessRun {
+        try run(ServerProcess.binary, args, stdin: stdin)
     }
 
     var json: JSONValue? { try? JSONParser.parse(stdout) }

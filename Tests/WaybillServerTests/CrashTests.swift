@@ -13,19 +13,9 @@ struct ServerProcess {
     let port: Int
     let db: String
 
-    /// The `waybill` executable built with the tests: `$WAYBILL_BINARY`, else beside the test bundle
-    /// (SwiftPM puts every product of a configuration in one folder, `.build/<configuration>/`).
-    static var binary: URL {
-        if let path = ProcessInfo.processInfo.environment["WAYBILL_BINARY"] { return URL(fileURLWithPath: path) }
-        return productsFolder.appendingPathComponent("waybill")
-    }
-
-    static var productsFolder: URL {
-        #if os(macOS)
-        if let tests = Bundle.allBundles.first(where: { $0.bundlePath.hasSuffix(".xctest") }) { return tests.bundleURL.deletingLastPathComponent() }
-        #endif
-        return Bundle.main.bundleURL
-    }
+    /// The `waybill` executable built with the tests (`WaybillBinary`).
+    static var binary: URL { WaybillBinary.url }
+    static var productsFolder: URL { WaybillBinary.productsFolder }
 
     static func start(db: String, port: Int = Int.random(in: 20_000...60_000), extra: [String] = []) async throws -> ServerProcess {
         let p = Process()
