@@ -39,7 +39,8 @@ public struct ServerConfig: Sendable {
 public func buildApplication(store: any WaybillStore, config: ServerConfig, logger: Logger? = nil,
                              clock: any ServiceClock = SystemClock(),
                              services: [any Service] = [], orderDesk: OrderDesk? = nil,
-                             alerting: Alerting? = nil, alertRules: AlertRulesView? = nil) -> some ApplicationProtocol
+                             alerting: Alerting? = nil, alertRules: AlertRulesView? = nil,
+                             ingestObserver: IngestObserver? = nil) -> some ApplicationProtocol
 {
     var log = logger ?? Logger(label: "waybill")
     if logger == nil { log.logLevel = .info }
@@ -49,6 +50,7 @@ public func buildApplication(store: any WaybillStore, config: ServerConfig, logg
     let now: @Sendable () -> Micros = { clock.now() }
     let metrics = ServerMetrics(clock: now)
     if let alerting { metrics.attach(alerting) }
+    ingestObserver?.attach { decoded, result in metrics.events(decoded, result: result, arrivedAt: now()) }
     metrics.observeCommits(of: store)
     let access = AccessControl(store: store, open: config.openWithoutTokens, clock: now, ingestRateLimit: config.ingestRateLimit)
     let queries = LocalQueries(store: store, lanes: .standard(), clock: now, alerting: rulesView)

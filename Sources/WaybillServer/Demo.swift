@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 import WaybillAlerts
 import WaybillCollectors
 import WaybillModel
@@ -17,6 +18,8 @@ public final class StoreEventSink: EventTextSink {
     public private(set) var rejected: [RejectedEvent] = []
     public private(set) var written = AppendResult()
     public private(set) var spansWritten = AppendResult()
+    /// Told of every flushed batch, after it is stored (the server's ingest figures, when attached).
+    public var observer: IngestObserver?
 
     /// - Parameter keepSpans: store spans too (in-process, until OTLP carries them); false skips building them.
     public init(keepSpans: Bool = true) {
@@ -81,7 +84,27 @@ public final class StoreEventSink: EventTextSink {
         pending = 0
         let decoded = bytes.withUnsafeBufferPointer { EventDecoder.decodeLinesLeniently($0, firstLine: 0).events }
         rejected += decoded.rejected
-        written = written + (try await Self.appendInBatches(decoded.events, size: batchSize) { try await store.append($0) })
+        let result = try await Self.appendInBatches(decoded.events, size: batchSize) { try await store.append($0) }
+        written = written + result
+        observer?.observe(decoded, result: result)
+    }
+}
+
+/// Where the embedded services' stored batches are reported: a server's ingest metrics (the
+/// overview's ingest-health panel, `waybill_events_accepted_total`), once the server attaches them.
+/// The embedded services do not go through the HTTP collectors, so without this the overview of
+/// `waybill demo` would say that no events arrive.
+public final class IngestObserver: Sendable {
+    private let report = Mutex<(@Sendable (DecodedEvents, AppendResult) -> Void)?>(nil)
+
+    public init() {}
+
+    func attach(_ report: @escaping @Sendable (DecodedEvents, AppendResult) -> Void) {
+        self.report.withLock { $0 = report }
+    }
+
+    func observe(_ decoded: DecodedEvents, result: AppendResult) {
+        report.withLock { $0 }?(decoded, result)
     }
 }
 
@@ -142,6 +165,9 @@ public struct DemoService: Service {
     /// Called once the backfill (or the catch-up after a resume) is stored.
     let onReady: @Sendable (Ready) async -> Void
 
+    /// Reports every stored batch (attach it to the server with `buildApplication(ingestObserver:)`).
+    public let ingestObserver = IngestObserver()
+
     public init(store: any WaybillStore, checkpoints: (any WorkflowStore)? = nil, options: Options, desk: OrderDesk? = nil,
                 clock: any ServiceClock = SystemClock(), logger: Logger, onReady: @escaping @Sendable (Ready) async -> Void)
     {
@@ -156,6 +182,7 @@ public struct DemoService: Service {
 
     public func run() async throws {
         let sink = StoreEventSink()
+        sink.observer = ingestObserver
         // Simulated time is `anchorVirtual + (clock.now() - anchorReal) * speed`.
         let anchorReal = clock.now()
         let anchorVirtual: Micros

@@ -106,7 +106,8 @@ struct DemoCommand: AsyncParsableCommand {
         if !alerting.worker.missingSecrets().isEmpty {
             throw CLIError("alert hooks name secrets that are not set: \(alerting.worker.missingSecrets().joined(separator: "; "))")
         }
-        let app = buildApplication(store: store, config: config, logger: logger, services: [demo], orderDesk: desk, alerting: alerting)
+        let app = buildApplication(store: store, config: config, logger: logger, services: [demo], orderDesk: desk, alerting: alerting,
+                                   ingestObserver: demo.ingestObserver)
         try await app.runService()
     }
 
@@ -132,7 +133,8 @@ struct DemoCommand: AsyncParsableCommand {
         out += "  \(exe) alerts --url \(base)                     # SLA, KPI and error-rate alerts, each with its orders (\(base)/alerts)\n"
         out += "  \(exe) kpi --from -\(3)d --by warehouse --url \(base)\n"
         out += "  \(base)/api/v1/kpis?format=html&by=warehouse&step=1d   (KPI report in a browser)\n"
-        out += "  \(base)/                                               (order search)\n"
+        out += "  \(base)/                                               (overview: KPIs, alerts, stuck orders, ingest, services)\n"
+        if let o = first(["type": "order.short_picked"]) { out += "  \(base)/orders/\(URLText.pathSegment(o))                    (an order: timeline, spans, why it is late)\n" }
         out += "  curl -s -XPOST \(base)/api/v1/orders -H 'Idempotency-Key: k1' -H 'Content-Type: application/json' \\\n"
         out += "       -d '{\"region\":\"northeast\",\"lines\":[{\"sku\":\"SKU-10001\",\"qty\":2}]}'   (submit an order, then trace it)\n\nCtrl-C stops it.\n"
         return out

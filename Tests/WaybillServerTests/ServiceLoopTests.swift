@@ -1,4 +1,6 @@
 import Foundation
+import Hummingbird
+import HummingbirdTesting
 import Logging
 import Testing
 @testable import WaybillAlerts
@@ -110,5 +112,34 @@ final class CountingTransport: NotificationTransport, @unchecked Sendable {
         clock.advance(by: 30 * minute)  // half an hour of orders arrives in one step
         try await clock.waitForSleepers()
         #expect(try store.stats().events > backfilled)
+    }
+
+    /// The embedded services' batches reach the server's ingest figures: `/metrics` counts them by
+    /// source, and the overview's ingest-health panel is not empty while `waybill demo` runs.
+    @Test func demoBatchesReachTheIngestFigures() async throws {
+        let store = try SQLiteStore(path: temporaryDatabase(), rollup: KPIFactsRollup())
+        defer { store.close() }
+        var options = DemoService.Options()
+        options.ordersPerDay = 20_000
+        options.backfillDays = 1.0 / 24
+        let clock = ManualClock(now: Self.t0)
+        let demo = DemoService(store: store, checkpoints: store, options: options, clock: clock, logger: Logger(label: "test")) { _ in }
+        let app = buildApplication(store: store, config: ServerConfig(), clock: clock, ingestObserver: demo.ingestObserver)
+        let running = Task { try await demo.run() }
+        defer { running.cancel() }
+        try await clock.waitForSleepers()
+        let stored = try store.stats().events
+        #expect(stored > 0)
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/metrics", method: .get) { r in
+                let text = String(buffer: r.body)
+                var accepted = 0
+                for line in text.split(separator: "\n") where line.hasPrefix("waybill_events_accepted_total{") {
+                    accepted += Int(Double(line.split(separator: " ").last ?? "") ?? 0)
+                }
+                #expect(accepted == stored, "every event the demo stored is counted once")
+                #expect(text.contains(#"waybill_events_accepted_total{source="oms"}"#))
+            }
+        }
     }
 }
