@@ -89,7 +89,7 @@ let package = Package(
         .testTarget(name: "WaybillServicesTests", dependencies: ["WaybillServices", "WaybillTestSupport"]),
         .testTarget(name: "WaybillKPITests", dependencies: ["WaybillKPI", "WaybillTestSupport"]),
         .testTarget(name: "WaybillAlertsTests", dependencies: ["WaybillAlerts", "WaybillSQLite", "WaybillKPI", "WaybillTestSupport"]),
-        .testTarget(name: "WaybillClickHouseTests", dependencies: ["WaybillClickHouse", "WaybillStoreConformance", "WaybillKPI", "WaybillSQLite", "WaybillTestSupport"]),
+        .testTarget(name: "WaybillClickHouseTests", dependencies: ["WaybillClickHouse", "WaybillStoreConformance", "WaybillKPI", "WaybillSQLite", "WaybillTestSupport", "WaybillQuery"]),
         .testTarget(name: "WaybillReportsTests", dependencies: ["WaybillReports", "WaybillSQLite", "WaybillKPI", "WaybillTestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "WaybillServerTests", dependencies: [

@@ -102,7 +102,9 @@ final class ClickHouseClient: @unchecked Sendable {
         self.url = url
         var config = HTTPClient.Configuration()
         config.timeout = .init(connect: .seconds(3), read: .seconds(120))
-        config.connectionPool = .init(idleTimeout: .seconds(30))
+        // Reads of one trace go out in parallel and a server has many requests at once: more than
+        // AsyncHTTPClient's default of 8 connections per host (the rest would queue for a connection).
+        config.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 32)
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
     }
 

@@ -180,9 +180,21 @@ extension ClickHouseStore {
 
     // MARK: Access control
 
+    private var tokensSQL: String { "SELECT * FROM \(t.table("access_tokens")) ORDER BY id, ver DESC LIMIT 1 BY id" }
+    private var tokenUseSQL: String { "SELECT token_id, max(at) AS at FROM \(t.table("token_use")) GROUP BY token_id" }
+
     func latestTokens() throws -> [(id: Int64, token: AccessToken)] {
-        let tokens = try query("SELECT * FROM \(t.table("access_tokens")) ORDER BY id, ver DESC LIMIT 1 BY id")
-        let used = try query("SELECT token_id, max(at) AS at FROM \(t.table("token_use")) GROUP BY token_id")
+        Self.tokens(try query(tokensSQL), used: try query(tokenUseSQL))
+    }
+
+    /// `latestTokens` for async callers (writes, the server's access check): no thread waits.
+    func latestTokensAsync() async throws -> [(id: Int64, token: AccessToken)] {
+        async let tokens = queryAsync(tokensSQL)
+        async let used = queryAsync(tokenUseSQL)
+        return Self.tokens(try await tokens, used: try await used)
+    }
+
+    static func tokens(_ tokens: [JSONValue], used: [JSONValue]) -> [(id: Int64, token: AccessToken)] {
         var lastUse: [Int64: Micros] = [:]
         for u in used { if let id = u["token_id"]?.int64, let at = u["at"]?.int64 { lastUse[id] = at } }
         return tokens.compactMap { r in
@@ -217,7 +229,7 @@ extension ClickHouseStore {
 
     public func addToken(_ token: AccessToken, audit: AuditEntry) async throws {
         try await write {
-            let tokens = try latestTokens()
+            let tokens = try await latestTokensAsync()
             if tokens.contains(where: { $0.token.name == token.name && $0.token.revokedAt == nil }) { throw AccessStoreError.nameTaken(token.name) }
             var rows = RowWriter()
             var added = token
@@ -232,7 +244,7 @@ extension ClickHouseStore {
 
     public func revokeToken(name: String, at: Micros, audit: AuditEntry) async throws -> Bool {
         try await write {
-            guard let active = try latestTokens().first(where: { $0.token.name == name && $0.token.revokedAt == nil }) else { return false }
+            guard let active = try await latestTokensAsync().first(where: { $0.token.name == name && $0.token.revokedAt == nil }) else { return false }
             var token = active.token
             token.revokedAt = at
             var rows = RowWriter()
@@ -247,7 +259,7 @@ extension ClickHouseStore {
     public func recordTokenUse(_ lastUsed: [String: Micros]) async throws {
         guard !lastUsed.isEmpty else { return }
         try await write {
-            let active = try latestTokens().filter { $0.token.revokedAt == nil }
+            let active = try await latestTokensAsync().filter { $0.token.revokedAt == nil }
             var rows = RowWriter()
             for (name, at) in lastUsed.sorted(by: { $0.key < $1.key }) {
                 guard let id = active.first(where: { $0.token.name == name })?.id else { continue }
@@ -263,8 +275,19 @@ extension ClickHouseStore {
     public func accessTokens() throws -> [AccessToken] { try latestTokens().map(\.token) }
 
     public func accessVersion() throws -> Int64 {
-        try query("SELECT count() AS n FROM \(t.table("access_changes"))").first?["n"]?.int64 ?? 0
+        try query(accessVersionSQL).first?["n"]?.int64 ?? 0
     }
+
+    /// The server checks this on every request: an async round trip, no thread held while it waits.
+    public func currentAccessVersion() async throws -> Int64 {
+        try await queryAsync(accessVersionSQL).first?["n"]?.int64 ?? 0
+    }
+
+    public func currentAccessTokens() async throws -> [AccessToken] {
+        try await latestTokensAsync().map(\.token)
+    }
+
+    private var accessVersionSQL: String { "SELECT count() AS n FROM \(t.table("access_changes"))" }
 
     public func appendAudit(_ entry: AuditEntry) async throws {
         try await write { try await insertAudit(entry) }

@@ -50,11 +50,11 @@ public final class ReadExecutor: @unchecked Sendable {
 
     public func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
-            enqueue { c.resume(with: Result { try body() }) }
+            submit { c.resume(with: Result { try body() }) }
         }
     }
 
-    private func enqueue(_ job: @escaping @Sendable () -> Void) {
+    func submit(_ job: @escaping @Sendable () -> Void) {
         condition.lock()
         queue.append(job)
         condition.signal()

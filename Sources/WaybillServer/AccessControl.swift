@@ -111,9 +111,9 @@ final class AccessControl: @unchecked Sendable {
         }
     }
 
-    func decide(method: HTTPRequest.Method, path: String, authorization: String?) throws -> Decision {
+    func decide(method: HTTPRequest.Method, path: String, authorization: String?) async throws -> Decision {
         guard let needed = Self.scope(method: method, path: path) else { return .allow(token: nil) }
-        let current = try currentTokens()
+        let current = try await currentTokens()
         if current.isEmpty {
             return open ? .allow(token: nil) : .unauthorized("no access token is configured on this server; create one with `waybill tokens create`")
         }
@@ -134,11 +134,12 @@ final class AccessControl: @unchecked Sendable {
         return .allow(token: token.name)
     }
 
-    /// The stored tokens, reloaded when the store's access version moved.
-    private func currentTokens() throws -> [AccessToken] {
-        let v = try store.accessVersion()
+    /// The stored tokens, reloaded when the store's access version moved. Async reads: an engine that
+    /// waits on the network (ClickHouse) holds no thread of the server while it does.
+    private func currentTokens() async throws -> [AccessToken] {
+        let v = try await store.currentAccessVersion()
         if let cached = lock.withLock({ v == version ? tokens : nil }) { return cached }
-        let fresh = try store.accessTokens()
+        let fresh = try await store.currentAccessTokens()
         lock.withLock {
             tokens = fresh
             version = v
@@ -187,7 +188,7 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
     let access: AccessControl
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        switch try access.decide(method: request.method, path: request.uri.path, authorization: request.headers[.authorization]) {
+        switch try await access.decide(method: request.method, path: request.uri.path, authorization: request.headers[.authorization]) {
         case .allow(let token):
             if AccessControl.scope(method: request.method, path: request.uri.path) == .ingest, let wait = access.admitIngest(token: token) {
                 throw APIError(.tooManyRequests, "ingest rate limit of this token exceeded; retry after \(wait)s", headers: [.retryAfter: String(wait)])

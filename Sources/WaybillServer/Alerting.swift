@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import ServiceLifecycle
 import WaybillAlerts
+import WaybillQuery
 import WaybillModel
 import WaybillStore
 
@@ -62,7 +63,16 @@ struct AlertService: Service {
     let logger: Logger
     var metrics: ServerMetrics?
 
+    /// Evaluation and delivery run on a thread of their own: the rules' reads are synchronous (a KPI
+    /// window, overdue orders, the outbox) and, over a network store, wait on it; on Swift's cooperative
+    /// pool (one thread per core) they would hold threads every request handler needs.
     func run() async throws {
+        let thread = ReadExecutor(threads: 1, name: "waybill-alerts")
+        defer { thread.stop() }
+        try await withTaskExecutorPreference(thread) { try await runAlerting() }
+    }
+
+    private func runAlerting() async throws {
         do {
             try await alerting.engine.start()
         } catch {

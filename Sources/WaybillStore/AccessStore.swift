@@ -70,6 +70,16 @@ public protocol AccessStore: Sendable {
     func accessVersion() throws -> Int64
     func appendAudit(_ entry: AuditEntry) async throws
     func auditEntries(limit: Int) throws -> [AuditEntry]
+    /// `accessVersion()` and `accessTokens()` for async callers (the server's check of every request):
+    /// an engine whose reads wait on the network answers these without blocking a thread. The defaults
+    /// call the synchronous readers (a local read).
+    func currentAccessVersion() async throws -> Int64
+    func currentAccessTokens() async throws -> [AccessToken]
+}
+
+extension AccessStore {
+    public func currentAccessVersion() async throws -> Int64 { try accessVersion() }
+    public func currentAccessTokens() async throws -> [AccessToken] { try accessTokens() }
 }
 
 public enum AccessStoreError: Error, Sendable, Equatable, CustomStringConvertible {

@@ -83,7 +83,12 @@ import WaybillTestSupport
         }
     }
 
+    /// The stores' synchronous readers run on test threads (`TestThreads`), not the cooperative pool.
     @Test func twoWritersWithResendsEqualSQLite() async throws {
+        try await TestThreads.run { try await twoWriters() }
+    }
+
+    func twoWriters() async throws {
         guard let base = await TestClickHouse.url(test: "ClickHouseExactnessTests/twoWritersWithResendsEqualSQLite") else { return }
         let events = Self.history(orders: 360, seed: 7)
         var rng = SplitMix64(seed: 99)

@@ -27,9 +27,11 @@ import WaybillTestSupport
                 let db = ClickHouseCluster.freshDatabase(clustered ? "stmt2" : "stmt1")
                 let url = try ClickHouseURL(parsing: cluster.url(database: db, cluster: clustered))
                 do {
-                    try await check.run {
-                        StoreConformance.Storage(open: { rollup in try ClickHouseStore(url: url, rollup: rollup) },
-                                                holdWrites: { store, held in (store as! ClickHouseStore).holdWrites(held) })
+                    try await TestThreads.run {
+                        try await check.run {
+                            StoreConformance.Storage(open: { rollup in try ClickHouseStore(url: url, rollup: rollup) },
+                                                    holdWrites: { store, held in (store as! ClickHouseStore).holdWrites(held) })
+                        }
                     }
                 } catch {
                     // The conformance suite of the engine reports these; here only the statements count.
