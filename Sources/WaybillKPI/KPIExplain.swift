@@ -67,7 +67,7 @@ public enum KPIExplain {
         case .fillRate, .orderFillRate:
             for f in facts {
                 guard let a = OrderContribution(f).allocation, query.window.contains(a.at),
-                      inGroup(query.by.flatMap(a.group)), !a.fullyAllocatedFirst || a.unitsAllocatedFirst < a.unitsOrdered
+                      inGroup(query.by.flatMap(a.group)), isShort(a)
                 else { continue }
                 let short = Units.double(a.unitsOrdered - a.unitsAllocatedFirst)
                 ranked.append(KPIContributor(orderID: f.orderID, reason: shortReason(f, a), value: short))
@@ -76,9 +76,8 @@ public enum KPIExplain {
         case .onTimeRate:
             for f in facts {
                 guard let s = OrderContribution(f).shipment, query.window.contains(s.at),
-                      inGroup(query.by.flatMap(s.group)), s.onTime == false,
-                      let promised = f.accepted?.promisedShipBy else { continue }
-                let late = s.at - promised
+                      inGroup(query.by.flatMap(s.group)), let late = lateness(f, s) else { continue }
+                let promised = s.at - late
                 ranked.append(KPIContributor(
                     orderID: f.orderID,
                     reason: "shipped \(DurationText.format(late)) late (promised by \(RFC3339.format(promised)))",

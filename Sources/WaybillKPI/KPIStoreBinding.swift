@@ -232,7 +232,10 @@ public struct KPIService: Sendable {
 
     /// The orders behind a figure (`allocation_delay.p95_s`, `fill_rate`, ...) in the query's window,
     /// optionally within one group of `q.by` (`.some(nil)` is the null group).
+    /// Read from the store's drill rows (`DrillReader`) where it keeps them; otherwise from the window's facts.
     public func explain(_ metric: KPIMetric, _ q: KPIQuery, group: String?? = .none, limit: Int = 20) throws -> [KPIContributor] {
+        if let drill = reader as? any DrillReader,
+           let found = try KPIExplain.contributors(drill: drill, metric: metric, query: q, group: group, limit: limit) { return found }
         let facts = try reader.kpiFacts(in: [q.from..<q.to])
         return try KPIExplain.contributors(facts: facts, metric: metric, query: q, group: group, limit: limit)
     }

@@ -1,4 +1,5 @@
 import WaybillModel
+import WaybillStore
 
 /// Per service over a window: span rate, error rate, latency percentiles, and the calls seen
 /// between services (a child span in another service than its parent is an edge parent → child).
@@ -14,12 +15,22 @@ public struct ServiceReport: Sendable, Equatable {
         enum CodingKeys: String, CodingKey { case service, spans, errors, perSecond = "per_second", errorRate = "error_rate", latency = "latency_ms" }
     }
 
-    /// Milliseconds; the KPI definitions' quantile (smallest value with at least X% at or below), exact.
+    /// Milliseconds. A percentile is the KPI definitions' quantile (the smallest value with at least X% at
+    /// or below it), read from a duration histogram: within 0.5% of the exact value. `max` is exact.
     public struct Latency: Sendable, Equatable, Codable {
         public var p50: Double
         public var p90: Double
+        public var p95: Double
         public var p99: Double
         public var max: Double
+
+        public init(p50: Double, p90: Double, p95: Double, p99: Double, max: Double) {
+            self.p50 = p50
+            self.p90 = p90
+            self.p95 = p95
+            self.p99 = p99
+            self.max = max
+        }
     }
 
     public struct Edge: Sendable, Equatable, Codable {
@@ -36,38 +47,31 @@ public struct ServiceReport: Sendable, Equatable {
     /// True when the span limit cut the window short.
     public var truncated: Bool
 
+    /// The report of these spans alone (a call counts when its parent span is among them).
     public init<S: Sequence>(spans: S, from: Micros, to: Micros, truncated: Bool = false) where S.Element == Span {
+        var a = ServiceAggregates(spans: spans)
+        a.truncated = truncated
+        self.init(a, from: from, to: to)
+    }
+
+    public init(_ a: ServiceAggregates, from: Micros, to: Micros) {
         self.from = from
         self.to = to
-        self.truncated = truncated
-        var durations: [String: [Double]] = [:]
-        var errors: [String: Int] = [:]
-        var byID: [String: Span] = [:]
-        var all: [Span] = []
-        for s in spans {
-            durations[s.service, default: []].append(s.durationMillis)
-            if s.status == .error { errors[s.service, default: 0] += 1 }
-            byID[s.traceID + s.spanID] = s
-            all.append(s)
-        }
+        truncated = a.truncated
         let seconds = Swift.max(Double(to - from) / 1e6, 1e-6)
-        services = durations.keys.sorted().map { name in
-            let d = durations[name]!.sorted()
-            func q(_ p: Double) -> Double { d[Int(QuantileRank.rank(percent: p, count: d.count)) - 1] }
-            let e = errors[name] ?? 0
-            return Row(service: name, spans: d.count, errors: e, perSecond: Double(d.count) / seconds, errorRate: Double(e) / Double(d.count),
-                       latency: Latency(p50: q(50), p90: q(90), p99: q(99), max: d.last ?? 0))
+        services = a.services.keys.sorted().compactMap { name in
+            let s = a.services[name]!
+            guard s.spans > 0 else { return nil }
+            let h = s.durations
+            func q(_ p: Double) -> Double { (h.value(atRank: QuantileRank.rank(percent: p, count: Int(h.count))) ?? 0) / 1000 }
+            return Row(service: name, spans: s.spans, errors: s.errors, perSecond: Double(s.spans) / seconds,
+                       errorRate: Double(s.errors) / Double(s.spans),
+                       latency: Latency(p50: q(50), p90: q(90), p95: q(95), p99: q(99), max: Double(h.max ?? 0) / 1000))
         }
-        var edgeCounts: [String: Edge] = [:]
-        for s in all {
-            guard let p = s.parentSpanID, let parent = byID[s.traceID + p], parent.service != s.service else { continue }
-            let k = parent.service + "\u{0}" + s.service
-            var e = edgeCounts[k] ?? Edge(from: parent.service, to: s.service, calls: 0, errors: 0)
-            e.calls += 1
-            if s.status == .error { e.errors += 1 }
-            edgeCounts[k] = e
+        edges = a.calls.keys.sorted().map { k in
+            let c = a.calls[k]!
+            return Edge(from: k.from, to: k.to, calls: c.calls, errors: c.errors)
         }
-        edges = edgeCounts.values.sorted { ($0.from, $0.to) < ($1.from, $1.to) }
     }
 }
 

@@ -75,6 +75,10 @@ public struct LocalQueries: WaybillQueries {
     public func services(_ request: ServicesRequest) async throws -> ServiceReport {
         let window = try request.window(now: clock())
         let limit = Self.serviceViewSpanLimit
+        // A store that keeps the service rollups answers from them (never truncated); another reads the spans.
+        if let rollups = store as? any ServiceRollupReader {
+            return try await lanes.scan.run { ServiceReport(try rollups.serviceAggregates(in: window), from: window.lowerBound, to: window.upperBound) }
+        }
         return try await lanes.scan.run { [store] in
             let spans = try store.spans(startingIn: window, limit: limit + 1)
             return ServiceReport(spans: spans.prefix(limit), from: window.lowerBound, to: window.upperBound, truncated: spans.count > limit)

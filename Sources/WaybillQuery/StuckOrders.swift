@@ -69,15 +69,27 @@ private let preparedStages = Mutex<Set<Stage>>([])
 
 extension LocalQueries {
     /// For each stage asked, the orders whose current stage it is (they reached it and neither a later
-    /// lifecycle stage nor `cancelled`), longest there first. Answered from the store's open-deadline index
-    /// (`DeadlineReader`; built once per stage on first use); a store without it cannot answer.
+    /// lifecycle stage nor `cancelled`), longest there first. A store that reads orders by stage
+    /// (`StageReader`, from an index it keeps with the facts) answers at once, from the first request on;
+    /// another answers from its open-deadline index (`DeadlineReader`), built once per stage on first use.
     public func stuck(_ request: StuckRequest) async throws -> StuckDocument {
+        let now = clock()
+        if let reader = store as? any StageReader {
+            let stages = try await lanes.point.run {
+                try request.stages.map { stage in
+                    let found = try reader.ordersInStage(stage, reachedBy: now, limit: request.limit)
+                    return StuckDocument.StageOrders(stage: stage.name, count: found.count, orders: found.orders.map {
+                        .init(id: $0.id, since: RFC3339.format($0.since), ageSeconds: Double(now - $0.since) / 1e6)
+                    })
+                }
+            }
+            return StuckDocument(at: RFC3339.format(now), stages: stages)
+        }
         guard let reader = store as? any DeadlineReader else { throw QueryFailure.notAvailable("this store cannot list stuck orders") }
         for stage in request.stages where !preparedStages.withLock({ $0.contains(stage) }) {
             try await reader.prepareDeadlines(after: stage)
             preparedStages.withLock { _ = $0.insert(stage) }
         }
-        let now = clock()
         let groups = try await lanes.point.run {
             try request.stages.map { stage in
                 let next = Stage(rawValue: stage.rawValue + 1) ?? .invoiced

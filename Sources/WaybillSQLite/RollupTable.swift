@@ -26,6 +26,7 @@ struct RollupTable {
             if let bytes { s.bindBlob(4, bytes) }
             try s.run()
         }
+        try DrillTable(conn: conn, rollup: rollup)?.apply(transitions)  // drill-down rows: same transitions, same transaction
     }
 
     static let layoutKey = "rollup_bucket"
@@ -35,6 +36,7 @@ struct RollupTable {
     /// trusting rows that miss what was written in between.
     static func forgetLayout(_ conn: Connection) throws {
         try conn.prepare("DELETE FROM meta WHERE key = '\(layoutKey)'").run()
+        try DrillTable.forgetLayout(conn)  // the drill-down rows miss the same writes
     }
 
     /// Rebuilds every row from the stored facts when the database has none for this rollup's layout
@@ -44,9 +46,12 @@ struct RollupTable {
         let m = try conn.prepare("SELECT value FROM meta WHERE key = '\(Self.layoutKey)'")
         let current = try m.step() ? m.text(0) : nil
         m.reset()
-        guard current != marker else { return }
+        let drill = DrillTable(conn: conn, rollup: rollup)  // drill-down rows: rebuilt with the rollups, or alone when only they are stale
+        if drill == nil { try DrillTable.forgetLayout(conn) }  // a rollup without them: the rows will miss this session's writes
+        guard current != marker else { try drill?.rebuildIfStale(); return }
         try conn.transaction {
             try conn.exec("DELETE FROM rollups")
+            try drill?.clear()
             let s = try conn.prepare("SELECT facts FROM orders ORDER BY rid")
             var batch: [FactsTransition] = []
             while try s.step() {
@@ -61,6 +66,7 @@ struct RollupTable {
             s.reset()
             try apply(batch)
             try conn.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('\(Self.layoutKey)', ?)").bind(1, marker).run()
+            try drill?.markCurrent()
         }
     }
 }

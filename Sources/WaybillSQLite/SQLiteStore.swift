@@ -38,7 +38,7 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
     let writer: GroupCommitWriter
     private let writeSession: EventWriteSession
     let readers: ReaderPool
-    private let spanDictionary = SpanDictionaryCache()
+    let spanDictionary = SpanDictionaryCache()
     /// The preset dictionaries of event blocks, shared by the writer and the readers.
     let eventDictionary = EventDictionary()
     private let health = StorageHealthMonitor()

@@ -158,6 +158,13 @@ enum Schema {
         DROP TABLE dedup;
         INSERT OR REPLACE INTO meta(key, value) VALUES('dedup_partition_shift', '16');
         """,
+        // KPI drill-down rows (DrillTable.swift): each order's own number behind a KPI (allocation delay, shipment
+        // lag, units short, lateness) with its groups, clustered by family and time, so a drill-down reads one
+        // range of small rows instead of the window's facts. Filled from the facts at open (`meta.kpi_drill_layout`).
+        """
+        CREATE TABLE kpi_drill(fam INTEGER NOT NULL, at INTEGER NOT NULL, order_id TEXT NOT NULL, value INTEGER NOT NULL,
+                               g1 TEXT, g2 TEXT, g3 TEXT, PRIMARY KEY(fam, at, order_id)) WITHOUT ROWID;
+        """,
     ]
 
     /// The stage-time column of each lifecycle stage.
@@ -235,7 +242,7 @@ enum Schema {
     /// Moves the JSON span rows of version 5 into span blocks, keeping the correlation key each row was
     /// stored with, then drops the old table and its indexes. Spans of one trace are converted together.
     static func convertVersion5Spans(_ c: Connection) throws {
-        let writer = SpanBlockWriter(conn: c)
+        let writer = SpanBlockWriter(conn: c, rollups: false)
         let s = try c.prepare("SELECT order_key, body FROM spans ORDER BY trace_id, start")
         var batch: [(span: Span, key: String?)] = []
         while try s.step() {
@@ -273,5 +280,6 @@ enum Schema {
             }
         }
         try backfillStageColumns(c)
+        try SpanRollups.ensureTable(c)
     }
 }

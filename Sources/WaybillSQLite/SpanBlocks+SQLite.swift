@@ -40,14 +40,19 @@ extension SpanBlocks {
     }
 }
 
-/// Writes span blocks and span keys, inside a transaction its caller opened (the writer session, or a
-/// migration). The dictionary entries it enters are forgotten again if that transaction rolls back.
+/// Writes span blocks and span keys, and the service view's rollups (`SpanRollups`), inside a transaction
+/// its caller opened (the writer session, or a migration). The dictionary entries it enters are forgotten
+/// again if that transaction rolls back.
 final class SpanBlockWriter {
     let conn: Connection
     let dictionary: SpanDictionary
+    /// False for the conversion of version 5's spans, which runs before `span_rollups` exists (its
+    /// backfill counts them later).
+    let rollups: Bool
 
-    init(conn: Connection) {
+    init(conn: Connection, rollups: Bool = true) {
         self.conn = conn
+        self.rollups = rollups
         dictionary = SpanDictionary(conn: conn)
     }
 
@@ -68,6 +73,7 @@ final class SpanBlockWriter {
             """)
         var r = AppendResult()
         var seen = Set<String>()
+        var rollupChanges = SpanRollups.Pending()
         for t in order {
             let all = byTrace[t]!
             seen.removeAll(keepingCapacity: true)
@@ -82,6 +88,7 @@ final class SpanBlockWriter {
             }
             r.duplicates += all.count - group.count
             r.accepted += group.count
+            if rollups { rollupChanges.add(trace: blocks.flatMap(\.spans), added: group) }
             group.sort { $0.start < $1.start }
             // The block written last is the one still growing.
             let latest = blocks.filter { !$0.spans.isEmpty }.max { $0.seq < $1.seq }
@@ -111,6 +118,7 @@ final class SpanBlockWriter {
                 try upsert.run()
             }
         }
+        try rollupChanges.write(conn)
         return r
     }
 
@@ -148,5 +156,6 @@ final class SpanBlockWriter {
             if !kept.isEmpty { try rewrite(seq: seq, kept) }
         }
         try conn.prepare("DELETE FROM span_keys WHERE last < ?").bind(1, cutoff).run()
+        if rollups { try SpanRollups.deleteBefore(cutoff, conn) }
     }
 }

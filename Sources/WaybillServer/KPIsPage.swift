@@ -88,7 +88,11 @@ extension WaybillAPI {
                 }
                 let kind = chart.kind
                 page.chartTitle = chart.label + " per " + (request.step ?? "")
-                page.chartSVG = SVGChart.lines(series, from: doc.query.from, to: doc.query.to, label: page.chartTitle!) { v in
+                // Dragging across the chart shows that range with the same group, step, split and chart.
+                var brush = base
+                if let split = params["split"] { brush["split"] = split }
+                page.chartSVG = SVGChart.lines(series, from: doc.query.from, to: doc.query.to, label: page.chartTitle!,
+                                               brushHref: "/kpis?" + URLText.query(brush)) { v in
                     KPIFormatting.value(v, kind)
                 }
             }

@@ -182,7 +182,7 @@ enum OpenAPIDocument {
               "from": {"type": "string"}, "to": {"type": "string"}, "truncated": {"type": "boolean"},
               "services": {"type": "array", "items": {"type": "object", "properties": {"service": {"type": "string"}, "spans": {"type": "integer"},
                 "errors": {"type": "integer"}, "per_second": {"type": "number"}, "error_rate": {"type": "number"},
-                "latency_ms": {"type": "object", "properties": {"p50": {"type": "number"}, "p90": {"type": "number"}, "p99": {"type": "number"}, "max": {"type": "number"}}}}}},
+                "latency_ms": {"type": "object", "properties": {"p50": {"type": "number"}, "p90": {"type": "number"}, "p95": {"type": "number"}, "p99": {"type": "number"}, "max": {"type": "number"}}}}}},
               "edges": {"type": "array", "items": {"type": "object", "properties": {"from": {"type": "string"}, "to": {"type": "string"},
                 "calls": {"type": "integer"}, "errors": {"type": "integer"}}}}}}}}},
                         "400": {"description": "Bad parameter", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},

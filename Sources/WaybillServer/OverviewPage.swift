@@ -47,7 +47,7 @@ struct OverviewPage {
     struct IngestRow { var source, perSecond, rejectedPerSecond, lagP50, lagP95, lagMax, accepted, rejected: String }
     struct Ingest { var windowSeconds: String; var queueDepth: String; var rows: [IngestRow] }
 
-    struct ServiceRow { var service, perSecond, errorRate, errors, spans, p50, p90, p99: String; var errorClass: String }
+    struct ServiceRow { var service, perSecond, errorRate, errors, spans, p50, p95, p99: String; var errorClass: String }
     struct Services { var from, to: String; var rows: [ServiceRow]; var hidden: Int?; var truncated: Bool; var href: String }
 
     struct Panel {
@@ -102,6 +102,14 @@ extension WaybillAPI {
         return WebPages.render("overview", page)
     }
 
+    /// Dragging across a tile's sparkline opens `/kpis` on that range, charting the tile's KPI per step.
+    func sparklineBrush(_ starts: [Micros], base: [String: String], chart: KPIMetric) -> SVGChart.Brush? {
+        guard let first = starts.first, let last = starts.last, last > first else { return nil }
+        var q = base
+        q["chart"] = chart.description
+        return SVGChart.Brush(href: "/kpis?" + URLText.query(q), from: first, to: last)
+    }
+
     /// KPI tiles: the window ending now against the window before it, and a sparkline per step.
     func kpiTiles(_ p: Dashboard.Panel) async throws -> OverviewPage.Tiles {
         let now = clock()
@@ -123,7 +131,8 @@ extension WaybillAPI {
                 label: m.label, metric: m.description, value: KPIFormatting.value(c, m.kind), previous: KPIFormatting.value(prev, m.kind),
                 change: change.text, changeClass: change.good.map { $0 ? "up" : "down" } ?? "flat",
                 href: "/kpis?" + URLText.query(base), explainHref: "/kpis?" + URLText.query(explain),
-                sparklineSVG: SVGChart.sparkline(points.map { $0.kpis.value(m) }, label: m.label + " per " + DurationText.format(step)))
+                sparklineSVG: SVGChart.sparkline(points.map { $0.kpis.value(m) }, label: m.label + " per " + DurationText.format(step),
+                                                 brush: sparklineBrush(points.map(\.start), base: base, chart: m)))
         }
         return OverviewPage.Tiles(from: request.from!, to: request.to!, step: request.step!, reportHref: "/kpis?" + URLText.query(base), tiles: tiles)
     }
@@ -172,7 +181,7 @@ extension WaybillAPI {
             rows: rows.prefix(p.limit).map { r in
                 .init(service: r.service, perSecond: KPIFormatting.fixed(r.perSecond, 2), errorRate: KPIFormatting.fixed(r.errorRate * 100, 2) + "%",
                       errors: String(r.errors), spans: String(r.spans), p50: KPIFormatting.seconds(r.latency.p50 / 1000),
-                      p90: KPIFormatting.seconds(r.latency.p90 / 1000), p99: KPIFormatting.seconds(r.latency.p99 / 1000),
+                      p95: KPIFormatting.seconds(r.latency.p95 / 1000), p99: KPIFormatting.seconds(r.latency.p99 / 1000),
                       errorClass: r.errorRate >= 0.05 ? "bad" : r.errorRate > 0 ? "warn" : "")
             },
             hidden: rows.count > p.limit ? rows.count - p.limit : nil, truncated: report.truncated,

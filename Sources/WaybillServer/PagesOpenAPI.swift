@@ -39,6 +39,9 @@ enum PagesOpenAPI {
                        {"name": "at", "in": "query", "schema": {"type": "string"}, "description": "replay as of this instant"}],
         "responses": {"200": {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}},
                       "400": {"description": "Bad parameter: the page with the form and the reason", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+      "/assets/brush.js": {"get": {
+        "summary": "The pages' one script: dragging across a chart with a time axis (KPI chart and sparklines, the services page's rates) shows the same page with from and to set to the range dragged; fetches nothing",
+        "responses": {"200": {"description": "JavaScript", "content": {"text/javascript": {"schema": {"type": "string"}}}}}}},
       "/api/v1/stuck": {"get": {
         "summary": "For each open stage, the orders whose current stage it is, longest there first",
         "parameters": [{"name": "stages", "in": "query", "schema": {"type": "string", "enum": ["accepted", "validated", "allocated", "released", "picked", "packed", "shipped", "delivered"]}, "description": "an open stage, or several separated by commas (default accepted,validated,allocated,released,picked,packed)"},

@@ -10,8 +10,24 @@ enum SVGChart {
         return r == r.rounded() ? String(Int64(r)) : String(r)
     }
 
-    /// A sparkline of values in order (nil: no value there; the line breaks), scaled to its own range.
-    static func sparkline(_ values: [Double?], label: String, width: Double = 200, height: Double = 36) -> TrustedHTML {
+    /// What dragging across a chart selects (`brush.js`, served at `/assets/brush.js`): the chart's x
+    /// range `x0...x1` (viewBox units) is the time `from...to`; releasing goes to `href` with `from` and
+    /// `to` set to the range dragged. Without the script the chart is a picture.
+    struct Brush {
+        var href: String
+        var from: Micros
+        var to: Micros
+
+        func attributes(x0: Double, x1: Double) -> String {
+            guard to > from else { return "" }
+            return " data-brush-href=\"\(HTMLText.escape(href))\" data-brush-from=\"\(RFC3339.format(from))\" data-brush-to=\"\(RFC3339.format(to))\""
+                + " data-brush-x0=\"\(n(x0))\" data-brush-x1=\"\(n(x1))\""
+        }
+    }
+
+    /// A sparkline of values in order (nil: no value there; the line breaks), scaled to its own range;
+    /// with `brush`, the first point is at its `from` and the last at its `to`.
+    static func sparkline(_ values: [Double?], label: String, brush: Brush? = nil, width: Double = 200, height: Double = 36) -> TrustedHTML {
         let present = values.compactMap { $0 }
         guard let lo = present.min(), let hi = present.max(), values.count > 1 else {
             return TrustedHTML(escapedMarkup: "<svg class=\"spark\" viewBox=\"0 0 \(n(width)) \(n(height))\" role=\"img\" aria-label=\"\(HTMLText.escape(label)): no data\">"
@@ -32,7 +48,7 @@ enum SVGChart {
             let y = span == 0 ? height / 2 : (height - 2) - (v - lo) / span * (height - 4)
             dots = "<circle cx=\"\(n(Double(i) * dx))\" cy=\"\(n(y))\" r=\"2\" fill=\"#1d4ed8\"></circle>"
         }
-        return TrustedHTML(escapedMarkup: "<svg class=\"spark\" viewBox=\"-2 0 \(n(width + 4)) \(n(height))\" preserveAspectRatio=\"none\" role=\"img\" aria-label=\"\(HTMLText.escape(label))\">"
+        return TrustedHTML(escapedMarkup: "<svg class=\"spark\" viewBox=\"-2 0 \(n(width + 4)) \(n(height))\" preserveAspectRatio=\"none\" role=\"img\" aria-label=\"\(HTMLText.escape(label))\"\(brush?.attributes(x0: 0, x1: width) ?? "")>"
                            + "<path d=\"\(d)\" fill=\"none\" stroke=\"#1d4ed8\" stroke-width=\"1.5\" stroke-linejoin=\"round\"></path>\(dots)</svg>")
     }
 
@@ -44,7 +60,7 @@ enum SVGChart {
 
     static let palette = ["#1d4ed8", "#b45309", "#15803d", "#b91c1c", "#7c3aed", "#0e7490", "#be185d", "#4d7c0f"]
 
-    static func lines(_ series: [Series], from: Micros, to: Micros, label: String, format: (Double) -> String,
+    static func lines(_ series: [Series], from: Micros, to: Micros, label: String, brushHref: String? = nil, format: (Double) -> String,
                       width: Double = 900, height: Double = 220) -> TrustedHTML {
         let left = 64.0, right = 12.0, top = 10.0, bottom = 24.0
         let w = width - left - right, h = height - top - bottom
@@ -54,7 +70,8 @@ enum SVGChart {
         lo = min(lo, 0)
         func x(_ t: Micros) -> Double { left + Double(t - from) / Double(max(1, to - from)) * w }
         func y(_ v: Double) -> Double { top + h - (v - lo) / (hi - lo) * h }
-        var s = "<svg class=\"chart\" viewBox=\"0 0 \(n(width)) \(n(height))\" role=\"img\" aria-label=\"\(HTMLText.escape(label))\">"
+        let brush = brushHref.map { Brush(href: $0, from: from, to: to).attributes(x0: left, x1: width - right) } ?? ""
+        var s = "<svg class=\"chart\" viewBox=\"0 0 \(n(width)) \(n(height))\" role=\"img\" aria-label=\"\(HTMLText.escape(label))\"\(brush)>"
         for k in 0...4 {
             let v = lo + (hi - lo) * Double(k) / 4
             s += "<line x1=\"\(n(left))\" x2=\"\(n(width - right))\" y1=\"\(n(y(v)))\" y2=\"\(n(y(v)))\" stroke=\"#eee\" stroke-width=\"1\"></line>"

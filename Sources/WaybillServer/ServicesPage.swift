@@ -10,7 +10,7 @@ import WaybillQuery
 /// report as `GET /api/v1/services` with the same `from`/`to`.
 struct ServicesPage {
     struct Row {
-        var service, spans, perSecond, errors, errorRate, p50, p90, p99, max: String
+        var service, spans, perSecond, errors, errorRate, p50, p90, p95, p99, max: String
         var failing: Bool
     }
     struct Edge { var from, to, calls, errors, errorRate: String; var failing: Bool }
@@ -23,6 +23,9 @@ struct ServicesPage {
     var truncated: Bool
     var error: String?
     var mapSVG: TrustedHTML
+    /// Spans per second of the busiest services, per step of the window (drag across it to zoom).
+    var rateSVG: TrustedHTML?
+    var rateTitle: String?
     var services: [Row]
     var edges: [Edge]
     var jsonHref: String
@@ -41,7 +44,7 @@ struct ServicesPage {
         func pct(_ v: Double) -> String { String(format: "%.1f%%", v * 100) }
         services = r.services.map { s in
             Row(service: s.service, spans: String(s.spans), perSecond: String(format: "%.2f", s.perSecond), errors: String(s.errors),
-                errorRate: pct(s.errorRate), p50: ms(s.latency.p50), p90: ms(s.latency.p90), p99: ms(s.latency.p99), max: ms(s.latency.max),
+                errorRate: pct(s.errorRate), p50: ms(s.latency.p50), p90: ms(s.latency.p90), p95: ms(s.latency.p95), p99: ms(s.latency.p99), max: ms(s.latency.max),
                 failing: s.errorRate >= Self.failingRate)
         }
         edges = r.edges.map { e in
@@ -133,7 +136,7 @@ struct ServiceMapSVG {
             let row = rowsByName[n]
             let failing = (row?.errorRate ?? 0) >= ServicesPage.failingRate
             let label = n.count > 24 ? String(n.prefix(23)) + "…" : n
-            let stats = row.map { String(format: "%.2f/s · %.1f%% err · p90 ", $0.perSecond, $0.errorRate * 100) + DurationText.format(Micros($0.latency.p90 * 1000)) } ?? "no spans of its own"
+            let stats = row.map { String(format: "%.2f/s · %.1f%% err · p95 ", $0.perSecond, $0.errorRate * 100) + DurationText.format(Micros($0.latency.p95 * 1000)) } ?? "no spans of its own"
             out += "<g class=\"node\"><title>\(e(n))</title><rect x=\"\(f(p.x))\" y=\"\(f(p.y))\" width=\"\(f(Self.nodeWidth))\" height=\"\(f(Self.nodeHeight))\" rx=\"6\""
                 + " fill=\"\(failing ? "#fde2e2" : "#fff")\" stroke=\"\(failing ? "#d93f3c" : "#7a8ca8")\"/>"
                 + "<text x=\"\(f(p.x + 8))\" y=\"\(f(p.y + 17))\" class=\"nn\">\(e(label))</text>"
@@ -147,12 +150,50 @@ struct ServiceMapSVG {
 }
 
 extension WaybillAPI {
+    /// The steps the rate chart may use; the smallest with at most `maxPoints` in the window.
+    static let rateSteps: [Micros] = {
+        let seconds: [Micros] = [60, 300, 900, 1800, 3600, 10_800, 21_600, 43_200, 86_400, 604_800]
+        return seconds.map { $0 * 1_000_000 }
+    }()
+    static let maxRatePoints = 60
+
+    /// Spans per second per step for the six busiest services of the report: one services query per step
+    /// (steps on whole step boundaries, so a store's rollups answer them from rows), the first and last
+    /// cut at the window's edges.
+    func ratesChart(_ report: ServiceReport, into page: inout ServicesPage) async throws {
+        let busiest = report.services.sorted { ($0.spans, $1.service) > ($1.spans, $0.service) }.prefix(6).map(\.service)
+        guard !busiest.isEmpty else { return }
+        let from = report.from, to = report.to
+        let length: Micros = to - from
+        let limit = Micros(Self.maxRatePoints)
+        let step: Micros = Self.rateSteps.first { (length + $0 - 1) / $0 <= limit } ?? Self.rateSteps[Self.rateSteps.count - 1]
+        var cuts: [Micros] = [from]
+        var t = (from / step + 1) * step
+        while t < to { cuts.append(t); t += step }
+        cuts.append(to)
+        var series = busiest.map { SVGChart.Series(name: $0, points: []) }
+        for (a, b) in zip(cuts, cuts.dropFirst()) {
+            let r = try await queries.services(ServicesRequest(from: RFC3339.format(a), to: RFC3339.format(b)))
+            let seconds = Double(b - a) / 1e6
+            for (i, name) in busiest.enumerated() {
+                let n = r.services.first { $0.service == name }?.spans ?? 0
+                series[i].points.append((t: a, v: Double(n) / seconds))
+            }
+        }
+        page.rateTitle = "Spans per second per " + DurationText.format(step) + " (drag across the chart to show that range)"
+        page.rateSVG = SVGChart.lines(series, from: from, to: to, label: "spans per second", brushHref: "/services") { v in
+            KPIFormatting.fixed(v, v < 10 ? 2 : 1)
+        }
+    }
+
     /// `/services?from=&to=`: a bad parameter shows the form with the reason (400).
     func servicesPage(_ req: Request) async throws -> Response {
         let params = req.parameterDictionary.filter { !$0.value.isEmpty }
         do {
             let report = try await queries.services(ServicesRequest(parameters: params))
-            return WebPages.render("services", ServicesPage(report, parameters: params))
+            var page = ServicesPage(report, parameters: params)
+            try await ratesChart(report, into: &page)
+            return WebPages.render("services", page)
         } catch let e as QueryFailure {
             let now = clock()
             var page = ServicesPage(ServiceReport(spans: [], from: now - ServicesRequest.defaultWindow, to: now), parameters: params, error: e.description)

@@ -42,6 +42,7 @@ struct WaybillAPI: Sendable {
             (.get, "/traces/{key}", { req, ctx in try await orderPage(req, ctx) }),
             (.get, "/orders/{key}", { req, ctx in try await orderPage(req, ctx) }),
             (.get, "/services", { req, _ in try await servicesPage(req) }),
+            (.get, "/assets/brush.js", { _, _ in BrushScript.response() }),
             (.get, "/api/v1/alerts", { req, _ in try await getAlerts(req) }),
             (.get, "/api/v1/rules", { req, _ in try await getRules(req) }),
             (.get, "/api/v1/audit", { req, _ in try await jsonDocument(queries.audit(limit: AuditDocument.limit(req.parameterDictionary["limit"]))) }),

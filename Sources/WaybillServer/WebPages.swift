@@ -15,37 +15,6 @@ enum WebPages {
         render("page", ["title": title, "bodyHTML": TrustedHTML(escapedMarkup: body)] as [String: Any])
     }
 
-    static func trace(_ t: TraceDocument) -> Response {
-        var b = "<h1>Order \(escape(t.correlationID)) <span class=\"state\">\(escape(t.state ?? "unknown"))</span></h1>"
-        if t.keys.count > 1 { b += "<div class=\"muted\">keys: \(t.keys.map(escape).joined(separator: ", "))</div>" }
-        b += "<h2>Timeline</h2><table><tr><th>time</th><th>gap</th><th>source</th><th>type</th><th>subject</th><th>data</th></tr>"
-        for s in t.timeline {
-            b += "<tr><td>\(escape(s.time))</td><td class=\"gap\">\(s.gapText)</td><td>\(escape(s.source))</td>"
-                + "<td>\(escape(s.type))</td><td>\(escape(s.otherSubject))</td><td><code>\(escape(s.data?.jsonString ?? ""))</code></td></tr>"
-        }
-        b += "</table>"
-        let f = t.facts
-        if f != FactsDocument() {
-            func text(_ v: String?) -> String { v ?? "–" }
-            func seconds(_ v: Double?) -> String { v.map { DurationText.format(Micros($0 * 1e6)) } ?? "–" }
-            func number(_ v: Double?) -> String { v.map { $0 == $0.rounded() ? String(Int64($0)) : String($0) } ?? "–" }
-            func flag(_ v: Bool?) -> String { v.map { $0 ? "true" : "false" } ?? "–" }
-            let rows: [(String, String)] = [
-                ("accepted at", text(f.acceptedAt)), ("allocated at", text(f.allocatedAt)), ("released at", text(f.releasedAt)),
-                ("shipped at", text(f.shippedAt)), ("allocation delay", seconds(f.allocationDelaySeconds)),
-                ("shipment lag", seconds(f.shipmentLagSeconds)), ("units ordered", number(f.unitsOrdered)),
-                ("units allocated first", number(f.unitsAllocatedFirst)), ("fully allocated first", flag(f.fullyAllocatedFirst)),
-                ("on time", flag(f.onTime)), ("allocation warehouse", text(f.allocationWarehouse)),
-                ("shipment warehouse", text(f.shipmentWarehouse)), ("channel", text(f.channel)), ("region", text(f.region)),
-            ]
-            b += "<h2>Facts</h2><table>"
-            for (k, v) in rows { b += "<tr><th>\(k)</th><td>\(escape(v))</td></tr>" }
-            b += "</table>"
-        }
-        b += "<p class=\"muted\"><a href=\"/api/v1/traces/\(URLText.pathSegment(t.correlationID))\">JSON</a></p>"
-        return page("Order \(t.correlationID)", b)
-    }
-
     struct SearchPage {
         struct Field { var name, placeholder, value: String }
         struct Row { var href, id, state, since, first, last, warehouse, channel: String; var events: Int }
@@ -82,14 +51,6 @@ enum WebPages {
 }
 
 extension WaybillAPI {
-    func tracePage(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
-        let key = try ctx.pathKey()
-        guard let trace = try await queries.trace(key: key) else {
-            return WebPages.search([:], nil, error: "No order or linked key '\(key)' is known.")
-        }
-        return WebPages.trace(trace)
-    }
-
     /// `/`: the overview; with search parameters (links made before the overview existed) the orders
     /// search, and `?key=` redirects to the order's trace page.
     func indexPage(_ req: Request) async throws -> Response {

@@ -16,7 +16,7 @@ extension StoreConformance {
               body: kpiMaxAfterRetraction),
         Check(name: "KPI rollups are rebuilt for a store written with other or no rollups", body: kpiRebuilt),
         Check(name: "retention retracts deleted orders from the KPI rollups", body: kpiRetention),
-    ]
+    ] + drillChecks
 
     /// A rollup small enough to compute by hand: how many orders are in each state, by the bucket of
     /// their first event. A row whose count drops to zero is deleted.

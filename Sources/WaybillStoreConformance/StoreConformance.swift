@@ -43,7 +43,7 @@ public enum StoreConformance {
     }
 
     /// Every check of the suite.
-    public static var checks: [Check] { eventChecks + rollupChecks + deadlineChecks + alertChecks + checkpointChecks + accessChecks + eventScanChecks + stepChecks + stateCountChecks + interleavedChecks }
+    public static var checks: [Check] { eventChecks + rollupChecks + deadlineChecks + alertChecks + checkpointChecks + accessChecks + eventScanChecks + stepChecks + stateCountChecks + interleavedChecks + stageChecks + serviceRollupChecks }
 
     static let eventChecks: [Check] = [
         Check(name: "duplicates are stored once and counted", body: duplicatesAreStoredOnce),
