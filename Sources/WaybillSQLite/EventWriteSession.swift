@@ -27,14 +27,17 @@ final class EventWriteSession {
     let correlationKeys: [String]
 
     init(conn: Connection, rollup: (any FactsRollup)?, recentDedupLimit: Int = 300_000,
-         correlationKeys: [String] = SpanCorrelation.defaultKeys, dictionary: EventDictionary = EventDictionary()) throws {
+         correlationKeys: [String] = SpanCorrelation.defaultKeys, dictionary: EventDictionary = EventDictionary(),
+         deferredFacts: OrdersTable.Deferral? = nil) throws {
         self.conn = conn
         self.correlationKeys = correlationKeys
         spanWriter = SpanBlockWriter(conn: conn)
         blocks = try EventBlockTable(conn: conn, dictionary: dictionary)
         dedup = try DedupIndex(conn: conn, recentLimit: recentDedupLimit, blocks: blocks)
-        orders = OrdersTable(conn: conn)
+        orders = OrdersTable(conn: conn, deferral: deferredFacts)
         links = KeyLinks(conn: conn, orders: orders)
+        // A deferred load that stopped before writing its order rows: refold them from the events.
+        try conn.transaction { [orders, blocks] in try orders.recoverPending(dictionary: blocks.dictionary) }
         rollups = rollup.map { RollupTable(conn: conn, rollup: $0) }
         if let rollups { try rollups.rebuildIfStale() } else { try RollupTable.forgetLayout(conn) }
     }
@@ -55,6 +58,8 @@ final class EventWriteSession {
     func write(_ prepared: [PreparedAppend]) throws -> [AppendResult] {
         phase(nil)
         let results = try conn.transaction {
+            if orders.needsRecovery { try orders.recoverPending(dictionary: blocks.dictionary) }
+            firstSeq = nil
             var results: [AppendResult] = []
             results.reserveCapacity(prepared.count)
             var fresh: [(batch: Int, index: Int)] = []
@@ -72,7 +77,8 @@ final class EventWriteSession {
                 results.append(r)
             }
             phase("insert")
-            let transitions = try orders.merge(factsDeltas(prepared, fresh), transitions: rollups != nil, created: links.orderCreated)
+            let transitions = try orders.merge(factsDeltas(prepared, fresh), transitions: rollups != nil, events: fresh.count,
+                                               firstSeq: firstSeq, created: links.orderCreated)
             try rollups?.apply(transitions)
             phase("facts")
             for f in fresh { try links.add(linksOf: prepared[f.batch].events[f.index]) }
@@ -91,6 +97,16 @@ final class EventWriteSession {
             }
         } catch StoreError.fault {}
         return results
+    }
+
+    /// The first event block of the open write.
+    private var firstSeq: Int64?
+
+    /// Writes the order rows a deferred load still holds (`OrdersTable.Deferral`), in a transaction of
+    /// their own: before a write that is not an append of events, and when the store closes.
+    func flushDeferredFacts() throws {
+        guard orders.pendingCount > 0 else { return }
+        try conn.transaction { try orders.flushAll() }
     }
 
     /// Stores the events of an append whose `(source, id)` is not stored yet (nor earlier in the append),
@@ -124,6 +140,7 @@ final class EventWriteSession {
                 seq = try blocks.insert(subjects: EventBlocks.subjects(keptEvents), tmin: keptEvents.map(\.time).min()!,
                                         tmax: keptEvents.map(\.time).max()!, count: kept.count, body: block.body, hidden: hidden)
             }
+            if firstSeq == nil { firstSeq = seq }
             for i in kept { dedup.inserted(hash: hashes[i], seq: seq) }
         }
         return isFresh

@@ -1,13 +1,11 @@
 import WaybillModel
 
-/// The `orders.facts` column: the facts' stored JSON (`OrderFacts.storageBytes`), raw-deflated with a
-/// fixed preset dictionary of that JSON's field names and common values, so ~1.2 KB of facts take a
-/// few hundred bytes. A value that starts with `{` is uncompressed JSON (rows written before schema
-/// version 11), which stays readable and is compressed when the order is next written.
-///
-/// ```
-/// value = 0x01 size(varint) deflate(json, dictionary v1)
-/// ```
+/// The `orders.facts` column: an order's facts in the compact binary form of `OrderFactsBinary`
+/// (leading byte 2), written once per order and write on the single writer thread and decoded by every
+/// reader of facts (traces, KPI drill-downs, retention). Older forms stay readable and are rewritten in
+/// the binary form when the order is next written: a value that starts with `{` is the facts' JSON
+/// (`OrderFacts.storageBytes`, before schema 11), one that starts with 0x01 is that JSON raw-deflated with
+/// `dictionaryV1` (schema 11).
 enum FactsCodec {
     /// Never change these bytes: rows written with them are decoded with them. A new dictionary needs a
     /// new leading byte.
@@ -26,24 +24,22 @@ enum FactsCodec {
         + #""order.delivered","order.invoiced","order.packed","order.picked","order.released","order.shipped","order.short_picked","order.validated"]}"#
     ).utf8)
 
-    static func encode(_ f: OrderFacts) -> [UInt8] {
-        let json = f.storageBytes
-        var out = ByteSink()
-        out.byte(1)
-        out.unsigned(UInt64(json.count))
-        out.bytes += Zlib.deflate(json, dictionary: dictionaryV1, level: 1)
-        return out.bytes
-    }
+    static func encode(_ f: OrderFacts) -> [UInt8] { OrderFactsBinary.encode(f) }
 
     /// The facts of a stored value; nil when it cannot be read.
     static func decode(_ b: [UInt8]) -> OrderFacts? {
         guard let first = b.first else { return nil }
-        if first == UInt8(ascii: "{") { return OrderFacts(storageBytes: b) }
-        guard first == 1 else { return nil }
-        var s = ByteSource(b)
-        s.pos = 1
-        guard let size = try? s.count(), size <= 64 << 20,
-              let json = try? Zlib.inflate(b[s.pos...], size: size, dictionary: dictionaryV1) else { return nil }
-        return OrderFacts(storageBytes: json)
+        switch first {
+        case UInt8(ascii: "{"): return OrderFacts(storageBytes: b)
+        case 1:
+            var s = ByteSource(b)
+            s.pos = 1
+            guard let size = try? s.count(), size <= 64 << 20,
+                  let json = try? Zlib.inflate(b[s.pos...], size: size, dictionary: dictionaryV1) else { return nil }
+            return OrderFacts(storageBytes: json)
+        case 2: return OrderFactsBinary.decode(b)
+        default: return nil
+        }
     }
+
 }

@@ -130,6 +130,8 @@ final class GroupCommitWriter: @unchecked Sendable {
                 }
             }
             if jobs.isEmpty && stopping {
+                // Rows a deferred load still holds; on failure the next open refolds them.
+                try? session.flushDeferredFacts()
                 stopped = true
                 cond.broadcast()
                 cond.unlock()
@@ -178,7 +180,11 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
         if case .transaction(let body, let c) = take[0] {
             let conn = session.conn
-            do { c.resume(returning: try conn.transaction { try body(conn) }) } catch { c.resume(throwing: error) }
+            do {
+                // Such a write may read the orders (a checkpoint, an alert's state): write deferred rows first.
+                try session.flushDeferredFacts()
+                c.resume(returning: try conn.transaction { try body(conn) })
+            } catch { c.resume(throwing: error) }
             return
         }
         let started = ContinuousClock.now

@@ -30,6 +30,14 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
         /// While writes fail with a fault, the writer tries a small write this often when idle, so the
         /// fault clears once its cause is gone even when no client writes.
         public var faultProbeSeconds = 2.0
+        /// Bulk loads only (`waybill ingest`): write an order's row once it has waited this many events
+        /// since its facts first changed (or when more than `deferredFactsOrders` orders wait, or at
+        /// close) instead of in every transaction that touches it; nil (the default): every transaction
+        /// writes its orders' rows. Readers see facts behind the events while rows wait; the KPI rollups
+        /// stay in the events' transaction, and a store closed without writing the rows (kill -9)
+        /// recomputes them from the stored events when it is next opened.
+        public var deferredFactsEvents: Int?
+        public var deferredFactsOrders = 30_000
         public init() {}
     }
 
@@ -59,7 +67,9 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
         try conn.exec("PRAGMA mmap_size=\(options.mmapBytes)")
         try Schema.migrate(conn)
         let write = try EventWriteSession(conn: conn, rollup: rollup, recentDedupLimit: options.recentDedupLimit,
-                                          correlationKeys: options.correlationKeys, dictionary: eventDictionary)
+                                          correlationKeys: options.correlationKeys, dictionary: eventDictionary,
+                                          deferredFacts: options.deferredFactsEvents.map {
+                                              OrdersTable.Deferral(maxOrders: options.deferredFactsOrders, maxEvents: $0) })
         writeSession = write
         conn.health = health
         writer = GroupCommitWriter(session: write, maxQueuedEvents: options.maxQueuedEvents, maxBatchEvents: options.maxBatchEvents,

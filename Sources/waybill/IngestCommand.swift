@@ -315,6 +315,11 @@ struct LocalSink: IngestSink {
         // that the peak RSS does not grow with the input or the store (mapped pages count towards it).
         o.writerCacheMiB = 96
         o.mmapBytes = 64 << 20
+        // Nobody reads the store while it loads: an order's row is written once it has waited 400,000
+        // events (or 20,000 orders wait) rather than in every batch that touches it. A load killed before
+        // it wrote them is refolded from the stored events when the store is next opened.
+        o.deferredFactsEvents = 400_000
+        o.deferredFactsOrders = 20_000
         store = try await location.open(sqlite: o, rollup: rollups)
     }
 

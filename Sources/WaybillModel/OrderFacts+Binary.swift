@@ -1,0 +1,221 @@
+import Foundation
+
+/// A compact binary form of `OrderFacts` (the SQLite store's `orders.facts`, format 2): about 150 bytes
+/// for a whole order's facts, written and read without a parser or a compressor. Decoding refuses
+/// (returns nil for) any malformed value instead of trapping.
+///
+/// ```
+/// value    = 0x02 flags(varint) order(str) n(varint) base(zigzag) [first] [last] [released]
+///            [accepted] [allocation] [shipment] stages types sources
+/// time     = zigzag varint delta from `base` (the earliest event time, or 0)
+/// accepted = ref channel(ostr) customer(ostr) region(ostr) promised(otime) count { line(str) sku(ostr) qty(num) }
+/// allocation = ref warehouse(ostr) count { line(str) sku(ostr) qty(num) warehouse(ostr) }
+/// shipment = ref warehouse(ostr) carrier(ostr) tracking(ostr)
+/// ref      = time id(str) source(word)
+/// stages   = count { stage(byte) time }
+/// types, sources = count { word }   (sorted; word = code(varint): 0 then str, else `words[code - 1]`)
+/// str = len(varint) utf8; ostr = 0 (none) | len+1 utf8; otime = 0 (none) | 1 time
+/// num = varint 2q for an integral 0 <= q < 2^52, else 1 then the IEEE bits (8 bytes, little endian)
+/// ```
+public enum OrderFactsBinary {
+    /// Words coded as one byte in `types`, `sources` and refs' sources (code = index + 1). Append only:
+    /// stored values refer to these positions.
+    static let words: [String] = [
+        "order.accepted", "order.validated", "order.credit_checked", "order.allocated", "order.backordered",
+        "order.released", "order.picked", "order.short_picked", "order.packed", "order.shipped", "order.delivered",
+        "order.invoiced", "order.cancelled",
+        "oms", "allocation", "wms", "tms", "erp", "wms-central", "wms-east", "wms-north", "wms-south", "wms-west", "finance",
+    ]
+    static let wordCodes: [String: Int] = Dictionary(uniqueKeysWithValues: words.enumerated().map { ($1, $0 + 1) })
+
+    public static func encode(_ f: OrderFacts) -> [UInt8] {
+        var w = Writer()
+        w.out.bytes.reserveCapacity(192)
+        w.out.byte(2)
+        var flags: UInt64 = 0
+        if f.firstEventAt != nil { flags |= 1 }
+        if f.lastEventAt != nil { flags |= 2 }
+        if f.releasedAt != nil { flags |= 4 }
+        if f.accepted != nil { flags |= 8 }
+        if f.firstAllocation != nil { flags |= 16 }
+        if f.firstShipment != nil { flags |= 32 }
+        w.out.unsigned(flags)
+        w.str(f.orderID)
+        w.out.unsigned(UInt64(max(0, f.eventCount)))
+        let base = f.firstEventAt ?? 0
+        w.base = base
+        w.out.signed(base)
+        if let t = f.firstEventAt { w.time(t) }
+        if let t = f.lastEventAt { w.time(t) }
+        if let t = f.releasedAt { w.time(t) }
+        if let a = f.accepted {
+            w.ref(a.ref)
+            w.ostr(a.channel)
+            w.ostr(a.customer)
+            w.ostr(a.region)
+            w.otime(a.promisedShipBy)
+            w.out.unsigned(UInt64(a.lines.count))
+            for l in a.lines {
+                w.str(l.line)
+                w.ostr(l.sku)
+                w.num(l.qty)
+            }
+        }
+        if let a = f.firstAllocation {
+            w.ref(a.ref)
+            w.ostr(a.warehouse)
+            w.out.unsigned(UInt64(a.lines.count))
+            for l in a.lines {
+                w.str(l.line)
+                w.ostr(l.sku)
+                w.num(l.qtyAllocated)
+                w.ostr(l.warehouse)
+            }
+        }
+        if let s = f.firstShipment {
+            w.ref(s.ref)
+            w.ostr(s.warehouse)
+            w.ostr(s.carrier)
+            w.ostr(s.tracking)
+        }
+        let stages = f.stageTimes.sorted { $0.key.rawValue < $1.key.rawValue }
+        w.out.unsigned(UInt64(stages.count))
+        for (stage, t) in stages {
+            w.out.byte(UInt8(stage.rawValue))
+            w.time(t)
+        }
+        for set in [f.types, f.sources] {
+            w.out.unsigned(UInt64(set.count))
+            for s in set.sorted() { w.word(s) }
+        }
+        return w.out.bytes
+    }
+
+    /// The facts of a format-2 value; nil when it is not one or is malformed.
+    public static func decode(_ b: [UInt8]) -> OrderFacts? {
+        guard b.first == 2 else { return nil }
+        return try? decodeV2(b)
+    }
+
+    private static func decodeV2(_ b: [UInt8]) throws(ByteDecodingError) -> OrderFacts {
+        var r = Reader(s: ByteSource(b))
+        r.s.pos = 1
+        let flags = try r.s.unsigned()
+        var f = OrderFacts(orderID: try r.str())
+        f.eventCount = try r.s.count()
+        r.base = try r.s.signed()
+        if flags & 1 != 0 { f.firstEventAt = try r.time() }
+        if flags & 2 != 0 { f.lastEventAt = try r.time() }
+        if flags & 4 != 0 { f.releasedAt = try r.time() }
+        if flags & 8 != 0 {
+            let ref = try r.ref()
+            let channel = try r.ostr(), customer = try r.ostr(), region = try r.ostr()
+            let promised = try r.otime()
+            var lines: [OrderLine] = []
+            for _ in 0..<(try r.count()) {
+                lines.append(OrderLine(line: try r.str(), sku: try r.ostr(), qty: try r.num()))
+            }
+            f.accepted = AcceptedFacts(ref: ref, channel: channel, customer: customer, region: region, promisedShipBy: promised, lines: lines)
+        }
+        if flags & 16 != 0 {
+            let ref = try r.ref()
+            let warehouse = try r.ostr()
+            var lines: [AllocatedLine] = []
+            for _ in 0..<(try r.count()) {
+                lines.append(AllocatedLine(line: try r.str(), sku: try r.ostr(), qtyAllocated: try r.num(), warehouse: try r.ostr()))
+            }
+            f.firstAllocation = AllocationFacts(ref: ref, warehouse: warehouse, lines: lines)
+        }
+        if flags & 32 != 0 {
+            f.firstShipment = ShipmentFacts(ref: try r.ref(), warehouse: try r.ostr(), carrier: try r.ostr(), tracking: try r.ostr())
+        }
+        for _ in 0..<(try r.count()) {
+            guard let stage = Stage(rawValue: Int(try r.s.byte())) else { throw ByteDecodingError("unknown stage") }
+            f.stageTimes[stage] = try r.time()
+        }
+        for _ in 0..<(try r.count()) { f.types.insert(try r.word()) }
+        for _ in 0..<(try r.count()) { f.sources.insert(try r.word()) }
+        guard r.s.atEnd else { throw ByteDecodingError("trailing bytes") }
+        return f
+    }
+
+    private struct Writer {
+        var out = ByteSink()
+        var base: Micros = 0
+        mutating func str(_ s: String) {
+            var s = s
+            s.withUTF8 { p in
+                out.unsigned(UInt64(p.count))
+                out.bytes.append(contentsOf: p)
+            }
+        }
+        mutating func ostr(_ s: String?) {
+            guard var s else { out.byte(0); return }
+            s.withUTF8 { p in
+                out.unsigned(UInt64(p.count) + 1)
+                out.bytes.append(contentsOf: p)
+            }
+        }
+        mutating func word(_ s: String) {
+            if let c = OrderFactsBinary.wordCodes[s] { out.unsigned(UInt64(c)) } else { out.byte(0); str(s) }
+        }
+        mutating func time(_ t: Micros) { out.signed(t &- base) }
+        mutating func otime(_ t: Micros?) {
+            guard let t else { out.byte(0); return }
+            out.byte(1)
+            time(t)
+        }
+        mutating func ref(_ r: EventRef) {
+            time(r.time)
+            str(r.id)
+            word(r.source)
+        }
+        mutating func num(_ q: Double) {
+            if q >= 0, q < 4_503_599_627_370_496, q.rounded(.towardZero) == q, !(q == 0 && q.sign == .minus) {
+                out.unsigned(UInt64(q) << 1)
+            } else {
+                out.byte(1)
+                var bits = q.bitPattern
+                for _ in 0..<8 {
+                    out.byte(UInt8(truncatingIfNeeded: bits))
+                    bits >>= 8
+                }
+            }
+        }
+    }
+
+    private struct Reader {
+        var s: ByteSource
+        var base: Micros = 0
+        mutating func count() throws(ByteDecodingError) -> Int {
+            let n = try s.count()
+            guard n <= s.bytes.count else { throw ByteDecodingError("count \(n) out of range") }
+            return n
+        }
+        mutating func str() throws(ByteDecodingError) -> String { String(decoding: try s.raw(try s.count()), as: UTF8.self) }
+        mutating func ostr() throws(ByteDecodingError) -> String? {
+            let n = try s.count()
+            return n == 0 ? nil : String(decoding: try s.raw(n - 1), as: UTF8.self)
+        }
+        mutating func word() throws(ByteDecodingError) -> String {
+            let c = try s.count()
+            if c == 0 { return try str() }
+            guard c <= OrderFactsBinary.words.count else { throw ByteDecodingError("unknown word \(c)") }
+            return OrderFactsBinary.words[c - 1]
+        }
+        mutating func time() throws(ByteDecodingError) -> Micros { base &+ (try s.signed()) }
+        mutating func otime() throws(ByteDecodingError) -> Micros? { try s.byte() == 0 ? nil : try time() }
+        mutating func ref() throws(ByteDecodingError) -> EventRef {
+            let t = try time()
+            return EventRef(time: t, id: try str(), source: try word())
+        }
+        mutating func num() throws(ByteDecodingError) -> Double {
+            let v = try s.unsigned()
+            if v & 1 == 0 { return Double(v >> 1) }
+            guard v == 1 else { throw ByteDecodingError("bad number tag") }
+            var bits: UInt64 = 0
+            for (i, b) in try s.raw(8).enumerated() { bits |= UInt64(b) << (8 * UInt64(i)) }
+            return Double(bitPattern: bits)
+        }
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import Testing
+import WaybillKPI
+import WaybillModel
+import WaybillStore
+import WaybillStoreConformance
+@testable import WaybillSQLite
+import WaybillTestSupport
+
+/// Bulk loads defer order-row writes (`SQLiteStore.Options.deferredFactsEvents`): the rows must end as
+/// the per-transaction writes leave them, the rollups must be the same bytes, and a store left with rows
+/// unwritten (a killed load) must refold them from its events when it is opened again. Also the binary
+/// facts codec of `orders.facts`.
+@Suite struct DeferredFactsTests {
+    /// 150 orders' events merged by time, a tenth moved up to 60 places later, a sixth resent anywhere,
+    /// cut into appends of 1 to 80 events.
+    static func appends(seed: UInt64) -> [[CloudEvent]] {
+        let events = StoreConformance.workload(orders: 150)
+        var rng = SplitMix64(seed: seed)
+        var stream = events.enumerated().sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }.map(\.element)
+        for i in stride(from: stream.count - 1, through: 0, by: -1) where rng.next() % 10 == 0 {
+            let e = stream.remove(at: i)
+            stream.insert(e, at: min(stream.count, i + Int(rng.next() % 60) + 1))
+        }
+        for e in events where rng.next() % 6 == 0 { stream.insert(e, at: Int(rng.next() % UInt64(stream.count + 1))) }
+        var out: [[CloudEvent]] = []
+        var i = 0
+        while i < stream.count {
+            let n = min(Int(rng.next() % 80) + 1, stream.count - i)
+            out.append(Array(stream[i..<(i + n)]))
+            i += n
+        }
+        return out
+    }
+
+    static func deferred(events: Int = 60, orders: Int = 15) -> SQLiteStore.Options {
+        var o = SQLiteStore.Options()
+        o.deferredFactsEvents = events
+        o.deferredFactsOrders = orders
+        return o
+    }
+
+    /// Every order's facts and trace document, the search page, and the rollup rows as stored.
+    static func snapshot(_ path: String) throws -> [String] {
+        let s = try SQLiteStore(path: path, rollup: KPIFactsRollup())
+        defer { s.close() }
+        var out: [String] = []
+        for k in Set(StoreConformance.workload(orders: 150).map(\.subject)).sorted() {
+            out.append(try s.trace(key: k).map { $0.documentJSON.jsonString } ?? "nil")
+            out.append(try s.facts(orderID: k).map { $0.storageJSON.jsonString } ?? "nil")
+        }
+        out.append(try s.searchOrders(OrderQuery(now: t("2026-12-01T00:00:00Z"), limit: 1000)).documentJSON.jsonString)
+        try s.readers.with { c in
+            let q = try c.prepare("SELECT dim, bucket, gk, hex(acc) FROM rollups ORDER BY dim, bucket, gk")
+            defer { q.reset() }
+            while try q.step() { out.append("\(q.text(0)) \(q.int64(1)) \(q.text(2)) \(q.text(3))") }
+        }
+        return out
+    }
+
+    static func write(_ appends: [[CloudEvent]], to path: String, options: SQLiteStore.Options) async throws {
+        let s = try SQLiteStore(path: path, options: options, rollup: KPIFactsRollup())
+        defer { s.close() }
+        for a in appends { _ = try await s.append(a) }
+    }
+
+    @Test func deferredRowsEndAsPerTransactionRowsWithTheSameRollups() async throws {
+        for seed: UInt64 in [1, 2, 3] {
+            let appends = Self.appends(seed: seed)
+            let direct = temporaryDatabase(), deferred = temporaryDatabase()
+            try await Self.write(appends, to: direct, options: SQLiteStore.Options())
+            try await Self.write(appends, to: deferred, options: Self.deferred())
+            let want = try Self.snapshot(direct)
+            let got = try Self.snapshot(deferred)
+            #expect(got.count == want.count)
+            #expect(got == want, "seed \(seed): \(zip(got, want).first { $0 != $1 }.map { "\n got \($0.0)\nwant \($0.1)" } ?? "")")
+        }
+    }
+
+    /// A copy of the database files taken between two appends, while rows wait, is what a kill -9 leaves.
+    @Test func aStoreLeftWithRowsUnwrittenRefoldsThemWhenOpened() async throws {
+        let appends = Self.appends(seed: 7)
+        let direct = temporaryDatabase()
+        try await Self.write(appends, to: direct, options: SQLiteStore.Options())
+        let want = try Self.snapshot(direct)
+
+        let live = temporaryDatabase(), crashed = temporaryDatabase(), resumed = temporaryDatabase()
+        // Large bounds: nothing is written before the copy.
+        let s = try SQLiteStore(path: live, options: Self.deferred(events: 1_000_000, orders: 1_000_000), rollup: KPIFactsRollup())
+        let cut = appends.count * 2 / 3
+        for a in appends[..<cut] { _ = try await s.append(a) }
+        let fm = FileManager.default
+        for copy in [crashed, resumed] {
+            for suffix in ["", "-wal"] where fm.fileExists(atPath: live + suffix) { try fm.copyItem(atPath: live + suffix, toPath: copy + suffix) }
+        }
+        s.close()
+        do {
+            let c = try Connection(path: crashed)
+            let q = try c.prepare("SELECT (SELECT count(*) FROM orders), (SELECT value FROM meta WHERE key = 'facts_pending_from')")
+            #expect(try q.step())
+            #expect(q.int64(0) == 0, "rows were written before the copy")
+            #expect(!q.isNull(1), "no pending marker in the copy")
+            q.reset()
+        }
+        // Opened without deferral (as a server would) or with it (the load run again): the rows are
+        // refolded at open, then the rest is appended.
+        try await Self.write(Array(appends[cut...]), to: crashed, options: SQLiteStore.Options())
+        #expect(try Self.snapshot(crashed) == want)
+        try await Self.write(appends, to: resumed, options: Self.deferred())
+        #expect(try Self.snapshot(resumed) == want)
+    }
+
+    @Test func binaryFactsRoundTripAndOldFormsStayReadable() throws {
+        var facts = OrderFacts.fold(StoreConformance.workload(orders: 150)).values.sorted { $0.orderID < $1.orderID }
+        // Values a producer may send: fractional and huge quantities, negative zero, a missing sku,
+        // non-ASCII text, an unknown source and type, times before 1970.
+        func ev(_ id: String, _ type: String, _ time: Micros, source: String = "desk/1", _ data: JSONValue) -> CloudEvent {
+            CloudEvent(id: id, source: source, type: type, time: time, subject: "ORD-ödd ☕", traceID: nil, data: data, raw: [])
+        }
+        var odd = OrderFacts(orderID: "ORD-ödd ☕")
+        odd.apply(ev("x", "order.accepted", -5_000_000, ["channel": "", "region": "é", "promised_ship_by": "2999-01-01T00:00:00Z",
+                                                         "lines": [["line": 1, "qty": 2.5], ["line": 2, "sku": "S", "qty": 1e300],
+                                                                   ["line": 3, "sku": "S", "qty": .number(-0.0)], ["line": 4, "sku": "S", "qty": -3]]]))
+        odd.apply(ev("y", "order.allocated", 7, source: "allocation", ["lines": [["line": 1, "qty_allocated": 0.1, "warehouse": "DC-Ä"]]]))
+        odd.apply(ev("z", "custom.thing", Micros.max / 2, source: "odd source", ["x": 1]))
+        odd.apply(ev("w", "order.cancelled", -1, ["reason": "test"]))
+        facts.append(odd)
+        facts.append(OrderFacts(orderID: ""))
+        for f in facts {
+            let b = FactsCodec.encode(f)
+            #expect(b.first == 2)
+            let back = try #require(FactsCodec.decode(b))
+            #expect(back == f)
+            #expect(back.accepted?.lines.map(\.qty.bitPattern) == f.accepted?.lines.map(\.qty.bitPattern))
+            // The two older forms decode to the same facts.
+            #expect(FactsCodec.decode(f.storageBytes) == OrderFacts(storageBytes: f.storageBytes))
+            var v1 = ByteSink()
+            v1.byte(1)
+            v1.unsigned(UInt64(f.storageBytes.count))
+            v1.bytes += Zlib.deflate(f.storageBytes, dictionary: FactsCodec.dictionaryV1, level: 1)
+            #expect(FactsCodec.decode(v1.bytes) == OrderFacts(storageBytes: f.storageBytes))
+        }
+        // Malformed values are refused, never a trap: every truncation, and bytes flipped.
+        let b = FactsCodec.encode(facts[0])
+        for n in 0..<b.count { #expect(FactsCodec.decode(Array(b[..<n])) == nil) }
+        var rng = SplitMix64(seed: 9)
+        for _ in 0..<2000 {
+            var c = b
+            c[1 + Int(rng.next() % UInt64(c.count - 1))] = UInt8(truncatingIfNeeded: rng.next())
+            _ = FactsCodec.decode(c)
+        }
+        #expect(FactsCodec.decode([2, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F]) == nil)
+    }
+}
