@@ -182,7 +182,7 @@ extension WaybillAPI {
         }
         page.rateTitle = "Spans per second per " + DurationText.format(step) + " (drag across the chart to show that range)"
         page.rateSVG = SVGChart.lines(series, from: from, to: to, label: "spans per second", brushHref: "/services") { v in
-            KPIFormatting.fixed(v, v < 10 ? 2 : 1)
+            KPIFormatting.fixed(v, v == 0 ? 0 : v < 0.1 ? 4 : v < 10 ? 2 : 1)
         }
     }
 

@@ -4,6 +4,9 @@
 // units; releasing the drag goes to PAGE?QUERY with from and to set to the range selected (whole
 // seconds, UTC). Nothing is fetched: the page is loaded like a link. Without this script (or without
 // JavaScript) the charts are pictures and the forms still set from and to.
+// A page opened with #brush-check=A,B (fractions of the time axis) drags from A to B on its first chart
+// with synthetic pointer events and, instead of leaving, writes where it would go into the chart's
+// data-brush-target attribute and keeps the selection drawn: how a headless browser test checks it.
 (function () {
   'use strict';
   var SVG = 'http://www.w3.org/2000/svg';
@@ -35,6 +38,7 @@
     band.setAttribute('pointer-events', 'none');
     svg.appendChild(band);
     var start = null;
+    var checking = false;
 
     function x(ev) {
       var m = svg.getScreenCTM();
@@ -55,7 +59,7 @@
       if (v === null || ev.button !== 0) return;
       start = v;
       draw(v, v);
-      if (svg.setPointerCapture) svg.setPointerCapture(ev.pointerId);
+      try { if (svg.setPointerCapture) svg.setPointerCapture(ev.pointerId); } catch (e) { /* a synthetic pointer */ }
       ev.preventDefault();
     });
     svg.addEventListener('pointermove', function (ev) {
@@ -70,13 +74,39 @@
       band.setAttribute('width', '0');
       // A click (under 3 units of drag) is no range: a link under it keeps working.
       if (b === null || Math.abs(b - a) < 3) return;
-      window.location.assign(target(href, time(Math.min(a, b)), time(Math.max(a, b))));
+      var url = target(href, time(Math.min(a, b)), time(Math.max(a, b)));
+      if (checking) {
+        draw(a, b);
+        svg.setAttribute('data-brush-target', url);
+      } else {
+        window.location.assign(url);
+      }
     });
     svg.addEventListener('pointercancel', function () { start = null; band.setAttribute('width', '0'); });
     svg.setAttribute('data-brush-ready', '1');
+
+    return function check(fa, fb) {
+      var m = svg.getScreenCTM();
+      if (!m) return;
+      checking = true;
+      var y = box ? box.y + box.height / 2 : 0;
+      function client(f) {
+        var p = svg.createSVGPoint();
+        p.x = x0 + f * (x1 - x0);
+        p.y = y;
+        return p.matrixTransform(m);
+      }
+      var a = client(fa), b = client(fb);
+      var init = function (p) { return { clientX: p.x, clientY: p.y, button: 0, pointerId: 1, bubbles: true }; };
+      svg.dispatchEvent(new PointerEvent('pointerdown', init(a)));
+      svg.dispatchEvent(new PointerEvent('pointermove', init(b)));
+      svg.dispatchEvent(new PointerEvent('pointerup', init(b)));
+    };
   }
 
   var charts = document.querySelectorAll('svg[data-brush-href]');
-  for (var i = 0; i < charts.length; i++) setup(charts[i]);
-  window.waybillBrushTarget = target;
+  var checks = [];
+  for (var i = 0; i < charts.length; i++) checks.push(setup(charts[i]));
+  var asked = /^#brush-check=([0-9.]+),([0-9.]+)$/.exec(window.location.hash);
+  if (asked && checks[0]) checks[0](parseFloat(asked[1]), parseFloat(asked[2]));
 })();
