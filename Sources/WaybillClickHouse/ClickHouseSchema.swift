@@ -18,6 +18,9 @@ import WaybillModel
 /// - `links`: the link edges of events.md section 3, both directions; groups are found at read time.
 /// - `spans` (sharded by trace id) and `span_keys` (the correlation key of a span, by key).
 /// - `rollup_keys`: which orders' facts ever fell into which rollup bucket (an index for `rollupRows`).
+/// - `rollup_cache`: a rollup bucket's rows as `rollupRows` last computed them, with when (`at`);
+///   `rollup_dirty`: when a write last changed the facts of an order in a bucket (`*`: every bucket).
+///   A cached bucket is read only while it is newer than its last change (`rollupRows`).
 /// - Small tables of one writer at a time (`meta`, checkpoints, alerting, access control) are sharded
 ///   to the first shard (sharding key 0).
 struct ClickHouseSchema {
@@ -57,6 +60,10 @@ struct ClickHouseSchema {
               shardKey: "cityHash64(key)"),
         Table(name: "rollup_keys", columns: "dim String, bucket Int64, order_id String",
               engine: "ReplacingMergeTree() ORDER BY (dim, bucket, order_id)", shardKey: "cityHash64(order_id)"),
+        Table(name: "rollup_dirty", columns: "dim String, bucket Int64, at Int64",
+              engine: "ReplacingMergeTree(at) ORDER BY (dim, bucket)", shardKey: "0"),
+        Table(name: "rollup_cache", columns: "layout String, dim String, bucket Int64, at Int64, rows String",
+              engine: "ReplacingMergeTree(at) ORDER BY (layout, dim, bucket)", shardKey: "0"),
         Table(name: "meta", columns: "key String, value String, ver UInt64", engine: "ReplacingMergeTree(ver) ORDER BY key", shardKey: "0"),
         Table(name: "checkpoints", columns: "name String, saved_at Int64, body String, ver UInt64",
               engine: "ReplacingMergeTree(ver) ORDER BY name", shardKey: "0"),

@@ -22,69 +22,79 @@ extension ClickHouseStore {
     /// The keys linked to `key`, directly or transitively (`key` included), walking the stored edges.
     func linkGroup(_ key: String) throws -> (members: Set<String>, linked: Bool) {
         var members: Set<String> = [key]
-        var frontier: [String] = [key]
         var linked = false
+        try walkLinks(from: [key], members: &members, linked: &linked)
+        return (members, linked)
+    }
+
+    func linksStatement(_ keys: some Collection<String>) -> String {
+        "SELECT DISTINCT b FROM \(t.table("links")) WHERE a IN \(SQL.list(keys))"
+    }
+
+    /// Follows the edges from `frontier` (one round trip per hop), adding what it finds to `members`.
+    func walkLinks(from start: [String], members: inout Set<String>, linked: inout Bool) throws {
+        var frontier = start
         while !frontier.isEmpty {
             var next: [String] = []
             for part in frontier.chunked(Self.chunk) {
-                for r in try query("SELECT DISTINCT b FROM \(t.table("links")) WHERE a IN \(SQL.list(part))") {
+                for r in try query(linksStatement(part)) {
                     linked = true
                     if let b = r["b"]?.stringValue, members.insert(b).inserted { next.append(b) }
                 }
             }
             frontier = next
         }
-        return (members, linked)
     }
 
-    public func trace(key: String) throws -> Trace? {
-        let (memberSet, linked) = try linkGroup(key)
-        let members = memberSet.sorted()
-        // Independent reads of the group in parallel: the newest facts of its orders (which also name
-        // the group), its events, and the traces its keys join.
-        final class Parts: @unchecked Sendable {
-            var factsRows: [JSONValue] = [], events: [CloudEvent] = [], keyed: [String] = []
-            var failure: Error?
+    /// What a trace reads of a group's keys, as independent statements: the newest facts of its orders
+    /// (kind 0), its events (kind 1) and the traces its keys join (kind 2).
+    func groupStatements(_ keys: [String]) -> [(kind: Int, sql: String)] {
+        var out: [(Int, String)] = []
+        for part in keys.chunked(Self.chunk) {
+            out.append((0, "SELECT order_id, facts FROM \(t.table("orders")) WHERE order_id IN \(SQL.list(part)) ORDER BY order_id, ver DESC LIMIT 1 BY order_id"))
+            out.append((1, "SELECT source, id, type, time, subject, trace_id, raw FROM \(t.table("events")) WHERE subject IN \(SQL.list(part)) "
+                           + "LIMIT 1 BY subject, source, id"))
+            out.append((2, "SELECT DISTINCT trace_id FROM \(t.table("span_keys")) WHERE key IN \(SQL.list(part))"))
         }
-        let got = Parts()
-        let lock = NSLock()
-        DispatchQueue.concurrentPerform(iterations: 3) { i in
-            do {
-                switch i {
-                case 0:
-                    let rows = try query("SELECT order_id, facts FROM \(t.table("orders")) WHERE order_id IN \(SQL.list(members)) "
-                                         + "ORDER BY order_id, ver DESC LIMIT 1 BY order_id")
-                    lock.withLock { got.factsRows = rows }
-                case 1:
-                    var out: [CloudEvent] = []
-                    for part in members.chunked(Self.chunk) {
-                        for r in try query("SELECT source, id, type, time, subject, trace_id, raw FROM \(t.table("events")) WHERE subject IN \(SQL.list(part)) "
-                                           + "LIMIT 1 BY subject, source, id") {
-                            if let e = Self.event(r) { out.append(e) }
-                        }
-                    }
-                    lock.withLock { got.events = out }
-                default:
-                    var out: [String] = []
-                    for part in members.chunked(Self.chunk) {
-                        out += try query("SELECT DISTINCT trace_id FROM \(t.table("span_keys")) WHERE key IN \(SQL.list(part))").compactMap { $0["trace_id"]?.stringValue }
-                    }
-                    lock.withLock { got.keyed = out }
-                }
-            } catch {
-                lock.withLock { got.failure = error }
+        return out
+    }
+
+    /// One round trip for the common case: the key's edges and, at the same time, what the trace reads
+    /// of the key itself. Only a key with links walks them and reads the other members after.
+    public func trace(key: String) throws -> Trace? {
+        let own = groupStatements([key])
+        let first = try parallelQueries([linksStatement([key])] + own.map(\.sql))
+        var members: Set<String> = [key]
+        var linked = false
+        var frontier: [String] = []
+        for r in first[0] {
+            linked = true
+            if let b = r["b"]?.stringValue, members.insert(b).inserted { frontier.append(b) }
+        }
+        try walkLinks(from: frontier, members: &members, linked: &linked)
+        var parts: [(kind: Int, rows: [JSONValue])] = zip(own, first.dropFirst()).map { ($0.kind, $1) }
+        let others = members.subtracting([key]).sorted()
+        if !others.isEmpty {
+            let more = groupStatements(others)
+            parts += zip(more, try parallelQueries(more.map(\.sql))).map { ($0.kind, $1) }
+        }
+        var events: [CloudEvent] = []
+        var keyed: [String] = []
+        var orderFacts: [String: OrderFacts] = [:]
+        for (kind, rows) in parts {
+            switch kind {
+            case 0: for r in rows { if let id = r["order_id"]?.stringValue, let f = Self.facts(r) { orderFacts[id] = f } }
+            case 1: events += rows.compactMap(Self.event)
+            default: keyed += rows.compactMap { $0["trace_id"]?.stringValue }
             }
         }
-        if let failure = got.failure { throw failure }
-        let events = got.events
-        var orderFacts: [String: OrderFacts] = [:]
-        for r in got.factsRows { if let id = r["order_id"]?.stringValue, let f = Self.facts(r) { orderFacts[id] = f } }
+        let sortedMembers = members.sorted()
         // The group's name: its smallest order id, else its smallest key (a function of the members only).
-        let root: String? = linked ? (orderFacts.keys.min() ?? members.first) : nil
-        let spans = try loadSpans(traceIDs: Set(events.compactMap(\.traceID)).union(got.keyed))
+        let root: String? = linked ? (orderFacts.keys.min() ?? sortedMembers.first) : nil
+        let spans = try loadSpans(traceIDs: Set(events.compactMap(\.traceID)).union(keyed))
         if events.isEmpty && root == nil && spans.isEmpty { return nil }
         let correlation = root ?? key
-        return Trace(correlationID: correlation, keys: linked ? members : [key], events: events, facts: orderFacts[correlation], spans: spans)
+        return Trace(correlationID: correlation, keys: linked ? sortedMembers : [key], events: events, facts: orderFacts[correlation], spans: spans)
     }
 
     func loadSpans(traceIDs: Set<String>) throws -> [Span] {
@@ -161,20 +171,140 @@ extension ClickHouseStore {
         return try query("SELECT facts FROM \(latestOrders(pre)) WHERE \(cond)").compactMap(Self.facts)
     }
 
+    /// A cached bucket is read only when it was computed more than `Options.rollupCacheMargin` after the
+    /// bucket's last change mark (the clocks of several Waybill servers may differ by up to that), and only for this long after it was computed (bounds what a writer that died between its facts
+    /// and its change marks leaves stale).
+    static let rollupCacheLife: Micros = 3_600_000_000
+
     /// Computed from the current facts of the orders indexed under the buckets, so they are exact
-    /// whatever several writers did concurrently.
+    /// whatever several writers did concurrently; a bucket computed so is kept in `rollup_cache` and read
+    /// from there while no write has changed it since (`rollup_dirty`).
+    ///
+    /// Why the cache stays exact: a writer marks a bucket after the facts that change it are stored, with
+    /// the time then; a reader stamps a bucket with the time before it reads the facts. A reader that
+    /// missed a write's facts began reading before they were stored, so before the mark: its stamp is
+    /// older than the mark and the bucket is recomputed.
     public func rollupRows(dimension: String, in ranges: [Range<Micros>]) throws -> [(key: RollupKey, bytes: [UInt8])] {
         guard let rollup else { return [] }
         let ranges = ranges.filter { !$0.isEmpty }
         guard !ranges.isEmpty else { return [] }
-        let pre = "order_id IN (SELECT order_id FROM \(t.local("rollup_keys")) WHERE dim = \(SQL.quote(dimension)) AND \(Self.rangeCondition("bucket", ranges)))"
-        let facts = try query("SELECT facts FROM \(latestOrders(pre))").compactMap(Self.facts)
-        var rows: [RollupKey: [UInt8]] = [:]
-        // Folded in batches through `read`, as the rollup would keep them.
-        for part in facts.chunked(5_000) {
-            let updates = try rollup.update(part.map { FactsTransition(old: nil, new: $0) }) { rows[$0] }
-            for (k, bytes) in updates { rows[k] = bytes }
+        let stamp = currentMicros()
+        let inRanges = Self.rangeCondition("bucket", ranges)
+        let statements = [
+            // The buckets that hold orders (the index is written before the facts).
+            "SELECT bucket FROM \(t.table("rollup_keys")) WHERE dim = \(SQL.quote(dimension)) AND \(inRanges) GROUP BY bucket",
+            "SELECT dim, bucket, max(at) AS changed FROM \(t.table("rollup_dirty")) WHERE (dim = \(SQL.quote(dimension)) AND \(inRanges)) "
+                + "OR dim = '*' GROUP BY dim, bucket",
+            "SELECT bucket, argMax(rows, at) AS cached_rows, max(at) AS computed FROM \(t.table("rollup_cache")) "
+                + "WHERE layout = \(SQL.quote(rollup.layout)) AND dim = \(SQL.quote(dimension)) AND \(inRanges) GROUP BY bucket",
+        ]
+        let answers = try parallelQueries(statements)
+        var everything: Micros = .min
+        var changed: [Micros: Micros] = [:]
+        for r in answers[1] {
+            guard let at = r["changed"]?.int64 else { continue }
+            if r["dim"]?.stringValue == "*" { everything = max(everything, at) } else if let b = r["bucket"]?.int64 { changed[b] = at }
         }
-        return rows.filter { k, _ in k.dimension == dimension && ranges.contains { $0.contains(k.bucketStart) } }.map { (key: $0.key, bytes: $0.value) }
+        var cached: [Micros: (at: Micros, rows: String)] = [:]
+        for r in answers[2] {
+            if let b = r["bucket"]?.int64, let at = r["computed"]?.int64, let rows = r["cached_rows"]?.stringValue { cached[b] = (at, rows) }
+        }
+        var out: [(key: RollupKey, bytes: [UInt8])] = []
+        var stale: [Micros] = []
+        var hits = 0
+        for b in Set(answers[0].compactMap { $0["bucket"]?.int64 }).sorted() {
+            if let mark = changed[b], let c = cached[b], c.at > max(mark, everything) + options.rollupCacheMargin, c.at > stamp - Self.rollupCacheLife,
+               let rows = Self.decodeCachedRows(c.rows, dimension: dimension, bucket: b) {
+                out += rows
+                hits += 1
+            } else {
+                stale.append(b)
+            }
+        }
+        rollupCacheCounts.add(hits: hits, computed: stale.count)
+        guard !stale.isEmpty else { return out }
+        // The stale buckets, from the current facts of the orders indexed under them.
+        var fresh: [Micros: [(key: RollupKey, bytes: [UInt8])]] = [:]
+        for part in stale.chunked(500) {
+            let pre = "order_id IN (SELECT order_id FROM \(t.local("rollup_keys")) WHERE dim = \(SQL.quote(dimension)) "
+                + "AND bucket IN (\(part.map(String.init).joined(separator: ","))))"
+            let facts = try query("SELECT facts FROM \(latestOrders(pre))").compactMap(Self.facts)
+            var rows: [RollupKey: [UInt8]] = [:]
+            // Folded in batches through `read`, as the rollup would keep them.
+            for chunk in facts.chunked(5_000) {
+                let updates = try rollup.update(chunk.map { FactsTransition(old: nil, new: $0) }) { rows[$0] }
+                for (k, bytes) in updates { rows[k] = bytes }
+            }
+            let wanted = Set(part)
+            for (k, bytes) in rows where k.dimension == dimension && wanted.contains(k.bucketStart) {
+                fresh[k.bucketStart, default: []].append((k, bytes))
+            }
+        }
+        var cache = RowWriter()
+        for b in stale {
+            let rows = fresh[b] ?? []
+            out += rows
+            cache.begin()
+            cache.str("layout", rollup.layout)
+            cache.str("dim", dimension)
+            cache.int("bucket", b)
+            cache.int("at", stamp)
+            cache.str("rows", Self.encodeCachedRows(rows))
+            cache.end()
+        }
+        // Keeping them is an optimization: a failure here loses nothing.
+        _ = try? client.sendBlocking("INSERT INTO \(t.table("rollup_cache")) FORMAT JSONEachRow", rows: cache.bytes)
+        return out
+    }
+
+    /// A bucket's rows as `rollup_cache` keeps them: `[[group or null, hex of the row], ...]`.
+    static func encodeCachedRows(_ rows: [(key: RollupKey, bytes: [UInt8])]) -> String {
+        let doc = JSONValue.array(rows.map { .array([$0.key.group.map { .string($0) } ?? .null, .string(Hex.encode($0.bytes))]) })
+        return String(decoding: doc.jsonBytes, as: UTF8.self)
+    }
+
+    static func decodeCachedRows(_ text: String, dimension: String, bucket: Micros) -> [(key: RollupKey, bytes: [UInt8])]? {
+        guard case .array(let items)? = try? JSONParser.parse(text) else { return nil }
+        var out: [(key: RollupKey, bytes: [UInt8])] = []
+        for item in items {
+            guard case .array(let pair) = item, pair.count == 2, let bytes = pair[1].stringValue.flatMap(Hex.decode) else { return nil }
+            out.append((RollupKey(dimension: dimension, group: pair[0].stringValue, bucketStart: bucket), bytes))
+        }
+        return out
+    }
+
+    /// Reads run at once (each its own HTTP request), answered in the order given. The first runs on
+    /// the calling thread, each other on a thread of its own (a few per trace; they wait on the network,
+    /// so the machine's core count must not limit them, and Swift's cooperative pool must not be used:
+    /// the caller may be a synchronous reader that other code awaits).
+    func parallelQueries(_ statements: [String]) throws -> [[JSONValue]] {
+        if statements.count <= 1 { return try statements.map { try query($0) } }
+        final class Answers: @unchecked Sendable {
+            var rows: [[JSONValue]]
+            var failure: Error?
+            init(_ n: Int) { rows = Array(repeating: [], count: n) }
+        }
+        let got = Answers(statements.count)
+        let lock = NSLock()
+        let group = DispatchGroup()
+        @Sendable func run(_ i: Int) {
+            do {
+                let rows = try query(statements[i])
+                lock.withLock { got.rows[i] = rows }
+            } catch {
+                lock.withLock { got.failure = error }
+            }
+        }
+        for i in statements.indices.dropFirst() {
+            group.enter()
+            Thread.detachNewThread {
+                run(i)
+                group.leave()
+            }
+        }
+        run(0)
+        group.wait()
+        if let failure = got.failure { throw failure }
+        return got.rows
     }
 }

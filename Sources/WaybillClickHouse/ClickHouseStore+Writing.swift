@@ -15,8 +15,9 @@ extension ClickHouseStore {
             // 1. Which (source, id) are stored already (under the same subjects).
             var stored = Set<String>()
             let subjects = Array(Set(events.map(\.subject))).sorted()
-            for part in subjects.chunked(Self.chunk) {
-                let rows = try await queryAsync("SELECT source, id FROM \(t.table("events")) WHERE subject IN \(SQL.list(part))")
+            // The chunks' reads at once: one round trip for the whole call.
+            let statements = subjects.chunked(Self.chunk).map { "SELECT source, id FROM \(t.table("events")) WHERE subject IN \(SQL.list($0))" }
+            for rows in try await queryAllAsync(statements) {
                 for r in rows { stored.insert(Self.pairKey(r["source"]?.stringValue ?? "", r["id"]?.stringValue ?? "")) }
             }
             var result = AppendResult()
@@ -40,8 +41,9 @@ extension ClickHouseStore {
                 rows.str("raw", String(decoding: e.raw, as: UTF8.self))
                 rows.end()
             }
-            // 2. The events (synchronously on their shards).
-            try await insert("events", rows)
+            // 2. The events (synchronously on their shards), while 3. the link edges go in beside them.
+            let eventRows = rows
+            async let eventsStored: Void = insert("events", eventRows)
             // 3. Link edges, both ways (a re-sent edge is a copy the merges drop).
             var edges = RowWriter()
             for e in events where e.data?["links"] != nil {
@@ -55,6 +57,7 @@ extension ClickHouseStore {
                 }
             }
             try await insert("links", edges)
+            try await eventsStored
             // 4. The facts of every order the call touched, refolded from everything stored.
             let orders = Set(events.filter(\.isOrderEvent).map(\.subject))
             if !orders.isEmpty { try await refoldFacts(Array(orders).sorted(), fresh: fresh) }
@@ -73,13 +76,36 @@ extension ClickHouseStore {
     /// any), so the cached facts with the fresh events applied are the refold, without reading the
     /// events back. Otherwise the order is refolded from the stored events.
     func refoldFacts(_ orders: [String], fresh: [String: [CloudEvent]]) async throws {
-        for part in orders.chunked(Self.chunk) {
+        // Chunks hold different orders: they are refolded at once.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for part in orders.chunked(Self.chunk) {
+                var mine: [String: [CloudEvent]] = [:]
+                for o in part { if let e = fresh[o] { mine[o] = e } }
+                group.addTask { try await self.refoldChunk(Array(part), fresh: mine) }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    func refoldChunk(_ part: [String], fresh: [String: [CloudEvent]]) async throws {
+        do {
             var storedCount: [String: Int] = [:]
-            for r in try await queryAsync("SELECT subject, count() AS n FROM (SELECT subject, source, id FROM \(t.table("events")) "
-                                          + "WHERE subject IN \(SQL.list(part)) AND startsWith(type, 'order.') GROUP BY subject, source, id) GROUP BY subject") {
+            var base: [String: OrderFacts] = [:]
+            // The stored count of each order's distinct events, and the facts of events retention
+            // deleted (rare), in parallel.
+            let countSQL = "SELECT subject, count() AS n FROM (SELECT subject, source, id FROM \(t.table("events")) "
+                + "WHERE subject IN \(SQL.list(part)) AND startsWith(type, 'order.') GROUP BY subject, source, id) GROUP BY subject"
+            let baseSQL = "SELECT order_id, argMax(facts, ver) AS facts FROM \(t.table("facts_base")) WHERE order_id IN \(SQL.list(part)) GROUP BY order_id"
+            async let counted = queryAsync(countSQL)
+            async let bases = queryAsync(baseSQL)
+            for r in try await counted {
                 if let s = r["subject"]?.stringValue { storedCount[s] = Int(r["n"]?.int64 ?? 0) }
             }
+            for r in try await bases {
+                if let id = r["order_id"]?.stringValue, let f = Self.facts(r) { base[id] = f }
+            }
             var facts: [String: OrderFacts] = [:]
+            var previous: [OrderFacts] = []
             var refold: [String] = []
             for o in part {
                 let add = fresh[o] ?? []
@@ -87,26 +113,34 @@ extension ClickHouseStore {
                     var f = c.facts
                     for e in add { f.apply(e) }
                     facts[o] = f
+                    previous.append(c.facts)
+                } else if base[o] == nil, !add.isEmpty, add.count == storedCount[o] ?? 0, factsCache.get(o) == nil {
+                    // Every stored event of the order is one of this call's (a new order): the fold of
+                    // them is the refold, without reading them back.
+                    var f = OrderFacts(orderID: o)
+                    for e in add { f.apply(e) }
+                    facts[o] = f
                 } else {
                     refold.append(o)
                 }
             }
             if !refold.isEmpty {
-                var base: [String: OrderFacts] = [:]
-                for r in try await queryAsync("SELECT order_id, argMax(facts, ver) AS facts FROM \(t.table("facts_base")) "
-                                              + "WHERE order_id IN \(SQL.list(refold)) GROUP BY order_id") {
-                    if let id = r["order_id"]?.stringValue, let f = Self.facts(r) { base[id] = f }
-                }
-                var folded = base
-                let rows = try await queryAsync("SELECT source, id, type, time, subject, raw FROM \(t.table("events")) "
-                                                + "WHERE subject IN \(SQL.list(refold)) AND startsWith(type, 'order.') LIMIT 1 BY subject, source, id")
-                for r in rows {
+                // The newest stored facts (whose rollup buckets change too) and the stored events, in parallel.
+                let beforeSQL = "SELECT facts FROM \(t.table("orders")) WHERE order_id IN \(SQL.list(refold)) ORDER BY order_id, ver DESC LIMIT 1 BY order_id"
+                let eventsSQL = "SELECT source, id, type, time, subject, raw FROM \(t.table("events")) "
+                    + "WHERE subject IN \(SQL.list(refold)) AND startsWith(type, 'order.') LIMIT 1 BY subject, source, id"
+                async let before = queryAsync(beforeSQL)
+                async let rows = queryAsync(eventsSQL)
+                var folded: [String: OrderFacts] = [:]
+                for o in refold { if let b = base[o] { folded[o] = b } }
+                for r in try await rows {
                     guard let e = Self.event(r) else { continue }
                     folded[e.subject, default: OrderFacts(orderID: e.subject)].apply(e)
                 }
                 for (o, f) in folded { facts[o] = f }
+                previous += try await before.compactMap(Self.facts)
             }
-            try await writeFacts(Array(facts.values))
+            try await writeFacts(Array(facts.values), previous: previous)
             for (o, f) in facts {
                 let fromBase = f.eventCount - (storedCount[o] ?? 0)
                 // Cached only when the count is consistent (a base, if any, accounts for the rest).
@@ -115,13 +149,41 @@ extension ClickHouseStore {
         }
     }
 
-    /// Writes facts rows (and first their rollup-index rows, so a reader that sees a version also finds it in the index).
-    func writeFacts(_ all: [OrderFacts]) async throws {
+    /// Writes facts rows (and first their rollup-index rows, so a reader that sees a version also finds
+    /// it in the index), then marks the rollup buckets of the new and the `previous` facts changed
+    /// (`rollup_dirty`), after the facts are stored: a cached bucket computed before is then older than
+    /// the mark and is recomputed (`rollupRows`).
+    func writeFacts(_ all: [OrderFacts], previous: [OrderFacts] = []) async throws {
         guard !all.isEmpty else { return }
-        try await writeRollupKeys(all)
+        let buckets = try all.map(rollupBuckets)
+        try await insert("rollup_keys", try rollupKeyRows(all, buckets: buckets))
         var rows = RowWriter()
         for f in all { Self.factsRow(&rows, f) }
         try await insert("orders", rows)
+        var changed = Set<RollupKey>()
+        for b in buckets { changed.formUnion(b) }
+        for f in previous { changed.formUnion(try rollupBuckets(f)) }
+        try await insert("rollup_dirty", Self.dirtyRows(changed, at: currentMicros()))
+    }
+
+    static func dirtyRows(_ keys: some Sequence<RollupKey>, at: Micros) -> RowWriter {
+        var marks = RowWriter()
+        for k in keys {
+            marks.begin()
+            marks.str("dim", k.dimension)
+            marks.int("bucket", k.bucketStart)
+            marks.int("at", at)
+            marks.end()
+        }
+        return marks
+    }
+
+    /// The mark that invalidates every cached bucket.
+    static let everyBucket = RollupKey(dimension: "*", group: nil, bucketStart: 0)
+
+    /// Marks every cached rollup bucket changed (retention, a new rollup layout).
+    func markAllRollupsChanged() async throws {
+        try await insert("rollup_dirty", Self.dirtyRows([Self.everyBucket], at: currentMicros()))
     }
 
     static func factsRow(_ rows: inout RowWriter, _ f: OrderFacts) {
@@ -227,10 +289,17 @@ extension ClickHouseStore {
                     guard let last = rows.last?["order_id"]?.stringValue else { break }
                     after = last
                     // Only the index: the facts rows are current already.
-                    let keys = try rollupKeyRows(rows.compactMap(Self.facts))
+                    let facts = rows.compactMap(Self.facts)
+                    let buckets = try facts.map(rollupBuckets)
+                    let keys = try rollupKeyRows(facts, buckets: buckets)
                     if !keys.isEmpty { _ = try client.sendBlocking("INSERT INTO \(t.table("rollup_keys")) FORMAT JSONEachRow", rows: keys.bytes) }
+                    let marks = Self.dirtyRows(Set(buckets.joined()), at: currentMicros())
+                    if !marks.isEmpty { _ = try client.sendBlocking("INSERT INTO \(t.table("rollup_dirty")) FORMAT JSONEachRow", rows: marks.bytes) }
                 }
             }
+            // Cached buckets of another layout must not be read as this one's.
+            _ = try client.sendBlocking("INSERT INTO \(t.table("rollup_dirty")) FORMAT JSONEachRow",
+                                        rows: Self.dirtyRows([Self.everyBucket], at: currentMicros()).bytes)
             var row = RowWriter()
             row.begin()
             row.str("key", "rollup_layout")
@@ -243,13 +312,22 @@ extension ClickHouseStore {
         }
     }
 
+    /// The rollup buckets (dimension and bucket start; no group) these facts fall in.
+    func rollupBuckets(_ f: OrderFacts) throws -> Set<RollupKey> {
+        guard let rollup else { return [] }
+        var out = Set<RollupKey>()
+        for (k, _) in try rollup.update([FactsTransition(old: nil, new: f)], read: { _ in nil }) {
+            out.insert(RollupKey(dimension: k.dimension, group: nil, bucketStart: k.bucketStart))
+        }
+        return out
+    }
+
     /// The rows of `rollup_keys` for these facts: each bucket of the rollup that the order's facts fall in.
-    func rollupKeyRows(_ all: [OrderFacts]) throws -> RowWriter {
+    func rollupKeyRows(_ all: [OrderFacts], buckets: [Set<RollupKey>]? = nil) throws -> RowWriter {
         var keys = RowWriter()
-        guard let rollup else { return keys }
-        for f in all {
-            var seen = Set<String>()
-            for (k, _) in try rollup.update([FactsTransition(old: nil, new: f)], read: { _ in nil }) where seen.insert("\(k.dimension)\u{0}\(k.bucketStart)").inserted {
+        guard rollup != nil else { return keys }
+        for (i, f) in all.enumerated() {
+            for k in try buckets?[i] ?? rollupBuckets(f) {
                 keys.begin()
                 keys.str("dim", k.dimension)
                 keys.int("bucket", k.bucketStart)
@@ -258,10 +336,6 @@ extension ClickHouseStore {
             }
         }
         return keys
-    }
-
-    func writeRollupKeys(_ all: [OrderFacts]) async throws {
-        try await insert("rollup_keys", try rollupKeyRows(all))
     }
 
     // MARK: Retention
@@ -325,6 +399,7 @@ extension ClickHouseStore {
                 }
             }
             try await waitForMutations()
+            try await markAllRollupsChanged()
             return removed
         }
     }

@@ -23,6 +23,9 @@ public final class ClickHouseStore: WaybillStore, AlertStore, DeadlineReader, Wo
         public var faultProbeSeconds = 2.0
         /// How long retention waits for ClickHouse to finish its deletes.
         public var mutationTimeoutSeconds = 300.0
+        /// A cached KPI rollup bucket is read only when computed more than this after its last change
+        /// (`rollupRows`): at least the clock difference between the Waybill servers writing the store.
+        public var rollupCacheMargin: Micros = 2_000_000
         public init() {}
     }
 
@@ -34,6 +37,8 @@ public final class ClickHouseStore: WaybillStore, AlertStore, DeadlineReader, Wo
     let gate: WriteGate
     let health = StorageHealthMonitor()
     let factsCache = FactsCache()
+    /// Rollup buckets `rollupRows` answered from `rollup_cache` and computed from facts (tests, diagnostics).
+    let rollupCacheCounts = RollupCacheCounts()
     /// Index in `url.hosts` of each node of the cluster (each host once); without a cluster, one nil:
     /// whichever host answers (failover).
     let nodes: [Int?]
@@ -53,6 +58,7 @@ public final class ClickHouseStore: WaybillStore, AlertStore, DeadlineReader, Wo
         gate = WriteGate(maxQueuedEvents: options.maxQueuedEvents)
         do {
             nodes = try Self.discoverNodes(client, url)
+            var upgraded = false
             for node in nodes {
                 // Only what is missing: an open of an existing store costs one query per node.
                 let existing = Set(try ClickHouseClient.rows(client.sendBlocking(
@@ -61,6 +67,13 @@ public final class ClickHouseStore: WaybillStore, AlertStore, DeadlineReader, Wo
                 for (name, statement) in schema.ddl() where name.map({ !existing.contains($0) }) ?? existing.isEmpty {
                     _ = try client.sendBlocking(statement, database: false, only: node)
                 }
+                if existing.contains("rollup_keys") || existing.contains("rollup_keys_local"),
+                   !existing.contains("rollup_dirty") && !existing.contains("rollup_dirty_local") { upgraded = true }
+            }
+            if upgraded {
+                // A store written before the KPI rollup cache: every bucket it holds counts as changed now.
+                _ = try client.sendBlocking("INSERT INTO \(schema.table("rollup_dirty")) (dim, bucket, at) SELECT dim, bucket, toInt64(\(currentMicros())) "
+                                            + "FROM \(schema.table("rollup_keys")) GROUP BY dim, bucket")
             }
             try prepareRollupIndex()
         } catch {
@@ -162,6 +175,21 @@ public final class ClickHouseStore: WaybillStore, AlertStore, DeadlineReader, Wo
             return try ClickHouseClient.rows(await client.send(sql + " FORMAT JSONEachRow"))
         } catch let e as ClickHouseError {
             throw e.storeError
+        }
+    }
+
+    /// Reads at once, answered in the order given.
+    func queryAllAsync(_ statements: [String]) async throws -> [[JSONValue]] {
+        if statements.count <= 1 {
+            var out: [[JSONValue]] = []
+            for sql in statements { out.append(try await queryAsync(sql)) }
+            return out
+        }
+        return try await withThrowingTaskGroup(of: (Int, [JSONValue]).self) { group in
+            for (i, sql) in statements.enumerated() { group.addTask { (i, try await self.queryAsync(sql)) } }
+            var out = Array(repeating: [JSONValue](), count: statements.count)
+            for try await (i, rows) in group { out[i] = rows }
+            return out
         }
     }
 
@@ -276,4 +304,12 @@ public final class ClickHouseStore: WaybillStore, AlertStore, DeadlineReader, Wo
         row.end()
         try await insert("meta", row)
     }
+}
+
+/// How many rollup buckets were read from the cache and how many were computed.
+final class RollupCacheCounts: @unchecked Sendable {
+    private let lock = NSLock()
+    private var counts = (hits: 0, computed: 0)
+    func add(hits: Int, computed: Int) { lock.withLock { counts.hits += hits; counts.computed += computed } }
+    var current: (hits: Int, computed: Int) { lock.withLock { counts } }
 }

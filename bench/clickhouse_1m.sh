@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The ClickHouse engine at scale: 1,000,000 orders (bench/gen_orders.py, 30 days, ~4.05M events) through
+# `waybill ingest --store` into a two-shard ClickHouse on loopback, then through `waybill serve --store`:
+#  1. trace lookups (GET /api/v1/traces/{key}, 300 sequential random orders): p50, p99;
+#  2. the 30-day KPI report (GET /api/v1/kpis by warehouse, step 1d): the first request and 10 more;
+#  3. where the time goes: system.query_log of both nodes during the trace lookups (statements by shape,
+#     count and mean duration).
+# Servers run with temporary data directories on free ports and a password user, stopped at the end.
+# usage: bench/clickhouse_1m.sh [ORDERS] [WAYBILL_BINARY]   (default 1000000, .build/release/waybill)
+# Set KEEP=1 to leave the cluster running (its ports and password are printed) for more queries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-1000000}
+W=${2:-.build/release/waybill}
+[ -x "$W" ] || { echo "build first: swift build -c release --product waybill" >&2; exit 1; }
+CHS=$(command -v clickhouse-server || echo /usr/sbin/clickhouse-server)
+[ -x "$CHS" ] || { echo "clickhouse-server is not installed" >&2; exit 1; }
+OUT=$(mktemp -d /tmp/waybill-ch1m.XXXXXX)
+PW=bench-$RANDOM$RANDOM
+ports=($(python3 -c 'import socket
+s=[socket.socket() for _ in range(6)]
+[x.bind(("127.0.0.1",0)) for x in s]
+print(" ".join(str(x.getsockname()[1]) for x in s))'))
+PIDS=()
+cleanup() { [ "${KEEP:-0}" = 1 ] && return; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 1; rm -rf "$OUT"; }
+trap cleanup EXIT
+for i in 0 1; do
+  d=$OUT/node$i; mkdir -p "$d/data" "$d/tmp" "$d/logs"
+  cat > "$d/users.xml" <<EOF
+<?xml version="1.0"?>
+<yandex><profiles><default><max_memory_usage>4000000000</max_memory_usage><log_queries>1</log_queries></default></profiles>
+<users><waybill><password>$PW</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></waybill></users>
+<quotas><default></default></quotas></yandex>
+EOF
+  cat > "$d/config.xml" <<EOF
+<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>$d/logs/server.log</log><errorlog>$d/logs/err.log</errorlog></logger>
+  <http_port>${ports[$((i*2))]}</http_port><tcp_port>${ports[$((i*2+1))]}</tcp_port><listen_host>127.0.0.1</listen_host>
+  <path>$d/data/</path><tmp_path>$d/tmp/</tmp_path><users_config>$d/users.xml</users_config>
+  <default_profile>default</default_profile><default_database>default</default_database>
+  <mark_cache_size>268435456</mark_cache_size>
+  <query_log><database>system</database><table>query_log</table><flush_interval_milliseconds>1000</flush_interval_milliseconds></query_log>
+  <remote_servers><waybill>
+    <shard><replica><host>127.0.0.1</host><port>${ports[1]}</port><user>waybill</user><password>$PW</password></replica></shard>
+    <shard><replica><host>127.0.0.1</host><port>${ports[3]}</port><user>waybill</user><password>$PW</password></replica></shard>
+  </waybill></remote_servers>
+</yandex>
+EOF
+  "$CHS" --config-file="$d/config.xml" > "$d/logs/stdout" 2>&1 &
+  PIDS+=($!)
+done
+H0=${ports[0]}; H1=${ports[2]}
+q() { curl -sf "http://127.0.0.1:$1/?output_format_json_quote_64bit_integers=0" -H "X-ClickHouse-User: waybill" -H "X-ClickHouse-Key: $PW" --data-binary "$2"; }
+for _ in $(seq 100); do q $H0 "SELECT 1" >/dev/null 2>&1 && q $H1 "SELECT 1" >/dev/null 2>&1 && break; sleep 0.2; done
+echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo); load $(cut -d' ' -f1-3 /proc/loadavg); ClickHouse $(q $H0 'SELECT version()'); waybill $W"
+[ "${KEEP:-0}" = 1 ] && echo "cluster: http ports $H0 $H1, password $PW, dir $OUT"
+export WAYBILL_CLICKHOUSE_PASSWORD=$PW
+STORE="clickhouse://waybill@127.0.0.1:$H0,127.0.0.1:$H1/wb?cluster=waybill"
+
+F=$OUT/events.ndjson
+python3 bench/gen_orders.py "$N" 30 "$F"
+EVENTS=$(wc -l < "$F")
+echo "data: $N orders, $EVENTS events (bench/gen_orders.py $N 30)"
+
+echo "== ingest (waybill ingest --store, two shards)   load $(cut -d' ' -f1-3 /proc/loadavg)"
+s=$(date +%s.%N)
+$W ingest "$F" --store "$STORE" > "$OUT/ingest.out"
+e=$(date +%s.%N)
+echo "$(python3 -c "print(f'{$EVENTS/($e-$s):.0f}')") lines/s, $(python3 -c "print(f'{$e-$s:.0f}')") s [$(grep -m1 accepted "$OUT/ingest.out" || true)]   load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+PORT=${ports[4]}
+$W serve --store "$STORE" --port "$PORT" --insecure-no-auth > "$OUT/serve.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 300); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+
+echo "== 30-day KPI report (by warehouse, step 1d)   load $(cut -d' ' -f1-3 /proc/loadavg)"
+K="http://127.0.0.1:$PORT/api/v1/kpis?from=2026-10-24T00:00:00Z&to=2026-11-23T00:00:00Z&by=warehouse&step=1d"
+curl -s -o "$OUT/kpi.json" -w "first request: %{http_code} %{time_total} s\n" "$K"
+python3 -c "import json;d=json.load(open('$OUT/kpi.json'));print('document:', str(d)[:300])"
+for i in $(seq 10); do curl -s -o /dev/null -w "%{time_total}\n" "$K"; done | sort -n | awk '{a[NR]=$1} END {printf "next 10: min %.0f ms, median %.0f ms, max %.0f ms\n", a[1]*1000, a[int(NR/2)+1]*1000, a[NR]*1000}'
+
+echo "== trace lookups (300 sequential GETs of random orders)   load $(cut -d' ' -f1-3 /proc/loadavg)"
+MARK=$(q $H0 "SELECT toUnixTimestamp(now())")
+python3 - "$PORT" "$N" <<'EOF'
+import sys, time, random, urllib.request
+port, n = sys.argv[1], int(sys.argv[2])
+random.seed(1); lat = []
+for i in range(300):
+    k = f"SO-{random.randrange(n):08d}"; s = time.perf_counter()
+    urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/traces/{k}").read()
+    lat.append((time.perf_counter() - s) * 1000)
+lat.sort()
+print(f"{len(lat)} lookups: p50 {lat[len(lat)//2]:.1f} ms, p90 {lat[int(len(lat)*0.9)]:.1f} ms, p99 {lat[int(len(lat)*0.99)]:.1f} ms, max {lat[-1]:.1f} ms")
+EOF
+echo "load $(cut -d' ' -f1-3 /proc/loadavg)"
+sleep 2
+echo "== where the time goes: query_log of node 0 (the node Waybill sends to) during the lookups, by statement shape"
+q $H0 "SYSTEM FLUSH LOGS" >/dev/null || true
+q $H0 "SELECT count() AS n, round(avg(query_duration_ms), 1) AS avg_ms, max(query_duration_ms) AS max_ms, substring(replaceRegexpAll(query, '\\'[^\\']*\\'', '?'), 1, 110) AS shape
+       FROM system.query_log WHERE type = 2 AND event_time >= toDateTime($MARK) AND is_initial_query = 1
+       GROUP BY shape ORDER BY n * avg_ms DESC LIMIT 12 FORMAT PrettyCompactMonoBlock" || true
