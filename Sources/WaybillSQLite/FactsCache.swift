@@ -6,7 +6,8 @@ import WaybillModel
 /// the last `limit / 2` distinct orders is always found, memory never exceeds `limit` entries, and a
 /// full cache never forgets everything at once (an interleaved stream keeps thousands of orders hot).
 struct FactsCache {
-    typealias Entry = (rid: Int64, facts: OrderFacts)
+    /// The row and its facts encoded (`FactsCodec`).
+    typealias Entry = (rid: Int64, bytes: [UInt8])
     private var young: [String: Entry] = [:]
     private var old: [String: Entry] = [:]
     let generation: Int

@@ -63,7 +63,7 @@ final class OrdersTable {
     }
 
     private let conn: Connection
-    /// Facts of recently written orders, so the hot path does not re-read and re-parse them.
+    /// Facts of recently written orders (encoded), so the hot path does not re-read them.
     private var cache = FactsCache(limit: 24_000)
 
     /// How long an order's row may lag behind its facts (`SQLiteStore.Options.deferredFacts`); nil: every
@@ -83,9 +83,10 @@ final class OrdersTable {
     }
     private struct Pending {
         var rid: Int64?
-        /// The facts in the row (nil: no row yet, or unreadable), to write only the columns that change.
-        var stored: OrderFacts?
-        var facts: OrderFacts
+        /// The row's facts as stored (nil: no row yet), to write only the columns that change. Facts are
+        /// kept encoded (`FactsCodec`): a few hundred bytes an order instead of a few KB of structures.
+        var stored: [UInt8]?
+        var facts: [UInt8]
         /// Events written before this order first waited (`written`), and the first block of that write.
         var since: Int64
         var fromSeq: Int64
@@ -103,8 +104,8 @@ final class OrdersTable {
     init(conn: Connection, deferral: Deferral? = nil) {
         self.conn = conn
         self.deferral = deferral
-        // Waiting orders are in memory already: a deferred load keeps a small cache of written ones.
-        if deferral != nil { cache = FactsCache(limit: 6_000) }
+        // Entries are encoded facts (~250 bytes): a bulk load keeps more of them.
+        if deferral != nil { cache = FactsCache(limit: 60_000) }
         // A rolled-back write leaves the cache ahead of the table.
         conn.onTransactionEnd { [weak self] committed in
             guard let self, !committed else { return }
@@ -136,26 +137,27 @@ final class OrdersTable {
                 var facts = OrderFacts(orderID: orderID)
                 var rid: Int64?
                 var old: OrderFacts?
-                var stored: OrderFacts?
+                var stored: [UInt8]?
                 var wait: Pending?
                 if let p = pending[orderID] {
                     wait = p
                     rid = p.rid
                     stored = p.stored
-                    facts = p.facts
-                    old = p.facts
+                    facts = try Self.decodeKept(p.facts, orderID)
+                    old = facts
                 } else if let cached = cache.get(orderID) {
                     rid = cached.rid
-                    facts = cached.facts
+                    facts = try Self.decodeKept(cached.bytes, orderID)
                     old = facts
-                    stored = facts
+                    stored = cached.bytes
                 } else {
                     load.bind(1, orderID)
                     if try load.step() {
                         rid = load.int64(0)
-                        if let f = FactsCodec.decode(load.blob(1)) {
+                        let b = load.blob(1)
+                        if let f = FactsCodec.decode(b) {
                             facts = f
-                            stored = f
+                            stored = b
                         }
                         old = facts
                     }
@@ -163,12 +165,13 @@ final class OrdersTable {
                 }
                 facts.merge(deltas[orderID]!)
                 if wanted { transitions.append(FactsTransition(old: old, new: facts)) }
+                let encoded = FactsCodec.encode(facts)
                 if deferral != nil, let firstSeq {
                     if wait == nil { queue.append((orderID, written)) }
-                    pending[orderID] = Pending(rid: rid, stored: stored, facts: facts, since: wait?.since ?? written,
+                    pending[orderID] = Pending(rid: rid, stored: stored, facts: encoded, since: wait?.since ?? written,
                                                fromSeq: wait?.fromSeq ?? firstSeq)
                 } else {
-                    try writeRow(orderID, rid: rid, stored: stored, facts: facts)
+                    try writeRow(orderID, rid: rid, stored: stored == nil ? nil : old, facts: facts, encoded: encoded)
                 }
                 if old == nil { try created(orderID) }
             }
@@ -177,33 +180,45 @@ final class OrdersTable {
         return transitions
     }
 
-    /// Writes an order's row: the changed columns of an existing row, or a new row.
-    private func writeRow(_ orderID: String, rid: Int64?, stored: OrderFacts?, facts: OrderFacts) throws {
+    /// Facts this table encoded itself; failing to decode them is a bug, reported rather than trapped.
+    private static func decodeKept(_ b: [UInt8], _ orderID: String) throws -> OrderFacts {
+        guard let f = FactsCodec.decode(b) else { throw StoreError.engine("cached facts of \(orderID) do not decode") }
+        return f
+    }
+
+    static let factsColumn = columns.firstIndex { $0.name == "facts" }!
+
+    /// Writes an order's row: the columns of an existing row that differ from `stored` (all when nil),
+    /// or a new row. `encoded` is `facts` encoded.
+    private func writeRow(_ orderID: String, rid: Int64?, stored: OrderFacts?, facts: OrderFacts, encoded: [UInt8]) throws {
         let columns = Self.columns
+        func bind(_ s: Statement, _ i: Int, _ p: Int32) {
+            if i == Self.factsColumn { s.bindBlob(p, encoded) } else { columns[i].bind(s, p, facts) }
+        }
         if let rid {
             var changed: UInt64 = 0
             for i in columns.indices where stored.map({ !columns[i].same($0, facts) }) ?? true { changed |= 1 << UInt64(i) }
             let update = try conn.prepare(Self.updateSQL(changed: changed))
             var p: Int32 = 1
             for i in columns.indices where changed & (1 << UInt64(i)) != 0 {
-                columns[i].bind(update, p, facts)
+                bind(update, i, p)
                 p += 1
             }
             update.bind(p, rid)
             try update.run()
-            cache.put(orderID, (rid, facts))
+            cache.put(orderID, (rid, encoded))
         } else {
             let insert = try conn.prepare(Self.insertSQL)
-            for i in columns.indices { columns[i].bind(insert, Int32(i + 1), facts) }
+            for i in columns.indices { bind(insert, i, Int32(i + 1)) }
             insert.bind(Int32(columns.count + 1), orderID)
             try insert.run()
-            cache.put(orderID, (sqlite3_last_insert_rowid(conn.db), facts))
+            cache.put(orderID, (sqlite3_last_insert_rowid(conn.db), encoded))
         }
     }
 
     private func flush(_ orderID: String) throws {
         guard let p = pending.removeValue(forKey: orderID) else { return }
-        try writeRow(orderID, rid: p.rid, stored: p.stored, facts: p.facts)
+        try writeRow(orderID, rid: p.rid, stored: p.stored.flatMap(FactsCodec.decode), facts: try Self.decodeKept(p.facts, orderID), encoded: p.facts)
     }
 
     /// Writes the rows that have waited long enough, or the longest waiting while too many wait, then
@@ -279,7 +294,7 @@ final class OrdersTable {
                 var rid: Int64?
                 if try load.step() { rid = load.int64(0) }
                 load.reset()
-                try writeRow(order, rid: rid, stored: nil, facts: facts)
+                try writeRow(order, rid: rid, stored: nil, facts: facts, encoded: FactsCodec.encode(facts))
             }
         }
         try conn.prepare("DELETE FROM meta WHERE key = '\(Self.pendingKey)'").run()
