@@ -43,8 +43,7 @@ END=2026-11-23T00:00:00Z
 for w in 1h 6h 24h; do
   q="from=$(python3 -c "import datetime as d;print((d.datetime(2026,11,23,tzinfo=d.timezone.utc)-d.timedelta(hours=int('$w'[:-1]))).strftime('%Y-%m-%dT%H:%M:%SZ'))")&to=$END"
   spans=$(curl -s "$B/api/v1/services?$q" | python3 -c "import json,sys;d=json.load(sys.stdin);print(sum(s['spans'] for s in d['services']))")
-  echo "== GET /services, window $w before $END ($spans spans), 1 warm-up then $R requests"
-  time_url "$B/services?$q" >/dev/null
+  echo "== GET /services, window $w before $END ($spans spans), first page request (after the API count) $(time_url "$B/services?$q" | awk '{printf "%.1f ms", $1*1000}'), then $R requests"
   for _ in $(seq "$R"); do time_url "$B/services?$q"; done | stats
   echo "   the API document of the same window (GET /api/v1/services)"
   for _ in $(seq "$R"); do time_url "$B/api/v1/services?$q"; done | stats

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Server-side render time of the overview (/), /kpis (report, chart, drill-down), /alerts and /search with
-# 1,000,000 orders stored (issue 14), on a warm release server, timed with curl (time_total on loopback).
+# Server-side render time of every page: the overview (/), /kpis (report, chart, drill-down), /alerts, /search,
+# /services (24 h of spans) and /orders/{key}, with 1,000,000 orders stored (issue 14), on a release server
+# started by this script, timed with curl (time_total on loopback): the first request of each (the overview's is
+# the first of the process) and then REQUESTS warm ones.
 # Data: the store of bench/order_pages.sh (bench/gen_orders.py 1000000 30: 4,030,000 events over the 30 days
 # before 2026-11-23, spans for the last day); DB=PATH reuses one. The overview's windows end now, after the
 # data, so its KPI tiles and services are cheap there; its stuck-orders panel reads the open orders of the store.
@@ -37,3 +39,7 @@ run "GET /kpis drill-down (1 day, allocation_delay.p90_s, one warehouse)" "$B/kp
 run "   the API drill-down (same)" "$B/api/v1/kpis?from=2026-11-22T00:00:00Z&to=2026-11-23T00:00:00Z&by=warehouse&explain=allocation_delay.p90_s&group=DC-EAST"
 run "GET /alerts (live, 6 shipped rules)" "$B/alerts"
 run "GET /search?state=released" "$B/search?state=released"
+run "GET /services (24 h before 2026-11-23, 200,000 spans)" "$B/services?from=2026-11-22T00:00:00Z&to=2026-11-23T00:00:00Z"
+run "   the API document (GET /api/v1/services, same window)" "$B/api/v1/services?from=2026-11-22T00:00:00Z&to=2026-11-23T00:00:00Z"
+run "GET /services (7 days before 2026-11-23)" "$B/services?from=2026-11-16T00:00:00Z&to=2026-11-23T00:00:00Z"
+run "GET /orders/SO-00999999 (6 spans, steps against 7 days)" "$B/orders/SO-00999999"
