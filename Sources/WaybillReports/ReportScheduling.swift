@@ -128,44 +128,90 @@ public actor ReportScheduler {
     }
 }
 
-/// `waybill report NAME --send`: delivers a report now, straight to its hooks (signed as the outbox
-/// worker signs, retried with its backoff on connection errors, timeouts and 5xx, up to `attempts`).
-public enum ReportSender {
-    public struct Outcome: Sendable, Equatable {
-        public var hook: String
-        public var delivered: Bool
-        public var attempts: Int
-        public var detail: String
+/// `waybill report NAME --send` (and `POST /api/v1/reports/{name}/send`): a report sent now goes through the
+/// same durable outbox as scheduled reports and alert notifications: one notification per hook, committed
+/// first, then signed, sent, retried with backoff and given up by a `DeliveryWorker` (the server's, or the
+/// command's own for just these notifications). A notification the command could not deliver stays in the
+/// outbox, pending, so the server that delivers from the store retries it.
+public enum ReportOutbox {
+    /// The fingerprint of a report sent on request at `now` (scheduled runs use `ReportScheduler.fingerprint`).
+    public static func fingerprint(report: String, sentAt now: Micros) -> String { "report:\(report)@send:\(RFC3339.format(now))" }
+
+    /// Commits one notification per hook of `def`, due now; returns their fingerprint.
+    @discardableResult
+    public static func queue(_ doc: ReportDocument, _ def: ReportDefinition, base: String, outbox: any AlertStore, now: Micros) async throws -> String {
+        let fp = fingerprint(report: def.name, sentAt: now)
+        var commit = AlertCommit()
+        for d in def.deliver {
+            commit.notifications.append(OutboxItem(hook: d.hook.name, fingerprint: fp, kind: "report",
+                                                   body: ReportBodies.body(doc, format: d.format, base: base), created: now, nextAt: now))
+        }
+        try await outbox.commitAlerts(commit)
+        return fp
     }
 
-    public static func send(_ doc: ReportDocument, _ def: ReportDefinition, base: String, transport: any NotificationTransport,
-                            environment: [String: String] = ProcessInfo.processInfo.environment, attempts: Int = 3,
-                            sleep: @Sendable (Micros) async throws -> Void = { try await Task.sleep(for: .microseconds($0)) }) async throws -> [Outcome] {
-        var out: [Outcome] = []
-        for d in def.deliver {
-            let body = ReportBodies.body(doc, format: d.format, base: base)
-            let shortName = String(d.hook.name.dropFirst("report:\(def.name):".count))
-            var outcome = Outcome(hook: shortName, delivered: false, attempts: 0, detail: "")
-            while outcome.attempts < attempts {
-                outcome.attempts += 1
-                let headers = DeliveryHeaders.headers(for: d.hook, body: body, timestamp: currentMicros() / 1_000_000, environment: environment)
-                switch await transport.post(url: d.hook.url, headers: headers, body: body, timeout: d.hook.timeout) {
-                case .status(let code, _) where (200..<300).contains(code):
-                    outcome.delivered = true
-                    outcome.detail = "HTTP \(code)"
-                case .status(let code, let text) where (400..<500).contains(code) && code != 408 && code != 429:
-                    outcome.detail = "HTTP \(code): \(text.prefix(200)) (not retried)"
-                    outcome.attempts = attempts
-                case .status(let code, let text):
-                    outcome.detail = "HTTP \(code): \(text.prefix(200))"
-                case .failure(let e):
-                    outcome.detail = e
-                }
-                if outcome.delivered || outcome.attempts >= attempts { break }
-                try await sleep(DeliveryWorker.backoff(afterAttempts: outcome.attempts, jitter: 1))
-            }
-            out.append(outcome)
+    /// The outbox's notifications of one fingerprint, oldest first.
+    public static func notifications(_ fingerprint: String, in outbox: any AlertStore) throws -> [OutboxItem] {
+        try outbox.recentNotifications(limit: 5_000).filter { $0.fingerprint == fingerprint }.sorted { $0.id < $1.id }
+    }
+
+    /// Delivers the notifications of `fingerprint` with a `DeliveryWorker` that sees only them, attempt after
+    /// attempt as their retries fall due, until each is delivered or given up, or `attempts` attempts were
+    /// made (what is left stays pending in the outbox). Returns the notifications as they end.
+    public static func deliver(_ fingerprint: String, hooks: [HookConfig], outbox: any AlertStore, transport: any NotificationTransport,
+                               maxAttempts: Int = AlertConfig().maxAttempts, attempts: Int = 3,
+                               environment: [String: String] = ProcessInfo.processInfo.environment,
+                               clock: @escaping @Sendable () -> Micros = currentMicros,
+                               sleep: @Sendable (Micros) async throws -> Void = { try await Task.sleep(for: .microseconds($0)) }) async throws -> [OutboxItem] {
+        let mine = OneFingerprint(base: outbox, fingerprint: fingerprint)
+        let worker = DeliveryWorker(store: mine, hooks: hooks, maxAttempts: maxAttempts, transport: transport, environment: environment)
+        while true {
+            let items = try notifications(fingerprint, in: outbox)
+            let pending = items.filter { $0.status == .pending && $0.attempts < attempts }
+            guard let next = pending.map(\.nextAt).min() else { return items }
+            let now = clock()
+            if next > now { try await sleep(next - now) }
+            try await worker.runOnce(now: max(next, clock()))
         }
-        return out
+    }
+
+    /// The outbox as a worker for one fingerprint sees it: only those notifications are due.
+    struct OneFingerprint: AlertStore {
+        let base: any AlertStore
+        let fingerprint: String
+        func alertRecords() throws -> [(fingerprint: String, record: [UInt8])] { try base.alertRecords() }
+        func commitAlerts(_ commit: AlertCommit) async throws { try await base.commitAlerts(commit) }
+        func dueNotifications(now: Micros, limit: Int) throws -> [OutboxItem] {
+            Array(try ReportOutbox.notifications(fingerprint, in: base).filter { $0.status == .pending && $0.nextAt <= now }
+                .sorted { ($0.nextAt, $0.id) < ($1.nextAt, $1.id) }.prefix(max(0, limit)))
+        }
+        func recentNotifications(limit: Int) throws -> [OutboxItem] { try base.recentNotifications(limit: limit) }
+        func recordDelivery(id: Int64, attempts: Int, outcome: DeliveryOutcome) async throws {
+            try await base.recordDelivery(id: id, attempts: attempts, outcome: outcome)
+        }
+    }
+}
+
+/// The answer of `POST /api/v1/reports/{name}/send`: the notifications the server queued in its outbox.
+public struct ReportSendDocument: Codable, Sendable, Equatable {
+    public struct Notification: Codable, Sendable, Equatable {
+        public var id: Int64
+        public var hook: String
+        public var status: String
+        public init(id: Int64, hook: String, status: String) {
+            self.id = id
+            self.hook = hook
+            self.status = status
+        }
+    }
+
+    public var report: String
+    public var fingerprint: String
+    public var notifications: [Notification]
+
+    public init(report: String, fingerprint: String, items: [OutboxItem]) {
+        self.report = report
+        self.fingerprint = fingerprint
+        notifications = items.map { Notification(id: $0.id, hook: String($0.hook.dropFirst("report:\(report):".count)), status: $0.status.rawValue) }
     }
 }

@@ -69,7 +69,8 @@ public struct ExposureRefused: Error, CustomStringConvertible {
 ///
 /// Contract: `/healthz` is always open. Once any token has been created (even if since revoked or
 /// expired), every other route needs an active token of its scope: `ingest` for the collector routes
-/// and `POST /api/v1/orders`, `admin` for the audit log, `read` (or `admin`) for everything else. Until
+/// and `POST /api/v1/orders`, `admin` for the audit log and for sending a saved report now
+/// (`POST /api/v1/reports/{name}/send`), `read` (or `admin`) for everything else. Until
 /// then a server answers openly when it is `open` (loopback, or `--insecure-no-auth`), and refuses
 /// otherwise. A token added or revoked by any process is seen from the next request on.
 final class AccessControl: @unchecked Sendable {
@@ -107,6 +108,8 @@ final class AccessControl: @unchecked Sendable {
         case "/healthz": return nil
         case "/v1/events", "/v1/traces", "/api/v1/orders": return method == .post ? .ingest : .read
         case "/api/v1/audit": return .admin
+        // Sending a saved report now (`POST /api/v1/reports/{name}/send`) makes the server post to the report's hooks.
+        case _ where method == .post && path.hasPrefix("/api/v1/reports/") && path.hasSuffix("/send"): return .admin
         default: return .read
         }
     }

@@ -227,6 +227,19 @@ enum OpenAPIDocument {
               "text/html": {"schema": {"type": "string"}}, "text/csv": {"schema": {"type": "string"}}, "text/markdown": {"schema": {"type": "string"}}}},
             "400": {"description": "Bad or unknown parameter", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
             "404": {"description": "No saved report of that name", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+        "/api/v1/reports/{name}/send": {"post": {
+          "summary": "Send a saved report now: rendered as of an instant and queued in the durable outbox, one notification per deliver hook; the server's delivery worker signs, sends and retries them (scope admin)",
+          "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}, "description": "the report's name (its file name without .yaml)"},
+                         {"name": "at", "in": "query", "schema": {"type": "string"}, "description": "RFC 3339 or relative like -1d: resolve the window as of this instant (default now)"}],
+          "responses": {
+            "200": {"description": "Queued: the notifications in the outbox (their delivery shows in GET /api/v1/deliveries)", "content": {
+              "application/json": {"schema": {"type": "object", "required": ["report", "fingerprint", "notifications"], "properties": {
+                "report": {"type": "string"}, "fingerprint": {"type": "string"},
+                "notifications": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "integer"}, "hook": {"type": "string"},
+                  "status": {"type": "string", "enum": ["pending", "delivered", "failed"]}}}}}}}}},
+            "400": {"description": "Bad or unknown parameter", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            "404": {"description": "No saved report of that name", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            "409": {"description": "The report has no deliver hooks, or this server delivers no reports", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
         "/api/v1/export/ocel": {"get": {
           "summary": "The events of a window as an OCEL 2.0 JSON object-centric event log (streamed; docs/export.md has the mapping)",
           "parameters": [{"name": "from", "in": "query", "required": true, "schema": {"type": "string"}, "description": "window start: RFC 3339 or relative like -7d"},

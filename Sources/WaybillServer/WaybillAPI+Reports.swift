@@ -73,6 +73,27 @@ extension WaybillAPI {
         return Response(status: .ok, headers: [.contentType: ReportRenderer.contentType(format)], body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
+    /// `POST /api/v1/reports/{name}/send?at=`: renders the saved report as of `at` (default now) and queues one
+    /// notification per hook in the outbox; the server's delivery worker signs, sends and retries them as it
+    /// does scheduled reports. 409 when this server delivers no reports (no alerting or no outbox).
+    func sendReport(_ req: Request, _ ctx: BasicRequestContext) async throws -> Response {
+        guard let raw = ctx.parameters.get("name") else { throw APIError(.badRequest, "name: missing") }
+        let name = raw.removingPercentEncoding ?? raw
+        guard let def = savedReports.first(where: { $0.name == name }) else {
+            throw APIError(.notFound, "no saved report '\(name)'" + (config.savedQueries == nil ? " (the server was started without --queries)" : ""))
+        }
+        let p = try ReportParameters(req.parameterDictionary, known: ["at"])
+        guard !def.deliver.isEmpty else { throw APIError(.conflict, "report '\(name)' has no deliver hooks in \(def.file)") }
+        guard let alerting, let outbox = store as? any AlertStore else {
+            throw APIError(.conflict, "this server delivers no reports (on a shared ClickHouse store, the --alerts server does)")
+        }
+        let now = clock()
+        let at = try ReportRenderer.instant(p.values["at"], now: now)
+        let doc = try await ReportRenderer.document(def, at: at, using: queries)
+        let fp = try await ReportOutbox.queue(doc, def, base: alerting.engine.baseURL, outbox: outbox, now: now)
+        return try jsonDocument(ReportSendDocument(report: def.name, fingerprint: fp, items: try ReportOutbox.notifications(fp, in: outbox)))
+    }
+
     /// `/reports`: the saved reports, each linked to its HTML rendering.
     func reportsPage(_ req: Request) async throws -> Response {
         let e = WebPages.escape

@@ -49,6 +49,7 @@ struct WaybillAPI: Sendable {
             (.get, "/alerts", { req, _ in try await alertsPageView(req) }),
             (.get, "/api/v1/reports", { req, _ in try await listReports(req) }),
             (.get, "/api/v1/reports/{name}", { req, ctx in try await getReport(req, ctx) }),
+            (.post, "/api/v1/reports/{name}/send", { req, ctx in try await sendReport(req, ctx) }),
             (.get, "/reports", { req, _ in try await reportsPage(req) }),
             (.get, "/healthz", { _, _ in try health() }),
             (.get, "/metrics", { _, _ in try await metricsText() }),

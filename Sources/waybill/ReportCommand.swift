@@ -1,5 +1,8 @@
 import ArgumentParser
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import WaybillAlerts
 import WaybillModel
 import WaybillQuery
@@ -45,7 +48,12 @@ struct ReportCommand: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Resolve the window as of this instant: RFC 3339, a date, or relative like -1d (default now).")
     var at: String?
     @Option(help: "html (self-contained page), csv, json or md.") var format = "html"
-    @Flag(help: "Send the report to its deliver hooks now (signed like alert notifications) instead of printing it.") var send = false
+    @Flag(help: "Send the report to its deliver hooks now through the durable outbox (signed and retried like alert notifications) instead of printing it.")
+    var send = false
+    @Option(help: "With --send and --db/--store: delivery attempts this command makes before it leaves a notification pending in the outbox (a server delivering from the store retries it).")
+    var attempts = 3
+    @Flag(help: "With --send and --db/--store: only queue the notifications in the store's outbox; the server that delivers from the store (waybill serve --queries) sends them.")
+    var queueOnly = false
     @Option(help: "With --send: the base of links in the delivered report (default: --url, else http://127.0.0.1:4318).")
     var externalURL: String?
     @OptionGroup var saved: SavedQueriesOptions
@@ -63,6 +71,11 @@ struct ReportCommand: AsyncParsableCommand {
             print(table(rows), terminator: "")
             return
         }
+        if send, let url = store.url {
+            // The server's definition, rendering and outbox: the server queues it and its delivery worker sends it.
+            try await sendThroughServer(name, url: url)
+            return
+        }
         let def = try saved.report(name)
         let fmt: ReportRenderer.Format
         do { fmt = try ReportRenderer.parseFormat(format) } catch { throw error.cliError }
@@ -71,23 +84,74 @@ struct ReportCommand: AsyncParsableCommand {
             let missing = def.deliver.compactMap { d in d.hook.secretEnv.flatMap { ProcessInfo.processInfo.environment[$0] == nil ? $0 : nil } }
             if !missing.isEmpty { throw CLIError("--send: the hooks name secrets not set in the environment: \(missing.joined(separator: ", "))") }
         }
-        let doc = try await store.withQueries { q in
-            let instant = try ReportRenderer.instant(at, now: currentMicros())
-            return try await ReportRenderer.document(def, at: instant, using: q)
-        }
+        let instant: Micros
+        do { instant = try ReportRenderer.instant(at, now: currentMicros()) } catch { throw error.cliError }
         guard send else {
+            let doc = try await store.withQueries { q in try await ReportRenderer.document(def, at: instant, using: q) }
             print(ReportRenderer.render(doc, format: fmt), terminator: "")
             return
         }
-        let base = externalURL ?? store.url ?? "http://127.0.0.1:4318"
-        let outcomes = try await ReportSender.send(doc, def, base: base.hasSuffix("/") ? String(base.dropLast()) : base,
-                                                   transport: HTTPNotificationTransport())
+        var base = externalURL ?? "http://127.0.0.1:4318"
+        while base.hasSuffix("/") { base.removeLast() }
+        let s = try await store.location.openForReading()
+        defer { s.close() }
+        let fp = try await queueLocally(def, at: instant, base: base, store: s)
+        print("queued \(def.deliver.count) notification\(def.deliver.count == 1 ? "" : "s") in the store's outbox as \(fp)")
+        if queueOnly {
+            print("a server delivering from this store (waybill serve --queries \(saved.directory)) sends them")
+            return
+        }
+        let items = try await ReportOutbox.deliver(fp, hooks: def.deliver.map(\.hook), outbox: s, transport: HTTPNotificationTransport(),
+                                                   attempts: max(1, attempts))
         var failed = false
-        for o in outcomes {
-            print("\(o.hook): \(o.delivered ? "delivered" : "NOT delivered") after \(o.attempts) attempt\(o.attempts == 1 ? "" : "s") (\(o.detail))")
-            failed = failed || !o.delivered
+        for o in items {
+            let hook = String(o.hook.dropFirst("report:\(def.name):".count))
+            var line = "\(hook): \(o.status == .delivered ? "delivered" : "NOT delivered") after \(o.attempts) attempt\(o.attempts == 1 ? "" : "s")"
+            if let e = o.lastError, o.status != .delivered { line += " (\(e))" }
+            if o.status == .failed { line += "; given up" }
+            if o.status == .pending { line += "; left pending in the store's outbox: a server delivering from this store retries it" }
+            print(line)
+            failed = failed || o.status != .delivered
         }
         if failed { throw ExitCode(1) }
+    }
+}
+
+extension ReportCommand {
+    /// `--send --url`: `POST /api/v1/reports/{name}/send`; prints what the server queued.
+    func sendThroughServer(_ name: String, url: String) async throws {
+        let client = try RemoteClient(url, token: store.token)
+        var target = client.url("/api/v1/reports/" + URLText.pathSegment(name) + "/send")
+        if let at, var c = URLComponents(url: target, resolvingAgainstBaseURL: false) {
+            c.percentEncodedQuery = URLText.query(["at": at])
+            target = c.url ?? target
+        }
+        var request = URLRequest(url: target)
+        request.httpMethod = "POST"
+        let (data, status, _) = try await client.send(request)
+        guard status == 200 else {
+            let message = (try? JSONParser.parse(Array(data)))?["error"]?.stringValue ?? String(decoding: data.prefix(300), as: UTF8.self)
+            throw CLIError("\(url) did not queue the report (HTTP \(status)): \(message)")
+        }
+        let sent: ReportSendDocument
+        do { sent = try JSONCoding.decode(ReportSendDocument.self, from: Array(data)) } catch {
+            throw CLIError("\(url) answered a document Waybill cannot read: \(JSONCoding.fieldError(error))")
+        }
+        print("queued by \(url) as \(sent.fingerprint): " + sent.notifications.map { "\($0.hook) (\($0.status))" }.joined(separator: ", "))
+        print("the server delivers them: see GET /api/v1/deliveries or the /alerts page")
+    }
+
+    /// Renders the report over the store and commits its notifications to the store's outbox.
+    func queueLocally(_ def: ReportDefinition, at instant: Micros, base: String, store s: ServerStore) async throws -> String {
+        let lanes = ReadLanes(point: ReadExecutor(threads: 1, name: "waybill-cli-point"), scan: ReadExecutor(threads: 1, name: "waybill-cli-scan"))
+        defer { lanes.stop() }
+        let doc: ReportDocument
+        do {
+            doc = try await ReportRenderer.document(def, at: instant, using: LocalQueries(store: s, lanes: lanes, clock: currentMicros))
+        } catch let e as QueryFailure {
+            throw e.cliError
+        }
+        return try await ReportOutbox.queue(doc, def, base: base, outbox: s, now: currentMicros())
     }
 }
 

@@ -277,11 +277,22 @@ func writeQueries(_ dir: String, hookPort: Int) throws {
             try await client.execute(uri: "/api/v1/reports/weekly", method: .post, headers: AccessControlTests.headers(nil, token: AccessControlTests.secret("rd"))) {
                 #expect($0.status == .methodNotAllowed)
             }
+            // Sending now posts to the report's hooks: admin only. This server runs no delivery worker: 409.
+            for (token, status) in [(nil, HTTPResponse.Status.unauthorized), (AccessControlTests.secret("ing"), .forbidden),
+                                    (AccessControlTests.secret("rd"), .forbidden), (AccessControlTests.secret("adm"), .conflict)] {
+                try await client.execute(uri: "/api/v1/reports/weekly/send", method: .post, headers: AccessControlTests.headers(nil, token: token)) { r in
+                    #expect(r.status == status, "POST /api/v1/reports/weekly/send with \(token ?? "no token")")
+                }
+            }
+            try await client.execute(uri: "/api/v1/reports/nope/send", method: .post, headers: AccessControlTests.headers(nil, token: AccessControlTests.secret("adm"))) {
+                #expect($0.status == .notFound)
+            }
         }
     }
 
-    /// `waybill report NAME --send`: signed, straight to the hook, from the store; a hook that refuses is
-    /// reported and the command fails; a missing secret is refused before anything is sent.
+    /// `waybill report NAME --send`: through the store's outbox, signed; with --url the server queues it and its
+    /// delivery worker sends it; a hook nobody listens on is retried, reported, and left pending in the outbox;
+    /// a missing secret is refused before anything is queued.
     @Test func sendDeliversNowSignedAndReportsFailures() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-report-send-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -319,10 +330,38 @@ func writeQueries(_ dir: String, hookPort: Int) throws {
         let ts = try #require(Int64(n["headers"]?["x-waybill-timestamp"]?.stringValue ?? ""))
         #expect(HookSignature.verify(secret: Array("k3y".utf8), timestamp: ts, body: body, header: n["headers"]?["x-waybill-signature"]?.stringValue ?? ""))
         #expect(try JSONCoding.decode(ReportDocument.self, from: body).window.from == "2026-11-15T23:00:00Z")
-        // A hook nobody listens on: retried, then reported as not delivered, exit 1.
+        func outbox() throws -> [OutboxItem] {
+            let store = try SQLiteStore(path: db, rollup: KPIFactsRollup())
+            defer { store.close() }
+            return try store.recentNotifications(limit: 100).filter { $0.kind == "report" }.sorted { $0.id < $1.id }
+        }
+        var items = try outbox()
+        #expect(items.count == 1 && items[0].status == .delivered && items[0].attempts == 1 && items[0].fingerprint.hasPrefix("report:weekly@send:"))
+        // --url: the server renders and queues it; its delivery worker sends it.
+        let server = try await ServerProcess.start(db: db, extra: ["--queries", dir + "/queries"])
+        let queued = try CLIRun.run(["report", "weekly", "--send", "--url", server.base, "--at", "2026-11-25T10:00:00Z"])
+        #expect(queued.status == 0, "\(queued.stderr)")
+        #expect(queued.stdout.contains("queued by \(server.base) as report:weekly@send:") && queued.stdout.contains("exec (pending)"))
+        let second = try await eventually(20) { () -> [Substring]? in
+            let l = ((try? String(contentsOfFile: received, encoding: .utf8)) ?? "").split(separator: "\n")
+            return l.count >= 2 ? l : nil
+        }
+        server.stop()
+        #expect(second?.count == 2)
+        if let s = second?.last, let n = try? JSONParser.parse(String(s)) {
+            let b = Array((n["body"]?.stringValue ?? "").utf8)
+            let ts2 = Int64(n["headers"]?["x-waybill-timestamp"]?.stringValue ?? "") ?? 0
+            #expect(HookSignature.verify(secret: Array("k3y".utf8), timestamp: ts2, body: b, header: n["headers"]?["x-waybill-signature"]?.stringValue ?? ""))
+        }
+        items = try outbox()
+        #expect(items.count == 2 && items.allSatisfy { $0.status == .delivered })
+        // A hook nobody listens on: retried, then reported as not delivered, exit 1; the notification stays pending.
         try writeQueries(dir + "/dead", hookPort: hookPort + 1)
         let dead = try CLIRun.run(["report", "weekly", "--send", "--db", db, "--queries", dir + "/dead"])
         #expect(dead.status != 0)
         #expect(dead.stdout.contains("exec: NOT delivered after 3 attempts"))
+        #expect(dead.stdout.contains("left pending in the store's outbox"))
+        items = try outbox()
+        #expect(items.count == 3 && items[2].status == .pending && items[2].attempts == 3)
     }
 }
