@@ -191,8 +191,7 @@ extension ClickHouseStore {
         let stamp = currentMicros()
         let inRanges = Self.rangeCondition("bucket", ranges)
         let statements = [
-            // The buckets that hold orders (the index is written before the facts).
-            "SELECT bucket FROM \(t.table("rollup_keys")) WHERE dim = \(SQL.quote(dimension)) AND \(inRanges) GROUP BY bucket",
+            // Every bucket that holds orders has marks (written before its index rows and after its facts).
             "SELECT dim, bucket, max(at) AS changed FROM \(t.table("rollup_dirty")) WHERE (dim = \(SQL.quote(dimension)) AND \(inRanges)) "
                 + "OR dim = '*' GROUP BY dim, bucket",
             "SELECT bucket, argMax(rows, at) AS cached_rows, max(at) AS computed FROM \(t.table("rollup_cache")) "
@@ -201,19 +200,19 @@ extension ClickHouseStore {
         let answers = try parallelQueries(statements)
         var everything: Micros = .min
         var changed: [Micros: Micros] = [:]
-        for r in answers[1] {
+        for r in answers[0] {
             guard let at = r["changed"]?.int64 else { continue }
             if r["dim"]?.stringValue == "*" { everything = max(everything, at) } else if let b = r["bucket"]?.int64 { changed[b] = at }
         }
         var cached: [Micros: (at: Micros, rows: String)] = [:]
-        for r in answers[2] {
+        for r in answers[1] {
             if let b = r["bucket"]?.int64, let at = r["computed"]?.int64, let rows = r["cached_rows"]?.stringValue { cached[b] = (at, rows) }
         }
         var out: [(key: RollupKey, bytes: [UInt8])] = []
         var stale: [Micros] = []
         var hits = 0
-        for b in Set(answers[0].compactMap { $0["bucket"]?.int64 }).sorted() {
-            if let mark = changed[b], let c = cached[b], c.at > max(mark, everything) + options.rollupCacheMargin, c.at > stamp - Self.rollupCacheLife,
+        for (b, mark) in changed.sorted(by: { $0.key < $1.key }) {
+            if let c = cached[b], c.at > max(mark, everything) + options.rollupCacheMargin, c.at > stamp - Self.rollupCacheLife,
                let rows = Self.decodeCachedRows(c.rows, dimension: dimension, bucket: b) {
                 out += rows
                 hits += 1
@@ -225,7 +224,7 @@ extension ClickHouseStore {
         guard !stale.isEmpty else { return out }
         // The stale buckets, from the current facts of the orders indexed under them.
         var fresh: [Micros: [(key: RollupKey, bytes: [UInt8])]] = [:]
-        for part in stale.chunked(500) {
+        for part in stale.chunked(48) {   // bounded reads: a day of hourly buckets at most
             let pre = "order_id IN (SELECT order_id FROM \(t.local("rollup_keys")) WHERE dim = \(SQL.quote(dimension)) "
                 + "AND bucket IN (\(part.map(String.init).joined(separator: ","))))"
             let facts = try query("SELECT facts FROM \(latestOrders(pre))").compactMap(Self.facts)

@@ -90,19 +90,10 @@ extension ClickHouseStore {
     func refoldChunk(_ part: [String], fresh: [String: [CloudEvent]]) async throws {
         do {
             var storedCount: [String: Int] = [:]
-            var base: [String: OrderFacts] = [:]
-            // The stored count of each order's distinct events, and the facts of events retention
-            // deleted (rare), in parallel.
-            let countSQL = "SELECT subject, count() AS n FROM (SELECT subject, source, id FROM \(t.table("events")) "
-                + "WHERE subject IN \(SQL.list(part)) AND startsWith(type, 'order.') GROUP BY subject, source, id) GROUP BY subject"
-            let baseSQL = "SELECT order_id, argMax(facts, ver) AS facts FROM \(t.table("facts_base")) WHERE order_id IN \(SQL.list(part)) GROUP BY order_id"
-            async let counted = queryAsync(countSQL)
-            async let bases = queryAsync(baseSQL)
-            for r in try await counted {
+            // The stored count of each order's distinct events.
+            for r in try await queryAsync("SELECT subject, count() AS n FROM (SELECT subject, source, id FROM \(t.table("events")) "
+                                          + "WHERE subject IN \(SQL.list(part)) AND startsWith(type, 'order.') GROUP BY subject, source, id) GROUP BY subject") {
                 if let s = r["subject"]?.stringValue { storedCount[s] = Int(r["n"]?.int64 ?? 0) }
-            }
-            for r in try await bases {
-                if let id = r["order_id"]?.stringValue, let f = Self.facts(r) { base[id] = f }
             }
             var facts: [String: OrderFacts] = [:]
             var previous: [OrderFacts] = []
@@ -114,9 +105,10 @@ extension ClickHouseStore {
                     for e in add { f.apply(e) }
                     facts[o] = f
                     previous.append(c.facts)
-                } else if base[o] == nil, !add.isEmpty, add.count == storedCount[o] ?? 0, factsCache.get(o) == nil {
+                } else if !add.isEmpty, add.count == storedCount[o] ?? 0, factsCache.get(o) == nil {
                     // Every stored event of the order is one of this call's (a new order): the fold of
-                    // them is the refold, without reading them back.
+                    // them is the refold, without reading them back. Such an order has no base either
+                    // (`facts_base`): an order keeps a base only while it has stored events after the cut.
                     var f = OrderFacts(orderID: o)
                     for e in add { f.apply(e) }
                     facts[o] = f
@@ -129,10 +121,15 @@ extension ClickHouseStore {
                 let beforeSQL = "SELECT facts FROM \(t.table("orders")) WHERE order_id IN \(SQL.list(refold)) ORDER BY order_id, ver DESC LIMIT 1 BY order_id"
                 let eventsSQL = "SELECT source, id, type, time, subject, raw FROM \(t.table("events")) "
                     + "WHERE subject IN \(SQL.list(refold)) AND startsWith(type, 'order.') LIMIT 1 BY subject, source, id"
+                let baseSQL = "SELECT order_id, argMax(facts, ver) AS facts FROM \(t.table("facts_base")) WHERE order_id IN \(SQL.list(refold)) GROUP BY order_id"
                 async let before = queryAsync(beforeSQL)
                 async let rows = queryAsync(eventsSQL)
+                async let bases = queryAsync(baseSQL)
+                // The facts of events retention deleted (orders that outlived a cut), folded first.
                 var folded: [String: OrderFacts] = [:]
-                for o in refold { if let b = base[o] { folded[o] = b } }
+                for r in try await bases {
+                    if let id = r["order_id"]?.stringValue, let f = Self.facts(r) { folded[id] = f }
+                }
                 for r in try await rows {
                     guard let e = Self.event(r) else { continue }
                     folded[e.subject, default: OrderFacts(orderID: e.subject)].apply(e)
@@ -156,13 +153,18 @@ extension ClickHouseStore {
     func writeFacts(_ all: [OrderFacts], previous: [OrderFacts] = []) async throws {
         guard !all.isEmpty else { return }
         let buckets = try all.map(rollupBuckets)
-        try await insert("rollup_keys", try rollupKeyRows(all, buckets: buckets))
-        var rows = RowWriter()
-        for f in all { Self.factsRow(&rows, f) }
-        try await insert("orders", rows)
         var changed = Set<RollupKey>()
         for b in buckets { changed.formUnion(b) }
         for f in previous { changed.formUnion(try rollupBuckets(f)) }
+        // Marked before as well, beside the index: every bucket that holds orders has a mark, so the
+        // marks list the buckets (`rollupRows`) even when a writer dies before its second marks.
+        let before = Self.dirtyRows(changed, at: currentMicros())
+        async let marked: Void = insert("rollup_dirty", before)
+        try await insert("rollup_keys", try rollupKeyRows(all, buckets: buckets))
+        try await marked
+        var rows = RowWriter()
+        for f in all { Self.factsRow(&rows, f) }
+        try await insert("orders", rows)
         try await insert("rollup_dirty", Self.dirtyRows(changed, at: currentMicros()))
     }
 
