@@ -196,6 +196,10 @@ struct OCELOutputBuffer {
         self.write = write
     }
 
+    var timeText = OCELTimeText()
+
+    /// An instant as `RFC3339.format` writes it, without making a string.
+    mutating func time(_ t: Micros) { timeText.write(t, into: &w.bytes) }
     mutating func raw(_ s: String) { w.raw(s) }
     mutating func byte(_ b: UInt8) { w.bytes.append(b) }
     mutating func string(_ s: String) { w.string(s) }
@@ -209,5 +213,56 @@ struct OCELOutputBuffer {
         total += w.bytes.count
         try write(w.bytes)
         w.bytes.removeAll(keepingCapacity: true)
+    }
+}
+
+/// RFC 3339 text of instants, byte for byte what `RFC3339.format` makes (UTC, `Z`, milliseconds when the
+/// time has them, microseconds when it has those), written straight into the output: the date part is
+/// made once per day (an export writes the events of a day together) and the rest digit by digit.
+struct OCELTimeText {
+    private var day = Int64.min
+    private var datePrefix: [UInt8] = []
+
+    mutating func write(_ t: Micros, into bytes: inout [UInt8]) {
+        let secs = t >= 0 ? t / 1_000_000 : (t - 999_999) / 1_000_000
+        let us = Int(t - secs * 1_000_000)
+        let days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400
+        if days != day {
+            // "YYYY-MM-DDT" as the general formatter writes it (any year).
+            let text = RFC3339.format(days * 86_400_000_000)
+            guard let tee = text.utf8.firstIndex(of: UInt8(ascii: "T")) else {
+                bytes.append(contentsOf: RFC3339.format(t).utf8)
+                return
+            }
+            datePrefix = Array(text.utf8[...tee])
+            day = days
+        }
+        bytes.append(contentsOf: datePrefix)
+        let rem = Int(secs - days * 86400)
+        func two(_ v: Int) {
+            bytes.append(0x30 + UInt8(v / 10))
+            bytes.append(0x30 + UInt8(v % 10))
+        }
+        two(rem / 3600)
+        bytes.append(UInt8(ascii: ":"))
+        two(rem / 60 % 60)
+        bytes.append(UInt8(ascii: ":"))
+        two(rem % 60)
+        if us != 0 {
+            bytes.append(UInt8(ascii: "."))
+            var v = us % 1000 == 0 ? us / 1000 : us
+            var digits = us % 1000 == 0 ? 3 : 6
+            var tmp: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0)
+            withUnsafeMutableBytes(of: &tmp) { b in
+                while digits > 0 {
+                    digits -= 1
+                    b[digits] = 0x30 + UInt8(v % 10)
+                    v /= 10
+                }
+            }
+            let n = us % 1000 == 0 ? 3 : 6
+            withUnsafeBytes(of: &tmp) { b in bytes.append(contentsOf: b.prefix(n)) }
+        }
+        bytes.append(UInt8(ascii: "Z"))
     }
 }

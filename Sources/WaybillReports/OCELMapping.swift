@@ -14,8 +14,16 @@ struct OCELEventMapper {
     var eventAttributes: [String: [String: OCELAttributeType]] = [:]
     /// Object ids and relations spooled lately: an order's events come close together in time, so most
     /// repeats are skipped here; the spool's grouping removes the rest.
-    private var recentObjects = Set<String>()
-    private var recentRelations = Set<String>()
+    private var recentObjects = Set<RecentObject>()
+    private var recentRelations = Set<RecentRelation>()
+    struct RecentObject: Hashable {
+        var id: String
+        var priority: UInt8
+    }
+    struct RecentRelation: Hashable {
+        var id: String
+        var target: String
+    }
     static let recentLimit = 100_000
 
     init(spool: OCELObjectSpool) {
@@ -53,14 +61,14 @@ struct OCELEventMapper {
     mutating func object(_ id: String, _ type: String, _ priority: UInt8) throws {
         if recentObjects.count >= Self.recentLimit { recentObjects.removeAll(keepingCapacity: true) }
         // The priority is part of the key: an order seen first as a link is spooled again as an order.
-        guard recentObjects.insert(priority == 2 ? "2" + id : "1" + id).inserted else { return }
+        guard recentObjects.insert(RecentObject(id: id, priority: priority == 2 ? 2 : 1)).inserted else { return }
         try spool.append(.object(id: id, type: type, priority: priority))
     }
 
     mutating func relation(_ id: String, _ target: String, _ qualifier: String) throws {
         guard id != target else { return }
         if recentRelations.count >= Self.recentLimit { recentRelations.removeAll(keepingCapacity: true) }
-        guard recentRelations.insert(id + "\u{0}" + target).inserted else { return }
+        guard recentRelations.insert(RecentRelation(id: id, target: target)).inserted else { return }
         try spool.append(.relation(id: id, target: target, qualifier: qualifier))
     }
 
@@ -78,9 +86,11 @@ struct OCELEventMapper {
                 attrs.append((k == "source" ? "data.source" : k, text, type))
             }
         }
-        var declared = eventAttributes[e.type] ?? [:]
-        for (name, _, type) in attrs { declared[name] = declared[name].map { $0.widened(with: type) } ?? type }
-        eventAttributes[e.type] = declared
+        // In place: a copy of the type's dictionary written back would be copied on every event.
+        for (name, _, type) in attrs {
+            let seen = eventAttributes[e.type]?[name]
+            eventAttributes[e.type, default: [:]][name] = seen.map { $0.widened(with: type) } ?? type
+        }
 
         // Relationships, each object once per event (the first qualifier wins).
         var rels: [(String, String)] = []
@@ -137,7 +147,7 @@ struct OCELEventMapper {
         out.raw(",\"type\":")
         out.string(e.type)
         out.raw(",\"time\":\"")
-        out.raw(RFC3339.format(e.time))
+        out.time(e.time)
         out.raw("\",\"attributes\":[")
         for (i, a) in attrs.enumerated() {
             if i > 0 { out.byte(0x2C) }
@@ -171,13 +181,30 @@ enum OCELObjectWriter {
         }
     }
 
+    static let orderNames = Set(declaredAttributes(of: "order").map(\.name))
+    static let lineNames = Set(declaredAttributes(of: "line").map(\.name))
+
+    /// The names of `declaredAttributes(of:)`, made once per type rather than per object.
+    static func declaredNames(of type: String) -> Set<String> {
+        switch type {
+        case "order": return orderNames
+        case "line": return lineNames
+        default: return []
+        }
+    }
+
     /// Writes the object; returns its type and how many object-to-object relationships it has.
     static func write(id: String, records: [OCELObjectSpool.Record], first: Bool, to out: inout OCELOutputBuffer) -> (String, Int) {
         var type = "key"
         var priority: UInt8 = 0
         var states: [(time: Int64, rank: UInt8, value: String)] = []
         var attrs: [(time: Int64, name: String, value: String)] = []
-        var seenAttrs = Set<String>()
+        struct SeenAttribute: Hashable {
+            var time: Int64
+            var name: String
+            var value: String
+        }
+        var seenAttrs = Set<SeenAttribute>()
         var relations: [(target: String, qualifier: String)] = []
         for r in records {
             switch r {
@@ -189,14 +216,14 @@ enum OCELObjectWriter {
             case .attribute(_, let name, let value, let time, let rank):
                 if name == "state" && rank > 0 {
                     states.append((time, rank, value))
-                } else if seenAttrs.insert("\(time)\u{0}\(name)\u{0}\(value)").inserted {
+                } else if seenAttrs.insert(SeenAttribute(time: time, name: name, value: value)).inserted {
                     attrs.append((time, name, value))
                 }
             case .relation(_, let target, let qualifier):
                 relations.append((target, qualifier))
             }
         }
-        let declared = Set(declaredAttributes(of: type).map(\.name))
+        let declared = declaredNames(of: type)
         attrs = attrs.filter { declared.contains($0.name) }
         // The state is the highest-ranked stage reached so far: a value at each time it rises.
         states.sort { ($0.time, $0.rank) < ($1.time, $1.rank) }
@@ -225,7 +252,7 @@ enum OCELObjectWriter {
             out.raw(",\"value\":")
             out.string(a.value)
             out.raw(",\"time\":\"")
-            out.raw(RFC3339.format(a.time))
+            out.time(a.time)
             out.raw("\"}")
         }
         out.raw("],\"relationships\":[")

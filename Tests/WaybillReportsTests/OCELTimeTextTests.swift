@@ -1,0 +1,26 @@
+import Testing
+import WaybillModel
+import WaybillTestSupport
+@testable import WaybillReports
+
+/// The export's time text is `RFC3339.format`'s, byte for byte.
+@Test func ocelTimeTextEqualsRFC3339() {
+    var rng = SplitMix(99)
+    var text = OCELTimeText()
+    var times: [Micros] = [0, -1, -1_000_000, 1_000, 999_999, 1_000_000, t("2026-11-30T23:59:59.999999Z"), t("2000-02-29T00:00:00.5Z"), -62_135_596_800_000_000]
+    for _ in 0..<20_000 {
+        let base = Int64(rng.next() % (200 * 365 * 86_400)) * 1_000_000 - 50 * 365 * 86_400_000_000
+        switch rng.next() % 4 {
+        case 0: times.append(base)
+        case 1: times.append(base + Int64(rng.next() % 1000) * 1000)
+        default: times.append(base + Int64(rng.next() % 1_000_000))
+        }
+    }
+    times += times.sorted()
+    for time in times {
+        var bytes: [UInt8] = []
+        text.write(time, into: &bytes)
+        #expect(String(decoding: bytes, as: UTF8.self) == RFC3339.format(time), "\(time)")
+        if String(decoding: bytes, as: UTF8.self) != RFC3339.format(time) { return }
+    }
+}
