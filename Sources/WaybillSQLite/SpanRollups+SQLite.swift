@@ -10,6 +10,8 @@ enum SpanRollups {
     /// Hours and minutes: a window reads hour rows for its whole hours, minute rows for the whole minutes
     /// beside them, and only its sub-minute edges from the span blocks.
     static let widths: [Micros] = [3_600_000_000, 60_000_000]
+    /// The finest width: every other is a whole number of it.
+    static let minute: Micros = 60_000_000
 
     /// The start of the bucket of width `w` holding `t` (the lowest one for times within a bucket of the minimum).
     static func floor(_ t: Micros, _ w: Micros) -> Micros {
@@ -48,26 +50,23 @@ enum SpanRollups {
 
         var isEmpty: Bool { rows.isEmpty }
 
+        /// Changes are collected in minute rows only; `write` folds them into the hour rows.
         mutating func addSpan(_ s: Span, caller: String?) {
-            for w in widths {
-                let b = floor(s.start, w)
-                var r = rows[Key(width: w, bucket: b, kind: 0, caller: "", service: s.service)] ?? Row()
-                r.spans += 1
-                if s.status == .error { r.errors += 1 }
-                r.durations.add(ServiceAggregates.duration(s))
-                rows[Key(width: w, bucket: b, kind: 0, caller: "", service: s.service)] = r
-            }
+            let k = Key(width: minute, bucket: floor(s.start, minute), kind: 0, caller: "", service: s.service)
+            Self.count(s, into: &rows[k, default: Row()], duration: true)
             if let caller, caller != s.service { addCall(from: caller, to: s) }
         }
 
         mutating func addCall(from caller: String, to s: Span) {
-            for w in widths {
-                let k = Key(width: w, bucket: floor(s.start, w), kind: 1, caller: caller, service: s.service)
-                var r = rows[k] ?? Row()
-                r.spans += 1
-                if s.status == .error { r.errors += 1 }
-                rows[k] = r
-            }
+            let k = Key(width: minute, bucket: floor(s.start, minute), kind: 1, caller: caller, service: s.service)
+            Self.count(s, into: &rows[k, default: Row()], duration: false)
+        }
+
+        /// One hash lookup a span, the row changed in place.
+        private static func count(_ s: Span, into r: inout Row, duration: Bool) {
+            r.spans += 1
+            if s.status == .error { r.errors += 1 }
+            if duration { r.durations.add(ServiceAggregates.duration(s)) }
         }
 
         /// Counts the new spans of one trace (`added`, not stored before) and the calls they complete,
@@ -89,12 +88,25 @@ enum SpanRollups {
             }
         }
 
-        /// Adds the changes to the stored rows (inside the caller's transaction).
+        /// Adds the changes to the stored rows of every width (inside the caller's transaction).
         func write(_ conn: Connection) throws {
             guard !rows.isEmpty else { return }
+            var all = rows
+            for w in widths where w != minute {
+                for (k, r) in rows {
+                    var c = k
+                    c.width = w
+                    c.bucket = floor(k.bucket, w)
+                    var sum = all[c] ?? Row()
+                    sum.spans += r.spans
+                    sum.errors += r.errors
+                    sum.durations.merge(r.durations)
+                    all[c] = sum
+                }
+            }
             let read = try conn.prepare("SELECT spans, errors, durations FROM span_rollups WHERE width=? AND bucket=? AND kind=? AND caller=? AND service=?")
             let upsert = try conn.prepare("INSERT OR REPLACE INTO span_rollups(width, bucket, kind, caller, service, spans, errors, durations) VALUES(?,?,?,?,?,?,?,?)")
-            for (k, change) in rows {
+            for (k, change) in all {
                 read.reset()
                 read.bind(1, k.width).bind(2, k.bucket).bind(3, Int64(k.kind)).bind(4, k.caller).bind(5, k.service)
                 var row = change

@@ -14,8 +14,10 @@ public struct SpanDurationHistogram: Sendable, Equatable {
     /// Indices of values 1 ... Int64.max; decoding refuses others, so bad bytes cannot allocate.
     static let indexRange = 0...index(of: Int64.max)
 
-    /// Non-empty buckets by index.
-    public private(set) var buckets: [Int: Int64] = [:]
+    /// Non-empty buckets, by index (sorted arrays: decoding, merging and encoding a rollup row are
+    /// linear passes without hashing).
+    public private(set) var indices: [Int] = []
+    public private(set) var counts: [Int64] = []
     public private(set) var zeroCount: Int64 = 0
     public private(set) var count: Int64 = 0
     public private(set) var sum: Int64 = 0
@@ -28,14 +30,58 @@ public struct SpanDurationHistogram: Sendable, Equatable {
 
     public mutating func add(_ value: Int64) {
         let v = Swift.max(0, value)
-        if v == 0 { zeroCount += 1 } else { buckets[Self.index(of: v), default: 0] += 1 }
+        if v == 0 {
+            zeroCount += 1
+        } else {
+            let i = Self.index(of: v)
+            // Mostly the last bucket or near it; else a binary search.
+            if let last = indices.last, last < i {
+                indices.append(i)
+                counts.append(1)
+            } else if indices.isEmpty {
+                indices.append(i)
+                counts.append(1)
+            } else {
+                var lo = 0, hi = indices.count
+                while lo < hi {
+                    let mid = (lo + hi) / 2
+                    if indices[mid] < i { lo = mid + 1 } else { hi = mid }
+                }
+                if lo < indices.count, indices[lo] == i {
+                    counts[lo] += 1
+                } else {
+                    indices.insert(i, at: lo)
+                    counts.insert(1, at: lo)
+                }
+            }
+        }
         count += 1
         sum &+= v
         if v > (max ?? -1) { max = v }
     }
 
     public mutating func merge(_ other: SpanDurationHistogram) {
-        for (i, c) in other.buckets { buckets[i, default: 0] += c }
+        if other.count == 0 { return }
+        if indices.isEmpty {
+            indices = other.indices
+            counts = other.counts
+        } else if !other.indices.isEmpty {
+            var ni: [Int] = [], nc: [Int64] = []
+            ni.reserveCapacity(indices.count + other.indices.count)
+            nc.reserveCapacity(indices.count + other.indices.count)
+            var a = 0, b = 0
+            while a < indices.count || b < other.indices.count {
+                if b == other.indices.count || (a < indices.count && indices[a] < other.indices[b]) {
+                    ni.append(indices[a]); nc.append(counts[a]); a += 1
+                } else if a == indices.count || other.indices[b] < indices[a] {
+                    ni.append(other.indices[b]); nc.append(other.counts[b]); b += 1
+                } else {
+                    ni.append(indices[a]); nc.append(counts[a] + other.counts[b]); a += 1; b += 1
+                }
+            }
+            indices = ni
+            counts = nc
+        }
         zeroCount += other.zeroCount
         count += other.count
         sum &+= other.sum
@@ -47,17 +93,22 @@ public struct SpanDurationHistogram: Sendable, Equatable {
         guard count > 0 else { return nil }
         var seen = zeroCount
         if seen >= rank { return 0 }
-        for i in buckets.keys.sorted() {
-            seen += buckets[i]!
+        for (k, i) in indices.enumerated() {
+            seen += counts[k]
             if seen >= rank { return Swift.min(Self.representative(i), Double(max ?? 0)) }
         }
         return max.map(Double.init)
+    }
+
+    public static func == (a: SpanDurationHistogram, b: SpanDurationHistogram) -> Bool {
+        a.indices == b.indices && a.counts == b.counts && a.zeroCount == b.zeroCount && a.count == b.count && a.sum == b.sum && a.max == b.max
     }
 
     /// A version byte, then varints: zero count, sum, max + 1 (0: none), the number of buckets, and each
     /// bucket as an index delta and a count.
     public var serialized: [UInt8] {
         var out: [UInt8] = [Self.formatVersion]
+        out.reserveCapacity(16 + 4 * indices.count)
         func put(_ v: UInt64) {
             var u = v
             while u >= 0x80 { out.append(UInt8(truncatingIfNeeded: u) | 0x80); u >>= 7 }
@@ -66,11 +117,11 @@ public struct SpanDurationHistogram: Sendable, Equatable {
         put(UInt64(zeroCount))
         put(UInt64(bitPattern: sum))
         put(max.map { UInt64($0) + 1 } ?? 0)
-        put(UInt64(buckets.count))
+        put(UInt64(indices.count))
         var previous = 0
-        for i in buckets.keys.sorted() {
+        for (k, i) in indices.enumerated() {
             put(UInt64(i - previous))
-            put(UInt64(buckets[i]!))
+            put(UInt64(counts[k]))
             previous = i
         }
         return out
@@ -102,6 +153,8 @@ public struct SpanDurationHistogram: Sendable, Equatable {
         let n = try get()
         guard n <= UInt64(Self.indexRange.count), zeroCount >= 0 else { throw DecodingError(description: "bad duration histogram") }
         count = zeroCount
+        indices.reserveCapacity(Int(n))
+        counts.reserveCapacity(Int(n))
         var i = 0
         for k in 0..<Int(n) {
             let delta = try get()
@@ -110,7 +163,8 @@ public struct SpanDurationHistogram: Sendable, Equatable {
             guard Self.indexRange.contains(i) else { throw DecodingError(description: "bucket index out of range") }
             let c = Int64(truncatingIfNeeded: try get())
             guard c > 0 else { throw DecodingError(description: "bad bucket count") }
-            buckets[i] = c
+            indices.append(i)
+            counts.append(c)
             count += c
         }
         guard pos == bytes.count else { throw DecodingError(description: "trailing bytes after a duration histogram") }
