@@ -76,22 +76,30 @@ for _ in $(seq 300); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && 
 
 echo "== 30-day KPI report (by warehouse, step 1d)   load $(cut -d' ' -f1-3 /proc/loadavg)"
 K="http://127.0.0.1:$PORT/api/v1/kpis?from=2026-10-24T00:00:00Z&to=2026-11-23T00:00:00Z&by=warehouse&step=1d"
-curl -s -o "$OUT/kpi.json" -w "first request: %{http_code} %{time_total} s\n" "$K"
-python3 -c "import json;d=json.load(open('$OUT/kpi.json'));print('document:', str(d)[:300])"
+# The first report computes every hourly bucket from the facts of its orders (the cache is empty); it can
+# take longer than the server's 60 s request limit on a loaded machine, so it runs through the CLI.
+s=$(date +%s.%N)
+$W kpi --store "$STORE" --from 2026-10-24 --to 2026-11-23 --by warehouse --step 1d --json > "$OUT/kpi-cli.json" || echo "CLI report failed"
+e=$(date +%s.%N)
+echo "first report (waybill kpi --store, empty cache): $(python3 -c "print(f'{$e-$s:.1f}')") s   load $(cut -d' ' -f1-3 /proc/loadavg)"
+curl -s -o "$OUT/kpi.json" -w "first request to the server: %{http_code} %{time_total} s\n" "$K" || true
+python3 -c "import json;d=json.load(open('$OUT/kpi.json'));print('document:', str(d)[:200])" || true
 for i in $(seq 10); do curl -s -o /dev/null -w "%{time_total}\n" "$K"; done | sort -n | awk '{a[NR]=$1} END {printf "next 10: min %.0f ms, median %.0f ms, max %.0f ms\n", a[1]*1000, a[int(NR/2)+1]*1000, a[NR]*1000}'
 
-echo "== trace lookups (300 sequential GETs of random orders)   load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== trace lookups (two passes of 300 sequential GETs of random orders)   load $(cut -d' ' -f1-3 /proc/loadavg)"
 MARK=$(q $H0 "SELECT toUnixTimestamp(now())")
 python3 - "$PORT" "$N" <<'EOF'
 import sys, time, random, urllib.request
 port, n = sys.argv[1], int(sys.argv[2])
-random.seed(1); lat = []
-for i in range(300):
-    k = f"SO-{random.randrange(n):08d}"; s = time.perf_counter()
-    urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/traces/{k}").read()
-    lat.append((time.perf_counter() - s) * 1000)
-lat.sort()
-print(f"{len(lat)} lookups: p50 {lat[len(lat)//2]:.1f} ms, p90 {lat[int(len(lat)*0.9)]:.1f} ms, p99 {lat[int(len(lat)*0.99)]:.1f} ms, max {lat[-1]:.1f} ms")
+# Two passes of other random orders: the first fills the step comparison's cached hourly buckets.
+for seed in (1, 2):
+    random.seed(seed); lat = []
+    for i in range(300):
+        k = f"SO-{random.randrange(n):08d}"; s = time.perf_counter()
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/traces/{k}").read()
+        lat.append((time.perf_counter() - s) * 1000)
+    lat.sort()
+    print(f"pass {seed}: {len(lat)} lookups: p50 {lat[len(lat)//2]:.1f} ms, p90 {lat[int(len(lat)*0.9)]:.1f} ms, p99 {lat[int(len(lat)*0.99)]:.1f} ms, max {lat[-1]:.1f} ms", flush=True)
 EOF
 echo "load $(cut -d' ' -f1-3 /proc/loadavg)"
 sleep 2

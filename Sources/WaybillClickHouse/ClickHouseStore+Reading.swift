@@ -222,23 +222,40 @@ extension ClickHouseStore {
         }
         rollupCacheCounts.add(hits: hits, computed: stale.count)
         guard !stale.isEmpty else { return out }
-        // The stale buckets, from the current facts of the orders indexed under them.
-        var fresh: [Micros: [(key: RollupKey, bytes: [UInt8])]] = [:]
-        for part in stale.chunked(48) {   // bounded reads: a day of hourly buckets at most
-            let pre = "order_id IN (SELECT order_id FROM \(t.local("rollup_keys")) WHERE dim = \(SQL.quote(dimension)) "
-                + "AND bucket IN (\(part.map(String.init).joined(separator: ","))))"
-            let facts = try query("SELECT facts FROM \(latestOrders(pre))").compactMap(Self.facts)
-            var rows: [RollupKey: [UInt8]] = [:]
-            // Folded in batches through `read`, as the rollup would keep them.
-            for chunk in facts.chunked(5_000) {
-                let updates = try rollup.update(chunk.map { FactsTransition(old: nil, new: $0) }) { rows[$0] }
-                for (k, bytes) in updates { rows[k] = bytes }
-            }
-            let wanted = Set(part)
-            for (k, bytes) in rows where k.dimension == dimension && wanted.contains(k.bucketStart) {
-                fresh[k.bucketStart, default: []].append((k, bytes))
+        // The stale buckets, from the current facts of the orders indexed under them: a day of hourly
+        // buckets per read (bounded memory), as many at once as the machine has cores (decoding and
+        // folding facts is the larger part of the cost).
+        let parts = stale.chunked(48).map(Array.init)
+        final class Computed: @unchecked Sendable {
+            var rows: [Micros: [(key: RollupKey, bytes: [UInt8])]] = [:]
+            var failure: Error?
+        }
+        let computed = Computed()
+        let lock = NSLock()
+        DispatchQueue.concurrentPerform(iterations: parts.count) { i in
+            do {
+                let part = parts[i]
+                let pre = "order_id IN (SELECT order_id FROM \(t.local("rollup_keys")) WHERE dim = \(SQL.quote(dimension)) "
+                    + "AND bucket IN (\(part.map(String.init).joined(separator: ","))))"
+                let facts = try query("SELECT facts FROM \(latestOrders(pre))").compactMap(Self.facts)
+                var rows: [RollupKey: [UInt8]] = [:]
+                // Folded in batches through `read`, as the rollup would keep them.
+                for chunk in facts.chunked(5_000) {
+                    let updates = try rollup.update(chunk.map { FactsTransition(old: nil, new: $0) }) { rows[$0] }
+                    for (k, bytes) in updates { rows[k] = bytes }
+                }
+                let wanted = Set(part)
+                lock.withLock {
+                    for (k, bytes) in rows where k.dimension == dimension && wanted.contains(k.bucketStart) {
+                        computed.rows[k.bucketStart, default: []].append((k, bytes))
+                    }
+                }
+            } catch {
+                lock.withLock { computed.failure = error }
             }
         }
+        if let failure = computed.failure { throw failure }
+        let fresh = computed.rows
         var cache = RowWriter()
         for b in stale {
             let rows = fresh[b] ?? []
