@@ -306,14 +306,14 @@ protocol IngestSink {
 /// thread commits earlier ones; a few in flight keep both cores busy without buffering the whole file.
 struct LocalSink: IngestSink {
     let store: any WaybillStore
-    static let inFlight = 3
+    static let inFlight = 2
 
     init(location: StoreLocation, rollups: Bool) async throws {
         var o = SQLiteStore.Options()
         o.maxQueuedEvents = Int.max / 2
         // A bulk load is not a long-running server: trade some memory for fewer page reads, bounded so
         // that the peak RSS does not grow with the input or the store (mapped pages count towards it).
-        o.writerCacheMiB = 96
+        o.writerCacheMiB = 64
         o.mmapBytes = 64 << 20
         // Nobody reads the store while it loads: an order's row is written once it has waited 400,000
         // events (or 20,000 orders wait) rather than in every batch that touches it. A load killed before
