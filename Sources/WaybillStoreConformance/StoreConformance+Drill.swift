@@ -15,16 +15,19 @@ extension StoreConformance {
     /// Every drill-down the engine is asked for, each against `KPIExplain.contributors(facts:)` over `facts`.
     static func expectDrillDowns(_ store: Store, equalTo facts: [OrderFacts], _ context: String) throws {
         let service = KPIService(reader: store)
+        // An engine without drill rows ranks the same facts for every limit and group: fewer round trips there.
+        let keeps = store is any DrillReader
+        let limits = keeps ? [1, 5, 20, 1_000] : [20]
         let metrics: [KPIMetric] = [.allocationDelay(.p95), .allocationDelay(.p50), .allocationDelay(.max), .allocationDelay(.mean),
                                     .shipmentLag(.p90), .shipmentLag(.p99), .fillRate, .orderFillRate, .onTimeRate]
         for (from, to, by, _) in kpiQueries {
             let dimension = by.flatMap(KPIDimension.init(rawValue:))
             let q = try KPIQuery(from: RFC3339.parse(from!)!, to: RFC3339.parse(to!)!, by: dimension)
             var groups: [String??] = [.none]
-            if dimension != nil { groups += [.some(nil), "DC-EAST", "DC-NORTH", "web", "NE", "nowhere"] }
+            if dimension != nil { groups += keeps ? [.some(nil), "DC-EAST", "DC-NORTH", "web", "NE", "nowhere"] : [.some(nil), "DC-EAST"] }
             for metric in metrics {
                 for group in groups {
-                    for limit in [1, 5, 20, 1_000] {
+                    for limit in limits {
                         let got = try service.explain(metric, q, group: group, limit: limit)
                         let want = try KPIExplain.contributors(facts: facts, metric: metric, query: q, group: group, limit: limit)
                         try expect(got == want, "\(context): \(metric) \(from!)..\(to!) by \(by ?? "-") group \(String(describing: group)) limit \(limit): "
