@@ -23,16 +23,25 @@ enum TestClickHouse {
     }
 }
 
-/// Every check of the conformance suite against ClickHouse (through the Distributed tables when the URL
-/// names a cluster): each storage is a new database, reopened by name.
-@Suite struct ClickHouseConformanceTests {
-    @Test(arguments: StoreConformance.checks)
-    func conformance(_ check: StoreConformance.Check) async throws {
-        guard let base = await TestClickHouse.url(test: "ClickHouseConformanceTests/\(check.name)") else { return }
+/// Where the conformance suite runs: the two-shard cluster through the Distributed tables, and one node
+/// without a `cluster` (the set-up of a single ClickHouse).
+enum ClickHouseTopology: String, CaseIterable, Sendable {
+    case cluster = "two-shard cluster"
+    case oneNode = "one node"
+}
+
+/// Every check of the conformance suite against ClickHouse, on the two-shard cluster and on one node:
+/// each storage is a new database, reopened by name. While the suite runs, every statement the engine
+/// sends is recorded, and at its end each distinct statement shape is run on a current ClickHouse
+/// (chDB) as well (`ChDBStatementCheck`).
+@Suite(ChDBStatementCheck(databasePrefix: "conf")) struct ClickHouseConformanceTests {
+    @Test(arguments: StoreConformance.checks, ClickHouseTopology.allCases)
+    func conformance(_ check: StoreConformance.Check, _ topology: ClickHouseTopology) async throws {
+        guard let base = await TestClickHouse.url(test: "ClickHouseConformanceTests/\(check.name)", cluster: topology == .cluster) else { return }
         // The checks call the synchronous readers from async code: on test threads, not the cooperative pool.
         try await TestThreads.run {
             try await check.run {
-                let url = TestClickHouse.fresh(base)
+                let url = TestClickHouse.fresh(base, topology == .cluster ? "conf2" : "conf1")
                 return StoreConformance.Storage(open: { rollup in try ClickHouseStore(url: url, rollup: rollup) },
                                                 holdWrites: { store, held in (store as! ClickHouseStore).holdWrites(held) })
             }

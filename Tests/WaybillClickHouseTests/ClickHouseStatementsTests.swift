@@ -5,59 +5,53 @@ import WaybillTestSupport
 @testable import WaybillClickHouse
 
 /// Every SQL statement Waybill sends to ClickHouse must also be valid on a current ClickHouse, not only on
-/// Debian's 18.16 that the other tests run: the statements are recorded (`StatementLog`) while the storage
-/// conformance suite runs against the test cluster, on one node and on the two-shard cluster, and then
-/// run in chDB (ClickHouse as a Python library, from PyPI): the schema first (the Distributed tables
-/// left out, since chDB has no cluster; their reads and writes then go to the same-named local tables), then
-/// every other statement, inserts with a row made from the table's columns. Any syntax or semantic error
-/// fails the test. Without PyPI the test says SKIPPED.
-@Suite(.serialized) struct ClickHouseStatementsTests {
-    @Test func everyStatementRunsOnCurrentClickHouse() async throws {
-        let name = "ClickHouseStatementsTests.everyStatementRunsOnCurrentClickHouse"
-        guard let cluster = await ClickHouseCluster.shared(test: name) else { return }
-        guard let venv = PythonVenv.make("chdb", packages: ["chdb"], test: name) else { return }
+/// Debian's 18.16 that the tests run: a suite with this trait records the statements (`StatementLog`) while
+/// its tests run (the storage conformance suite, on one node and on the two-shard cluster), and at its end
+/// runs each distinct statement shape of its own databases (named `PREFIX...`) in chDB (ClickHouse as a
+/// Python library, from PyPI): the schema first (the Distributed tables left out, since chDB has no
+/// cluster; their reads and writes then go to the same-named local tables), then every other statement,
+/// inserts with a row made from the table's columns. Any syntax or semantic error is an issue of the
+/// suite. Without PyPI it says SKIPPED. (The conformance run is the recording: the checks are not run a
+/// second time for it.)
+struct ChDBStatementCheck: SuiteTrait, TestScoping {
+    let databasePrefix: String
+    var isRecursive: Bool { false }
 
-        // 1. Record what the engine sends, on one node and on the cluster.
+    func scopeProvider(for test: Test, testCase: Test.Case?) -> ChDBStatementCheck? { test.isSuite ? self : nil }
+
+    func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
         StatementLog.record(true)
-        var failedChecks: [String] = []
-        let started = Date()
-        for clustered in [false, true] {
-            // On the cluster only what differs there: the DDL of the local and Distributed tables and retention on each node.
-            for check in StoreConformance.checks where !clustered || check.name.contains("retention") {
-                let db = ClickHouseCluster.freshDatabase(clustered ? "stmt2" : "stmt1")
-                let url = try ClickHouseURL(parsing: cluster.url(database: db, cluster: clustered))
-                do {
-                    try await TestThreads.run {
-                        try await check.run {
-                            StoreConformance.Storage(open: { rollup in try ClickHouseStore(url: url, rollup: rollup) },
-                                                    holdWrites: { store, held in (store as! ClickHouseStore).holdWrites(held) })
-                        }
-                    }
-                } catch {
-                    // The conformance suite of the engine reports these; here only the statements count.
-                    failedChecks.append("\(clustered ? "cluster" : "one node"): \(check.name): \(error)")
-                }
-                for node in 0..<(clustered ? cluster.nodes.count : 1) { _ = try? await cluster.query("DROP DATABASE IF EXISTS \(db)", node: node) }
-            }
+        do { try await function() } catch {
+            StatementLog.record(false)
+            throw error
         }
         let recorded = StatementLog.statements
         StatementLog.record(false)
-        print("ClickHouseStatementsTests: recorded \(recorded.count) statements in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
-        if !failedChecks.isEmpty { print("note: \(failedChecks.count) conformance checks failed while recording: \(failedChecks.prefix(3))") }
-        #expect(recorded.contains { $0.hasPrefix("CREATE TABLE") })
-        #expect(recorded.contains { $0.hasPrefix("INSERT INTO") })
-        #expect(recorded.contains { $0.hasPrefix("SELECT") })
+        try ClickHouseStatementsTests.runInChDB(recorded, databasePrefix: databasePrefix, test: "\(test.name) (chDB statements)")
+    }
+}
 
-        // 2. One database name in chDB; the Distributed tables' DDL left out; one statement of each shape
-        // (the same text but for its literal values).
-        let databasePattern = try Regex("stmt[12]_[0-9]+_[0-9a-f]{12}")
+enum ClickHouseStatementsTests {
+    static func runInChDB(_ recorded: [String], databasePrefix: String, test name: String) throws {
         // The log is the process's: suites running beside this one record statements on their own
         // databases (fresh names of the same form), which do not exist here; they are theirs to check.
+        let databasePattern = try Regex("\(databasePrefix)[12]_[0-9]+_[0-9a-f]{12}")
         let anyTestDatabase = try Regex("[a-z][a-z0-9]*_[0-9]+_[0-9a-f]{12}")
+        let own = recorded.filter { s in s.matches(of: anyTestDatabase).allSatisfy { s[$0.range].hasPrefix(databasePrefix) } }
+        guard own.contains(where: { $0.contains(databasePrefix) }) else {
+            print("SKIPPED \(name): no statements were recorded (ClickHouse tests skipped)")
+            return
+        }
+        guard let venv = PythonVenv.make("chdb", packages: ["chdb"], test: name) else { return }
+        #expect(own.contains { $0.hasPrefix("CREATE TABLE") })
+        #expect(own.contains { $0.hasPrefix("INSERT INTO") })
+        #expect(own.contains { $0.hasPrefix("SELECT") })
+
+        // One database name in chDB; the Distributed tables' DDL left out; one statement of each shape
+        // (the same text but for its literal values).
         var statements: [String] = []
         var seen = Set<String>()
-        for s in recorded {
-            if s.matches(of: anyTestDatabase).contains(where: { !s[$0.range].hasPrefix("stmt") }) { continue }
+        for s in own {
             let text = s.replacing(databasePattern) { _ in "waybill" }
             if text.contains("ENGINE = Distributed") { continue }
             if seen.insert(Self.shape(text)).inserted { statements.append(text) }
@@ -68,14 +62,13 @@ import WaybillTestSupport
         let input = dir.appendingPathComponent("statements.json")
         try JSONSerialization.data(withJSONObject: statements).write(to: input)
 
-        // 3. Run them in chDB.
         let (status, output) = try venv.script(Self.chdbScript, [input.path, dir.appendingPathComponent("session").path])
         #expect(status == 0, "chDB run failed: \(output.suffix(2000))")
         let report = output.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } as? [String: Any]
         let errors = report?["errors"] as? [[String: String]] ?? []
         let version = report?["version"] as? String ?? "?"
         let ran = (report?["ran"] as? NSNumber)?.intValue ?? 0
-        print("chDB \(version): \(ran) of \(statements.count) distinct statements ran, \(errors.count) refused")
+        print("chDB \(version): \(ran) of \(statements.count) distinct statements ran (of \(own.count) recorded), \(errors.count) refused")
         #expect(ran == statements.count, "\(output.suffix(1000))")
         for e in errors.prefix(30) {
             Issue.record("refused by ClickHouse \(version): \(e["error"] ?? "")\n  in: \(e["statement"]?.prefix(600) ?? "")")
