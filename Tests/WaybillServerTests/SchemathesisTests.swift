@@ -120,7 +120,15 @@ import WaybillTestSupport
             ("ingest token, collector routes", ["-H", "Authorization: Bearer \(ingest)", "--include-path-regex", "^/v1/"]),
         ]
         for (name, args) in runs {
-            let (rc, log) = PythonVenv.run([venv.bin("schemathesis")] + common + args, environment: env)
+            var (rc, log) = PythonVenv.run([venv.bin("schemathesis")] + common + args, environment: env)
+            // CPython 3.11's ast module can fail inside hypothesis while it builds a strategy on a worker
+            // thread ("SystemError: AST constructor recursion depth mismatch", a Python bug fixed in later
+            // releases): schemathesis reports it as a runtime error of its own, not as a finding about the
+            // server. That one error is retried once; anything else counts.
+            if rc != 0, log.contains("SystemError: AST constructor recursion depth mismatch") {
+                print("note: schemathesis (\(name)) hit CPython's AST recursion bug; running it again")
+                (rc, log) = PythonVenv.run([venv.bin("schemathesis")] + common + args, environment: env)
+            }
             #expect(rc == 0, "schemathesis (\(name)) found failures:\n\(log.suffix(6000))")
             #expect(log.contains("Test cases:"), "schemathesis (\(name)) did not run:\n\(log.suffix(2000))")
         }
