@@ -23,10 +23,10 @@ struct ServicesCommand: AsyncParsableCommand {
         }
         print("Services \(RFC3339.format(report.from)) → \(RFC3339.format(report.to))\(report.truncated ? " (truncated)" : "")\n")
         func ms(_ v: Double) -> String { DurationText.format(Micros(v * 1000)) }
-        var rows = [["SERVICE", "SPANS", "PER SEC", "ERRORS", "ERROR RATE", "P50", "P90", "P99", "MAX"]]
+        var rows = [["SERVICE", "SPANS", "PER SEC", "ERRORS", "ERROR RATE", "P50", "P90", "P95", "P99", "MAX"]]
         for r in report.services {
             rows.append([r.service, String(r.spans), String(format: "%.2f", r.perSecond), String(r.errors),
-                         String(format: "%.1f%%", r.errorRate * 100), ms(r.latency.p50), ms(r.latency.p90), ms(r.latency.p99), ms(r.latency.max)])
+                         String(format: "%.1f%%", r.errorRate * 100), ms(r.latency.p50), ms(r.latency.p90), ms(r.latency.p95), ms(r.latency.p99), ms(r.latency.max)])
         }
         print(table(rows), terminator: "")
         if !report.edges.isEmpty {
