@@ -32,7 +32,7 @@ final class HeldClickHouse: @unchecked Sendable {
     private var stopped = false
     let safetySeconds: Double
 
-    init(safetySeconds: Double = 60) throws {
+    init(safetySeconds: Double = 300) throws {
         self.safetySeconds = safetySeconds
         #if canImport(Glibc)
         let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
