@@ -52,7 +52,9 @@ import WaybillTestSupport
             let s = try SQLiteStore(path: db, rollup: KPIFactsRollup())
             defer { s.close() }
             let stored = try s.stats().events
-            #expect(stored > 0 && stored < events.count, "\(stored) of \(events.count) stored")
+            // Usually part of the load; on a slow machine the kill may come after the last batch but
+            // still before the rows were written at close, which is the same case for the facts.
+            #expect(stored > 0, "\(stored) of \(events.count) stored")
             var checked = 0
             for order in Set(events.filter(\.isOrderEvent).map(\.subject)).sorted() {
                 let mine = try s.trace(key: order)?.events.filter { $0.subject == order } ?? []
