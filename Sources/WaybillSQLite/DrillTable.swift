@@ -62,19 +62,7 @@ struct DrillTable {
         guard current != projection.drillLayout else { return }
         try conn.transaction {
             try clear()
-            let s = try conn.prepare("SELECT facts FROM orders ORDER BY rid")
-            var batch: [FactsTransition] = []
-            while try s.step() {
-                if let f = FactsCodec.decode(s.blob(0)) {
-                    batch.append(FactsTransition(old: nil, new: f))
-                    if batch.count >= 10_000 {
-                        try apply(batch)
-                        batch.removeAll(keepingCapacity: true)
-                    }
-                }
-            }
-            s.reset()
-            try apply(batch)
+            try OrdersTable.replayFacts(conn) { try apply($0) }
             try markCurrent()
         }
     }

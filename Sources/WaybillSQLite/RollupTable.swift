@@ -52,19 +52,7 @@ struct RollupTable {
         try conn.transaction {
             try conn.exec("DELETE FROM rollups")
             try drill?.clear()
-            let s = try conn.prepare("SELECT facts FROM orders ORDER BY rid")
-            var batch: [FactsTransition] = []
-            while try s.step() {
-                if let f = FactsCodec.decode(s.blob(0)) {
-                    batch.append(FactsTransition(old: nil, new: f))
-                    if batch.count >= 10_000 {
-                        try apply(batch)
-                        batch.removeAll(keepingCapacity: true)
-                    }
-                }
-            }
-            s.reset()
-            try apply(batch)
+            try OrdersTable.replayFacts(conn) { try apply($0) }
             try conn.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('\(Self.layoutKey)', ?)").bind(1, marker).run()
             try drill?.markCurrent()
         }
