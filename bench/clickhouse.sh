@@ -12,47 +12,10 @@ cd "$(dirname "$0")/.."
 N=${1:-20000}
 W=.build/release/waybill
 [ -x "$W" ] || { echo "build first: swift build -c release --product waybill" >&2; exit 1; }
-command -v clickhouse-server >/dev/null || [ -x /usr/sbin/clickhouse-server ] || { echo "clickhouse-server is not installed" >&2; exit 1; }
-CHS=$(command -v clickhouse-server || echo /usr/sbin/clickhouse-server)
 OUT=$(mktemp -d /tmp/waybill-ch-bench.XXXXXX)
-PW=bench-$RANDOM$RANDOM
-ports=($(python3 -c 'import socket
-s=[socket.socket() for _ in range(6)]
-[x.bind(("127.0.0.1",0)) for x in s]
-print(" ".join(str(x.getsockname()[1]) for x in s))'))
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 1; rm -rf "$OUT"; }
-trap cleanup EXIT
-for i in 0 1; do
-  d=$OUT/node$i; mkdir -p "$d/data" "$d/tmp" "$d/logs"
-  cat > "$d/users.xml" <<EOF
-<?xml version="1.0"?>
-<yandex><profiles><default><max_memory_usage>2000000000</max_memory_usage></default></profiles>
-<users><waybill><password>$PW</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></waybill></users>
-<quotas><default></default></quotas></yandex>
-EOF
-  cat > "$d/config.xml" <<EOF
-<?xml version="1.0"?>
-<yandex>
-  <logger><level>warning</level><log>$d/logs/server.log</log><errorlog>$d/logs/err.log</errorlog></logger>
-  <http_port>${ports[$((i*2))]}</http_port><tcp_port>${ports[$((i*2+1))]}</tcp_port><listen_host>127.0.0.1</listen_host>
-  <path>$d/data/</path><tmp_path>$d/tmp/</tmp_path><users_config>$d/users.xml</users_config>
-  <default_profile>default</default_profile><default_database>default</default_database>
-  <mark_cache_size>268435456</mark_cache_size>
-  <remote_servers><waybill>
-    <shard><replica><host>127.0.0.1</host><port>${ports[1]}</port><user>waybill</user><password>$PW</password></replica></shard>
-    <shard><replica><host>127.0.0.1</host><port>${ports[3]}</port><user>waybill</user><password>$PW</password></replica></shard>
-  </waybill></remote_servers>
-</yandex>
-EOF
-  "$CHS" --config-file="$d/config.xml" > "$d/logs/stdout" 2>&1 &
-  PIDS+=($!)
-done
-H0=${ports[0]}; H1=${ports[2]}
-q() { curl -sf "http://127.0.0.1:$1/?insert_distributed_sync=1&output_format_json_quote_64bit_integers=0" -H "X-ClickHouse-User: waybill" -H "X-ClickHouse-Key: $PW" --data-binary "$2"; }
-for _ in $(seq 100); do q $H0 "SELECT 1" >/dev/null 2>&1 && q $H1 "SELECT 1" >/dev/null 2>&1 && break; sleep 0.2; done
+CH_HTTP_PARAMS="insert_distributed_sync=1&"
+. bench/clickhouse_cluster.bash
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo); load $(cut -d' ' -f1-3 /proc/loadavg); ClickHouse $(q $H0 'SELECT version()')"
-export WAYBILL_CLICKHOUSE_PASSWORD=$PW
 url() { echo "clickhouse://waybill@127.0.0.1:$H0,127.0.0.1:$H1/$1?cluster=waybill"; }
 
 F=$OUT/events.ndjson
