@@ -160,7 +160,7 @@ final class HeldClickHouse: @unchecked Sendable {
     @Test func accessChecksWaitWithoutHoldingThreads() async throws {
         let fake = try HeldClickHouse()
         defer { fake.stop() }
-        let store = try await ClickHouseStore.open(url: "clickhouse://u@127.0.0.1:\(fake.port)/waybill_held", environment: [:], rollup: nil)
+        let store = try await ClickHouseStore.open(url: "clickhouse://u@127.0.0.1:\(fake.port)/\(ClickHouseCluster.freshDatabase("held"))", environment: [:], rollup: nil)
         defer { store.close() }
         // More reads in flight than the machine has cooperative threads, through the async path the
         // server's access check takes on every request.

@@ -195,7 +195,12 @@ import WaybillTestSupport
         let referenceAlerts = (try json(["alerts", "list", "--json", "--config", file("rules.yaml")], ["--db", file("reference.db")]) as? [String: Any])?["alerts"]
             as? [[String: Any]] ?? []
         #expect(!referenceAlerts.isEmpty, "the workload makes some alerts")
-        #expect(Self.alertSummary(live) == Self.alertSummary(referenceAlerts), "live on the --alerts server vs SQLite replay")
+        // The --alerts server evaluates every 15 s while the two halves arrive, so its history may hold alerts
+        // that fired on part of the data and resolved once the rest came, and a KPI alert that fired early
+        // keeps the order list of its first drill-down until the next refresh (at most every 5 minutes,
+        // docs/alerts.md). What must agree with the replay over all the data: the alerts active now, their
+        // states, and the orders of the SLA alerts.
+        #expect(Self.activeAlertSummary(live) == Self.activeAlertSummary(referenceAlerts), "live on the --alerts server vs SQLite replay")
         #expect(Self.alertSummary(replayed) == Self.alertSummary(referenceAlerts), "answered by the other server vs SQLite replay")
 
         // Deliveries: only from the --alerts server (the waybill body's url names the server it came from).
@@ -238,6 +243,16 @@ import WaybillTestSupport
 
     /// What must agree between the live engine and a replay: rule, labels, state, the orders behind it.
     /// (`since` differs: the live engine saw the condition at its first evaluation, a replay at the instant it became true.)
+    /// The alerts not resolved, each with its rule, labels and state; the orders of SLA alerts only.
+    static func activeAlertSummary(_ alerts: [[String: Any]]) -> [String] {
+        alerts.filter { $0["state"] as? String != "resolved" }.map { a in
+            let labels = (a["labels"] as? [String: String] ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+            let sla = (a["rule"] as? String) != "FillRateBelow99"  // the one KPI rule of this test's rules.yaml
+            let orders = sla ? " \(a["orders_total"] ?? "") [" + (a["orders"] as? [String] ?? []).sorted().joined(separator: ",") + "]" : ""
+            return "\(a["rule"] ?? "") {\(labels)} \(a["state"] ?? "")" + orders
+        }.sorted()
+    }
+
     static func alertSummary(_ alerts: [[String: Any]]) -> [String] {
         alerts.map { a in
             let labels = (a["labels"] as? [String: String] ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
