@@ -17,26 +17,51 @@ struct ServerProcess {
     static var binary: URL { WaybillBinary.url }
     static var productsFolder: URL { WaybillBinary.productsFolder }
 
-    static func start(db: String, port: Int = Int.random(in: 20_000...60_000), extra: [String] = []) async throws -> ServerProcess {
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = ["serve", "--port", String(port), "--db", db] + extra
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let s = ServerProcess(process: p, port: port, db: db)
-        try await s.waitUntilHealthy()
-        return s
+    /// Starts `waybill serve` on `port` (a random one when nil) and waits until it answers. With a random
+    /// port, a server that exits before it is healthy (the port was taken by another test's process) is
+    /// started again on another port, up to three times; its stderr is kept for the error.
+    static func start(db: String, port: Int? = nil, extra: [String] = []) async throws -> ServerProcess {
+        var attempt = 0
+        while true {
+            attempt += 1
+            let chosen = port ?? Int.random(in: 20_000...60_000)
+            let log = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-serve-\(UUID().uuidString).log")
+            FileManager.default.createFile(atPath: log.path, contents: nil)
+            let err = try FileHandle(forWritingTo: log)
+            defer { try? err.close(); try? FileManager.default.removeItem(at: log) }
+            let p = Process()
+            p.executableURL = binary
+            p.arguments = ["serve", "--port", String(chosen), "--db", db] + extra
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = err
+            try p.run()
+            let s = ServerProcess(process: p, port: chosen, db: db)
+            do {
+                try await s.waitUntilHealthy()
+                return s
+            } catch {
+                let exited = !p.isRunning
+                if !exited { s.stop() }
+                let tail = String(decoding: (try? Data(contentsOf: log)) ?? Data(), as: UTF8.self).suffix(1500)
+                if exited, port == nil, attempt < 3 { continue }
+                throw CrashTestError("\(error)\n\(tail)")
+            }
+        }
     }
 
     var base: String { "http://127.0.0.1:\(port)" }
 
+    /// Up to two minutes: at the start of a full run dozens of suites share the two cores, and a server's
+    /// start (process launch, store open) took more than the 15 s this used to allow. A server that
+    /// exits fails at once.
     func waitUntilHealthy() async throws {
-        for _ in 0..<300 {
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline {
+            guard process.isRunning else { throw CrashTestError("server on port \(port) exited with status \(process.terminationStatus) before it became healthy") }
             if let r = try? await HTTPClient.shared.execute(HTTPClientRequest(url: base + "/healthz"), timeout: .seconds(1)), r.status == .ok { return }
             try await Task.sleep(nanoseconds: 50_000_000)
         }
-        throw CrashTestError("server on port \(port) did not become healthy")
+        throw CrashTestError("server on port \(port) did not become healthy within 120 s")
     }
 
     func kill9() {
