@@ -105,8 +105,22 @@ struct APIError: HTTPResponseError {
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
         var h = headers
-        h[.contentType] = "application/json"
         h[.xContentTypeOptions] = "nosniff"
+        if request.uri.path == "/v1/traces" {
+            // OTLP/HTTP: the error body is a google.rpc.Status in the request's encoding; a JSON
+            // request's Status also carries Waybill's usual "error" member.
+            let status = OTLPStatus(httpStatus: Int(self.status.code), message: message)
+            let base = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
+            if base == "application/x-protobuf" {
+                h[.contentType] = "application/x-protobuf"
+                return Response(status: self.status, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: status.protobufBytes)))
+            }
+            h[.contentType] = "application/json"
+            return Response(status: self.status, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: JSONValue.object([
+                "code": .number(Double(status.code)), "message": .string(message), "error": .string(message),
+            ]).jsonBytes)))
+        }
+        h[.contentType] = "application/json"
         return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: JSONValue.object(["error": .string(message)]).jsonBytes)))
     }
 }

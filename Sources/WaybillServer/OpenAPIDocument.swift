@@ -128,11 +128,11 @@ enum OpenAPIDocument {
           "responses": {
             "200": {"description": "ExportTraceServiceResponse in the request's encoding; partialSuccess lists refused spans", "content": {
               "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}}, "application/json": {"schema": {"type": "object"}}}},
-            "400": {"description": "Unreadable body", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-            "413": {"description": "Body over the size limit", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-            "415": {"description": "Unknown content type or encoding", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-            "429": {"description": "Ingest queue full; retry after Retry-After seconds", "headers": {"Retry-After": {"description": "Seconds to wait before sending the same request again", "schema": {"type": "integer", "minimum": 1}}}, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-            "503": {"description": "No span was stored: the store is closing, or a storage fault that may pass (disk full, I/O error, database locked); retry after Retry-After seconds", "headers": {"Retry-After": {"description": "Seconds to wait before sending the same request again", "schema": {"type": "integer", "minimum": 1}}}, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+            "400": {"description": "Unreadable body", "content": {"application/x-protobuf": {"schema": {"type": "string", "format": "binary", "description": "google.rpc.Status (code, message)"}}, "application/json": {"schema": {"$ref": "#/components/schemas/OTLPError"}}}},
+            "413": {"description": "Body over the size limit", "content": {"application/x-protobuf": {"schema": {"type": "string", "format": "binary", "description": "google.rpc.Status (code, message)"}}, "application/json": {"schema": {"$ref": "#/components/schemas/OTLPError"}}}},
+            "415": {"description": "Unknown content type or encoding", "content": {"application/x-protobuf": {"schema": {"type": "string", "format": "binary", "description": "google.rpc.Status (code, message)"}}, "application/json": {"schema": {"$ref": "#/components/schemas/OTLPError"}}}},
+            "429": {"description": "Ingest queue full; retry after Retry-After seconds", "headers": {"Retry-After": {"description": "Seconds to wait before sending the same request again", "schema": {"type": "integer", "minimum": 1}}}, "content": {"application/x-protobuf": {"schema": {"type": "string", "format": "binary", "description": "google.rpc.Status (code, message)"}}, "application/json": {"schema": {"$ref": "#/components/schemas/OTLPError"}}}},
+            "503": {"description": "No span was stored: the store is closing, or a storage fault that may pass (disk full, I/O error, database locked); retry after Retry-After seconds", "headers": {"Retry-After": {"description": "Seconds to wait before sending the same request again", "schema": {"type": "integer", "minimum": 1}}}, "content": {"application/x-protobuf": {"schema": {"type": "string", "format": "binary", "description": "google.rpc.Status (code, message)"}}, "application/json": {"schema": {"$ref": "#/components/schemas/OTLPError"}}}}}}},
         "/api/v1/traces/{key}": {"get": {
           "summary": "The trace of one order, by order id or any key linked to it",
           "parameters": [{"name": "key", "in": "path", "required": true, "schema": {"type": "string"}}],
@@ -297,6 +297,7 @@ enum OpenAPIDocument {
       },
       "components": {"schemas": {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+        "OTLPError": {"type": "object", "description": "google.rpc.Status in JSON (OTLP/HTTP's error body) with Waybill's error member", "required": ["code", "message", "error"], "properties": {"code": {"type": "integer", "description": "gRPC status code"}, "message": {"type": "string"}, "error": {"type": "string", "description": "the same as message"}}},
         "CloudEvent": {"type": "object", "required": ["specversion", "id", "source", "type", "time", "subject"],
           "properties": {"specversion": {"type": "string", "enum": ["1.0"]}, "id": {"type": "string"}, "source": {"type": "string"},
                          "type": {"type": "string"}, "time": {"type": "string", "format": "date-time"}, "subject": {"type": "string"},

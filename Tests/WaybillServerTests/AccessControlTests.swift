@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import Testing
+import WaybillCollectors
 import WaybillKPI
 import WaybillModel
 import WaybillSQLite
@@ -86,6 +87,18 @@ import WaybillTestSupport
                                          body: r.body.map { ByteBuffer(string: $0) }) { resp in
                     #expect(resp.status != .unauthorized && resp.status != .forbidden, "\(r.method) \(r.path) with scope \(right)")
                 }
+            }
+            // OTLP's protobuf exporters get a google.rpc.Status, not JSON.
+            try await client.execute(uri: "/v1/traces", method: .post, headers: Self.headers("application/x-protobuf", token: nil), body: ByteBuffer()) { resp in
+                #expect(resp.status == .unauthorized)
+                #expect(resp.headers[.contentType] == "application/x-protobuf")
+                let status = OTLPStatus(protobuf: Array(resp.body.readableBytesView))
+                #expect(status?.code == 16)
+                #expect(status?.message.contains("bearer token") == true)
+            }
+            try await client.execute(uri: "/v1/traces", method: .post, headers: Self.headers("application/x-protobuf", token: Self.secret("rd")), body: ByteBuffer()) { resp in
+                #expect(resp.status == .forbidden)
+                #expect(OTLPStatus(protobuf: Array(resp.body.readableBytesView))?.code == 7)
             }
             // Nothing refused was written: only the one accepted event and span.
             #expect(try store.stats().events == 1)

@@ -242,15 +242,26 @@ extension TestResponse {
                 #expect(r.json["services"]?.arrayValue?.first?["errors"] == 1)
                 #expect(r.json["services"]?.arrayValue?.first?["spans"] == 2)
             }
+            // OTLP/HTTP errors: a google.rpc.Status in the request's encoding.
             try await client.execute(uri: "/v1/traces", method: .post, headers: [.contentType: "application/x-protobuf"], body: ByteBuffer(string: "x")) { r in
                 #expect(r.status == .badRequest)
-                #expect(r.json["error"]?.stringValue?.hasPrefix("protobuf:") == true)
+                #expect(r.headers[.contentType] == "application/x-protobuf")
+                let status = OTLPStatus(protobuf: Array(r.body.readableBytesView))
+                #expect(status?.code == 3)
+                #expect(status?.message.hasPrefix("protobuf:") == true)
+            }
+            try await client.execute(uri: "/v1/traces", method: .post, headers: [.contentType: "application/x-protobuf", .contentEncoding: "br"], body: ByteBuffer(string: "x")) { r in
+                #expect(r.status == .unsupportedMediaType)
+                #expect(OTLPStatus(protobuf: Array(r.body.readableBytesView))?.message.contains("Content-Encoding") == true)
             }
             try await client.execute(uri: "/v1/traces", method: .post, headers: [.contentType: "text/plain"], body: ByteBuffer(string: "x")) { r in
                 #expect(r.status == .unsupportedMediaType)
+                #expect(r.json["code"] == 3)
             }
             try await client.execute(uri: "/v1/traces", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: "{nope")) { r in
                 #expect(r.status == .badRequest)
+                #expect(r.json["code"] == 3)
+                #expect(r.json["message"] == r.json["error"])
             }
         }
     }
