@@ -69,6 +69,84 @@ struct StepRollupTests {
         #expect(rows.values.allSatisfy { $0.isEmpty } || rows.isEmpty)
     }
 
+    /// `update` decodes only the changed entries of a row and keeps the others' bytes: the rows must be
+    /// byte for byte those of decoding every entry, applying, and encoding the whole row again, over
+    /// many orders interleaved in time with re-allocations that move steps between warehouses and
+    /// buckets, and orders retracted by retention.
+    @Test func rowsEqualDecodingEveryEntry() throws {
+        var rng = SplitMix64(seed: 16)
+        var fast: [RollupKey: [UInt8]] = [:], reference: [RollupKey: [UInt8]] = [:]
+        func referenceUpdate(_ transitions: [FactsTransition]) throws {
+            var changes: [RollupKey: [StepRollup.Key: (retracted: QuantileSketch, added: QuantileSketch)]] = [:]
+            func steps(_ f: OrderFacts?) -> [(RollupKey, StepRollup.Key, Micros)] {
+                guard let f else { return [] }
+                return f.lifecycleSteps.map {
+                    (RollupKey(dimension: StepRollup.dimension, group: nil, bucketStart: KPIRollup.bucketStart($0.end, width: StepRollup.bucketWidth)),
+                     StepRollup.Key(from: $0.from, to: $0.to, warehouse: f.stepWarehouse), $0.gap)
+                }
+            }
+            for t in transitions {
+                var remaining = steps(t.new)
+                for o in steps(t.old) {
+                    if let j = remaining.firstIndex(where: { $0 == o }) { remaining.remove(at: j); continue }
+                    changes[o.0, default: [:]][o.1, default: (QuantileSketch(), QuantileSketch())].retracted.add(o.2)
+                }
+                for n in remaining { changes[n.0, default: [:]][n.1, default: (QuantileSketch(), QuantileSketch())].added.add(n.2) }
+            }
+            for (key, byKey) in changes {
+                var block = try reference[key].map(StepRollup.decode) ?? [:]
+                for (k, c) in byKey {
+                    var s = block[k] ?? QuantileSketch()
+                    s.apply(retracting: c.retracted, adding: c.added)
+                    block[k] = s
+                }
+                reference[key] = StepRollup.encode(block)
+            }
+        }
+        let warehouses = ["DC-EAST", "DC-WEST", "DC-NORTH", "DC-SOUTH", "3PL-A"]
+        var scripts: [OrderScript] = []
+        var facts: [OrderFacts?] = []
+        let start = t("2026-11-20T00:00:00Z")
+        for round in 0..<60 {
+            var transitions: [FactsTransition] = []
+            // New orders, and more events for earlier ones (some re-allocated elsewhere, earlier or later).
+            for _ in 0..<40 {
+                let i: Int
+                if scripts.isEmpty || rng.next() % 3 == 0 {
+                    var s = OrderScript("SO-\(scripts.count)")
+                    s.accepted(start + Micros(round) * 20 * minute + Micros(rng.next() % 600) * second)
+                    scripts.append(s)
+                    facts.append(nil)
+                    i = scripts.count - 1
+                } else {
+                    i = Int(rng.next() % UInt64(scripts.count))
+                }
+                guard facts[i] != nil || scripts[i].events.count == 1 else { continue }  // retracted: gone
+                let last = scripts[i].events.map(\.time).max()!
+                let later = last + Micros(rng.next() % 7200) * second
+                let w = warehouses[Int(rng.next() % UInt64(warehouses.count))]
+                switch rng.next() % 4 {
+                case 0: scripts[i].allocated(later, warehouse: w, id: "a\(rng.next() % 1000)")
+                case 1: scripts[i].released(later, warehouse: w)
+                case 2: scripts[i].shipped(later, warehouse: w, id: "s\(rng.next() % 1000)")
+                default: scripts[i].allocated(last - Micros(rng.next() % 3600) * second, warehouse: w, id: "r\(rng.next() % 1000)")
+                }
+                let new = scripts[i].facts
+                transitions.append(FactsTransition(old: facts[i], new: new))
+                facts[i] = new
+            }
+            // Retention takes a few orders out.
+            for i in facts.indices where facts[i] != nil && rng.next() % 50 == 0 {
+                transitions.append(FactsTransition(old: facts[i], new: OrderFacts(orderID: facts[i]!.orderID)))
+                facts[i] = nil
+            }
+            for (k, v) in try StepRollup.update(transitions, read: { fast[$0] }) { fast[k] = v }
+            try referenceUpdate(transitions)
+            #expect(fast.filter { $0.value != nil } == reference.filter { $0.value != nil }, "round \(round)")
+        }
+        #expect(try fast.values.contains { try StepRollup.decode($0).count > 3 }, "rows hold several keys")
+    }
+
     @Test func verdictsAtTheirBoundaries() {
         let p90 = 10 * minute
         #expect(StepDocument.verdict(gap: 5 * hour, p90: p90, samples: 19) == .noHistory)
