@@ -8,7 +8,8 @@
 #                together, no resends (the old case)
 # Reports events stored a second (the server's waybill_events_accepted_total over the pass; resends
 # count as duplicates, not stored), events handled a second (accepted + duplicates), requests/s,
-# non-2xx answers, latency p50/p99, the server's peak RSS (VmRSS sampled every 0.5 s) and the load.
+# non-2xx answers, latency p50/p99, the server's peak RSS (VmRSS sampled every 0.5 s), the writer's commits a
+# second with the events handled per commit, and the load.
 # usage: bench/http_ingest.sh [SECONDS]   (default 20; needs wrk: apt-get install wrk, python3)
 #   WAYBILL=path   another build (default .build/release/waybill, built if missing)
 #   CASES="interleaved contiguous"   which passes, in this order
@@ -55,6 +56,7 @@ for c in $CASES; do
   acc=$(echo "$metrics" | awk '/^waybill_events_accepted_total[ {]/{s+=$NF} END{print s+0}')
   dup=$(echo "$metrics" | awk '/^waybill_events_duplicate_total[ {]/{s+=$NF} END{print s+0}')
   rej=$(echo "$metrics" | awk '/^waybill_events_rejected_total[ {]/{s+=$NF} END{print s+0}')
+  commits=$(echo "$metrics" | awk '/^waybill_writer_commit_seconds_count\{signal="events"/{s+=$NF} END{print s+0}')
   rps=$(awk '/Requests\/sec/{print $2}' "$OUT/wrk-ingest-$c.txt")
   non2xx=$(awk '/Non-2xx/{print $5}' "$OUT/wrk-ingest-$c.txt"); non2xx=${non2xx:-0}
   p50=$(awk '$1=="50%"{print $2}' "$OUT/wrk-ingest-$c.txt"); p99=$(awk '$1=="99%"{print $2}' "$OUT/wrk-ingest-$c.txt")
@@ -63,5 +65,6 @@ for c in $CASES; do
 acc, dup, rej, d = float('$acc'), float('$dup'), float('$rej'), $D
 name = {'interleaved': 'interleaved, time-sorted', 'contiguous': 'contiguous (http_ingest.lua)'}['$c']
 print(f'{name:29s} {acc / d:7,.0f} events/s stored ({acc + dup:,.0f} handled = {(acc + dup) / d:,.0f}/s, {rej:.0f} rejected)  '
-      f'{float(\"$rps\"):.0f} requests/s, non-2xx $non2xx, p50 $p50 p99 $p99  peak server RSS {int(\"${peak:-0}\") / 1024:.0f} MiB  load $load')"
+      f'{float(\"$rps\"):.0f} requests/s, non-2xx $non2xx, p50 $p50 p99 $p99  peak server RSS {int(\"${peak:-0}\") / 1024:.0f} MiB  '
+      f'{$commits / d:.0f} commits/s ({(acc + dup) / max($commits, 1):.0f} events each)  load $load')"
 done
