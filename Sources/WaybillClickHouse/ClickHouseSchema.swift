@@ -11,6 +11,9 @@ import WaybillModel
 /// - `events`: one row per event as received (`raw`), partitioned by day of `time` (retention drops
 ///   partitions), ordered by `(subject, time, source, id)`: an order's events are one range, and a resent
 ///   event is a copy of the same sorting key, so the background merges drop it. Sharded by the subject.
+/// - `event_days`: the days (`intDiv(time, 86400000000)`, the partitions of `events`) that hold events
+///   of a subject, written beside the events. A trace reads an order's events only in its days' time
+///   range: a point read of `events` otherwise opens every day's parts (a month is 30 partitions).
 /// - `orders`: the per-order facts, one row per version (`ver` = the number of distinct events folded),
 ///   with the columns search, KPI edges and deadlines filter on. Sharded by the order id, so an order's
 ///   facts row is on the shard of its events.
@@ -46,6 +49,8 @@ struct ClickHouseSchema {
               columns: "time Int64, subject String, source String, id String, type String, trace_id String, raw String",
               engine: "ReplacingMergeTree() PARTITION BY intDiv(time, 86400000000) ORDER BY (subject, time, source, id)" + Self.pointReads(1024),
               shardKey: "cityHash64(subject)"),
+        Table(name: "event_days", columns: "subject String, day Int64",
+              engine: "ReplacingMergeTree() ORDER BY (subject, day)" + Self.pointReads(1024), shardKey: "cityHash64(subject)"),
         Table(name: "orders",
               columns: "order_id String, ver UInt64, state Nullable(Int8), state_since Nullable(Int64), first_time Int64, last_time Int64, "
                   + "event_count UInt32, channel Nullable(String), region Nullable(String), alloc_wh Nullable(String), ship_wh Nullable(String), "

@@ -27,17 +27,18 @@ extension ClickHouseStore {
         return (members, linked)
     }
 
-    func linksStatement(_ keys: some Collection<String>) -> String {
-        "SELECT DISTINCT b FROM \(t.table("links")) WHERE a IN \(SQL.list(keys))"
+    func linksStatements(_ keys: [String]) -> [Routed] {
+        routed(keys) { part, table in ["SELECT DISTINCT b FROM \(table("links")) WHERE a IN \(SQL.list(part))"] }
     }
 
-    /// Follows the edges from `frontier` (one round trip per hop), adding what it finds to `members`.
+    /// Follows the edges from `frontier` (one round trip per hop, each shard's edges at once), adding
+    /// what it finds to `members`.
     func walkLinks(from start: [String], members: inout Set<String>, linked: inout Bool) throws {
         var frontier = start
         while !frontier.isEmpty {
             var next: [String] = []
-            for part in frontier.chunked(Self.chunk) {
-                for r in try query(linksStatement(part)) {
+            for rows in try parallelQueries(linksStatements(frontier)) {
+                for r in rows {
                     linked = true
                     if let b = r["b"]?.stringValue, members.insert(b).inserted { next.append(b) }
                 }
@@ -46,24 +47,31 @@ extension ClickHouseStore {
         }
     }
 
-    /// What a trace reads of a group's keys, as independent statements: the newest facts of its orders
-    /// (kind 0), its events (kind 1) and the traces its keys join (kind 2).
-    func groupStatements(_ keys: [String]) -> [(kind: Int, sql: String)] {
-        var out: [(Int, String)] = []
-        for part in keys.chunked(Self.chunk) {
-            out.append((0, "SELECT order_id, facts FROM \(t.table("orders")) WHERE order_id IN \(SQL.list(part)) ORDER BY order_id, ver DESC LIMIT 1 BY order_id"))
-            out.append((1, "SELECT source, id, type, time, subject, trace_id, raw FROM \(t.table("events")) WHERE subject IN \(SQL.list(part)) "
-                           + "LIMIT 1 BY subject, source, id"))
-            out.append((2, "SELECT DISTINCT trace_id FROM \(t.table("span_keys")) WHERE key IN \(SQL.list(part))"))
+    /// What a trace reads of a group's keys, as independent statements, each on the shard that holds
+    /// its keys: the newest facts of its orders (kind 0), its events (kind 1) and the traces its keys
+    /// join (kind 2). (Events, facts, edges and span keys are all sharded by the key.)
+    func groupStatements(_ keys: [String]) -> [(kind: Int, read: Routed)] {
+        var out: [(Int, Routed)] = []
+        let reads = routed(keys) { part, table in
+            ["SELECT order_id, facts FROM \(table("orders")) WHERE order_id IN \(SQL.list(part)) ORDER BY order_id, ver DESC LIMIT 1 BY order_id",
+             // Only the days that hold the keys' events (`event_days`): ClickHouse replaces the scalar
+             // subqueries by their values before it chooses partitions and granules.
+             "SELECT source, id, type, time, subject, trace_id, raw FROM \(table("events")) WHERE subject IN \(SQL.list(part)) "
+                + "AND time >= (SELECT min(day) FROM \(table("event_days")) WHERE subject IN \(SQL.list(part))) * \(ClickHouseSchema.day) "
+                + "AND time < (SELECT max(day) + 1 FROM \(table("event_days")) WHERE subject IN \(SQL.list(part))) * \(ClickHouseSchema.day) "
+                + "LIMIT 1 BY subject, source, id",
+             "SELECT DISTINCT trace_id FROM \(table("span_keys")) WHERE key IN \(SQL.list(part))"]
         }
+        for (i, r) in reads.enumerated() { out.append((i % 3, r)) }
         return out
     }
 
     /// One round trip for the common case: the key's edges and, at the same time, what the trace reads
-    /// of the key itself. Only a key with links walks them and reads the other members after.
+    /// of the key itself (all on the key's shard). Only a key with links walks them and reads the other
+    /// members after.
     public func trace(key: String) throws -> Trace? {
         let own = groupStatements([key])
-        let first = try parallelQueries([linksStatement([key])] + own.map(\.sql))
+        let first = try parallelQueries(linksStatements([key]) + own.map(\.read))
         var members: Set<String> = [key]
         var linked = false
         var frontier: [String] = []
@@ -76,7 +84,7 @@ extension ClickHouseStore {
         let others = members.subtracting([key]).sorted()
         if !others.isEmpty {
             let more = groupStatements(others)
-            parts += zip(more, try parallelQueries(more.map(\.sql))).map { ($0.kind, $1) }
+            parts += zip(more, try parallelQueries(more.map(\.read))).map { ($0.kind, $1) }
         }
         var events: [CloudEvent] = []
         var keyed: [String] = []
@@ -98,13 +106,11 @@ extension ClickHouseStore {
     }
 
     func loadSpans(traceIDs: Set<String>) throws -> [Span] {
-        var out: [Span] = []
-        for part in traceIDs.sorted().chunked(Self.chunk) {
-            for r in try query("SELECT body FROM \(t.table("spans")) WHERE trace_id IN \(SQL.list(part)) LIMIT 1 BY trace_id, span_id") {
-                if let s = Self.span(r) { out.append(s) }
-            }
+        guard !traceIDs.isEmpty else { return [] }
+        let reads = routed(traceIDs.sorted()) { part, table in
+            ["SELECT body FROM \(table("spans")) WHERE trace_id IN \(SQL.list(part)) LIMIT 1 BY trace_id, span_id"]
         }
-        return out
+        return try parallelQueries(reads).joined().compactMap(Self.span)
     }
 
     static func span(_ r: JSONValue) -> Span? {
@@ -190,32 +196,56 @@ extension ClickHouseStore {
         guard !ranges.isEmpty else { return [] }
         let stamp = currentMicros()
         let inRanges = Self.rangeCondition("bucket", ranges)
-        let statements = [
-            // Every bucket that holds orders has marks (written before its index rows and after its facts).
-            "SELECT dim, bucket, max(at) AS changed FROM \(t.table("rollup_dirty")) WHERE (dim = \(SQL.quote(dimension)) AND \(inRanges)) "
-                + "OR dim = '*' GROUP BY dim, bucket",
-            "SELECT bucket, argMax(rows, at) AS cached_rows, max(at) AS computed FROM \(t.table("rollup_cache")) "
-                + "WHERE layout = \(SQL.quote(rollup.layout)) AND dim = \(SQL.quote(dimension)) AND \(inRanges) GROUP BY bucket",
-        ]
-        let answers = try parallelQueries(statements)
+        // Both tables are sharded by the constant 0: read on the first shard's node, in its own tables.
+        // Every bucket that holds orders has marks (written before its index rows and after its facts).
+        let marks = routedFirst { table in
+            "SELECT dim, bucket, max(at) AS changed FROM \(table("rollup_dirty")) WHERE (dim = \(SQL.quote(dimension)) AND \(inRanges)) "
+                + "OR dim = '*' GROUP BY dim, bucket"
+        }
+        func cacheRead(_ condition: String) -> Routed {
+            routedFirst { table in
+                "SELECT bucket, argMax(rows, at) AS cached_rows, max(at) AS computed FROM \(table("rollup_cache")) "
+                    + "WHERE layout = \(SQL.quote(rollup.layout)) AND dim = \(SQL.quote(dimension)) AND \(condition) GROUP BY bucket"
+            }
+        }
+        // Buckets this process computed or read before are kept in it (`bucketCache`): once it holds this
+        // dimension, a report reads only the marks, and `rollup_cache` only for the buckets it lacks.
+        let warm = bucketCache.holds(rollup.layout, dimension)
+        let answers = try parallelQueries(warm ? [marks] : [marks, cacheRead(inRanges)])
         var everything: Micros = .min
         var changed: [Micros: Micros] = [:]
         for r in answers[0] {
             guard let at = r["changed"]?.int64 else { continue }
             if r["dim"]?.stringValue == "*" { everything = max(everything, at) } else if let b = r["bucket"]?.int64 { changed[b] = at }
         }
+        func valid(_ at: Micros, _ mark: Micros) -> Bool {
+            at > max(mark, everything) + options.rollupCacheMargin && at > stamp - Self.rollupCacheLife
+        }
+        var fromProcess: [Micros: [(key: RollupKey, bytes: [UInt8])]] = [:]
+        var lacking: [Micros] = []
+        for (b, mark) in changed {
+            if let c = bucketCache.get(rollup.layout, dimension, b), valid(c.at, mark) { fromProcess[b] = c.rows } else { lacking.append(b) }
+        }
+        var cachedRows: [JSONValue] = warm ? [] : answers[1]
+        if warm, !lacking.isEmpty {
+            let reads = lacking.sorted().chunked(Self.chunk).map { cacheRead("bucket IN (\($0.map(String.init).joined(separator: ",")))") }
+            cachedRows = try parallelQueries(reads).flatMap { $0 }
+        }
         var cached: [Micros: (at: Micros, rows: String)] = [:]
-        for r in answers[1] {
+        for r in cachedRows {
             if let b = r["bucket"]?.int64, let at = r["computed"]?.int64, let rows = r["cached_rows"]?.stringValue { cached[b] = (at, rows) }
         }
         var out: [(key: RollupKey, bytes: [UInt8])] = []
         var stale: [Micros] = []
         var hits = 0
         for (b, mark) in changed.sorted(by: { $0.key < $1.key }) {
-            if let c = cached[b], c.at > max(mark, everything) + options.rollupCacheMargin, c.at > stamp - Self.rollupCacheLife,
-               let rows = Self.decodeCachedRows(c.rows, dimension: dimension, bucket: b) {
+            if let rows = fromProcess[b] {
                 out += rows
                 hits += 1
+            } else if let c = cached[b], valid(c.at, mark), let rows = Self.decodeCachedRows(c.rows, dimension: dimension, bucket: b) {
+                out += rows
+                hits += 1
+                bucketCache.put(rollup.layout, dimension, b, at: c.at, rows: rows)
             } else {
                 stale.append(b)
             }
@@ -260,6 +290,7 @@ extension ClickHouseStore {
         for b in stale {
             let rows = fresh[b] ?? []
             out += rows
+            bucketCache.put(rollup.layout, dimension, b, at: stamp, rows: rows)
             cache.begin()
             cache.str("layout", rollup.layout)
             cache.str("dim", dimension)
@@ -294,6 +325,10 @@ extension ClickHouseStore {
     /// so the machine's core count must not limit them, and Swift's cooperative pool must not be used:
     /// the caller may be a synchronous reader that other code awaits).
     func parallelQueries(_ statements: [String]) throws -> [[JSONValue]] {
+        try parallelQueries(statements.map { Routed(sql: $0, hosts: [], fallback: $0) })
+    }
+
+    func parallelQueries(_ statements: [Routed]) throws -> [[JSONValue]] {
         if statements.count <= 1 { return try statements.map { try query($0) } }
         final class Answers: @unchecked Sendable {
             var rows: [[JSONValue]]

@@ -9,17 +9,53 @@ extension ClickHouseStore {
     /// Subjects per `IN (...)` list, so that statements stay well under ClickHouse's query size limit.
     static let chunk = 1_000
 
+    /// The time range condition on `events.time` for `subjects`: the days `event_days` lists for them
+    /// (scalar subqueries, which ClickHouse replaces by their values before it chooses partitions).
+    func eventDaysRange(_ subjects: ArraySlice<String>, _ table: (String) -> String) -> String {
+        "time >= (SELECT min(day) FROM \(table("event_days")) WHERE subject IN \(SQL.list(subjects))) * \(ClickHouseSchema.day) "
+            + "AND time < (SELECT max(day) + 1 FROM \(table("event_days")) WHERE subject IN \(SQL.list(subjects))) * \(ClickHouseSchema.day)"
+    }
+
+    static func dayOf(_ time: Micros) -> Micros {
+        time >= 0 ? time / ClickHouseSchema.day : (time - ClickHouseSchema.day + 1) / ClickHouseSchema.day
+    }
+
+    /// Round trips of a call, each a set of statements sent at once:
+    /// 1. the days of the call's events into `event_days` (before any of its events is stored, so a
+    ///    reader that finds an event finds its day), beside the read of which `(source, id)` are stored;
+    /// 2. the fresh events, their link edges, and the rollup index and first change marks of the facts
+    ///    the call is expected to produce (the cached facts with the fresh events applied);
+    /// 3. the count of each touched order's distinct stored events, which tells whether those expected
+    ///    facts are the refold (no other writer added events); orders where it does not are refolded
+    ///    from their stored events (one more round, and their index rows and marks);
+    /// 4. the facts rows; 5. the change marks after them.
+    /// Reads of events by subject go to the shard that holds the subjects, within their days.
     public func append(_ events: [CloudEvent]) async throws -> AppendResult {
         if events.isEmpty { return AppendResult() }
         return try await write(events: events.count) {
-            // 1. Which (source, id) are stored already (under the same subjects).
+            // 1. The days (of every event of the call: a retried call completes what its first try began)
+            // and which (source, id) are stored already (under the same subjects).
+            var days = RowWriter()
+            var seenDays = Set<String>()
+            for e in events {
+                let day = Self.dayOf(e.time)
+                guard seenDays.insert(e.subject + "\u{0}" + String(day)).inserted else { continue }
+                days.begin()
+                days.str("subject", e.subject)
+                days.int("day", day)
+                days.end()
+            }
+            let dayRows = days
+            async let daysStored: Void = insert("event_days", dayRows)
             var stored = Set<String>()
             let subjects = Array(Set(events.map(\.subject))).sorted()
-            // The chunks' reads at once: one round trip for the whole call.
-            let statements = subjects.chunked(Self.chunk).map { "SELECT source, id FROM \(t.table("events")) WHERE subject IN \(SQL.list($0))" }
-            for rows in try await queryAllAsync(statements) {
+            let reads = routed(subjects) { part, table in
+                ["SELECT source, id FROM \(table("events")) WHERE subject IN \(SQL.list(part)) AND \(eventDaysRange(part, table))"]
+            }
+            for rows in try await queryAllAsync(reads) {
                 for r in rows { stored.insert(Self.pairKey(r["source"]?.stringValue ?? "", r["id"]?.stringValue ?? "")) }
             }
+            try await daysStored
             var result = AppendResult()
             var rows = RowWriter()
             var fresh: [String: [CloudEvent]] = [:]
@@ -41,10 +77,7 @@ extension ClickHouseStore {
                 rows.str("raw", String(decoding: e.raw, as: UTF8.self))
                 rows.end()
             }
-            // 2. The events (synchronously on their shards), while 3. the link edges go in beside them.
-            let eventRows = rows
-            async let eventsStored: Void = insert("events", eventRows)
-            // 3. Link edges, both ways (a re-sent edge is a copy the merges drop).
+            // Link edges, both ways (a re-sent edge is a copy the merges drop).
             var edges = RowWriter()
             for e in events where e.data?["links"] != nil {
                 for l in e.links where l != e.subject {
@@ -56,88 +89,114 @@ extension ClickHouseStore {
                     }
                 }
             }
-            try await insert("links", edges)
+            // The facts every touched order is expected to have: its cached facts with its fresh events
+            // applied, or, for an order this process has not seen, the fold of its fresh events.
+            let orders = Array(Set(events.filter(\.isOrderEvent).map(\.subject))).sorted()
+            var expected: [String: OrderFacts] = [:]
+            var previous: [OrderFacts] = []
+            for o in orders {
+                let add = fresh[o] ?? []
+                if let c = factsCache.get(o) {
+                    var f = c.facts
+                    for e in add { f.apply(e) }
+                    expected[o] = f
+                    previous.append(c.facts)
+                } else if !add.isEmpty {
+                    var f = OrderFacts(orderID: o)
+                    for e in add { f.apply(e) }
+                    expected[o] = f
+                }
+            }
+            let expectedFacts = Array(expected.values)
+            let expectedBuckets = try expectedFacts.map(rollupBuckets)
+            var changed = Set<RollupKey>()
+            for b in expectedBuckets { changed.formUnion(b) }
+            for f in previous { changed.formUnion(try rollupBuckets(f)) }
+            // 2. Events, edges, and the expected facts' index rows and first marks, at once. (The index
+            // may list an order under a bucket its facts end up outside: buckets are computed from the
+            // orders' current facts, so an extra entry costs only a read.)
+            let eventRows = rows, edgeRows = edges
+            async let eventsStored: Void = insert("events", eventRows)
+            async let edgesStored: Void = insert("links", edgeRows)
+            async let marked: Void = insert("rollup_dirty", Self.dirtyRows(changed, at: currentMicros()))
+            try await insert("rollup_keys", try rollupKeyRows(expectedFacts, buckets: expectedBuckets))
+            try await marked
+            try await edgesStored
             try await eventsStored
-            // 4. The facts of every order the call touched, refolded from everything stored.
-            let orders = Set(events.filter(\.isOrderEvent).map(\.subject))
-            if !orders.isEmpty { try await refoldFacts(Array(orders).sorted(), fresh: fresh) }
+            // 3. and 4.
+            if !orders.isEmpty { try await settleFacts(orders, fresh: fresh, expected: expected, marked: changed) }
             return result
         }
     }
 
     static func pairKey(_ source: String, _ id: String) -> String { source + "\u{0}" + id }
 
-    /// Recomputes the facts of `orders` from their stored order events (each `(source, id)` once) and
-    /// the facts of events retention deleted, and writes them as new versions.
+    /// Makes the newest facts of `orders` their refold from their stored order events (each `(source,
+    /// id)` once) and the facts of events retention deleted, and writes them as new versions.
     ///
     /// Shortcut: this process caches the facts it last wrote for an order with the number of distinct
     /// stored events they fold. When the stored number is now that plus the order's `fresh` events of
     /// this call, the stored set is exactly the cached one and the fresh ones (no other writer added
-    /// any), so the cached facts with the fresh events applied are the refold, without reading the
-    /// events back. Otherwise the order is refolded from the stored events.
-    func refoldFacts(_ orders: [String], fresh: [String: [CloudEvent]]) async throws {
-        // Chunks hold different orders: they are refolded at once.
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for part in orders.chunked(Self.chunk) {
-                var mine: [String: [CloudEvent]] = [:]
-                for o in part { if let e = fresh[o] { mine[o] = e } }
-                group.addTask { try await self.refoldChunk(Array(part), fresh: mine) }
-            }
-            try await group.waitForAll()
-        }
-    }
-
-    func refoldChunk(_ part: [String], fresh: [String: [CloudEvent]]) async throws {
+    /// any), so the `expected` facts (the cached ones with the fresh events applied) are the refold,
+    /// without reading the events back; their index rows and the marks of their buckets (`marked`) are
+    /// written already. Otherwise the order is refolded from the stored events.
+    func settleFacts(_ orders: [String], fresh: [String: [CloudEvent]], expected: [String: OrderFacts], marked: Set<RollupKey>) async throws {
         do {
             var storedCount: [String: Int] = [:]
-            // The stored count of each order's distinct events.
-            for r in try await queryAsync("SELECT subject, count() AS n FROM (SELECT subject, source, id FROM \(t.table("events")) "
-                                          + "WHERE subject IN \(SQL.list(part)) AND startsWith(type, 'order.') GROUP BY subject, source, id) GROUP BY subject") {
-                if let s = r["subject"]?.stringValue { storedCount[s] = Int(r["n"]?.int64 ?? 0) }
+            // The stored count of each order's distinct events, on the orders' shards, within their days.
+            let counts = routed(orders) { part, table in
+                ["SELECT subject, count() AS n FROM (SELECT subject, source, id FROM \(table("events")) "
+                 + "WHERE subject IN \(SQL.list(part)) AND \(eventDaysRange(part, table)) AND startsWith(type, 'order.') GROUP BY subject, source, id) GROUP BY subject"]
+            }
+            for rows in try await queryAllAsync(counts) {
+                for r in rows { if let s = r["subject"]?.stringValue { storedCount[s] = Int(r["n"]?.int64 ?? 0) } }
             }
             var facts: [String: OrderFacts] = [:]
-            var previous: [OrderFacts] = []
             var refold: [String] = []
-            for o in part {
+            for o in orders {
                 let add = fresh[o] ?? []
-                if let c = factsCache.get(o), c.inTable + add.count == storedCount[o] ?? 0 {
-                    var f = c.facts
-                    for e in add { f.apply(e) }
+                if let c = factsCache.get(o), c.inTable + add.count == storedCount[o] ?? 0, let f = expected[o] {
                     facts[o] = f
-                    previous.append(c.facts)
-                } else if !add.isEmpty, add.count == storedCount[o] ?? 0, factsCache.get(o) == nil {
+                } else if !add.isEmpty, add.count == storedCount[o] ?? 0, factsCache.get(o) == nil, let f = expected[o] {
                     // Every stored event of the order is one of this call's (a new order): the fold of
-                    // them is the refold, without reading them back. Such an order has no base either
-                    // (`facts_base`): an order keeps a base only while it has stored events after the cut.
-                    var f = OrderFacts(orderID: o)
-                    for e in add { f.apply(e) }
+                    // them is the refold. Such an order has no base either (`facts_base`): an order keeps a
+                    // base only while it has stored events after the cut.
                     facts[o] = f
                 } else {
                     refold.append(o)
                 }
             }
+            var changed = marked
             if !refold.isEmpty {
-                // The newest stored facts (whose rollup buckets change too) and the stored events, in parallel.
-                let beforeSQL = "SELECT facts FROM \(t.table("orders")) WHERE order_id IN \(SQL.list(refold)) ORDER BY order_id, ver DESC LIMIT 1 BY order_id"
-                let eventsSQL = "SELECT source, id, type, time, subject, raw FROM \(t.table("events")) "
-                    + "WHERE subject IN \(SQL.list(refold)) AND startsWith(type, 'order.') LIMIT 1 BY subject, source, id"
-                let baseSQL = "SELECT order_id, argMax(facts, ver) AS facts FROM \(t.table("facts_base")) WHERE order_id IN \(SQL.list(refold)) GROUP BY order_id"
-                async let before = queryAsync(beforeSQL)
-                async let rows = queryAsync(eventsSQL)
-                async let bases = queryAsync(baseSQL)
-                // The facts of events retention deleted (orders that outlived a cut), folded first.
                 var folded: [String: OrderFacts] = [:]
-                for r in try await bases {
-                    if let id = r["order_id"]?.stringValue, let f = Self.facts(r) { folded[id] = f }
+                var previous: [OrderFacts] = []
+                // The newest stored facts (whose rollup buckets change too), the stored events and the
+                // bases, each chunk at once.
+                try await withThrowingTaskGroup(of: ([OrderFacts], [String: OrderFacts]).self) { group in
+                    for part in refold.chunked(Self.chunk) {
+                        group.addTask { try await self.refoldChunk(Array(part)) }
+                    }
+                    for try await (before, got) in group {
+                        previous += before
+                        folded.merge(got) { a, _ in a }
+                    }
                 }
-                for r in try await rows {
-                    guard let e = Self.event(r) else { continue }
-                    folded[e.subject, default: OrderFacts(orderID: e.subject)].apply(e)
-                }
+                let all = Array(folded.values)
+                let buckets = try all.map(rollupBuckets)
+                var more = Set<RollupKey>()
+                for b in buckets { more.formUnion(b) }
+                for f in previous { more.formUnion(try rollupBuckets(f)) }
+                async let marks: Void = insert("rollup_dirty", Self.dirtyRows(more, at: currentMicros()))
+                try await insert("rollup_keys", try rollupKeyRows(all, buckets: buckets))
+                try await marks
+                changed.formUnion(more)
                 for (o, f) in folded { facts[o] = f }
-                previous += try await before.compactMap(Self.facts)
             }
-            try await writeFacts(Array(facts.values), previous: previous)
+            // 4. The facts, then 5. the marks after them.
+            var rows = RowWriter()
+            for f in facts.values { Self.factsRow(&rows, f) }
+            try await insert("orders", rows)
+            try await insert("rollup_dirty", Self.dirtyRows(changed, at: currentMicros()))
             for (o, f) in facts {
                 let fromBase = f.eventCount - (storedCount[o] ?? 0)
                 // Cached only when the count is consistent (a base, if any, accounts for the rest).
@@ -146,26 +205,25 @@ extension ClickHouseStore {
         }
     }
 
-    /// Writes facts rows (and first their rollup-index rows, so a reader that sees a version also finds
-    /// it in the index), then marks the rollup buckets of the new and the `previous` facts changed
-    /// (`rollup_dirty`), after the facts are stored: a cached bucket computed before is then older than
-    /// the mark and is recomputed (`rollupRows`).
-    func writeFacts(_ all: [OrderFacts], previous: [OrderFacts] = []) async throws {
-        guard !all.isEmpty else { return }
-        let buckets = try all.map(rollupBuckets)
-        var changed = Set<RollupKey>()
-        for b in buckets { changed.formUnion(b) }
-        for f in previous { changed.formUnion(try rollupBuckets(f)) }
-        // Marked before as well, beside the index: every bucket that holds orders has a mark, so the
-        // marks list the buckets (`rollupRows`) even when a writer dies before its second marks.
-        let before = Self.dirtyRows(changed, at: currentMicros())
-        async let marked: Void = insert("rollup_dirty", before)
-        try await insert("rollup_keys", try rollupKeyRows(all, buckets: buckets))
-        try await marked
-        var rows = RowWriter()
-        for f in all { Self.factsRow(&rows, f) }
-        try await insert("orders", rows)
-        try await insert("rollup_dirty", Self.dirtyRows(changed, at: currentMicros()))
+    /// The refold of `part` from its stored order events and bases, with its newest stored facts.
+    func refoldChunk(_ part: [String]) async throws -> (previous: [OrderFacts], facts: [String: OrderFacts]) {
+        let beforeSQL = "SELECT facts FROM \(t.table("orders")) WHERE order_id IN \(SQL.list(part)) ORDER BY order_id, ver DESC LIMIT 1 BY order_id"
+        let eventsSQL = "SELECT source, id, type, time, subject, raw FROM \(t.table("events")) "
+            + "WHERE subject IN \(SQL.list(part)) AND startsWith(type, 'order.') LIMIT 1 BY subject, source, id"
+        let baseSQL = "SELECT order_id, argMax(facts, ver) AS facts FROM \(t.table("facts_base")) WHERE order_id IN \(SQL.list(part)) GROUP BY order_id"
+        async let before = queryAsync(beforeSQL)
+        async let rows = queryAsync(eventsSQL)
+        async let bases = queryAsync(baseSQL)
+        // The facts of events retention deleted (orders that outlived a cut), folded first.
+        var folded: [String: OrderFacts] = [:]
+        for r in try await bases {
+            if let id = r["order_id"]?.stringValue, let f = Self.facts(r) { folded[id] = f }
+        }
+        for r in try await rows {
+            guard let e = Self.event(r) else { continue }
+            folded[e.subject, default: OrderFacts(orderID: e.subject)].apply(e)
+        }
+        return (try await before.compactMap(Self.facts), folded)
     }
 
     static func dirtyRows(_ keys: some Sequence<RollupKey>, at: Micros) -> RowWriter {
@@ -394,6 +452,11 @@ extension ClickHouseStore {
                     try await onEveryNode("ALTER TABLE \(t.local(table)) DELETE WHERE \(column) < \(cutoff)")
                 }
             }
+            // The days whose partitions went (a trace reads no further than the days listed).
+            let oldDays = try await queryAsync("SELECT count() AS n FROM \(t.table("event_days")) WHERE day < \(firstDay)")
+            if (oldDays.first?["n"]?.int64 ?? 0) > 0 {
+                try await onEveryNode("ALTER TABLE \(t.local("event_days")) DELETE WHERE day < \(firstDay)")
+            }
             if !gone.isEmpty {
                 try await onEveryNode("ALTER TABLE \(t.local("orders")) DELETE WHERE last_time < \(cutoff)")
                 for part in gone.chunked(Self.chunk) {
@@ -428,7 +491,7 @@ extension Array {
 }
 
 /// The facts this process last wrote per order, with how many distinct stored events they fold
-/// (`refoldFacts`). Bounded: emptied when full. Used only by the serialized write path.
+/// (`settleFacts`). Bounded: emptied when full. Used only by the serialized write path.
 final class FactsCache: @unchecked Sendable {
     struct Entry {
         var facts: OrderFacts

@@ -39,9 +39,15 @@ public final class ClickHouseStore: WaybillStore, AlertStore, DeadlineReader, Wo
     let factsCache = FactsCache()
     /// Rollup buckets `rollupRows` answered from `rollup_cache` and computed from facts (tests, diagnostics).
     let rollupCacheCounts = RollupCacheCounts()
+    /// Rollup buckets as this process last computed or read them from `rollup_cache`, with when they
+    /// were computed: read under the same rule as `rollup_cache` (newer than the bucket's last change mark).
+    let bucketCache = BucketCache()
     /// Index in `url.hosts` of each node of the cluster (each host once); without a cluster, one nil:
     /// whichever host answers (failover).
     let nodes: [Int?]
+    /// Which node holds which keys (`ShardMap`); nil on one node, or when the layout is unknown (reads
+    /// and writes then go through the Distributed tables).
+    let shards: ShardMap?
     private let probeLock = NSLock()
     private var probing = false
     private var closed = false
@@ -57,7 +63,9 @@ public final class ClickHouseStore: WaybillStore, AlertStore, DeadlineReader, Wo
         schema = ClickHouseSchema(database: url.database, cluster: url.cluster)
         gate = WriteGate(maxQueuedEvents: options.maxQueuedEvents)
         do {
-            nodes = try Self.discoverNodes(client, url)
+            let found = try Self.discoverNodes(client, url)
+            nodes = found.nodes
+            shards = found.clusters.isEmpty ? nil : try ShardMap.hashesAgree(client) ? ShardMap.from(found.clusters) : nil
             var upgraded = false
             for node in nodes {
                 // Only what is missing: an open of an existing store costs one query per node.
@@ -66,6 +74,14 @@ public final class ClickHouseStore: WaybillStore, AlertStore, DeadlineReader, Wo
                     .compactMap { $0["name"]?.stringValue })
                 for (name, statement) in schema.ddl() where name.map({ !existing.contains($0) }) ?? existing.isEmpty {
                     _ = try client.sendBlocking(statement, database: false, only: node)
+                }
+                let events = url.cluster == nil ? "events" : "events_local", days = url.cluster == nil ? "event_days" : "event_days_local"
+                if existing.contains(events), !existing.contains(days) {
+                    // A store written before `event_days`: the days of the events this node holds (a
+                    // subject's rows are on the node of its events: both are sharded by the subject).
+                    _ = try client.sendBlocking("INSERT INTO \(schema.local("event_days")) (subject, day) SELECT subject, "
+                                                + "intDiv(time, \(ClickHouseSchema.day)) - if(time < 0 AND time % \(ClickHouseSchema.day) != 0, 1, 0) AS day "
+                                                + "FROM \(schema.local("events")) GROUP BY subject, day", only: node)
                 }
                 if existing.contains("rollup_keys") || existing.contains("rollup_keys_local"),
                    !existing.contains("rollup_dirty") && !existing.contains("rollup_dirty_local") { upgraded = true }
@@ -98,23 +114,24 @@ public final class ClickHouseStore: WaybillStore, AlertStore, DeadlineReader, Wo
 
     /// Checks the version and, with a cluster, which host of the URL is which node of it: every node of
     /// the cluster must be reachable through one host of the URL, since tables are created on each.
-    static func discoverNodes(_ client: ClickHouseClient, _ url: ClickHouseURL) throws -> [Int?] {
+    static func discoverNodes(_ client: ClickHouseClient, _ url: ClickHouseURL) throws -> (nodes: [Int?], clusters: [(host: Int, rows: [JSONValue])]) {
         let versionRows = try ClickHouseClient.rows(client.sendBlocking("SELECT version() AS v FORMAT JSONEachRow", database: false))
         let version = versionRows.first?["v"]?.stringValue ?? ""
         let parts = version.split(separator: ".").compactMap { Int($0) }
         guard parts.count >= 2, (parts[0], parts[1]) >= (18, 16) else {
             throw ClickHouseError.unsupported("the server is \(version.isEmpty ? "of unknown version" : version); Waybill needs 18.16 or later")
         }
-        guard let cluster = url.cluster else { return [nil] }
+        guard let cluster = url.cluster else { return ([nil], []) }
         var covered: [String: Int] = [:]
         var nodes: [Int?] = []
         var problems: [String] = []
         var all: [JSONValue] = []
+        var answers: [(host: Int, rows: [JSONValue])] = []
         for i in url.hosts.indices {
             let rows: [JSONValue]
             do {
                 rows = try ClickHouseClient.rows(client.sendBlocking(
-                    "SELECT shard_num, replica_num, host_name, port, is_local FROM system.clusters WHERE cluster = \(SQL.quote(cluster)) FORMAT JSONEachRow",
+                    "SELECT shard_num, shard_weight, replica_num, host_name, port, is_local FROM system.clusters WHERE cluster = \(SQL.quote(cluster)) FORMAT JSONEachRow",
                     database: false, only: i))
             } catch let e as ClickHouseError {
                 if case .unreachable = e { problems.append("\(url.hosts[i]) is unreachable"); continue }
@@ -122,6 +139,7 @@ public final class ClickHouseStore: WaybillStore, AlertStore, DeadlineReader, Wo
             }
             if rows.isEmpty { throw ClickHouseError.cluster("\(url.hosts[i]) has no cluster '\(cluster)' in its remote_servers configuration") }
             if all.isEmpty { all = rows }
+            answers.append((i, rows))
             let local = rows.filter { $0["is_local"]?.int64 == 1 }
             guard let me = local.first else {
                 throw ClickHouseError.cluster("\(url.hosts[i]) is not itself a node of cluster '\(cluster)' (no entry of system.clusters is local)")
@@ -144,7 +162,7 @@ public final class ClickHouseStore: WaybillStore, AlertStore, DeadlineReader, Wo
                 + missing.joined(separator: ", ") + (problems.isEmpty ? "" : "; " + problems.joined(separator: ", "))
                 + ": add each node's HTTP address to the URL")
         }
-        return nodes
+        return (nodes, answers)
     }
 
     public func close() {
@@ -312,4 +330,44 @@ final class RollupCacheCounts: @unchecked Sendable {
     private var counts = (hits: 0, computed: 0)
     func add(hits: Int, computed: Int) { lock.withLock { counts.hits += hits; counts.computed += computed } }
     var current: (hits: Int, computed: Int) { lock.withLock { counts } }
+}
+
+/// Rollup buckets kept in the process (`rollupRows`): per layout, dimension and bucket start, the rows
+/// and when they were computed. Bounded: emptied when full.
+final class BucketCache: @unchecked Sendable {
+    struct Entry {
+        let at: Micros
+        let rows: [(key: RollupKey, bytes: [UInt8])]
+    }
+
+    private struct Key: Hashable {
+        let layout: String, dimension: String, bucket: Micros
+    }
+
+    private let lock = NSLock()
+    private var entries: [Key: Entry] = [:]
+    private var dimensions = Set<[String]>()
+    let limit: Int
+
+    init(limit: Int = 50_000) { self.limit = limit }
+
+    func holds(_ layout: String, _ dimension: String) -> Bool { lock.withLock { dimensions.contains([layout, dimension]) } }
+
+    func get(_ layout: String, _ dimension: String, _ bucket: Micros) -> Entry? {
+        lock.withLock { entries[Key(layout: layout, dimension: dimension, bucket: bucket)] }
+    }
+
+    func put(_ layout: String, _ dimension: String, _ bucket: Micros, at: Micros, rows: [(key: RollupKey, bytes: [UInt8])]) {
+        lock.withLock {
+            if entries.count >= limit {
+                entries.removeAll(keepingCapacity: true)
+                dimensions.removeAll()
+            }
+            let k = Key(layout: layout, dimension: dimension, bucket: bucket)
+            // The newer of two computations of a bucket is kept.
+            if let old = entries[k], old.at >= at { return }
+            entries[k] = Entry(at: at, rows: rows)
+            dimensions.insert([layout, dimension])
+        }
+    }
 }

@@ -1,0 +1,143 @@
+import Foundation
+import WaybillModel
+import WaybillStore
+
+/// Which shard of the cluster holds a key, computed the way the Distributed tables place rows
+/// (`cityHash64(key)` modulo the total shard weight, shards in `remote_servers` order each taking
+/// `weight` slots), and which hosts of the URL are that shard's nodes. With it the engine reads an
+/// order's rows from the one node that holds them, in its local tables, instead of asking every shard
+/// through the Distributed table, and writes a batch's rows to each shard's local tables directly.
+/// Inserts through Distributed tables are synchronous (`insert_distributed_sync`), so a local read
+/// sees every acknowledged write of its shard.
+struct ShardMap: Sendable {
+    /// Slot (`hash % slots.count`) to shard index.
+    let slots: [Int]
+    /// Per shard index (shard_num order): the indexes in `url.hosts` of its nodes (replicas).
+    let hosts: [[Int]]
+
+    var count: Int { hosts.count }
+
+    func shard(of key: String) -> Int { slots[Int(CityHash.hash64(key) % UInt64(slots.count))] }
+
+    /// The shard of the tables sharded by the constant 0 (`meta`, alerting, rollup marks and cache).
+    var first: Int { slots[0] }
+
+    /// Keys grouped by the shard holding them (shard index, keys in their given order).
+    func group(_ keys: some Sequence<String>) -> [(shard: Int, keys: [String])] {
+        var by: [Int: [String]] = [:]
+        for k in keys { by[shard(of: k), default: []].append(k) }
+        return by.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    /// From `system.clusters` as each host of the URL answered it (`shard_num`, `shard_weight`,
+    /// `replica_num`, `is_local`); nil when a shard has no host in the URL or the answers disagree.
+    static func from(_ answers: [(host: Int, rows: [JSONValue])]) -> ShardMap? {
+        guard let reference = answers.first?.rows, !reference.isEmpty else { return nil }
+        var weights: [Int: Int] = [:]
+        for r in reference {
+            guard let n = r["shard_num"]?.int64, let w = r["shard_weight"]?.int64 else { return nil }
+            weights[Int(n)] = Int(w)
+        }
+        let numbers = weights.keys.sorted()
+        var hostsOf: [Int: [Int]] = [:]
+        for (host, rows) in answers {
+            guard rows.count == reference.count else { return nil }
+            for r in rows where r["is_local"]?.int64 == 1 {
+                if let n = r["shard_num"]?.int64 { hostsOf[Int(n), default: []].append(host) }
+                break
+            }
+        }
+        var slots: [Int] = []
+        var hosts: [[Int]] = []
+        for (i, n) in numbers.enumerated() {
+            guard let h = hostsOf[n], !h.isEmpty, let w = weights[n], w >= 0 else { return nil }
+            hosts.append(h)
+            slots += Array(repeating: i, count: w)
+        }
+        guard !slots.isEmpty else { return nil }
+        return ShardMap(slots: slots, hosts: hosts)
+    }
+
+    /// Keys of several lengths whose `cityHash64` the server computes at open: the map is used only
+    /// when `CityHash` agrees with it on every one.
+    static let probeKeys = ["", "a", "SO-0", "SO-00000001", "order-2026-11-30-000017", String(repeating: "k", count: 47),
+                            String(repeating: "wb", count: 70)]
+
+    static func hashesAgree(_ client: ClickHouseClient) throws -> Bool {
+        let sql = "SELECT " + probeKeys.enumerated().map { "toString(cityHash64(\(SQL.quote($1)))) AS h\($0)" }.joined(separator: ", ")
+            + " FORMAT JSONEachRow"
+        guard let row = try ClickHouseClient.rows(client.sendBlocking(sql, database: false)).first else { return false }
+        return probeKeys.enumerated().allSatisfy { row["h\($0)"]?.stringValue == String(CityHash.hash64($1)) }
+    }
+}
+
+extension ClickHouseStore {
+    /// A read of rows by key: the statement over the local tables of the shard that holds the keys, sent
+    /// to that shard's node (`host`), with the same statement over the Distributed tables (`fallback`)
+    /// for when no node of the shard answers. Without a shard map, the Distributed statement alone.
+    struct Routed: Sendable {
+        let sql: String
+        let hosts: [Int]
+        let fallback: String
+    }
+
+    /// `make(keys, table)` statements for `keys`: one set per shard over its local tables (`table` names
+    /// them), or one set over the Distributed tables (one node: its tables).
+    func routed(_ keys: [String], _ make: (_ keys: ArraySlice<String>, _ table: (String) -> String) -> [String]) -> [Routed] {
+        var out: [Routed] = []
+        guard let shards else {
+            for part in keys.chunked(Self.chunk) {
+                out += make(part, t.table).map { Routed(sql: $0, hosts: [], fallback: $0) }
+            }
+            return out
+        }
+        for (shard, mine) in shards.group(keys) {
+            for part in mine.chunked(Self.chunk) {
+                let local = make(part, t.local), global = make(part, t.table)
+                out += zip(local, global).map { Routed(sql: $0, hosts: shards.hosts[shard], fallback: $1) }
+            }
+        }
+        return out
+    }
+
+    /// A statement on tables sharded by the constant 0, routed to the first shard's node.
+    func routedFirst(_ make: (_ table: (String) -> String) -> String) -> Routed {
+        guard let shards else { return Routed(sql: make(t.table), hosts: [], fallback: make(t.table)) }
+        return Routed(sql: make(t.local), hosts: shards.hosts[shards.first], fallback: make(t.table))
+    }
+
+    /// Runs a routed read: on its shard's nodes in turn, then through the Distributed table.
+    func query(_ r: Routed) throws -> [JSONValue] {
+        for h in r.hosts {
+            do {
+                return try ClickHouseClient.rows(client.sendBlocking(r.sql + " FORMAT JSONEachRow", only: h))
+            } catch let e as ClickHouseError {
+                if case .unreachable = e { continue }
+                throw e.storeError
+            }
+        }
+        return try query(r.fallback)
+    }
+
+    func queryAsync(_ r: Routed) async throws -> [JSONValue] {
+        for h in r.hosts {
+            do {
+                return try ClickHouseClient.rows(await client.send(r.sql + " FORMAT JSONEachRow", only: h))
+            } catch let e as ClickHouseError {
+                if case .unreachable = e { continue }
+                throw e.storeError
+            }
+        }
+        return try await queryAsync(r.fallback)
+    }
+
+    /// Routed reads at once, answered in the order given.
+    func queryAllAsync(_ statements: [Routed]) async throws -> [[JSONValue]] {
+        try await withThrowingTaskGroup(of: (Int, [JSONValue]).self) { group in
+            for (i, r) in statements.enumerated() { group.addTask { (i, try await self.queryAsync(r)) } }
+            var out = Array(repeating: [JSONValue](), count: statements.count)
+            for try await (i, rows) in group { out[i] = rows }
+            return out
+        }
+    }
+}
