@@ -6,12 +6,15 @@
 #  3. a 30-day KPI report (GET /api/v1/kpis by warehouse, step 1d): median of 10;
 #  4. bytes on disk per event (system.parts, both shards) against the SQLite store of the same file.
 # The servers run with temporary data directories on free ports and a password user; both are stopped
-# at the end. usage: bench/clickhouse.sh [ORDERS] (default 20000; needs python3, curl, a release build)
+# at the end. usage: bench/clickhouse.sh [ORDERS] [BINARY...] (default 20000 and .build/release/waybill;
+# needs python3, curl, a release build). With several binaries, each ingest pair runs ClickHouse's insert
+# and then every binary in turn (A/B on a shared machine); sections 2-4 use the last one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-20000}
-W=.build/release/waybill
-[ -x "$W" ] || { echo "build first: swift build -c release --product waybill" >&2; exit 1; }
+shift || true
+BINS=("$@"); [ ${#BINS[@]} -gt 0 ] || BINS=(.build/release/waybill)
+for W in "${BINS[@]}"; do [ -x "$W" ] || { echo "build first: swift build -c release --product waybill" >&2; exit 1; }; done
 OUT=$(mktemp -d /tmp/waybill-ch-bench.XXXXXX)
 CH_HTTP_PARAMS="insert_distributed_sync=1&"
 . bench/clickhouse_cluster.bash
@@ -60,17 +63,22 @@ for pair in 1 2; do
   done
   e=$(date +%s.%N)
   raw=$(python3 -c "print(f'{$EVENTS/($e-$s):.0f}')")
-  # B: Waybill, the same file.
-  s=$(date +%s.%N)
-  $W ingest "$F" --store "$(url wb$pair)" > "$OUT/ingest.out"
-  e=$(date +%s.%N)
-  wb=$(python3 -c "print(f'{$EVENTS/($e-$s):.0f}')")
-  echo "pair $pair: ClickHouse JSONEachRow $raw lines/s; Waybill $wb lines/s ($(python3 -c "print(f'{100*$wb/$raw:.1f}')")%) [$(grep -m1 accepted "$OUT/ingest.out" || true)]"
+  # B: Waybill, the same file (each binary into a database of its own).
+  for b in "${!BINS[@]}"; do
+    W=${BINS[$b]}; db=wb$pair; [ "$b" -gt 0 ] && db=wb${pair}_$b
+    s=$(date +%s.%N)
+    $W ingest "$F" --store "$(url $db)" > "$OUT/ingest.out"
+    e=$(date +%s.%N)
+    wb=$(python3 -c "print(f'{$EVENTS/($e-$s):.0f}')")
+    echo "pair $pair: ClickHouse JSONEachRow $raw lines/s; Waybill ($W) $wb lines/s ($(python3 -c "print(f'{100*$wb/$raw:.1f}')")%) [$(grep -m1 accepted "$OUT/ingest.out" || true)]   load $(cut -d' ' -f1-3 /proc/loadavg)"
+  done
 done
+W=${BINS[-1]}; last=$(( ${#BINS[@]} - 1 ))
+DB1=wb1; [ "$last" -gt 0 ] && DB1=wb1_$last
 
 echo "== 2. trace lookups (waybill serve --store, sequential GETs of random orders)"
 PORT=${ports[4]}
-$W serve --store "$(url wb1)" --port "$PORT" --insecure-no-auth > "$OUT/serve.log" 2>&1 &
+$W serve --store "$(url $DB1)" --port "$PORT" --insecure-no-auth > "$OUT/serve.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 200); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
 python3 - "$PORT" "$N" <<'EOF'
@@ -95,12 +103,12 @@ curl -sf "$K" >/dev/null
 for i in $(seq 10); do curl -s -o /dev/null -w "%{time_total}\n" "$K"; done | sort -n | awk '{a[NR]=$1} END {printf "min %.0f ms, median %.0f ms, max %.0f ms\n", a[1]*1000, a[int(NR/2)+1]*1000, a[NR]*1000}'
 
 echo "== 4. bytes on disk per stored event"
-q $H0 "OPTIMIZE TABLE wb1.events_local FINAL" >/dev/null || true; q $H1 "OPTIMIZE TABLE wb1.events_local FINAL" >/dev/null || true
-stored=$(q $H0 "SELECT count() FROM (SELECT source, id FROM wb1.events GROUP BY source, id)")
+q $H0 "OPTIMIZE TABLE $DB1.events_local FINAL" >/dev/null || true; q $H1 "OPTIMIZE TABLE $DB1.events_local FINAL" >/dev/null || true
+stored=$(q $H0 "SELECT count() FROM (SELECT source, id FROM $DB1.events GROUP BY source, id)")
 chb=0
-for h in $H0 $H1; do chb=$((chb + $(q $h "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'wb1' AND active"))); done
+for h in $H0 $H1; do chb=$((chb + $(q $h "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = '$DB1' AND active"))); done
 evb=0
-for h in $H0 $H1; do evb=$((evb + $(q $h "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'wb1' AND table = 'events_local' AND active"))); done
+for h in $H0 $H1; do evb=$((evb + $(q $h "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = '$DB1' AND table = 'events_local' AND active"))); done
 $W ingest "$F" --db "$OUT/sqlite.db" >/dev/null
 sq=$(( $(stat -c %s "$OUT/sqlite.db") + $(stat -c %s "$OUT/sqlite.db-wal" 2>/dev/null || echo 0) ))
 python3 -c "print(f'ClickHouse: {$chb/$stored:.0f} B/event all tables ({$evb/$stored:.0f} B/event in events), SQLite: {$sq/$stored:.0f} B/event ({$stored} events)')"
