@@ -9,6 +9,7 @@
 # usage: bench/cost_curve.sh [EVENTS]   (default 30000000; needs python3, sqlite3, wrk, curl, /usr/bin/time;
 #        about 25 GB of disk for 30M: the NDJSON segments are deleted once ingested)
 #   MARKS="1000000 10000000 30000000"   where to stop and measure
+#   PROGRESS=N                           a rate every N events (default 1000000)
 #   WAYBILL=path                         another build (default .build/release/waybill, built if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +37,12 @@ out.close()
 ' "$OUT" $MARKS
 cat "$OUT/gen.err" >&2
 
-echo "events,seconds,events_per_s,load" > "$OUT/curve.csv"
+echo "events,seconds,events_per_s,load_sampled" > "$OUT/curve.csv"
+# The machine's load every 5 s (epoch seconds, 1-minute load), so each million's rate is read with the
+# load it ran at: on a shared machine the rate follows other work more than the store's size.
+( while :; do echo "$(date +%s.%N) $(cut -d' ' -f1 /proc/loadavg)"; sleep 5; done ) > "$OUT/load.log" &
+SAMPLER=$!
+trap 'kill $SAMPLER 2>/dev/null || true' EXIT
 echo "events,stored,bytes,bytes_per_event,ingest_rss_mib,trace_p50_ms,trace_p99_ms,trace_rps,kpi_median_ms,load" > "$OUT/marks.csv"
 cat > "$OUT/trace.lua" <<'LUA'
 local orders = 1000
@@ -47,12 +53,20 @@ done_before=0; t_before=0; k=0
 for m in $MARKS; do
   part="$OUT/part-$k.ndjson"
   start=$(date +%s.%N)
-  /usr/bin/time -f %M -o "$OUT/rss" "$W" ingest "$part" --db "$DB" --progress-every 1000000 > "$OUT/ingest-$k.out" 2> "$OUT/ingest-$k.err" || true
+  /usr/bin/time -f %M -o "$OUT/rss" "$W" ingest "$part" --db "$DB" --progress-every "${PROGRESS:-1000000}" > "$OUT/ingest-$k.out" 2> "$OUT/ingest-$k.err" || true
   end=$(date +%s.%N)
   grep '^accepted' "$OUT/ingest-$k.out" || { cat "$OUT/ingest-$k.err" >&2; exit 1; }
   # Per million: events so far (all parts) and the rate of that million.
-  awk -v base="$done_before" -v t0="$t_before" -v load="$(cut -d' ' -f1 /proc/loadavg)" \
-    '/^progress/ { printf "%d,%.2f,%.0f,%s\n", base + $2, t0 + $4, $6, load }' "$OUT/ingest-$k.err" >> "$OUT/curve.csv"
+  # The load of each million: the highest 1-minute load sampled while that million was ingested.
+  awk -v base="$done_before" -v t0="$t_before" -v start="$start" '
+    FNR == NR { ts[++n] = $1; ld[n] = $2; next }
+    /^progress/ { hi = -1; last = ld[1]
+                  for (i = 1; i <= n; i++) {
+                    if (ts[i] <= start + $4) last = ld[i]
+                    if (ts[i] >= start + prev && ts[i] <= start + $4 + 5 && ld[i] > hi) hi = ld[i]
+                  }
+                  if (hi < 0) hi = last  # a million faster than the 5 s sampling: the latest sample before its end
+                  printf "%d,%.2f,%.0f,%.2f\n", base + $2, t0 + $4, $6, hi; prev = $4 }' "$OUT/load.log" "$OUT/ingest-$k.err" >> "$OUT/curve.csv"
   t_before=$(python3 -c "print($t_before + $end - $start)")
   done_before=$m
   rm -f "$part"

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """The cost curve as an SVG (no plotting library): events/s per million events stored (left axis, line)
-and, at the marks, bytes per event and trace p99 (labels). usage: cost_curve_svg.py curve.csv marks.csv out.svg"""
+and, at the marks, bytes per event and trace p99 (labels); with a load_sampled column, the machine's load
+(dashed, right axis). usage: cost_curve_svg.py curve.csv marks.csv out.svg"""
 import csv, sys
 
 curve = list(csv.DictReader(open(sys.argv[1])))
 marks = list(csv.DictReader(open(sys.argv[2])))
-W, H, L, R, T, B = 760, 380, 70, 20, 40, 50
+W, H, L, R, T, B = 780, 380, 70, 40, 40, 50
 xs = [int(r["events"]) / 1e6 for r in curve] or [0]
 ys = [float(r["events_per_s"]) for r in curve] or [0]
 xmax = max(xs + [int(m["events"]) / 1e6 for m in marks] + [1])
@@ -27,6 +28,17 @@ out.append(f'<line x1="{L}" x2="{L}" y1="{T}" y2="{H-B}" stroke="black"/><line x
 if curve:
     pts = " ".join(f"{X(x):.1f},{Y(y):.1f}" for x, y in zip(xs, ys))
     out.append(f'<polyline points="{pts}" fill="none" stroke="#1f6feb" stroke-width="2"/>')
+loads = [float(r["load_sampled"]) for r in curve if r.get("load_sampled")]
+if loads and len(loads) == len(xs):
+    # The machine's load while each million was ingested (right axis): the rate's dips are read against it.
+    lmax = max(loads + [1]) * 1.15
+    LY = lambda v: H - B - (H - T - B) * v / lmax
+    pts = " ".join(f"{X(x):.1f},{LY(v):.1f}" for x, v in zip(xs, loads))
+    out.append(f'<polyline points="{pts}" fill="none" stroke="#999" stroke-width="1.5" stroke-dasharray="5 3"/>')
+    for i in range(6):
+        v = lmax * i / 5
+        out.append(f'<text x="{W-R+4}" y="{LY(v)+4:.1f}" fill="#777" font-size="11">{v:.0f}</text>')
+    out.append(f'<text x="{W-R}" y="{T-6}" text-anchor="end" fill="#777" font-size="11">load (dashed, right)</text>')
 for m in marks:
     x = X(int(m["events"]) / 1e6)
     out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{T}" y2="{H-B}" stroke="#999" stroke-dasharray="4 3"/>')
