@@ -21,23 +21,33 @@ import WaybillStore
 /// ```
 /// body    = version(1) codec(1) [dict(varint) size(varint)] payload      codec 0: payload as is
 ///                                                                         codec 1: raw deflate of it
-/// payload = n(varint) base(zigzag) { len(varint) raw }*n { len(varint) id }*n
+/// payload (version 2) = n(varint) base(zigzag) { len(varint) raw }*n { subject(ref) kind(1) }*n
+///           { len(varint) id  timeDelta(zigzag, from base) source(ref) type(ref) trace(ref + 1, 0 none) }*  one per kind 1
+///           nStrings(varint) { len(varint) utf8 }*
+/// payload (version 1) = n(varint) base(zigzag) { len(varint) raw }*n { len(varint) id }*n
 ///           { subject(ref) timeDelta(zigzag, from base) source(ref) type(ref) trace(ref + 1, 0 none) }*n
 ///           nStrings(varint) { len(varint) utf8 }*
 /// ```
 ///
-/// `raw` is the event exactly as it was sent, so a trace returns it byte for byte. Sources, types and
-/// trace ids are in the block's string table. Bodies are compressed with raw deflate and a preset
+/// `raw` is the event exactly as it was sent, so a trace returns it byte for byte. Subjects, sources,
+/// types and trace ids are in the block's string table. Version 2 keeps an event's id, time, source,
+/// type and trace id only when its JSON does not give them back (`kind` 1): for kind 0 they are read
+/// from the JSON (`EventFields.scan`, checked when the block is written), since those columns cost a
+/// fifth of a compressed block (the times and ids hardly compress). Blocks of version 1 stay readable.
+/// Bodies are compressed with raw deflate and a preset
 /// dictionary (`event_dict`, learned from the store's first 32 KiB of events): the field names and
 /// common values of a single short event are then found in the dictionary, so even a block of one
 /// event compresses to a fraction of its JSON.
 enum EventBlocks {
-    static let formatVersion: UInt8 = 1
+    /// The version new blocks are written in; 1 and 2 are read.
+    static let formatVersion: UInt8 = 2
     /// Events of one block lie in one bucket of this width.
     static let bucketWidth: Micros = 3_600_000_000
-    /// Most events in one block: 64 events of ~280 bytes compress to ~45 bytes each (one alone to ~85),
-    /// and a trace of an order's dozen events inflates a dozen blocks of ~18 KB.
-    static let maxEvents = 64
+    /// Most events in one block. 32 events of ~280 bytes compress to ~2 KB, a quarter of a page: rows of
+    /// 64 (~4 KB, often a little more than half a page) left a third of `event_blocks`' pages empty,
+    /// where the smaller rows pack four or five to a page for a few bytes more of deflate per event.
+    /// A trace of an order's dozen events inflates a dozen blocks of ~9 KB.
+    static let maxEvents = 32
     /// Size of a learned dictionary (zlib uses at most 32 KiB).
     static let dictionarySize = 32 * 1024
 
@@ -70,9 +80,9 @@ enum EventBlocks {
         return out
     }
 
-    /// The uncompressed payload of a block's events; `tmin` is the least of their times. The events'
-    /// JSON comes first, one after the other, so that deflate sees the text it compresses best as one
-    /// run; the attributes follow as columns.
+    /// The uncompressed payload of a block's events (version 2); `base` is the least of their times. The
+    /// events' JSON comes first, one after the other, so that deflate sees the text it compresses best
+    /// as one run; the columns follow.
     static func payload<C: Collection>(_ events: C, base: Micros) -> [UInt8] where C.Element == CloudEvent {
         var strings: [String] = []
         var index: [String: Int] = [:]
@@ -85,20 +95,27 @@ enum EventBlocks {
         var raws = ByteSink()
         raws.bytes.reserveCapacity(events.reduce(0) { $0 + $1.raw.count + 3 })
         var cols = ByteSink()
+        var explicit = ByteSink()
         for e in events { raws.block(e.raw) }
-        for e in events { cols.block(Array(e.id.utf8)) }
         for e in events {
             cols.unsigned(ref(e.subject))
-            cols.signed(e.time &- base)
-            cols.unsigned(ref(e.source))
-            cols.unsigned(ref(e.type))
-            cols.unsigned(e.traceID.map { ref($0) + 1 } ?? 0)
+            if EventFields.scan(e.raw) == EventFields(e) {
+                cols.byte(0)
+                continue
+            }
+            cols.byte(1)
+            explicit.block(Array(e.id.utf8))
+            explicit.signed(e.time &- base)
+            explicit.unsigned(ref(e.source))
+            explicit.unsigned(ref(e.type))
+            explicit.unsigned(e.traceID.map { ref($0) + 1 } ?? 0)
         }
         var out = ByteSink()
         out.unsigned(UInt64(events.count))
         out.signed(base)
         out.bytes += raws.bytes
         out.bytes += cols.bytes
+        out.bytes += explicit.bytes
         out.unsigned(UInt64(strings.count))
         for s in strings { out.block(Array(s.utf8)) }
         return out.bytes
@@ -129,35 +146,43 @@ enum EventBlocks {
         return (tmin, tmax, body(payload: payload(events, base: tmin), dictionary: dictionary))
     }
 
-    /// A body's payload, inflated.
-    static func payload(of body: [UInt8], dictionary: (Int64) throws -> [UInt8]) throws -> [UInt8] {
+    /// A body's format version and payload, inflated.
+    static func payload(of body: [UInt8], dictionary: (Int64) throws -> [UInt8]) throws -> (version: UInt8, bytes: [UInt8]) {
         var head = ByteSource(body)
-        guard try head.byte() == formatVersion else { throw ByteDecodingError("event block: unknown format version") }
+        let version = try head.byte()
+        guard version == 1 || version == 2 else { throw ByteDecodingError("event block: unknown format version \(version)") }
         switch try head.byte() {
         case 0:
-            return Array(body[head.pos...])
+            return (version, Array(body[head.pos...]))
         case 1:
             let dict = try head.count()
             let size = try head.count()
             guard size <= 1 << 30 else { throw ByteDecodingError("event block: size \(size)") }
-            return try Zlib.inflate(body[head.pos...], size: size, dictionary: dict == 0 ? nil : try dictionary(Int64(dict)))
+            return (version, try Zlib.inflate(body[head.pos...], size: size, dictionary: dict == 0 ? nil : try dictionary(Int64(dict))))
         default:
             throw ByteDecodingError("event block: unknown codec")
         }
     }
 
-    /// A payload read into its parts: the raw ranges, then the columns.
+    /// A payload read into its parts: the raw ranges, each event's subject, and the attributes stored as
+    /// columns (nil for an event of version 2 whose attributes are read from its JSON).
     struct Parsed {
+        struct Columns {
+            var id: Range<Int>
+            var time: Micros
+            var source: Int
+            var type: Int
+            var trace: Int
+        }
+
+        let p: [UInt8]
         var raws: [Range<Int>] = []
-        var ids: [Range<Int>] = []
         var subjects: [Int] = []
-        var times: [Micros] = []
-        var sources: [Int] = []
-        var types: [Int] = []
-        var traces: [Int] = []
+        var columns: [Columns?] = []
         var strings: [String] = []
 
-        init(_ p: [UInt8]) throws {
+        init(_ p: [UInt8], version: UInt8) throws {
+            self.p = p
             var s = ByteSource(p)
             let n = try s.count()
             let base = try s.signed()
@@ -169,21 +194,52 @@ enum EventBlocks {
                 return start..<(start + len)
             }
             for _ in 0..<n { raws.append(try range()) }
-            for _ in 0..<n { ids.append(try range()) }
-            for _ in 0..<n {
-                subjects.append(try s.count())
-                times.append(base &+ (try s.signed()))
-                sources.append(try s.count())
-                types.append(try s.count())
-                traces.append(try s.count())
+            func attributes(id: Range<Int>) throws -> Columns {
+                Columns(id: id, time: base &+ (try s.signed()), source: try s.count(), type: try s.count(), trace: try s.count())
+            }
+            if version == 1 {
+                var ids: [Range<Int>] = []
+                for _ in 0..<n { ids.append(try range()) }
+                for i in 0..<n {
+                    subjects.append(try s.count())
+                    columns.append(try attributes(id: ids[i]))
+                }
+            } else {
+                var kinds: [UInt8] = []
+                for _ in 0..<n {
+                    subjects.append(try s.count())
+                    kinds.append(try s.byte())
+                }
+                for k in kinds {
+                    switch k {
+                    case 0: columns.append(nil)
+                    case 1: columns.append(try attributes(id: try range()))
+                    default: throw ByteDecodingError("event block: kind \(k)")
+                    }
+                }
             }
             let nStrings = try s.count()
             guard nStrings <= p.count else { throw ByteDecodingError("event block: \(nStrings) strings") }
             for _ in 0..<nStrings { strings.append(String(decoding: try s.raw(try s.count()), as: UTF8.self)) }
-            for r in subjects + sources + types where r >= strings.count {
-                throw ByteDecodingError("event block: string \(r) of \(strings.count)")
+            for r in subjects where r >= strings.count { throw ByteDecodingError("event block: string \(r) of \(strings.count)") }
+            for c in columns {
+                guard let c else { continue }
+                if c.source >= strings.count || c.type >= strings.count || c.trace > strings.count {
+                    throw ByteDecodingError("event block: a string reference out of \(strings.count)")
+                }
             }
-            for t in traces where t > strings.count { throw ByteDecodingError("event block: string \(t - 1) of \(strings.count)") }
+        }
+
+        /// The attributes of event `i`, from its columns or its JSON.
+        func fields(_ i: Int) throws -> EventFields {
+            let subject = strings[subjects[i]]
+            if let c = columns[i] {
+                return EventFields(id: String(decoding: p[c.id], as: UTF8.self), source: strings[c.source], type: strings[c.type],
+                                   subject: subject, time: c.time, traceID: c.trace == 0 ? nil : strings[c.trace - 1])
+            }
+            guard var f = EventFields.scan(p[raws[i]]) else { throw ByteDecodingError("event block: event \(i) has no readable attributes") }
+            f.subject = subject
+            return f
         }
     }
 
@@ -191,26 +247,29 @@ enum EventBlocks {
     /// collectors do.
     static func decode(_ body: [UInt8], hidden: Set<Int> = [], only: ((String) -> Bool)? = nil,
                        dictionary: (Int64) throws -> [UInt8]) throws -> [(index: Int, event: CloudEvent)] {
-        let p = try payload(of: body, dictionary: dictionary)
-        let b = try Parsed(p)
+        let (version, p) = try payload(of: body, dictionary: dictionary)
+        let b = try Parsed(p, version: version)
         var out: [(index: Int, event: CloudEvent)] = []
         for i in b.raws.indices where !hidden.contains(i) {
-            let subject = b.strings[b.subjects[i]]
-            if let only, !only(subject) { continue }
+            if let only, !only(b.strings[b.subjects[i]]) { continue }
+            let f = try b.fields(i)
             let raw = Array(p[b.raws[i]])
             let data = (try? JSONParser.parse(raw))?["data"]
-            out.append((i, CloudEvent(id: String(decoding: p[b.ids[i]], as: UTF8.self), source: b.strings[b.sources[i]], type: b.strings[b.types[i]],
-                                      time: b.times[i], subject: subject, traceID: b.traces[i] == 0 ? nil : b.strings[b.traces[i] - 1],
+            out.append((i, CloudEvent(id: f.id, source: f.source, type: f.type, time: f.time, subject: f.subject, traceID: f.traceID,
                                       data: data.flatMap { $0.isNull ? nil : $0 }, raw: raw)))
         }
         return out
     }
 
-    /// The `(source, id)` pairs of a block without parsing the events' JSON (idempotency checks).
+    /// The `(source, id)` pairs of a block without parsing the events' data (idempotency checks).
     static func keys(_ body: [UInt8], hidden: Set<Int> = [], dictionary: (Int64) throws -> [UInt8]) throws -> [(source: String, id: String)] {
-        let p = try payload(of: body, dictionary: dictionary)
-        let b = try Parsed(p)
-        return b.ids.indices.filter { !hidden.contains($0) }.map { (b.strings[b.sources[$0]], String(decoding: p[b.ids[$0]], as: UTF8.self)) }
+        let (version, p) = try payload(of: body, dictionary: dictionary)
+        let b = try Parsed(p, version: version)
+        return try b.raws.indices.filter { !hidden.contains($0) }.map { i in
+            if let c = b.columns[i] { return (b.strings[c.source], String(decoding: p[c.id], as: UTF8.self)) }
+            let f = try b.fields(i)
+            return (f.source, f.id)
+        }
     }
 
     /// The `skip` column: the indexes of a block's events that are not stored (duplicates found by the

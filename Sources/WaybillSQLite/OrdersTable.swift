@@ -42,9 +42,9 @@ final class OrdersTable {
         Column("region", { $0.region }) { s, i, f in s.bind(i, f.region) },
         Column("alloc_wh", { $0.allocationWarehouse }) { s, i, f in s.bind(i, f.allocationWarehouse) },
         Column("ship_wh", { $0.shipmentWarehouse }) { s, i, f in s.bind(i, f.shipmentWarehouse) },
-        // `|a|b|`, so that search finds a value with `instr(types, '|a|')`.
-        Column("types", { $0.types }) { s, i, f in s.bind(i, "|" + f.types.sorted().joined(separator: "|") + "|") },
-        Column("sources", { $0.sources }) { s, i, f in s.bind(i, "|" + f.sources.sorted().joined(separator: "|") + "|") },
+        // `|a|b|` with known words coded (`WordSetColumn`), so that search finds a value with one `instr`.
+        Column("types", { $0.types }) { s, i, f in s.bindBlob(i, WordSetColumn.encode(f.types)) },
+        Column("sources", { $0.sources }) { s, i, f in s.bindBlob(i, WordSetColumn.encode(f.sources)) },
         // Every merge adds events, so the facts always change.
         Column("facts", same: { _, _ in false }) { s, i, f in s.bindBlob(i, FactsCodec.encode(f)) },
     ] + [Stage.validated, .picked, .packed, .delivered, .invoiced, .cancelled].map { stage in

@@ -215,8 +215,13 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
             binds.append(b)
         }
         if let s = q.state { add("state = ?") { $0.bind($1, Int64(s.rawValue)) } }
-        if let t = q.type { add("instr(types, ?) > 0") { $0.bind($1, "|" + t + "|") } }
-        if let s = q.source { add("instr(sources, ?) > 0") { $0.bind($1, "|" + s + "|") } }
+        func contains(_ column: String, _ word: String) {
+            let needles = WordSetColumn.needles(word)
+            sql += " AND (" + needles.map { _ in "instr(\(column), ?) > 0" }.joined(separator: " OR ") + ")"
+            for n in needles { binds.append { $0.bindBlob($1, n) } }
+        }
+        if let t = q.type { contains("types", t) }
+        if let s = q.source { contains("sources", s) }
         if let w = q.warehouse {
             add("(alloc_wh = ?") { $0.bind($1, w) }
             sql += " OR ship_wh = ?)"

@@ -1,0 +1,244 @@
+import Foundation
+import Testing
+import WaybillModel
+import WaybillStore
+import WaybillStoreConformance
+@testable import WaybillSQLite
+import WaybillTestSupport
+
+/// The compact layouts of issue 16's bytes per event: coded word sets in `orders`, idempotency hashes
+/// cut to 32 bits, and stores written before them.
+@Suite struct StoreBytesTests {
+    @Test func wordSetsAreCodedAndFoundAsWholeWordsOnly() {
+        let set: Set<String> = ["order.accepted", "order.shipped", "order.note", "desk/1", "oms", "shipment.delivered"]
+        let column = WordSetColumn.encode(set)
+        #expect(WordSetColumn.decode(column) == set)
+        // Known words take two bytes each.
+        #expect(column.count < "|order.accepted|order.shipped|order.note|desk/1|oms|shipment.delivered|".utf8.count / 2)
+        func finds(_ word: String) -> Bool {
+            WordSetColumn.needles(word).contains { n in column.indices.contains { i in column[i...].starts(with: n) } }
+        }
+        for w in set { #expect(finds(w), "\(w)") }
+        for w in ["order", "order.note.x", "note", "desk", "order.allocated", "om", "oms2", "shipment"] { #expect(!finds(w), "\(w)") }
+        // Text needles still find rows written before the coding.
+        let old = Array(("|" + set.sorted().joined(separator: "|") + "|").utf8)
+        #expect(WordSetColumn.decode(old) == set)
+        #expect(WordSetColumn.needles("order.shipped").count == 2)
+        #expect(WordSetColumn.needles("order.note") == [Array("|order.note|".utf8)])
+        #expect(WordSetColumn.decode([]) == [])
+        #expect(WordSetColumn.decode([0x7C, 0xFF]) == [])
+    }
+
+    /// Search by type and source finds the same orders whether a row holds the coded form or the text
+    /// form of the versions before it.
+    @Test func searchFindsTypesAndSourcesInCodedAndOldTextRows() async throws {
+        let path = temporaryDatabase()
+        let events = StoreConformance.workload(orders: 20)
+            + (0..<40).map { EventBlockStorageTests.oddEvent($0, subject: "ORD-\(100 + $0 % 20)", minutes: $0) }
+        let s = try SQLiteStore(path: path)
+        defer { s.close() }
+        _ = try await s.append(events)
+        let now = t("2026-12-01T00:00:00Z")
+        let queries: [OrderQuery] = ["order.accepted", "order.shipped", "order.cancelled", "order.note", "order.nothing"].map {
+            OrderQuery(type: $0, now: now, limit: 100)
+        } + ["oms", "desk/1", "wms", "nobody"].map { OrderQuery(source: $0, now: now, limit: 100) }
+            + [OrderQuery(type: "order.shipped", source: "desk/2", now: now, limit: 100)]
+        let before = try queries.map { try s.searchOrders($0) }
+        #expect(before[0].orders.count == 20)
+        #expect(before[3].orders.count == 20)
+        #expect(before[4].orders.isEmpty && before[8].orders.isEmpty)
+        #expect(!before[6].orders.isEmpty)
+        // Each order's coded row holds what its facts hold.
+        let c = try Connection(path: path)
+        let rows = try c.prepare("SELECT order_id, types, sources FROM orders")
+        var n = 0
+        while try rows.step() {
+            let f = try #require(try s.facts(orderID: rows.text(0)))
+            #expect(WordSetColumn.decode(rows.blob(1)) == f.types)
+            #expect(WordSetColumn.decode(rows.blob(2)) == f.sources)
+            #expect(rows.blob(1).contains(WordSetColumn.marker))
+            n += 1
+        }
+        rows.reset()
+        #expect(n == 20)
+        // Half the rows rewritten as the versions before wrote them: the same pages.
+        let olds = try c.prepare("SELECT rid, order_id FROM orders WHERE rid % 2 = 0")
+        var rewrite: [(Int64, OrderFacts)] = []
+        while try olds.step() { rewrite.append((olds.int64(0), try #require(try s.facts(orderID: olds.text(1))))) }
+        olds.reset()
+        let upd = try c.prepare("UPDATE orders SET types = ?, sources = ? WHERE rid = ?")
+        for (rid, f) in rewrite {
+            upd.reset()
+            try upd.bind(1, "|" + f.types.sorted().joined(separator: "|") + "|").bind(2, "|" + f.sources.sorted().joined(separator: "|") + "|")
+                .bind(3, rid).run()
+        }
+        #expect(rewrite.count == 10)
+        #expect(try queries.map { try s.searchOrders($0) } == before)
+    }
+
+    /// Merged idempotency hashes keep their upper 32 bits; a store whose `dedup_parts` holds full 64-bit
+    /// hashes (schema version 12) is converted when it opens and still refuses every resend.
+    @Test func idempotencyHashesAreShortAndFullOnesAreConvertedAtOpen() async throws {
+        let path = temporaryDatabase()
+        var o = SQLiteStore.Options()
+        o.recentDedupLimit = 9
+        let events = StoreConformance.workload(orders: 30)
+        do {
+            let s = try SQLiteStore(path: path, options: o)
+            for i in stride(from: 0, to: events.count, by: 6) {
+                _ = try await s.append(Array(events[i..<min(i + 6, events.count)]))
+            }
+            s.close()
+        }
+        let c = try Connection(path: path)
+        let merged = try c.scalarInt("SELECT count(*) FROM dedup_parts")
+        #expect(merged > events.count / 2)
+        #expect(try c.scalarInt("SELECT count(*) FROM dedup_parts WHERE h > 2147483647 OR h < -2147483648") == 0)
+        // Back to version 12: every merged row with the full hash of the event it points at.
+        let dictionary = EventDictionary()
+        let blocks = try c.prepare("SELECT seq, body, skip FROM event_blocks WHERE seq IN (SELECT seq FROM dedup_parts)")
+        var full: [(Int64, Int64)] = []
+        while try blocks.step() {
+            let hidden = blocks.isNull(2) ? [] : try EventBlocks.hidden(blocks.blob(2))
+            for k in try EventBlocks.keys(blocks.blob(1), hidden: hidden, dictionary: { try dictionary.bytes($0, c) }) {
+                full.append((DedupIndex.hash(source: k.source, id: k.id), blocks.int64(0)))
+            }
+        }
+        blocks.reset()
+        try c.exec("DELETE FROM dedup_parts")
+        let ins = try c.prepare("INSERT INTO dedup_parts(g, h, seq) VALUES(?, ?, ?)")
+        for (h, q) in full {
+            ins.reset()
+            try ins.bind(1, q >> 16).bind(2, h).bind(3, q).run()
+        }
+        #expect(try c.scalarInt("SELECT count(*) FROM dedup_parts WHERE h > 2147483647 OR h < -2147483648") > merged / 2)
+        try c.exec("UPDATE meta SET value = '12' WHERE key = 'schema_version'")
+
+        let s = try SQLiteStore(path: path, options: o)
+        defer { s.close() }
+        #expect(try c.scalarInt("SELECT value FROM meta WHERE key = 'schema_version'") == Schema.migrations.count)
+        #expect(try c.scalarInt("SELECT count(*) FROM dedup_parts") == merged)
+        #expect(try c.scalarInt("SELECT count(*) FROM dedup_parts WHERE h > 2147483647 OR h < -2147483648") == 0)
+        #expect(try await s.append(events.shuffled()) == AppendResult(accepted: 0, duplicates: events.count))
+        let more = (0..<30).map { EventBlockStorageTests.oddEvent($0, subject: "ORD-\(100 + $0)", minutes: $0) }
+        #expect(try await s.append(more + more) == AppendResult(accepted: 30, duplicates: 30))
+        #expect(try s.stats().events == events.count + 30)
+    }
+
+    @Test func eventFieldsAreReadOnlyFromPlainTopLevelMembers() {
+        let tp = "00-\(String(repeating: "ab", count: 16))-\(String(repeating: "cd", count: 8))-01"
+        let plain = #" { "data" : {"id":"inner","time":"x","subject":["a"]}, "specversion":"1.0","id":"e-1", "source":"oms","#
+            + #""type":"order.accepted","time":"2026-11-20T09:00:00.5+01:00","subject":"SO-1","traceparent":"\#(tp)" } "#
+        let f = EventFields.scan(Array(plain.utf8))
+        #expect(f == EventFields(id: "e-1", source: "oms", type: "order.accepted", subject: "SO-1", time: t("2026-11-20T08:00:00.5Z"),
+                                 traceID: String(repeating: "ab", count: 16)))
+        let noTrace = #"{"id":"e-1","source":"oms","type":"t","time":"2026-11-20T08:00:00Z","subject":"S","n":[1,{"a":"]"}],"x":null}"#
+        #expect(EventFields.scan(Array(noTrace.utf8))?.traceID == nil)
+        #expect(EventFields.scan(Array(noTrace.utf8))?.subject == "S")
+        // Anything but the plain case gives up (the block then keeps the event's columns).
+        for text in [
+            #"{"id":"e\u002d1","source":"oms","type":"t","time":"2026-11-20T08:00:00Z","subject":"S"}"#, // an escape in a value
+            #"{"\u0069d":"e-1","source":"oms","type":"t","time":"2026-11-20T08:00:00Z","subject":"S"}"#, // an escaped key
+            #"{"id":"e-1","id":"e-2","source":"oms","type":"t","time":"2026-11-20T08:00:00Z","subject":"S"}"#, // twice
+            #"{"id":1,"source":"oms","type":"t","time":"2026-11-20T08:00:00Z","subject":"S"}"#, // not a string
+            #"{"id":"e-1","source":"oms","type":"t","time":"yesterday","subject":"S"}"#, // not a time
+            #"{"id":"e-1","source":"oms","type":"t","time":"2026-11-20T08:00:00Z"}"#, // no subject
+            #"{"id":"e-1","source":"oms","type":"t","time":"2026-11-20T08:00:00Z","subject":"S""#, // cut off
+            #"{"id":"e-1","source":"oms","type":"t","time":"2026-11-20T08:00:00Z","subject":"S"} x"#, // trailing text
+            "", "[]", "{}",
+        ] {
+            #expect(EventFields.scan(Array(text.utf8)) == nil, "\(text)")
+        }
+    }
+
+    /// A block keeps the columns of exactly the events whose JSON does not give their attributes back,
+    /// and reads every event back as it was stored, in either format version.
+    @Test func blocksReadEveryEventBackWhetherItsAttributesAreInItsJSONOrNot() throws {
+        let plain = (0..<6).map { EventBlockStorageTests.oddEvent($0, subject: "ORD-\($0 % 2)", minutes: $0) }
+        // oddEvent's text holds an escape in data only: its attributes come from the JSON.
+        #expect(plain.allSatisfy { EventFields.scan($0.raw) == EventFields($0) })
+        var renamed = plain[0]
+        renamed.id = "not-in-the-json"
+        var noJSON = plain[1]
+        noJSON.raw = []
+        noJSON.data = nil // `data` is read from the JSON
+        var shifted = plain[2]
+        shifted.time += 1
+        let escaped = try CloudEvent.validate(JSONParser.parse(Array(#"{"specversion":"1.0","id":"e\u002d9","source":"oms","type":"order.note","time":"2026-11-20T08:00:00Z","subject":"ORD-\u00e9"}"#.utf8)),
+                                              raw: Array(#"{"specversion":"1.0","id":"e\u002d9","source":"oms","type":"order.note","time":"2026-11-20T08:00:00Z","subject":"ORD-\u00e9"}"#.utf8))
+        #expect(escaped.id == "e-9" && escaped.subject == "ORD-é")
+        let events = plain + [renamed, noJSON, shifted, escaped]
+        let enc = EventBlocks.encode(events, dictionary: nil)
+        #expect(enc.body[0] == 2)
+        let got = try EventBlocks.decode(enc.body) { _ in [] }.map(\.event)
+        #expect(got == events)
+        #expect(try EventBlocks.keys(enc.body) { _ in [] }.map { "\($0.source) \($0.id)" } == events.map { "\($0.source) \($0.id)" })
+        // Only the four odd ones have columns.
+        let p = try EventBlocks.payload(of: enc.body) { _ in [] }
+        let parsed = try EventBlocks.Parsed(p.bytes, version: p.version)
+        #expect(parsed.columns.map { $0 != nil } == Array(repeating: false, count: 6) + Array(repeating: true, count: 4))
+        #expect(try EventBlocks.decode(enc.body, hidden: [0, 7], only: { $0 == "ORD-1" }) { _ in [] }.map(\.index) == [1, 3, 5])
+
+        // A block of format version 1 (every attribute a column), as stored before: read as it was.
+        let v1 = [1, 0] + Self.version1Payload(events, base: events.map(\.time).min()!)
+        #expect(try EventBlocks.decode(v1) { _ in [] }.map(\.event) == events)
+        #expect(try EventBlocks.keys(v1, hidden: [3]) { _ in [] }.map(\.id) == events.enumerated().filter { $0.offset != 3 }.map(\.element.id))
+    }
+
+    /// A store holding blocks of version 1 beside new ones: traces and idempotency across both.
+    @Test func aStoreWithVersion1BlocksReadsAndRefusesTheirResends() async throws {
+        let path = temporaryDatabase()
+        let old = (0..<40).map { EventBlockStorageTests.oddEvent($0, subject: "ORD-\($0 % 8)", minutes: $0) }
+        let new = (40..<80).map { EventBlockStorageTests.oddEvent($0, subject: "ORD-\($0 % 8)", minutes: $0) }
+        try SQLiteStore(path: path).close()
+        do {
+            let c = try Connection(path: path)
+            let ins = try c.prepare("INSERT INTO event_blocks(tmin, tmax, n, body) VALUES(?,?,?,?)")
+            let key = try c.prepare("INSERT INTO event_keys(subject, seq) VALUES(?, last_insert_rowid())")
+            for chunk in stride(from: 0, to: old.count, by: 10).map({ Array(old[$0..<($0 + 10)]) }) {
+                let tmin = chunk.map(\.time).min()!
+                ins.reset()
+                try ins.bind(1, tmin).bind(2, chunk.map(\.time).max()!).bind(3, chunk.count).bindBlob(4, [1, 0] + Self.version1Payload(chunk, base: tmin)).run()
+                for subject in Set(chunk.map(\.subject)) {
+                    key.reset()
+                    try key.bind(1, subject).run()
+                }
+            }
+        }
+        let s = try SQLiteStore(path: path)
+        defer { s.close() }
+        #expect(try await s.append(new) == AppendResult(accepted: 40, duplicates: 0))
+        #expect(try await s.append(old + new) == AppendResult(accepted: 0, duplicates: 80))
+        for k in 0..<8 {
+            let want = (old + new).filter { $0.subject == "ORD-\(k)" }
+            #expect(try s.trace(key: "ORD-\(k)")?.events.map(\.raw) == want.map(\.raw))
+        }
+    }
+
+    /// The payload layout of format version 1, as the writer of schema versions 10 to 12 wrote it.
+    static func version1Payload(_ events: [CloudEvent], base: Micros) -> [UInt8] {
+        var strings: [String] = []
+        func ref(_ s: String) -> UInt64 {
+            if let i = strings.firstIndex(of: s) { return UInt64(i) }
+            strings.append(s)
+            return UInt64(strings.count - 1)
+        }
+        var out = ByteSink()
+        out.unsigned(UInt64(events.count))
+        out.signed(base)
+        for e in events { out.block(e.raw) }
+        for e in events { out.block(Array(e.id.utf8)) }
+        var cols = ByteSink()
+        for e in events {
+            cols.unsigned(ref(e.subject))
+            cols.signed(e.time - base)
+            cols.unsigned(ref(e.source))
+            cols.unsigned(ref(e.type))
+            cols.unsigned(e.traceID.map { ref($0) + 1 } ?? 0)
+        }
+        out.bytes += cols.bytes
+        out.unsigned(UInt64(strings.count))
+        for s in strings { out.block(Array(s.utf8)) }
+        return out.bytes
+    }
+}
