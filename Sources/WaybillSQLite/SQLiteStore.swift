@@ -38,6 +38,9 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
         /// recomputes them from the stored events when it is next opened.
         public var deferredFactsEvents: Int?
         public var deferredFactsOrders = 30_000
+        /// WAL frames (8 KiB pages) past which a checkpoint copies them into the database file. It runs on
+        /// a thread of its own (`WALCheckpointer`); the writer runs one itself only past 8 times as many.
+        public var walCheckpointPages: Int32 = 8000
         public init() {}
     }
 
@@ -46,6 +49,9 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
     let writer: GroupCommitWriter
     private let writeSession: EventWriteSession
     let readers: ReaderPool
+    /// The WAL checkpoints, off the writer thread; nil with `WAYBILL_INLINE_CHECKPOINTS` set (SQLite's
+    /// automatic checkpoint inside the commit, as before: for A/B benchmarks).
+    let checkpointer: WALCheckpointer?
     let spanDictionary = SpanDictionaryCache()
     /// The preset dictionaries of event blocks, shared by the writer and the readers.
     let eventDictionary = EventDictionary()
@@ -63,7 +69,7 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
         try conn.exec("PRAGMA cache_size=-\(options.writerCacheMiB * 1024)")
         try conn.exec("PRAGMA temp_store=MEMORY")
         try conn.exec("PRAGMA secure_delete=OFF")
-        try conn.exec("PRAGMA wal_autocheckpoint=8000")
+        try conn.exec("PRAGMA wal_autocheckpoint=\(options.walCheckpointPages)")
         try conn.exec("PRAGMA mmap_size=\(options.mmapBytes)")
         try Schema.migrate(conn)
         let write = try EventWriteSession(conn: conn, rollup: rollup, recentDedupLimit: options.recentDedupLimit,
@@ -74,6 +80,9 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
         conn.health = health
         writer = GroupCommitWriter(session: write, maxQueuedEvents: options.maxQueuedEvents, maxBatchEvents: options.maxBatchEvents,
                                    health: health, faultProbeSeconds: options.faultProbeSeconds)
+        checkpointer = ProcessInfo.processInfo.environment["WAYBILL_INLINE_CHECKPOINTS"] != nil ? nil
+            : try WALCheckpointer(path: path, writer: conn, synchronous: options.synchronous, threshold: options.walCheckpointPages,
+                                  busyTimeoutMillis: Int32(clamping: options.busyTimeoutMillis))
         readers = ReaderPool(path: path, cacheMiB: options.readerCacheMiB)
     }
 
@@ -81,6 +90,7 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
 
     public func close() {
         writer.stop()
+        checkpointer?.stop()
         if writeSession.profiling {
             FileHandle.standardError.write(Data("writer phases (s): \(writeSession.phaseSeconds.sorted { $0.key < $1.key })\n".utf8))
         }
