@@ -94,9 +94,31 @@ public struct OCELExporter: Sendable {
     /// Spool partitions and the size above which a partition is split before it is grouped in memory.
     public var partitions = 256
     public var partitionLimit = 4 << 20
+    /// 1: everything on the calling thread. 2 or more: the store is read and the events written on a
+    /// second thread while this one spools their objects, and that many threads group the objects.
+    public var threads = 2
 
     public init(temporaryDirectory: String? = nil) {
         self.temporaryDirectory = temporaryDirectory
+    }
+
+    /// One spool partition's objects, grouped and written (ids in byte order).
+    static func objects(of p: Int, _ spool: OCELObjectSpool, chunkBytes: Int) throws -> OCELPartitionOutput {
+        let chunks = OCELChunkList()
+        var part = OCELPartitionOutput()
+        var buffer = OCELOutputBuffer(chunkBytes: chunkBytes) { chunks.items.append($0) }
+        try spool.drainPartition(p) { groups in
+            for id in groups.keys.sorted() {
+                let (type, relations) = OCELObjectWriter.write(id: id, records: groups[id]!, first: part.objects == 0, to: &buffer)
+                part.objects += 1
+                part.o2o += relations
+                part.objectsByType[type, default: 0] += 1
+                try buffer.flushIfFull()
+            }
+        }
+        try buffer.flush()
+        part.chunks = chunks.items
+        return part
     }
 
     /// Writes the export of `window` through `write` (called with consecutive chunks of the document).
@@ -110,34 +132,107 @@ public struct OCELExporter: Sendable {
         var out = OCELOutputBuffer(chunkBytes: chunkBytes, write: write)
         var mapper = OCELEventMapper(spool: spool)
         out.raw("{\"events\":[")
-        var first = true
-        try scanner.forEachEventPage(in: window, pageSize: pageSize) { events in
-            for e in events {
-                if !first { out.byte(0x2C) }
-                first = false
-                try mapper.writeEvent(e, to: &out)
-                try out.flushIfFull()
+        let pageSize = self.pageSize, chunkBytes = self.chunkBytes
+        var writer = OCELEventWriter()
+        if threads <= 1 {
+            var first = true
+            try scanner.forEachEventPage(in: window, pageSize: pageSize) { events in
+                for i in events.indices {
+                    if !first { out.byte(0x2C) }
+                    first = false
+                    writer.writeEvent(events[i], to: &out)
+                    try mapper.spoolEvent(events[i])
+                    try out.flushIfFull()
+                }
             }
+        } else {
+            // Two threads: this one spools what the events say about objects and writes the output; a
+            // second one reads the store and writes each page's events as JSON, at most `queue.capacity`
+            // pages ahead. Both see the events in time order, so the document is the same as on one thread.
+            let queue = OCELPageQueue(capacity: 2)
+            let producerDone = DispatchSemaphore(value: 0)
+            let producer = Thread {
+                defer { producerDone.signal() }
+                var writer = OCELEventWriter()
+                do {
+                    var first = true
+                    try scanner.forEachEventPage(in: window, pageSize: pageSize) { events in
+                        let chunks = OCELChunkList()
+                        var page = OCELOutputBuffer(chunkBytes: chunkBytes) { chunks.items.append($0) }
+                        for i in events.indices {
+                            if !first { page.byte(0x2C) }
+                            first = false
+                            writer.writeEvent(events[i], to: &page)
+                            try page.flushIfFull()
+                        }
+                        try page.flush()
+                        try queue.put(OCELEventPage(events: events, chunks: chunks.items))
+                    }
+                    queue.finish(writer, nil)
+                } catch {
+                    queue.finish(writer, error)
+                }
+            }
+            producer.name = "waybill-ocel-events"
+            producer.stackSize = 4 << 20
+            producer.start()
+            defer {
+                queue.cancel()
+                producerDone.wait()
+            }
+            while let page = try queue.next() {
+                try out.flush()
+                for chunk in page.chunks { try out.pass(chunk) }
+                for i in page.events.indices { try mapper.spoolEvent(page.events[i]) }
+            }
+            writer = queue.writer ?? OCELEventWriter()
         }
         out.raw("],\"objects\":[")
         var objects = 0, o2o = 0
         var objectsByType: [String: Int] = [:]
-        try spool.drain { groups in
-            for id in groups.keys.sorted() {
-                let (type, relations) = OCELObjectWriter.write(id: id, records: groups[id]!, first: objects == 0, to: &out)
-                objects += 1
-                o2o += relations
-                objectsByType[type, default: 0] += 1
-                try out.flushIfFull()
+        try spool.finishWriting()
+        func append(_ part: OCELPartitionOutput) throws {
+            guard part.objects > 0 else { return }
+            if objects > 0 { out.byte(0x2C) }
+            try out.flush()
+            for chunk in part.chunks { try out.pass(chunk) }
+            objects += part.objects
+            o2o += part.o2o
+            for (type, n) in part.objectsByType { objectsByType[type, default: 0] += n }
+        }
+        if threads <= 1 {
+            for p in 0..<spool.partitions { try append(Self.objects(of: p, spool, chunkBytes: chunkBytes)) }
+        } else {
+            // The objects: `threads` threads group and write partitions (a few ahead at most), this one
+            // hands their output on in partition order.
+            let parts = OCELPartitionQueue(partitions: spool.partitions, ahead: 2 * threads)
+            var workersDone: [DispatchSemaphore] = []
+            for w in 0..<threads {
+                let done = DispatchSemaphore(value: 0)
+                workersDone.append(done)
+                let worker = Thread {
+                    defer { done.signal() }
+                    while let p = parts.claim() {
+                        parts.done(p, Result { try Self.objects(of: p, spool, chunkBytes: chunkBytes) })
+                    }
+                }
+                worker.name = "waybill-ocel-objects-\(w)"
+                worker.stackSize = 4 << 20
+                worker.start()
             }
+            defer {
+                parts.cancel()
+                for d in workersDone { d.wait() }
+            }
+            for p in 0..<spool.partitions { try append(parts.result(p).get()) }
         }
         out.raw("],\"eventTypes\":[")
-        for (i, type) in mapper.eventAttributes.keys.sorted().enumerated() {
+        for (i, type) in writer.eventAttributes.keys.sorted().enumerated() {
             if i > 0 { out.byte(0x2C) }
             out.raw("{\"name\":")
             out.string(type)
             out.raw(",\"attributes\":[")
-            let attrs = mapper.eventAttributes[type]!
+            let attrs = writer.eventAttributes[type]!
             for (j, name) in attrs.keys.sorted().enumerated() {
                 if j > 0 { out.byte(0x2C) }
                 out.raw("{\"name\":")
@@ -166,9 +261,137 @@ public struct OCELExporter: Sendable {
         }
         out.raw("]}\n")
         try out.flush()
-        return OCELExportSummary(from: RFC3339.format(window.lowerBound), to: RFC3339.format(window.upperBound), events: mapper.events,
-                                 objects: objects, e2o: mapper.e2o, o2o: o2o, eventsByType: mapper.eventsByType,
+        return OCELExportSummary(from: RFC3339.format(window.lowerBound), to: RFC3339.format(window.upperBound), events: writer.events,
+                                 objects: objects, e2o: writer.e2o, o2o: o2o, eventsByType: writer.eventsByType,
                                  objectsByType: objectsByType, bytes: out.total)
+    }
+}
+
+/// A page of events and their JSON, from the thread that reads the store to the one that writes.
+struct OCELEventPage: Sendable {
+    var events: [CloudEvent]
+    var chunks: [[UInt8]]
+}
+
+final class OCELChunkList {
+    var items: [[UInt8]] = []
+}
+
+/// The pages between the two threads of an export, at most `capacity` waiting (memory stays bounded);
+/// `cancel` makes a waiting or later `put` throw, so the reading thread stops when the writer failed.
+final class OCELPageQueue: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var pages: [OCELEventPage] = []
+    private var finished = false
+    private var cancelled = false
+    private var failure: (any Error)?
+    private var result: OCELEventWriter?
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = max(1, capacity) }
+
+    func put(_ page: OCELEventPage) throws {
+        condition.lock()
+        defer { condition.unlock() }
+        while pages.count >= capacity && !cancelled { condition.wait() }
+        if cancelled { throw CancellationError() }
+        pages.append(page)
+        condition.broadcast()
+    }
+
+    /// The reading thread is done: `writer` holds what it learned, `error` why it stopped early.
+    func finish(_ writer: OCELEventWriter, _ error: (any Error)?) {
+        condition.lock()
+        finished = true
+        result = writer
+        failure = error
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// The next page, nil after the last; throws the reading thread's error after its last page.
+    func next() throws -> OCELEventPage? {
+        condition.lock()
+        defer { condition.unlock() }
+        while pages.isEmpty && !finished { condition.wait() }
+        if !pages.isEmpty {
+            condition.broadcast()
+            return pages.removeFirst()
+        }
+        if let failure { throw failure }
+        return nil
+    }
+
+    var writer: OCELEventWriter? {
+        condition.lock()
+        defer { condition.unlock() }
+        return result
+    }
+
+    func cancel() {
+        condition.lock()
+        cancelled = true
+        condition.broadcast()
+        condition.unlock()
+    }
+}
+
+/// What one spool partition's objects came to: their JSON (comma-separated, none before the first) and counts.
+struct OCELPartitionOutput: Sendable {
+    var chunks: [[UInt8]] = []
+    var objects = 0
+    var o2o = 0
+    var objectsByType: [String: Int] = [:]
+}
+
+/// Hands spool partitions to the object threads in order, at most `ahead` beyond the one being written
+/// (memory holds that many partitions' output), and their results back in order.
+final class OCELPartitionQueue: @unchecked Sendable {
+    private let condition = NSCondition()
+    private let partitions: Int
+    private let ahead: Int
+    private var next = 0
+    private var written = 0
+    private var cancelled = false
+    private var results: [Int: Result<OCELPartitionOutput, any Error>] = [:]
+
+    init(partitions: Int, ahead: Int) {
+        self.partitions = partitions
+        self.ahead = max(1, ahead)
+    }
+
+    /// The next partition to work on, nil when none is left (or the export stopped).
+    func claim() -> Int? {
+        condition.lock()
+        defer { condition.unlock() }
+        while !cancelled && next < partitions && next >= written + ahead { condition.wait() }
+        guard !cancelled, next < partitions else { return nil }
+        next += 1
+        return next - 1
+    }
+
+    func done(_ p: Int, _ r: Result<OCELPartitionOutput, any Error>) {
+        condition.lock()
+        results[p] = r
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Partition `p`'s result once it is there (partitions are asked for in order).
+    func result(_ p: Int) -> Result<OCELPartitionOutput, any Error> {
+        condition.lock()
+        defer { condition.unlock() }
+        while results[p] == nil { condition.wait() }
+        written = p + 1
+        condition.broadcast()
+        return results.removeValue(forKey: p)!
+    }
+
+    func cancel() {
+        condition.lock()
+        cancelled = true
+        condition.broadcast()
+        condition.unlock()
     }
 }
 
@@ -200,9 +423,48 @@ struct OCELOutputBuffer {
 
     /// An instant as `RFC3339.format` writes it, without making a string.
     mutating func time(_ t: Micros) { timeText.write(t, into: &w.bytes) }
-    mutating func raw(_ s: String) { w.raw(s) }
+    mutating func raw(_ s: StaticString) { s.withUTF8Buffer { w.bytes.append(contentsOf: $0) } }
     mutating func byte(_ b: UInt8) { w.bytes.append(b) }
-    mutating func string(_ s: String) { w.string(s) }
+    mutating func string(_ s: String) { Self.quote(s, into: &w.bytes) }
+
+    /// `s` as a JSON string, byte for byte what `JSONWriter.string` writes: runs that need no escape are
+    /// copied whole.
+    static func quote(_ s: String, into bytes: inout [UInt8]) {
+        var s = s
+        s.withUTF8 { u in
+            bytes.append(0x22)
+            var start = 0
+            for i in 0..<u.count {
+                let c = u[i]
+                if c >= 0x20 && c != 0x22 && c != 0x5C { continue }
+                if i > start { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: u[start..<i])) }
+                start = i + 1
+                switch c {
+                case 0x22: bytes.append(0x5C); bytes.append(0x22)
+                case 0x5C: bytes.append(0x5C); bytes.append(0x5C)
+                case 0x0A: bytes.append(0x5C); bytes.append(UInt8(ascii: "n"))
+                case 0x0D: bytes.append(0x5C); bytes.append(UInt8(ascii: "r"))
+                case 0x09: bytes.append(0x5C); bytes.append(UInt8(ascii: "t"))
+                default:
+                    let hex: StaticString = "0123456789abcdef"
+                    bytes.append(0x5C); bytes.append(UInt8(ascii: "u")); bytes.append(0x30); bytes.append(0x30)
+                    hex.withUTF8Buffer { h in
+                        bytes.append(h[Int(c >> 4)])
+                        bytes.append(h[Int(c & 0xF)])
+                    }
+                }
+            }
+            if u.count > start { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: u[start..<u.count])) }
+            bytes.append(0x22)
+        }
+    }
+
+    /// Hands `chunk` on as it is, after what is buffered.
+    mutating func pass(_ chunk: [UInt8]) throws {
+        try flush()
+        total += chunk.count
+        try write(chunk)
+    }
 
     mutating func flushIfFull() throws {
         if w.bytes.count >= chunkBytes { try flush() }

@@ -8,7 +8,7 @@ import Glibc
 /// Afterwards each partition is read back alone and grouped in memory; a partition larger than
 /// `partitionLimit` is split again with another hash seed first. Memory is therefore bounded by the
 /// write buffers plus one partition, whatever the number of events or objects.
-final class OCELObjectSpool {
+final class OCELObjectSpool: @unchecked Sendable {
     enum Record {
         /// The object exists; `priority` decides its type when records disagree (an id that is the subject
         /// of an `order.*` event is an order, whatever a link's prefix suggests).
@@ -89,15 +89,24 @@ final class OCELObjectSpool {
     /// Flushes and closes the partition files, then hands each partition's records, grouped by object
     /// id, to `body` (partitions in turn; within one, ids in byte order).
     func drain(_ body: ([String: [Record]]) throws -> Void) throws {
+        try finishWriting()
+        for p in 0..<partitions { try drainPartition(p, body) }
+    }
+
+    /// Flushes and closes the partition files; then `drainPartition` may read them.
+    func finishWriting() throws {
         for p in 0..<partitions {
             if !buffers[p].isEmpty { try Self.writeAll(fds[p], buffers[p], directory) }
             buffers[p] = []
             close(fds[p])
             fds[p] = -1
         }
-        for p in 0..<partitions {
-            try drainFile(directory + "/p\(p)", seed: 1, body)
-        }
+    }
+
+    /// One partition's records grouped by object id (after `finishWriting`). Partitions are independent
+    /// files: different partitions may be drained on different threads at once.
+    func drainPartition(_ p: Int, _ body: ([String: [Record]]) throws -> Void) throws {
+        try drainFile(directory + "/p\(p)", seed: 1, body)
     }
 
     private func drainFile(_ path: String, seed: UInt64, _ body: ([String: [Record]]) throws -> Void) throws {

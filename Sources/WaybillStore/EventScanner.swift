@@ -34,6 +34,10 @@ public struct EventScanPage: Sendable {
 ///   page was read appears (unless retention deleted it meanwhile).
 public protocol EventScanner: Sendable {
     func scanEvents(in range: Range<Micros>, after cursor: EventScanCursor?, limit: Int) throws -> EventScanPage
+    /// Every event of the window in turn, in pages of at most `pageSize` (at least one event each): the
+    /// events and order that following `scanEvents` pages gives. An engine may read the window its own
+    /// way (in one pass); the default follows `scanEvents` pages.
+    func forEachEventPage(in range: Range<Micros>, pageSize: Int, _ body: ([CloudEvent]) throws -> Void) throws
 }
 
 extension EventScanner {

@@ -55,7 +55,9 @@ struct OCELExportCommand: AsyncParsableCommand {
             guard let scanner = db as? any EventScanner else {
                 throw CLIError("\(store.location.description) cannot scan events by time, which the export needs; export from a server (--url) or an embedded store (--db)")
             }
-            let summary = try OCELExporter(temporaryDirectory: tempDir).export(from: scanner, window: window, write: write)
+            var exporter = OCELExporter(temporaryDirectory: tempDir)
+            if let t = ProcessInfo.processInfo.environment["WAYBILL_OCEL_THREADS"].flatMap(Int.init), t >= 1 { exporter.threads = t }
+            let summary = try exporter.export(from: scanner, window: window, write: write)
             try file?.finish()
             if !quiet {
                 let types = summary.objectsByType.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")

@@ -169,6 +169,51 @@ struct OCELExportTests {
         #expect(leftovers.isEmpty, "temporary spool left behind: \(leftovers)")
     }
 
+    /// The SQLite engine reads a whole window in one pass (`forEachEventPage`); it hands out the events
+    /// and order that following `scanEvents` pages gives, whatever the page size (small ones take its
+    /// burst fallback to pages), with resends, events of equal time in different blocks, and windows
+    /// that start and end inside blocks.
+    @Test func theOnePassScanGivesTheEventsOfThePagedScan() async throws {
+        let store = try SQLiteStore(path: temporaryDatabase())
+        defer { store.close() }
+        var events = OCELTestData.estate(orders: 150)
+        var rng = SplitMix64(seed: 15)
+        // Events of equal time from different orders, arriving in different appends.
+        for k in 0..<40 {
+            events.append(OCELTestData.ev("tie-\(k)", "order.released", OCELTestData.t0 + Micros(k % 4) * 30 * minute, "ORD-\(1000 + k)", source: "wms"))
+        }
+        events.shuffle(using: &rng)
+        for start in stride(from: 0, to: events.count, by: 61) {
+            _ = try await store.append(Array(events[start..<min(start + 61, events.count)]))
+        }
+        // Resends: the same events again, some beside new ones in the same append.
+        _ = try await store.append(Array(events.prefix(45)) + [OCELTestData.ev("late-1", "order.shipped", OCELTestData.t0 + 2 * hour, "ORD-1003", source: "wms")])
+        let scanner: any EventScanner = store
+        let windows = [(OCELTestData.t0 - hour)..<(OCELTestData.t0 + 400 * hour),
+                       (OCELTestData.t0 + 17 * minute)..<(OCELTestData.t0 + 3 * hour + 7 * minute),
+                       (OCELTestData.t0 + 30 * minute)..<(OCELTestData.t0 + 30 * minute + 1)]
+        for window in windows {
+            var paged: [String] = []
+            var cursor: EventScanCursor?
+            repeat {
+                let p = try store.scanEvents(in: window, after: cursor, limit: 7)
+                paged += p.events.map { "\($0.source)/\($0.id)@\($0.time)" }
+                cursor = p.next
+            } while cursor != nil
+            #expect(paged.count == Set(paged).count)
+            for pageSize in [1, 3, 50, 10_000] {
+                var streamed: [String] = []
+                var sizes: [Int] = []
+                try scanner.forEachEventPage(in: window, pageSize: pageSize) { page in
+                    sizes.append(page.count)
+                    streamed += page.map { "\($0.source)/\($0.id)@\($0.time)" }
+                }
+                #expect(streamed == paged, "page size \(pageSize), window \(window)")
+                #expect(sizes.allSatisfy { $0 >= 1 && $0 <= pageSize })
+            }
+        }
+    }
+
     @Test func gzipFileDecompressesToTheSameDocument() async throws {
         let (store, _, window) = try await Self.store(orders: 30)
         defer { store.close() }

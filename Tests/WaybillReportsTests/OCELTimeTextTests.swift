@@ -24,3 +24,25 @@ import WaybillTestSupport
         if String(decoding: bytes, as: UTF8.self) != RFC3339.format(time) { return }
     }
 }
+
+/// The export's JSON strings are `JSONWriter.string`'s, byte for byte: plain runs, every escape, control
+/// characters, multi-byte UTF-8 and bridged (non-native) strings.
+@Test func ocelQuotedStringsEqualJSONWriter() {
+    var rng = SplitMix(7)
+    let pieces = ["a", "SO-00000001", "\"", "\\", "\n", "\r", "\t", "\u{0}", "\u{1f}", "\u{7f}", " ", "é", "日本", "🚚", "/", "\u{2028}"]
+    var samples: [String] = ["", "plain", "warehouse:DC-EAST", "[{\"line\":1,\"qty\":3}]"]
+    for _ in 0..<5_000 {
+        var s = ""
+        for _ in 0..<Int(rng.next() % 12) { s += pieces[Int(rng.next() % UInt64(pieces.count))] }
+        samples.append(s)
+    }
+    samples.append(String(Substring("xx\"yy\\zz").dropFirst()))
+    for s in samples {
+        var mine: [UInt8] = []
+        OCELOutputBuffer.quote(s, into: &mine)
+        var theirs = JSONWriter()
+        theirs.string(s)
+        #expect(mine == theirs.bytes, "\(s.debugDescription)")
+        if mine != theirs.bytes { return }
+    }
+}
