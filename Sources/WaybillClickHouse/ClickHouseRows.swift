@@ -62,6 +62,12 @@ struct RowWriter {
 
     var bytes: [UInt8] { w.bytes }
     var isEmpty: Bool { count == 0 }
+
+    /// Appends the rows of `other`.
+    mutating func append(_ other: RowWriter) {
+        w.raw(other.bytes)
+        count += other.count
+    }
 }
 
 /// Versions of rows that replace earlier ones: increasing within a process (wall clock in nanoseconds,

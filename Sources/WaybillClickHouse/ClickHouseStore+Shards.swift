@@ -14,6 +14,8 @@ struct ShardMap: Sendable {
     let slots: [Int]
     /// Per shard index (shard_num order): the indexes in `url.hosts` of its nodes (replicas).
     let hosts: [[Int]]
+    /// Every shard is one node (one replica in `remote_servers`): rows can be written to it directly.
+    let singleNodeShards: Bool
 
     var count: Int { hosts.count }
 
@@ -34,9 +36,11 @@ struct ShardMap: Sendable {
     static func from(_ answers: [(host: Int, rows: [JSONValue])]) -> ShardMap? {
         guard let reference = answers.first?.rows, !reference.isEmpty else { return nil }
         var weights: [Int: Int] = [:]
+        var replicas: [Int: Int] = [:]
         for r in reference {
             guard let n = r["shard_num"]?.int64, let w = r["shard_weight"]?.int64 else { return nil }
             weights[Int(n)] = Int(w)
+            replicas[Int(n), default: 0] += 1
         }
         let numbers = weights.keys.sorted()
         var hostsOf: [Int: [Int]] = [:]
@@ -55,7 +59,7 @@ struct ShardMap: Sendable {
             slots += Array(repeating: i, count: w)
         }
         guard !slots.isEmpty else { return nil }
-        return ShardMap(slots: slots, hosts: hosts)
+        return ShardMap(slots: slots, hosts: hosts, singleNodeShards: replicas.values.allSatisfy { $0 == 1 })
     }
 
     /// Keys of several lengths whose `cityHash64` the server computes at open: the map is used only
@@ -138,6 +142,56 @@ extension ClickHouseStore {
             var out = Array(repeating: [JSONValue](), count: statements.count)
             for try await (i, rows) in group { out[i] = rows }
             return out
+        }
+    }
+}
+
+/// Rows to insert, kept apart by the shard their sharding key falls on (one set without a map).
+struct ShardedRows {
+    private(set) var parts: [RowWriter]
+    let map: ShardMap?
+
+    init(_ map: ShardMap?) {
+        self.map = map
+        parts = Array(repeating: RowWriter(), count: map?.count ?? 1)
+    }
+
+    /// One row whose sharding key (the table's `cityHash64` column) is `key`; `body` writes its columns.
+    mutating func row(_ key: String, _ body: (inout RowWriter) -> Void) {
+        let i = map.map { $0.shard(of: key) } ?? 0
+        parts[i].begin()
+        body(&parts[i])
+        parts[i].end()
+    }
+
+    var isEmpty: Bool { parts.allSatisfy(\.isEmpty) }
+}
+
+extension ClickHouseStore {
+    /// Inserts rows into each shard's local table on its node, all shards at once, when every shard is
+    /// one node (with replicas, the Distributed table writes each of them, so it is used instead); a
+    /// shard whose node does not answer gets its rows through the Distributed table. Without a map,
+    /// through the Distributed table (one node: its table).
+    func insert(_ table: String, _ rows: ShardedRows) async throws {
+        guard let map = rows.map, map.singleNodeShards else {
+            var all = RowWriter()
+            for p in rows.parts where !p.isEmpty { all.append(p) }
+            return try await insert(table, all)
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (i, part) in rows.parts.enumerated() where !part.isEmpty {
+                let host = map.hosts[i][0], bytes = part.bytes
+                let local = "INSERT INTO \(t.local(table)) FORMAT JSONEachRow", global = "INSERT INTO \(t.table(table)) FORMAT JSONEachRow"
+                group.addTask {
+                    do {
+                        _ = try await self.client.send(local, rows: bytes, only: host)
+                    } catch let e as ClickHouseError {
+                        guard case .unreachable = e else { throw e }
+                        _ = try await self.client.send(global, rows: bytes)
+                    }
+                }
+            }
+            try await group.waitForAll()
         }
     }
 }

@@ -35,15 +35,15 @@ extension ClickHouseStore {
         return try await write(events: events.count) {
             // 1. The days (of every event of the call: a retried call completes what its first try began)
             // and which (source, id) are stored already (under the same subjects).
-            var days = RowWriter()
+            var days = ShardedRows(shards)
             var seenDays = Set<String>()
             for e in events {
                 let day = Self.dayOf(e.time)
                 guard seenDays.insert(e.subject + "\u{0}" + String(day)).inserted else { continue }
-                days.begin()
-                days.str("subject", e.subject)
-                days.int("day", day)
-                days.end()
+                days.row(e.subject) { r in
+                    r.str("subject", e.subject)
+                    r.int("day", day)
+                }
             }
             let dayRows = days
             async let daysStored: Void = insert("event_days", dayRows)
@@ -57,7 +57,7 @@ extension ClickHouseStore {
             }
             try await daysStored
             var result = AppendResult()
-            var rows = RowWriter()
+            var rows = ShardedRows(shards)
             var fresh: [String: [CloudEvent]] = [:]
             for e in events {
                 let k = Self.pairKey(e.source, e.id)
@@ -67,25 +67,25 @@ extension ClickHouseStore {
                 }
                 result.accepted += 1
                 if e.isOrderEvent { fresh[e.subject, default: []].append(e) }
-                rows.begin()
-                rows.int("time", e.time)
-                rows.str("subject", e.subject)
-                rows.str("source", e.source)
-                rows.str("id", e.id)
-                rows.str("type", e.type)
-                rows.str("trace_id", e.traceID ?? "")
-                rows.str("raw", String(decoding: e.raw, as: UTF8.self))
-                rows.end()
+                rows.row(e.subject) { r in
+                    r.int("time", e.time)
+                    r.str("subject", e.subject)
+                    r.str("source", e.source)
+                    r.str("id", e.id)
+                    r.str("type", e.type)
+                    r.str("trace_id", e.traceID ?? "")
+                    r.str("raw", String(decoding: e.raw, as: UTF8.self))
+                }
             }
             // Link edges, both ways (a re-sent edge is a copy the merges drop).
-            var edges = RowWriter()
+            var edges = ShardedRows(shards)
             for e in events where e.data?["links"] != nil {
                 for l in e.links where l != e.subject {
                     for (a, b) in [(e.subject, l), (l, e.subject)] {
-                        edges.begin()
-                        edges.str("a", a)
-                        edges.str("b", b)
-                        edges.end()
+                        edges.row(a) { r in
+                            r.str("a", a)
+                            r.str("b", b)
+                        }
                     }
                 }
             }
@@ -119,7 +119,7 @@ extension ClickHouseStore {
             async let eventsStored: Void = insert("events", eventRows)
             async let edgesStored: Void = insert("links", edgeRows)
             async let marked: Void = insert("rollup_dirty", Self.dirtyRows(changed, at: currentMicros()))
-            try await insert("rollup_keys", try rollupKeyRows(expectedFacts, buckets: expectedBuckets))
+            try await insert("rollup_keys", try rollupKeyRows(expectedFacts, buckets: expectedBuckets, shards: shards))
             try await marked
             try await edgesStored
             try await eventsStored
@@ -187,14 +187,14 @@ extension ClickHouseStore {
                 for b in buckets { more.formUnion(b) }
                 for f in previous { more.formUnion(try rollupBuckets(f)) }
                 async let marks: Void = insert("rollup_dirty", Self.dirtyRows(more, at: currentMicros()))
-                try await insert("rollup_keys", try rollupKeyRows(all, buckets: buckets))
+                try await insert("rollup_keys", try rollupKeyRows(all, buckets: buckets, shards: shards))
                 try await marks
                 changed.formUnion(more)
                 for (o, f) in folded { facts[o] = f }
             }
             // 4. The facts, then 5. the marks after them.
-            var rows = RowWriter()
-            for f in facts.values { Self.factsRow(&rows, f) }
+            var rows = ShardedRows(shards)
+            for f in facts.values { rows.row(f.orderID) { r in Self.factsColumns(&r, f) } }
             try await insert("orders", rows)
             try await insert("rollup_dirty", Self.dirtyRows(changed, at: currentMicros()))
             for (o, f) in facts {
@@ -248,6 +248,12 @@ extension ClickHouseStore {
 
     static func factsRow(_ rows: inout RowWriter, _ f: OrderFacts) {
         rows.begin()
+        factsColumns(&rows, f)
+        rows.end()
+    }
+
+    /// The columns of an `orders` row (between `begin` and `end`).
+    static func factsColumns(_ rows: inout RowWriter, _ f: OrderFacts) {
         rows.str("order_id", f.orderID)
         rows.uint("ver", UInt64(f.eventCount))
         rows.optInt("state", f.state.map { Int64($0.rawValue) })
@@ -263,7 +269,6 @@ extension ClickHouseStore {
         rows.strings("types", f.types.sorted())
         rows.strings("sources", f.sources.sorted())
         rows.str("facts", String(decoding: f.storageBytes, as: UTF8.self))
-        rows.end()
     }
 
     /// The time of a stage as the SQLite engine's columns keep it (the first accepted, allocation,
@@ -385,14 +390,21 @@ extension ClickHouseStore {
     /// The rows of `rollup_keys` for these facts: each bucket of the rollup that the order's facts fall in.
     func rollupKeyRows(_ all: [OrderFacts], buckets: [Set<RollupKey>]? = nil) throws -> RowWriter {
         var keys = RowWriter()
+        for p in try rollupKeyRows(all, buckets: buckets, shards: nil).parts { keys.append(p) }
+        return keys
+    }
+
+    /// The same rows kept apart by the shard of their order (`rollup_keys` is sharded by `order_id`).
+    func rollupKeyRows(_ all: [OrderFacts], buckets: [Set<RollupKey>]?, shards: ShardMap?) throws -> ShardedRows {
+        var keys = ShardedRows(shards)
         guard rollup != nil else { return keys }
         for (i, f) in all.enumerated() {
             for k in try buckets?[i] ?? rollupBuckets(f) {
-                keys.begin()
-                keys.str("dim", k.dimension)
-                keys.int("bucket", k.bucketStart)
-                keys.str("order_id", f.orderID)
-                keys.end()
+                keys.row(f.orderID) { r in
+                    r.str("dim", k.dimension)
+                    r.int("bucket", k.bucketStart)
+                    r.str("order_id", f.orderID)
+                }
             }
         }
         return keys

@@ -7,7 +7,8 @@ import WaybillTestSupport
 
 /// Reads by key go to the one shard that holds the key (`ShardMap`, `CityHash`), and a trace reads an
 /// order's events only in the days `event_days` lists. These checks hold that to what ClickHouse does:
-/// the hash equals the server's `cityHash64`, every row sits on the shard the map names, and a store
+/// the hash equals the server's `cityHash64`, every row (now written to the shards' own tables) sits on
+/// the shard the map names and the Distributed table would choose, and a store
 /// written before `event_days` existed is converted at open with its traces unchanged.
 @Suite struct ClickHouseShardTests {
     @Test func cityHashEqualsTheServersOnKeysOfEveryLength() async throws {
@@ -45,6 +46,9 @@ import WaybillTestSupport
                         .split(separator: "\n").map(String.init)
                     seen += keys.count
                     for k in keys { #expect(shards.shard(of: k) == shard, "\(table) row of \(k) on node \(node)") }
+                    // Where the Distributed table itself would put them (two shards of weight 1).
+                    let misplaced = try await cluster.query("SELECT count() FROM \(url.database).\(table)_local WHERE cityHash64(\(column)) % 2 != \(shard)", node: node)
+                    #expect(misplaced.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "\(table) on node \(node)")
                 }
             }
             #expect(seen > 400)
