@@ -198,7 +198,7 @@ final class OrdersTable {
         if let rid {
             var changed: UInt64 = 0
             for i in columns.indices where stored.map({ !columns[i].same($0, facts) }) ?? true { changed |= 1 << UInt64(i) }
-            let update = try conn.prepare(Self.updateSQL(changed: changed))
+            let update = try updateStatement(changed)
             var p: Int32 = 1
             for i in columns.indices where changed & (1 << UInt64(i)) != 0 {
                 bind(update, i, p)
@@ -208,12 +208,37 @@ final class OrdersTable {
             try update.run()
             cache.put(orderID, (rid, encoded))
         } else {
-            let insert = try conn.prepare(Self.insertSQL)
+            let insert = try insertStatement()
             for i in columns.indices { bind(insert, i, Int32(i + 1)) }
             insert.bind(Int32(columns.count + 1), orderID)
             try insert.run()
             cache.put(orderID, (sqlite3_last_insert_rowid(conn.db), encoded))
         }
+    }
+
+    /// The update statement of each set of changed columns, and the insert, kept here: building the SQL
+    /// text and looking it up in the connection's cache for every row took about 2% of the writer.
+    private var updates: [UInt64: Statement] = [:]
+    private var insert: Statement?
+
+    private func updateStatement(_ changed: UInt64) throws -> Statement {
+        if let s = updates[changed] {
+            s.reset()
+            return s
+        }
+        let s = try Statement(conn: conn, sql: Self.updateSQL(changed: changed))
+        updates[changed] = s
+        return s
+    }
+
+    private func insertStatement() throws -> Statement {
+        if let s = insert {
+            s.reset()
+            return s
+        }
+        let s = try Statement(conn: conn, sql: Self.insertSQL)
+        insert = s
+        return s
     }
 
     private func flush(_ orderID: String) throws {
