@@ -3,13 +3,14 @@
 # and flat memory. Stores are built by bench/gen_orders.py (accepted, allocated, 5% re-allocated,
 # released, shipped; 1-3 lines an order: ~4.05 events an order) and `waybill ingest`, once, then kept.
 # usage: bench/ocel_export.sh [SMALL_ORDERS] [LARGE_ORDERS] [RUNS]     (default 100000 1000000 2)
-#   GZIP=1 also exports to .json.gz; DATA=interleaved uses bench/gen_interleaved.py --orders instead.
+#   GZIP=1 also exports to .json.gz; DATA=interleaved uses bench/gen_interleaved.py --orders instead;
+#   WAYBILL=BIN measures another binary (a copy, for before/after pairs); WAYBILL_OCEL_THREADS=1 one thread.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SMALL=${1:-100000}; LARGE=${2:-1000000}; RUNS=${3:-2}
 OUT=${BENCH_DIR:-/tmp/waybill-bench}
 mkdir -p "$OUT"
-W=$PWD/.build/release/waybill
+W=${WAYBILL:-$PWD/.build/release/waybill}
 [ -x "$W" ] || swift build -c release --product waybill
 FROM=2026-01-01T00:00:00Z; TO=2027-01-01T00:00:00Z
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(git rev-parse --short HEAD)"
