@@ -278,6 +278,12 @@ enum Schema {
         let s = try c.prepare("SELECT value FROM meta WHERE key = 'schema_version'")
         let current = try s.step() ? Int(s.text(0)) ?? 0 : 0
         s.reset()
+        // A store written by a newer waybill may hold rows this one misreads (event blocks of a later
+        // format, shorter idempotency hashes that a full-hash probe would miss): refuse it, do not guess.
+        guard current <= migrations.count else {
+            throw StoreError.engine("the store's schema version is \(current), newer than this waybill's \(migrations.count): "
+                                    + "it was written by a newer waybill; open it with that version or later")
+        }
         if current < migrations.count {
             try c.transaction {
                 for v in current..<migrations.count {
