@@ -56,7 +56,12 @@ struct OCELExportCommand: AsyncParsableCommand {
                 throw CLIError("\(store.location.description) cannot scan events by time, which the export needs; export from a server (--url) or an embedded store (--db)")
             }
             var exporter = OCELExporter(temporaryDirectory: tempDir)
-            if let t = ProcessInfo.processInfo.environment["WAYBILL_OCEL_THREADS"].flatMap(Int.init), t >= 1 { exporter.threads = t }
+            if let text = ProcessInfo.processInfo.environment["WAYBILL_OCEL_THREADS"] {
+                guard let t = Int(text), (1...64).contains(t) else {
+                    throw CLIError("WAYBILL_OCEL_THREADS: must be a whole number from 1 to 64 (1 runs the export on one thread), not '\(text)'")
+                }
+                exporter.threads = t
+            }
             let summary = try exporter.export(from: scanner, window: window, write: write)
             try file?.finish()
             if !quiet {

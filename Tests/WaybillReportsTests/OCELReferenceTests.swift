@@ -105,6 +105,12 @@ struct OCELReferenceTests {
         #expect(Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/db.json"))) == reference)
         #expect(Self.waybill(["export", "ocel", "--db", db, "--from", from, "--to", to, "--out", dir + "/db.json.gz", "--quiet"]).0 == 0)
         #expect(try Self.gunzip(dir + "/db.json.gz") == reference)
+        // One thread writes the same bytes; a bad thread count is refused, naming the variable.
+        let args = ["export", "ocel", "--db", db, "--from", from, "--to", to, "--quiet", "--out"]
+        #expect(PythonVenv.run(["env", "WAYBILL_OCEL_THREADS=1", Self.binary] + args + [dir + "/one.json"]).0 == 0)
+        #expect(Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/one.json"))) == reference)
+        let (threadsRC, threadsLog) = PythonVenv.run(["env", "WAYBILL_OCEL_THREADS=0", Self.binary] + args + [dir + "/zero.json"])
+        #expect(threadsRC != 0 && threadsLog.contains("WAYBILL_OCEL_THREADS: must be a whole number from 1 to 64"), "\(threadsLog)")
         let (badRC, badLog) = Self.waybill(["export", "ocel", "--db", db, "--from", "last tuesday", "--out", dir + "/bad.json"])
         #expect(badRC != 0 && badLog.contains("--from: must be RFC 3339 or relative like -7d"), "\(badLog)")
         #expect(!FileManager.default.fileExists(atPath: dir + "/bad.json") && !FileManager.default.fileExists(atPath: dir + "/bad.json.partial"))
