@@ -7,15 +7,46 @@ import WaybillSQLite
 import WaybillTestSupport
 
 
-/// Starts `waybill demo` and waits (at most two minutes) until it prints its welcome.
+/// Starts `waybill demo` and waits (at most two minutes) until it prints its welcome and answers on
+/// its port. The welcome is printed before the server binds: when the random port is taken by another
+/// test's process the demo exits, and it is started again on another port (at most three tries).
 func startDemo(_ extra: [String], db: String = temporaryDatabase()) async throws -> (process: Process, port: Int, welcome: String) {
-    let port = Int.random(in: 20_000...60_000)
+    var attempt = 0
+    while true {
+        attempt += 1
+        var port = Int.random(in: 20_000...60_000)
+        while !portIsFree(port) { port = Int.random(in: 20_000...60_000) }
+        let errLog = NSTemporaryDirectory() + "waybill-demo-\(port)-\(UUID().uuidString).err"
+        let (p, text) = try await launchDemo(port: port, extra: extra, db: db, errLog: errLog)
+        if try await demoAnswers(p, port: port) { return (p, port, text) }
+        let err = (try? String(contentsOfFile: errLog, encoding: .utf8)) ?? ""
+        print("startDemo: the demo on port \(port) did not answer (attempt \(attempt)); its stderr ends: \(err.suffix(600))")
+        if attempt >= 3 { return (p, port, text) }
+    }
+}
+
+/// Whether nothing listens on the loopback port now (a bind that succeeds and is closed at once).
+private func portIsFree(_ port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return true }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    return withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+}
+
+private func launchDemo(port: Int, extra: [String], db: String, errLog: String) async throws -> (Process, String) {
     let out = Pipe()
     let p = Process()
     p.executableURL = ServerProcess.binary
     p.arguments = ["demo", "--port", String(port), "--db", db] + extra
     p.standardOutput = out
-    p.standardError = FileHandle.nullDevice
+    FileManager.default.createFile(atPath: errLog, contents: nil)
+    p.standardError = FileHandle(forWritingAtPath: errLog) ?? FileHandle.nullDevice
     try p.run()
     // Read on a background thread so that a silent demo fails the test instead of hanging it.
     let reader = Task.detached { () -> String in
@@ -38,10 +69,20 @@ func startDemo(_ extra: [String], db: String = temporaryDatabase()) async throws
         g.cancelAll()
         return first
     }
-    return (p, port, text)
+    return (p, text)
 }
 
-/// `POST /api/v1/orders` to a demo: status and JSON answer.
+/// Whether the demo answers `/healthz` within 30 s; false once it has exited (its port was taken).
+private func demoAnswers(_ p: Process, port: Int) async throws -> Bool {
+    for _ in 0..<120 {
+        if !p.isRunning { return false }
+        if let r = try? await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/healthz"), timeout: .seconds(1)),
+           r.status == .ok { return true }
+        try await Task.sleep(for: .milliseconds(250))
+    }
+    return p.isRunning
+}
+
 func postOrder(port: Int, _ body: String, key: String?) async throws -> (status: Int, answer: JSONValue) {
     var req = HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/v1/orders")
     req.method = .POST
