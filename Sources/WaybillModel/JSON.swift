@@ -335,24 +335,36 @@ public struct JSONWriter {
         }
     }
 
+    /// `s` as a JSON string: runs that need no escape are copied whole (the OCEL export writes
+    /// millions of strings through this).
     public mutating func string(_ s: String) {
-        bytes.append(0x22)
-        for c in s.utf8 {
-            switch c {
-            case 0x22: bytes.append(0x5C); bytes.append(0x22)
-            case 0x5C: bytes.append(0x5C); bytes.append(0x5C)
-            case 0x0A: bytes.append(0x5C); bytes.append(UInt8(ascii: "n"))
-            case 0x0D: bytes.append(0x5C); bytes.append(UInt8(ascii: "r"))
-            case 0x09: bytes.append(0x5C); bytes.append(UInt8(ascii: "t"))
-            case 0..<0x20:
-                raw("\\u00")
-                let hex = Array("0123456789abcdef".utf8)
-                bytes.append(hex[Int(c >> 4)])
-                bytes.append(hex[Int(c & 0xF)])
-            default: bytes.append(c)
+        var s = s
+        s.withUTF8 { u in
+            bytes.append(0x22)
+            var start = 0
+            for i in 0..<u.count {
+                let c = u[i]
+                if c >= 0x20 && c != 0x22 && c != 0x5C { continue }
+                if i > start { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: u[start..<i])) }
+                start = i + 1
+                switch c {
+                case 0x22: bytes.append(0x5C); bytes.append(0x22)
+                case 0x5C: bytes.append(0x5C); bytes.append(0x5C)
+                case 0x0A: bytes.append(0x5C); bytes.append(UInt8(ascii: "n"))
+                case 0x0D: bytes.append(0x5C); bytes.append(UInt8(ascii: "r"))
+                case 0x09: bytes.append(0x5C); bytes.append(UInt8(ascii: "t"))
+                default:
+                    let hex: StaticString = "0123456789abcdef"
+                    bytes.append(0x5C); bytes.append(UInt8(ascii: "u")); bytes.append(0x30); bytes.append(0x30)
+                    hex.withUTF8Buffer { h in
+                        bytes.append(h[Int(c >> 4)])
+                        bytes.append(h[Int(c & 0xF)])
+                    }
+                }
             }
+            if u.count > start { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: u[start..<u.count])) }
+            bytes.append(0x22)
         }
-        bytes.append(0x22)
     }
 }
 

@@ -425,39 +425,7 @@ struct OCELOutputBuffer {
     mutating func time(_ t: Micros) { timeText.write(t, into: &w.bytes) }
     mutating func raw(_ s: StaticString) { s.withUTF8Buffer { w.bytes.append(contentsOf: $0) } }
     mutating func byte(_ b: UInt8) { w.bytes.append(b) }
-    mutating func string(_ s: String) { Self.quote(s, into: &w.bytes) }
-
-    /// `s` as a JSON string, byte for byte what `JSONWriter.string` writes: runs that need no escape are
-    /// copied whole.
-    static func quote(_ s: String, into bytes: inout [UInt8]) {
-        var s = s
-        s.withUTF8 { u in
-            bytes.append(0x22)
-            var start = 0
-            for i in 0..<u.count {
-                let c = u[i]
-                if c >= 0x20 && c != 0x22 && c != 0x5C { continue }
-                if i > start { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: u[start..<i])) }
-                start = i + 1
-                switch c {
-                case 0x22: bytes.append(0x5C); bytes.append(0x22)
-                case 0x5C: bytes.append(0x5C); bytes.append(0x5C)
-                case 0x0A: bytes.append(0x5C); bytes.append(UInt8(ascii: "n"))
-                case 0x0D: bytes.append(0x5C); bytes.append(UInt8(ascii: "r"))
-                case 0x09: bytes.append(0x5C); bytes.append(UInt8(ascii: "t"))
-                default:
-                    let hex: StaticString = "0123456789abcdef"
-                    bytes.append(0x5C); bytes.append(UInt8(ascii: "u")); bytes.append(0x30); bytes.append(0x30)
-                    hex.withUTF8Buffer { h in
-                        bytes.append(h[Int(c >> 4)])
-                        bytes.append(h[Int(c & 0xF)])
-                    }
-                }
-            }
-            if u.count > start { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: u[start..<u.count])) }
-            bytes.append(0x22)
-        }
-    }
+    mutating func string(_ s: String) { w.string(s) }
 
     /// Hands `chunk` on as it is, after what is buffered.
     mutating func pass(_ chunk: [UInt8]) throws {

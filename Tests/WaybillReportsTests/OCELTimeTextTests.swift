@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import WaybillModel
 import WaybillTestSupport
@@ -25,8 +26,9 @@ import WaybillTestSupport
     }
 }
 
-/// The export's JSON strings are `JSONWriter.string`'s, byte for byte: plain runs, every escape, control
-/// characters, multi-byte UTF-8 and bridged (non-native) strings.
+/// JSON strings (`JSONWriter.string`, which copies runs that need no escape, and the export's buffer that
+/// calls it) equal a per-byte escape, byte for byte: plain runs, every escape, control characters,
+/// multi-byte UTF-8 and bridged (non-native) strings.
 @Test func ocelQuotedStringsEqualJSONWriter() {
     var rng = SplitMix(7)
     let pieces = ["a", "SO-00000001", "\"", "\\", "\n", "\r", "\t", "\u{0}", "\u{1f}", "\u{7f}", " ", "é", "日本", "🚚", "/", "\u{2028}"]
@@ -38,11 +40,27 @@ import WaybillTestSupport
     }
     samples.append(String(Substring("xx\"yy\\zz").dropFirst()))
     for s in samples {
-        var mine: [UInt8] = []
-        OCELOutputBuffer.quote(s, into: &mine)
-        var theirs = JSONWriter()
-        theirs.string(s)
-        #expect(mine == theirs.bytes, "\(s.debugDescription)")
-        if mine != theirs.bytes { return }
+        var reference: [UInt8] = [0x22]
+        for c in s.utf8 {
+            switch c {
+            case 0x22: reference += [0x5C, 0x22]
+            case 0x5C: reference += [0x5C, 0x5C]
+            case 0x0A: reference += Array("\\n".utf8)
+            case 0x0D: reference += Array("\\r".utf8)
+            case 0x09: reference += Array("\\t".utf8)
+            case 0..<0x20: reference += Array(String(format: "\\u%04x", c).utf8)
+            default: reference.append(c)
+            }
+        }
+        reference.append(0x22)
+        var writer = JSONWriter()
+        writer.string(s)
+        #expect(writer.bytes == reference, "\(s.debugDescription)")
+        var chunks: [[UInt8]] = []
+        var buffer = OCELOutputBuffer(chunkBytes: 1 << 20) { chunks.append($0) }
+        buffer.string(s)
+        try? buffer.flush()
+        #expect(chunks.joined().elementsEqual(reference), "\(s.debugDescription)")
+        if writer.bytes != reference { return }
     }
 }
