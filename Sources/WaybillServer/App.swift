@@ -110,8 +110,7 @@ struct APIError: HTTPResponseError {
             // OTLP/HTTP: the error body is a google.rpc.Status in the request's encoding; a JSON
             // request's Status also carries Waybill's usual "error" member.
             let status = OTLPStatus(httpStatus: Int(self.status.code), message: message)
-            let base = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
-            if base == "application/x-protobuf" {
+            if request.mediaType == "application/x-protobuf" {
                 h[.contentType] = "application/x-protobuf"
                 return Response(status: self.status, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: status.protobufBytes)))
             }

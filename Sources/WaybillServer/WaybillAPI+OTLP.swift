@@ -5,11 +5,18 @@ import WaybillCollectors
 import WaybillModel
 import WaybillStore
 
+extension Request {
+    /// The `Content-Type` without its parameters, lowercased (`application/x-protobuf`); nil when absent.
+    var mediaType: String? {
+        headers[.contentType]?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+    }
+}
+
 extension WaybillAPI {
     /// `POST /v1/traces`: OTLP/HTTP traces, protobuf or JSON, gzip or not, answered with
     /// `ExportTraceServiceResponse` (its `partialSuccess` names the spans refused and why).
     func postTraces(_ req: Request) async throws -> Response {
-        let base = req.headers[.contentType]?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        let base = req.mediaType
         let protobuf = base == "application/x-protobuf"
         guard base == "application/json" || protobuf else {
             metrics.rejectedBodies.increment()
