@@ -124,10 +124,13 @@ import WaybillTestSupport
             // CPython 3.11's ast module can fail inside hypothesis while it builds a strategy on a worker
             // thread ("SystemError: AST constructor recursion depth mismatch", a Python bug fixed in later
             // releases): schemathesis reports it as a runtime error of its own, not as a finding about the
-            // server. That one error is retried once; anything else counts.
-            if rc != 0, log.contains("SystemError: AST constructor recursion depth mismatch") {
+            // server. That one error is retried, up to three runs in all (it hit two runs in a row in a
+            // clean-clone CI run of 31ac62a); anything else counts.
+            var runsDone = 1
+            while rc != 0, runsDone < 3, log.contains("SystemError: AST constructor recursion depth mismatch") {
                 print("note: schemathesis (\(name)) hit CPython's AST recursion bug; running it again")
                 (rc, log) = PythonVenv.run([venv.bin("schemathesis")] + common + args, environment: env)
+                runsDone += 1
             }
             #expect(rc == 0, "schemathesis (\(name)) found failures:\n\(log.suffix(6000))")
             #expect(log.contains("Test cases:"), "schemathesis (\(name)) did not run:\n\(log.suffix(2000))")
