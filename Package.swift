@@ -65,12 +65,11 @@ let package = Package(
             .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
-        ], resources: [
-            // The shipped alert rules (a link to queries/alerts), which the demo runs.
-            .process("Resources/alerts"),
-            // The page templates, and the shipped dashboards (a link to dashboards/), kept as folders.
-            .copy("Resources/templates"),
-            .copy("Resources/dashboards"),
+        ], exclude: [
+            // The page templates, the shipped dashboards (a link to dashboards/) and alert rules (a link to
+            // queries/alerts): compiled into the binary as EmbeddedResources.swift by
+            // scripts/embed-resources.py, so that the binary needs no resource bundle beside it.
+            "Resources",
         ]),
         .executableTarget(name: "waybill", dependencies: [
             "WaybillModel", "WaybillStore", "WaybillSQLite", "WaybillCollectors", "WaybillServer", "WaybillKPI", "WaybillServices", "WaybillAlerts",

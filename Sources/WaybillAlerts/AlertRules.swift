@@ -175,11 +175,20 @@ extension AlertConfig {
                 files.append(p)
             }
         }
-        var config = AlertConfig()
+        var texts: [(path: String, text: String)] = []
         for f in files {
             guard let data = FileManager.default.contents(atPath: f), let text = String(data: data, encoding: .utf8) else {
                 throw AlertConfigError(file: f, field: "file", rule: "cannot be read as UTF-8 text")
             }
+            texts.append((f, text))
+        }
+        return try load(files: texts)
+    }
+
+    /// Rules files given as (path, text), merged in the order given; `path` names the file in errors.
+    public static func load(files: [(path: String, text: String)]) throws -> AlertConfig {
+        var config = AlertConfig()
+        for (f, text) in files {
             try config.merge(try parse(yaml: text, file: f), file: f)
         }
         return config

@@ -8,13 +8,10 @@ import NIOCore
 /// script fetches nothing. Pages work the same without it.
 enum BrushScript {
     static let text: Result<String, PageRenderer.LoadError> = {
-        guard let folder = ShippedResources.folder("templates", containing: "brush.js") else {
-            return .failure(PageRenderer.LoadError(file: "templates/brush.js", message: "not beside the waybill binary"))
+        guard let js = ShippedResources.file("templates/brush.js") else {
+            return .failure(PageRenderer.LoadError(file: "templates/brush.js", message: "not compiled into this binary"))
         }
-        let path = (folder as NSString).appendingPathComponent("brush.js")
-        do { return .success(try String(contentsOfFile: path, encoding: .utf8)) } catch {
-            return .failure(PageRenderer.LoadError(file: path, message: "\(error)"))
-        }
+        return .success(js)
     }()
 
     static func response() -> Response {

@@ -168,13 +168,14 @@ public struct Dashboard: Sendable, Equatable {
 }
 
 extension Dashboard {
-    /// The shipped dashboards folder's overview, read once.
+    /// The shipped overview (`dashboards/overview.yaml`, compiled into the binary), parsed once.
     static let shipped: Result<Dashboard, DashboardFileError> = {
-        guard let folder = ShippedResources.folder("dashboards", containing: fileName) else {
-            return .failure(DashboardFileError(file: "dashboards/" + fileName, line: nil, context: nil,
-                                               error: FieldError(field: "file", rule: "the shipped dashboards are not beside the waybill binary; pass --dashboards DIR")))
+        let file = "dashboards/" + fileName
+        guard let text = ShippedResources.file(file) else {
+            return .failure(DashboardFileError(file: file, line: nil, context: nil,
+                                               error: FieldError(field: "file", rule: "is not compiled into this binary; pass --dashboards DIR")))
         }
-        return Result { () throws(DashboardFileError) -> Dashboard in try load(folder: folder) }
+        return Result { () throws(DashboardFileError) -> Dashboard in try parse(text, file: file) }
     }()
 
     /// `serve --dashboards DIR`: the folder given, else `./dashboards` when it has an overview, else the shipped copy.

@@ -256,37 +256,13 @@ public struct DemoService: Service {
 
 extension DemoService {
     /// The demo's alert rules when no `--config` is given: the shipped rules of `queries/alerts/`, which
-    /// the build copies into this module's resources (`Resources/alerts` links to that folder), without
-    /// their hooks and Alertmanager: the demo notifies no one; its alerts show in the API, the pages and
-    /// `waybill alerts`.
+    /// are compiled into the binary (`Resources/alerts` links to that folder; `scripts/embed-resources.py`),
+    /// without their hooks and Alertmanager: the demo notifies no one; its alerts show in the API, the pages
+    /// and `waybill alerts`.
     public static func shippedAlertRules() throws -> AlertConfig {
-        guard let folder = shippedRulesFolder() else { throw ShippedRulesMissing(binaryFolder: Bundle.main.bundleURL.path) }
-        var config = try AlertConfig.load(paths: [folder])
+        var config = try AlertConfig.load(files: ShippedResources.files("alerts").map { ("alerts/" + $0.name, $0.text) })
         config.hooks = []
         config.alertmanager = nil
         return config
-    }
-
-    /// Where the rules are: the resource bundle SwiftPM puts beside the binary (`Bundle.module` looks in the
-    /// same places but traps when none is there; a binary copied away from its bundle must get an error it
-    /// can act on instead), else the checkout it was built from.
-    static func shippedRulesFolder() -> String? {
-        let beside = Bundle.main.bundleURL
-        let candidates = [
-            beside.appendingPathComponent("Waybill_WaybillServer.resources").path,
-            beside.appendingPathComponent("Waybill_WaybillServer.bundle/Contents/Resources").path,
-            URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../queries/alerts").standardized.path,
-        ]
-        return candidates.first { path in
-            ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).contains { $0.hasSuffix(".yaml") }
-        }
-    }
-}
-
-public struct ShippedRulesMissing: Error, CustomStringConvertible {
-    public let binaryFolder: String
-    public var description: String {
-        "the shipped alert rules (Waybill_WaybillServer.resources) are not beside the waybill binary in \(binaryFolder); "
-            + "copy that folder along with the binary, or pass --config with a rules file or folder (e.g. --config queries/alerts/)"
     }
 }

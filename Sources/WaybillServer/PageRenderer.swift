@@ -37,15 +37,25 @@ final class PageRenderer: Sendable {
         var description: String { "\(file): \(message)" }
     }
 
-    init(directory: String) throws {
-        self.directory = directory
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".mustache") }.sorted()
-        guard names.contains("layout.mustache") else { throw LoadError(file: directory, message: "no layout.mustache in the templates folder") }
-        var templates: [String: MustacheTemplate] = [:]
+    /// The `.mustache` files of a folder.
+    convenience init(directory: String) throws {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".mustache") }
+        var files: [(name: String, text: String)] = []
         for name in names {
             let path = (directory as NSString).appendingPathComponent(name)
-            let text: String
-            do { text = try String(contentsOfFile: path, encoding: .utf8) } catch { throw LoadError(file: path, message: "\(error)") }
+            do { files.append((name, try String(contentsOfFile: path, encoding: .utf8))) } catch { throw LoadError(file: path, message: "\(error)") }
+        }
+        try self.init(files: files, folder: directory)
+    }
+
+    /// Templates given as (file name, text); `folder` names where they come from in errors.
+    init(files: [(name: String, text: String)], folder: String) throws {
+        self.directory = folder
+        let files = files.filter { $0.name.hasSuffix(".mustache") }.sorted { $0.name < $1.name }
+        guard files.contains(where: { $0.name == "layout.mustache" }) else { throw LoadError(file: folder, message: "no layout.mustache in the templates folder") }
+        var templates: [String: MustacheTemplate] = [:]
+        for (name, text) in files {
+            let path = (folder as NSString).appendingPathComponent(name)
             if let bad = Self.unescapedNames(text).first(where: { !($0.hasSuffix("SVG") || $0.hasSuffix("HTML")) }) {
                 throw LoadError(file: path, message: "inserts '\(bad)' unescaped; only names ending in SVG or HTML (TrustedHTML) may be")
             }
@@ -85,29 +95,30 @@ final class PageRenderer: Sendable {
                  body: .init(byteBuffer: ByteBuffer(string: render(template, model))))
     }
 
-    /// The shipped templates, loaded once; a binary without its resource bundle gets an error page naming the cause.
+    /// The shipped templates (compiled into the binary), loaded once; a template that fails to load gives
+    /// an error page naming the cause.
     static let shipped: Result<PageRenderer, LoadError> = {
-        guard let folder = ShippedResources.folder("templates", containing: "layout.mustache") else {
-            return .failure(LoadError(file: "templates", message: "the page templates (Waybill_WaybillServer.resources/templates) are not beside the waybill binary"))
-        }
-        do { return .success(try PageRenderer(directory: folder)) } catch let e as LoadError { return .failure(e) } catch {
-            return .failure(LoadError(file: folder, message: "\(error)"))
+        do { return .success(try PageRenderer(files: ShippedResources.files("templates"), folder: "templates")) } catch let e as LoadError {
+            return .failure(e)
+        } catch {
+            return .failure(LoadError(file: "templates", message: "\(error)"))
         }
     }()
 }
 
-/// Folders shipped as resources of this module (`.copy` in Package.swift keeps them as folders): beside the
-/// binary in SwiftPM's resource bundle, else in the checkout the binary was built from.
+/// The files the server reads at run time (`Resources/templates`, `Resources/dashboards/overview.yaml`, the
+/// alert rules of `Resources/alerts`), compiled into the binary by `scripts/embed-resources.py`
+/// (`EmbeddedResources.swift`), so that the binary runs wherever it is copied, on its own.
 enum ShippedResources {
-    static func folder(_ name: String, containing file: String) -> String? {
-        let beside = Bundle.main.bundleURL
-        let candidates = [
-            beside.appendingPathComponent("Waybill_WaybillServer.resources").appendingPathComponent(name).path,
-            beside.appendingPathComponent("Waybill_WaybillServer.bundle/Contents/Resources").appendingPathComponent(name).path,
-            URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Resources").appendingPathComponent(name).standardized.path,
-        ]
-        return candidates.first { FileManager.default.fileExists(atPath: ($0 as NSString).appendingPathComponent(file)) }
+    /// The files of one folder, as (file name, text), sorted by name.
+    static func files(_ folder: String) -> [(name: String, text: String)] {
+        EmbeddedResources.files.compactMap { path, text in
+            path.hasPrefix(folder + "/") ? (String(path.dropFirst(folder.count + 1)), text) : nil
+        }.sorted { $0.name < $1.name }
     }
+
+    /// One file, by its path under `Resources` (`templates/brush.js`).
+    static func file(_ path: String) -> String? { EmbeddedResources.files[path] }
 }
 
 extension WebPages {

@@ -36,8 +36,7 @@ import WaybillTestSupport
     }
 
     @Test func theShippedDashboardIsValid() throws {
-        let folder = try #require(ShippedResources.folder("dashboards", containing: Dashboard.fileName))
-        let d = try Dashboard.load(folder: folder)
+        let d = try Dashboard.shipped.get()
         #expect(d.panels.map(\.kind) == [.kpiTiles, .alerts, .stuckOrders, .ingest, .services])
         #expect(d.panels[0].kpis.map(\.description).contains("fill_rate"))
         #expect(d.panels[0].step == 3_600_000_000)
