@@ -8,6 +8,8 @@ import WaybillStore
 /// request size. The queue is bounded: past `maxQueuedEvents` an append is refused, not buffered.
 /// While writes fail with a `StorageFault`, the idle writer probes with a small write every
 /// `faultProbeSeconds`, so `health` recovers once the fault has passed even when no client writes.
+/// With a `WALSyncer`, a commit is answered only once the syncer has synced the WAL that holds it; the
+/// writer goes on with the next transaction meanwhile (its connection commits with `synchronous=NORMAL`).
 final class GroupCommitWriter: @unchecked Sendable {
     private enum Job {
         case append(PreparedAppend, CheckedContinuation<AppendResult, any Error>)
@@ -22,6 +24,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     private let maxBatch: Int
     private let health: StorageHealthMonitor?
     private let faultProbeSeconds: Double
+    /// Syncs the WAL after commits and answers them then; nil: the commit itself synced (or nothing must).
+    let syncer: WALSyncer?
     private let cond = NSCondition()
     private var jobs: [Job] = []
     private var queued = 0
@@ -32,8 +36,9 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var thread: Thread?
 
     init(session: EventWriteSession, maxQueuedEvents: Int, maxBatchEvents: Int, health: StorageHealthMonitor? = nil,
-         faultProbeSeconds: Double = 2) {
+         faultProbeSeconds: Double = 2, syncer: WALSyncer? = nil) {
         self.session = session
+        self.syncer = syncer
         self.maxQueued = maxQueuedEvents
         self.maxBatch = maxBatchEvents
         self.health = health
@@ -112,6 +117,12 @@ final class GroupCommitWriter: @unchecked Sendable {
         cond.broadcast()
         while !stopped { cond.wait() }
         cond.unlock()
+        syncer?.stop()
+    }
+
+    /// Answers a committed job: at once without a syncer, else once the WAL holding it is synced.
+    private func answer(_ done: @escaping () -> Void, else failed: @escaping (any Error) -> Void) {
+        if let syncer { syncer.submit(WALSyncer.Waiter(done: done, failed: failed)) } else { done() }
     }
 
     private func run() {
@@ -171,11 +182,16 @@ final class GroupCommitWriter: @unchecked Sendable {
         try? conn.transaction(countsFaults: false) {
             try conn.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('write_probe', ?)").bind(1, String(currentMicros())).run()
         }
+        // A sync that fails reports the fault again.
+        answer({}, else: { _ in })
     }
 
     private func execute(_ take: [Job]) {
         if case .delete(let cutoff, let c) = take[0] {
-            do { c.resume(returning: try session.deleteBefore(cutoff)) } catch { c.resume(throwing: error) }
+            do {
+                let n = try session.deleteBefore(cutoff)
+                answer({ c.resume(returning: n) }, else: { c.resume(throwing: $0) })
+            } catch { c.resume(throwing: error) }
             return
         }
         if case .transaction(let body, let c) = take[0] {
@@ -183,7 +199,8 @@ final class GroupCommitWriter: @unchecked Sendable {
             do {
                 // Such a write may read the orders (a checkpoint, an alert's state): write deferred rows first.
                 try session.flushDeferredFacts()
-                c.resume(returning: try conn.transaction { try body(conn) })
+                try conn.transaction { try body(conn) }
+                answer({ c.resume() }, else: { c.resume(throwing: $0) })
             } catch { c.resume(throwing: error) }
             return
         }
@@ -209,7 +226,9 @@ final class GroupCommitWriter: @unchecked Sendable {
     private func commit<Batch>(_ jobs: [(Batch, CheckedContinuation<AppendResult, any Error>)], _ write: ([Batch]) throws -> [AppendResult]) {
         do {
             let results = try write(jobs.map(\.0))
-            for (j, r) in zip(jobs, results) { j.1.resume(returning: r) }
+            let continuations = jobs.map(\.1)
+            answer({ for (c, r) in zip(continuations, results) { c.resume(returning: r) } },
+                   else: { e in for c in continuations { c.resume(throwing: e) } })
         } catch {
             for j in jobs { j.1.resume(throwing: error) }
         }

@@ -7,7 +7,8 @@ import WaybillStore
 /// thread and read through a small pool of connections.
 public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable {
     public struct Options: Sendable {
-        /// `FULL` (default) also survives power loss; `NORMAL` survives process crashes only.
+        /// `FULL` (default) also survives power loss: every append is answered once the WAL holding it is
+        /// synced (by a thread of its own, `WALSyncer`); `NORMAL` survives process crashes only.
         public var synchronous: String = "FULL"
         /// Page cache of the writer connection, in MiB.
         public var writerCacheMiB = 64
@@ -78,8 +79,17 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
                                               OrdersTable.Deferral(maxOrders: options.deferredFactsOrders, maxEvents: $0) })
         writeSession = write
         conn.health = health
+        // FULL: the writer commits without waiting for the disk and a thread of its own syncs the WAL before
+        // the commits are answered (`WALSyncer`); WAYBILL_INLINE_SYNC=1 syncs inside each commit, as before
+        // (for A/B benchmarks).
+        var syncer: WALSyncer?
+        if options.synchronous != "NORMAL", ProcessInfo.processInfo.environment["WAYBILL_INLINE_SYNC"] == nil,
+           try Self.journalMode(conn) == "wal" {
+            try conn.exec("PRAGMA synchronous=NORMAL")
+            syncer = WALSyncer(databasePath: path, health: health)
+        }
         writer = GroupCommitWriter(session: write, maxQueuedEvents: options.maxQueuedEvents, maxBatchEvents: options.maxBatchEvents,
-                                   health: health, faultProbeSeconds: options.faultProbeSeconds)
+                                   health: health, faultProbeSeconds: options.faultProbeSeconds, syncer: syncer)
         checkpointer = ProcessInfo.processInfo.environment["WAYBILL_INLINE_CHECKPOINTS"] != nil ? nil
             : try WALCheckpointer(path: path, writer: conn, synchronous: options.synchronous, threshold: options.walCheckpointPages,
                                   busyTimeoutMillis: Int32(clamping: options.busyTimeoutMillis))
@@ -87,6 +97,12 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
     }
 
     deinit { close() }
+
+    static func journalMode(_ conn: Connection) throws -> String {
+        let s = try conn.prepare("PRAGMA journal_mode")
+        defer { s.reset() }
+        return try s.step() ? s.text(0).lowercased() : ""
+    }
 
     public func close() {
         writer.stop()
