@@ -2,56 +2,155 @@ import Foundation
 import WaybillModel
 import WaybillStore
 
-/// Rows for `INSERT ... FORMAT JSONEachRow`, one JSON object a line.
+/// Rows for `INSERT ... FORMAT JSONEachRow`, one JSON object a line, or (`binary`) for `FORMAT
+/// RowBinary`: each value in ClickHouse's binary encoding, in the order of the column list the insert
+/// names (the keys of the first row; every row writes the same keys in the same order). ClickHouse
+/// parses RowBinary several times faster than JSON, and writing it needs no escaping. A binary writer
+/// must write each column with the method of its type in the table (`int` Int64, `uint` UInt64,
+/// `uint32`, `optInt8` Nullable(Int8), `optInt` Nullable(Int64), `str`/`bytes` String, `optStr`
+/// Nullable(String), `strings` Array(String)).
 struct RowWriter {
     var w = JSONWriter(capacity: 4096)
     private var first = true
     var count = 0
+    /// RowBinary rather than JSONEachRow.
+    let binary: Bool
+    /// The column names in order (binary: taken from the first row).
+    private(set) var names: [String] = []
+    private var column = 0
+
+    init(binary: Bool = false) { self.binary = binary }
 
     mutating func begin() {
-        w.raw("{")
-        first = true
+        if binary {
+            column = 0
+        } else {
+            w.raw("{")
+            first = true
+        }
     }
 
     mutating func end() {
-        w.raw("}\n")
+        if binary {
+            precondition(column == names.count, "a RowBinary row wrote \(column) columns, the first \(names.count)")
+        } else {
+            w.raw("}\n")
+        }
         count += 1
     }
 
     private mutating func key(_ k: String) {
+        if binary {
+            if count == 0 { names.append(k) } else { assert(column < names.count && names[column] == k, "RowBinary column \(k) out of order") }
+            column += 1
+            return
+        }
         if !first { w.raw(",") }
         first = false
         w.string(k)
         w.raw(":")
     }
 
+    // MARK: RowBinary encoding
+
+    private mutating func varint(_ n: Int) {
+        var v = UInt64(n)
+        while v >= 0x80 {
+            w.bytes.append(UInt8(v & 0x7f) | 0x80)
+            v >>= 7
+        }
+        w.bytes.append(UInt8(v))
+    }
+
+    private mutating func fixed<T: FixedWidthInteger>(_ v: T) {
+        withUnsafeBytes(of: v.littleEndian) { w.bytes.append(contentsOf: $0) }
+    }
+
+    private mutating func binaryString(_ s: String) {
+        var s = s
+        s.withUTF8 { u in
+            varint(u.count)
+            w.bytes.append(contentsOf: u)
+        }
+    }
+
+    // MARK: Values
+
     mutating func str(_ k: String, _ v: String) {
         key(k)
-        w.string(v)
+        if binary { binaryString(v) } else { w.string(v) }
+    }
+
+    /// A String column from UTF-8 bytes (invalid sequences are stored as U+FFFD, as `str` would).
+    mutating func bytes(_ k: String, _ v: [UInt8]) {
+        guard binary else { return str(k, String(decoding: v, as: UTF8.self)) }
+        key(k)
+        if v.allSatisfy({ $0 < 0x80 }) {
+            varint(v.count)
+            w.bytes.append(contentsOf: v)
+        } else {
+            binaryString(String(decoding: v, as: UTF8.self))
+        }
     }
 
     mutating func optStr(_ k: String, _ v: String?) {
         key(k)
-        if let v { w.string(v) } else { w.raw("null") }
+        if binary {
+            if let v {
+                w.bytes.append(0)
+                binaryString(v)
+            } else {
+                w.bytes.append(1)
+            }
+        } else if let v { w.string(v) } else { w.raw("null") }
     }
 
     mutating func int(_ k: String, _ v: Int64) {
         key(k)
-        w.raw(String(v))
+        if binary { fixed(v) } else { w.raw(String(v)) }
     }
 
     mutating func uint(_ k: String, _ v: UInt64) {
         key(k)
-        w.raw(String(v))
+        if binary { fixed(v) } else { w.raw(String(v)) }
+    }
+
+    mutating func uint32(_ k: String, _ v: UInt32) {
+        key(k)
+        if binary { fixed(v) } else { w.raw(String(v)) }
     }
 
     mutating func optInt(_ k: String, _ v: Int64?) {
         key(k)
-        if let v { w.raw(String(v)) } else { w.raw("null") }
+        if binary {
+            if let v {
+                w.bytes.append(0)
+                fixed(v)
+            } else {
+                w.bytes.append(1)
+            }
+        } else if let v { w.raw(String(v)) } else { w.raw("null") }
+    }
+
+    mutating func optInt8(_ k: String, _ v: Int8?) {
+        key(k)
+        if binary {
+            if let v {
+                w.bytes.append(0)
+                fixed(v)
+            } else {
+                w.bytes.append(1)
+            }
+        } else if let v { w.raw(String(v)) } else { w.raw("null") }
     }
 
     mutating func strings(_ k: String, _ v: [String]) {
         key(k)
+        if binary {
+            varint(v.count)
+            for s in v { binaryString(s) }
+            return
+        }
         w.raw("[")
         for (i, s) in v.enumerated() {
             if i > 0 { w.raw(",") }
@@ -63,8 +162,14 @@ struct RowWriter {
     var bytes: [UInt8] { w.bytes }
     var isEmpty: Bool { count == 0 }
 
-    /// Appends the rows of `other`.
+    /// The `FORMAT` clause of an insert of these rows, with the column list a binary insert needs.
+    var format: String { binary ? "(" + names.joined(separator: ", ") + ") FORMAT RowBinary" : "FORMAT JSONEachRow" }
+
+    /// Appends the rows of `other` (written in the same format and, binary, the same columns).
     mutating func append(_ other: RowWriter) {
+        guard !other.isEmpty else { return }
+        precondition(binary == other.binary && (!binary || count == 0 || names == other.names), "rows of different formats")
+        if binary && count == 0 { names = other.names }
         w.raw(other.bytes)
         count += other.count
     }

@@ -151,10 +151,13 @@ struct ShardedRows {
     private(set) var parts: [RowWriter]
     let map: ShardMap?
 
-    init(_ map: ShardMap?) {
+    /// `binary`: RowBinary rows (`RowWriter`).
+    init(_ map: ShardMap?, binary: Bool = false) {
         self.map = map
-        parts = Array(repeating: RowWriter(), count: map?.count ?? 1)
+        parts = Array(repeating: RowWriter(binary: binary), count: map?.count ?? 1)
     }
+
+    var binary: Bool { parts[0].binary }
 
     /// One row whose sharding key (the table's `cityHash64` column) is `key`; `body` writes its columns.
     mutating func row(_ key: String, _ body: (inout RowWriter) -> Void) {
@@ -174,14 +177,14 @@ extension ClickHouseStore {
     /// through the Distributed table (one node: its table).
     func insert(_ table: String, _ rows: ShardedRows) async throws {
         guard let map = rows.map, map.singleNodeShards else {
-            var all = RowWriter()
+            var all = RowWriter(binary: rows.binary)
             for p in rows.parts where !p.isEmpty { all.append(p) }
             return try await insert(table, all)
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (i, part) in rows.parts.enumerated() where !part.isEmpty {
                 let host = map.hosts[i][0], bytes = part.bytes
-                let local = "INSERT INTO \(t.local(table)) FORMAT JSONEachRow", global = "INSERT INTO \(t.table(table)) FORMAT JSONEachRow"
+                let local = "INSERT INTO \(t.local(table)) \(part.format)", global = "INSERT INTO \(t.table(table)) \(part.format)"
                 group.addTask {
                     do {
                         _ = try await self.client.send(local, rows: bytes, only: host)

@@ -34,6 +34,8 @@ public final class ClickHouseStore: WaybillStore, AlertStore, DeadlineReader, Wo
     let client: ClickHouseClient
     let schema: ClickHouseSchema
     let rollup: (any FactsRollup)?
+    /// The rollup's bucket keys computed without the rollup (the KPI engine's rollup), else nil.
+    let bucketKeys: KPIBucketKeys?
     let gate: WriteGate
     let health = StorageHealthMonitor()
     let factsCache = FactsCache()
@@ -58,6 +60,7 @@ public final class ClickHouseStore: WaybillStore, AlertStore, DeadlineReader, Wo
         self.url = url
         self.options = options
         self.rollup = rollup
+        bucketKeys = KPIBucketKeys.make(rollup)
         guard !url.hosts.isEmpty else { throw FieldError(field: "store.host", rule: "at least one HOST:PORT is needed") }
         client = ClickHouseClient(url: url)
         schema = ClickHouseSchema(database: url.database, cluster: url.cluster)
@@ -214,7 +217,7 @@ public final class ClickHouseStore: WaybillStore, AlertStore, DeadlineReader, Wo
     /// Inserts rows into a table (its Distributed table in a cluster).
     func insert(_ table: String, _ rows: RowWriter) async throws {
         guard !rows.isEmpty else { return }
-        _ = try await client.send("INSERT INTO \(t.table(table)) FORMAT JSONEachRow", rows: rows.bytes)
+        _ = try await client.send("INSERT INTO \(t.table(table)) \(rows.format)", rows: rows.bytes)
     }
 
     /// A statement run on every node (DDL, mutations, partition drops).

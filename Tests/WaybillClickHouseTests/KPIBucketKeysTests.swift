@@ -1,0 +1,48 @@
+import Foundation
+import Testing
+import WaybillKPI
+import WaybillModel
+import WaybillStore
+import WaybillTestSupport
+@testable import WaybillClickHouse
+
+/// `KPIBucketKeys` (the rollup buckets an order's facts fall in, computed without building the rows) gives
+/// exactly the keys `KPIFactsRollup.update` writes for the order as a new one: for the facts after every
+/// event of many orders (cancelled, partly allocated, late re-allocations, steps out of order, no
+/// warehouse), in arrival order and shuffled, under the store's bucket widths and under three tiers.
+/// Another rollup, or another layout, gets no fast keys (the store then asks `update`).
+@Suite struct KPIBucketKeysTests {
+    @Test func fastKeysEqualTheRollupsKeys() throws {
+        var rng = SplitMix64(seed: 3)
+        let events = ClickHouseExactnessTests.history(orders: 300, seed: 7)
+        var shuffled = events
+        shuffled.shuffle(using: &rng)
+        for rollup in [KPIFactsRollup(), KPIFactsRollup(bucketWidths: [86_400_000_000, 3_600_000_000, 60_000_000])] {
+            let keys = try #require(KPIBucketKeys.make(rollup))
+            var checked = 0, nonEmpty = 0
+            for order in [events, shuffled] {
+                var facts: [String: OrderFacts] = [:]
+                for e in order where e.isOrderEvent {
+                    facts[e.subject, default: OrderFacts(orderID: e.subject)].apply(e)
+                    let f = facts[e.subject]!
+                    let want = try ClickHouseStore.bucketsByUpdate(rollup, f)
+                    #expect(keys.buckets(f) == want, "\(e.subject) after \(e.id)")
+                    checked += 1
+                    if !want.isEmpty { nonEmpty += 1 }
+                }
+            }
+            #expect(checked > 1_000)
+            #expect(nonEmpty > checked / 2)
+        }
+    }
+
+    struct OtherRollup: FactsRollup {
+        var layout: String { "other" }
+        func update(_ transitions: [FactsTransition], read: (RollupKey) throws -> [UInt8]?) throws -> [(RollupKey, [UInt8]?)] { [] }
+    }
+
+    @Test func onlyTheKPIRollupGetsFastKeys() {
+        #expect(KPIBucketKeys.make(OtherRollup()) == nil)
+        #expect(KPIBucketKeys.make(nil) == nil)
+    }
+}
