@@ -396,6 +396,7 @@ final class EventBlockTable {
     let dictionary: EventDictionary
     private let insertStmt: Statement
     private let insertKey: Statement
+    private let closePart: Statement
     private let bySeq: Statement
     /// A dictionary entered by the open transaction, current once it commits.
     private var pendingDictionary: EventDictionary.Entry?
@@ -409,7 +410,8 @@ final class EventBlockTable {
         self.conn = conn
         self.dictionary = dictionary
         insertStmt = try Statement(conn: conn, sql: "INSERT INTO event_blocks(tmin, tmax, n, body, skip) VALUES(?,?,?,?,?)")
-        insertKey = try Statement(conn: conn, sql: "INSERT OR IGNORE INTO event_keys(subject, seq) VALUES(?,?)")
+        insertKey = try Statement(conn: conn, sql: SubjectBlocks.appendSQL)
+        closePart = try Statement(conn: conn, sql: SubjectBlocks.closeSQL)
         bySeq = try Statement(conn: conn, sql: "SELECT body, skip FROM event_blocks WHERE seq = ?")
         try dictionary.load(conn)
         conn.onTransactionEnd { [weak self] committed in
@@ -447,10 +449,7 @@ final class EventBlockTable {
         if let h = EventBlocks.hiddenColumn(hidden) { s.bindBlob(5, h) } else { s.bind(5, nil as Int64?) }
         try s.run()
         let seq = sqlite3_last_insert_rowid(conn.db)
-        for subject in subjects {
-            insertKey.reset()
-            try insertKey.bind(1, subject).bind(2, seq).run()
-        }
+        for subject in subjects { try SubjectBlocks.append(seq, to: subject, insertKey, closePart) }
         return seq
     }
 
@@ -504,12 +503,12 @@ final class EventBlockTable {
     /// Every event of the subjects: subject by subject in the order given, each by time (ties in the
     /// order they were stored).
     static func events(ofSubjects subjects: [String], dictionary: EventDictionary, _ c: Connection) throws -> [CloudEvent] {
-        let keys = try c.prepare("SELECT seq FROM event_keys WHERE subject = ?")
+        let keys = try c.prepare("SELECT seqs FROM event_subjects WHERE subject = ?")
         var seqs = Set<Int64>()
         for k in subjects {
             keys.reset()
             keys.bind(1, k)
-            while try keys.step() { seqs.insert(keys.int64(0)) }
+            while try keys.step() { seqs.formUnion(try SubjectBlocks.seqs(keys.blob(0))) }
         }
         keys.reset()
         let wanted = Set(subjects)
@@ -572,5 +571,111 @@ extension EventBlockTable {
         found.sort { ($0.event.time, $0.tie) < ($1.event.time, $1.tie) }
         let more = found.count > limit
         return (Array(found.prefix(limit)), more)
+    }
+}
+
+/// The `event_subjects` rows (schema version 14): which blocks hold events of a subject, as a list of
+/// block seqs per subject rather than a row per subject and block. Interleaved arrival puts nearly
+/// every event of an order in a block of its own, so a row per (subject, block) cost about as many rows
+/// as events (21-25 bytes an event, the subject repeated in each); a list costs the subject once and
+/// about 3 bytes a block.
+///
+/// A subject's open list is its row of `part` 0; a block's seq is appended to it as a varint (`seqs` is
+/// a plain concatenation of varints, so the append is one upsert that does not read the list back).
+/// Once the open list holds `partBytes` bytes it is closed: renamed to `part` = the last seq it holds
+/// (unique, since a seq is appended once per subject), so a row never grows past a few dozen seqs and
+/// a subject with many events costs a few more rows, not an ever larger one rewritten at each append.
+/// Readers take the union of every part; the order of the seqs does not matter.
+enum SubjectBlocks {
+    /// Bytes after which an open list is closed: about 40 seqs of 3 bytes.
+    static let partBytes = 120
+
+    static let createSQL = """
+        CREATE TABLE IF NOT EXISTS event_subjects(subject TEXT NOT NULL, part INTEGER NOT NULL, seqs BLOB NOT NULL,
+                                                  PRIMARY KEY(subject, part)) WITHOUT ROWID;
+        """
+    static let appendSQL = """
+        INSERT INTO event_subjects(subject, part, seqs) VALUES(?, 0, ?)
+        ON CONFLICT(subject, part) DO UPDATE SET seqs = seqs || excluded.seqs RETURNING length(seqs)
+        """
+    static let closeSQL = "UPDATE event_subjects SET part = ? WHERE subject = ? AND part = 0"
+
+    static func varint(_ seq: Int64) -> [UInt8] {
+        var out = ByteSink()
+        out.unsigned(UInt64(bitPattern: seq))
+        return out.bytes
+    }
+
+    /// The seqs of one `seqs` column.
+    static func seqs(_ column: [UInt8]) throws -> [Int64] {
+        var s = ByteSource(column)
+        var out: [Int64] = []
+        while !s.atEnd { out.append(Int64(bitPattern: try s.unsigned())) }
+        return out
+    }
+
+    static func encode<S: Sequence>(_ seqs: S) -> [UInt8] where S.Element == Int64 {
+        var out = ByteSink()
+        for q in seqs { out.unsigned(UInt64(bitPattern: q)) }
+        return out.bytes
+    }
+
+    /// Appends `seq` to the open list of `subject`, closing the list when it is full. `append` and
+    /// `close` are statements of `appendSQL` and `closeSQL`.
+    static func append(_ seq: Int64, to subject: String, _ append: Statement, _ close: Statement) throws {
+        append.reset()
+        append.bind(1, subject).bindBlob(2, varint(seq))
+        let length = try append.step() ? append.int64(0) : 0
+        append.reset()
+        guard length >= Int64(partBytes) else { return }
+        close.reset()
+        try close.bind(1, seq).bind(2, subject).run()
+    }
+
+    /// Writes the lists of `bySubject` (seqs in ascending order) as closed parts of at most
+    /// `partBytes` bytes and an open part of the rest: a conversion or a rewrite after retention, after
+    /// the subject's rows were deleted.
+    static func write(_ subject: String, _ seqs: [Int64], _ c: Connection) throws {
+        let ins = try c.prepare("INSERT INTO event_subjects(subject, part, seqs) VALUES(?, ?, ?)")
+        var part: [UInt8] = []
+        for (i, q) in seqs.enumerated() {
+            part += varint(q)
+            guard part.count >= partBytes || i == seqs.count - 1 else { continue }
+            ins.reset()
+            try ins.bind(1, subject).bind(2, part.count >= partBytes ? q : 0).bindBlob(3, part).run()
+            part.removeAll(keepingCapacity: true)
+        }
+        ins.reset()
+    }
+
+    /// Converts the `event_keys` rows of schema version 13 (a row per subject and block) to lists, then
+    /// drops `event_keys`.
+    static func convertVersion13Keys(_ c: Connection) throws {
+        // A store whose version was set back by hand (the tests of older conversions) has no such table.
+        guard try c.scalarInt("SELECT count(*) FROM sqlite_master WHERE name = 'event_keys'") > 0 else { return }
+        let s = try c.prepare("SELECT subject, seq FROM event_keys ORDER BY subject, seq")
+        var subject: String?
+        var seqs: [Int64] = []
+        while try s.step() {
+            let k = s.text(0)
+            if k != subject, let subject { try write(subject, seqs, c); seqs.removeAll(keepingCapacity: true) }
+            subject = k
+            seqs.append(s.int64(1))
+        }
+        s.reset()
+        if let subject { try write(subject, seqs, c) }
+        try c.exec("DROP TABLE event_keys")
+    }
+
+    /// Removes `seqs` from the lists of `subject` (retention), rewriting its rows.
+    static func remove(_ gone: Set<Int64>, from subject: String, _ c: Connection) throws {
+        let sel = try c.prepare("SELECT seqs FROM event_subjects WHERE subject = ?")
+        sel.bind(1, subject)
+        var kept = Set<Int64>()
+        while try sel.step() { kept.formUnion(try seqs(sel.blob(0))) }
+        sel.reset()
+        kept.subtract(gone)
+        try c.prepare("DELETE FROM event_subjects WHERE subject = ?").bind(1, subject).run()
+        try write(subject, kept.sorted(), c)
     }
 }

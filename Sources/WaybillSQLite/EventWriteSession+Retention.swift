@@ -2,7 +2,7 @@ import WaybillModel
 
 extension EventWriteSession {
     /// Retention, in one transaction: deletes the events before `cutoff` with their hashes and subject
-    /// keys (a block that also holds later events is rewritten without them, under the same seq), the
+    /// lists (a block that also holds later events is rewritten without them, under the same seq), the
     /// spans that start before it, and the orders last active before it (taken out of the rollups
     /// first). Link groups stay. Returns how many events were deleted.
     func deleteBefore(_ cutoff: Micros) throws -> Int {
@@ -23,14 +23,12 @@ extension EventWriteSession {
             }
             old.reset()
             let delBlock = try conn.prepare("DELETE FROM event_blocks WHERE seq = ?")
-            let delKey = try conn.prepare("DELETE FROM event_keys WHERE subject = ? AND seq = ?")
             let update = try conn.prepare("UPDATE event_blocks SET tmin = ?, tmax = ?, n = ?, body = ?, skip = NULL WHERE seq = ?")
             var n = 0
+            var lost: [String: Set<Int64>] = [:]
+            for g in gone { for subject in g.subjects { lost[subject, default: []].insert(g.seq) } }
+            for (subject, seqs) in lost { try SubjectBlocks.remove(seqs, from: subject, conn) }
             for g in gone {
-                for subject in g.subjects {
-                    delKey.reset()
-                    try delKey.bind(1, subject).bind(2, g.seq).run()
-                }
                 if let kept = g.kept {
                     let enc = EventBlocks.encode(kept, dictionary: blocks.dictionary.forWriting)
                     update.reset()

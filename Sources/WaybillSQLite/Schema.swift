@@ -173,6 +173,10 @@ enum Schema {
         DROP TABLE dedup_parts;
         ALTER TABLE dedup_parts_short RENAME TO dedup_parts;
         """,
+        // Which blocks hold a subject's events, as lists (`SubjectBlocks`): one row per subject (and per
+        // ~40 blocks of it) instead of one per subject and block; `event_keys` is converted by
+        // `SubjectBlocks.convertVersion13Keys` right after this step and dropped.
+        SubjectBlocks.createSQL,
     ]
 
     /// The stage-time column of each lifecycle stage.
@@ -207,12 +211,15 @@ enum Schema {
     static let conversions: [Int: @Sendable (Connection) throws -> Void] = [
         7: { try convertVersion5Spans($0) },
         10: { try convertVersion9Events($0) },
+        14: { try SubjectBlocks.convertVersion13Keys($0) },
     ]
 
     /// Moves the `events` rows of version 9 into event blocks (in their arrival order, cut as a bulk
     /// ingest of every 20,000 of them would cut them), points `dedup` at the
     /// blocks, then drops `events` and its indexes. The raw bytes of every event are kept as they are.
     static func convertVersion9Events(_ c: Connection) throws {
+        // The blocks list their subjects in the table of version 14 (made here already; its step leaves it).
+        try c.exec(SubjectBlocks.createSQL)
         let table = try EventBlockTable(conn: c, dictionary: EventDictionary())
         try c.exec("DELETE FROM dedup")
         let ins = try c.prepare("INSERT OR IGNORE INTO dedup(h, seq) VALUES(?, ?)")
