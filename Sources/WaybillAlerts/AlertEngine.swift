@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import WaybillModel
 import WaybillStore
 
@@ -14,11 +15,14 @@ public struct RuleStatus: Sendable, Hashable {
 /// Live alerting: evaluates every rule at each tick, steps the alerts' state machine, and writes state
 /// changes with the notifications they owe into the store's outbox in one transaction.
 public actor AlertEngine {
-    public nonisolated let config: AlertConfig
+    /// The rules now in force: the ones given at start, or the last `reload`.
+    public nonisolated var config: AlertConfig { current.withLock { $0 } }
+    private nonisolated let current: Mutex<AlertConfig>
     let evaluator: AlertEvaluator
     let store: any AlertStore
+    /// The base of links in notifications: the rules' `external_url`, else the server's address (fixed at start).
     public nonisolated let baseURL: String
-    let policy: NotificationPolicy
+    private var policy: NotificationPolicy
     private var records: [String: AlertRecord] = [:]
     private var status: [String: RuleStatus] = [:]
     private var started = false
@@ -27,7 +31,7 @@ public actor AlertEngine {
     public static let outboxHistory: Micros = 7 * 86_400_000_000
 
     public init(config: AlertConfig, source: any AlertSource, store: any AlertStore, baseURL: String) {
-        self.config = config
+        self.current = Mutex(config)
         self.evaluator = AlertEvaluator(source: source)
         self.store = store
         self.baseURL = config.externalURL ?? baseURL
@@ -46,10 +50,31 @@ public actor AlertEngine {
         started = true
     }
 
+    /// Puts `new` rules in force from the next evaluation on (the server's rules reload). Each new rule's
+    /// indexes are readied first: when one cannot be, this throws and the rules in force stay. Alerts of
+    /// rules that keep their name carry on (a changed condition steps them from their current state);
+    /// alerts of rules no longer present are removed at the next evaluation, without a notification.
+    /// `external_url` stays the one of the start.
+    public func reload(_ new: AlertConfig) async throws {
+        if started { for rule in new.rules { try await evaluator.source.prepare(rule) } }
+        let old = config
+        current.withLock { $0 = new }
+        policy = NotificationPolicy(new)
+        var next: [String: RuleStatus] = [:]
+        for r in new.rules {
+            let kept = old.rules.first { $0.name == r.name } == r ? status[r.name] : nil
+            next[r.name] = kept ?? RuleStatus(rule: r, evaluatedAt: nil, durationMillis: nil, error: nil,
+                                              active: records.values.filter { $0.rule == r.name && $0.isActive }.count)
+        }
+        status = next
+        kpiOrdersAt = [:]
+    }
+
     /// One evaluation at `t`. Returns the alerts after it.
     @discardableResult
     public func evaluate(at t: Micros) async throws -> [AlertRecord] {
         try await start()
+        let config = self.config
         var next: [String: AlertRecord] = [:]
         let ruleNames = Set(config.rules.map(\.name))
         for rule in config.rules {

@@ -1,3 +1,4 @@
+import Synchronization
 import WaybillAlerts
 import WaybillKPI
 import WaybillModel
@@ -6,7 +7,9 @@ import WaybillStore
 /// The alert rules a `LocalQueries` answers for: a server's live engine, or rules loaded by the CLI
 /// that are replayed over the store.
 public struct AlertRulesView: Sendable {
-    public let config: AlertConfig
+    /// The rules in force: the engine's, else the ones given (both replaced by `reload`).
+    public var config: AlertConfig { engine?.config ?? given.value }
+    private let given: SharedRules
     public let source: any AlertSource
     /// The base of trace links in alert documents.
     public let baseURL: String
@@ -14,11 +17,25 @@ public struct AlertRulesView: Sendable {
     public let engine: AlertEngine?
 
     public init(config: AlertConfig, source: any AlertSource, baseURL: String, engine: AlertEngine? = nil) {
-        self.config = config
+        self.given = SharedRules(config)
         self.source = source
         self.baseURL = engine?.baseURL ?? config.externalURL ?? baseURL
         self.engine = engine
     }
+
+    /// Puts `new` rules in force (a server's rules reload): in the engine when there is one (see
+    /// `AlertEngine.reload`), else for the replays this view answers.
+    public func reload(_ new: AlertConfig) async throws {
+        if let engine { try await engine.reload(new) } else { given.set(new) }
+    }
+}
+
+/// Rules shared by the copies of a view, replaced in place by a reload.
+final class SharedRules: Sendable {
+    private let rules: Mutex<AlertConfig>
+    init(_ config: AlertConfig) { rules = Mutex(config) }
+    var value: AlertConfig { rules.withLock { $0 } }
+    func set(_ config: AlertConfig) { rules.withLock { $0 = config } }
 }
 
 /// `WaybillQueries` over a store, with every read on the reader threads of `lanes`.

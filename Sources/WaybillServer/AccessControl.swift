@@ -103,11 +103,17 @@ final class AccessControl: @unchecked Sendable {
         return lock.withLock { limiter?.admit(token ?? "", at: now) }
     }
 
+    /// The name of the token the request being handled was allowed with (nil: an open server's anonymous
+    /// client), for handlers that write who did what to the audit log.
+    @TaskLocal static var caller: String?
+
     static func scope(method: HTTPRequest.Method, path: String) -> TokenScope? {
         switch path {
         case "/healthz": return nil
         case "/v1/events", "/v1/traces", "/api/v1/orders": return method == .post ? .ingest : .read
         case "/api/v1/audit": return .admin
+        // Re-reading the alert rules changes what the server notifies.
+        case "/api/v1/rules/reload": return .admin
         // Sending a saved report now (`POST /api/v1/reports/{name}/send`) makes the server post to the report's hooks.
         case _ where method == .post && path.hasPrefix("/api/v1/reports/") && path.hasSuffix("/send"): return .admin
         default: return .read
@@ -196,7 +202,7 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
             if AccessControl.scope(method: request.method, path: request.uri.path) == .ingest, let wait = access.admitIngest(token: token) {
                 throw APIError(.tooManyRequests, "ingest rate limit of this token exceeded; retry after \(wait)s", headers: [.retryAfter: String(wait)])
             }
-            return try await next(request, context)
+            return try await AccessControl.$caller.withValue(token) { try await next(request, context) }
         case .unauthorized(let m): throw APIError(.unauthorized, m, headers: [.wwwAuthenticate: "Bearer realm=\"waybill\""])
         case .forbidden(let m): throw APIError(.forbidden, m)
         }

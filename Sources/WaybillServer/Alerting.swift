@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import ServiceLifecycle
+import Synchronization
 import WaybillAlerts
 import WaybillQuery
 import WaybillModel
@@ -28,31 +29,62 @@ public struct HTTPNotificationTransport: NotificationTransport {
     }
 }
 
-/// Alerting as the server runs it: the engine, a replay source and the delivery worker.
+/// Alerting as the server runs it: the engine, a replay source and the delivery worker. `reload` puts
+/// new rules and hooks in force without a restart (`POST /api/v1/rules/reload`, `SIGHUP`).
 public struct Alerting: Sendable {
     public let engine: AlertEngine
     public let source: any AlertSource
-    public let config: AlertConfig
-    public let worker: DeliveryWorker
+    /// The rules and hooks in force.
+    public var config: AlertConfig { engine.config }
+    /// The delivery worker of the hooks in force (the rules' and `extraHooks`).
+    public var worker: DeliveryWorker { workers.value }
+    private let workers: SharedWorker
+    private let store: any AlertStore
+    private let extraHooks: [HookConfig]
     public let transport: any NotificationTransport
     /// Counts each hook's delivery attempts and failures into the server's `/metrics` once attached.
     public let deliveries: DeliveryObserver
+    private let log: @Sendable (String) -> Void
 
     /// `extraHooks`: hooks of other senders sharing the outbox (saved reports' `deliver`), delivered by the same worker.
     public init(config: AlertConfig, source: any AlertSource, store: any AlertStore, baseURL: String,
                 transport: any NotificationTransport = HTTPNotificationTransport(), logger: Logger = Logger(label: "waybill.alerts"),
                 extraHooks: [HookConfig] = []) {
-        self.config = config
         let deliveries = DeliveryObserver()
         self.deliveries = deliveries
         let transport: any NotificationTransport = ObservedTransport(inner: transport, observer: deliveries)
         self.source = source
         self.transport = transport
+        self.store = store
+        self.extraHooks = extraHooks
         self.engine = AlertEngine(config: config, source: source, store: store, baseURL: baseURL)
         let log = logger
-        self.worker = DeliveryWorker(store: store, hooks: config.hooks + extraHooks, maxAttempts: config.maxAttempts, transport: transport,
-                                     log: { log.warning("\($0)") })
+        self.log = { log.warning("\($0)") }
+        self.workers = SharedWorker(DeliveryWorker(store: store, hooks: config.hooks + extraHooks, maxAttempts: config.maxAttempts,
+                                                   transport: transport, log: self.log))
     }
+
+    /// Puts `new` rules and hooks in force from the next evaluation and delivery on. Refused, with the rules
+    /// in force kept, when a hook names a secret that is not set or a rule's indexes cannot be readied.
+    /// Notifications already queued for a hook that is gone are given up by the worker as for any unknown hook.
+    public func reload(_ new: AlertConfig) async throws {
+        let worker = DeliveryWorker(store: store, hooks: new.hooks + extraHooks, maxAttempts: new.maxAttempts, transport: transport, log: log)
+        let missing = worker.missingSecrets()
+        guard missing.isEmpty else {
+            throw FieldError(field: "hooks", rule: "name secrets that are not set in the server's environment: \(missing.joined(separator: "; "))")
+        }
+        try await engine.reload(new)
+        workers.set(worker)
+        deliveries.update(hooks: worker.hookURLs)
+    }
+}
+
+/// The delivery worker shared by the copies of an `Alerting`, replaced in place by a reload.
+final class SharedWorker: Sendable {
+    private let worker: Mutex<DeliveryWorker>
+    init(_ w: DeliveryWorker) { worker = Mutex(w) }
+    var value: DeliveryWorker { worker.withLock { $0 } }
+    func set(_ w: DeliveryWorker) { worker.withLock { $0 = w } }
 }
 
 /// Evaluates the rules at every multiple of `evaluation_interval` (so that live ticks and `--at` replays

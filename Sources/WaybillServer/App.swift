@@ -30,6 +30,11 @@ public struct ServerConfig: Sendable {
     public var savedQueries: SavedQueries?
     /// The overview page's panels (`serve --dashboards DIR`); nil: the shipped `dashboards/overview.yaml`.
     public var dashboard: Dashboard?
+    /// The alert rules files and directories the rules were read from (`--config`, `$WAYBILL_ALERTS`), read
+    /// again by `POST /api/v1/rules/reload`; empty: rules are not reloadable (none, or the demo's shipped ones).
+    public var rulesPaths: [String] = []
+    /// Whether `SIGHUP` reloads the rules (the CLI's servers; not servers built inside a test process).
+    public var reloadRulesOnSIGHUP = false
     /// Whether a server with no token answers openly: on loopback, or when the user said so.
     public var openWithoutTokens: Bool { insecureNoAuth || AccessTokens.isLoopback(host) }
     public init() {}
@@ -54,7 +59,10 @@ public func buildApplication(store: any WaybillStore, config: ServerConfig, logg
     metrics.observeCommits(of: store)
     let access = AccessControl(store: store, open: config.openWithoutTokens, clock: now, ingestRateLimit: config.ingestRateLimit)
     let queries = LocalQueries(store: store, lanes: .standard(), clock: now, alerting: rulesView)
-    let api = WaybillAPI(store: store, config: config, metrics: metrics, clock: now, orderDesk: orderDesk, alerting: alerting, queries: queries)
+    var api = WaybillAPI(store: store, config: config, metrics: metrics, clock: now, orderDesk: orderDesk, alerting: alerting, queries: queries)
+    let reloader = config.rulesPaths.isEmpty || (alerting == nil && alertRules == nil)
+        ? nil : RulesReloader(paths: config.rulesPaths, alerting: alerting, view: alerting == nil ? alertRules : nil, store: store)
+    api.rulesReloader = reloader
     let router = Router()
     router.middlewares.add(RequestMetricsMiddleware(metrics: metrics))
     router.middlewares.add(ErrorMiddleware(metrics: metrics, logger: log, routeMethods: api.routes.map { ($0.method, $0.path) }))
@@ -74,6 +82,9 @@ public func buildApplication(store: any WaybillStore, config: ServerConfig, logg
                                                     clock: clock, logger: log) {
             app.addServices(reports)
         }
+    }
+    if let reloader, config.reloadRulesOnSIGHUP {
+        app.addServices(RulesReloadSignalService(reloader: reloader, clock: clock, logger: log))
     }
     if let retention = config.retention {
         app.addServices(RetentionService(store: store, retention: retention, interval: 3_600_000_000, clock: clock, logger: log))

@@ -38,6 +38,22 @@ enum OpenAPIDocument {
                 "403": ["description": "A token without the admin scope", "content": error],
             ],
         ]]
+        paths["/api/v1/rules/reload"] = ["post": [
+            "summary": "Read the alert rules files given at start again and put them in force (needs an admin token; SIGHUP does the same)",
+            "security": [["bearerAuth": []], [:]],
+            "responses": [
+                "200": ["description": "The rules in force now", "content": ["application/json": ["schema": ["type": "object",
+                    "required": ["status", "rules", "hooks", "files", "audited"], "properties": [
+                        "status": ["type": "string", "enum": ["reloaded", "unchanged"]],
+                        "rules": ["type": "array", "items": ["type": "string"], "description": "names of the rules in force"],
+                        "hooks": ["type": "integer"], "files": ["type": "array", "items": ["type": "string"]],
+                        "audited": ["type": "boolean", "description": "whether the load was written to the audit log"]]]]]],
+                "401": ["description": "No token, or an unknown, revoked or expired one", "content": error],
+                "403": ["description": "A token without the admin scope", "content": error],
+                "409": ["description": "The server was started without rules files", "content": error],
+                "422": ["description": "The files do not load (file, line, field and rule named), or a hook's secret is not set; the rules in force are unchanged", "content": error],
+            ],
+        ]]
         components["securitySchemes"] = ["bearerAuth": ["type": "http", "scheme": "bearer",
                                                          "description": "A token from `waybill tokens create`; scopes ingest, read, admin"]]
         root["paths"] = .object(paths)

@@ -302,6 +302,11 @@ public final class DeliveryObserver: Sendable {
         sink.withLock { $0 = (byURL, report) }
     }
 
+    /// A rules reload's hooks: counted from now on (the report stays the one attached).
+    func update(hooks byURL: [String: String]) {
+        sink.withLock { $0.hooks = byURL }
+    }
+
     func observe(url: String, failed: Bool) {
         let (hook, report) = sink.withLock { ($0.hooks[url], $0.report) }
         if let hook, let report { report(hook, failed) }

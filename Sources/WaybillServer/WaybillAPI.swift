@@ -19,6 +19,8 @@ struct WaybillAPI: Sendable {
     let alerting: Alerting?
     /// Every read of the query API and the pages, on reader threads of its own.
     let queries: LocalQueries
+    /// Set when the server was started with rules files (`serve --config`): `POST /api/v1/rules/reload`.
+    var rulesReloader: RulesReloader? = nil
 
     typealias Handler = @Sendable (Request, BasicRequestContext) async throws -> Response
 
@@ -45,6 +47,7 @@ struct WaybillAPI: Sendable {
             (.get, "/assets/brush.js", { _, _ in BrushScript.response() }),
             (.get, "/api/v1/alerts", { req, _ in try await getAlerts(req) }),
             (.get, "/api/v1/rules", { req, _ in try await getRules(req) }),
+            (.post, "/api/v1/rules/reload", { _, _ in try await reloadRules() }),
             (.get, "/api/v1/audit", { req, _ in try await jsonDocument(queries.audit(limit: AuditDocument.limit(req.parameterDictionary["limit"]))) }),
             (.get, "/alerts", { req, _ in try await alertsPageView(req) }),
             (.get, "/api/v1/reports", { req, _ in try await listReports(req) }),

@@ -106,6 +106,8 @@ struct DemoCommand: AsyncParsableCommand {
         if !alerting.worker.missingSecrets().isEmpty {
             throw CLIError("alert hooks name secrets that are not set: \(alerting.worker.missingSecrets().joined(separator: "; "))")
         }
+        config.rulesPaths = alertRules.paths(required: false)
+        config.reloadRulesOnSIGHUP = true
         let app = buildApplication(store: store, config: config, logger: logger, services: [demo], orderDesk: desk, alerting: alerting,
                                    ingestObserver: demo.ingestObserver)
         try await app.runService()

@@ -141,6 +141,8 @@ struct ServeCommand: AsyncParsableCommand {
         let view = readOnlyRules.map {
             AlertRulesView(config: $0, source: StoreAlertSource(store: store, correlationKeys: options.correlationKeys), baseURL: "http://\(host):\(port)")
         }
+        config.rulesPaths = alertRules.paths(required: alerts)
+        config.reloadRulesOnSIGHUP = true
         let app = buildApplication(store: store, config: config, alerting: alerting, alertRules: view)
         printErr("waybill: serving \(config.tls == nil ? "http" : "https")://\(host):\(port) (store \(location.description))"
                  + (location.isClickHouse ? (alerting != nil ? "; evaluating alerts" : "; not evaluating alerts (no --alerts)") : ""))

@@ -209,4 +209,40 @@ func orderEvent(_ order: String, _ stage: String, _ t: Micros, warehouse: String
         #expect(!later.contains { $0.status == .failed })
         #expect(later.map(\.status) == [.pending])
     }
+
+    /// A reload keeps the alerts of a rule that stays (no second notification for the same firing), starts
+    /// evaluating a new rule at the next tick, and drops the alerts of a rule that is gone.
+    @Test func aReloadKeepsTheAlertsOfRulesThatStay() async throws {
+        let path = temporaryDatabase()
+        let store = try SQLiteStore(path: path, rollup: KPIFactsRollup())
+        defer { store.close() }
+        _ = try await store.append((0..<3).map { orderEvent("SO-\($0)", "accepted", Self.t0) })
+        let transport = RecordingTransport()
+        let gone = AlertRule(name: "Gone", condition: .sla(SLARule(after: .accepted, expect: .allocated, within: 5 * Self.minute, by: nil)))
+        let c = config([Self.sla, gone], hooks: [Self.hook])
+        let engine = AlertEngine(config: c, source: StoreAlertSource(store: store), store: store, baseURL: "http://w")
+        let worker = DeliveryWorker(store: store, config: c, transport: transport, environment: ["HOOK_SECRET": "k"])
+        var t = Self.t0 + 20 * Self.minute
+        try await engine.evaluate(at: t)
+        try await worker.runOnce(now: t)
+        #expect(Set(try await engine.alerts().filter(\.isActive).map(\.rule)) == ["OrderNotAllocated", "Gone"])
+        let sent = transport.count
+        #expect(sent == 2)
+
+        let added = AlertRule(name: "Added", condition: .sla(SLARule(after: .accepted, expect: .allocated, within: 10 * Self.minute, by: nil)))
+        try await engine.reload(config([Self.sla, added], hooks: [Self.hook]))
+        #expect(engine.config.rules.map(\.name) == ["OrderNotAllocated", "Added"])
+        #expect(await engine.rules().map(\.rule.name) == ["OrderNotAllocated", "Added"])
+        t += Self.minute
+        try await engine.evaluate(at: t)
+        try await worker.runOnce(now: t)
+        let active = try await engine.alerts().filter(\.isActive)
+        #expect(Set(active.map(\.rule)) == ["OrderNotAllocated", "Added"], "Gone's alert is dropped, Added fires")
+        #expect(active.first { $0.rule == "OrderNotAllocated" }?.since == Self.t0 + 15 * Self.minute, "the kept alert carries on")
+        #expect(transport.count == sent + 1, "only the new rule's firing is notified")
+        // A restart reads the same records: nothing of the dropped rule remains.
+        let again = AlertEngine(config: config([Self.sla, added]), source: StoreAlertSource(store: store), store: store, baseURL: "http://w")
+        try await again.start()
+        #expect(Set(await again.alerts().map(\.rule)) == ["OrderNotAllocated", "Added"])
+    }
 }
