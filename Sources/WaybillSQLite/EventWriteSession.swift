@@ -36,9 +36,11 @@ final class EventWriteSession {
         dedup = try DedupIndex(conn: conn, recentLimit: recentDedupLimit, blocks: blocks)
         orders = OrdersTable(conn: conn, deferral: deferredFacts)
         links = KeyLinks(conn: conn, orders: orders)
-        // A deferred load that stopped before writing its order rows: refold them from the events.
-        try conn.transaction { [orders, blocks] in try orders.recoverPending(dictionary: blocks.dictionary) }
         rollups = rollup.map { RollupTable(conn: conn, rollup: $0) }
+        orders.rollups = rollups
+        orders.dictionary = blocks.dictionary
+        // A deferred load that stopped before writing its order rows (and rollups): refold them from the events.
+        try conn.transaction { [orders, blocks] in try orders.recoverPending(dictionary: blocks.dictionary) }
         if let rollups { try rollups.rebuildIfStale() } else { try RollupTable.forgetLayout(conn) }
     }
 
@@ -80,9 +82,13 @@ final class EventWriteSession {
                 results.append(r)
             }
             phase("insert")
-            let transitions = try orders.merge(factsDeltas(prepared, freshFlags), transitions: rollups != nil, events: fresh.count,
-                                               firstSeq: firstSeq, created: links.orderCreated)
-            try rollups?.apply(transitions)
+            if orders.deferral != nil {
+                // A bulk load: facts merge into the epoch's in memory; rows and rollups are written once an epoch (`OrdersTable.Deferral`).
+                try orders.deferFacts(factsDeltas(prepared, freshFlags), events: fresh.count, firstSeq: firstSeq)
+            } else {
+                let transitions = try orders.merge(factsDeltas(prepared, freshFlags), transitions: rollups != nil, created: links.orderCreated)
+                try rollups?.apply(transitions)
+            }
             phase("facts")
             for f in fresh { try links.add(linksOf: prepared[f.batch].events[f.index]) }
             phase("links")
@@ -105,11 +111,17 @@ final class EventWriteSession {
     /// The first event block of the open write.
     private var firstSeq: Int64?
 
-    /// Writes the order rows a deferred load still holds (`OrdersTable.Deferral`), in a transaction of
-    /// their own: before a write that is not an append of events, and when the store closes.
+    /// Writes the order rows and rollups a deferred load still owes (`OrdersTable.Deferral`), in a
+    /// transaction of their own: before a write that is not an append of events, and when the store closes.
     func flushDeferredFacts() throws {
         guard orders.pendingCount > 0 else { return }
+        phase(nil)
         try conn.transaction { try orders.flushAll() }
+        phase("flush-deferred")
+        if profiling {
+            for (k, v) in orders.refoldSeconds { phaseSeconds[k, default: 0] += v }
+            orders.refoldSeconds = [:]
+        }
     }
 
     /// Stores the events of an append whose `(source, id)` is not stored yet (nor earlier in the append),

@@ -1,4 +1,5 @@
 import CSQLite
+import Foundation
 import WaybillModel
 import WaybillStore
 
@@ -66,70 +67,93 @@ final class OrdersTable {
     /// Facts of recently written orders (encoded), so the hot path does not re-read them.
     private var cache = FactsCache(limit: 24_000)
 
-    /// How long an order's row may lag behind its facts (`SQLiteStore.Options.deferredFacts`); nil: every
-    /// transaction writes the rows of the orders it touches.
+    /// How long order rows and rollups may lag behind the events (`SQLiteStore.Options.deferredFactsEvents`);
+    /// nil: every transaction writes the rows of the orders it touches and their rollup rows.
     let deferral: Deferral?
-    /// Deferred writes of order rows, for bulk loads that nobody reads while they run. An order's facts
-    /// stay in memory (`pending`) across transactions and its row is written once the order has waited
-    /// `maxEvents` events since it first changed, when more than `maxOrders` orders wait (the longest
-    /// waiting first), or at the end of the load. The rollups are still updated in the transaction of
-    /// the events. Crash safety: `meta.facts_pending_from` holds, in the transaction of the events, the
-    /// first event block whose order facts may be missing from `orders`; a store opened with that row
-    /// refolds, from the stored events, the facts of every order with an event in that block or later
-    /// (`recoverPending`), so a committed event never loses its facts.
+    /// Deferred facts, for bulk loads that nobody reads while they run (`waybill ingest`). The writes of
+    /// an *epoch* store their events (and links), and merge their facts into the epoch's facts per order,
+    /// kept in memory encoded (`FactsCodec`, a few hundred bytes an order); the epoch ends when it has
+    /// touched `maxOrders` distinct orders or stored `maxEvents` events, before any other write, and at
+    /// close. Then each order's row is read, merged with the epoch's facts and written once, and the
+    /// rollups take one transition per order (the row's old facts to the new ones). So an order costs one
+    /// row write and one rollup transition per epoch, however its events arrive (a random-order file
+    /// touches a different order with nearly every event).
+    /// Crash safety: `meta.facts_rollups_pending_from` holds, committed with the epoch's first events, the
+    /// epoch's first event block; rows and rollups always agree with each other (both lack the whole
+    /// epoch), and a store opened with that row reads the epoch's blocks once, folds them per order and
+    /// merges them the same way (`recoverPending`), so a committed event never loses its facts. Stores
+    /// left by earlier versions with `meta.facts_pending_from` (rows behind, rollups not) have their rows
+    /// refolded without the rollups.
     struct Deferral: Sendable {
         var maxOrders: Int
         var maxEvents: Int
     }
-    private struct Pending {
-        var rid: Int64?
-        /// The row's facts as stored (nil: no row yet), to write only the columns that change. Facts are
-        /// kept encoded (`FactsCodec`): a few hundred bytes an order instead of a few KB of structures.
-        var stored: [UInt8]?
-        var facts: [UInt8]
-        /// Events written before this order first waited (`written`), and the first block of that write.
-        var since: Int64
-        var fromSeq: Int64
-    }
-    private var pending: [String: Pending] = [:]
-    /// Pending orders in the order they started waiting, with their `since` (stale entries are skipped).
-    private var queue: [(order: String, since: Int64)] = []
-    private var queueHead = 0
-    /// Events written so far by this session.
-    private var written: Int64 = 0
-    /// A rolled-back write lost pending facts: recompute them from the stored events before the next write.
+    /// The open epoch's facts per order (encoded), its events so far, and its first block (nil: none open).
+    private var epochFacts: [String: [UInt8]] = [:]
+    private var epochEvents = 0
+    private var epochFrom: Int64?
+    /// A rolled-back write lost the epoch's state: refold what is committed before the next write.
     private var mustRecover = false
+    /// Rows behind, rollups up to date (stores written before the epochs; see `Deferral`).
     static let pendingKey = "facts_pending_from"
+    /// Rows and rollups both behind, from this block on (an open epoch).
+    static let epochKey = "facts_rollups_pending_from"
+
+    /// What an epoch's refold needs besides the table: the rollups to apply its transitions to (nil: the
+    /// session keeps none), and the dictionary its event blocks are decoded with. Set by the session.
+    var rollups: RollupTable?
+    var dictionary: EventDictionary?
+    /// Seconds of the refolds' steps when `WAYBILL_WRITER_PROFILE` is set (the session reports them).
+    var refoldSeconds: [String: Double] = [:]
+    private let profiling = ProcessInfo.processInfo.environment["WAYBILL_WRITER_PROFILE"] != nil
 
     init(conn: Connection, deferral: Deferral? = nil) {
         self.conn = conn
         self.deferral = deferral
-        // Entries are encoded facts (~250 bytes): a bulk load keeps more of them.
-        if deferral != nil { cache = FactsCache(limit: 60_000) }
         // A rolled-back write leaves the cache ahead of the table.
         conn.onTransactionEnd { [weak self] committed in
             guard let self, !committed else { return }
             self.cache.removeAll()
-            if !self.pending.isEmpty {
-                self.pending.removeAll()
-                self.queue.removeAll()
-                self.queueHead = 0
+            // The epoch's facts in memory may hold what was rolled back, and a refold rolled back leaves
+            // its marker: refold what is committed from the marker before the next write.
+            if self.deferral != nil {
+                self.epochFacts.removeAll()
+                self.epochEvents = 0
+                self.epochFrom = nil
                 self.mustRecover = true
             }
         }
     }
 
-    /// Orders whose row is behind their facts.
-    var pendingCount: Int { pending.count }
+    /// Whether an epoch holds facts not yet in the rows.
+    var pendingCount: Int { epochFrom == nil ? 0 : max(1, epochFacts.count) }
+
+    /// A deferred write (see `Deferral`): merges the facts its fresh order events add into the epoch's;
+    /// `events` fresh events were stored from block `firstSeq` on. Ends the epoch when it is full.
+    func deferFacts(_ deltas: [String: OrderFacts], events: Int, firstSeq: Int64?) throws {
+        guard let deferral, let firstSeq, events > 0 else { return }
+        if !deltas.isEmpty, epochFrom == nil {
+            epochFrom = firstSeq
+            try conn.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('\(Self.epochKey)', ?)").bind(1, String(firstSeq)).run()
+        }
+        guard epochFrom != nil else { return }
+        for (order, delta) in deltas {
+            if let bytes = epochFacts[order] {
+                var f = try Self.decodeKept(bytes, order)
+                f.merge(delta)
+                epochFacts[order] = FactsCodec.encode(f)
+            } else {
+                epochFacts[order] = FactsCodec.encode(delta)
+            }
+        }
+        epochEvents += events
+        if epochFacts.count >= deferral.maxOrders || epochEvents >= deferral.maxEvents { try flushAll() }
+    }
 
     /// Merges each delta into its order's facts, inserting the rows of new orders, and returns the
     /// transitions when `transitions` is true. Orders are taken in key order, so the transaction's writes
-    /// do not depend on dictionary order; `created` runs right after an order is first seen. With a
-    /// `deferral` the rows may be written later (see `Deferral`); `events` and `firstSeq` are the count
-    /// of events and the first block of this write.
-    func merge(_ deltas: [String: OrderFacts], transitions wanted: Bool, events: Int = 0, firstSeq: Int64? = nil,
-               created: (String) throws -> Void) throws -> [FactsTransition] {
-        written += Int64(events)
+    /// do not depend on dictionary order; `created` runs right after an order is first seen.
+    func merge(_ deltas: [String: OrderFacts], transitions wanted: Bool, created: (String) throws -> Void) throws -> [FactsTransition] {
         var transitions: [FactsTransition] = []
         if !deltas.isEmpty {
             let load = try conn.prepare("SELECT rid, facts FROM orders WHERE order_id = ?")
@@ -138,14 +162,7 @@ final class OrdersTable {
                 var rid: Int64?
                 var old: OrderFacts?
                 var stored: [UInt8]?
-                var wait: Pending?
-                if let p = pending[orderID] {
-                    wait = p
-                    rid = p.rid
-                    stored = p.stored
-                    facts = try Self.decodeKept(p.facts, orderID)
-                    old = facts
-                } else if let cached = cache.get(orderID) {
+                if let cached = cache.get(orderID) {
                     rid = cached.rid
                     facts = try Self.decodeKept(cached.bytes, orderID)
                     old = facts
@@ -165,22 +182,13 @@ final class OrdersTable {
                 }
                 facts.merge(deltas[orderID]!)
                 if wanted { transitions.append(FactsTransition(old: old, new: facts)) }
-                let encoded = FactsCodec.encode(facts)
-                if deferral != nil, let firstSeq {
-                    if wait == nil { queue.append((orderID, written)) }
-                    pending[orderID] = Pending(rid: rid, stored: stored, facts: encoded, since: wait?.since ?? written,
-                                               fromSeq: wait?.fromSeq ?? firstSeq)
-                } else {
-                    try writeRow(orderID, rid: rid, stored: stored == nil ? nil : old, facts: facts, encoded: encoded)
-                }
+                try writeRow(orderID, rid: rid, stored: stored == nil ? nil : old, facts: facts, encoded: FactsCodec.encode(facts))
                 if old == nil { try created(orderID) }
             }
         }
-        if let deferral { try flushDue(deferral) }
         return transitions
     }
 
-    /// Facts this table encoded itself; failing to decode them is a bug, reported rather than trapped.
     private static func decodeKept(_ b: [UInt8], _ orderID: String) throws -> OrderFacts {
         guard let f = FactsCodec.decode(b) else { throw StoreError.engine("cached facts of \(orderID) do not decode") }
         return f
@@ -206,13 +214,13 @@ final class OrdersTable {
             }
             update.bind(p, rid)
             try update.run()
-            cache.put(orderID, (rid, encoded))
+            if deferral == nil { cache.put(orderID, (rid, encoded)) }
         } else {
             let insert = try insertStatement()
             for i in columns.indices { bind(insert, i, Int32(i + 1)) }
             insert.bind(Int32(columns.count + 1), orderID)
             try insert.run()
-            cache.put(orderID, (sqlite3_last_insert_rowid(conn.db), encoded))
+            if deferral == nil { cache.put(orderID, (sqlite3_last_insert_rowid(conn.db), encoded)) }
         }
     }
 
@@ -241,61 +249,113 @@ final class OrdersTable {
         return s
     }
 
-    private func flush(_ orderID: String) throws {
-        guard let p = pending.removeValue(forKey: orderID) else { return }
-        try writeRow(orderID, rid: p.rid, stored: p.stored.flatMap(FactsCodec.decode), facts: try Self.decodeKept(p.facts, orderID), encoded: p.facts)
-    }
-
-    /// Writes the rows that have waited long enough, or the longest waiting while too many wait, then
-    /// records from which block facts may be missing.
-    private func flushDue(_ d: Deferral) throws {
-        while queueHead < queue.count {
-            let (order, since) = queue[queueHead]
-            guard let p = pending[order], p.since == since else { queueHead += 1; continue }
-            guard pending.count > d.maxOrders || written - since >= Int64(d.maxEvents) else { break }
-            try flush(order)
-            queueHead += 1
-        }
-        if queueHead > 4096, queueHead * 2 > queue.count {
-            queue.removeFirst(queueHead)
-            queueHead = 0
-        }
-        try recordPendingFrom()
-    }
-
-    /// `meta.facts_pending_from`: the block of the longest-waiting order, or no row when none waits.
-    private func recordPendingFrom() throws {
-        var from: Int64?
-        for (order, since) in queue[queueHead...] {
-            if let p = pending[order], p.since == since { from = p.fromSeq; break }
-        }
-        if let from {
-            try conn.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('\(Self.pendingKey)', ?)").bind(1, String(from)).run()
-        } else {
-            try conn.prepare("DELETE FROM meta WHERE key = '\(Self.pendingKey)'").run()
-        }
-    }
-
-    /// Writes every deferred row (in the open transaction): before other writes and reads of the
-    /// writer, and when the store closes.
+    /// Ends the open epoch (in the open transaction): refolds its blocks into the rows and the rollups.
+    /// Before other writes and reads of the writer, and when the store closes.
     func flushAll() throws {
-        guard !pending.isEmpty else { return }
-        for order in pending.keys.sorted() { try flush(order) }
-        queue.removeAll()
-        queueHead = 0
-        try recordPendingFrom()
+        guard epochFrom != nil else { return }
+        // The epoch's orders count as orders (`contains`) until their rows are all written.
+        let facts = epochFacts
+        try mergeRows({ try Self.decodeKept(facts[$0]!, $0) }, orders: facts.keys.sorted())
+        epochFacts = [:]
+        try conn.prepare("DELETE FROM meta WHERE key = '\(Self.epochKey)'").run()
+        epochEvents = 0
+        epochFrom = nil
     }
 
-    /// Recomputes from the stored events the facts of every order with an event in a block at or after
-    /// `meta.facts_pending_from` (a deferred load that stopped without writing its rows, or a rolled-back
-    /// write), in the open transaction; the rollups already hold those events. Returns how many orders.
+    /// Folds the order events of the blocks from `from` on (one read of each, in stored order) and merges
+    /// each order's fold into its row, applying the transitions to the rollups when `rollups` is set.
+    /// Returns how many orders. Memory: the fold of the orders with events in those blocks.
+    @discardableResult
+    private func refold(from: Int64) throws -> Int {
+        guard let dictionary else { throw StoreError.engine("orders: an epoch refold without the event dictionary") }
+        var clock = profiling ? currentMicros() : 0
+        func lap(_ name: String) {
+            guard profiling else { return }
+            let now = currentMicros()
+            refoldSeconds[name, default: 0] += Double(now - clock) / 1e6
+            clock = now
+        }
+        var folded: [String: OrderFacts] = [:]
+        let q = try conn.prepare("SELECT seq, body, skip FROM event_blocks WHERE seq >= ? ORDER BY seq")
+        q.bind(1, from)
+        while try q.step() {
+            for (_, e) in try EventBlockTable.decode(q.blob(1), skip: q.isNull(2) ? nil : q.blob(2), seq: q.int64(0),
+                                                      dictionary: dictionary, conn) where e.isOrderEvent {
+                folded[e.subject, default: OrderFacts(orderID: e.subject)].apply(e)
+            }
+        }
+        q.reset()
+        lap("refold-scan")
+        let n = folded.count
+        try mergeRows({ folded.removeValue(forKey: $0)! }, orders: folded.keys.sorted())
+        return n
+    }
+
+    /// Merges into each order's row (in key order) its facts from `delta`, applying the transitions to the
+    /// rollups when `rollups` is set, in batches.
+    private func mergeRows(_ delta: (String) throws -> OrderFacts, orders sorted: [String]) throws {
+        var clock = profiling ? currentMicros() : 0
+        func lap(_ name: String) {
+            guard profiling else { return }
+            let now = currentMicros()
+            refoldSeconds[name, default: 0] += Double(now - clock) / 1e6
+            clock = now
+        }
+        let load = try conn.prepare("SELECT rid, facts FROM orders WHERE order_id = ?")
+        let links = KeyLinks(conn: conn, orders: self)
+        var transitions: [FactsTransition] = []
+        for (n, order) in sorted.enumerated() {
+            let delta = try delta(order)
+            load.bind(1, order)
+            var rid: Int64?
+            var old: OrderFacts?
+            if try load.step() {
+                rid = load.int64(0)
+                old = FactsCodec.decode(load.blob(1)) ?? OrderFacts(orderID: order)
+            }
+            load.reset()
+            var facts = old ?? OrderFacts(orderID: order)
+            facts.merge(delta)
+            try writeRow(order, rid: rid, stored: old, facts: facts, encoded: FactsCodec.encode(facts))
+            if old == nil { try links.orderCreated(order) }
+            if rollups != nil { transitions.append(FactsTransition(old: old, new: facts)) }
+            if let rollups, transitions.count >= 8192 || n == sorted.count - 1 {
+                lap("refold-rows")
+                try rollups.apply(transitions)
+                transitions.removeAll(keepingCapacity: true)
+                lap("refold-rollups")
+            }
+        }
+        lap("refold-rows")
+    }
+
+    /// Recomputes, in the open transaction, what a write stopped before writing (a killed load, or a
+    /// rolled-back write): an epoch's rows and rollups (`meta.facts_rollups_pending_from`), or the rows
+    /// an earlier version deferred with the rollups already written (`meta.facts_pending_from`).
+    /// Returns how many orders.
     @discardableResult
     func recoverPending(dictionary: EventDictionary) throws -> Int {
         mustRecover = false
-        let m = try conn.prepare("SELECT value FROM meta WHERE key = '\(Self.pendingKey)'")
-        let from = try m.step() ? Int64(m.text(0)) : nil
-        m.reset()
-        guard let from else { return 0 }
+        if self.dictionary == nil { self.dictionary = dictionary }
+        var n = 0
+        for (key, withRollups) in [(Self.pendingKey, false), (Self.epochKey, true)] {
+            let m = try conn.prepare("SELECT value FROM meta WHERE key = '\(key)'")
+            let from = try m.step() ? Int64(m.text(0)) : nil
+            m.reset()
+            guard let from else { continue }
+            if withRollups {
+                n += try refold(from: from)
+            } else {
+                n += try refoldRowsOnly(from: from, dictionary: dictionary)
+            }
+            try conn.prepare("DELETE FROM meta WHERE key = '\(key)'").run()
+        }
+        return n
+    }
+
+    /// The recovery of `meta.facts_pending_from` (stores left by earlier versions): the rows of every
+    /// order with an event in a block at or after `from` are recomputed from all their events.
+    private func refoldRowsOnly(from: Int64, dictionary: EventDictionary) throws -> Int {
         var orders = Set<String>()
         let q = try conn.prepare("SELECT seq, body, skip FROM event_blocks WHERE seq >= ?")
         q.bind(1, from)
@@ -322,16 +382,15 @@ final class OrdersTable {
                 try writeRow(order, rid: rid, stored: nil, facts: facts, encoded: FactsCodec.encode(facts))
             }
         }
-        try conn.prepare("DELETE FROM meta WHERE key = '\(Self.pendingKey)'").run()
         return sorted.count
     }
 
     /// Whether a rolled-back write left facts to recompute.
     var needsRecovery: Bool { mustRecover }
 
-    /// Whether `key` is the id of an order.
+    /// Whether `key` is the id of an order (an order of the open epoch counts, row or not).
     func contains(_ key: String) throws -> Bool {
-        if pending[key] != nil { return true }
+        if epochFacts[key] != nil { return true }
         let s = try conn.prepare("SELECT 1 FROM orders WHERE order_id = ?")
         s.bind(1, key)
         defer { s.reset() }

@@ -31,12 +31,13 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
         /// While writes fail with a fault, the writer tries a small write this often when idle, so the
         /// fault clears once its cause is gone even when no client writes.
         public var faultProbeSeconds = 2.0
-        /// Bulk loads only (`waybill ingest`): write an order's row once it has waited this many events
-        /// since its facts first changed (or when more than `deferredFactsOrders` orders wait, or at
-        /// close) instead of in every transaction that touches it; nil (the default): every transaction
-        /// writes its orders' rows. Readers see facts behind the events while rows wait; the KPI rollups
-        /// stay in the events' transaction, and a store closed without writing the rows (kill -9)
-        /// recomputes them from the stored events when it is next opened.
+        /// Bulk loads only (`waybill ingest`): order rows and KPI rollup rows are written once per epoch of
+        /// this many events (or `deferredFactsOrders` distinct orders, or until another kind of write or
+        /// close), the facts merged in memory meanwhile, instead of in every transaction that touches an
+        /// order (`OrdersTable.Deferral`); nil (the default): every transaction writes its orders' rows and
+        /// rollups. Readers see facts and KPIs behind the events during an epoch (rows and rollups agree
+        /// with each other), and a store closed mid-epoch (kill -9) recomputes them from the stored events
+        /// when it is next opened.
         public var deferredFactsEvents: Int?
         public var deferredFactsOrders = 30_000
         /// WAL frames (8 KiB pages) past which a checkpoint copies them into the database file. It runs on

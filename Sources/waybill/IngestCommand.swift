@@ -315,11 +315,12 @@ struct LocalSink: IngestSink {
         // that the peak RSS does not grow with the input or the store (mapped pages count towards it).
         o.writerCacheMiB = 64
         o.mmapBytes = 64 << 20
-        // Nobody reads the store while it loads: an order's row is written once it has waited 400,000
-        // events (or 20,000 orders wait) rather than in every batch that touches it. A load killed before
-        // it wrote them is refolded from the stored events when the store is next opened.
-        o.deferredFactsEvents = 400_000
-        o.deferredFactsOrders = 20_000
+        // Nobody reads the store while it loads: an order's row and its rollup rows are written once per
+        // epoch of up to 4,000,000 events or 200,000 distinct orders (its facts merged in memory till then,
+        // a few hundred bytes an order) rather than in every batch that touches the order. A load killed
+        // before an epoch ended is refolded from the stored events when the store is next opened.
+        o.deferredFactsEvents = 4_000_000
+        o.deferredFactsOrders = 200_000
         store = try await location.open(sqlite: o, rollup: rollups)
     }
 

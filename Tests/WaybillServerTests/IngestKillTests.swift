@@ -47,7 +47,7 @@ import WaybillTestSupport
         let deadline = Date().addingTimeInterval(180)
         while Date() < deadline, p.isRunning {
             if let c = try? Connection(path: db, readOnly: true),
-               let q = try? c.prepare("SELECT (SELECT count(*) FROM event_blocks), (SELECT count(*) FROM meta WHERE key = 'facts_pending_from')"),
+               let q = try? c.prepare("SELECT (SELECT count(*) FROM event_blocks), (SELECT count(*) FROM meta WHERE key = 'facts_rollups_pending_from')"),
                (try? q.step()) == true, q.int64(0) >= 20, q.int64(1) == 1 {
                 waiting = true
                 q.reset()
@@ -78,7 +78,7 @@ import WaybillTestSupport
             #expect(checked > 0)
         }
         let c = try Connection(path: db, readOnly: true)
-        let q = try c.prepare("SELECT count(*) FROM meta WHERE key = 'facts_pending_from'")
+        let q = try c.prepare("SELECT count(*) FROM meta WHERE key IN ('facts_pending_from', 'facts_rollups_pending_from')")
         #expect(try q.step() && q.int64(0) == 0)
         q.reset()
 
