@@ -1,3 +1,4 @@
+import Foundation
 import WaybillModel
 
 /// One event that could not be taken, with its position in the body: the array index for a batch,
@@ -171,11 +172,16 @@ public enum EventDecoder {
                 let slice = UnsafeBufferPointer(rebasing: b[start..<e])
                 if !isBlank(slice) {
                     sawAnything = true
-                    switch Result(catching: { () throws(JSONParseError) -> JSONValue in try JSONParser.parse(slice) }) {
-                    case .success(let v):
+                    // One pass from the line's bytes to the event (no dictionary of its members); the same
+                    // event or error as parsing the line and then validating it (`take`).
+                    switch treeDecoding ? treeDecode(slice) : CloudEvent.decode(slice) {
+                    case .event(let e):
                         sawJSON = true
-                        take(v, raw: Array(slice), index: line, into: &out)
-                    case .failure(let error):
+                        out.events.append(e)
+                    case .invalid(let error, let source):
+                        sawJSON = true
+                        out.rejected.append(RejectedEvent(index: line, error: error.description, source: source, reason: error.field))
+                    case .notJSON(let error):
                         firstError = firstError ?? "line \(line + 1): \(error.description)"
                         out.rejected.append(RejectedEvent(index: line, error: error.description, reason: "json"))
                     }
@@ -185,6 +191,21 @@ public enum EventDecoder {
             }
         }
         return (out, sawAnything, sawJSON, firstError)
+    }
+
+    /// `WAYBILL_DECODE_TREE=1`: NDJSON lines go through a `JSONValue` tree, then `CloudEvent.validate`
+    /// (the path before the one-pass decode), for A/B benchmarks.
+    static let treeDecoding = ProcessInfo.processInfo.environment["WAYBILL_DECODE_TREE"] != nil
+
+    static func treeDecode(_ slice: UnsafeBufferPointer<UInt8>) -> EventDecoding {
+        let v: JSONValue
+        do { v = try JSONParser.parse(slice) } catch { return .notJSON(error) }
+        do throws(EventValidationError) {
+            return .event(try CloudEvent.validate(v, raw: Array(slice)))
+        } catch {
+            if case .object(let o) = v, case .string(let s)? = o["source"] { return .invalid(error, source: s) }
+            return .invalid(error, source: nil)
+        }
     }
 
     static func take(_ v: JSONValue, raw: [UInt8], index: Int, into out: inout DecodedEvents) {

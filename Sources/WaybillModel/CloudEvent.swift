@@ -91,6 +91,37 @@ extension CloudEvent {
         guard case .object(let o) = value else {
             throw EventValidationError(field: "event", rule: "must be a JSON object, got \(value.typeName)")
         }
+        return try validate(EventAttributes(o), raw: raw)
+    }
+
+    /// Parses and validates one event's JSON text in one pass, without building the top-level object:
+    /// the same event, or the same error (`JSONParseError` text, or the `EventValidationError` with the
+    /// event's `source` when that is a string), as `JSONParser.parse` followed by `validate`.
+    public static func decode(_ bytes: UnsafeBufferPointer<UInt8>) -> EventDecoding {
+        let attributes: EventAttributes
+        do {
+            switch try JSONParser.parseEvent(bytes) {
+            case .attributes(let a): attributes = a
+            case .other(let v):
+                let rule = bytes.count > EventLimits.maxEventBytes
+                    ? "larger than \(EventLimits.maxEventBytes) bytes" : "must be a JSON object, got \(v.typeName)"
+                return .invalid(EventValidationError(field: "event", rule: rule), source: nil)
+            }
+        } catch {
+            return .notJSON(error)
+        }
+        do throws(EventValidationError) {
+            if bytes.count > EventLimits.maxEventBytes {
+                throw EventValidationError(field: "event", rule: "larger than \(EventLimits.maxEventBytes) bytes")
+            }
+            return .event(try validate(attributes, raw: Array(bytes)))
+        } catch {
+            return .invalid(error, source: attributes.source?.stringValue)
+        }
+    }
+
+    /// The checks of events.md on an event's top-level members.
+    static func validate(_ o: EventAttributes, raw: [UInt8]) throws(EventValidationError) -> CloudEvent {
         func key(_ name: String) throws(EventValidationError) -> String {
             guard let v = o[name] else { throw EventValidationError(field: name, rule: "required attribute is missing") }
             guard case .string(let s) = v else { throw EventValidationError(field: name, rule: "must be a string, got \(v.typeName)") }
@@ -200,6 +231,62 @@ public enum OrderLineID {
         switch v {
         case .string(let s): return s
         case .number(let d) where d == d.rounded() && abs(d) < 1e15: return String(Int64(d))
+        default: return nil
+        }
+    }
+}
+
+/// What `CloudEvent.decode` made of one event's text.
+public enum EventDecoding: Sendable {
+    case event(CloudEvent)
+    /// Not JSON at all.
+    case notJSON(JSONParseError)
+    /// JSON that breaks a rule; `source` when the event has a string `source`.
+    case invalid(EventValidationError, source: String?)
+}
+
+/// The top-level members of an event that validation reads; any other member is only checked to be
+/// JSON. A repeated member keeps its last value, as a parsed object does.
+public struct EventAttributes: Sendable {
+    public var specversion, id, source, type, subject, time, traceparent, datacontenttype, data, dataBase64: JSONValue?
+
+    public init() {}
+
+    init(_ o: [String: JSONValue]) {
+        specversion = o["specversion"]; id = o["id"]; source = o["source"]; type = o["type"]; subject = o["subject"]
+        time = o["time"]; traceparent = o["traceparent"]; datacontenttype = o["datacontenttype"]; data = o["data"]
+        dataBase64 = o["data_base64"]
+    }
+
+    /// Stores `value` when `key` is a member validation reads.
+    @inline(__always) mutating func set(_ key: String, _ value: JSONValue) {
+        switch key {
+        case "specversion": specversion = value
+        case "id": id = value
+        case "source": source = value
+        case "type": type = value
+        case "subject": subject = value
+        case "time": time = value
+        case "traceparent": traceparent = value
+        case "datacontenttype": datacontenttype = value
+        case "data": data = value
+        case "data_base64": dataBase64 = value
+        default: break
+        }
+    }
+
+    subscript(name: String) -> JSONValue? {
+        switch name {
+        case "specversion": return specversion
+        case "id": return id
+        case "source": return source
+        case "type": return type
+        case "subject": return subject
+        case "time": return time
+        case "traceparent": return traceparent
+        case "datacontenttype": return datacontenttype
+        case "data": return data
+        case "data_base64": return dataBase64
         default: return nil
         }
     }

@@ -77,6 +77,30 @@ public struct JSONParser {
         return v
     }
 
+    public enum ParsedEvent {
+        /// The document is an object: the members an event's validation reads.
+        case attributes(EventAttributes)
+        /// Any other JSON value.
+        case other(JSONValue)
+    }
+
+    /// Parses one document like `parse` (the same errors at the same offsets), but a top-level object's
+    /// members go straight into `EventAttributes` instead of a dictionary: the values of the members an
+    /// event's validation reads are kept, the others only checked.
+    public static func parseEvent(_ bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> ParsedEvent {
+        var p = Parser(bytes: bytes, maxDepth: maxDepth)
+        p.skipWhitespace()
+        let out: ParsedEvent
+        if p.pos < bytes.count, bytes[p.pos] == UInt8(ascii: "{"), maxDepth >= 1 {
+            out = .attributes(try p.parseEventObject())
+        } else {
+            out = .other(try p.parseValue(depth: 0))
+        }
+        p.skipWhitespace()
+        if p.pos != bytes.count { throw p.error("unexpected data after the JSON value") }
+        return out
+    }
+
     public static func parse(_ bytes: [UInt8], maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSONValue {
         try bytes.withUnsafeBufferPointer { (b) throws(JSONParseError) -> JSONValue in try parse(b, maxDepth: maxDepth) }
     }
@@ -151,6 +175,29 @@ public struct JSONParser {
                 guard pos < bytes.count else { throw error("unexpected end of input in object") }
                 if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }
                 if bytes[pos] == UInt8(ascii: "}") { pos += 1; return .object(dict) }
+                throw error("expected ',' or '}'")
+            }
+        }
+
+        /// `parseObject` at depth 1 with the members kept in `EventAttributes`: the same checks in the same order.
+        mutating func parseEventObject() throws(JSONParseError) -> EventAttributes {
+            let depth = 1
+            pos += 1
+            var a = EventAttributes()
+            skipWhitespace()
+            if pos < bytes.count, bytes[pos] == UInt8(ascii: "}") { pos += 1; return a }
+            while true {
+                skipWhitespace()
+                guard pos < bytes.count, bytes[pos] == UInt8(ascii: "\"") else { throw error("expected a string key") }
+                let key = try parseString()
+                skipWhitespace()
+                guard pos < bytes.count, bytes[pos] == UInt8(ascii: ":") else { throw error("expected ':'") }
+                pos += 1
+                a.set(key, try parseValue(depth: depth))
+                skipWhitespace()
+                guard pos < bytes.count else { throw error("unexpected end of input in object") }
+                if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }
+                if bytes[pos] == UInt8(ascii: "}") { pos += 1; return a }
                 throw error("expected ',' or '}'")
             }
         }
