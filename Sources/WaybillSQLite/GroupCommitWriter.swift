@@ -43,8 +43,11 @@ final class GroupCommitWriter: @unchecked Sendable {
         self.maxBatch = maxBatchEvents
         self.health = health
         self.faultProbeSeconds = faultProbeSeconds
-        let t = Thread { [unowned self] in self.run() }
-        t.name = "waybill-writer"
+        let t = Thread { [unowned self] in
+            // Named from inside: on Linux, setting `name` before `start` renames the calling thread.
+            Thread.current.name = "waybill-writer"
+            self.run()
+        }
         t.stackSize = 4 << 20
         thread = t
         t.start()

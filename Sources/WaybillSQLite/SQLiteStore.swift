@@ -65,7 +65,10 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
         self.options = options
         let conn = try Connection(path: path, busyTimeoutMillis: Int32(clamping: options.busyTimeoutMillis))
         // Larger pages halve the per-page syscalls of WAL writes and checkpoints; only takes effect on a new file.
-        try conn.exec("PRAGMA page_size=8192")
+        // WAYBILL_PAGE_SIZE (512-65536, a power of two) sets another for A/B benchmarks.
+        let pageSize = ProcessInfo.processInfo.environment["WAYBILL_PAGE_SIZE"].flatMap(Int.init)
+            .flatMap { $0 >= 512 && $0 <= 65536 && $0 & ($0 - 1) == 0 ? $0 : nil } ?? 8192
+        try conn.exec("PRAGMA page_size=\(pageSize)")
         try conn.exec("PRAGMA journal_mode=WAL")
         try conn.exec("PRAGMA synchronous=\(options.synchronous == "NORMAL" ? "NORMAL" : "FULL")")
         try conn.exec("PRAGMA cache_size=-\(options.writerCacheMiB * 1024)")

@@ -49,8 +49,11 @@ final class WALSyncer: @unchecked Sendable {
     init(databasePath: String, health: StorageHealthMonitor?) {
         walPath = databasePath + "-wal"
         self.health = health
-        let t = Thread { [unowned self] in self.run() }
-        t.name = "waybill-sync"
+        let t = Thread { [unowned self] in
+            // Named from inside: on Linux, setting `name` before `start` renames the calling thread.
+            Thread.current.name = "waybill-sync"
+            self.run()
+        }
         t.start()
     }
 
