@@ -104,7 +104,9 @@ final class ClickHouseClient: @unchecked Sendable {
         config.timeout = .init(connect: .seconds(3), read: .seconds(120))
         // Reads of one trace go out in parallel and a server has many requests at once: more than
         // AsyncHTTPClient's default of 8 connections per host (the rest would queue for a connection).
-        config.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 32)
+        // Idle connections are closed before ClickHouse's `keep_alive_timeout` (3 s by default) closes
+        // them: a request sent on a connection the server is closing fails ("I/O on closed channel").
+        config.connectionPool = .init(idleTimeout: .milliseconds(2500), concurrentHTTP1ConnectionsPerHostSoftLimit: 32)
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
     }
 

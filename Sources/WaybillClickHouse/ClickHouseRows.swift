@@ -248,3 +248,41 @@ final class WriteGate: @unchecked Sendable {
     }
 }
 
+
+/// Runs the second stage of this process's appends one at a time, in the order of their tickets. A
+/// call takes its ticket while it still holds the first stage (`WriteGate`), so the second stages run
+/// in the order the first stages did, and the next call's first stage runs beside this call's second.
+final class TicketPipeline: @unchecked Sendable {
+    private let lock = NSLock()
+    private var issued = 0
+    private var served = 0
+    private var waiting: [Int: CheckedContinuation<Void, Never>] = [:]
+
+    /// The next place in line; every ticket taken must be run (`run`), or the line stops there.
+    func ticket() -> Int {
+        lock.withLock {
+            defer { issued += 1 }
+            return issued
+        }
+    }
+
+    /// Runs `body` once every earlier ticket's has run (or thrown).
+    func run<T>(_ ticket: Int, _ body: () async throws -> T) async throws -> T {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now: Bool = lock.withLock {
+                if served == ticket { return true }
+                waiting[ticket] = c
+                return false
+            }
+            if now { c.resume() }
+        }
+        defer {
+            let next: CheckedContinuation<Void, Never>? = lock.withLock {
+                served = ticket + 1
+                return waiting.removeValue(forKey: served)
+            }
+            next?.resume()
+        }
+        return try await body()
+    }
+}

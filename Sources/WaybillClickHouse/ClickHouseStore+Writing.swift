@@ -20,19 +20,29 @@ extension ClickHouseStore {
         time >= 0 ? time / ClickHouseSchema.day : (time - ClickHouseSchema.day + 1) / ClickHouseSchema.day
     }
 
-    /// Round trips of a call, each a set of statements sent at once:
+    /// Round trips of a call, each a set of statements sent at once, in two stages:
+    /// stage A (one call at a time in this process, in arrival order):
     /// 1. the days of the call's events into `event_days` (before any of its events is stored, so a
     ///    reader that finds an event finds its day), beside the read of which `(source, id)` are stored;
-    /// 2. the fresh events, their link edges, and the rollup index and first change marks of the facts
-    ///    the call is expected to produce (the cached facts with the fresh events applied);
-    /// 3. the count of each touched order's distinct stored events, which tells whether those expected
-    ///    facts are the refold (no other writer added events); orders where it does not are refolded
-    ///    from their stored events (one more round, and their index rows and marks);
+    /// 2. the fresh events and their link edges;
+    /// stage B (one call at a time, in the order the calls left stage A; the next call's stage A runs
+    /// meanwhile):
+    /// 3. the count of each touched order's distinct stored events, beside the rollup index and first
+    ///    change marks of the facts the call is expected to produce (the cached facts with the call's
+    ///    events that they do not fold yet); where the count equals what the cached facts fold plus
+    ///    those events, no other writer added any and the expected facts are the refold; the other
+    ///    orders are refolded from their stored events (one more round, and their index rows and marks);
     /// 4. the facts rows; 5. the change marks after them.
     /// Reads of events by subject go to the shard that holds the subjects, within their days.
+    ///
+    /// Two calls of this process overlap as two servers' calls may (stage B of one beside stage A of
+    /// the next): a call's dup read starts after the previous call's events are stored, so a resend in
+    /// the next call is found; the facts cache is read and written in stage B only, in call order; and
+    /// since the previous call's refold may already have read this call's events, the cache keeps which
+    /// events each order's facts fold (`FactsCache.Entry.keys`) and applies only the others.
     public func append(_ events: [CloudEvent]) async throws -> AppendResult {
         if events.isEmpty { return AppendResult() }
-        return try await write(events: events.count) {
+        let staged = try await write(events: events.count) { () -> Staged in
             // 1. The days (of every event of the call: a retried call completes what its first try began)
             // and which (source, id) are stored already (under the same subjects).
             var days = ShardedRows(shards, binary: true)
@@ -56,17 +66,18 @@ extension ClickHouseStore {
                 for r in rows { stored.insert(Self.pairKey(r["source"]?.stringValue ?? "", r["id"]?.stringValue ?? "")) }
             }
             try await daysStored
-            var result = AppendResult()
+            var staged = Staged()
             var rows = ShardedRows(shards, binary: true)
-            var fresh: [String: [CloudEvent]] = [:]
+            var orders = Set<String>()
             for e in events {
+                if e.isOrderEvent { orders.insert(e.subject) }
                 let k = Self.pairKey(e.source, e.id)
                 guard stored.insert(k).inserted else {
-                    result.duplicates += 1
+                    staged.result.duplicates += 1
                     continue
                 }
-                result.accepted += 1
-                if e.isOrderEvent { fresh[e.subject, default: []].append(e) }
+                staged.result.accepted += 1
+                if e.isOrderEvent { staged.fresh[e.subject, default: []].append(e) }
                 rows.row(e.subject) { r in
                     r.int("time", e.time)
                     r.str("subject", e.subject)
@@ -77,6 +88,7 @@ extension ClickHouseStore {
                     r.bytes("raw", e.raw)
                 }
             }
+            staged.orders = orders.sorted()
             // Link edges, both ways (a re-sent edge is a copy the merges drop).
             var edges = ShardedRows(shards, binary: true)
             for e in events where e.data?["links"] != nil {
@@ -89,124 +101,156 @@ extension ClickHouseStore {
                     }
                 }
             }
-            // The facts every touched order is expected to have: its cached facts with its fresh events
-            // applied, or, for an order this process has not seen, the fold of its fresh events.
-            let orders = Array(Set(events.filter(\.isOrderEvent).map(\.subject))).sorted()
-            var expected: [String: OrderFacts] = [:]
-            var previous: [OrderFacts] = []
-            for o in orders {
-                let add = fresh[o] ?? []
-                if let c = factsCache.get(o) {
-                    var f = c.facts
-                    for e in add { f.apply(e) }
-                    expected[o] = f
-                    previous.append(c.facts)
-                } else if !add.isEmpty {
-                    var f = OrderFacts(orderID: o)
-                    for e in add { f.apply(e) }
-                    expected[o] = f
-                }
-            }
-            let expectedFacts = Array(expected.values)
-            let expectedBuckets = try expectedFacts.map(rollupBuckets)
-            var changed = Set<RollupKey>()
-            for b in expectedBuckets { changed.formUnion(b) }
-            for f in previous { changed.formUnion(try rollupBuckets(f)) }
-            // 2. Events, edges, and the expected facts' index rows and first marks, at once. (The index
-            // may list an order under a bucket its facts end up outside: buckets are computed from the
-            // orders' current facts, so an extra entry costs only a read.)
+            // 2. Events and edges at once.
             let eventRows = rows, edgeRows = edges
-            async let eventsStored: Void = insert("events", eventRows)
             async let edgesStored: Void = insert("links", edgeRows)
-            async let marked: Void = insert("rollup_dirty", Self.dirtyRows(changed, at: currentMicros()))
-            try await insert("rollup_keys", try rollupKeyRows(expectedFacts, buckets: expectedBuckets, shards: shards))
-            try await marked
+            try await insert("events", eventRows)
             try await edgesStored
-            try await eventsStored
-            // 3. and 4.
-            if !orders.isEmpty { try await settleFacts(orders, fresh: fresh, expected: expected, marked: changed) }
-            return result
+            // Stage B's place: taken while stage A is still held, so stage B runs in this order.
+            staged.ticket = pipeline.ticket()
+            return staged
         }
+        // 3. to 5.
+        try await pipeline.run(staged.ticket) {
+            if !staged.orders.isEmpty {
+                try await counted { try await settleFacts(staged.orders, fresh: staged.fresh) }
+            }
+        }
+        return staged.result
+    }
+
+    /// What stage A of `append` hands to stage B.
+    struct Staged {
+        var result = AppendResult()
+        /// The order events of the call not stored before it, by order.
+        var fresh: [String: [CloudEvent]] = [:]
+        /// Every order the call's events touch (duplicates included).
+        var orders: [String] = []
+        var ticket = 0
     }
 
     static func pairKey(_ source: String, _ id: String) -> String { source + "\u{0}" + id }
 
+    /// The key `FactsCache` keeps for an event folded into an order's facts (64 bits of its `(source, id)`).
+    static func foldKey(_ source: String, _ id: String) -> UInt64 {
+        var h = Hasher()
+        h.combine(source)
+        h.combine(id)
+        return UInt64(bitPattern: Int64(h.finalize()))
+    }
+
     /// Makes the newest facts of `orders` their refold from their stored order events (each `(source,
     /// id)` once) and the facts of events retention deleted, and writes them as new versions.
     ///
-    /// Shortcut: this process caches the facts it last wrote for an order with the number of distinct
-    /// stored events they fold. When the stored number is now that plus the order's `fresh` events of
-    /// this call, the stored set is exactly the cached one and the fresh ones (no other writer added
-    /// any), so the `expected` facts (the cached ones with the fresh events applied) are the refold,
-    /// without reading the events back; their index rows and the marks of their buckets (`marked`) are
-    /// written already. Otherwise the order is refolded from the stored events.
-    func settleFacts(_ orders: [String], fresh: [String: [CloudEvent]], expected: [String: OrderFacts], marked: Set<RollupKey>) async throws {
-        do {
-            var storedCount: [String: Int] = [:]
-            // The stored count of each order's distinct events, on the orders' shards, within their days.
-            let counts = routed(orders) { part, table in
-                ["SELECT subject, count() AS n FROM (SELECT subject, source, id FROM \(table("events")) "
-                 + "WHERE subject IN \(SQL.list(part)) AND \(eventDaysRange(part, table)) AND startsWith(type, 'order.') GROUP BY subject, source, id) GROUP BY subject"]
-            }
-            for rows in try await queryAllAsync(counts) {
-                for r in rows { if let s = r["subject"]?.stringValue { storedCount[s] = Int(r["n"]?.int64 ?? 0) } }
-            }
-            var facts: [String: OrderFacts] = [:]
-            var refold: [String] = []
-            for o in orders {
-                let add = fresh[o] ?? []
-                if let c = factsCache.get(o), c.inTable + add.count == storedCount[o] ?? 0, let f = expected[o] {
-                    facts[o] = f
-                } else if !add.isEmpty, add.count == storedCount[o] ?? 0, factsCache.get(o) == nil, let f = expected[o] {
-                    // Every stored event of the order is one of this call's (a new order): the fold of
-                    // them is the refold. Such an order has no base either (`facts_base`): an order keeps a
-                    // base only while it has stored events after the cut.
-                    facts[o] = f
-                } else {
-                    refold.append(o)
+    /// Shortcut: this process caches the facts it last wrote for an order with the keys of the distinct
+    /// stored events they fold. The expected facts are the cached ones with the call's `fresh` events
+    /// they do not fold applied; when the number of stored rows of the order's events is the cached number
+    /// plus those, the stored set is exactly the cached one and those (no other writer added any), so the
+    /// expected facts are the refold, without reading the events back. Otherwise the order is refolded
+    /// from the stored events. The index rows and first marks of the expected facts go beside the count.
+    func settleFacts(_ orders: [String], fresh: [String: [CloudEvent]]) async throws {
+        // The facts every touched order is expected to have: its cached facts with the fresh events they
+        // do not fold applied, or, for an order this process has not seen, the fold of its fresh events.
+        var expected: [String: (facts: OrderFacts, keys: [UInt64], added: Int)] = [:]
+        var previous: [OrderFacts] = []
+        for o in orders {
+            let add = fresh[o] ?? []
+            if let c = factsCache.get(o) {
+                var f = c.facts, keys = c.keys, added = 0
+                for e in add {
+                    let k = Self.foldKey(e.source, e.id)
+                    guard !keys.contains(k) else { continue }
+                    keys.append(k)
+                    f.apply(e)
+                    added += 1
                 }
-            }
-            var changed = marked
-            if !refold.isEmpty {
-                var folded: [String: OrderFacts] = [:]
-                var previous: [OrderFacts] = []
-                // The newest stored facts (whose rollup buckets change too), the stored events and the
-                // bases, each chunk at once.
-                try await withThrowingTaskGroup(of: ([OrderFacts], [String: OrderFacts]).self) { group in
-                    for part in refold.chunked(Self.chunk) {
-                        group.addTask { try await self.refoldChunk(Array(part)) }
-                    }
-                    for try await (before, got) in group {
-                        previous += before
-                        folded.merge(got) { a, _ in a }
-                    }
-                }
-                let all = Array(folded.values)
-                let buckets = try all.map(rollupBuckets)
-                var more = Set<RollupKey>()
-                for b in buckets { more.formUnion(b) }
-                for f in previous { more.formUnion(try rollupBuckets(f)) }
-                async let marks: Void = insert("rollup_dirty", Self.dirtyRows(more, at: currentMicros()))
-                try await insert("rollup_keys", try rollupKeyRows(all, buckets: buckets, shards: shards))
-                try await marks
-                changed.formUnion(more)
-                for (o, f) in folded { facts[o] = f }
-            }
-            // 4. The facts, then 5. the marks after them.
-            var rows = ShardedRows(shards, binary: true)
-            for f in facts.values { rows.row(f.orderID) { r in Self.factsColumns(&r, f) } }
-            try await insert("orders", rows)
-            try await insert("rollup_dirty", Self.dirtyRows(changed, at: currentMicros()))
-            for (o, f) in facts {
-                let fromBase = f.eventCount - (storedCount[o] ?? 0)
-                // Cached only when the count is consistent (a base, if any, accounts for the rest).
-                if fromBase >= 0 { factsCache.put(o, FactsCache.Entry(facts: f, inTable: storedCount[o] ?? 0)) }
+                expected[o] = (f, keys, added)
+                previous.append(c.facts)
+            } else if !add.isEmpty {
+                var f = OrderFacts(orderID: o)
+                for e in add { f.apply(e) }
+                expected[o] = (f, add.map { Self.foldKey($0.source, $0.id) }, add.count)
             }
         }
+        let expectedFacts = expected.values.map(\.facts)
+        let expectedBuckets = try expectedFacts.map(rollupBuckets)
+        var marked = Set<RollupKey>()
+        for b in expectedBuckets { marked.formUnion(b) }
+        for f in previous { marked.formUnion(try rollupBuckets(f)) }
+        // 3. The index rows and first marks of the expected facts (an index row for a bucket the facts end
+        // up outside costs only a read: buckets are computed from the orders' current facts), beside the
+        // stored count of each order's distinct events, on the orders' shards, within their days.
+        async let marksStored: Void = insert("rollup_dirty", Self.dirtyRows(marked, at: currentMicros()))
+        async let keysStored: Void = insert("rollup_keys", try rollupKeyRows(expectedFacts, buckets: expectedBuckets, shards: shards))
+        // Rows, not distinct events: rows >= distinct >= the cached events plus this call's new ones (all
+        // stored, and distinct), so rows equal to that sum mean distinct equals it, without deduplicating
+        // (half the read's cost). Copies (a retried call, two servers storing one event at the same
+        // instant) only send the order to the refold, which reads each event once.
+        var storedCount: [String: Int] = [:]
+        let counts = routed(orders) { part, table in
+            ["SELECT subject, count() AS n FROM \(table("events")) "
+             + "WHERE subject IN \(SQL.list(part)) AND \(eventDaysRange(part, table)) AND startsWith(type, 'order.') GROUP BY subject"]
+        }
+        for rows in try await queryAllAsync(counts) {
+            for r in rows { if let s = r["subject"]?.stringValue { storedCount[s] = Int(r["n"]?.int64 ?? 0) } }
+        }
+        try await marksStored
+        try await keysStored
+        var facts: [String: (facts: OrderFacts, keys: [UInt64])] = [:]
+        var refold: [String] = []
+        for o in orders {
+            guard let x = expected[o] else {
+                refold.append(o)
+                continue
+            }
+            if let c = factsCache.get(o), c.keys.count + x.added == storedCount[o] ?? 0 {
+                facts[o] = (x.facts, x.keys)
+            } else if factsCache.get(o) == nil, x.added == storedCount[o] ?? 0 {
+                // Every stored event of the order is one of this call's (a new order): the fold of
+                // them is the refold. Such an order has no base either (`facts_base`): an order keeps a
+                // base only while it has stored events after the cut.
+                facts[o] = (x.facts, x.keys)
+            } else {
+                refold.append(o)
+            }
+        }
+        var changed = marked
+        if !refold.isEmpty {
+            var folded: [String: (facts: OrderFacts, keys: [UInt64])] = [:]
+            var before: [OrderFacts] = []
+            // The newest stored facts (whose rollup buckets change too), the stored events and the
+            // bases, each chunk at once.
+            try await withThrowingTaskGroup(of: ([OrderFacts], [String: (facts: OrderFacts, keys: [UInt64])]).self) { group in
+                for part in refold.chunked(Self.chunk) {
+                    group.addTask { try await self.refoldChunk(Array(part)) }
+                }
+                for try await (b, got) in group {
+                    before += b
+                    folded.merge(got) { a, _ in a }
+                }
+            }
+            let all = folded.values.map(\.facts)
+            let buckets = try all.map(rollupBuckets)
+            var more = Set<RollupKey>()
+            for b in buckets { more.formUnion(b) }
+            for f in before { more.formUnion(try rollupBuckets(f)) }
+            async let marks: Void = insert("rollup_dirty", Self.dirtyRows(more, at: currentMicros()))
+            try await insert("rollup_keys", try rollupKeyRows(all, buckets: buckets, shards: shards))
+            try await marks
+            changed.formUnion(more)
+            for (o, f) in folded { facts[o] = f }
+        }
+        // 4. The facts, then 5. the marks after them.
+        var rows = ShardedRows(shards, binary: true)
+        for (f, _) in facts.values { rows.row(f.orderID) { r in Self.factsColumns(&r, f) } }
+        try await insert("orders", rows)
+        try await insert("rollup_dirty", Self.dirtyRows(changed, at: currentMicros()))
+        for (o, f) in facts { factsCache.put(o, FactsCache.Entry(facts: f.facts, keys: f.keys)) }
     }
 
-    /// The refold of `part` from its stored order events and bases, with its newest stored facts.
-    func refoldChunk(_ part: [String]) async throws -> (previous: [OrderFacts], facts: [String: OrderFacts]) {
+    /// The refold of `part` from its stored order events and bases, with its newest stored facts, and
+    /// the keys of the events folded (each stored `(source, id)` once; a base's events are not listed).
+    func refoldChunk(_ part: [String]) async throws -> (previous: [OrderFacts], facts: [String: (facts: OrderFacts, keys: [UInt64])]) {
         let beforeSQL = "SELECT facts FROM \(t.table("orders")) WHERE order_id IN \(SQL.list(part)) ORDER BY order_id, ver DESC LIMIT 1 BY order_id"
         let eventsSQL = "SELECT source, id, type, time, subject, raw FROM \(t.table("events")) "
             + "WHERE subject IN \(SQL.list(part)) AND startsWith(type, 'order.') LIMIT 1 BY subject, source, id"
@@ -215,13 +259,14 @@ extension ClickHouseStore {
         async let rows = queryAsync(eventsSQL)
         async let bases = queryAsync(baseSQL)
         // The facts of events retention deleted (orders that outlived a cut), folded first.
-        var folded: [String: OrderFacts] = [:]
+        var folded: [String: (facts: OrderFacts, keys: [UInt64])] = [:]
         for r in try await bases {
-            if let id = r["order_id"]?.stringValue, let f = Self.facts(r) { folded[id] = f }
+            if let id = r["order_id"]?.stringValue, let f = Self.facts(r) { folded[id] = (f, []) }
         }
         for r in try await rows {
             guard let e = Self.event(r) else { continue }
-            folded[e.subject, default: OrderFacts(orderID: e.subject)].apply(e)
+            folded[e.subject, default: (OrderFacts(orderID: e.subject), [])].facts.apply(e)
+            folded[e.subject]!.keys.append(Self.foldKey(e.source, e.id))
         }
         return (try await before.compactMap(Self.facts), folded)
     }
@@ -422,7 +467,8 @@ extension ClickHouseStore {
     // MARK: Retention
 
     public func deleteEvents(before cutoff: Micros) async throws -> Int {
-        try await write {
+        // With the first stage held and every earlier append's second stage done (the facts cache is theirs).
+        try await write { try await pipeline.run(pipeline.ticket()) {
             factsCache.clear()
             defer { factsCache.clear() }
             let counted = try await queryAsync("SELECT count() AS n FROM (SELECT source, id FROM \(t.table("events")) WHERE time < \(cutoff) GROUP BY source, id)")
@@ -487,7 +533,7 @@ extension ClickHouseStore {
             try await waitForMutations()
             try await markAllRollupsChanged()
             return removed
-        }
+        } }
     }
 
     /// Waits until every node has finished the deletes asked of it.
@@ -511,12 +557,13 @@ extension Array {
     }
 }
 
-/// The facts this process last wrote per order, with how many distinct stored events they fold
-/// (`settleFacts`). Bounded: emptied when full. Used only by the serialized write path.
+/// The facts this process last wrote per order, with the keys (`ClickHouseStore.foldKey`) of the
+/// distinct stored events they fold (`settleFacts`; the events of a `facts_base` are not listed).
+/// Bounded: emptied when full. Read and written by stage B of the write path only (one call at a time).
 final class FactsCache: @unchecked Sendable {
     struct Entry {
         var facts: OrderFacts
-        var inTable: Int
+        var keys: [UInt64]
     }
 
     private let lock = NSLock()

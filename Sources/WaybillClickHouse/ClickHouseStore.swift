@@ -37,6 +37,8 @@ public final class ClickHouseStore: WaybillStore, AlertStore, DeadlineReader, Wo
     /// The rollup's bucket keys computed without the rollup (the KPI engine's rollup), else nil.
     let bucketKeys: KPIBucketKeys?
     let gate: WriteGate
+    /// The second stage of appends (their facts), in the order of their first (`append`).
+    let pipeline = TicketPipeline()
     let health = StorageHealthMonitor()
     let factsCache = FactsCache()
     /// Rollup buckets `rollupRows` answered from `rollup_cache` and computed from facts (tests, diagnostics).
@@ -227,18 +229,21 @@ public final class ClickHouseStore: WaybillStore, AlertStore, DeadlineReader, Wo
 
     /// Runs a write: serialized in this process, its ClickHouse failures counted in `storageHealth`.
     func write<T>(events: Int = 0, _ body: () async throws -> T) async throws -> T {
-        try await gate.run(events: events) {
-            do {
-                let r = try await body()
-                health.writeSucceeded()
-                return r
-            } catch let e as ClickHouseError {
-                if let f = e.fault {
-                    health.writeFailed(f, at: currentMicros())
-                    startProbe()
-                }
-                throw e.storeError
+        try await gate.run(events: events) { try await counted(body) }
+    }
+
+    /// Runs part of a write, its ClickHouse failures counted in `storageHealth` and thrown as `StoreError`.
+    func counted<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            let r = try await body()
+            health.writeSucceeded()
+            return r
+        } catch let e as ClickHouseError {
+            if let f = e.fault {
+                health.writeFailed(f, at: currentMicros())
+                startProbe()
             }
+            throw e.storeError
         }
     }
 
