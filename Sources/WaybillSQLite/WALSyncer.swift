@@ -21,8 +21,12 @@ import WaybillStore
 ///
 /// SQLite itself still syncs the WAL before each checkpoint, the database file after it, and the
 /// WAL's header when it starts the WAL over. Until a commit is synced, readers may already see it;
-/// its client has not been answered. Should the sync fail, the appends it covered are answered with
-/// the fault (clients resend; the resends are stored once) and `health` reports it.
+/// its client has not been answered. Should a sync fail, the commits it covered may be lost from the
+/// OS's cache although readers saw them (Linux marks pages it could not write clean), so a resend could
+/// be answered as a duplicate of data that is not on disk. A failed sync is therefore final: it and every
+/// later commit are answered with the fault (`503`), and `health` keeps reporting it, until the store is
+/// opened again (a restart), when SQLite reads back only what the WAL holds on disk and resends are
+/// stored again. PostgreSQL stops for the same reason.
 final class WALSyncer: @unchecked Sendable {
     struct Waiter {
         let done: () -> Void
@@ -40,6 +44,8 @@ final class WALSyncer: @unchecked Sendable {
     /// The WAL, opened on the first sync; reopened should the file be replaced.
     private var fd: Int32 = -1
     private var identity: (dev: UInt64, ino: UInt64) = (0, 0)
+    /// The failed sync's fault, given to every commit after it (see above).
+    private var lost: StorageFault?
     /// Syncs run, and the commits they covered (tests).
     private var counts = (syncs: 0, covered: 0)
     var syncs: Int { cond.lock(); defer { cond.unlock() }; return counts.syncs }
@@ -65,7 +71,7 @@ final class WALSyncer: @unchecked Sendable {
         if stopped {
             cond.unlock()
             // Only after `stop`: nothing syncs any more; sync here.
-            if let f = syncWAL() { w.failed(StoreError.fault(f)) } else { w.done() }
+            if let f = lost ?? syncWAL() { w.failed(StoreError.fault(f)) } else { w.done() }
             return
         }
         pending.append(w)
@@ -103,13 +109,14 @@ final class WALSyncer: @unchecked Sendable {
                 return
             }
             cond.unlock()
-            let fault = syncWAL()
+            let fault = lost ?? syncWAL().map(Self.final)
             cond.lock()
             counts.syncs += 1
             counts.covered += take.count
             cond.unlock()
             if let fault {
-                health?.writeFailed(fault, at: currentMicros())
+                lost = fault
+                health?.durabilityLost(fault, at: currentMicros())
                 for w in take { w.failed(StoreError.fault(fault)) }
             } else {
                 for w in take { w.done() }
@@ -142,6 +149,13 @@ final class WALSyncer: @unchecked Sendable {
             return fault("the write-ahead log could not be synced", errno)
         }
         return nil
+    }
+
+    /// A sync's fault as answered from then on: it says what brings writes back.
+    static func final(_ f: StorageFault) -> StorageFault {
+        var f = f
+        f.message += "; writes are refused until the store is opened again (restart the server)"
+        return f
     }
 
     private func fault(_ what: String, _ code: Int32) -> StorageFault {

@@ -59,6 +59,8 @@ public struct StorageHealth: Sendable, Equatable {
 public final class StorageHealthMonitor: @unchecked Sendable {
     private let lock = NSLock()
     private var state = StorageHealth()
+    /// Set by `durabilityLost`: no later commit ends the fault.
+    private var lost = false
 
     public init() {}
 
@@ -67,9 +69,17 @@ public final class StorageHealthMonitor: @unchecked Sendable {
     /// A write committed: the fault, if any, is over.
     public func writeSucceeded() {
         lock.withLock {
+            guard !lost else { return }
             state.fault = nil
             state.since = nil
         }
+    }
+
+    /// Committed data could not be made durable (a failed `fdatasync`: the kernel may have dropped the
+    /// pages it could not write). The fault stays until the store is opened again, whatever commits later.
+    public func durabilityLost(_ fault: StorageFault, at time: Micros) {
+        writeFailed(fault, at: time)
+        lock.withLock { lost = true }
     }
 
     /// A write failed with `fault` at `time`. `counted` false for a probe, which only confirms the fault.

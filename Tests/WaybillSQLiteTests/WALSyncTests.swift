@@ -108,6 +108,34 @@ import WaybillTestSupport
         #expect(health.health.isHealthy == false)
     }
 
+    /// After a failed sync nothing is answered as stored until the store is opened again, even once syncs
+    /// would succeed: a resend of data the kernel dropped must not be answered as a duplicate.
+    @Test func aFailedSyncIsFinalUntilTheStoreIsReopened() async throws {
+        let health = StorageHealthMonitor()
+        let path = temporaryDatabase()
+        let syncer = WALSyncer(databasePath: path, health: health)
+        defer { syncer.stop() }
+        func submit() async -> Result<Void, any Error> {
+            await withCheckedContinuation { c in
+                syncer.submit(WALSyncer.Waiter(done: { c.resume(returning: .success(())) }, failed: { c.resume(returning: .failure($0)) }))
+            }
+        }
+        guard case .failure = await submit() else { Issue.record("a sync of a missing WAL succeeded"); return }
+        // The WAL is there now: a sync would succeed, but the earlier failure stands.
+        FileManager.default.createFile(atPath: path + "-wal", contents: Data([1, 2, 3]))
+        health.writeSucceeded()  // a later commit of the writer
+        guard case .failure(StoreError.fault(let f)) = await submit() else { Issue.record("answered after a failed sync"); return }
+        #expect(f.message.contains("restart"), "\(f.message)")
+        #expect(health.health.isHealthy == false, "a later commit does not end a lost sync")
+        // A fresh syncer (the store opened again) syncs.
+        let fresh = WALSyncer(databasePath: path, health: StorageHealthMonitor())
+        defer { fresh.stop() }
+        let ok: Result<Void, any Error> = await withCheckedContinuation { c in
+            fresh.submit(WALSyncer.Waiter(done: { c.resume(returning: .success(())) }, failed: { c.resume(returning: .failure($0)) }))
+        }
+        guard case .success = ok else { Issue.record("a fresh syncer failed: \(ok)"); return }
+    }
+
     @Test func normalHasNoSyncer() throws {
         var o = SQLiteStore.Options()
         o.synchronous = "NORMAL"
