@@ -395,8 +395,7 @@ final class EventBlockTable {
     let conn: Connection
     let dictionary: EventDictionary
     private let insertStmt: Statement
-    private let insertKey: Statement
-    private let closePart: Statement
+    private let subjectLists: SubjectLists
     private let bySeq: Statement
     /// A dictionary entered by the open transaction, current once it commits.
     private var pendingDictionary: EventDictionary.Entry?
@@ -410,8 +409,7 @@ final class EventBlockTable {
         self.conn = conn
         self.dictionary = dictionary
         insertStmt = try Statement(conn: conn, sql: "INSERT INTO event_blocks(tmin, tmax, n, body, skip) VALUES(?,?,?,?,?)")
-        insertKey = try Statement(conn: conn, sql: SubjectBlocks.appendSQL)
-        closePart = try Statement(conn: conn, sql: SubjectBlocks.closeSQL)
+        subjectLists = try SubjectLists(conn: conn)
         bySeq = try Statement(conn: conn, sql: "SELECT body, skip FROM event_blocks WHERE seq = ?")
         try dictionary.load(conn)
         conn.onTransactionEnd { [weak self] committed in
@@ -449,7 +447,7 @@ final class EventBlockTable {
         if let h = EventBlocks.hiddenColumn(hidden) { s.bindBlob(5, h) } else { s.bind(5, nil as Int64?) }
         try s.run()
         let seq = sqlite3_last_insert_rowid(conn.db)
-        for subject in subjects { try SubjectBlocks.append(seq, to: subject, insertKey, closePart) }
+        for subject in subjects { try subjectLists.append(seq, to: subject) }
         return seq
     }
 
@@ -583,8 +581,11 @@ extension EventBlockTable {
 /// A subject's open list is its row of `part` 0; a block's seq is appended to it as a varint (`seqs` is
 /// a plain concatenation of varints, so the append is one upsert that does not read the list back).
 /// Once the open list holds `partBytes` bytes it is closed: renamed to `part` = the last seq it holds
-/// (unique, since a seq is appended once per subject), so a row never grows past a few dozen seqs and
-/// a subject with many events costs a few more rows, not an ever larger one rewritten at each append.
+/// (unique, since a seq is appended once per subject), so a row stays around a few dozen seqs and a
+/// subject with many events costs a few more rows, not an ever larger one rewritten at each append.
+/// The writer counts the bytes it appended per subject (`SubjectLists`) and reads a list's stored
+/// length only when that count reaches `partBytes`, so an append is one statement. After a restart
+/// the count starts again from 0, so a list may reach up to twice `partBytes` before it is closed.
 /// Readers take the union of every part; the order of the seqs does not matter.
 enum SubjectBlocks {
     /// Bytes after which an open list is closed: about 40 seqs of 3 bytes.
@@ -596,8 +597,9 @@ enum SubjectBlocks {
         """
     static let appendSQL = """
         INSERT INTO event_subjects(subject, part, seqs) VALUES(?, 0, ?)
-        ON CONFLICT(subject, part) DO UPDATE SET seqs = seqs || excluded.seqs RETURNING length(seqs)
+        ON CONFLICT(subject, part) DO UPDATE SET seqs = CAST(seqs || excluded.seqs AS BLOB)
         """
+    static let lengthSQL = "SELECT length(seqs) FROM event_subjects WHERE subject = ? AND part = 0"
     static let closeSQL = "UPDATE event_subjects SET part = ? WHERE subject = ? AND part = 0"
 
     static func varint(_ seq: Int64) -> [UInt8] {
@@ -620,17 +622,6 @@ enum SubjectBlocks {
         return out.bytes
     }
 
-    /// Appends `seq` to the open list of `subject`, closing the list when it is full. `append` and
-    /// `close` are statements of `appendSQL` and `closeSQL`.
-    static func append(_ seq: Int64, to subject: String, _ append: Statement, _ close: Statement) throws {
-        append.reset()
-        append.bind(1, subject).bindBlob(2, varint(seq))
-        let length = try append.step() ? append.int64(0) : 0
-        append.reset()
-        guard length >= Int64(partBytes) else { return }
-        close.reset()
-        try close.bind(1, seq).bind(2, subject).run()
-    }
 
     /// Writes the lists of `bySubject` (seqs in ascending order) as closed parts of at most
     /// `partBytes` bytes and an open part of the rest: a conversion or a rewrite after retention, after
@@ -677,5 +668,45 @@ enum SubjectBlocks {
         kept.subtract(gone)
         try c.prepare("DELETE FROM event_subjects WHERE subject = ?").bind(1, subject).run()
         try write(subject, kept.sorted(), c)
+    }
+}
+
+/// The writer's appends to the subjects' open lists (`SubjectBlocks`).
+final class SubjectLists {
+    private let upsert: Statement
+    private let length: Statement
+    private let close: Statement
+    /// Bytes appended to the open list of each subject since this process started counting, by a hash
+    /// of the subject: a collision only makes the length check come sooner (it then reads the true length).
+    private var appended = [UInt8](repeating: 0, count: 1 << 20)
+
+    init(conn: Connection) throws {
+        upsert = try Statement(conn: conn, sql: SubjectBlocks.appendSQL)
+        length = try Statement(conn: conn, sql: SubjectBlocks.lengthSQL)
+        close = try Statement(conn: conn, sql: SubjectBlocks.closeSQL)
+    }
+
+    /// Appends `seq` to the open list of `subject`, closing the list once it holds `partBytes` bytes.
+    func append(_ seq: Int64, to subject: String) throws {
+        let v = SubjectBlocks.varint(seq)
+        upsert.reset()
+        try upsert.bind(1, subject).bindBlob(2, v).run()
+        let slot = subject.hashValue & (appended.count - 1)
+        let counted = Int(appended[slot]) + v.count
+        guard counted >= SubjectBlocks.partBytes else {
+            appended[slot] = UInt8(counted)
+            return
+        }
+        length.reset()
+        length.bind(1, subject)
+        let stored = try length.step() ? Int(length.int64(0)) : 0
+        length.reset()
+        guard stored >= SubjectBlocks.partBytes else {
+            appended[slot] = UInt8(min(stored, SubjectBlocks.partBytes - 1))
+            return
+        }
+        close.reset()
+        try close.bind(1, seq).bind(2, subject).run()
+        appended[slot] = 0
     }
 }

@@ -194,13 +194,13 @@ import WaybillTestSupport
         do {
             let c = try Connection(path: path)
             let ins = try c.prepare("INSERT INTO event_blocks(tmin, tmax, n, body) VALUES(?,?,?,?)")
-            let key = try c.prepare(SubjectBlocks.appendSQL), close = try c.prepare(SubjectBlocks.closeSQL)
+            let lists = try SubjectLists(conn: c)
             for chunk in stride(from: 0, to: old.count, by: 10).map({ Array(old[$0..<($0 + 10)]) }) {
                 let tmin = chunk.map(\.time).min()!
                 ins.reset()
                 try ins.bind(1, tmin).bind(2, chunk.map(\.time).max()!).bind(3, chunk.count).bindBlob(4, [1, 0] + Self.version1Payload(chunk, base: tmin)).run()
                 let seq = Int64(try c.scalarInt("SELECT max(seq) FROM event_blocks"))
-                for subject in Set(chunk.map(\.subject)) { try SubjectBlocks.append(seq, to: subject, key, close) }
+                for subject in Set(chunk.map(\.subject)) { try lists.append(seq, to: subject) }
             }
         }
         let s = try SQLiteStore(path: path)

@@ -60,6 +60,7 @@ import WaybillTestSupport
         for r in busy where r.part != 0 {
             #expect(r.seqs.last == r.part)
             #expect(SubjectBlocks.encode(r.seqs).count >= SubjectBlocks.partBytes)
+            #expect(SubjectBlocks.encode(r.seqs).count < 2 * SubjectBlocks.partBytes)
         }
         #expect(try Self.blocksBySubject(c) == Self.blocksBySubjectFromBodies(c))
         #expect(try s.trace(key: "ORD-BUSY")?.events.map(\.raw) == events.filter { $0.subject == "ORD-BUSY" }.map(\.raw))
