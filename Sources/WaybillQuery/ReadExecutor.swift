@@ -24,10 +24,11 @@ public final class ReadExecutor: @unchecked Sendable {
         self.threads = max(1, threads)
         for i in 0..<self.threads {
             let t = Thread {
+                // Named from inside: on Linux, setting `name` before `start` renames the calling thread.
+                Thread.current.name = "\(name)-\(i)"
                 if niceness > 0 { Self.lowerPriority(by: niceness) }
                 self.work()
             }
-            t.name = "\(name)-\(i)"
             t.stackSize = 4 << 20
             t.start()
         }

@@ -152,6 +152,7 @@ public struct OCELExporter: Sendable {
             let queue = OCELPageQueue(capacity: 2)
             let producerDone = DispatchSemaphore(value: 0)
             let producer = Thread {
+                Thread.current.name = "waybill-ocel-events"  // from inside (see OCELStreaming)
                 defer { producerDone.signal() }
                 var writer = OCELEventWriter()
                 do {
@@ -173,7 +174,6 @@ public struct OCELExporter: Sendable {
                     queue.finish(writer, error)
                 }
             }
-            producer.name = "waybill-ocel-events"
             producer.stackSize = 4 << 20
             producer.start()
             defer {
@@ -211,12 +211,12 @@ public struct OCELExporter: Sendable {
                 let done = DispatchSemaphore(value: 0)
                 workersDone.append(done)
                 let worker = Thread {
+                    Thread.current.name = "waybill-ocel-objects-\(w)"  // from inside (see OCELStreaming)
                     defer { done.signal() }
                     while let p = parts.claim() {
                         parts.done(p, Result { try Self.objects(of: p, spool, chunkBytes: chunkBytes) })
                     }
                 }
-                worker.name = "waybill-ocel-objects-\(w)"
                 worker.stackSize = 4 << 20
                 worker.start()
             }

@@ -91,6 +91,8 @@ extension OCELExporter {
         let result = OCELResultBox()
         let exporter = self
         let thread = Thread {
+            // Named from inside: on Linux, setting `name` before `start` renames the calling thread.
+            Thread.current.name = "waybill-ocel-export"
             do {
                 var summary: OCELExportSummary
                 if gzip {
@@ -107,7 +109,6 @@ extension OCELExporter {
                 pipe.finish(error)
             }
         }
-        thread.name = "waybill-ocel-export"
         thread.stackSize = 4 << 20
         thread.start()
         do {

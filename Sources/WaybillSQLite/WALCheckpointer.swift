@@ -34,8 +34,11 @@ final class WALCheckpointer: @unchecked Sendable {
         conn = try Connection(path: path, busyTimeoutMillis: busyTimeoutMillis)
         self.writer = writer
         try conn.exec("PRAGMA synchronous=\(synchronous == "NORMAL" ? "NORMAL" : "FULL")")
-        let t = Thread { [unowned self] in self.run() }
-        t.name = "waybill-checkpoint"
+        let t = Thread { [unowned self] in
+            // Named from inside: on Linux, setting `name` before `start` renames the calling thread.
+            Thread.current.name = "waybill-checkpoint"
+            self.run()
+        }
         t.start()
         // Replaces the automatic checkpoint's hook on the writer's connection.
         sqlite3_wal_hook(writer.db, { ctx, db, name, frames in
