@@ -26,13 +26,14 @@ final class GroupCommitWriter: @unchecked Sendable {
     private let faultProbeSeconds: Double
     /// Syncs the WAL after commits and answers them then; nil: the commit itself synced (or nothing must).
     let syncer: WALSyncer?
-    private let cond = NSCondition()
+    private let life = ThreadLifecycle()
+    private var cond: NSCondition { life.cond }
+    private var stopping: Bool { get { life.stopping } set { life.stopping = newValue } }
+    private var stopped: Bool { get { life.stopped } set { life.stopped = newValue } }
     private var jobs: [Job] = []
     private var queued = 0
-    private var stopping = false
-    private var stopped = false
     /// Tests hold the writer to fill its queue deterministically.
-    private var paused = false
+    private var paused: Bool { life.paused }
     private var thread: Thread?
 
     init(session: EventWriteSession, maxQueuedEvents: Int, maxBatchEvents: Int, health: StorageHealthMonitor? = nil,
@@ -105,21 +106,11 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
     }
 
-    func setPaused(_ p: Bool) {
-        cond.lock()
-        paused = p
-        cond.broadcast()
-        cond.unlock()
-    }
+    func setPaused(_ p: Bool) { life.setPaused(p) }
 
     /// Finishes every queued job, then ends the thread.
     func stop() {
-        cond.lock()
-        if stopped { cond.unlock(); return }
-        stopping = true
-        cond.broadcast()
-        while !stopped { cond.wait() }
-        cond.unlock()
+        guard life.stopAndWait() else { return }
         syncer?.stop()
     }
 

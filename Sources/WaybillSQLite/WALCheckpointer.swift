@@ -18,11 +18,12 @@ final class WALCheckpointer: @unchecked Sendable {
     let threshold: Int32
     let inlineLimit: Int32
     private let conn: Connection
-    private let cond = NSCondition()
+    private let life = ThreadLifecycle()
+    private var cond: NSCondition { life.cond }
+    private var stopping: Bool { get { life.stopping } set { life.stopping = newValue } }
+    private var stopped: Bool { get { life.stopped } set { life.stopped = newValue } }
     private var due = false
     private var running = false
-    private var stopping = false
-    private var stopped = false
     /// Checkpoints run by this thread, and by the writer because they fell behind (tests, `/metrics`-free).
     private(set) var background = 0
     private(set) var inline = 0
@@ -65,12 +66,7 @@ final class WALCheckpointer: @unchecked Sendable {
     /// Ends the thread (after a checkpoint in progress) and gives the writer's connection back its
     /// automatic checkpoint. Call before the writer's connection closes.
     func stop() {
-        cond.lock()
-        if stopped { cond.unlock(); return }
-        stopping = true
-        cond.broadcast()
-        while !stopped { cond.wait() }
-        cond.unlock()
+        guard life.stopAndWait() else { return }
         sqlite3_wal_autocheckpoint(writer.db, threshold)
     }
 

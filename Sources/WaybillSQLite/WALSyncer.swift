@@ -35,12 +35,13 @@ final class WALSyncer: @unchecked Sendable {
 
     let walPath: String
     private let health: StorageHealthMonitor?
-    private let cond = NSCondition()
+    private let life = ThreadLifecycle()
+    private var cond: NSCondition { life.cond }
+    private var stopping: Bool { get { life.stopping } set { life.stopping = newValue } }
+    private var stopped: Bool { get { life.stopped } set { life.stopped = newValue } }
     private var pending: [Waiter] = []
-    private var stopping = false
-    private var stopped = false
     /// Tests hold the syncer to see that nothing is answered before its sync.
-    private var paused = false
+    private var paused: Bool { life.paused }
     /// The WAL, opened on the first sync; reopened should the file be replaced.
     private var fd: Int32 = -1
     private var identity: (dev: UInt64, ino: UInt64) = (0, 0)
@@ -79,21 +80,11 @@ final class WALSyncer: @unchecked Sendable {
         cond.unlock()
     }
 
-    func setPaused(_ p: Bool) {
-        cond.lock()
-        paused = p
-        cond.broadcast()
-        cond.unlock()
-    }
+    func setPaused(_ p: Bool) { life.setPaused(p) }
 
     /// Answers every submitted commit (after a last sync), then ends the thread.
     func stop() {
-        cond.lock()
-        if stopped { cond.unlock(); return }
-        stopping = true
-        cond.broadcast()
-        while !stopped { cond.wait() }
-        cond.unlock()
+        guard life.stopAndWait() else { return }
     }
 
     private func run() {
