@@ -75,7 +75,7 @@ public struct Alerting: Sendable {
         }
         try await engine.reload(new)
         workers.set(worker)
-        deliveries.update(hooks: worker.hookURLs)
+        deliveries.update(hooks: worker.hookURLs, names: worker.hookNames)
     }
 }
 

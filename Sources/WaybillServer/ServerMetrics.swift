@@ -152,7 +152,9 @@ public final class ServerMetrics: Sendable {
     func attach(_ alerting: Alerting) {
         _ = CoreMetrics.Timer(label: "waybill_alert_evaluation_seconds", factory: factory)
         register(hooks: alerting.worker.hookNames)
-        alerting.deliveries.attach(hooks: alerting.worker.hookURLs) { [weak self] hook, failed in self?.delivery(hook: hook, failed: failed) }
+        alerting.deliveries.attach(hooks: alerting.worker.hookURLs,
+                                   report: { [weak self] hook, failed in self?.delivery(hook: hook, failed: failed) },
+                                   register: { [weak self] names in self?.register(hooks: names) })
     }
 
     /// `waybill_alert_delivery_attempts_total{hook}` and `..._failures_total{hook}` (a failure: no 2xx).
@@ -294,17 +296,24 @@ struct ObservedTransport: NotificationTransport {
 /// Where the delivery worker's attempts are reported: a server's metrics, once attached. Attempts to
 /// URLs that are no hook's (the Alertmanager push) are not counted.
 public final class DeliveryObserver: Sendable {
-    private let sink = Mutex<(hooks: [String: String], report: (@Sendable (String, Bool) -> Void)?)>(([:], nil))
+    private let sink = Mutex<(hooks: [String: String], report: (@Sendable (String, Bool) -> Void)?,
+                              register: (@Sendable ([String]) -> Void)?)>(([:], nil, nil))
 
     public init() {}
 
-    func attach(hooks byURL: [String: String], report: @escaping @Sendable (String, Bool) -> Void) {
-        sink.withLock { $0 = (byURL, report) }
+    /// `register` shows hooks at 0 before their first delivery (at attach, and for a reload's new hooks).
+    func attach(hooks byURL: [String: String], report: @escaping @Sendable (String, Bool) -> Void,
+                register: @escaping @Sendable ([String]) -> Void) {
+        sink.withLock { $0 = (byURL, report, register) }
     }
 
-    /// A rules reload's hooks: counted from now on (the report stays the one attached).
-    func update(hooks byURL: [String: String]) {
-        sink.withLock { $0.hooks = byURL }
+    /// A rules reload's hooks: counted from now on, and shown at 0 until their first delivery.
+    func update(hooks byURL: [String: String], names: [String]) {
+        let register = sink.withLock { s -> (@Sendable ([String]) -> Void)? in
+            s.hooks = byURL
+            return s.register
+        }
+        register?(names)
     }
 
     func observe(url: String, failed: Bool) {

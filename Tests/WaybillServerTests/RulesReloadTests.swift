@@ -55,14 +55,20 @@ import WaybillTestSupport
         #expect(same.body?["status"]?.stringValue == "unchanged")
         #expect(same.body?["audited"] == .bool(false))
 
-        // A new rule and a changed one, over HTTP.
-        try ("rules:\n" + Self.rule("First", within: "30m") + Self.rule("Second")).write(toFile: file, atomically: true, encoding: .utf8)
+        // A new rule, a changed one and a hook, over HTTP.
+        try ("rules:\n" + Self.rule("First", within: "30m") + Self.rule("Second")
+             + "hooks:\n  - name: pager\n    url: http://127.0.0.1:9/hook\n").write(toFile: file, atomically: true, encoding: .utf8)
         let changed = try await Self.post(server.base + "/api/v1/rules/reload", token: admin)
         #expect(changed.status == 200)
         #expect(changed.body?["status"]?.stringValue == "reloaded")
         #expect(changed.body?["rules"]?.arrayValue?.compactMap(\.stringValue) == ["First", "Second"])
         #expect(changed.body?["audited"] == .bool(true))
         #expect(try await Self.ruleNames(server.base, token: reader) == ["First", "Second"])
+        // The new hook is on /metrics at 0 before its first delivery.
+        var metricsRequest = HTTPClientRequest(url: server.base + "/metrics")
+        metricsRequest.headers.add(name: "Authorization", value: "Bearer " + reader)
+        let metrics = String(buffer: try await HTTPClient.shared.execute(metricsRequest, timeout: .seconds(10)).body.collect(upTo: 4 << 20))
+        #expect(metrics.contains("waybill_alert_delivery_attempts_total{hook=\"pager\"} 0"), "\(metrics.prefix(300))")
 
         // A bad file: 422 naming the field and the rule; the rules in force stay.
         try ("rules:\n" + Self.rule("First", within: "soon")).write(toFile: file, atomically: true, encoding: .utf8)
