@@ -2,7 +2,12 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import Testing
+import WaybillAlerts
+import WaybillKPI
 import WaybillModel
+import WaybillQuery
+import WaybillSQLite
+@testable import WaybillServer
 import WaybillTestSupport
 
 /// A running `waybill serve --config DIR` reads its rules again on `POST /api/v1/rules/reload` (admin
@@ -98,6 +103,27 @@ import WaybillTestSupport
         #expect(actors.contains("token:ops"), "\(actors)")
         #expect(actors.contains("signal:SIGHUP"), "\(actors)")
         #expect(entries.count == 3, "the start, the HTTP change and the signal: \(actors)")
+    }
+
+    /// A server that only answers for rules (a shared ClickHouse store's servers without `--alerts`)
+    /// reloads them too: the view's rules change, and a bad file leaves them.
+    @Test func rulesAnsweredWithoutEvaluationReloadToo() async throws {
+        let path = temporaryDatabase()
+        let store = try SQLiteStore(path: path, rollup: KPIFactsRollup())
+        defer { store.close() }
+        let dir = (path as NSString).deletingLastPathComponent + "/view-rules-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try ("rules:\n" + Self.rule("First")).write(toFile: dir + "/a.yaml", atomically: true, encoding: .utf8)
+        let view = AlertRulesView(config: try AlertConfig.load(paths: [dir]), source: StoreAlertSource(store: store), baseURL: "http://w")
+        let reloader = RulesReloader(paths: [dir], alerting: nil, view: view, store: store)
+        try ("rules:\n" + Self.rule("First") + Self.rule("Second")).write(toFile: dir + "/a.yaml", atomically: true, encoding: .utf8)
+        let doc = try await reloader.reload(actor: "test", at: 1)
+        #expect(doc.status == "reloaded")
+        #expect(view.config.rules.map(\.name) == ["First", "Second"])
+        try "rules: [".write(toFile: dir + "/a.yaml", atomically: true, encoding: .utf8)
+        await #expect(throws: RulesReloader.Failure.self) { try await reloader.reload(actor: "test", at: 2) }
+        #expect(view.config.rules.map(\.name) == ["First", "Second"])
     }
 
     @Test func aServerWithoutRulesFilesAnswers409() async throws {
