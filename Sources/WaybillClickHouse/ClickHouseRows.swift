@@ -120,19 +120,14 @@ struct RowWriter {
         if binary { fixed(v) } else { w.raw(String(v)) }
     }
 
-    mutating func optInt(_ k: String, _ v: Int64?) {
-        key(k)
-        if binary {
-            if let v {
-                w.bytes.append(0)
-                fixed(v)
-            } else {
-                w.bytes.append(1)
-            }
-        } else if let v { w.raw(String(v)) } else { w.raw("null") }
-    }
+    /// A Nullable(Int64) column.
+    mutating func optInt(_ k: String, _ v: Int64?) { optional(k, v) }
 
-    mutating func optInt8(_ k: String, _ v: Int8?) {
+    /// A Nullable(Int8) column.
+    mutating func optInt8(_ k: String, _ v: Int8?) { optional(k, v) }
+
+    /// A nullable integer: RowBinary's null flag then the value, or JSON's number or `null`.
+    private mutating func optional<T: FixedWidthInteger>(_ k: String, _ v: T?) {
         key(k)
         if binary {
             if let v {

@@ -262,6 +262,14 @@ final class OrdersTable {
         epochFrom = nil
     }
 
+    /// Adds the time since `clock` to `refoldSeconds[name]` and restarts `clock` (when profiling).
+    private func lap(_ name: String, _ clock: inout Micros) {
+        guard profiling else { return }
+        let now = currentMicros()
+        refoldSeconds[name, default: 0] += Double(now - clock) / 1e6
+        clock = now
+    }
+
     /// Folds the order events of the blocks from `from` on (one read of each, in stored order) and merges
     /// each order's fold into its row, applying the transitions to the rollups when `rollups` is set.
     /// Returns how many orders. Memory: the fold of the orders with events in those blocks.
@@ -269,12 +277,6 @@ final class OrdersTable {
     private func refold(from: Int64) throws -> Int {
         guard let dictionary else { throw StoreError.engine("orders: an epoch refold without the event dictionary") }
         var clock = profiling ? currentMicros() : 0
-        func lap(_ name: String) {
-            guard profiling else { return }
-            let now = currentMicros()
-            refoldSeconds[name, default: 0] += Double(now - clock) / 1e6
-            clock = now
-        }
         var folded: [String: OrderFacts] = [:]
         let q = try conn.prepare("SELECT seq, body, skip FROM event_blocks WHERE seq >= ? ORDER BY seq")
         q.bind(1, from)
@@ -285,7 +287,7 @@ final class OrdersTable {
             }
         }
         q.reset()
-        lap("refold-scan")
+        lap("refold-scan", &clock)
         let n = folded.count
         try mergeRows({ folded.removeValue(forKey: $0)! }, orders: folded.keys.sorted())
         return n
@@ -295,12 +297,6 @@ final class OrdersTable {
     /// rollups when `rollups` is set, in batches.
     private func mergeRows(_ delta: (String) throws -> OrderFacts, orders sorted: [String]) throws {
         var clock = profiling ? currentMicros() : 0
-        func lap(_ name: String) {
-            guard profiling else { return }
-            let now = currentMicros()
-            refoldSeconds[name, default: 0] += Double(now - clock) / 1e6
-            clock = now
-        }
         let load = try conn.prepare("SELECT rid, facts FROM orders WHERE order_id = ?")
         let links = KeyLinks(conn: conn, orders: self)
         var transitions: [FactsTransition] = []
@@ -320,13 +316,13 @@ final class OrdersTable {
             if old == nil { try links.orderCreated(order) }
             if rollups != nil { transitions.append(FactsTransition(old: old, new: facts)) }
             if let rollups, transitions.count >= 8192 || n == sorted.count - 1 {
-                lap("refold-rows")
+                lap("refold-rows", &clock)
                 try rollups.apply(transitions)
                 transitions.removeAll(keepingCapacity: true)
-                lap("refold-rollups")
+                lap("refold-rollups", &clock)
             }
         }
-        lap("refold-rows")
+        lap("refold-rows", &clock)
     }
 
     /// Recomputes, in the open transaction, what a write stopped before writing (a killed load, or a
