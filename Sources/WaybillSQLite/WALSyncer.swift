@@ -21,7 +21,7 @@ import WaybillStore
 ///
 /// SQLite itself still syncs the WAL before each checkpoint, the database file after it, and the
 /// WAL's header when it starts the WAL over. Until a commit is synced, readers may already see it;
-/// its client has not been answered. Should a sync fail, the commits it covered may be lost from the
+/// its client has not been answered. Should `fdatasync` fail, the commits it covered may be lost from the
 /// OS's cache although readers saw them (Linux marks pages it could not write clean), so a resend could
 /// be answered as a duplicate of data that is not on disk. A failed sync is therefore final: it and every
 /// later commit are answered with the fault (`503`), and `health` keeps reporting it, until the store is
@@ -47,6 +47,8 @@ final class WALSyncer: @unchecked Sendable {
     private var identity: (dev: UInt64, ino: UInt64) = (0, 0)
     /// The failed sync's fault, given to every commit after it (see above).
     private var lost: StorageFault?
+    /// Whether the last `syncWAL` failed in `fdatasync` itself (rather than finding or opening the WAL).
+    private var syncFailed = false
     /// Syncs run, and the commits they covered (tests).
     private var counts = (syncs: 0, covered: 0)
     var syncs: Int { cond.lock(); defer { cond.unlock() }; return counts.syncs }
@@ -100,14 +102,19 @@ final class WALSyncer: @unchecked Sendable {
                 return
             }
             cond.unlock()
-            let fault = lost ?? syncWAL().map(Self.final)
+            var fault = lost
+            if fault == nil, let f = syncWAL() {
+                // Only a failed fdatasync may have lost written pages; a WAL that cannot be found or
+                // opened fails these commits, and the next sync tries again.
+                fault = syncFailed ? Self.final(f) : f
+                if syncFailed { lost = fault }
+            }
             cond.lock()
             counts.syncs += 1
             counts.covered += take.count
             cond.unlock()
             if let fault {
-                lost = fault
-                health?.durabilityLost(fault, at: currentMicros())
+                if lost != nil { health?.durabilityLost(fault, at: currentMicros()) } else { health?.writeFailed(fault, at: currentMicros()) }
                 for w in take { w.failed(StoreError.fault(fault)) }
             } else {
                 for w in take { w.done() }
@@ -135,8 +142,10 @@ final class WALSyncer: @unchecked Sendable {
                 close(dfd)
             }
         }
+        syncFailed = false
         while fdatasync(fd) != 0 {
             if errno == EINTR { continue }
+            syncFailed = true
             return fault("the write-ahead log could not be synced", errno)
         }
         return nil

@@ -106,6 +106,12 @@ import WaybillTestSupport
         #expect(f.kind == .ioError)
         #expect(f.message.hasPrefix("the write-ahead log is missing"))
         #expect(health.health.isHealthy == false)
+        // Not finding the WAL lost nothing that was written: once it is there, syncs answer again.
+        FileManager.default.createFile(atPath: dir + "-wal", contents: Data([1]))
+        let again: Result<Void, any Error> = await withCheckedContinuation { c in
+            syncer.submit(WALSyncer.Waiter(done: { c.resume(returning: .success(())) }, failed: { c.resume(returning: .failure($0)) }))
+        }
+        guard case .success = again else { Issue.record("a missing WAL stayed final: \(again)"); return }
     }
 
     /// After a failed sync nothing is answered as stored until the store is opened again, even once syncs
@@ -120,8 +126,12 @@ import WaybillTestSupport
                 syncer.submit(WALSyncer.Waiter(done: { c.resume(returning: .success(())) }, failed: { c.resume(returning: .failure($0)) }))
             }
         }
-        guard case .failure = await submit() else { Issue.record("a sync of a missing WAL succeeded"); return }
-        // The WAL is there now: a sync would succeed, but the earlier failure stands.
+        // A WAL whose fdatasync fails (EINVAL: the path leads to /dev/null).
+        try FileManager.default.createSymbolicLink(atPath: path + "-wal", withDestinationPath: "/dev/null")
+        guard case .failure(StoreError.fault(let first)) = await submit() else { Issue.record("a failed fdatasync was answered as synced"); return }
+        #expect(first.message.contains("could not be synced"), "\(first.message)")
+        // A real WAL now: a sync would succeed, but the earlier failure stands.
+        try FileManager.default.removeItem(atPath: path + "-wal")
         FileManager.default.createFile(atPath: path + "-wal", contents: Data([1, 2, 3]))
         health.writeSucceeded()  // a later commit of the writer
         guard case .failure(StoreError.fault(let f)) = await submit() else { Issue.record("answered after a failed sync"); return }

@@ -205,8 +205,13 @@ struct SkipReason: Error, CustomStringConvertible {
 
         // Space freed: the writer's probe clears the fault with no client write, then the writes go through.
         try FileManager.default.removeItem(atPath: filler)
-        let ok = try await eventually(15) { (try await Self.get(server.base + "/healthz")).status == 200 ? true : nil }
-        #expect(ok == true, "/healthz did not recover by itself after the space was freed")
+        var lastHealth = ""
+        let ok = try await eventually(15) { () async throws -> Bool? in
+            let h = try await Self.get(server.base + "/healthz")
+            lastHealth = h.text
+            return h.status == 200 ? true : nil
+        }
+        #expect(ok == true, "/healthz did not recover by itself after the space was freed: \(lastHealth)")
         r = try await Self.post(server.base + "/v1/events", refused, contentType: nd)
         #expect(r.status == 200)
         #expect(r.body["accepted"] == 400 && r.body["duplicates"] == 0, "the refused batch was partly stored: \(r.body)")
