@@ -1,4 +1,3 @@
-import Synchronization
 import WaybillAlerts
 import WaybillKPI
 import WaybillModel
@@ -8,8 +7,8 @@ import WaybillStore
 /// that are replayed over the store.
 public struct AlertRulesView: Sendable {
     /// The rules in force: the engine's, else the ones given (both replaced by `reload`).
-    public var config: AlertConfig { engine?.config ?? given.value }
-    private let given: SharedRules
+    public var config: AlertConfig { engine?.config ?? given.current }
+    private let given: SharedValue<AlertConfig>
     public let source: any AlertSource
     /// The base of trace links in alert documents.
     public let baseURL: String
@@ -17,7 +16,7 @@ public struct AlertRulesView: Sendable {
     public let engine: AlertEngine?
 
     public init(config: AlertConfig, source: any AlertSource, baseURL: String, engine: AlertEngine? = nil) {
-        self.given = SharedRules(config)
+        self.given = SharedValue(config)
         self.source = source
         self.baseURL = engine?.baseURL ?? config.externalURL ?? baseURL
         self.engine = engine
@@ -30,13 +29,6 @@ public struct AlertRulesView: Sendable {
     }
 }
 
-/// Rules shared by the copies of a view, replaced in place by a reload.
-final class SharedRules: Sendable {
-    private let rules: Mutex<AlertConfig>
-    init(_ config: AlertConfig) { rules = Mutex(config) }
-    var value: AlertConfig { rules.withLock { $0 } }
-    func set(_ config: AlertConfig) { rules.withLock { $0 = config } }
-}
 
 /// `WaybillQueries` over a store, with every read on the reader threads of `lanes`.
 public struct LocalQueries: WaybillQueries {

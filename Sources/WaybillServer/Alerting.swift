@@ -4,7 +4,6 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import ServiceLifecycle
-import Synchronization
 import WaybillAlerts
 import WaybillQuery
 import WaybillModel
@@ -37,8 +36,8 @@ public struct Alerting: Sendable {
     /// The rules and hooks in force.
     public var config: AlertConfig { engine.config }
     /// The delivery worker of the hooks in force (the rules' and `extraHooks`).
-    public var worker: DeliveryWorker { workers.value }
-    private let workers: SharedWorker
+    public var worker: DeliveryWorker { workers.current }
+    private let workers: SharedValue<DeliveryWorker>
     private let store: any AlertStore
     private let extraHooks: [HookConfig]
     public let transport: any NotificationTransport
@@ -60,7 +59,7 @@ public struct Alerting: Sendable {
         self.engine = AlertEngine(config: config, source: source, store: store, baseURL: baseURL)
         let log = logger
         self.log = { log.warning("\($0)") }
-        self.workers = SharedWorker(DeliveryWorker(store: store, hooks: config.hooks + extraHooks, maxAttempts: config.maxAttempts,
+        self.workers = SharedValue(DeliveryWorker(store: store, hooks: config.hooks + extraHooks, maxAttempts: config.maxAttempts,
                                                    transport: transport, log: self.log))
     }
 
@@ -77,14 +76,6 @@ public struct Alerting: Sendable {
         workers.set(worker)
         deliveries.update(hooks: worker.hookURLs, names: worker.hookNames)
     }
-}
-
-/// The delivery worker shared by the copies of an `Alerting`, replaced in place by a reload.
-final class SharedWorker: Sendable {
-    private let worker: Mutex<DeliveryWorker>
-    init(_ w: DeliveryWorker) { worker = Mutex(w) }
-    var value: DeliveryWorker { worker.withLock { $0 } }
-    func set(_ w: DeliveryWorker) { worker.withLock { $0 = w } }
 }
 
 /// Evaluates the rules at every multiple of `evaluation_interval` (so that live ticks and `--at` replays
