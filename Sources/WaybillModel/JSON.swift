@@ -157,35 +157,26 @@ public struct JSONParser {
 
         mutating func parseObject(depth: Int) throws(JSONParseError) -> JSONValue {
             if depth > maxDepth { throw error("nesting deeper than \(maxDepth) levels") }
-            pos += 1
             var dict: [String: JSONValue] = [:]
             // Events' objects hold a handful of keys: growing 1, 2, 4, 8 rehashes three times.
             dict.reserveCapacity(8)
-            skipWhitespace()
-            if pos < bytes.count, bytes[pos] == UInt8(ascii: "}") { pos += 1; return .object(dict) }
-            while true {
-                skipWhitespace()
-                guard pos < bytes.count, bytes[pos] == UInt8(ascii: "\"") else { throw error("expected a string key") }
-                let key = try parseString()
-                skipWhitespace()
-                guard pos < bytes.count, bytes[pos] == UInt8(ascii: ":") else { throw error("expected ':'") }
-                pos += 1
-                dict[key] = try parseValue(depth: depth)
-                skipWhitespace()
-                guard pos < bytes.count else { throw error("unexpected end of input in object") }
-                if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }
-                if bytes[pos] == UInt8(ascii: "}") { pos += 1; return .object(dict) }
-                throw error("expected ',' or '}'")
-            }
+            try parseMembers(depth: depth) { dict[$0] = $1 }
+            return .object(dict)
         }
 
         /// `parseObject` at depth 1 with the members kept in `EventAttributes`: the same checks in the same order.
         mutating func parseEventObject() throws(JSONParseError) -> EventAttributes {
-            let depth = 1
-            pos += 1
             var a = EventAttributes()
+            try parseMembers(depth: 1) { a.set($0, $1) }
+            return a
+        }
+
+        /// The members of the object whose `{` is at `pos`, each handed to `member` in order, through its `}`.
+        @inline(__always)
+        mutating func parseMembers(depth: Int, _ member: (String, JSONValue) -> Void) throws(JSONParseError) {
+            pos += 1
             skipWhitespace()
-            if pos < bytes.count, bytes[pos] == UInt8(ascii: "}") { pos += 1; return a }
+            if pos < bytes.count, bytes[pos] == UInt8(ascii: "}") { pos += 1; return }
             while true {
                 skipWhitespace()
                 guard pos < bytes.count, bytes[pos] == UInt8(ascii: "\"") else { throw error("expected a string key") }
@@ -193,11 +184,11 @@ public struct JSONParser {
                 skipWhitespace()
                 guard pos < bytes.count, bytes[pos] == UInt8(ascii: ":") else { throw error("expected ':'") }
                 pos += 1
-                a.set(key, try parseValue(depth: depth))
+                member(key, try parseValue(depth: depth))
                 skipWhitespace()
                 guard pos < bytes.count else { throw error("unexpected end of input in object") }
                 if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }
-                if bytes[pos] == UInt8(ascii: "}") { pos += 1; return a }
+                if bytes[pos] == UInt8(ascii: "}") { pos += 1; return }
                 throw error("expected ',' or '}'")
             }
         }
