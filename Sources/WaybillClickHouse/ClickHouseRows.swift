@@ -93,50 +93,49 @@ struct RowWriter {
         }
     }
 
+    /// A Nullable(String) column.
     mutating func optStr(_ k: String, _ v: String?) {
+        guard let v else { return null(k) }
         key(k)
         if binary {
-            if let v {
-                w.bytes.append(0)
-                binaryString(v)
-            } else {
-                w.bytes.append(1)
-            }
-        } else if let v { w.string(v) } else { w.raw("null") }
+            w.bytes.append(0)  // RowBinary's "not null" flag
+            binaryString(v)
+        } else {
+            w.string(v)
+        }
     }
 
-    mutating func int(_ k: String, _ v: Int64) {
-        key(k)
-        if binary { fixed(v) } else { w.raw(String(v)) }
-    }
-
-    mutating func uint(_ k: String, _ v: UInt64) {
-        key(k)
-        if binary { fixed(v) } else { w.raw(String(v)) }
-    }
-
-    mutating func uint32(_ k: String, _ v: UInt32) {
-        key(k)
-        if binary { fixed(v) } else { w.raw(String(v)) }
-    }
+    mutating func int(_ k: String, _ v: Int64) { integer(k, v) }
+    mutating func uint(_ k: String, _ v: UInt64) { integer(k, v) }
+    mutating func uint32(_ k: String, _ v: UInt32) { integer(k, v) }
 
     /// A Nullable(Int64) column.
-    mutating func optInt(_ k: String, _ v: Int64?) { optional(k, v) }
+    mutating func optInt(_ k: String, _ v: Int64?) { optionalInteger(k, v) }
 
     /// A Nullable(Int8) column.
-    mutating func optInt8(_ k: String, _ v: Int8?) { optional(k, v) }
+    mutating func optInt8(_ k: String, _ v: Int8?) { optionalInteger(k, v) }
+
+    private mutating func integer<T: FixedWidthInteger>(_ k: String, _ v: T) {
+        key(k)
+        if binary { fixed(v) } else { w.raw(String(v)) }
+    }
 
     /// A nullable integer: RowBinary's null flag then the value, or JSON's number or `null`.
-    private mutating func optional<T: FixedWidthInteger>(_ k: String, _ v: T?) {
+    private mutating func optionalInteger<T: FixedWidthInteger>(_ k: String, _ v: T?) {
+        guard let v else { return null(k) }
         key(k)
         if binary {
-            if let v {
-                w.bytes.append(0)
-                fixed(v)
-            } else {
-                w.bytes.append(1)
-            }
-        } else if let v { w.raw(String(v)) } else { w.raw("null") }
+            w.bytes.append(0)  // RowBinary's "not null" flag
+            fixed(v)
+        } else {
+            w.raw(String(v))
+        }
+    }
+
+    /// A null in a Nullable column: RowBinary's flag 1, or JSON's `null`.
+    private mutating func null(_ k: String) {
+        key(k)
+        if binary { w.bytes.append(1) } else { w.raw("null") }
     }
 
     mutating func strings(_ k: String, _ v: [String]) {
