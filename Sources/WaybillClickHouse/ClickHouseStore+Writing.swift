@@ -173,10 +173,7 @@ extension ClickHouseStore {
             }
         }
         let expectedFacts = expected.values.map(\.facts)
-        let expectedBuckets = try expectedFacts.map(rollupBuckets)
-        var marked = Set<RollupKey>()
-        for b in expectedBuckets { marked.formUnion(b) }
-        for f in previous { marked.formUnion(try rollupBuckets(f)) }
+        let (expectedBuckets, marked) = try touchedBuckets(expectedFacts, old: previous)
         // 3. The index rows and first marks of the expected facts (an index row for a bucket the facts end
         // up outside costs only a read: buckets are computed from the orders' current facts), beside the
         // stored count of each order's distinct events, on the orders' shards, within their days.
@@ -230,10 +227,7 @@ extension ClickHouseStore {
                 }
             }
             let all = folded.values.map(\.facts)
-            let buckets = try all.map(rollupBuckets)
-            var more = Set<RollupKey>()
-            for b in buckets { more.formUnion(b) }
-            for f in before { more.formUnion(try rollupBuckets(f)) }
+            let (buckets, more) = try touchedBuckets(all, old: before)
             async let marks: Void = insert("rollup_dirty", Self.dirtyRows(more, at: currentMicros()))
             try await insert("rollup_keys", try rollupKeyRows(all, buckets: buckets, shards: shards))
             try await marks
@@ -426,6 +420,16 @@ extension ClickHouseStore {
     /// engine's rollup they are computed from the facts' parts directly (`KPIBucketKeys`); another
     /// rollup is asked for the rows it would write for the order as new, which for the KPI rollup costs
     /// encoding every row's sketches (a fifth of a bulk load's client time went there).
+    /// The rollup buckets of each of the `new` facts, and every bucket those and the `old` facts they
+    /// replace fall in (the buckets whose marks change).
+    func touchedBuckets(_ new: [OrderFacts], old: [OrderFacts]) throws -> (each: [Set<RollupKey>], all: Set<RollupKey>) {
+        let each = try new.map(rollupBuckets)
+        var all = Set<RollupKey>()
+        for b in each { all.formUnion(b) }
+        for f in old { all.formUnion(try rollupBuckets(f)) }
+        return (each, all)
+    }
+
     func rollupBuckets(_ f: OrderFacts) throws -> Set<RollupKey> {
         guard let rollup else { return [] }
         if let keys = bucketKeys { return keys.buckets(f) }
