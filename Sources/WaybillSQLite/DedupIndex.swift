@@ -6,14 +6,15 @@ import WaybillModel
 /// A hash points at the event block (`event_blocks.seq`) that holds the event. Hashes of the blocks
 /// after `mergedSeq` are kept in memory instead of in a B-tree: a hash index is written at random
 /// places, and each dirty page costs WAL and checkpoint syscalls. They are persisted by the blocks
-/// themselves (reloaded from `event_blocks` at the first write) and merged into the `dedup_parts` table in
-/// one sorted pass every `recentLimit` events. `dedup_parts` is partitioned by block (`g` = seq >> `shift`),
-/// so a merge writes into the newest partition or two and never rewrites the whole store's index; a
-/// probe (only for the few events the filter cannot rule out) seeks each partition. A `DedupFilter` in front answers "new" for
-/// nearly every event without a probe. A hash is only a candidate: a match is confirmed by comparing
-/// the stored pair. So `dedup_parts` and the filter keep only the hash's upper 32 bits (`short`, schema
-/// version 13; a row takes about 13 bytes instead of 18): at 30 million events a probe finds a stranger's
-/// hash beside the event's own about once in 140 probes, which costs a read of that block.
+/// themselves (reloaded from `event_blocks` at the first write) and merged into the `dedup_runs` table in
+/// one sorted pass every `recentLimit` events. `dedup_runs` is partitioned by block (`g` = seq >> `shift`)
+/// and holds each partition's pairs as packed runs (`DedupRuns`, schema version 15: about 4 to 5 bytes a
+/// pair, where a row per pair took 14), so a merge rewrites the newest partition or two and never the
+/// whole store's index; a probe (only for the few events the filter cannot rule out) reads one run per
+/// partition. A `DedupFilter` in front answers "new" for nearly every event without a probe. A hash is
+/// only a candidate: a match is confirmed by comparing the stored pair. So the runs and the filter keep
+/// only the hash's upper 32 bits (`short`, schema version 13): at 30 million events a probe finds a
+/// stranger's hash beside the event's own about once in 140 probes, which costs a read of that block.
 final class DedupIndex {
     private let conn: Connection
     private let blocks: EventBlockTable
@@ -32,21 +33,19 @@ final class DedupIndex {
     private var filterReady = false
 
     private let probeMerged: Statement
-    /// Blocks per partition of `dedup_parts`: 2^shift.
+    /// Blocks per partition of `dedup_runs`: 2^shift.
     private let shift: Int64
 
     init(conn: Connection, recentLimit: Int, blocks: EventBlockTable) throws {
         self.conn = conn
         self.blocks = blocks
         self.recentLimit = recentLimit
-        probeMerged = try Statement(conn: conn, sql: "SELECT seq FROM dedup_parts WHERE g = ? AND h = ?")
-        let m = try conn.prepare("SELECT value FROM meta WHERE key = 'dedup_partition_shift'")
-        shift = try m.step() ? Int64(m.text(0)) ?? 16 : 16
-        m.reset()
+        probeMerged = try Statement(conn: conn, sql: DedupRuns.probeSQL)
+        shift = try DedupRuns.shift(conn)
         conn.onTransactionEnd { [weak self] committed in self?.transactionEnded(committed: committed) }
     }
 
-    /// The upper 32 bits of a hash: the key of `dedup_parts` and of the filter.
+    /// The upper 32 bits of a hash: the key of `dedup_runs` and of the filter.
     @inline(__always) static func short(_ h: Int64) -> Int64 { h >> 32 }
 
     /// 64-bit FNV-1a of `source`, a separator and `id`: the narrow key of the index.
@@ -69,12 +68,7 @@ final class DedupIndex {
         guard filter.mayContain(sh) else { return false }
         var candidates: [Int64] = []
         if let first = recent[h] { candidates = [first] + (recentCollisions[h] ?? []) }
-        for g in 0...max(0, mergedSeq >> shift) {
-            probeMerged.reset()
-            probeMerged.bind(1, g).bind(2, sh)
-            while try probeMerged.step() { candidates.append(probeMerged.int64(0)) }
-        }
-        probeMerged.reset()
+        try DedupRuns.probe(sh, through: mergedSeq >> shift, probeMerged, shift: shift, into: &candidates)
         var checked = Set<Int64>()
         for seq in candidates where checked.insert(seq).inserted {
             if try blocks.keys(ofBlock: seq).contains(where: { $0.source == source && $0.id == id }) { return true }
@@ -126,11 +120,13 @@ final class DedupIndex {
 
     /// Fills the filter from every stored hash (at first write, and when it has grown full).
     private func rebuildFilter(minimumCapacity: Int) throws {
-        let stored = try conn.scalarInt("SELECT count(*) FROM dedup_parts") + recent.count
+        let stored = try conn.scalarInt("SELECT coalesce(sum(n), 0) FROM dedup_runs") + recent.count
         var f = DedupFilter(capacity: max(minimumCapacity, stored * 2))
-        let s = try conn.prepare("SELECT h FROM dedup_parts")
-        while try s.step() { f.insert(s.int64(0)) }
-        s.reset()
+        let s = try conn.prepare("SELECT g, h0, body FROM dedup_runs")
+        defer { s.reset() }
+        while try s.step() {
+            try DedupRuns.forEach(h0: s.int64(1), body: s.blob(2), g: s.int64(0), shift: shift) { f.insert($0.h); return true }
+        }
         for h in recent.keys { f.insert(Self.short(h)) }
         filter = f
     }
@@ -145,21 +141,24 @@ final class DedupIndex {
 
     var mergeDue: Bool { recent.count >= recentLimit }
 
-    /// Writes the recent hashes into `dedup_parts` in one sorted pass, so each leaf page it touches is
-    /// written once per merge rather than once per transaction.
+    /// Writes the recent hashes into `dedup_runs` in one sorted pass per partition they fall in (the
+    /// newest one or two), so its runs are rewritten once per merge rather than once per transaction.
     func mergeRecent() throws {
         guard !recent.isEmpty else { return }
-        var rows: [(Int64, Int64)] = recent.map { (Self.short($0.key), $0.value) }
-        for (h, seqs) in recentCollisions { for q in seqs { rows.append((Self.short(h), q)) } }
+        var rows: [DedupRuns.Pair] = recent.map { DedupRuns.Pair(h: Self.short($0.key), seq: $0.value) }
+        for (h, seqs) in recentCollisions { for q in seqs { rows.append(DedupRuns.Pair(h: Self.short(h), seq: q)) } }
         // In the index's order: partition, hash, seq.
         let shift = self.shift
-        rows.sort { ($0.1 >> shift, $0.0, $0.1) < ($1.1 >> shift, $1.0, $1.1) }
-        let top = rows.map(\.1).max() ?? mergedSeq
+        rows.sort { ($0.seq >> shift, $0.h, $0.seq) < ($1.seq >> shift, $1.h, $1.seq) }
+        let top = rows.map(\.seq).max() ?? mergedSeq
         let newMerged = try conn.transaction {
-            let ins = try conn.prepare("INSERT OR IGNORE INTO dedup_parts(g, h, seq) VALUES(?, ?, ?)")
-            for (h, q) in rows {
-                ins.reset()
-                try ins.bind(1, q >> shift).bind(2, h).bind(3, q).run()
+            var start = 0
+            while start < rows.count {
+                let g = rows[start].seq >> shift
+                var end = start
+                while end < rows.count, rows[end].seq >> shift == g { end += 1 }
+                try DedupRuns.merge(Array(rows[start..<end]), g: g, shift: shift, conn)
+                start = end
             }
             let newMerged = max(mergedSeq, top, Int64(try conn.scalarInt("SELECT coalesce(max(seq), 0) FROM event_blocks")))
             try conn.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('dedup_merged_seq', ?)").bind(1, String(newMerged)).run()
@@ -176,8 +175,12 @@ final class DedupIndex {
     /// deleting the blocks. A block that also holds later events keeps its seq and its hashes (a hash
     /// whose event is gone only costs a probe).
     func deleteHashes(ofBlocksBefore cutoff: Micros) throws {
-        try conn.prepare("DELETE FROM dedup_parts WHERE seq IN (SELECT seq FROM event_blocks WHERE tmin < ? AND tmax < ?)")
-            .bind(1, cutoff).bind(2, cutoff).run()
+        let s = try conn.prepare("SELECT seq FROM event_blocks WHERE tmin < ? AND tmax < ?")
+        s.bind(1, cutoff).bind(2, cutoff)
+        var seqs = Set<Int64>()
+        while try s.step() { seqs.insert(s.int64(0)) }
+        s.reset()
+        try DedupRuns.remove(seqs: seqs, shift: shift, conn)
     }
 
     /// After retention committed: deleted events leave the recent hashes too. The filter may keep

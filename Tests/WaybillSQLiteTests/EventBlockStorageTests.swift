@@ -113,8 +113,18 @@ import WaybillTestSupport
             s.close()
         }
         let c = try Connection(path: path)
-        #expect(try c.scalarInt("SELECT count(DISTINCT g) FROM dedup_parts") > 3)
-        #expect(try c.scalarInt("SELECT count(*) FROM dedup_parts WHERE g != seq >> 1") == 0)
+        #expect(try c.scalarInt("SELECT count(DISTINCT g) FROM dedup_runs") > 3)
+        let runs = try c.prepare("SELECT g, h0, body FROM dedup_runs")
+        var pairs = 0
+        while try runs.step() {
+            let g = runs.int64(0)
+            for p in try DedupRuns.decode(h0: runs.int64(1), body: runs.blob(2), g: g, shift: 1) {
+                #expect(p.seq >> 1 == g)
+                pairs += 1
+            }
+        }
+        runs.reset()
+        #expect(pairs > events.count / 2)
         let s = try SQLiteStore(path: path, options: o)
         defer { s.close() }
         #expect(try await s.append(events.shuffled()) == AppendResult(accepted: 0, duplicates: events.count))
