@@ -21,6 +21,9 @@ import WaybillStore
 /// ```
 /// body    = version(1) codec(1) [dict(varint) size(varint)] payload      codec 0: payload as is
 ///                                                                         codec 1: raw deflate of it
+/// payload (version 3) = n(varint) base(zigzag) { len(varint) raw }*n { kind(1) }*n
+///           { subject(ref) len(varint) id  timeDelta(zigzag, from base) source(ref) type(ref) trace(ref + 1, 0 none) }*  one per kind 1
+///           nStrings(varint) { len(varint) utf8 }*
 /// payload (version 2) = n(varint) base(zigzag) { len(varint) raw }*n { subject(ref) kind(1) }*n
 ///           { len(varint) id  timeDelta(zigzag, from base) source(ref) type(ref) trace(ref + 1, 0 none) }*  one per kind 1
 ///           nStrings(varint) { len(varint) utf8 }*
@@ -33,14 +36,17 @@ import WaybillStore
 /// types and trace ids are in the block's string table. Version 2 keeps an event's id, time, source,
 /// type and trace id only when its JSON does not give them back (`kind` 1): for kind 0 they are read
 /// from the JSON (`EventFields.scan`, checked when the block is written), since those columns cost a
-/// fifth of a compressed block (the times and ids hardly compress). Blocks of version 1 stay readable.
+/// fifth of a compressed block (the times and ids hardly compress). Version 3 reads a kind-0 event's
+/// subject from its JSON too (the same check covers it): the subjects' string table and references
+/// cost about 5 bytes an event after deflate. A read of one subject's events (a trace) scans only the
+/// events whose JSON holds the subject's bytes. Blocks of versions 1 and 2 stay readable.
 /// Bodies are compressed with raw deflate and a preset
 /// dictionary (`event_dict`, learned from the store's first 32 KiB of events): the field names and
 /// common values of a single short event are then found in the dictionary, so even a block of one
 /// event compresses to a fraction of its JSON.
 enum EventBlocks {
-    /// The version new blocks are written in; 1 and 2 are read.
-    static let formatVersion: UInt8 = 2
+    /// The version new blocks are written in; 1, 2 and 3 are read.
+    static let formatVersion: UInt8 = 3
     /// Events of one block lie in one bucket of this width.
     static let bucketWidth: Micros = 3_600_000_000
     /// Most events in one block. 32 events of ~280 bytes compress to ~2 KB, a quarter of a page: rows of
@@ -48,6 +54,9 @@ enum EventBlocks {
     /// where the smaller rows pack four or five to a page for a few bytes more of deflate per event.
     /// A trace of an order's dozen events inflates a dozen blocks of ~9 KB.
     static let maxEvents = 32
+    /// Deflate of new blocks tuned for speed (`Zlib.Tuning.eventBlocks`); `WAYBILL_BLOCK_DEFLATE=default`
+    /// keeps level 6's own parameters, for A/B benchmarks. Blocks read the same either way.
+    static let tuneDeflate = ProcessInfo.processInfo.environment["WAYBILL_BLOCK_DEFLATE"] != "default"
     /// Size of a learned dictionary (zlib uses at most 32 KiB).
     static let dictionarySize = 32 * 1024
 
@@ -68,8 +77,8 @@ enum EventBlocks {
     static func group(_ events: [CloudEvent]) -> [[Int]] {
         var open: [Micros: Int] = [:]
         var out: [[Int]] = []
-        for (i, e) in events.enumerated() {
-            let b = bucket(e.time)
+        for i in events.indices {
+            let b = bucket(events[i].time)
             if let k = open[b], out[k].count < maxEvents {
                 out[k].append(i)
             } else {
@@ -83,7 +92,16 @@ enum EventBlocks {
     /// The uncompressed payload of a block's events (version 2); `base` is the least of their times. The
     /// events' JSON comes first, one after the other, so that deflate sees the text it compresses best
     /// as one run; the columns follow.
-    static func payload<C: Collection>(_ events: C, base: Micros) -> [UInt8] where C.Element == CloudEvent {
+    static func payload<C: Collection>(_ events: C, base: Micros, version: UInt8 = formatVersion) -> [UInt8] where C.Element == CloudEvent {
+        let all = Array(events)
+        return all.withUnsafeBufferPointer { payload(all.indices, of: $0, base: base, version: version) }
+    }
+
+    /// The payload of the events at `indexes` of `events`, read in place: an event is not copied (a copy of
+    /// a `CloudEvent` retains and releases each of its strings, arrays and its data).
+    static func payload<I: Collection>(_ indexes: I, of events: UnsafeBufferPointer<CloudEvent>, base: Micros,
+                                       version: UInt8 = formatVersion) -> [UInt8]
+    where I.Element == Int {
         var strings: [String] = []
         var index: [String: Int] = [:]
         func ref(_ s: String) -> UInt64 {
@@ -92,29 +110,28 @@ enum EventBlocks {
             strings.append(s)
             return UInt64(strings.count - 1)
         }
-        var raws = ByteSink()
-        raws.bytes.reserveCapacity(events.reduce(0) { $0 + $1.raw.count + 3 })
-        var cols = ByteSink()
+        var rawBytes = 0
+        for i in indexes { rawBytes += events[i].raw.count + 3 }
+        var out = ByteSink()
+        out.bytes.reserveCapacity(rawBytes + 16 * indexes.count + 16)
+        out.unsigned(UInt64(indexes.count))
+        out.signed(base)
+        for i in indexes { out.block(events[i].raw) }
         var explicit = ByteSink()
-        for e in events { raws.block(e.raw) }
-        for e in events {
-            cols.unsigned(ref(e.subject))
-            if EventFields.scan(e.raw) == EventFields(e) {
-                cols.byte(0)
+        for i in indexes {
+            if version == 2 { out.unsigned(ref(events[i].subject)) }
+            if EventFields.scan(events[i].raw) == EventFields(events[i]) {
+                out.byte(0)
                 continue
             }
-            cols.byte(1)
-            explicit.block(Array(e.id.utf8))
-            explicit.signed(e.time &- base)
-            explicit.unsigned(ref(e.source))
-            explicit.unsigned(ref(e.type))
-            explicit.unsigned(e.traceID.map { ref($0) + 1 } ?? 0)
+            out.byte(1)
+            if version != 2 { explicit.unsigned(ref(events[i].subject)) }
+            explicit.block(Array(events[i].id.utf8))
+            explicit.signed(events[i].time &- base)
+            explicit.unsigned(ref(events[i].source))
+            explicit.unsigned(ref(events[i].type))
+            explicit.unsigned(events[i].traceID.map { ref($0) + 1 } ?? 0)
         }
-        var out = ByteSink()
-        out.unsigned(UInt64(events.count))
-        out.signed(base)
-        out.bytes += raws.bytes
-        out.bytes += cols.bytes
         out.bytes += explicit.bytes
         out.unsigned(UInt64(strings.count))
         for s in strings { out.block(Array(s.utf8)) }
@@ -123,7 +140,7 @@ enum EventBlocks {
 
     /// A stored body: the payload compressed with the dictionary when that is smaller.
     static func body(payload: [UInt8], dictionary: EventDictionary.Entry?) -> [UInt8] {
-        let z = Zlib.deflate(payload, dictionary: dictionary?.bytes, level: 6)
+        let z = Zlib.deflate(payload, dictionary: dictionary?.bytes, level: 6, tuning: tuneDeflate ? .eventBlocks : nil)
         var out = ByteSink()
         out.byte(formatVersion)
         if z.count + 8 < payload.count {
@@ -141,16 +158,27 @@ enum EventBlocks {
     /// Encodes events as one block: (tmin, tmax, body).
     static func encode<C: Collection>(_ events: C, dictionary: EventDictionary.Entry?) -> (tmin: Micros, tmax: Micros, body: [UInt8])
     where C.Element == CloudEvent {
-        let tmin = events.map(\.time).min() ?? 0
-        let tmax = events.map(\.time).max() ?? 0
-        return (tmin, tmax, body(payload: payload(events, base: tmin), dictionary: dictionary))
+        let all = Array(events)
+        return all.withUnsafeBufferPointer { encode(all.indices, of: $0, dictionary: dictionary) }
+    }
+
+    /// Encodes the events at `indexes` of `events` (read in place) as one block.
+    static func encode<I: Collection>(_ indexes: I, of events: UnsafeBufferPointer<CloudEvent>, dictionary: EventDictionary.Entry?)
+        -> (tmin: Micros, tmax: Micros, body: [UInt8]) where I.Element == Int {
+        var tmin = Micros.max, tmax = Micros.min
+        for i in indexes {
+            tmin = min(tmin, events[i].time)
+            tmax = max(tmax, events[i].time)
+        }
+        if indexes.isEmpty { (tmin, tmax) = (0, 0) }
+        return (tmin, tmax, body(payload: payload(indexes, of: events, base: tmin), dictionary: dictionary))
     }
 
     /// A body's format version and payload, inflated.
     static func payload(of body: [UInt8], dictionary: (Int64) throws -> [UInt8]) throws -> (version: UInt8, bytes: [UInt8]) {
         var head = ByteSource(body)
         let version = try head.byte()
-        guard version == 1 || version == 2 else { throw ByteDecodingError("event block: unknown format version \(version)") }
+        guard (1...3).contains(version) else { throw ByteDecodingError("event block: unknown format version \(version)") }
         switch try head.byte() {
         case 0:
             return (version, Array(body[head.pos...]))
@@ -177,6 +205,7 @@ enum EventBlocks {
 
         let p: [UInt8]
         var raws: [Range<Int>] = []
+        /// Each event's subject in `strings`, or -1: read from its JSON (version 3, kind 0).
         var subjects: [Int] = []
         var columns: [Columns?] = []
         var strings: [String] = []
@@ -207,13 +236,17 @@ enum EventBlocks {
             } else {
                 var kinds: [UInt8] = []
                 for _ in 0..<n {
-                    subjects.append(try s.count())
+                    if version == 2 { subjects.append(try s.count()) }
                     kinds.append(try s.byte())
                 }
                 for k in kinds {
                     switch k {
-                    case 0: columns.append(nil)
-                    case 1: columns.append(try attributes(id: try range()))
+                    case 0:
+                        columns.append(nil)
+                        if version != 2 { subjects.append(-1) }
+                    case 1:
+                        if version != 2 { subjects.append(try s.count()) }
+                        columns.append(try attributes(id: try range()))
                     default: throw ByteDecodingError("event block: kind \(k)")
                     }
                 }
@@ -221,7 +254,7 @@ enum EventBlocks {
             let nStrings = try s.count()
             guard nStrings <= p.count else { throw ByteDecodingError("event block: \(nStrings) strings") }
             for _ in 0..<nStrings { strings.append(String(decoding: try s.raw(try s.count()), as: UTF8.self)) }
-            for r in subjects where r >= strings.count { throw ByteDecodingError("event block: string \(r) of \(strings.count)") }
+            for r in subjects where r >= strings.count || (r < 0 && version != 3) { throw ByteDecodingError("event block: string \(r) of \(strings.count)") }
             for c in columns {
                 guard let c else { continue }
                 if c.source >= strings.count || c.type >= strings.count || c.trace > strings.count {
@@ -232,26 +265,58 @@ enum EventBlocks {
 
         /// The attributes of event `i`, from its columns or its JSON.
         func fields(_ i: Int) throws -> EventFields {
-            let subject = strings[subjects[i]]
             if let c = columns[i] {
                 return EventFields(id: String(decoding: p[c.id], as: UTF8.self), source: strings[c.source], type: strings[c.type],
-                                   subject: subject, time: c.time, traceID: c.trace == 0 ? nil : strings[c.trace - 1])
+                                   subject: strings[subjects[i]], time: c.time, traceID: c.trace == 0 ? nil : strings[c.trace - 1])
             }
             guard var f = EventFields.scan(p[raws[i]]) else { throw ByteDecodingError("event block: event \(i) has no readable attributes") }
-            f.subject = subject
+            if subjects[i] >= 0 { f.subject = strings[subjects[i]] }
             return f
+        }
+
+        /// Whether `needle` (not empty) occurs in `hay`.
+        static func contains(_ hay: ArraySlice<UInt8>, _ needle: [UInt8]) -> Bool {
+            hay.withUnsafeBufferPointer { h in
+                needle.withUnsafeBufferPointer { n in
+                    guard n.count <= h.count, let first = n.first else { return false }
+                    var i = 0
+                    let last = h.count - n.count
+                    while i <= last {
+                        if h[i] == first {
+                            var k = 1
+                            while k < n.count, h[i + k] == n[k] { k += 1 }
+                            if k == n.count { return true }
+                        }
+                        i += 1
+                    }
+                    return false
+                }
+            }
+        }
+
+        /// Whether event `i`'s subject is one of `wanted`; for a subject read from the JSON, only an event
+        /// whose JSON holds one of `needles` (the subjects' bytes; nil: scan every event) is scanned.
+        func subject(_ i: Int, in wanted: Set<String>, needles: [[UInt8]]?) throws -> Bool {
+            if subjects[i] >= 0 { return wanted.contains(strings[subjects[i]]) }
+            let r = raws[i]
+            let holds = needles.map { needles in needles.contains { Self.contains(p[r], $0) } } ?? true
+            guard holds else { return false }
+            guard let f = EventFields.scan(p[r]) else { throw ByteDecodingError("event block: event \(i) has no readable subject") }
+            return wanted.contains(f.subject)
         }
     }
 
     /// The events of a block (of the subjects `only` lets through), `data` parsed from `raw` as the
     /// collectors do.
-    static func decode(_ body: [UInt8], hidden: Set<Int> = [], only: ((String) -> Bool)? = nil,
+    static func decode(_ body: [UInt8], hidden: Set<Int> = [], only: Set<String>? = nil,
                        dictionary: (Int64) throws -> [UInt8]) throws -> [(index: Int, event: CloudEvent)] {
         let (version, p) = try payload(of: body, dictionary: dictionary)
         let b = try Parsed(p, version: version)
+        // An empty subject has no bytes to look for: then every event is scanned.
+        let needles = only.flatMap { $0.contains("") ? nil : $0.map { Array($0.utf8) } }
         var out: [(index: Int, event: CloudEvent)] = []
         for i in b.raws.indices where !hidden.contains(i) {
-            if let only, !only(b.strings[b.subjects[i]]) { continue }
+            if let only, !(try b.subject(i, in: only, needles: needles)) { continue }
             let f = try b.fields(i)
             let raw = Array(p[b.raws[i]])
             let data = (try? JSONParser.parse(raw))?["data"]
@@ -330,9 +395,14 @@ extension EventBlocks {
     }
 
     static func prepare(_ events: [CloudEvent], dictionary: EventDictionary.Entry?) -> [PreparedBlock] {
-        group(events).map { ix in
-            let enc = encode(ix.lazy.map { events[$0] }, dictionary: dictionary)
-            return PreparedBlock(indexes: ix, subjects: EventBlocks.subjects(ix.lazy.map { events[$0] }), tmin: enc.tmin, tmax: enc.tmax, body: enc.body)
+        events.withUnsafeBufferPointer { all in
+            group(events).map { ix in
+                let enc = encode(ix, of: all, dictionary: dictionary)
+                var seen = Set<String>()
+                var subjects: [String] = []
+                for i in ix where seen.insert(all[i].subject).inserted { subjects.append(all[i].subject) }
+                return PreparedBlock(indexes: ix, subjects: subjects, tmin: enc.tmin, tmax: enc.tmax, body: enc.body)
+            }
         }
     }
 }
@@ -486,7 +556,7 @@ final class EventBlockTable {
 
     /// Reads a block's events through `c`, reporting a block that cannot be read as the engine error it is.
     /// The stored events of a block row (`skip` is its column), with their indexes in the block.
-    static func decode(_ body: [UInt8], skip: [UInt8]?, seq: Int64, only: ((String) -> Bool)? = nil, dictionary: EventDictionary,
+    static func decode(_ body: [UInt8], skip: [UInt8]?, seq: Int64, only: Set<String>? = nil, dictionary: EventDictionary,
                        _ c: Connection) throws -> [(index: Int, event: CloudEvent)] {
         do {
             let hidden = try skip.map(EventBlocks.hidden) ?? []
@@ -517,7 +587,7 @@ final class EventBlockTable {
             q.reset()
             q.bind(1, seq)
             guard try q.step() else { continue }
-            for (_, e) in try decode(q.blob(0), skip: q.isNull(1) ? nil : q.blob(1), seq: seq, only: { wanted.contains($0) },
+            for (_, e) in try decode(q.blob(0), skip: q.isNull(1) ? nil : q.blob(1), seq: seq, only: wanted,
                                      dictionary: dictionary, c) {
                 bySubject[e.subject, default: []].append(e)
             }

@@ -177,17 +177,34 @@ import WaybillTestSupport
         let escaped = try CloudEvent.validate(JSONParser.parse(Array(#"{"specversion":"1.0","id":"e\u002d9","source":"oms","type":"order.note","time":"2026-11-20T08:00:00Z","subject":"ORD-\u00e9"}"#.utf8)),
                                               raw: Array(#"{"specversion":"1.0","id":"e\u002d9","source":"oms","type":"order.note","time":"2026-11-20T08:00:00Z","subject":"ORD-\u00e9"}"#.utf8))
         #expect(escaped.id == "e-9" && escaped.subject == "ORD-é")
-        let events = plain + [renamed, noJSON, shifted, escaped]
+        // A subject that holds another as its prefix: a read of ORD-1 finds "ORD-1" in its JSON, then scans it.
+        let longer = EventBlockStorageTests.oddEvent(6, subject: "ORD-10", minutes: 6)
+        let events = plain + [renamed, noJSON, shifted, escaped, longer]
         let enc = EventBlocks.encode(events, dictionary: nil)
-        #expect(enc.body[0] == 2)
+        #expect(enc.body[0] == 3)
         let got = try EventBlocks.decode(enc.body) { _ in [] }.map(\.event)
         #expect(got == events)
         #expect(try EventBlocks.keys(enc.body) { _ in [] }.map { "\($0.source) \($0.id)" } == events.map { "\($0.source) \($0.id)" })
-        // Only the four odd ones have columns.
+        // Only the four odd ones have columns; the others' subjects are read from their JSON (version 3).
         let p = try EventBlocks.payload(of: enc.body) { _ in [] }
         let parsed = try EventBlocks.Parsed(p.bytes, version: p.version)
-        #expect(parsed.columns.map { $0 != nil } == Array(repeating: false, count: 6) + Array(repeating: true, count: 4))
-        #expect(try EventBlocks.decode(enc.body, hidden: [0, 7], only: { $0 == "ORD-1" }) { _ in [] }.map(\.index) == [1, 3, 5])
+        let odd = Array(repeating: false, count: 6) + Array(repeating: true, count: 4) + [false]
+        #expect(parsed.columns.map { $0 != nil } == odd)
+        #expect(parsed.subjects.map { $0 >= 0 } == odd)
+        #expect(try EventBlocks.decode(enc.body, hidden: [0, 7], only: ["ORD-1"]) { _ in [] }.map(\.index) == [1, 3, 5])
+        #expect(try EventBlocks.decode(enc.body, only: ["ORD-10", "ORD-é"]) { _ in [] }.map(\.index) == [9, 10])
+        #expect(try EventBlocks.decode(enc.body, only: ["ORD-1", "ORD-0"]) { _ in [] }.map(\.event) == events.filter { ["ORD-0", "ORD-1"].contains($0.subject) })
+        #expect(try EventBlocks.decode(enc.body, only: [""]) { _ in [] }.isEmpty)
+        #expect(try EventBlocks.decode(enc.body, only: ["ORD-"]) { _ in [] }.isEmpty)
+
+        // A block of format version 2 (every subject in the string table), as stored before: read as it was.
+        let v2 = [2, 0] + EventBlocks.payload(events, base: events.map(\.time).min()!, version: 2)
+        #expect(try EventBlocks.decode(v2) { _ in [] }.map(\.event) == events)
+        #expect(try EventBlocks.Parsed(Array(v2.dropFirst(2)), version: 2).subjects.allSatisfy { $0 >= 0 })
+        #expect(try EventBlocks.decode(v2, hidden: [0, 7], only: ["ORD-1"]) { _ in [] }.map(\.index) == [1, 3, 5])
+        #expect(try EventBlocks.keys(v2, hidden: [3]) { _ in [] }.map(\.id) == events.enumerated().filter { $0.offset != 3 }.map(\.element.id))
+        // Version 3 leaves out the subjects' strings and references.
+        #expect(EventBlocks.payload(plain, base: plain[0].time).count + 10 < EventBlocks.payload(plain, base: plain[0].time, version: 2).count)
 
         // A block of format version 1 (every attribute a column), as stored before: read as it was.
         let v1 = [1, 0] + Self.version1Payload(events, base: events.map(\.time).min()!)
@@ -195,8 +212,9 @@ import WaybillTestSupport
         #expect(try EventBlocks.keys(v1, hidden: [3]) { _ in [] }.map(\.id) == events.enumerated().filter { $0.offset != 3 }.map(\.element.id))
     }
 
-    /// A store holding blocks of version 1 beside new ones: traces and idempotency across both.
-    @Test func aStoreWithVersion1BlocksReadsAndRefusesTheirResends() async throws {
+    /// A store holding blocks of version 1 or 2 beside new ones: traces and idempotency across both.
+    @Test(arguments: [UInt8(1), 2])
+    func aStoreWithOlderBlocksReadsAndRefusesTheirResends(version: UInt8) async throws {
         let path = temporaryDatabase()
         let old = (0..<40).map { EventBlockStorageTests.oddEvent($0, subject: "ORD-\($0 % 8)", minutes: $0) }
         let new = (40..<80).map { EventBlockStorageTests.oddEvent($0, subject: "ORD-\($0 % 8)", minutes: $0) }
@@ -208,7 +226,8 @@ import WaybillTestSupport
             for chunk in stride(from: 0, to: old.count, by: 10).map({ Array(old[$0..<($0 + 10)]) }) {
                 let tmin = chunk.map(\.time).min()!
                 ins.reset()
-                try ins.bind(1, tmin).bind(2, chunk.map(\.time).max()!).bind(3, chunk.count).bindBlob(4, [1, 0] + Self.version1Payload(chunk, base: tmin)).run()
+                let payload = version == 1 ? Self.version1Payload(chunk, base: tmin) : EventBlocks.payload(chunk, base: tmin, version: version)
+                try ins.bind(1, tmin).bind(2, chunk.map(\.time).max()!).bind(3, chunk.count).bindBlob(4, [version, 0] + payload).run()
                 let seq = Int64(try c.scalarInt("SELECT max(seq) FROM event_blocks"))
                 for subject in Set(chunk.map(\.subject)) { try lists.append(seq, to: subject) }
             }
