@@ -118,16 +118,25 @@ final class ClickHouseClient: @unchecked Sendable {
     /// written to the shards before they return (so an acknowledged append is stored, not queued).
     static let commonSettings = "output_format_json_quote_64bit_integers=0&insert_distributed_sync=1&input_format_skip_unknown_fields=0"
 
-    private func request(host: ClickHouseURL.Host, database: String?, query: String?, body: [UInt8]) throws -> HTTPClient.Request {
+    private func request(host: ClickHouseURL.Host, database: String?, query: String?, body: [UInt8],
+                         external: ExternalKeys? = nil) throws -> HTTPClient.Request {
         var q = Self.commonSettings
         if let database { q += "&database=" + database }
         if let query { q += "&query=" + (query.addingPercentEncoding(withAllowedCharacters: Self.queryAllowed) ?? "") }
         var headers = HTTPHeaders()
         headers.add(name: "X-ClickHouse-User", value: url.user)
         if let p = url.password { headers.add(name: "X-ClickHouse-Key", value: p) }
-        headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+        var payload = body
+        if let external {
+            // ClickHouse's external data: the table's rows as one file of a multipart form.
+            q += "&\(ExternalKeys.name)_structure=key%20String&\(ExternalKeys.name)_format=TabSeparated"
+            headers.add(name: "Content-Type", value: "multipart/form-data; boundary=\(ExternalKeys.boundary)")
+            payload = external.form
+        } else {
+            headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+        }
         return try HTTPClient.Request(url: "http://\(host.description)/?\(q)", method: .POST, headers: headers,
-                                      body: .byteBuffer(ByteBuffer(bytes: body)))
+                                      body: .byteBuffer(ByteBuffer(bytes: payload)))
     }
 
     private static let queryAllowed: CharacterSet = {
@@ -138,11 +147,11 @@ final class ClickHouseClient: @unchecked Sendable {
 
     /// Sends one statement (`sql`, recorded in `StatementLog`) with `rows` as its data, to the host at
     /// `only` or, when nil, to the preferred host and then the others; returns the body of the answer.
-    func send(_ sql: String, rows: [UInt8]? = nil, database: Bool = true, only: Int? = nil) async throws -> [UInt8] {
+    func send(_ sql: String, rows: [UInt8]? = nil, database: Bool = true, only: Int? = nil, external: ExternalKeys? = nil) async throws -> [UInt8] {
         var failures: [String] = []
         for i in hostOrder(sql, only) {
-            let req = try request(host: url.hosts[i], database: database ? url.database : nil, query: rows == nil ? nil : sql,
-                                  body: rows ?? Array(sql.utf8))
+            let req = try request(host: url.hosts[i], database: database ? url.database : nil, query: rows == nil && external == nil ? nil : sql,
+                                  body: rows ?? Array(sql.utf8), external: external)
             let response: HTTPClient.Response
             do {
                 response = try await http.execute(request: req, deadline: .now() + .seconds(timeoutSeconds)).get()
@@ -157,11 +166,11 @@ final class ClickHouseClient: @unchecked Sendable {
 
     /// `send`, blocking the calling thread on the HTTP client's future (the protocols' readers are
     /// synchronous and run on the query layer's own threads, never on an event loop).
-    func sendBlocking(_ sql: String, rows: [UInt8]? = nil, database: Bool = true, only: Int? = nil) throws -> [UInt8] {
+    func sendBlocking(_ sql: String, rows: [UInt8]? = nil, database: Bool = true, only: Int? = nil, external: ExternalKeys? = nil) throws -> [UInt8] {
         var failures: [String] = []
         for i in hostOrder(sql, only) {
-            let req = try request(host: url.hosts[i], database: database ? url.database : nil, query: rows == nil ? nil : sql,
-                                  body: rows ?? Array(sql.utf8))
+            let req = try request(host: url.hosts[i], database: database ? url.database : nil, query: rows == nil && external == nil ? nil : sql,
+                                  body: rows ?? Array(sql.utf8), external: external)
             let response: HTTPClient.Response
             do {
                 response = try http.execute(request: req, deadline: .now() + .seconds(timeoutSeconds)).wait()
@@ -218,6 +227,42 @@ final class ClickHouseClient: @unchecked Sendable {
             start = i + 1
         }
         return out
+    }
+}
+
+/// A list of keys sent beside a statement as ClickHouse's external data: a temporary table named
+/// `_keys` with one `key String` column, which the statement reads (`subject IN _keys`; over Distributed
+/// tables `GLOBAL IN _keys`, which ships it to the shards). ClickHouse 18.16 spends about 20 ms parsing
+/// a literal list of 1,000 strings; the table costs it next to nothing.
+struct ExternalKeys: Sendable {
+    static let name = "_keys"
+    /// The form's boundary. The rows are TabSeparated with every CR escaped, so "\r\n--" never occurs in them.
+    static let boundary = "waybill-external-keys"
+    let form: [UInt8]
+
+    init(_ keys: some Sequence<String>) {
+        var out = Array("--\(Self.boundary)\r\nContent-Disposition: form-data; name=\"\(Self.name)\"; filename=\"\(Self.name)\"\r\n".utf8)
+        out += Array("Content-Type: application/octet-stream\r\n\r\n".utf8)
+        for k in keys {
+            Self.escape(k, into: &out)
+            out.append(0x0A)
+        }
+        out += Array("\r\n--\(Self.boundary)--\r\n".utf8)
+        form = out
+    }
+
+    /// A TabSeparated field: backslash, tab, newline, carriage return and NUL escaped.
+    static func escape(_ s: String, into out: inout [UInt8]) {
+        for b in s.utf8 {
+            switch b {
+            case 0x5C: out += [0x5C, 0x5C]
+            case 0x09: out += [0x5C, UInt8(ascii: "t")]
+            case 0x0A: out += [0x5C, UInt8(ascii: "n")]
+            case 0x0D: out += [0x5C, UInt8(ascii: "r")]
+            case 0x00: out += [0x5C, UInt8(ascii: "0")]
+            default: out.append(b)
+            }
+        }
     }
 }
 

@@ -246,11 +246,42 @@ final class WriteGate: @unchecked Sendable {
 /// Runs the second stage of this process's appends one at a time, in the order of their tickets. A
 /// call takes its ticket while it still holds the first stage (`WriteGate`), so the second stages run
 /// in the order the first stages did, and the next call's first stage runs beside this call's second.
+///
+/// It also orders each second stage's count read before the next call's events insert (`counted`,
+/// `awaitCounted`): a call's count of an order's stored events then never includes a later call's
+/// events of that order, which would send the order to the refold for nothing.
 final class TicketPipeline: @unchecked Sendable {
     private let lock = NSLock()
     private var issued = 0
     private var served = 0
     private var waiting: [Int: CheckedContinuation<Void, Never>] = [:]
+    /// Tickets below this have made their count read (or finished their second stage).
+    private var countedBelow = 0
+    private var countWaiters: [(upTo: Int, c: CheckedContinuation<Void, Never>)] = []
+
+    /// The ticket has made its count read: the next call's events may be stored.
+    func counted(_ ticket: Int) {
+        let ready: [CheckedContinuation<Void, Never>] = lock.withLock {
+            countedBelow = max(countedBelow, ticket + 1)
+            let r = countWaiters.filter { $0.upTo <= countedBelow }.map(\.c)
+            countWaiters.removeAll { $0.upTo <= countedBelow }
+            return r
+        }
+        for c in ready { c.resume() }
+    }
+
+    /// Waits until every ticket taken so far has made its count read (the first stage calls it, holding
+    /// the `WriteGate`, before it stores events).
+    func awaitCounted() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now: Bool = lock.withLock {
+                if countedBelow >= issued { return true }
+                countWaiters.append((issued, c))
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
 
     /// The next place in line; every ticket taken must be run (`run`), or the line stops there.
     func ticket() -> Int {
@@ -271,6 +302,7 @@ final class TicketPipeline: @unchecked Sendable {
             if now { c.resume() }
         }
         defer {
+            counted(ticket)
             let next: CheckedContinuation<Void, Never>? = lock.withLock {
                 served = ticket + 1
                 return waiting.removeValue(forKey: served)

@@ -83,6 +83,8 @@ extension ClickHouseStore {
         let sql: String
         let hosts: [Int]
         let fallback: String
+        /// The external table `_keys` both statements read, if any.
+        var keys: ExternalKeys? = nil
     }
 
     /// `make(keys, table)` statements for `keys`: one set per shard over its local tables (`table` names
@@ -104,6 +106,30 @@ extension ClickHouseStore {
         return out
     }
 
+    /// Keys per statement when they go as external data (`routedByKeys`): a bound on one request's size.
+    static let externalChunk = 20_000
+
+    /// Like `routed`, but the keys go beside each statement as the external table `_keys` (`ExternalKeys`)
+    /// instead of a literal list: `make(table, set)` writes a statement over `table`'s tables that reads
+    /// the keys as `IN set` (`IN _keys` on a shard's local tables, `GLOBAL IN _keys` over the Distributed
+    /// tables, which sends the table to every shard).
+    func routedByKeys(_ keys: [String], _ make: (_ table: (String) -> String, _ set: String) -> String) -> [Routed] {
+        let local = "IN \(ExternalKeys.name)", global = (url.cluster == nil ? "IN " : "GLOBAL IN ") + ExternalKeys.name
+        guard let shards else {
+            return keys.chunked(Self.externalChunk).map { part in
+                let sql = make(t.table, global)
+                return Routed(sql: sql, hosts: [], fallback: sql, keys: ExternalKeys(part))
+            }
+        }
+        var out: [Routed] = []
+        for (shard, mine) in shards.group(keys) {
+            for part in mine.chunked(Self.externalChunk) {
+                out.append(Routed(sql: make(t.local, local), hosts: shards.hosts[shard], fallback: make(t.table, global), keys: ExternalKeys(part)))
+            }
+        }
+        return out
+    }
+
     /// A statement on tables sharded by the constant 0, routed to the first shard's node.
     func routedFirst(_ make: (_ table: (String) -> String) -> String) -> Routed {
         guard let shards else { return Routed(sql: make(t.table), hosts: [], fallback: make(t.table)) }
@@ -114,25 +140,35 @@ extension ClickHouseStore {
     func query(_ r: Routed) throws -> [JSONValue] {
         for h in r.hosts {
             do {
-                return try ClickHouseClient.rows(client.sendBlocking(r.sql + " FORMAT JSONEachRow", only: h))
+                return try ClickHouseClient.rows(client.sendBlocking(r.sql + " FORMAT JSONEachRow", only: h, external: r.keys))
             } catch let e as ClickHouseError {
                 if case .unreachable = e { continue }
                 throw e.storeError
             }
         }
-        return try query(r.fallback)
+        guard let keys = r.keys else { return try query(r.fallback) }
+        do {
+            return try ClickHouseClient.rows(client.sendBlocking(r.fallback + " FORMAT JSONEachRow", external: keys))
+        } catch let e as ClickHouseError {
+            throw e.storeError
+        }
     }
 
     func queryAsync(_ r: Routed) async throws -> [JSONValue] {
         for h in r.hosts {
             do {
-                return try ClickHouseClient.rows(await client.send(r.sql + " FORMAT JSONEachRow", only: h))
+                return try ClickHouseClient.rows(await client.send(r.sql + " FORMAT JSONEachRow", only: h, external: r.keys))
             } catch let e as ClickHouseError {
                 if case .unreachable = e { continue }
                 throw e.storeError
             }
         }
-        return try await queryAsync(r.fallback)
+        guard let keys = r.keys else { return try await queryAsync(r.fallback) }
+        do {
+            return try ClickHouseClient.rows(await client.send(r.fallback + " FORMAT JSONEachRow", external: keys))
+        } catch let e as ClickHouseError {
+            throw e.storeError
+        }
     }
 
     /// Routed reads at once, answered in the order given.

@@ -9,11 +9,12 @@ extension ClickHouseStore {
     /// Subjects per `IN (...)` list, so that statements stay well under ClickHouse's query size limit.
     static let chunk = 1_000
 
-    /// The time range condition on `events.time` for `subjects`: the days `event_days` lists for them
-    /// (scalar subqueries, which ClickHouse replaces by their values before it chooses partitions).
-    func eventDaysRange(_ subjects: ArraySlice<String>, _ table: (String) -> String) -> String {
-        "time >= (SELECT min(day) FROM \(table("event_days")) WHERE subject IN \(SQL.list(subjects))) * \(ClickHouseSchema.day) "
-            + "AND time < (SELECT max(day) + 1 FROM \(table("event_days")) WHERE subject IN \(SQL.list(subjects))) * \(ClickHouseSchema.day)"
+    /// The time range condition on `events.time` for the subjects `subject \(set)` selects (`IN _keys`,
+    /// `GLOBAL IN _keys`, `IN ('a','b')`): the days `event_days` lists for them (scalar subqueries, which
+    /// ClickHouse replaces by their values before it chooses partitions).
+    func eventDaysRange(set: String, _ table: (String) -> String) -> String {
+        "time >= (SELECT min(day) FROM \(table("event_days")) WHERE subject \(set)) * \(ClickHouseSchema.day) "
+            + "AND time < (SELECT max(day) + 1 FROM \(table("event_days")) WHERE subject \(set)) * \(ClickHouseSchema.day)"
     }
 
     static func dayOf(_ time: Micros) -> Micros {
@@ -59,8 +60,8 @@ extension ClickHouseStore {
             async let daysStored: Void = insert("event_days", dayRows)
             var stored = Set<String>()
             let subjects = Array(Set(events.map(\.subject))).sorted()
-            let reads = routed(subjects) { part, table in
-                ["SELECT source, id FROM \(table("events")) WHERE subject IN \(SQL.list(part)) AND \(eventDaysRange(part, table))"]
+            let reads = routedByKeys(subjects) { table, set in
+                "SELECT source, id FROM \(table("events")) WHERE subject \(set) AND \(eventDaysRange(set: set, table))"
             }
             for rows in try await queryAllAsync(reads) {
                 for r in rows { stored.insert(Self.pairKey(r["source"]?.stringValue ?? "", r["id"]?.stringValue ?? "")) }
@@ -101,9 +102,11 @@ extension ClickHouseStore {
                     }
                 }
             }
-            // 2. Events and edges at once.
+            // 2. Events and edges at once, the events once every earlier call has counted its orders'
+            // stored events (a count that included this call's would send those orders to the refold).
             let eventRows = rows, edgeRows = edges
             async let edgesStored: Void = insert("links", edgeRows)
+            if !eventRows.isEmpty { await pipeline.awaitCounted() }
             try await insert("events", eventRows)
             try await edgesStored
             // Stage B's place: taken while stage A is still held, so stage B runs in this order.
@@ -113,7 +116,7 @@ extension ClickHouseStore {
         // 3. to 5.
         try await pipeline.run(staged.ticket) {
             if !staged.orders.isEmpty {
-                try await counted { try await settleFacts(staged.orders, fresh: staged.fresh) }
+                try await counted { try await settleFacts(staged.orders, fresh: staged.fresh) { pipeline.counted(staged.ticket) } }
             }
         }
         return staged.result
@@ -148,7 +151,8 @@ extension ClickHouseStore {
     /// plus those, the stored set is exactly the cached one and those (no other writer added any), so the
     /// expected facts are the refold, without reading the events back. Otherwise the order is refolded
     /// from the stored events. The index rows and first marks of the expected facts go beside the count.
-    func settleFacts(_ orders: [String], fresh: [String: [CloudEvent]]) async throws {
+    /// `afterCount` is called once the count is read (`TicketPipeline.counted`).
+    func settleFacts(_ orders: [String], fresh: [String: [CloudEvent]], afterCount: () -> Void = {}) async throws {
         // The facts every touched order is expected to have: its cached facts with the fresh events they
         // do not fold applied, or, for an order this process has not seen, the fold of its fresh events.
         var expected: [String: (facts: OrderFacts, keys: [UInt64], added: Int)] = [:]
@@ -184,13 +188,14 @@ extension ClickHouseStore {
         // (half the read's cost). Copies (a retried call, two servers storing one event at the same
         // instant) only send the order to the refold, which reads each event once.
         var storedCount: [String: Int] = [:]
-        let counts = routed(orders) { part, table in
-            ["SELECT subject, count() AS n FROM \(table("events")) "
-             + "WHERE subject IN \(SQL.list(part)) AND \(eventDaysRange(part, table)) AND startsWith(type, 'order.') GROUP BY subject"]
+        let counts = routedByKeys(orders) { table, set in
+            "SELECT subject, count() AS n FROM \(table("events")) "
+                + "WHERE subject \(set) AND \(eventDaysRange(set: set, table)) AND startsWith(type, 'order.') GROUP BY subject"
         }
         for rows in try await queryAllAsync(counts) {
             for r in rows { if let s = r["subject"]?.stringValue { storedCount[s] = Int(r["n"]?.int64 ?? 0) } }
         }
+        afterCount()
         try await marksStored
         try await keysStored
         var facts: [String: (facts: OrderFacts, keys: [UInt64])] = [:]

@@ -306,7 +306,9 @@ protocol IngestSink {
 /// thread commits earlier ones; a few in flight keep both cores busy without buffering the whole file.
 struct LocalSink: IngestSink {
     let store: any WaybillStore
-    static let inFlight = 2
+    /// Batches in flight: two for the embedded store; three for ClickHouse, whose appends run in two
+    /// stages that overlap (docs/clickhouse.md), so that the next batch's decoding does not wait for one.
+    let inFlight: Int
 
     init(location: StoreLocation, rollups: Bool) async throws {
         var o = SQLiteStore.Options()
@@ -322,6 +324,7 @@ struct LocalSink: IngestSink {
         o.deferredFactsEvents = 4_000_000
         o.deferredFactsOrders = 200_000
         store = try await location.open(sqlite: o, rollup: rollups)
+        inFlight = location.isClickHouse ? 3 : 2
     }
 
     func write(chunks: Chunks, progress: @escaping (Int) -> Void) async throws -> SinkResult {
@@ -337,7 +340,7 @@ struct LocalSink: IngestSink {
             }
             // Reading the next batch waits for one in flight to finish, so memory stays bounded.
             while let part = try chunks.next() {
-                if running >= Self.inFlight, let r = try await group.next() {
+                if running >= inFlight, let r = try await group.next() {
                     collect(r)
                     running -= 1
                 }
