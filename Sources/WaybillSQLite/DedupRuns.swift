@@ -86,19 +86,39 @@ enum DedupRuns {
         return out
     }
 
+    /// Writes the pairs of partition `g` as runs, given in order (no run of `g` stored).
+    struct RunWriter {
+        let g: Int64
+        let shift: Int64
+        let ins: Statement
+        private var run: [Pair] = []
+
+        init(g: Int64, shift: Int64, _ c: Connection) throws {
+            self.g = g
+            self.shift = shift
+            ins = try c.prepare("INSERT INTO dedup_runs(g, h0, n, body) VALUES(?, ?, ?, ?)")
+            run.reserveCapacity(entriesPerRun + 8)
+        }
+
+        mutating func add(_ p: Pair) throws {
+            // Never split one hash's pairs: a probe reads a single run.
+            if run.count >= entriesPerRun, run.last!.h != p.h { try flush() }
+            run.append(p)
+        }
+
+        mutating func flush() throws {
+            guard let first = run.first else { return }
+            ins.reset()
+            try ins.bind(1, g).bind(2, first.h).bind(3, run.count).bindBlob(4, encode(run[...], g: g, shift: shift)).run()
+            run.removeAll(keepingCapacity: true)
+        }
+    }
+
     /// Writes `pairs` (sorted, all of partition `g`, no run of `g` stored) as runs.
     static func write(_ pairs: [Pair], g: Int64, shift: Int64, _ c: Connection) throws {
-        let ins = try c.prepare("INSERT INTO dedup_runs(g, h0, n, body) VALUES(?, ?, ?, ?)")
-        var start = 0
-        while start < pairs.count {
-            var end = min(start + entriesPerRun, pairs.count)
-            // Never split one hash's pairs: a probe reads a single run.
-            while end < pairs.count, pairs[end].h == pairs[end - 1].h { end += 1 }
-            let run = pairs[start..<end]
-            ins.reset()
-            try ins.bind(1, g).bind(2, run.first!.h).bind(3, run.count).bindBlob(4, encode(run, g: g, shift: shift)).run()
-            start = end
-        }
+        var w = try RunWriter(g: g, shift: shift, c)
+        for p in pairs { try w.add(p) }
+        try w.flush()
     }
 
     /// Every pair of partition `g`, sorted.
@@ -113,24 +133,38 @@ enum DedupRuns {
         return out
     }
 
-    /// Adds `new` (sorted, all of partition `g`) to the partition's runs: one sorted merge, then the
-    /// partition's runs are written again. Pairs already stored are kept once.
+    /// Adds `new` (sorted, all of partition `g`) to the partition's runs: one sorted merge that writes
+    /// the partition's runs again. Pairs already stored are kept once. The stored runs are held as they
+    /// are (about 4.5 bytes a pair) and decoded one at a time, so a merge into a partition of 2 million
+    /// pairs holds about 9 MB of them, not 32 MB of pairs.
     static func merge(_ new: [Pair], g: Int64, shift: Int64, _ c: Connection) throws {
-        let old = try read(g: g, shift: shift, c)
-        var all: [Pair] = []
-        all.reserveCapacity(old.count + new.count)
-        var i = 0, j = 0
-        while i < old.count || j < new.count {
-            let p: Pair
-            if j == new.count || (i < old.count && old[i] < new[j]) {
-                p = old[i]; i += 1
-            } else {
-                p = new[j]; j += 1
-            }
-            if all.last != p { all.append(p) }
-        }
+        let s = try c.prepare("SELECT h0, body FROM dedup_runs WHERE g = ? ORDER BY h0")
+        s.bind(1, g)
+        var old: [(h0: Int64, body: [UInt8])] = []
+        while try s.step() { old.append((s.int64(0), s.blob(1))) }
+        s.reset()
         try c.prepare("DELETE FROM dedup_runs WHERE g = ?").bind(1, g).run()
-        try write(all, g: g, shift: shift, c)
+        var w = try RunWriter(g: g, shift: shift, c)
+        var last: Pair?
+        func emit(_ p: Pair) throws {
+            if p != last { try w.add(p) }
+            last = p
+        }
+        var j = 0
+        for run in old {
+            for p in try decode(h0: run.h0, body: run.body, g: g, shift: shift) {
+                while j < new.count, new[j] < p {
+                    try emit(new[j])
+                    j += 1
+                }
+                try emit(p)
+            }
+        }
+        while j < new.count {
+            try emit(new[j])
+            j += 1
+        }
+        try w.flush()
     }
 
     /// Takes the pairs pointing at `seqs` out of their partitions' runs (retention).
