@@ -1,7 +1,7 @@
 import WaybillModel
 
 /// The `orders.facts` column: an order's facts in the compact binary form of `OrderFactsBinary`
-/// (leading byte 2), written once per order and write on the single writer thread and decoded by every
+/// (leading byte 3; 2 before its strings referred to earlier ones), written once per order and write on the single writer thread and decoded by every
 /// reader of facts (traces, KPI drill-downs, retention). Older forms stay readable and are rewritten in
 /// the binary form when the order is next written: a value that starts with `{` is the facts' JSON
 /// (`OrderFacts.storageBytes`, before schema 11), one that starts with 0x01 is that JSON raw-deflated with
@@ -37,7 +37,7 @@ enum FactsCodec {
             guard let size = try? s.count(), size <= 64 << 20,
                   let json = try? Zlib.inflate(b[s.pos...], size: size, dictionary: dictionaryV1) else { return nil }
             return OrderFacts(storageBytes: json)
-        case 2: return OrderFactsBinary.decode(b)
+        case 2, 3: return OrderFactsBinary.decode(b)
         default: return nil
         }
     }

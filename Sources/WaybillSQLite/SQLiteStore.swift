@@ -178,7 +178,7 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
         try readers.with { c in
             StoreStats(events: try c.scalarInt("SELECT coalesce(sum(n), 0) FROM event_blocks"),
                        orders: try c.scalarInt("SELECT count(*) FROM orders"),
-                       linkedKeys: try c.scalarInt("SELECT count(*) FROM keys"),
+                       linkedKeys: try KeyLinks.count(c),
                        queuedEvents: writer.queuedEvents)
         }
     }
@@ -191,18 +191,9 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
 
     public func trace(key: String) throws -> Trace? {
         try readers.with { c in
-            let rootStmt = try c.prepare("SELECT root FROM keys WHERE key = ?")
-            rootStmt.bind(1, key)
-            let root = try rootStmt.step() ? rootStmt.text(0) : nil
-            rootStmt.reset()
-            var members = [key]
-            if let root {
-                let m = try c.prepare("SELECT key FROM keys WHERE root = ? ORDER BY key")
-                m.bind(1, root)
-                members = []
-                while try m.step() { members.append(m.text(0)) }
-                m.reset()
-            }
+            let group = try KeyLinks.group(of: key, c)
+            let root = group?.root
+            let members = group?.members ?? [key]
             let events = try EventBlockTable.events(ofSubjects: members, dictionary: eventDictionary, c)
             let spans = try loadSpans(c, members: members, events: events)
             if events.isEmpty && root == nil && spans.isEmpty { return nil }
@@ -297,13 +288,20 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
 
     public func rollupRows(dimension: String, in ranges: [Range<Micros>]) throws -> [(key: RollupKey, bytes: [UInt8])] {
         try readers.with { c in
-            let s = try c.prepare("SELECT bucket, gk, acc FROM rollups WHERE dim = ? AND bucket >= ? AND bucket < ?")
+            // A row is its parts in order (`RollupTable`), one code per dimension and group.
+            let s = try c.prepare("SELECT bucket, part, acc FROM rollups WHERE d = ? AND bucket >= ? AND bucket < ? ORDER BY bucket, part")
             var out: [(key: RollupKey, bytes: [UInt8])] = []
-            for r in ranges {
-                s.reset()
-                s.bind(1, dimension).bind(2, r.lowerBound).bind(3, r.upperBound)
-                while try s.step() {
-                    out.append((RollupKey(dimension: dimension, group: Schema.group(fromKey: s.text(1)), bucketStart: s.int64(0)), s.blob(2)))
+            for (code, group) in try RollupDimCodes.codes(c, dim: dimension) {
+                for r in ranges {
+                    s.reset()
+                    s.bind(1, code).bind(2, r.lowerBound).bind(3, r.upperBound)
+                    while try s.step() {
+                        if s.int64(1) > 0, let last = out.last, last.key.bucketStart == s.int64(0), last.key.group == group {
+                            out[out.count - 1].bytes += s.blob(2)
+                        } else {
+                            out.append((RollupKey(dimension: dimension, group: group, bucketStart: s.int64(0)), s.blob(2)))
+                        }
+                    }
                 }
             }
             s.reset()

@@ -184,6 +184,14 @@ enum Schema {
         // seqs as offsets in the partition, about 4 to 5 bytes a pair against 14 for a row); `dedup_parts`
         // is converted by `DedupRuns.convertVersion14Parts` right after this step and dropped.
         DedupRuns.createSQL,
+        // KPI rollup rows keyed by a coded dimension and group (`rollup_dims`) and cut into parts of at most
+        // 1,900 bytes, so no row spills into a mostly empty overflow page (`RollupTable`); the text-keyed
+        // rows are converted by `RollupTable.convertVersion15` right after this step.
+        "SELECT 1",
+        // Link groups as one row per group (`key_groups`: root and sorted members) and a `keys` row per other
+        // member, without the `keys_root` index that stored every key twice (`KeyLinks`); converted by
+        // `KeyLinks.convertVersion16` right after this step.
+        KeyLinks.createSQL,
     ]
 
     /// The stage-time column of each lifecycle stage.
@@ -220,6 +228,8 @@ enum Schema {
         10: { try convertVersion9Events($0) },
         14: { try SubjectBlocks.convertVersion13Keys($0) },
         15: { try DedupRuns.convertVersion14Parts($0) },
+        16: { try RollupTable.convertVersion15($0) },
+        17: { try KeyLinks.convertVersion16($0) },
     ]
 
     /// Moves the `events` rows of version 9 into event blocks (in their arrival order, cut as a bulk
