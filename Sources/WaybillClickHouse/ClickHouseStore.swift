@@ -182,6 +182,9 @@ public final class ClickHouseStore: WaybillStore, AlertStore, DeadlineReader, Wo
 
     var t: ClickHouseSchema { schema }
 
+    /// True once `close` was called.
+    var isClosed: Bool { probeLock.withLock { closed } }
+
     // MARK: Running statements
 
     /// A read; ClickHouse's failures become `StoreError`.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import WaybillAlerts
+import WaybillClickHouse
 import WaybillKPI
 import WaybillModel
 import WaybillQuery
@@ -91,6 +92,8 @@ struct ServeCommand: AsyncParsableCommand {
         options.maxQueuedEvents = maxQueuedEvents
         let store = try await location.open(sqlite: options)
         defer { store.close() }
+        // On ClickHouse, the trace documents' step comparison buckets are computed in the background (docs/clickhouse.md).
+        (store as? ClickHouseStore)?.warmStepRollups()
         var config = ServerConfig()
         config.host = host
         config.dashboard = dashboard
