@@ -85,14 +85,15 @@ enum StoreLocation: Sendable {
     /// Opens the store for a server or a writer: SQLite with `options` (created when missing), or the
     /// ClickHouse cluster (its tables created on every node when missing; the password may come from
     /// `$WAYBILL_CLICKHOUSE_PASSWORD`). A ClickHouse failure becomes a CLIError without the password.
-    func open(sqlite options: SQLiteStore.Options = SQLiteStore.Options(), rollup: Bool = true) async throws -> ServerStore {
+    func open(sqlite options: SQLiteStore.Options = SQLiteStore.Options(), clickHouse: ClickHouseStore.Options = ClickHouseStore.Options(),
+              rollup: Bool = true) async throws -> ServerStore {
         switch self {
         case .embedded(let path):
             return try SQLiteStore(path: path, options: options, rollup: rollup ? KPIFactsRollup() : nil)
         case .clickHouse(let url):
             do {
                 return try await ClickHouseStore.open(url: url, environment: ProcessInfo.processInfo.environment,
-                                                      rollup: rollup ? KPIFactsRollup() : nil)
+                                                      rollup: rollup ? KPIFactsRollup() : nil, options: clickHouse)
             } catch let e as FieldError {
                 throw Self.cliError(e)
             } catch {
