@@ -54,6 +54,9 @@ enum EventBlocks {
     /// where the smaller rows pack four or five to a page for a few bytes more of deflate per event.
     /// A trace of an order's dozen events inflates a dozen blocks of ~9 KB.
     static let maxEvents = 32
+    /// Deflate of new blocks tuned for speed (`Zlib.Tuning.eventBlocks`); `WAYBILL_BLOCK_DEFLATE=default`
+    /// keeps level 6's own parameters, for A/B benchmarks. Blocks read the same either way.
+    static let tuneDeflate = ProcessInfo.processInfo.environment["WAYBILL_BLOCK_DEFLATE"] != "default"
     /// Size of a learned dictionary (zlib uses at most 32 KiB).
     static let dictionarySize = 32 * 1024
 
@@ -74,8 +77,8 @@ enum EventBlocks {
     static func group(_ events: [CloudEvent]) -> [[Int]] {
         var open: [Micros: Int] = [:]
         var out: [[Int]] = []
-        for (i, e) in events.enumerated() {
-            let b = bucket(e.time)
+        for i in events.indices {
+            let b = bucket(events[i].time)
             if let k = open[b], out[k].count < maxEvents {
                 out[k].append(i)
             } else {
@@ -90,6 +93,15 @@ enum EventBlocks {
     /// events' JSON comes first, one after the other, so that deflate sees the text it compresses best
     /// as one run; the columns follow.
     static func payload<C: Collection>(_ events: C, base: Micros, version: UInt8 = formatVersion) -> [UInt8] where C.Element == CloudEvent {
+        let all = Array(events)
+        return all.withUnsafeBufferPointer { payload(all.indices, of: $0, base: base, version: version) }
+    }
+
+    /// The payload of the events at `indexes` of `events`, read in place: an event is not copied (a copy of
+    /// a `CloudEvent` retains and releases each of its strings, arrays and its data).
+    static func payload<I: Collection>(_ indexes: I, of events: UnsafeBufferPointer<CloudEvent>, base: Micros,
+                                       version: UInt8 = formatVersion) -> [UInt8]
+    where I.Element == Int {
         var strings: [String] = []
         var index: [String: Int] = [:]
         func ref(_ s: String) -> UInt64 {
@@ -98,30 +110,28 @@ enum EventBlocks {
             strings.append(s)
             return UInt64(strings.count - 1)
         }
-        var raws = ByteSink()
-        raws.bytes.reserveCapacity(events.reduce(0) { $0 + $1.raw.count + 3 })
-        var cols = ByteSink()
+        var rawBytes = 0
+        for i in indexes { rawBytes += events[i].raw.count + 3 }
+        var out = ByteSink()
+        out.bytes.reserveCapacity(rawBytes + 16 * indexes.count + 16)
+        out.unsigned(UInt64(indexes.count))
+        out.signed(base)
+        for i in indexes { out.block(events[i].raw) }
         var explicit = ByteSink()
-        for e in events { raws.block(e.raw) }
-        for e in events {
-            if version == 2 { cols.unsigned(ref(e.subject)) }
-            if EventFields.scan(e.raw) == EventFields(e) {
-                cols.byte(0)
+        for i in indexes {
+            if version == 2 { out.unsigned(ref(events[i].subject)) }
+            if EventFields.scan(events[i].raw) == EventFields(events[i]) {
+                out.byte(0)
                 continue
             }
-            cols.byte(1)
-            if version != 2 { explicit.unsigned(ref(e.subject)) }
-            explicit.block(Array(e.id.utf8))
-            explicit.signed(e.time &- base)
-            explicit.unsigned(ref(e.source))
-            explicit.unsigned(ref(e.type))
-            explicit.unsigned(e.traceID.map { ref($0) + 1 } ?? 0)
+            out.byte(1)
+            if version != 2 { explicit.unsigned(ref(events[i].subject)) }
+            explicit.block(Array(events[i].id.utf8))
+            explicit.signed(events[i].time &- base)
+            explicit.unsigned(ref(events[i].source))
+            explicit.unsigned(ref(events[i].type))
+            explicit.unsigned(events[i].traceID.map { ref($0) + 1 } ?? 0)
         }
-        var out = ByteSink()
-        out.unsigned(UInt64(events.count))
-        out.signed(base)
-        out.bytes += raws.bytes
-        out.bytes += cols.bytes
         out.bytes += explicit.bytes
         out.unsigned(UInt64(strings.count))
         for s in strings { out.block(Array(s.utf8)) }
@@ -130,7 +140,7 @@ enum EventBlocks {
 
     /// A stored body: the payload compressed with the dictionary when that is smaller.
     static func body(payload: [UInt8], dictionary: EventDictionary.Entry?) -> [UInt8] {
-        let z = Zlib.deflate(payload, dictionary: dictionary?.bytes, level: 6)
+        let z = Zlib.deflate(payload, dictionary: dictionary?.bytes, level: 6, tuning: tuneDeflate ? .eventBlocks : nil)
         var out = ByteSink()
         out.byte(formatVersion)
         if z.count + 8 < payload.count {
@@ -148,9 +158,20 @@ enum EventBlocks {
     /// Encodes events as one block: (tmin, tmax, body).
     static func encode<C: Collection>(_ events: C, dictionary: EventDictionary.Entry?) -> (tmin: Micros, tmax: Micros, body: [UInt8])
     where C.Element == CloudEvent {
-        let tmin = events.map(\.time).min() ?? 0
-        let tmax = events.map(\.time).max() ?? 0
-        return (tmin, tmax, body(payload: payload(events, base: tmin), dictionary: dictionary))
+        let all = Array(events)
+        return all.withUnsafeBufferPointer { encode(all.indices, of: $0, dictionary: dictionary) }
+    }
+
+    /// Encodes the events at `indexes` of `events` (read in place) as one block.
+    static func encode<I: Collection>(_ indexes: I, of events: UnsafeBufferPointer<CloudEvent>, dictionary: EventDictionary.Entry?)
+        -> (tmin: Micros, tmax: Micros, body: [UInt8]) where I.Element == Int {
+        var tmin = Micros.max, tmax = Micros.min
+        for i in indexes {
+            tmin = min(tmin, events[i].time)
+            tmax = max(tmax, events[i].time)
+        }
+        if indexes.isEmpty { (tmin, tmax) = (0, 0) }
+        return (tmin, tmax, body(payload: payload(indexes, of: events, base: tmin), dictionary: dictionary))
     }
 
     /// A body's format version and payload, inflated.
@@ -374,9 +395,14 @@ extension EventBlocks {
     }
 
     static func prepare(_ events: [CloudEvent], dictionary: EventDictionary.Entry?) -> [PreparedBlock] {
-        group(events).map { ix in
-            let enc = encode(ix.lazy.map { events[$0] }, dictionary: dictionary)
-            return PreparedBlock(indexes: ix, subjects: EventBlocks.subjects(ix.lazy.map { events[$0] }), tmin: enc.tmin, tmax: enc.tmax, body: enc.body)
+        events.withUnsafeBufferPointer { all in
+            group(events).map { ix in
+                let enc = encode(ix, of: all, dictionary: dictionary)
+                var seen = Set<String>()
+                var subjects: [String] = []
+                for i in ix where seen.insert(all[i].subject).inserted { subjects.append(all[i].subject) }
+                return PreparedBlock(indexes: ix, subjects: subjects, tmin: enc.tmin, tmax: enc.tmax, body: enc.body)
+            }
         }
     }
 }

@@ -132,13 +132,16 @@ final class EventWriteSession {
         var isFresh = [Bool](repeating: false, count: events.count)
         var hashes = [Int64](repeating: 0, count: events.count)
         var here: [Int64: [Int]] = [:]
-        for (i, e) in events.enumerated() {
-            let h = DedupIndex.hash(source: e.source, id: e.id)
-            hashes[i] = h
-            if try dedup.contains(source: e.source, id: e.id, hash: h) { continue }
-            if let earlier = here[h], earlier.contains(where: { events[$0].source == e.source && events[$0].id == e.id }) { continue }
-            here[h, default: []].append(i)
-            isFresh[i] = true
+        // Events are read in place, not copied (a copy retains and releases each of their members).
+        try events.withUnsafeBufferPointer { events in
+            for i in events.indices {
+                let h = DedupIndex.hash(source: events[i].source, id: events[i].id)
+                hashes[i] = h
+                if try dedup.contains(source: events[i].source, id: events[i].id, hash: h) { continue }
+                if let earlier = here[h], earlier.contains(where: { events[$0].source == events[i].source && events[$0].id == events[i].id }) { continue }
+                here[h, default: []].append(i)
+                isFresh[i] = true
+            }
         }
         try blocks.learnDictionaryIfNeeded(from: events)
         for block in p.blocks {

@@ -30,6 +30,8 @@ final class WALCheckpointer: @unchecked Sendable {
 
     init(path: String, writer: Connection, synchronous: String, threshold: Int32 = 8000, inlineLimit: Int32? = nil,
          busyTimeoutMillis: Int32) throws {
+        // WAYBILL_CHECKPOINT_PAGES sets another threshold, for A/B benchmarks.
+        let threshold = ProcessInfo.processInfo.environment["WAYBILL_CHECKPOINT_PAGES"].flatMap(Int32.init).flatMap { $0 > 0 ? $0 : nil } ?? threshold
         self.threshold = threshold
         self.inlineLimit = inlineLimit ?? threshold * 8
         conn = try Connection(path: path, busyTimeoutMillis: busyTimeoutMillis)
