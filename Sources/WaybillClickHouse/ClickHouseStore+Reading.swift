@@ -1,4 +1,5 @@
 import Foundation
+import WaybillKPI
 import WaybillModel
 import WaybillStore
 
@@ -269,9 +270,13 @@ extension ClickHouseStore {
                     + "AND bucket IN (\(part.map(String.init).joined(separator: ","))))"
                 let facts = try query("SELECT facts FROM \(latestOrders(pre))").compactMap(Self.facts)
                 var rows: [RollupKey: [UInt8]] = [:]
-                // Folded in batches through `read`, as the rollup would keep them.
+                // Folded in batches through `read`, as the rollup would keep them. The KPI rollup's step
+                // rows are `StepRollup`'s: for them only that part of it runs (the trace documents' step
+                // comparison reads them; folding every KPI dimension too cost several times more).
+                let stepsOnly = dimension == StepRollup.dimension && rollup is KPIFactsRollup
                 for chunk in facts.chunked(5_000) {
-                    let updates = try rollup.update(chunk.map { FactsTransition(old: nil, new: $0) }) { rows[$0] }
+                    let transitions = chunk.map { FactsTransition(old: nil, new: $0) }
+                    let updates = stepsOnly ? try StepRollup.update(transitions) { rows[$0] } : try rollup.update(transitions) { rows[$0] }
                     for (k, bytes) in updates { rows[k] = bytes }
                 }
                 let wanted = Set(part)
