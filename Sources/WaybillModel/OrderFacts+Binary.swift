@@ -5,8 +5,10 @@ import Foundation
 /// compressor. Decoding refuses (returns nil for) any malformed value instead of trapping.
 ///
 /// ```
-/// value    = 0x03 flags(varint) order(str) n(varint) base(zigzag) [first] [last] [released]
+/// value    = 0x03 flags(varint) [order(str)] n(varint) base(zigzag) [first] [last] [released]
 ///            [accepted] [allocation] [shipment] stages types sources
+/// flags    = 1 first, 2 last, 4 released, 8 accepted, 16 allocation, 32 shipment; 64: no order id (the
+///            reader knows it: the SQLite row's `order_id`)
 /// time     = zigzag varint delta from `base` (the earliest event time, or 0)
 /// accepted = ref channel(ostr) customer(ostr) region(ostr) promised(otime) count { line(str) sku(ostr) qty(num) }
 /// allocation = ref warehouse(ostr) count { line(str) sku(ostr) qty(num) warehouse(ostr) }
@@ -32,7 +34,8 @@ public enum OrderFactsBinary {
     ]
     static let wordCodes: [String: Int] = Dictionary(uniqueKeysWithValues: words.enumerated().map { ($1, $0 + 1) })
 
-    public static func encode(_ f: OrderFacts) -> [UInt8] {
+    /// `omittingOrderID`: the value leaves out the order id, which the reader must then pass to `decode`.
+    public static func encode(_ f: OrderFacts, omittingOrderID: Bool = false) -> [UInt8] {
         var w = Writer()
         w.out.bytes.reserveCapacity(192)
         w.out.byte(3)
@@ -43,8 +46,9 @@ public enum OrderFactsBinary {
         if f.accepted != nil { flags |= 8 }
         if f.firstAllocation != nil { flags |= 16 }
         if f.firstShipment != nil { flags |= 32 }
+        if omittingOrderID { flags |= 64 }
         w.out.unsigned(flags)
-        w.str(f.orderID)
+        if !omittingOrderID { w.str(f.orderID) }
         w.out.unsigned(UInt64(max(0, f.eventCount)))
         let base = f.firstEventAt ?? 0
         w.base = base
@@ -95,17 +99,24 @@ public enum OrderFactsBinary {
         return w.out.bytes
     }
 
-    /// The facts of a format-2 or format-3 value; nil when it is not one or is malformed.
-    public static func decode(_ b: [UInt8]) -> OrderFacts? {
+    /// The facts of a format-2 or format-3 value; nil when it is not one or is malformed, or leaves out
+    /// its order id and `orderID` is nil.
+    public static func decode(_ b: [UInt8], orderID: String? = nil) -> OrderFacts? {
         guard let v = b.first, v == 2 || v == 3 else { return nil }
-        return try? decodeValue(b, referenced: v == 3)
+        return try? decodeValue(b, referenced: v == 3, orderID: orderID)
     }
 
-    private static func decodeValue(_ b: [UInt8], referenced: Bool) throws(ByteDecodingError) -> OrderFacts {
+    private static func decodeValue(_ b: [UInt8], referenced: Bool, orderID: String?) throws(ByteDecodingError) -> OrderFacts {
         var r = Reader(s: ByteSource(b), referenced: referenced)
         r.s.pos = 1
         let flags = try r.s.unsigned()
-        var f = OrderFacts(orderID: try r.str())
+        var f: OrderFacts
+        if flags & 64 != 0 {
+            guard referenced, let orderID else { throw ByteDecodingError("the value leaves out its order id") }
+            f = OrderFacts(orderID: orderID)
+        } else {
+            f = OrderFacts(orderID: try r.str())
+        }
         f.eventCount = try r.s.count()
         r.base = try r.s.signed()
         if flags & 1 != 0 { f.firstEventAt = try r.time() }

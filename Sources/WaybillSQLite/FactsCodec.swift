@@ -24,10 +24,12 @@ enum FactsCodec {
         + #""order.delivered","order.invoiced","order.packed","order.picked","order.released","order.shipped","order.short_picked","order.validated"]}"#
     ).utf8)
 
-    static func encode(_ f: OrderFacts) -> [UInt8] { OrderFactsBinary.encode(f) }
+    /// The order id is left out: it is the row's `order_id` (and the key of every in-memory copy).
+    static func encode(_ f: OrderFacts) -> [UInt8] { OrderFactsBinary.encode(f, omittingOrderID: true) }
 
-    /// The facts of a stored value; nil when it cannot be read.
-    static func decode(_ b: [UInt8]) -> OrderFacts? {
+    /// The facts of a stored value of the order `orderID`; nil when it cannot be read. (The older forms
+    /// hold the id themselves.)
+    static func decode(_ b: [UInt8], orderID: String) -> OrderFacts? {
         guard let first = b.first else { return nil }
         switch first {
         case UInt8(ascii: "{"): return OrderFacts(storageBytes: b)
@@ -37,7 +39,7 @@ enum FactsCodec {
             guard let size = try? s.count(), size <= 64 << 20,
                   let json = try? Zlib.inflate(b[s.pos...], size: size, dictionary: dictionaryV1) else { return nil }
             return OrderFacts(storageBytes: json)
-        case 2, 3: return OrderFactsBinary.decode(b)
+        case 2, 3: return OrderFactsBinary.decode(b, orderID: orderID)
         default: return nil
         }
     }

@@ -172,7 +172,7 @@ final class OrdersTable {
                     if try load.step() {
                         rid = load.int64(0)
                         let b = load.blob(1)
-                        if let f = FactsCodec.decode(b) {
+                        if let f = FactsCodec.decode(b, orderID: orderID) {
                             facts = f
                             stored = b
                         }
@@ -190,7 +190,7 @@ final class OrdersTable {
     }
 
     private static func decodeKept(_ b: [UInt8], _ orderID: String) throws -> OrderFacts {
-        guard let f = FactsCodec.decode(b) else { throw StoreError.engine("cached facts of \(orderID) do not decode") }
+        guard let f = FactsCodec.decode(b, orderID: orderID) else { throw StoreError.engine("cached facts of \(orderID) do not decode") }
         return f
     }
 
@@ -307,7 +307,7 @@ final class OrdersTable {
             var old: OrderFacts?
             if try load.step() {
                 rid = load.int64(0)
-                old = FactsCodec.decode(load.blob(1)) ?? OrderFacts(orderID: order)
+                old = FactsCodec.decode(load.blob(1), orderID: order) ?? OrderFacts(orderID: order)
             }
             load.reset()
             var facts = old ?? OrderFacts(orderID: order)
@@ -399,11 +399,11 @@ final class OrdersTable {
     /// before `deleteBefore` deletes the orders.
     func retractions(before cutoff: Micros) throws -> [FactsTransition] {
         try flushAll()
-        let s = try conn.prepare("SELECT facts FROM orders WHERE last_time < ?")
+        let s = try conn.prepare("SELECT facts, order_id FROM orders WHERE last_time < ?")
         s.bind(1, cutoff)
         var gone: [FactsTransition] = []
         while try s.step() {
-            if let f = FactsCodec.decode(s.blob(0)) {
+            if let f = FactsCodec.decode(s.blob(0), orderID: s.text(1)) {
                 gone.append(FactsTransition(old: f, new: OrderFacts(orderID: f.orderID)))
             }
         }

@@ -204,12 +204,12 @@ enum Schema {
         m.reset()
         guard pending else { return }
         try c.transaction {
-            let sel = try c.prepare("SELECT rid, facts FROM orders")
+            let sel = try c.prepare("SELECT rid, facts, order_id FROM orders")
             let cols = Stage.allCases.map { stageColumn($0) + "=?" }.joined(separator: ", ")
             let upd = try c.prepare("UPDATE orders SET \(cols) WHERE rid=?")
             var rows: [(Int64, OrderFacts)] = []
             while try sel.step() {
-                if let f = FactsCodec.decode(sel.blob(1)) { rows.append((sel.int64(0), f)) }
+                if let f = FactsCodec.decode(sel.blob(1), orderID: sel.text(2)) { rows.append((sel.int64(0), f)) }
             }
             sel.reset()
             for (rid, f) in rows {

@@ -177,16 +177,19 @@ import WaybillTestSupport
         for f in facts {
             let b = FactsCodec.encode(f)
             #expect(b.first == 3)
-            let back = try #require(FactsCodec.decode(b))
+            let back = try #require(FactsCodec.decode(b, orderID: f.orderID))
+            #expect(OrderFactsBinary.decode(b) == nil, "the stored value leaves out the order id: a reader must pass it")
+            #expect(FactsCodec.decode(b, orderID: "another")?.orderID == "another")
+            #expect(OrderFactsBinary.decode(OrderFactsBinary.encode(f)) == f, "with the order id inside")
             #expect(back == f)
             #expect(back.accepted?.lines.map(\.qty.bitPattern) == f.accepted?.lines.map(\.qty.bitPattern))
             // The two older forms decode to the same facts.
-            #expect(FactsCodec.decode(f.storageBytes) == OrderFacts(storageBytes: f.storageBytes))
+            #expect(FactsCodec.decode(f.storageBytes, orderID: f.orderID) == OrderFacts(storageBytes: f.storageBytes))
             var v1 = ByteSink()
             v1.byte(1)
             v1.unsigned(UInt64(f.storageBytes.count))
             v1.bytes += Zlib.deflate(f.storageBytes, dictionary: FactsCodec.dictionaryV1, level: 1)
-            #expect(FactsCodec.decode(v1.bytes) == OrderFacts(storageBytes: f.storageBytes))
+            #expect(FactsCodec.decode(v1.bytes, orderID: f.orderID) == OrderFacts(storageBytes: f.storageBytes))
         }
         // Format 2 (every string a literal), as a store of the previous version holds it: an order of nine
         // lines, each SKU written twice and its warehouse ten times. It decodes, and format 3 gives back the
@@ -206,24 +209,24 @@ import WaybillTestSupport
         let v2 = stride(from: 0, to: v2hex.count, by: 2).map { i in
             UInt8(v2hex[v2hex.index(v2hex.startIndex, offsetBy: i)..<v2hex.index(v2hex.startIndex, offsetBy: i + 2)], radix: 16)!
         }
-        let old = try #require(FactsCodec.decode(v2))
+        let old = try #require(FactsCodec.decode(v2, orderID: "ignored: format 2 holds its id"))
         #expect(old.orderID == "SO-00000002")
         #expect(old.accepted?.lines.count == 9 && old.firstAllocation?.lines.count == 9)
         #expect(old.firstAllocation?.lines.allSatisfy { $0.warehouse == "DC-NORTH" } == true)
         let v3 = FactsCodec.encode(old)
-        #expect(FactsCodec.decode(v3) == old)
+        #expect(FactsCodec.decode(v3, orderID: "SO-00000002") == old)
         #expect(v3.count < v2.count * 3 / 4, "format 3 takes \(v3.count) bytes against format 2's \(v2.count)")
-        for n in 0..<v2.count { #expect(FactsCodec.decode(Array(v2[..<n])) == nil) }
+        for n in 0..<v2.count { #expect(FactsCodec.decode(Array(v2[..<n]), orderID: "SO-00000002") == nil) }
         // Malformed values are refused, never a trap: every truncation, and bytes flipped.
         let b = FactsCodec.encode(facts[0])
-        for n in 0..<b.count { #expect(FactsCodec.decode(Array(b[..<n])) == nil) }
+        for n in 0..<b.count { #expect(FactsCodec.decode(Array(b[..<n]), orderID: "O") == nil) }
         var rng = SplitMix64(seed: 9)
         for _ in 0..<2000 {
             var c = b
             c[1 + Int(rng.next() % UInt64(c.count - 1))] = UInt8(truncatingIfNeeded: rng.next())
-            _ = FactsCodec.decode(c)
+            _ = FactsCodec.decode(c, orderID: "O")
         }
-        #expect(FactsCodec.decode([2, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F]) == nil)
-        #expect(FactsCodec.decode([3, 0, 3]) == nil, "a reference to a literal not yet written")
+        #expect(FactsCodec.decode([2, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F], orderID: "O") == nil)
+        #expect(OrderFactsBinary.decode([3, 0, 3]) == nil, "a reference to a literal not yet written")
     }
 }

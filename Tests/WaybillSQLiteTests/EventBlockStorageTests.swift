@@ -171,10 +171,10 @@ import WaybillTestSupport
         }
         let stored = FactsCodec.encode(f)
         #expect(stored.count * 2 < f.storageBytes.count, "\(stored.count) of \(f.storageBytes.count)")
-        #expect(FactsCodec.decode(stored) == f)
-        #expect(FactsCodec.decode(f.storageBytes) == f)
-        #expect(FactsCodec.decode([1, 200, 3, 4]) == nil)
-        #expect(FactsCodec.decode([]) == nil)
+        #expect(FactsCodec.decode(stored, orderID: "ORD-1") == f)
+        #expect(FactsCodec.decode(f.storageBytes, orderID: "ORD-1") == f)
+        #expect(FactsCodec.decode([1, 200, 3, 4], orderID: "ORD-1") == nil)
+        #expect(FactsCodec.decode([], orderID: "ORD-1") == nil)
     }
 
     /// A store of schema version 9 (one `events` row per event, JSON facts) is converted when it opens:
