@@ -16,20 +16,24 @@ import WaybillTestSupport
 
     func run() async throws {
         guard let base = await TestClickHouse.url(test: "ClickHouseStepWarmUpTests/warmedBucketsAnswerEveryTraceWithTheSameSteps") else { return }
-        let url = TestClickHouse.fresh(base, "wbw")
+        // The same events in two databases: one for the server without the warm-up, one for the server
+        // with it (the buckets one computes go to its `rollup_cache`, where the other would find them).
+        let coldURL = TestClickHouse.fresh(base, "wbw"), warmURL = TestClickHouse.fresh(base, "wbw")
         var options = ClickHouseStore.Options()
         options.rollupCacheMargin = 0
-        let writer = try ClickHouseStore(url: url, rollup: KPIFactsRollup(), options: options)
-        defer { writer.close() }
+        let coldWriter = try ClickHouseStore(url: coldURL, rollup: KPIFactsRollup(), options: options)
+        defer { coldWriter.close() }
+        let warmWriter = try ClickHouseStore(url: warmURL, rollup: KPIFactsRollup(), options: options)
+        defer { warmWriter.close() }
         // 140 orders: the first 120 now, the last 20 (later in time) after the warm-up. The history of 120
         // orders is the first part of that of 140 (each order's events come in turn from the same seed).
         let all = ClickHouseExactnessTests.history(orders: 140, seed: 23)
         let events = Array(all.prefix(ClickHouseExactnessTests.history(orders: 120, seed: 23).count))
-        _ = try await ClickHouseExactnessTests.appendInChunks(writer, events, seed: 3)
+        for writer in [coldWriter, warmWriter] { _ = try await ClickHouseExactnessTests.appendInChunks(writer, events, seed: 3) }
         let orders = Set(events.filter(\.isOrderEvent).map(\.subject)).sorted()
 
         // A server without the warm-up: every trace computes the buckets it lacks from the facts.
-        let cold = try ClickHouseStore(url: url, rollup: KPIFactsRollup(), options: options)
+        let cold = try ClickHouseStore(url: coldURL, rollup: KPIFactsRollup(), options: options)
         defer { cold.close() }
         var coldSteps: [String: [StepDocument]] = [:]
         for o in orders {
@@ -40,7 +44,7 @@ import WaybillTestSupport
         #expect(coldSteps.values.contains { $0.contains { $0.samples > 0 } }, "the history has steps with samples")
 
         // Another server, with the warm-up (on its own thread, as `serve` starts it), before any trace.
-        let warm = try ClickHouseStore(url: url, rollup: KPIFactsRollup(), options: options)
+        let warm = try ClickHouseStore(url: warmURL, rollup: KPIFactsRollup(), options: options)
         defer { warm.close() }
         let held: Int = try await withCheckedThrowingContinuation { c in
             warm.warmStepRollups { c.resume(with: $0) }
@@ -56,8 +60,10 @@ import WaybillTestSupport
         #expect(after.hits > before.hits)
 
         // A write after the warm-up changes buckets: they are computed again, and the steps follow it.
-        _ = try await ClickHouseExactnessTests.appendInChunks(writer, Array(all.suffix(from: events.count)), seed: 4)
-        let fresh = try ClickHouseStore(url: url, rollup: KPIFactsRollup(), options: options)
+        for writer in [coldWriter, warmWriter] {
+            _ = try await ClickHouseExactnessTests.appendInChunks(writer, Array(all.suffix(from: events.count)), seed: 4)
+        }
+        let fresh = try ClickHouseStore(url: coldURL, rollup: KPIFactsRollup(), options: options)
         defer { fresh.close() }
         for o in orders.suffix(40) {
             guard let f = try warm.facts(orderID: o) else { continue }
