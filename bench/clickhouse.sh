@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The ClickHouse engine against a two-shard ClickHouse on loopback (clickhouse-server, Debian's 18.16):
 #  1. ingest through Waybill (`waybill ingest --store`) against ClickHouse's own JSONEachRow HTTP insert
-#     of the same rows (the `events` columns Waybill writes) into the same tables, same batch size;
+#     of the same rows (the `events` columns Waybill writes) into the same tables, in inserts of 5,000
+#     rows (Waybill's `ingest --store` calls are 25,000 events by default since session 9);
 #  2. trace lookups through `waybill serve --store` (GET /api/v1/traces/{key}): p50, p99;
 #  3. a 30-day KPI report (GET /api/v1/kpis by warehouse, step 1d): median of 10;
 #  4. bytes on disk per event (system.parts, both shards) against the SQLite store of the same file.
@@ -26,7 +27,7 @@ python3 bench/gen_interleaved.py --orders "$N" --days 30 "$F" >/dev/null
 EVENTS=$(wc -l < "$F")
 echo "data: $N orders, $EVENTS lines (bench/gen_interleaved.py, arrival order, resends included)"
 
-# The rows Waybill writes into `events`, as JSONEachRow, in files of 5000 (Waybill's ingest batch).
+# The rows Waybill writes into `events`, as JSONEachRow, in files of 5000.
 python3 - "$F" "$OUT/rows" <<'EOF'
 import json, sys, os
 from datetime import datetime, timezone
