@@ -157,16 +157,17 @@ public enum OrderFactsBinary {
     private struct Writer {
         var out = ByteSink()
         var base: Micros = 0
-        /// The literals written so far, by their number.
-        var literals: [String: Int] = [:]
+        /// The literals written so far, in order (a value holds a few dozen short strings: a linear
+        /// search is cheaper than hashing each string, which took half of the encoder's time).
+        var literals: [String] = []
         mutating func str(_ s: String) { ostr(s) }
         mutating func ostr(_ s: String?) {
             guard var s else { out.byte(0); return }
-            if let i = literals[s] {
+            if let i = literals.firstIndex(of: s) {
                 out.unsigned(UInt64(i) << 1 | 1)
                 return
             }
-            literals[s] = literals.count
+            literals.append(s)
             s.withUTF8 { p in
                 out.unsigned((UInt64(p.count) + 1) << 1)
                 out.bytes.append(contentsOf: p)
