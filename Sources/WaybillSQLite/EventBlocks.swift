@@ -89,7 +89,7 @@ enum EventBlocks {
         return out
     }
 
-    /// The uncompressed payload of a block's events (version 2); `base` is the least of their times. The
+    /// The uncompressed payload of a block's events (in `version`, 3 unless a test asks for 2); `base` is the least of their times. The
     /// events' JSON comes first, one after the other, so that deflate sees the text it compresses best
     /// as one run; the columns follow.
     static func payload<C: Collection>(_ events: C, base: Micros, version: UInt8 = formatVersion) -> [UInt8] where C.Element == CloudEvent {
@@ -390,18 +390,20 @@ struct PreparedBlock: Sendable {
 extension EventBlocks {
     /// The distinct subjects of events, in order of first appearance.
     static func subjects<C: Sequence>(_ events: C) -> [String] where C.Element == CloudEvent {
+        distinct(events.lazy.map(\.subject))
+    }
+
+    /// The distinct strings of `subjects`, in order of first appearance.
+    static func distinct<S: Sequence>(_ subjects: S) -> [String] where S.Element == String {
         var seen = Set<String>()
-        return events.compactMap { seen.insert($0.subject).inserted ? $0.subject : nil }
+        return subjects.filter { seen.insert($0).inserted }
     }
 
     static func prepare(_ events: [CloudEvent], dictionary: EventDictionary.Entry?) -> [PreparedBlock] {
         events.withUnsafeBufferPointer { all in
             group(events).map { ix in
                 let enc = encode(ix, of: all, dictionary: dictionary)
-                var seen = Set<String>()
-                var subjects: [String] = []
-                for i in ix where seen.insert(all[i].subject).inserted { subjects.append(all[i].subject) }
-                return PreparedBlock(indexes: ix, subjects: subjects, tmin: enc.tmin, tmax: enc.tmax, body: enc.body)
+                return PreparedBlock(indexes: ix, subjects: distinct(ix.lazy.map { all[$0].subject }), tmin: enc.tmin, tmax: enc.tmax, body: enc.body)
             }
         }
     }
