@@ -123,14 +123,7 @@ enum DedupRuns {
 
     /// Every pair of partition `g`, sorted.
     static func read(g: Int64, shift: Int64, _ c: Connection) throws -> [Pair] {
-        let s = try c.prepare("SELECT h0, body FROM dedup_runs WHERE g = ? ORDER BY h0")
-        s.bind(1, g)
-        defer { s.reset() }
-        var out: [Pair] = []
-        while try s.step() {
-            try forEach(h0: s.int64(0), body: s.blob(1), g: g, shift: shift) { out.append($0); return true }
-        }
-        return out
+        try storedRuns(g: g, c).flatMap { try decode(h0: $0.h0, body: $0.body, g: g, shift: shift) }
     }
 
     /// Adds `new` (sorted, all of partition `g`) to the partition's runs: one sorted merge that writes
@@ -138,11 +131,7 @@ enum DedupRuns {
     /// are (about 4.5 bytes a pair) and decoded one at a time, so a merge into a partition of 2 million
     /// pairs holds about 9 MB of them, not 32 MB of pairs.
     static func merge(_ new: [Pair], g: Int64, shift: Int64, _ c: Connection) throws {
-        let s = try c.prepare("SELECT h0, body FROM dedup_runs WHERE g = ? ORDER BY h0")
-        s.bind(1, g)
-        var old: [(h0: Int64, body: [UInt8])] = []
-        while try s.step() { old.append((s.int64(0), s.blob(1))) }
-        s.reset()
+        let old = try storedRuns(g: g, c)
         try c.prepare("DELETE FROM dedup_runs WHERE g = ?").bind(1, g).run()
         var w = try RunWriter(g: g, shift: shift, c)
         var last: Pair?
@@ -167,14 +156,35 @@ enum DedupRuns {
         try w.flush()
     }
 
-    /// Takes the pairs pointing at `seqs` out of their partitions' runs (retention).
+    /// The stored runs of partition `g` as they are, in order (about 4.5 bytes a pair, not decoded).
+    private static func storedRuns(g: Int64, _ c: Connection) throws -> [(h0: Int64, body: [UInt8])] {
+        let s = try c.prepare("SELECT h0, body FROM dedup_runs WHERE g = ? ORDER BY h0")
+        s.bind(1, g)
+        defer { s.reset() }
+        var out: [(h0: Int64, body: [UInt8])] = []
+        while try s.step() { out.append((s.int64(0), s.blob(1))) }
+        return out
+    }
+
+    /// Takes the pairs pointing at `seqs` out of their partitions' runs (retention). Like `merge`, the
+    /// stored runs are held as they are and decoded one at a time.
     static func remove(seqs: Set<Int64>, shift: Int64, _ c: Connection) throws {
         for g in Set(seqs.map { $0 >> shift }) {
-            let old = try read(g: g, shift: shift, c)
-            let kept = old.filter { !seqs.contains($0.seq) }
-            guard kept.count != old.count else { continue }
+            let old = try storedRuns(g: g, c)
+            var hit = false
+            for run in old where !hit {
+                try forEach(h0: run.h0, body: run.body, g: g, shift: shift) { p in
+                    hit = seqs.contains(p.seq)
+                    return !hit
+                }
+            }
+            guard hit else { continue }
             try c.prepare("DELETE FROM dedup_runs WHERE g = ?").bind(1, g).run()
-            try write(kept, g: g, shift: shift, c)
+            var w = try RunWriter(g: g, shift: shift, c)
+            for run in old {
+                for p in try decode(h0: run.h0, body: run.body, g: g, shift: shift) where !seqs.contains(p.seq) { try w.add(p) }
+            }
+            try w.flush()
         }
     }
 
