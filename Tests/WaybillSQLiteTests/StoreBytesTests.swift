@@ -92,13 +92,7 @@ import WaybillTestSupport
             s.close()
         }
         let c = try Connection(path: path)
-        func pairs() throws -> [DedupRuns.Pair] {
-            let runs = try c.prepare("SELECT g, h0, body FROM dedup_runs ORDER BY g, h0")
-            defer { runs.reset() }
-            var out: [DedupRuns.Pair] = []
-            while try runs.step() { out += try DedupRuns.decode(h0: runs.int64(1), body: runs.blob(2), g: runs.int64(0), shift: 16) }
-            return out
-        }
+        func pairs() throws -> [DedupRuns.Pair] { try DedupRunsTests.pairs(c) }
         let stored = try pairs()
         let merged = stored.count
         #expect(merged > events.count / 2)
