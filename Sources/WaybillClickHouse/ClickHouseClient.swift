@@ -230,6 +230,65 @@ final class ClickHouseClient: @unchecked Sendable {
     }
 }
 
+/// The values of a `FORMAT RowBinary` answer, read in the order of the statement's columns: each row's
+/// values one after the other, no separators (a String is its length as a LEB128 varint, then its bytes;
+/// integers little-endian). Cheaper to read than JSONEachRow, which is parsed into a tree per row. An
+/// answer that ends inside a value is refused.
+struct RowBinaryReader {
+    private let bytes: [UInt8]
+    private var at = 0
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    var atEnd: Bool { at >= bytes.count }
+
+    private static func truncated() -> StoreError { StoreError.engine("ClickHouse answered a RowBinary row that ends inside a value") }
+
+    private mutating func length() throws -> Int {
+        var n = 0, shift = 0
+        while true {
+            guard at < bytes.count, shift < 64 else { throw Self.truncated() }
+            let b = bytes[at]
+            at += 1
+            n |= Int(b & 0x7f) << shift
+            if b < 0x80 { break }
+            shift += 7
+        }
+        guard n >= 0, n <= bytes.count - at else { throw Self.truncated() }
+        return n
+    }
+
+    /// The bytes of a String value.
+    mutating func stringBytes() throws -> ArraySlice<UInt8> {
+        let n = try length()
+        defer { at += n }
+        return bytes[at..<at + n]
+    }
+
+    mutating func string() throws -> String { String(decoding: try stringBytes(), as: UTF8.self) }
+
+    /// Two String values as one String, `a` NUL `b` (`ClickHouseStore.pairKey`), built in one allocation.
+    mutating func stringPair() throws -> String {
+        let a = try stringBytes(), b = try stringBytes()
+        return String(unsafeUninitializedCapacity: a.count + 1 + b.count) { out in
+            var i = 0
+            for x in a { out[i] = x; i += 1 }
+            out[i] = 0
+            i += 1
+            for x in b { out[i] = x; i += 1 }
+            return i
+        }
+    }
+
+    mutating func uint64() throws -> UInt64 {
+        guard bytes.count - at >= 8 else { throw Self.truncated() }
+        var v: UInt64 = 0
+        for i in 0..<8 { v |= UInt64(bytes[at + i]) << (8 * i) }
+        at += 8
+        return v
+    }
+}
+
 /// A list of keys sent beside a statement as ClickHouse's external data: a temporary table named
 /// `_keys` with one `key String` column, which the statement reads (`subject IN _keys`; over Distributed
 /// tables `GLOBAL IN _keys`, which ships it to the shards). ClickHouse 18.16 spends about 20 ms parsing

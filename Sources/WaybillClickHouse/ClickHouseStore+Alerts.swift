@@ -275,19 +275,22 @@ extension ClickHouseStore {
     public func accessTokens() throws -> [AccessToken] { try latestTokens().map(\.token) }
 
     public func accessVersion() throws -> Int64 {
-        try query(accessVersionSQL).first?["n"]?.int64 ?? 0
+        try query(accessVersionRead).first?["n"]?.int64 ?? 0
     }
 
     /// The server checks this on every request: an async round trip, no thread held while it waits.
     public func currentAccessVersion() async throws -> Int64 {
-        try await queryAsync(accessVersionSQL).first?["n"]?.int64 ?? 0
+        try await queryAsync(accessVersionRead).first?["n"]?.int64 ?? 0
     }
 
     public func currentAccessTokens() async throws -> [AccessToken] {
         try await latestTokensAsync().map(\.token)
     }
 
-    private var accessVersionSQL: String { "SELECT count() AS n FROM \(t.table("access_changes"))" }
+    /// The count of `access_changes` rows, read on the first shard's node, which holds them all (the table
+    /// is sharded by the constant 0): every request of a server checks it, and through the Distributed
+    /// table it was a query of every shard (about 4 ms of a 20 ms trace lookup at 1,000,000 orders).
+    private var accessVersionRead: Routed { routedFirst { "SELECT count() AS n FROM \($0("access_changes"))" } }
 
     public func appendAudit(_ entry: AuditEntry) async throws {
         try await write { try await insertAudit(entry) }

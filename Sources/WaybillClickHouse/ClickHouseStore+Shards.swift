@@ -155,17 +155,21 @@ extension ClickHouseStore {
     }
 
     func queryAsync(_ r: Routed) async throws -> [JSONValue] {
+        try ClickHouseClient.rows(await queryAsync(r, format: "JSONEachRow"))
+    }
+
+    /// A routed read's answer in `format` (as ClickHouse sent it).
+    func queryAsync(_ r: Routed, format: String) async throws -> [UInt8] {
         for h in r.hosts {
             do {
-                return try ClickHouseClient.rows(await client.send(r.sql + " FORMAT JSONEachRow", only: h, external: r.keys))
+                return try await client.send(r.sql + " FORMAT " + format, only: h, external: r.keys)
             } catch let e as ClickHouseError {
                 if case .unreachable = e { continue }
                 throw e.storeError
             }
         }
-        guard let keys = r.keys else { return try await queryAsync(r.fallback) }
         do {
-            return try ClickHouseClient.rows(await client.send(r.fallback + " FORMAT JSONEachRow", external: keys))
+            return try await client.send(r.fallback + " FORMAT " + format, external: r.keys)
         } catch let e as ClickHouseError {
             throw e.storeError
         }
@@ -173,10 +177,15 @@ extension ClickHouseStore {
 
     /// Routed reads at once, answered in the order given.
     func queryAllAsync(_ statements: [Routed]) async throws -> [[JSONValue]] {
-        try await withThrowingTaskGroup(of: (Int, [JSONValue]).self) { group in
-            for (i, r) in statements.enumerated() { group.addTask { (i, try await self.queryAsync(r)) } }
-            var out = Array(repeating: [JSONValue](), count: statements.count)
-            for try await (i, rows) in group { out[i] = rows }
+        try await queryAllAsync(statements, format: "JSONEachRow").map(ClickHouseClient.rows)
+    }
+
+    /// Routed reads at once, their answers in `format` (`FORMAT RowBinary`: `RowBinaryReader`), in the order given.
+    func queryAllAsync(_ statements: [Routed], format: String) async throws -> [[UInt8]] {
+        try await withThrowingTaskGroup(of: (Int, [UInt8]).self) { group in
+            for (i, r) in statements.enumerated() { group.addTask { (i, try await self.queryAsync(r, format: format)) } }
+            var out = Array(repeating: [UInt8](), count: statements.count)
+            for try await (i, body) in group { out[i] = body }
             return out
         }
     }
@@ -232,5 +241,6 @@ extension ClickHouseStore {
             }
             try await group.waitForAll()
         }
+        insertedRows.add(table, rows.parts.reduce(0) { $0 + $1.count })
     }
 }

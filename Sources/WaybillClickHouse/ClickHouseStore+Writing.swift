@@ -63,8 +63,9 @@ extension ClickHouseStore {
             let reads = routedByKeys(subjects) { table, set in
                 "SELECT source, id FROM \(table("events")) WHERE subject \(set) AND \(eventDaysRange(set: set, table))"
             }
-            for rows in try await queryAllAsync(reads) {
-                for r in rows { stored.insert(Self.pairKey(r["source"]?.stringValue ?? "", r["id"]?.stringValue ?? "")) }
+            for body in try await queryAllAsync(reads, format: "RowBinary") {
+                var r = RowBinaryReader(body)
+                while !r.atEnd { stored.insert(try r.stringPair()) }
             }
             try await daysStored
             var staged = Staged()
@@ -156,7 +157,7 @@ extension ClickHouseStore {
         // The facts every touched order is expected to have: its cached facts with the fresh events they
         // do not fold applied, or, for an order this process has not seen, the fold of its fresh events.
         var expected: [String: (facts: OrderFacts, keys: [UInt64], added: Int)] = [:]
-        var previous: [OrderFacts] = []
+        var previous: [String: OrderFacts] = [:]
         for o in orders {
             let add = fresh[o] ?? []
             if let c = factsCache.get(o) {
@@ -169,20 +170,22 @@ extension ClickHouseStore {
                     added += 1
                 }
                 expected[o] = (f, keys, added)
-                previous.append(c.facts)
+                previous[o] = c.facts
             } else if !add.isEmpty {
                 var f = OrderFacts(orderID: o)
                 for e in add { f.apply(e) }
                 expected[o] = (f, add.map { Self.foldKey($0.source, $0.id) }, add.count)
             }
         }
-        let expectedFacts = expected.values.map(\.facts)
-        let (expectedBuckets, marked) = try touchedBuckets(expectedFacts, old: previous)
+        let expectedFacts = expected.map { (order: $0.key, facts: $0.value.facts) }
+        let (unindexed, marked) = try indexedBuckets(expectedFacts, written: previous)
         // 3. The index rows and first marks of the expected facts (an index row for a bucket the facts end
         // up outside costs only a read: buckets are computed from the orders' current facts), beside the
-        // stored count of each order's distinct events, on the orders' shards, within their days.
+        // stored count of each order's distinct events, on the orders' shards, within their days. The
+        // rows of buckets the facts this process last wrote for the order fall in are stored already
+        // (a facts row is written only after its index rows), so only the others go.
         async let marksStored: Void = insert("rollup_dirty", Self.dirtyRows(marked, at: currentMicros()))
-        async let keysStored: Void = insert("rollup_keys", try rollupKeyRows(expectedFacts, buckets: expectedBuckets, shards: shards))
+        async let keysStored: Void = insert("rollup_keys", try rollupKeyRows(expectedFacts.map(\.facts), buckets: unindexed, shards: shards))
         // Rows, not distinct events: rows >= distinct >= the cached events plus this call's new ones (all
         // stored, and distinct), so rows equal to that sum mean distinct equals it, without deduplicating
         // (half the read's cost). Copies (a retried call, two servers storing one event at the same
@@ -192,8 +195,12 @@ extension ClickHouseStore {
             "SELECT subject, count() AS n FROM \(table("events")) "
                 + "WHERE subject \(set) AND \(eventDaysRange(set: set, table)) AND startsWith(type, 'order.') GROUP BY subject"
         }
-        for rows in try await queryAllAsync(counts) {
-            for r in rows { if let s = r["subject"]?.stringValue { storedCount[s] = Int(r["n"]?.int64 ?? 0) } }
+        for body in try await queryAllAsync(counts, format: "RowBinary") {
+            var r = RowBinaryReader(body)
+            while !r.atEnd {
+                let s = try r.string()
+                storedCount[s] = Int(clamping: try r.uint64())
+            }
         }
         afterCount()
         try await marksStored
@@ -421,10 +428,27 @@ extension ClickHouseStore {
         }
     }
 
-    /// The rollup buckets (dimension and bucket start; no group) these facts fall in. For the KPI
-    /// engine's rollup they are computed from the facts' parts directly (`KPIBucketKeys`); another
-    /// rollup is asked for the rows it would write for the order as new, which for the KPI rollup costs
-    /// encoding every row's sketches (a fifth of a bulk load's client time went there).
+    /// The rollup buckets of each of the `new` facts that the facts this process last wrote for the same
+    /// order (`written`: their index rows are stored) do not fall in, and every bucket the new and the
+    /// written facts fall in (the buckets whose marks change).
+    func indexedBuckets(_ new: [(order: String, facts: OrderFacts)], written: [String: OrderFacts]) throws
+        -> (unindexed: [Set<RollupKey>], all: Set<RollupKey>) {
+        var unindexed: [Set<RollupKey>] = []
+        unindexed.reserveCapacity(new.count)
+        var all = Set<RollupKey>()
+        for (order, f) in new {
+            var b = try rollupBuckets(f)
+            all.formUnion(b)
+            if let w = written[order] {
+                let old = try rollupBuckets(w)
+                all.formUnion(old)
+                b.subtract(old)
+            }
+            unindexed.append(b)
+        }
+        return (unindexed, all)
+    }
+
     /// The rollup buckets of each of the `new` facts, and every bucket those and the `old` facts they
     /// replace fall in (the buckets whose marks change).
     func touchedBuckets(_ new: [OrderFacts], old: [OrderFacts]) throws -> (each: [Set<RollupKey>], all: Set<RollupKey>) {
@@ -435,6 +459,10 @@ extension ClickHouseStore {
         return (each, all)
     }
 
+    /// The rollup buckets (dimension and bucket start; no group) these facts fall in. For the KPI
+    /// engine's rollup they are computed from the facts' parts directly (`KPIBucketKeys`); another
+    /// rollup is asked for the rows it would write for the order as new, which for the KPI rollup costs
+    /// encoding every row's sketches (a fifth of a bulk load's client time went there).
     func rollupBuckets(_ f: OrderFacts) throws -> Set<RollupKey> {
         guard let rollup else { return [] }
         if let keys = bucketKeys { return keys.buckets(f) }

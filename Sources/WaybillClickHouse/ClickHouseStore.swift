@@ -43,6 +43,8 @@ public final class ClickHouseStore: WaybillStore, AlertStore, DeadlineReader, Wo
     let factsCache = FactsCache()
     /// Rollup buckets `rollupRows` answered from `rollup_cache` and computed from facts (tests, diagnostics).
     let rollupCacheCounts = RollupCacheCounts()
+    /// Rows inserted by this process, per table (tests, diagnostics).
+    let insertedRows = InsertedRows()
     /// Rollup buckets as this process last computed or read them from `rollup_cache`, with when they
     /// were computed: read under the same rule as `rollup_cache` (newer than the bucket's last change mark).
     let bucketCache = BucketCache()
@@ -223,6 +225,7 @@ public final class ClickHouseStore: WaybillStore, AlertStore, DeadlineReader, Wo
     func insert(_ table: String, _ rows: RowWriter) async throws {
         guard !rows.isEmpty else { return }
         _ = try await client.send("INSERT INTO \(t.table(table)) \(rows.format)", rows: rows.bytes)
+        insertedRows.add(table, rows.count)
     }
 
     /// A statement run on every node (DDL, mutations, partition drops).
@@ -333,6 +336,14 @@ public final class ClickHouseStore: WaybillStore, AlertStore, DeadlineReader, Wo
         row.end()
         try await insert("meta", row)
     }
+}
+
+/// Rows this process has inserted per table (tests, diagnostics).
+final class InsertedRows: @unchecked Sendable {
+    private let lock = NSLock()
+    private var counts: [String: Int] = [:]
+    func add(_ table: String, _ rows: Int) { lock.withLock { counts[table, default: 0] += rows } }
+    subscript(table: String) -> Int { lock.withLock { counts[table] ?? 0 } }
 }
 
 /// How many rollup buckets were read from the cache and how many were computed.
