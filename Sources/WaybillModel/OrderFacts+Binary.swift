@@ -23,6 +23,17 @@ import Foundation
 /// an order's SKUs and warehouses were written again in each line of its allocation)
 /// num = varint 2q for an integral 0 <= q < 2^52, else 1 then the IEEE bits (8 bytes, little endian)
 /// ```
+///
+/// Format 4 is format 3 without what an `orders` row holds in columns beside the value (`RowColumns`:
+/// first and last event time, event count, each stage's time, the types and sources), which the
+/// reader passes:
+/// ```
+/// value4   = 0x04 flags(varint) [order(str)] [accepted] [allocation] [shipment]
+/// ref      = id(str) source(word)   (the time is the row's column of the section's stage)
+/// ```
+/// no n, base (the row's first time), first, last, released (the released column), stages (the
+/// stage columns), types or sources. An encoder writes it only for facts the columns hold exactly
+/// (`RowColumns.hold`), else format 3.
 public enum OrderFactsBinary {
     /// Words coded as one byte in `types`, `sources` and refs' sources (code = index + 1). Append only:
     /// stored values refer to these positions.
@@ -34,11 +45,66 @@ public enum OrderFactsBinary {
     ]
     static let wordCodes: [String: Int] = Dictionary(uniqueKeysWithValues: words.enumerated().map { ($1, $0 + 1) })
 
+    /// What an `orders` row holds in columns beside its facts: `first_time`, `last_time`, `event_count`,
+    /// one column per stage (`stages[stage.rawValue - 1]`), where the columns of accepted, allocated,
+    /// released and shipped hold the facts' `acceptedAt`, `allocatedAt`, `releasedAt` and `shippedAt`;
+    /// and the `types` and `sources` sets (coded words, `|` between them). A value of format 4 leaves
+    /// these out and its reader passes them.
+    public struct RowColumns: Equatable, Sendable {
+        public var first: Micros
+        public var last: Micros
+        public var count: Int
+        public var stages: [Micros?]
+        public var types: Set<String>
+        public var sources: Set<String>
+
+        public init(first: Micros, last: Micros, count: Int, stages: [Micros?], types: Set<String>, sources: Set<String>) {
+            self.first = first
+            self.last = last
+            self.count = count
+            self.stages = stages
+            self.types = types
+            self.sources = sources
+        }
+
+        /// The columns' values for `f`.
+        public init(_ f: OrderFacts) {
+            self.init(first: f.firstEventAt ?? 0, last: f.lastEventAt ?? 0, count: f.eventCount,
+                      stages: Stage.allCases.map { RowColumns.column($0, of: f) }, types: f.types, sources: f.sources)
+        }
+
+        public subscript(_ s: Stage) -> Micros? { s.rawValue - 1 < stages.count ? stages[s.rawValue - 1] : nil }
+
+        /// The time the column of `stage` holds for `f`.
+        public static func column(_ stage: Stage, of f: OrderFacts) -> Micros? {
+            switch stage {
+            case .accepted: return f.acceptedAt
+            case .allocated: return f.allocatedAt
+            case .released: return f.releasedAt
+            case .shipped: return f.shippedAt
+            default: return f.stageTimes[stage]
+            }
+        }
+
+        /// Whether the columns hold exactly what format 4 leaves out of `f`: both event times, each
+        /// stage's time (the columns of the four stages with sections hold the sections' times), and the
+        /// types and sources (a word with a `|` would read back as two).
+        public static func hold(_ f: OrderFacts) -> Bool {
+            guard f.firstEventAt != nil, f.lastEventAt != nil, f.eventCount >= 0 else { return false }
+            guard Stage.allCases.allSatisfy({ column($0, of: f) == f.stageTimes[$0] }) else { return false }
+            return f.types.allSatisfy { !$0.utf8.contains(124) } && f.sources.allSatisfy { !$0.utf8.contains(124) }
+        }
+    }
+
     /// `omittingOrderID`: the value leaves out the order id, which the reader must then pass to `decode`.
-    public static func encode(_ f: OrderFacts, omittingOrderID: Bool = false) -> [UInt8] {
+    /// `omittingRowColumns`: format 4 when the row's columns hold what it leaves out (`RowColumns.hold`),
+    /// which the reader must then pass to `decode`; format 3 otherwise.
+    public static func encode(_ f: OrderFacts, omittingOrderID: Bool = false, omittingRowColumns: Bool = false) -> [UInt8] {
+        let short = omittingRowColumns && RowColumns.hold(f)
         var w = Writer()
+        w.short = short
         w.out.bytes.reserveCapacity(192)
-        w.out.byte(3)
+        w.out.byte(short ? 4 : 3)
         var flags: UInt64 = 0
         if f.firstEventAt != nil { flags |= 1 }
         if f.lastEventAt != nil { flags |= 2 }
@@ -49,13 +115,15 @@ public enum OrderFactsBinary {
         if omittingOrderID { flags |= 64 }
         w.out.unsigned(flags)
         if !omittingOrderID { w.str(f.orderID) }
-        w.out.unsigned(UInt64(max(0, f.eventCount)))
         let base = f.firstEventAt ?? 0
         w.base = base
-        w.out.signed(base)
-        if let t = f.firstEventAt { w.time(t) }
-        if let t = f.lastEventAt { w.time(t) }
-        if let t = f.releasedAt { w.time(t) }
+        if !short {
+            w.out.unsigned(UInt64(max(0, f.eventCount)))
+            w.out.signed(base)
+            if let t = f.firstEventAt { w.time(t) }
+            if let t = f.lastEventAt { w.time(t) }
+            if let t = f.releasedAt { w.time(t) }
+        }
         if let a = f.accepted {
             w.ref(a.ref)
             w.ostr(a.channel)
@@ -86,27 +154,30 @@ public enum OrderFactsBinary {
             w.ostr(s.carrier)
             w.ostr(s.tracking)
         }
-        let stages = f.stageTimes.sorted { $0.key.rawValue < $1.key.rawValue }
-        w.out.unsigned(UInt64(stages.count))
-        for (stage, t) in stages {
-            w.out.byte(UInt8(stage.rawValue))
-            w.time(t)
-        }
-        for set in [f.types, f.sources] {
-            w.out.unsigned(UInt64(set.count))
-            for s in set.sorted() { w.word(s) }
+        if !short {
+            let stages = f.stageTimes.sorted { $0.key.rawValue < $1.key.rawValue }
+            w.out.unsigned(UInt64(stages.count))
+            for (stage, t) in stages {
+                w.out.byte(UInt8(stage.rawValue))
+                w.time(t)
+            }
+            for set in [f.types, f.sources] {
+                w.out.unsigned(UInt64(set.count))
+                for s in set.sorted() { w.word(s) }
+            }
         }
         return w.out.bytes
     }
 
-    /// The facts of a format-2 or format-3 value; nil when it is not one or is malformed, or leaves out
-    /// its order id and `orderID` is nil.
-    public static func decode(_ b: [UInt8], orderID: String? = nil) -> OrderFacts? {
-        guard let v = b.first, v == 2 || v == 3 else { return nil }
-        return try? decodeValue(b, referenced: v == 3, orderID: orderID)
+    /// The facts of a format-2, 3 or 4 value; nil when it is not one or is malformed, or leaves out its
+    /// order id and `orderID` is nil, or is of format 4 and `row` is nil.
+    public static func decode(_ b: [UInt8], orderID: String? = nil, row: RowColumns? = nil) -> OrderFacts? {
+        guard let v = b.first, v >= 2 && v <= 4 else { return nil }
+        if v == 4 && row == nil { return nil }
+        return try? decodeValue(b, referenced: v >= 3, orderID: orderID, row: v == 4 ? row : nil)
     }
 
-    private static func decodeValue(_ b: [UInt8], referenced: Bool, orderID: String?) throws(ByteDecodingError) -> OrderFacts {
+    private static func decodeValue(_ b: [UInt8], referenced: Bool, orderID: String?, row: RowColumns?) throws(ByteDecodingError) -> OrderFacts {
         var r = Reader(s: ByteSource(b), referenced: referenced)
         r.s.pos = 1
         let flags = try r.s.unsigned()
@@ -117,13 +188,30 @@ public enum OrderFactsBinary {
         } else {
             f = OrderFacts(orderID: try r.str())
         }
-        f.eventCount = try r.s.count()
-        r.base = try r.s.signed()
-        if flags & 1 != 0 { f.firstEventAt = try r.time() }
-        if flags & 2 != 0 { f.lastEventAt = try r.time() }
-        if flags & 4 != 0 { f.releasedAt = try r.time() }
+        /// A section's time: in the value, or (format 4) the row's column of its stage.
+        func refTime(_ stage: Stage) throws(ByteDecodingError) -> Micros? {
+            guard let row else { return nil }
+            guard let t = row[stage] else { throw ByteDecodingError("the row has no \(stage.name) time for its section") }
+            return t
+        }
+        if let row {
+            f.eventCount = row.count
+            r.base = row.first
+            f.firstEventAt = row.first
+            f.lastEventAt = row.last
+            f.releasedAt = row[.released]
+            for s in Stage.allCases { if let t = row[s] { f.stageTimes[s] = t } }
+            f.types = row.types
+            f.sources = row.sources
+        } else {
+            f.eventCount = try r.s.count()
+            r.base = try r.s.signed()
+            if flags & 1 != 0 { f.firstEventAt = try r.time() }
+            if flags & 2 != 0 { f.lastEventAt = try r.time() }
+            if flags & 4 != 0 { f.releasedAt = try r.time() }
+        }
         if flags & 8 != 0 {
-            let ref = try r.ref()
+            let ref = try r.ref(time: try refTime(.accepted))
             let channel = try r.ostr(), customer = try r.ostr(), region = try r.ostr()
             let promised = try r.otime()
             var lines: [OrderLine] = []
@@ -133,7 +221,7 @@ public enum OrderFactsBinary {
             f.accepted = AcceptedFacts(ref: ref, channel: channel, customer: customer, region: region, promisedShipBy: promised, lines: lines)
         }
         if flags & 16 != 0 {
-            let ref = try r.ref()
+            let ref = try r.ref(time: try refTime(.allocated))
             let warehouse = try r.ostr()
             var lines: [AllocatedLine] = []
             for _ in 0..<(try r.count()) {
@@ -142,14 +230,17 @@ public enum OrderFactsBinary {
             f.firstAllocation = AllocationFacts(ref: ref, warehouse: warehouse, lines: lines)
         }
         if flags & 32 != 0 {
-            f.firstShipment = ShipmentFacts(ref: try r.ref(), warehouse: try r.ostr(), carrier: try r.ostr(), tracking: try r.ostr())
+            f.firstShipment = ShipmentFacts(ref: try r.ref(time: try refTime(.shipped)), warehouse: try r.ostr(), carrier: try r.ostr(),
+                                            tracking: try r.ostr())
         }
-        for _ in 0..<(try r.count()) {
-            guard let stage = Stage(rawValue: Int(try r.s.byte())) else { throw ByteDecodingError("unknown stage") }
-            f.stageTimes[stage] = try r.time()
+        if row == nil {
+            for _ in 0..<(try r.count()) {
+                guard let stage = Stage(rawValue: Int(try r.s.byte())) else { throw ByteDecodingError("unknown stage") }
+                f.stageTimes[stage] = try r.time()
+            }
+            for _ in 0..<(try r.count()) { f.types.insert(try r.word()) }
+            for _ in 0..<(try r.count()) { f.sources.insert(try r.word()) }
         }
-        for _ in 0..<(try r.count()) { f.types.insert(try r.word()) }
-        for _ in 0..<(try r.count()) { f.sources.insert(try r.word()) }
         guard r.s.atEnd else { throw ByteDecodingError("trailing bytes") }
         return f
     }
@@ -157,6 +248,8 @@ public enum OrderFactsBinary {
     private struct Writer {
         var out = ByteSink()
         var base: Micros = 0
+        /// Format 4: refs leave out their time (the row's stage column).
+        var short = false
         /// The literals written so far, in order (a value holds a few dozen short strings: a linear
         /// search is cheaper than hashing each string, which took half of the encoder's time).
         var literals: [String] = []
@@ -183,7 +276,7 @@ public enum OrderFactsBinary {
             time(t)
         }
         mutating func ref(_ r: EventRef) {
-            time(r.time)
+            if !short { time(r.time) }
             str(r.id)
             word(r.source)
         }
@@ -241,8 +334,10 @@ public enum OrderFactsBinary {
         }
         mutating func time() throws(ByteDecodingError) -> Micros { base &+ (try s.signed()) }
         mutating func otime() throws(ByteDecodingError) -> Micros? { try s.byte() == 0 ? nil : try time() }
-        mutating func ref() throws(ByteDecodingError) -> EventRef {
-            let t = try time()
+        /// A ref with its time in the value, or (format 4) `time`.
+        mutating func ref(time given: Micros?) throws(ByteDecodingError) -> EventRef {
+            let t: Micros
+            if let given { t = given } else { t = try time() }
             return EventRef(time: t, id: try str(), source: try word())
         }
         mutating func num() throws(ByteDecodingError) -> Double {

@@ -6,8 +6,9 @@ import WaybillStore
 /// Compact event storage (schema version 10): events in compressed blocks. Pure codec here; the rows
 /// are in `EventBlockTable`.
 ///
-/// One `event_blocks` row holds up to `maxEvents` events that arrived together (in one append, in
-/// arrival order) and whose times lie in the same hour (`bucketWidth`). Interleaved arrival puts one
+/// One `event_blocks` row holds events that arrived together (in one append, in arrival order) and
+/// whose times lie in the same hour (`bucketWidth`), as many as compress to about a third of a page
+/// (`targetBytes`). Interleaved arrival puts one
 /// or two events of an order in each write, so blocks of one order would hold one event each; blocks
 /// in arrival order compress several times better. `event_keys` holds one row per subject and block,
 /// so a trace reads the blocks that hold its keys (the subject itself is the key, not a hash of it:
@@ -21,6 +22,11 @@ import WaybillStore
 /// ```
 /// body    = version(1) codec(1) [dict(varint) size(varint)] payload      codec 0: payload as is
 ///                                                                         codec 1: raw deflate of it
+/// payload (version 4) = n(varint) base(zigzag) { len(varint) text }*n { kind(1) }*n
+///           { subject(ref) len(varint) id  timeDelta(zigzag, from base) source(ref) type(ref) trace(ref + 1, 0 none) }*  one per kind 1
+///           { shape(1) [offset minutes(zigzag)] timeDelta(zigzag, from base) }*  one per kind with 2
+///           { version(1) traceID(16) parentID(8) flags(1) }*                    one per kind with 4
+///           nStrings(varint) { len(varint) utf8 }*
 /// payload (version 3) = n(varint) base(zigzag) { len(varint) raw }*n { kind(1) }*n
 ///           { subject(ref) len(varint) id  timeDelta(zigzag, from base) source(ref) type(ref) trace(ref + 1, 0 none) }*  one per kind 1
 ///           nStrings(varint) { len(varint) utf8 }*
@@ -39,21 +45,41 @@ import WaybillStore
 /// fifth of a compressed block (the times and ids hardly compress). Version 3 reads a kind-0 event's
 /// subject from its JSON too (the same check covers it): the subjects' string table and references
 /// cost about 5 bytes an event after deflate. A read of one subject's events (a trace) scans only the
-/// events whose JSON holds the subject's bytes. Blocks of versions 1 and 2 stay readable.
+/// events whose JSON holds the subject's bytes. Version 4 also cuts the values of `time` and
+/// `traceparent` out of a kind-0 event's text (kind 0 + 2 for the time, + 4 for the traceparent) and keeps
+/// them in binary (`EventTextCuts`): the time as a delta and the shape of its text (fraction digits, `Z` or
+/// offset), the traceparent as 26 bytes. A value is cut only when the text made back from the binary is
+/// the same bytes; `text` then holds `"time":""` where the value was, and a read puts it back. The
+/// times' digits and the traceparents' hex took about a quarter of a compressed block. Blocks of
+/// versions 1 to 3 stay readable.
 /// Bodies are compressed with raw deflate and a preset
 /// dictionary (`event_dict`, learned from the store's first 32 KiB of events): the field names and
 /// common values of a single short event are then found in the dictionary, so even a block of one
 /// event compresses to a fraction of its JSON.
 enum EventBlocks {
-    /// The version new blocks are written in; 1, 2 and 3 are read.
-    static let formatVersion: UInt8 = 3
+    /// The version new blocks are written in; 1 to 4 are read. `WAYBILL_BLOCK_FORMAT=3` writes version 3,
+    /// for A/B benchmarks.
+    static let formatVersion: UInt8 = ProcessInfo.processInfo.environment["WAYBILL_BLOCK_FORMAT"] == "3" ? 3 : 4
     /// Events of one block lie in one bucket of this width.
     static let bucketWidth: Micros = 3_600_000_000
-    /// Most events in one block. 32 events of ~280 bytes compress to ~2 KB, a quarter of a page: rows of
-    /// 64 (~4 KB, often a little more than half a page) left a third of `event_blocks`' pages empty,
-    /// where the smaller rows pack four or five to a page for a few bytes more of deflate per event.
-    /// A trace of an order's dozen events inflates a dozen blocks of ~9 KB.
+    /// Most events in a block cut by count (`group`: the conversion of version 9 stores). Appends are cut
+    /// by size instead (`prepare`).
     static let maxEvents = 32
+    /// Most events in a block cut by size (`prepare`), whatever their size.
+    static let maxEventsBySize = 256
+    /// Blocks of an append are cut so that each compresses to about `targetBytes(pageSize:)`: a third of
+    /// a page less the row's own bytes, so three rows fill a page. Blocks of a fixed 32 events
+    /// (1.0 to 2.1 KB compressed) packed 4.8 to a page of 8 KiB and left 9.6% of it unused; rows of
+    /// about 2.6 KB leave a few percent, and a larger block compresses better. A page of 4 KiB takes one
+    /// row of about 4 KB. `WAYBILL_BLOCK_BYTES=N` sets another target, for A/B benchmarks.
+    static func targetBytes(pageSize: Int) -> Int {
+        if let n = ProcessInfo.processInfo.environment["WAYBILL_BLOCK_BYTES"].flatMap(Int.init), n >= 256 { return n }
+        let usable = pageSize - 8
+        let rows = max(1, (usable + 1_350) / 2_700)
+        // Per row: a 2-byte cell pointer, its header (~7 bytes) and its tmin, tmax and n (~17 bytes);
+        // 4% below the size that just fits, since a block's size is predicted, not known, before deflate.
+        return (usable / rows - 31) * 96 / 100
+    }
     /// Deflate of new blocks tuned for speed (`Zlib.Tuning.eventBlocks`); `WAYBILL_BLOCK_DEFLATE=default`
     /// keeps level 6's own parameters, for A/B benchmarks. Blocks read the same either way.
     static let tuneDeflate = ProcessInfo.processInfo.environment["WAYBILL_BLOCK_DEFLATE"] != "default"
@@ -116,15 +142,53 @@ enum EventBlocks {
         out.bytes.reserveCapacity(rawBytes + 16 * indexes.count + 16)
         out.unsigned(UInt64(indexes.count))
         out.signed(base)
-        for i in indexes { out.block(events[i].raw) }
-        var explicit = ByteSink()
+        // Each event's kind: 1 = attributes as columns; else read from the JSON, with (format 4) the
+        // `time` value cut out (+2) and the `traceparent` value cut out (+4).
+        var kinds: [UInt8] = []
+        kinds.reserveCapacity(indexes.count)
+        var times = ByteSink(), traces = ByteSink()
         for i in indexes {
-            if version == 2 { out.unsigned(ref(events[i].subject)) }
-            if EventFields.scan(events[i].raw) == EventFields(events[i]) {
-                out.byte(0)
+            let raw = events[i].raw
+            guard version >= 4 else {
+                out.block(raw)
+                kinds.append(EventFields.scan(raw) == EventFields(events[i]) ? 0 : 1)
                 continue
             }
-            out.byte(1)
+            let cut: (kind: UInt8, text: [UInt8])? = raw.withUnsafeBufferPointer { b in
+                guard let m = EventFields.members(b), let f = EventFields.scan(b, m), f == EventFields(events[i]) else { return nil }
+                var kind: UInt8 = 0
+                var gaps: [Range<Int>] = []
+                if let r = m.time, let shape = EventTextCuts.timeShape(UnsafeBufferPointer(rebasing: b[r]), time: f.time) {
+                    kind |= 2
+                    shape.write(&times)
+                    times.signed(f.time &- base)
+                    gaps.append(r)
+                }
+                if let r = m.traceparent, let t = EventTextCuts.traceparent(UnsafeBufferPointer(rebasing: b[r])) {
+                    kind |= 4
+                    traces.bytes += t
+                    gaps.append(r)
+                }
+                guard !gaps.isEmpty else { return (0, raw) }
+                gaps.sort { $0.lowerBound < $1.lowerBound }
+                var text: [UInt8] = []
+                text.reserveCapacity(b.count)
+                var at = 0
+                for g in gaps {
+                    text += UnsafeBufferPointer(rebasing: b[at..<g.lowerBound])
+                    at = g.upperBound
+                }
+                text += UnsafeBufferPointer(rebasing: b[at...])
+                return (kind, text)
+            }
+            out.block(cut?.text ?? raw)
+            kinds.append(cut?.kind ?? 1)
+        }
+        var explicit = ByteSink()
+        for (k, i) in indexes.enumerated() {
+            if version == 2 { out.unsigned(ref(events[i].subject)) }
+            out.byte(kinds[k])
+            if kinds[k] != 1 { continue }
             if version != 2 { explicit.unsigned(ref(events[i].subject)) }
             explicit.block(Array(events[i].id.utf8))
             explicit.signed(events[i].time &- base)
@@ -133,6 +197,8 @@ enum EventBlocks {
             explicit.unsigned(events[i].traceID.map { ref($0) + 1 } ?? 0)
         }
         out.bytes += explicit.bytes
+        out.bytes += times.bytes
+        out.bytes += traces.bytes
         out.unsigned(UInt64(strings.count))
         for s in strings { out.block(Array(s.utf8)) }
         return out.bytes
@@ -178,7 +244,7 @@ enum EventBlocks {
     static func payload(of body: [UInt8], dictionary: (Int64) throws -> [UInt8]) throws -> (version: UInt8, bytes: [UInt8]) {
         var head = ByteSource(body)
         let version = try head.byte()
-        guard (1...3).contains(version) else { throw ByteDecodingError("event block: unknown format version \(version)") }
+        guard (1...4).contains(version) else { throw ByteDecodingError("event block: unknown format version \(version)") }
         switch try head.byte() {
         case 0:
             return (version, Array(body[head.pos...]))
@@ -209,6 +275,10 @@ enum EventBlocks {
         var subjects: [Int] = []
         var columns: [Columns?] = []
         var strings: [String] = []
+        /// Version 4: each event's cut `time` (its value and the shape of its text) and cut `traceparent`
+        /// (where its 26 bytes start in `p`); empty when the block has none.
+        var cutTimes: [(time: Micros, shape: EventTextCuts.TimeShape)?] = []
+        var cutTraces: [Int?] = []
 
         init(_ p: [UInt8], version: UInt8) throws {
             self.p = p
@@ -247,14 +317,30 @@ enum EventBlocks {
                     case 1:
                         if version != 2 { subjects.append(try s.count()) }
                         columns.append(try attributes(id: try range()))
+                    case 2, 4, 6:
+                        guard version >= 4 else { throw ByteDecodingError("event block: kind \(k)") }
+                        columns.append(nil)
+                        subjects.append(-1)
                     default: throw ByteDecodingError("event block: kind \(k)")
+                    }
+                }
+                if version >= 4, kinds.contains(where: { $0 & 6 != 0 }) {
+                    for k in kinds {
+                        guard k & 2 != 0 else { cutTimes.append(nil); continue }
+                        let shape = try EventTextCuts.TimeShape.read(&s)
+                        cutTimes.append((base &+ (try s.signed()), shape))
+                    }
+                    for k in kinds {
+                        guard k & 4 != 0 else { cutTraces.append(nil); continue }
+                        cutTraces.append(s.pos)
+                        _ = try s.raw(EventTextCuts.traceparentBytes)
                     }
                 }
             }
             let nStrings = try s.count()
             guard nStrings <= p.count else { throw ByteDecodingError("event block: \(nStrings) strings") }
             for _ in 0..<nStrings { strings.append(String(decoding: try s.raw(try s.count()), as: UTF8.self)) }
-            for r in subjects where r >= strings.count || (r < 0 && version != 3) { throw ByteDecodingError("event block: string \(r) of \(strings.count)") }
+            for r in subjects where r >= strings.count || (r < 0 && version < 3) { throw ByteDecodingError("event block: string \(r) of \(strings.count)") }
             for c in columns {
                 guard let c else { continue }
                 if c.source >= strings.count || c.type >= strings.count || c.trace > strings.count {
@@ -263,13 +349,49 @@ enum EventBlocks {
             }
         }
 
-        /// The attributes of event `i`, from its columns or its JSON.
-        func fields(_ i: Int) throws -> EventFields {
+        /// Whether event `i` had a value cut out of its JSON text (version 4).
+        func isCut(_ i: Int) -> Bool {
+            (cutTimes.isEmpty ? false : cutTimes[i] != nil) || (cutTraces.isEmpty ? false : cutTraces[i] != nil)
+        }
+
+        /// Event `i`'s JSON text as it was sent: with the values cut out (version 4) put back.
+        func raw(_ i: Int) throws -> [UInt8] {
+            guard isCut(i) else { return Array(p[raws[i]]) }
+            let text = p[raws[i]]
+            guard let m = EventFields.members(text) else { throw ByteDecodingError("event block: event \(i) has no readable members") }
+            var puts: [(at: Int, bytes: [UInt8])] = []
+            if let t = cutTimes[i] {
+                guard let r = m.time, r.isEmpty, let made = EventTextCuts.format(t.time, t.shape) else {
+                    throw ByteDecodingError("event block: event \(i)'s time cannot be put back")
+                }
+                puts.append((text.startIndex + r.lowerBound, made))
+            }
+            if let at = cutTraces[i] {
+                guard let r = m.traceparent, r.isEmpty else { throw ByteDecodingError("event block: event \(i)'s traceparent cannot be put back") }
+                puts.append((text.startIndex + r.lowerBound, EventTextCuts.traceparentText(p[at..<(at + EventTextCuts.traceparentBytes)])))
+            }
+            puts.sort { $0.at < $1.at }
+            var out: [UInt8] = []
+            out.reserveCapacity(text.count + 80)
+            var from = text.startIndex
+            for x in puts {
+                out += p[from..<x.at]
+                out += x.bytes
+                from = x.at
+            }
+            out += p[from..<text.endIndex]
+            return out
+        }
+
+        /// The attributes of event `i`, from its columns or its JSON (`raw`: its text, when already made).
+        func fields(_ i: Int, raw: [UInt8]? = nil) throws -> EventFields {
             if let c = columns[i] {
                 return EventFields(id: String(decoding: p[c.id], as: UTF8.self), source: strings[c.source], type: strings[c.type],
                                    subject: strings[subjects[i]], time: c.time, traceID: c.trace == 0 ? nil : strings[c.trace - 1])
             }
-            guard var f = EventFields.scan(p[raws[i]]) else { throw ByteDecodingError("event block: event \(i) has no readable attributes") }
+            let scanned: EventFields?
+            if let raw { scanned = EventFields.scan(raw) } else if isCut(i) { scanned = EventFields.scan(try self.raw(i)) } else { scanned = EventFields.scan(p[raws[i]]) }
+            guard var f = scanned else { throw ByteDecodingError("event block: event \(i) has no readable attributes") }
             if subjects[i] >= 0 { f.subject = strings[subjects[i]] }
             return f
         }
@@ -278,15 +400,14 @@ enum EventBlocks {
         static func contains(_ hay: ArraySlice<UInt8>, _ needle: [UInt8]) -> Bool {
             hay.withUnsafeBufferPointer { h in
                 needle.withUnsafeBufferPointer { n in
-                    guard n.count <= h.count, let first = n.first else { return false }
+                    guard n.count <= h.count, let first = n.first, let hb = h.baseAddress, let nb = n.baseAddress else { return false }
+                    // memchr finds each candidate first byte (a block's texts are ~15 KB a trace scans).
                     var i = 0
                     let last = h.count - n.count
                     while i <= last {
-                        if h[i] == first {
-                            var k = 1
-                            while k < n.count, h[i + k] == n[k] { k += 1 }
-                            if k == n.count { return true }
-                        }
+                        guard let at = memchr(hb + i, Int32(first), last - i + 1) else { return false }
+                        i = UnsafeRawPointer(hb).distance(to: UnsafeRawPointer(at))
+                        if memcmp(hb + i, nb, n.count) == 0 { return true }
                         i += 1
                     }
                     return false
@@ -301,8 +422,11 @@ enum EventBlocks {
             let r = raws[i]
             let holds = needles.map { needles in needles.contains { Self.contains(p[r], $0) } } ?? true
             guard holds else { return false }
-            guard let f = EventFields.scan(p[r]) else { throw ByteDecodingError("event block: event \(i) has no readable subject") }
-            return wanted.contains(f.subject)
+            // The subject as `scan` reads it (version 4 may have cut the time out of the text, not the subject).
+            guard let m = EventFields.members(p[r]), m.id != nil, m.source != nil, m.type != nil, m.time != nil, let subject = m.subject else {
+                throw ByteDecodingError("event block: event \(i) has no readable subject")
+            }
+            return wanted.contains(String(decoding: p[(r.lowerBound + subject.lowerBound)..<(r.lowerBound + subject.upperBound)], as: UTF8.self))
         }
     }
 
@@ -317,8 +441,8 @@ enum EventBlocks {
         var out: [(index: Int, event: CloudEvent)] = []
         for i in b.raws.indices where !hidden.contains(i) {
             if let only, !(try b.subject(i, in: only, needles: needles)) { continue }
-            let f = try b.fields(i)
-            let raw = Array(p[b.raws[i]])
+            let raw = try b.raw(i)
+            let f = try b.fields(i, raw: raw)
             let data = (try? JSONParser.parse(raw))?["data"]
             out.append((i, CloudEvent(id: f.id, source: f.source, type: f.type, time: f.time, subject: f.subject, traceID: f.traceID,
                                       data: data.flatMap { $0.isNull ? nil : $0 }, raw: raw)))
@@ -399,12 +523,70 @@ extension EventBlocks {
         return subjects.filter { seen.insert($0).inserted }
     }
 
-    static func prepare(_ events: [CloudEvent], dictionary: EventDictionary.Entry?) -> [PreparedBlock] {
+    /// The blocks of an append, compressed with the dictionary current for writing (on the caller's thread).
+    static func prepare(_ events: [CloudEvent], dictionary: EventDictionary) -> [PreparedBlock] {
+        let (entry, target, ratio) = dictionary.forPreparing
+        let (blocks, learned) = prepare(events, dictionary: entry, targetBytes: target, ratio: ratio)
+        if let learned { dictionary.observe(ratio: learned) }
+        return blocks
+    }
+
+    /// The blocks of an append: its events by hour bucket (buckets in order of their first event), each
+    /// bucket's in arrival order, cut so that a block compresses to about `targetBytes`. A block's
+    /// compressed size is predicted from its events' JSON bytes times `ratio` (compressed to raw bytes
+    /// of the block before; `nil`: 0.2), so each is compressed once. An event whose `(source, id)` is
+    /// already earlier in the append is in no block: it cannot be stored (the writer finds it a
+    /// duplicate of the earlier one), and a resend of interleaved arrival usually comes in the same
+    /// append as its first copy (98.7% of them on `bench/gen_interleaved.py` data), where it would
+    /// stay in the body as a hidden event. Returns the ratio of the last block compressed.
+    static func prepare(_ events: [CloudEvent], dictionary: EventDictionary.Entry?, targetBytes: Int,
+                        ratio: Double? = nil) -> (blocks: [PreparedBlock], ratio: Double?) {
         events.withUnsafeBufferPointer { all in
-            group(events).map { ix in
-                let enc = encode(ix, of: all, dictionary: dictionary)
-                return PreparedBlock(indexes: ix, subjects: distinct(ix.lazy.map { all[$0].subject }), tmin: enc.tmin, tmax: enc.tmax, body: enc.body)
+            var first: [Int64: Int] = [:]
+            first.reserveCapacity(all.count)
+            var buckets: [Micros: Int] = [:]
+            var lists: [[Int]] = []
+            for i in all.indices {
+                let h = DedupIndex.hash(source: all[i].source, id: all[i].id)
+                if let k = first[h] {
+                    if all[k].id == all[i].id && all[k].source == all[i].source { continue }
+                } else {
+                    first[h] = i
+                }
+                let b = bucket(all[i].time)
+                if let k = buckets[b] {
+                    lists[k].append(i)
+                } else {
+                    buckets[b] = lists.count
+                    lists.append([i])
+                }
             }
+            var ratio = ratio ?? 0.2
+            var last: Double?
+            var out: [PreparedBlock] = []
+            for list in lists {
+                var start = 0
+                while start < list.count {
+                    let budget = Double(targetBytes) / max(ratio, 0.01)
+                    var end = start + 1
+                    var raw = all[list[start]].raw.count
+                    while end < list.count, end - start < maxEventsBySize, Double(raw + all[list[end]].raw.count) <= budget {
+                        raw += all[list[end]].raw.count
+                        end += 1
+                    }
+                    let ix = Array(list[start..<end])
+                    let enc = encode(ix, of: all, dictionary: dictionary)
+                    if raw > 0 {
+                        ratio = Double(enc.body.count) / Double(raw)
+                        // A bucket's last block is cut short by its events, not by the budget: a poorer guide.
+                        if end < list.count || last == nil { last = ratio }
+                    }
+                    out.append(PreparedBlock(indexes: ix, subjects: distinct(ix.lazy.map { all[$0].subject }), tmin: enc.tmin, tmax: enc.tmax,
+                                             body: enc.body))
+                    start = end
+                }
+            }
+            return (out, last)
         }
     }
 }
@@ -420,6 +602,29 @@ final class EventDictionary: @unchecked Sendable {
     private let lock = NSLock()
     private var current: Entry?
     private var known: [Int64: [UInt8]] = [:]
+    /// The compressed size new blocks are cut to (`EventBlocks.targetBytes`), set from the store's page size.
+    private var target = EventBlocks.targetBytes(pageSize: 8192)
+    /// Compressed to raw bytes of the last block prepared, to predict the next one's size.
+    private var ratio: Double?
+
+    /// What an append's blocks are prepared with: the dictionary, the target size and the last ratio.
+    var forPreparing: (entry: Entry?, targetBytes: Int, ratio: Double?) {
+        lock.lock()
+        defer { lock.unlock() }
+        return (current, target, ratio)
+    }
+
+    func observe(ratio r: Double) {
+        lock.lock()
+        ratio = r
+        lock.unlock()
+    }
+
+    func setTarget(pageSize: Int) {
+        lock.lock()
+        target = EventBlocks.targetBytes(pageSize: pageSize)
+        lock.unlock()
+    }
 
     /// The dictionary new blocks are compressed with (committed), if any.
     var forWriting: Entry? {
@@ -484,6 +689,7 @@ final class EventBlockTable {
         subjectLists = try SubjectLists(conn: conn)
         bySeq = try Statement(conn: conn, sql: "SELECT body, skip FROM event_blocks WHERE seq = ?")
         try dictionary.load(conn)
+        dictionary.setTarget(pageSize: Int(try conn.scalarInt("PRAGMA page_size")))
         conn.onTransactionEnd { [weak self] committed in
             guard let self else { return }
             // A rolled-back block's seq may be used again.

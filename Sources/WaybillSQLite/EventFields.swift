@@ -41,6 +41,39 @@ struct EventFields: Equatable {
     private static let names: [[UInt8]] = ["id", "source", "type", "subject", "time", "traceparent"].map { Array($0.utf8) }
 
     static func scan(_ b: UnsafeBufferPointer<UInt8>) -> EventFields? {
+        members(b).flatMap { scan(b, $0) }
+    }
+
+    /// The attributes of `b` whose members are `m`.
+    static func scan(_ b: UnsafeBufferPointer<UInt8>, _ m: Members) -> EventFields? {
+        guard let id = m.id, let source = m.source, let type = m.type, let subject = m.subject,
+              let time = m.time else { return nil }
+        func text(_ r: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: b[r]), as: UTF8.self) }
+        guard let t = RFC3339.parse(text(time)) else { return nil }
+        return EventFields(id: text(id), source: text(source), type: text(type), subject: text(subject), time: t,
+                           traceID: m.traceparent.flatMap { Traceparent.traceID(text($0)) })
+    }
+
+    /// Where the wanted members' string values lie in an event's JSON text (the bytes between their quotes).
+    struct Members {
+        var ranges: [Range<Int>?]
+        var id: Range<Int>? { ranges[0] }
+        var source: Range<Int>? { ranges[1] }
+        var type: Range<Int>? { ranges[2] }
+        var subject: Range<Int>? { ranges[3] }
+        var time: Range<Int>? { ranges[4] }
+        var traceparent: Range<Int>? { ranges[5] }
+    }
+
+    static func members(_ raw: ArraySlice<UInt8>) -> Members? {
+        raw.withUnsafeBufferPointer { members($0) }
+    }
+
+    /// The ranges of the top-level members `id`, `source`, `type`, `subject`, `time` and `traceparent`
+    /// in `b` (nil for one that is absent), as `scan` reads them; nil where `scan` gives up, except that
+    /// members may be absent and values are not checked (an empty `time` is accepted: a block of format 4
+    /// cuts time values out of the text).
+    static func members(_ b: UnsafeBufferPointer<UInt8>) -> Members? {
         let n = b.count
         var i = 0
         let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
@@ -141,10 +174,7 @@ struct EventFields: Equatable {
             break
         }
         skipSpace()
-        guard i == n, let id = found[0], let source = found[1], let type = found[2], let subject = found[3], let time = found[4] else { return nil }
-        func text(_ r: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: b[r]), as: UTF8.self) }
-        guard let t = RFC3339.parse(text(time)) else { return nil }
-        return EventFields(id: text(id), source: text(source), type: text(type), subject: text(subject), time: t,
-                           traceID: found[5].flatMap { Traceparent.traceID(text($0)) })
+        guard i == n else { return nil }
+        return Members(ranges: found)
     }
 }

@@ -63,7 +63,7 @@ final class GroupCommitWriter: @unchecked Sendable {
     func append(_ events: [CloudEvent]) async throws -> AppendResult {
         // Folding facts here runs on the caller's thread, in parallel with the writer.
         let prepared = PreparedAppend(events: events, facts: OrderFacts.fold(events),
-                                      blocks: EventBlocks.prepare(events, dictionary: session.eventDictionary.forWriting))
+                                      blocks: EventBlocks.prepare(events, dictionary: session.eventDictionary))
         return try await enqueue(counting: events.count) { .append(prepared, $0) }
     }
 

@@ -1,10 +1,12 @@
+import Foundation
 import WaybillModel
 import WaybillStore
 
 /// The link groups of events.md section 3, as a union-find flattened on every write, in two tables
 /// (schema 17):
-/// - `key_groups` has one row per group: its root (the correlation id) and every member key, sorted
-///   (`members`: varint length and UTF-8 per key). A trace of a root (an order) is one seek.
+/// - `key_groups` has one row per group: its root (the correlation id) and every other member key,
+///   sorted (`members`: varint length and UTF-8 per key; lists written before schema 19 hold the root
+///   too). A trace of a root (an order) is one seek.
 /// - `keys` maps every other member to its group's root, so a trace of any key is at most two seeks,
 ///   never a walk. The root has no row there: its group row says it.
 /// Before schema 17, `keys` held every member with an index by root (`keys_root`), so each key was
@@ -22,10 +24,15 @@ struct KeyLinks {
         for l in e.links where l != e.subject { try union(e.subject, l) }
     }
 
-    /// A key just became an order: if it is in a group, the group's root may change.
+    /// A key just became an order: if it is in a group, the group's root may change. Not when the key is
+    /// its root already (the smallest order of the group, or the smallest key of a group with no order,
+    /// which it still is): a rewrite would write the same rows. So it goes for most orders of a bulk
+    /// load's epoch, whose links were joined while their facts waited in memory.
     func orderCreated(_ key: String) throws {
-        if let root = try Self.root(of: key, conn) { try rewriteGroup([(root, try Self.members(of: root, conn))]) }
+        if let root = try Self.root(of: key, conn), root != key || Self.rewriteRoots { try rewriteGroup([(root, try Self.members(of: root, conn))]) }
     }
+    /// `WAYBILL_LINKS_REWRITE_ROOTS=1`: rewrite the group of a new order that is its root already (as before, to compare).
+    static let rewriteRoots = ProcessInfo.processInfo.environment["WAYBILL_LINKS_REWRITE_ROOTS"] != nil
 
     /// Joins the groups of `a` and `b`. The root of a group is a function of its members only (the
     /// smallest key that is an order, else the smallest key), so it does not depend on arrival order.
@@ -49,9 +56,8 @@ struct KeyLinks {
             dropGroup.reset()
             try dropGroup.bind(1, r).run()
         }
-        var list = ByteSink()
-        for m in all { list.block(Array(m.utf8)) }
-        try conn.prepare("INSERT OR REPLACE INTO key_groups(root, members) VALUES(?, ?)").bind(1, newRoot).bindBlob(2, list.bytes).run()
+        try conn.prepare("INSERT OR REPLACE INTO key_groups(root, members) VALUES(?, ?)").bind(1, newRoot)
+            .bindBlob(2, Self.encodeMembers(all, root: newRoot)).run()
         let put = try conn.prepare("INSERT OR REPLACE INTO keys(key, root) VALUES(?, ?)")
         for g in groups {
             for m in g.members where m != newRoot && g.root != newRoot {
@@ -84,10 +90,19 @@ struct KeyLinks {
         s.bind(1, root)
         defer { s.reset() }
         guard try s.step() else { return [] }
-        return try decodeMembers(s.blob(0))
+        return try decodeMembers(s.blob(0), root: root)
     }
 
-    static func decodeMembers(_ b: [UInt8]) throws -> [String] {
+    /// A group's stored member list: every member but the root (the row's key), sorted.
+    static func encodeMembers(_ sorted: [String], root: String) -> [UInt8] {
+        var list = ByteSink()
+        for m in sorted where m != root { list.block(Array(m.utf8)) }
+        return list.bytes
+    }
+
+    /// The sorted members of the group rooted at `root` from its stored list. Lists written before
+    /// schema 19 hold the root too; later ones leave it out.
+    static func decodeMembers(_ b: [UInt8], root: String) throws -> [String] {
         var r = ByteSource(b)
         var out: [String] = []
         do {
@@ -95,6 +110,7 @@ struct KeyLinks {
         } catch {
             throw StoreError.engine("a link group's member list does not decode: \(error)")
         }
+        if !out.contains(root) { out.insert(root, at: out.firstIndex { $0 > root } ?? out.count) }
         return out
     }
 

@@ -47,7 +47,8 @@ final class OrdersTable {
         Column("types", { $0.types }) { s, i, f in s.bindBlob(i, WordSetColumn.encode(f.types)) },
         Column("sources", { $0.sources }) { s, i, f in s.bindBlob(i, WordSetColumn.encode(f.sources)) },
         // Every merge adds events, so the facts always change.
-        Column("facts", same: { _, _ in false }) { s, i, f in s.bindBlob(i, FactsCodec.encode(f)) },
+        // Leaves out the times the columns above and below hold (`FactsCodec.encodeRow`).
+        Column("facts", same: { _, _ in false }) { s, i, f in s.bindBlob(i, FactsCodec.encodeRow(f)) },
     ] + [Stage.validated, .picked, .packed, .delivered, .invoiced, .cancelled].map { stage in
         // The stage columns alert deadlines read (the other four stages have their own columns above).
         Column(Schema.stageColumn(stage), { $0.stageTimes[stage] }) { s, i, f in s.bind(i, f.stageTimes[stage]) }
@@ -63,7 +64,7 @@ final class OrdersTable {
         return "UPDATE orders SET \(set.joined(separator: ", ")) WHERE rid=?"
     }
 
-    private let conn: Connection
+    let conn: Connection
     /// Facts of recently written orders (encoded), so the hot path does not re-read them.
     private var cache = FactsCache(limit: 24_000)
 
@@ -105,7 +106,7 @@ final class OrdersTable {
     var dictionary: EventDictionary?
     /// Seconds of the refolds' steps when `WAYBILL_WRITER_PROFILE` is set (the session reports them).
     var refoldSeconds: [String: Double] = [:]
-    private let profiling = ProcessInfo.processInfo.environment["WAYBILL_WRITER_PROFILE"] != nil
+    let profiling = ProcessInfo.processInfo.environment["WAYBILL_WRITER_PROFILE"] != nil
 
     init(conn: Connection, deferral: Deferral? = nil) {
         self.conn = conn
@@ -156,25 +157,24 @@ final class OrdersTable {
     func merge(_ deltas: [String: OrderFacts], transitions wanted: Bool, created: (String) throws -> Void) throws -> [FactsTransition] {
         var transitions: [FactsTransition] = []
         if !deltas.isEmpty {
-            let load = try conn.prepare("SELECT rid, facts FROM orders WHERE order_id = ?")
+            let load = try conn.prepare("SELECT rid, \(FactsCodec.rowColumns) FROM orders WHERE order_id = ?")
             for orderID in deltas.keys.sorted() {
                 var facts = OrderFacts(orderID: orderID)
                 var rid: Int64?
                 var old: OrderFacts?
-                var stored: [UInt8]?
+                var stored = false
                 if let cached = cache.get(orderID) {
                     rid = cached.rid
                     facts = try Self.decodeKept(cached.bytes, orderID)
                     old = facts
-                    stored = cached.bytes
+                    stored = true
                 } else {
                     load.bind(1, orderID)
                     if try load.step() {
                         rid = load.int64(0)
-                        let b = load.blob(1)
-                        if let f = FactsCodec.decode(b, orderID: orderID) {
+                        if let (f, columnsHold) = FactsCodec.decodeStored(load, at: 1) {
                             facts = f
-                            stored = b
+                            stored = columnsHold  // else every column is rewritten (see decodeStored)
                         }
                         old = facts
                     }
@@ -182,7 +182,7 @@ final class OrdersTable {
                 }
                 facts.merge(deltas[orderID]!)
                 if wanted { transitions.append(FactsTransition(old: old, new: facts)) }
-                try writeRow(orderID, rid: rid, stored: stored == nil ? nil : old, facts: facts, encoded: FactsCodec.encode(facts))
+                try writeRow(orderID, rid: rid, stored: stored ? old : nil, facts: facts)
                 if old == nil { try created(orderID) }
             }
         }
@@ -197,9 +197,11 @@ final class OrdersTable {
     static let factsColumn = columns.firstIndex { $0.name == "facts" }!
 
     /// Writes an order's row: the columns of an existing row that differ from `stored` (all when nil),
-    /// or a new row. `encoded` is `facts` encoded.
-    private func writeRow(_ orderID: String, rid: Int64?, stored: OrderFacts?, facts: OrderFacts, encoded: [UInt8]) throws {
+    /// or a new row. The facts column takes the stored form (`FactsCodec.encodeRow`, or `encoded` when
+    /// the caller has it), the writer's cache (kept without deferral) the in-memory one.
+    func writeRow(_ orderID: String, rid: Int64?, stored: OrderFacts?, facts: OrderFacts, encoded: [UInt8]? = nil) throws {
         let columns = Self.columns
+        let encoded = encoded ?? FactsCodec.encodeRow(facts)
         func bind(_ s: Statement, _ i: Int, _ p: Int32) {
             if i == Self.factsColumn { s.bindBlob(p, encoded) } else { columns[i].bind(s, p, facts) }
         }
@@ -214,13 +216,13 @@ final class OrdersTable {
             }
             update.bind(p, rid)
             try update.run()
-            if deferral == nil { cache.put(orderID, (rid, encoded)) }
+            if deferral == nil { cache.put(orderID, (rid, FactsCodec.encode(facts))) }
         } else {
             let insert = try insertStatement()
             for i in columns.indices { bind(insert, i, Int32(i + 1)) }
             insert.bind(Int32(columns.count + 1), orderID)
             try insert.run()
-            if deferral == nil { cache.put(orderID, (sqlite3_last_insert_rowid(conn.db), encoded)) }
+            if deferral == nil { cache.put(orderID, (sqlite3_last_insert_rowid(conn.db), FactsCodec.encode(facts))) }
         }
     }
 
@@ -263,7 +265,7 @@ final class OrdersTable {
     }
 
     /// Adds the time since `clock` to `refoldSeconds[name]` and restarts `clock` (when profiling).
-    private func lap(_ name: String, _ clock: inout Micros) {
+    func lap(_ name: String, _ clock: inout Micros) {
         guard profiling else { return }
         let now = currentMicros()
         refoldSeconds[name, default: 0] += Double(now - clock) / 1e6
@@ -288,41 +290,8 @@ final class OrdersTable {
         }
         q.reset()
         lap("refold-scan", &clock)
-        let n = folded.count
-        try mergeRows({ folded.removeValue(forKey: $0)! }, orders: folded.keys.sorted())
-        return n
-    }
-
-    /// Merges into each order's row (in key order) its facts from `delta`, applying the transitions to the
-    /// rollups when `rollups` is set, in batches.
-    private func mergeRows(_ delta: (String) throws -> OrderFacts, orders sorted: [String]) throws {
-        var clock = profiling ? currentMicros() : 0
-        let load = try conn.prepare("SELECT rid, facts FROM orders WHERE order_id = ?")
-        let links = KeyLinks(conn: conn, orders: self)
-        var transitions: [FactsTransition] = []
-        for (n, order) in sorted.enumerated() {
-            let delta = try delta(order)
-            load.bind(1, order)
-            var rid: Int64?
-            var old: OrderFacts?
-            if try load.step() {
-                rid = load.int64(0)
-                old = FactsCodec.decode(load.blob(1), orderID: order) ?? OrderFacts(orderID: order)
-            }
-            load.reset()
-            var facts = old ?? OrderFacts(orderID: order)
-            facts.merge(delta)
-            try writeRow(order, rid: rid, stored: old, facts: facts, encoded: FactsCodec.encode(facts))
-            if old == nil { try links.orderCreated(order) }
-            if rollups != nil { transitions.append(FactsTransition(old: old, new: facts)) }
-            if let rollups, transitions.count >= 8192 || n == sorted.count - 1 {
-                lap("refold-rows", &clock)
-                try rollups.apply(transitions)
-                transitions.removeAll(keepingCapacity: true)
-                lap("refold-rollups", &clock)
-            }
-        }
-        lap("refold-rows", &clock)
+        try mergeRows({ [folded] in folded[$0]! }, orders: folded.keys.sorted())
+        return folded.count
     }
 
     /// Recomputes, in the open transaction, what a write stopped before writing (a killed load, or a
@@ -375,7 +344,7 @@ final class OrdersTable {
                 var rid: Int64?
                 if try load.step() { rid = load.int64(0) }
                 load.reset()
-                try writeRow(order, rid: rid, stored: nil, facts: facts, encoded: FactsCodec.encode(facts))
+                try writeRow(order, rid: rid, stored: nil, facts: facts)
             }
         }
         return sorted.count
@@ -399,11 +368,11 @@ final class OrdersTable {
     /// before `deleteBefore` deletes the orders.
     func retractions(before cutoff: Micros) throws -> [FactsTransition] {
         try flushAll()
-        let s = try conn.prepare("SELECT facts, order_id FROM orders WHERE last_time < ?")
+        let s = try conn.prepare("SELECT \(FactsCodec.rowColumns) FROM orders WHERE last_time < ?")
         s.bind(1, cutoff)
         var gone: [FactsTransition] = []
         while try s.step() {
-            if let f = FactsCodec.decode(s.blob(0), orderID: s.text(1)) {
+            if let f = FactsCodec.decode(s, at: 0) {
                 gone.append(FactsTransition(old: f, new: OrderFacts(orderID: f.orderID)))
             }
         }

@@ -44,7 +44,7 @@ struct RollupTable {
                 try Self.write(conn, d: d, bucket: key.bucketStart, bytes: nil)
             }
         }
-        try DrillTable(conn: conn, rollup: rollup)?.apply(transitions)  // drill-down rows: same transitions, same transaction
+        try DrillTable(conn: conn, rollup: rollup, codes: codes)?.apply(transitions)  // drill-down rows: same transitions, same transaction
     }
 
     /// A row's bytes (its parts joined), nil when there is none.
@@ -95,7 +95,7 @@ struct RollupTable {
         let m = try conn.prepare("SELECT value FROM meta WHERE key = '\(Self.layoutKey)'")
         let current = try m.step() ? m.text(0) : nil
         m.reset()
-        let drill = DrillTable(conn: conn, rollup: rollup)  // drill-down rows: rebuilt with the rollups, or alone when only they are stale
+        let drill = DrillTable(conn: conn, rollup: rollup, codes: codes)  // drill-down rows: rebuilt with the rollups, or alone when only they are stale
         if drill == nil { try DrillTable.forgetLayout(conn) }  // a rollup without them: the rows will miss this session's writes
         guard current != marker else { try drill?.rebuildIfStale(); return }
         try conn.transaction {

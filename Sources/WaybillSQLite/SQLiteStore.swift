@@ -221,11 +221,11 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
     }
 
     static func loadFacts(_ c: Connection, _ orderID: String) throws -> OrderFacts? {
-        let s = try c.prepare("SELECT facts FROM orders WHERE order_id = ?")
+        let s = try c.prepare("SELECT \(FactsCodec.rowColumns) FROM orders WHERE order_id = ?")
         s.bind(1, orderID)
         defer { s.reset() }
         guard try s.step() else { return nil }
-        return FactsCodec.decode(s.blob(0), orderID: orderID)
+        return FactsCodec.decode(s, at: 0)
     }
 
     public func searchOrders(_ q: OrderQuery) throws -> OrderPage {
@@ -314,13 +314,13 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
             var seen = Set<Int64>()
             var out: [OrderFacts] = []
             for column in ["allocated_at", "shipped_at"] {
-                let s = try c.prepare("SELECT rid, facts, order_id FROM orders WHERE \(column) >= ? AND \(column) < ?")
+                let s = try c.prepare("SELECT rid, \(FactsCodec.rowColumns) FROM orders WHERE \(column) >= ? AND \(column) < ?")
                 for r in ranges {
                     s.reset()
                     s.bind(1, r.lowerBound).bind(2, r.upperBound)
                     while try s.step() {
                         guard seen.insert(s.int64(0)).inserted else { continue }
-                        if let f = FactsCodec.decode(s.blob(1), orderID: s.text(2)) { out.append(f) }
+                        if let f = FactsCodec.decode(s, at: 1) { out.append(f) }
                     }
                 }
                 s.reset()

@@ -192,6 +192,13 @@ enum Schema {
         // member, without the `keys_root` index that stored every key twice (`KeyLinks`); converted by
         // `KeyLinks.convertVersion16` right after this step.
         KeyLinks.createSQL,
+        // Order facts of format 4 (`FactsCodec.encodeRow`): a value leaves out what its row's columns hold
+        // (times, event count, types, sources). Nothing to convert (older values stay readable and are rewritten when their order is next
+        // written); the version only makes an older waybill refuse the store instead of skipping those facts.
+        "SELECT 1",
+        // KPI drill rows with their groups coded in `rollup_dims` (`DrillTable`): the table is made anew and
+        // filled from the facts at open (its layout marker is dropped with it).
+        "DROP TABLE IF EXISTS kpi_drill; DELETE FROM meta WHERE key = 'kpi_drill_layout';" + DrillTable.createSQL,
     ]
 
     /// The stage-time column of each lifecycle stage.
@@ -204,12 +211,12 @@ enum Schema {
         m.reset()
         guard pending else { return }
         try c.transaction {
-            let sel = try c.prepare("SELECT rid, facts, order_id FROM orders")
+            let sel = try c.prepare("SELECT rid, \(FactsCodec.rowColumns) FROM orders")
             let cols = Stage.allCases.map { stageColumn($0) + "=?" }.joined(separator: ", ")
             let upd = try c.prepare("UPDATE orders SET \(cols) WHERE rid=?")
             var rows: [(Int64, OrderFacts)] = []
             while try sel.step() {
-                if let f = FactsCodec.decode(sel.blob(1), orderID: sel.text(2)) { rows.append((sel.int64(0), f)) }
+                if let f = FactsCodec.decode(sel, at: 1) { rows.append((sel.int64(0), f)) }
             }
             sel.reset()
             for (rid, f) in rows {

@@ -62,29 +62,16 @@ enum SpanBlocks {
 
     /// The bytes of `count` bytes written as lowercase hex, or nil when `s` is anything else (stored as text).
     static func idBytes(_ s: String, count: Int) -> [UInt8]? {
-        let u = s.utf8
-        guard u.count == count * 2 else { return nil }
-        var out = [UInt8](repeating: 0, count: count)
-        var i = 0
-        var hi: UInt8 = 0
-        for c in u {
-            let v: UInt8
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): v = c - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): v = c - UInt8(ascii: "a") + 10
-            default: return nil
-            }
-            if i & 1 == 0 { hi = v } else { out[i >> 1] = hi << 4 | v }
-            i += 1
-        }
-        return out
+        guard s.utf8.count == count * 2 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(count)
+        return LowerHex.decode(s.utf8, into: &out) ? out : nil
     }
 
     static func hex<C: Collection<UInt8>>(_ b: C) -> String {
-        let digits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         out.reserveCapacity(b.count * 2)
-        for c in b { out.append(digits[Int(c >> 4)]); out.append(digits[Int(c & 15)]) }
+        LowerHex.encode(b, into: &out)
         return String(decoding: out, as: UTF8.self)
     }
 

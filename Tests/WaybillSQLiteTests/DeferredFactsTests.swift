@@ -229,4 +229,112 @@ import WaybillTestSupport
         #expect(FactsCodec.decode([2, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F], orderID: "O") == nil)
         #expect(OrderFactsBinary.decode([3, 0, 3]) == nil, "a reference to a literal not yet written")
     }
+
+    /// The stored form (format 4) leaves out what the row's columns hold and reads back equal with them;
+    /// facts the columns do not hold exactly are stored as format 3.
+    @Test func storedFactsLeaveOutTheRowsColumns() throws {
+        var facts = OrderFacts.fold(StoreConformance.workload(orders: 150)).values.sorted { $0.orderID < $1.orderID }
+        var saved = 0, shortened = 0
+        for f in facts {
+            let row = FactsCodec.encodeRow(f), memory = FactsCodec.encode(f)
+            #expect(OrderFactsBinary.RowColumns.hold(f))
+            #expect(row.first == 4)
+            #expect(FactsCodec.decode(row, orderID: f.orderID, row: OrderFactsBinary.RowColumns(f)) == f)
+            #expect(FactsCodec.decode(row, orderID: f.orderID) == nil, "format 4 needs its row's times")
+            saved += memory.count - row.count
+            shortened += 1
+            // Every truncation and flipped byte is refused or read, never a trap.
+            let times = OrderFactsBinary.RowColumns(f)
+            for n in 0..<row.count { #expect(FactsCodec.decode(Array(row[..<n]), orderID: "O", row: times) == nil) }
+            var rng = SplitMix64(seed: UInt64(row.count))
+            for _ in 0..<50 {
+                var c = row
+                c[1 + Int(rng.next() % UInt64(c.count - 1))] = UInt8(truncatingIfNeeded: rng.next())
+                _ = FactsCodec.decode(c, orderID: "O", row: times)
+            }
+        }
+        #expect(saved / shortened >= 25, "format 4 saves \(saved / shortened) bytes an order")
+        // What the columns do not hold: no event yet, a stage without its section (the accepted column
+        // holds the section's time), a section earlier than its stage's time, a source with a `|`
+        // (the column would read it back as two words). Format 3 keeps them.
+        let shipped = try #require(facts.first { $0.firstShipment != nil })
+        var noSection = shipped
+        noSection.accepted = nil
+        var earlier = shipped
+        earlier.firstShipment?.ref.time -= 1
+        var piped = shipped
+        piped.sources.insert("a|b")
+        facts = [OrderFacts(orderID: "O"), noSection, earlier, piped]
+        for f in facts {
+            #expect(!OrderFactsBinary.RowColumns.hold(f))
+            let row = FactsCodec.encodeRow(f)
+            #expect(row.first == 3)
+            #expect(FactsCodec.decode(row, orderID: f.orderID, row: OrderFactsBinary.RowColumns(f)) == f)
+        }
+        // A section whose stage column is empty is malformed, not a trap.
+        let row = FactsCodec.encodeRow(shipped)
+        var times = OrderFactsBinary.RowColumns(shipped)
+        #expect(FactsCodec.decode(row, orderID: shipped.orderID, row: times) == shipped)
+        times.stages[Stage.shipped.rawValue - 1] = nil
+        #expect(FactsCodec.decode(row, orderID: shipped.orderID, row: times) == nil)
+    }
+
+    /// The store writes format 4 and reads it back as the facts of the events; rows of format 3 (written by
+    /// the previous version) read the same, and are rewritten as format 4 when their order is next written.
+    @Test func storedFactsOfBothFormatsRead() async throws {
+        let events = StoreConformance.workload(orders: 150)
+        let want = OrderFacts.fold(events)
+        let path = temporaryDatabase()
+        let appends = Self.appends(seed: 7)
+        try await Self.write(appends, to: path, options: SQLiteStore.Options())
+        func formats() throws -> [Int: Int] {
+            let c = try Connection(path: path)
+            let q = try c.prepare("SELECT unicode(substr(facts, 1, 1)), count(*) FROM orders GROUP BY 1")
+            var out: [Int: Int] = [:]
+            while try q.step() { out[q.int(0)] = q.int(1) }
+            q.reset()
+            return out
+        }
+        #expect(try formats() == [4: want.count])
+        let before = try Self.snapshot(path)
+        do {
+            let s = try SQLiteStore(path: path, rollup: KPIFactsRollup())
+            for (k, f) in want { #expect(try s.facts(orderID: k) == f) }
+            s.close()
+        }
+        // The previous version's values: format 3 without the order id.
+        do {
+            let c = try Connection(path: path)
+            try c.transaction {
+                let upd = try c.prepare("UPDATE orders SET facts = ? WHERE order_id = ?")
+                for (k, f) in want {
+                    upd.reset()
+                    try upd.bindBlob(1, OrderFactsBinary.encode(f, omittingOrderID: true)).bind(2, k).run()
+                }
+            }
+        }
+        #expect(try formats() == [3: want.count])
+        #expect(try Self.snapshot(path) == before)
+        // Columns that disagree with a value of format 3 (as in a row written before a column existed, or
+        // converted from an older layout): the next write rewrites them all, not only those that changed.
+        try Connection(path: path).exec("UPDATE orders SET accepted_at = NULL, validated_at = NULL, shipped_at = shipped_at + 1, types = x'7c7c'")
+        // Writing every order again (its first event resent plus one new event) rewrites it as format 4.
+        let s = try SQLiteStore(path: path, rollup: KPIFactsRollup())
+        var later: [CloudEvent] = []
+        for (i, k) in want.keys.sorted().enumerated() {
+            later.append(CloudEvent(id: "late-\(i)", source: "oms", type: "order.note", time: want[k]!.lastEventAt! + 1, subject: k,
+                                    data: ["note": "later"]))
+        }
+        _ = try await s.append(later)
+        for (k, f) in want {
+            var g = f
+            g.apply(later.first { $0.subject == k }!)
+            #expect(try s.facts(orderID: k) == g)
+        }
+        s.close()
+        #expect(try formats() == [4: want.count])
+        let c = try Connection(path: path)
+        #expect(try c.scalarInt("SELECT count(*) FROM orders WHERE accepted_at IS NULL") == want.values.filter { $0.acceptedAt == nil }.count)
+        #expect(try c.scalarInt("SELECT count(*) FROM orders WHERE types = x'7c7c'") == 0)
+    }
 }

@@ -3,6 +3,7 @@ import Testing
 import WaybillKPI
 import WaybillModel
 import WaybillStore
+import WaybillStoreConformance
 @testable import WaybillSQLite
 import WaybillTestSupport
 
@@ -89,6 +90,38 @@ import WaybillTestSupport
         // Opened again: nothing left to convert, the same rows.
         #expect(try Self.rows(path) == want)
     }
+
+    /// Drill rows (schema 19) hold their groups as codes in `rollup_dims`, NULL for the null group, and read
+    /// back as the projection's rows of the stored facts, selected by any group of any dimension.
+    @Test func drillRowsHoldGroupCodesAndReadBackByGroup() async throws {
+        let path = temporaryDatabase()
+        try await DeferredFactsTests.write(DeferredFactsTests.appends(seed: 4), to: path, options: SQLiteStore.Options())
+        let c = try Connection(path: path)
+        #expect(try c.scalarInt("SELECT count(*) FROM kpi_drill") > 100)
+        #expect(try c.scalarInt("SELECT count(*) FROM kpi_drill WHERE typeof(g1) = 'text' OR typeof(g2) = 'text' OR typeof(g3) = 'text'") == 0)
+        #expect(try c.scalarInt("SELECT count(*) FROM kpi_drill WHERE g1 IS NOT NULL AND g2 IS NOT NULL AND g3 IS NOT NULL") > 0)
+        let s = try SQLiteStore(path: path, rollup: KPIFactsRollup())
+        defer { s.close() }
+        var want = Set<DrillRow>()
+        for k in Set(StoreConformance.workload(orders: 150).map(\.subject)) {
+            if let f = try s.facts(orderID: k) { want.formUnion(KPIFactsRollup().drillRows(f)) }
+        }
+        let all = Micros.min..<Micros.max
+        var got = Set<DrillRow>()
+        for fam in 1...4 { got.formUnion(try s.drillTop(DrillSelection(family: fam, range: all), atLeast: nil, limit: 100_000)) }
+        #expect(got == want && !want.isEmpty)
+        for d in 0..<3 {
+            let groups: [String?] = Array(Set(want.map { $0.groups[d] })) + ["no such group"]
+            for g in groups {
+                for fam in 1...4 {
+                    let sel = DrillSelection(family: fam, range: all, dimension: d, group: g)
+                    let rows = want.filter { $0.family == fam && $0.groups[d] == g }
+                    #expect(try s.drillCount(sel) == rows.count)
+                    #expect(Set(try s.drillTop(sel, atLeast: nil, limit: 100_000)) == rows)
+                }
+            }
+        }
+    }
 }
 
 /// Link groups of schema 17 (`KeyLinks`): one `key_groups` row per group and a `keys` row per member that
@@ -114,8 +147,15 @@ import WaybillTestSupport
         // Every member and root, as the earlier layout held them.
         var groups: [(root: String, members: [String])] = []
         let g = try c.prepare("SELECT root, members FROM key_groups ORDER BY root")
-        while try g.step() { groups.append((g.text(0), try KeyLinks.decodeMembers(g.blob(1)))) }
+        var listsWithoutRoot = 0
+        while try g.step() {
+            let root = g.text(0), members = try KeyLinks.decodeMembers(g.blob(1), root: root)
+            groups.append((root, members))
+            // The stored list leaves out the root (the row's key): every member but it, sorted.
+            if g.blob(1) == KeyLinks.encodeMembers(members, root: root) && members.count > 1 { listsWithoutRoot += 1 }
+        }
         g.reset()
+        #expect(listsWithoutRoot == groups.count)
         #expect(groups.count > 20 && groups.contains { $0.members.count >= 3 }, "the workload links orders to shipments and invoices")
         #expect(groups.allSatisfy { $0.members.contains($0.root) && $0.members == $0.members.sorted() })
         #expect(try c.scalarInt("SELECT count(*) FROM keys WHERE key = root") == 0, "a root has no row of its own")
@@ -136,6 +176,7 @@ import WaybillTestSupport
         #expect(try Self.traces(path, keys: keys) == want)
         #expect(try c.scalarInt("SELECT count(*) FROM sqlite_schema WHERE name = 'keys_root'") == 0)
         #expect(try c.scalarInt("SELECT count(*) FROM key_groups") == groups.count)
+        // The converted lists hold their roots (the earlier form): read the same, as the traces above show.
         // Later links still join the converted groups: the same events appended again change nothing.
         try await DeferredFactsTests.write(appends, to: path, options: SQLiteStore.Options())
         #expect(try Self.traces(path, keys: keys) == want)

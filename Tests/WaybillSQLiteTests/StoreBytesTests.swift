@@ -175,7 +175,7 @@ import WaybillTestSupport
         let longer = EventBlockStorageTests.oddEvent(6, subject: "ORD-10", minutes: 6)
         let events = plain + [renamed, noJSON, shifted, escaped, longer]
         let enc = EventBlocks.encode(events, dictionary: nil)
-        #expect(enc.body[0] == 3)
+        #expect(enc.body[0] == EventBlocks.formatVersion)
         let got = try EventBlocks.decode(enc.body) { _ in [] }.map(\.event)
         #expect(got == events)
         #expect(try EventBlocks.keys(enc.body) { _ in [] }.map { "\($0.source) \($0.id)" } == events.map { "\($0.source) \($0.id)" })
@@ -206,8 +206,95 @@ import WaybillTestSupport
         #expect(try EventBlocks.keys(v1, hidden: [3]) { _ in [] }.map(\.id) == events.enumerated().filter { $0.offset != 3 }.map(\.element.id))
     }
 
-    /// A store holding blocks of version 1 or 2 beside new ones: traces and idempotency across both.
-    @Test(arguments: [UInt8(1), 2])
+    /// Format 4 cuts a `time` or `traceparent` value out of an event's JSON only when the text made back
+    /// from its binary form is the same bytes; any other text stays in the JSON.
+    @Test func timeAndTraceparentTextsAreCutOnlyWhenMadeBackByteForByte() throws {
+        let made = ["2026-10-05T00:00:11.644Z", "2026-10-05T01:00:19+01:00", "2026-10-05T01:00:19-05:30", "2026-10-05T00:00:11.123456Z",
+                    "2026-10-05T00:00:11Z", "2026-10-05T00:00:11.5+00:00", "2026-10-05T00:00:11.000Z", "1969-12-31T23:59:59.999999Z",
+                    "0001-01-01T00:00:00Z", "2026-03-01T05:30:00+13:45", "2024-02-29T23:59:59.12-23:59"]
+        for text in made {
+            let time = try #require(RFC3339.parse(text))
+            let shape = Array(text.utf8).withUnsafeBufferPointer { EventTextCuts.timeShape($0, time: time) }
+            #expect(shape != nil, "\(text)")
+            #expect(shape.flatMap { EventTextCuts.format(time, $0) } == Array(text.utf8), "\(text)")
+        }
+        // Read as the same time, but not made back: kept as text.
+        for text in ["2026-10-05t00:00:11Z", "2026-10-05T00:00:11z", "2026-10-05T00:00:11-00:00", "2026-10-05T00:00:11.123456789Z",
+                     "2026-10-05T00:00:11.1234567Z", "2016-12-31T23:59:60Z", "2026-10-05 00:00:11Z"] {
+            let time = try #require(RFC3339.parse(text), "\(text)")
+            #expect(Array(text.utf8).withUnsafeBufferPointer { EventTextCuts.timeShape($0, time: time) } == nil, "\(text)")
+        }
+        let tp = "00-3a0562d56abd685a48f165d57b00c7f4-f3a160712456de77-01"
+        let bytes = try #require(Array(tp.utf8).withUnsafeBufferPointer { EventTextCuts.traceparent($0) })
+        #expect(bytes.count == 26 && bytes[0] == 0 && bytes[1] == 0x3a && bytes[25] == 1)
+        #expect(EventTextCuts.traceparentText(bytes[...]) == Array(tp.utf8))
+        for text in [tp.uppercased(), tp + "-ff", "x" + tp.dropFirst(), String(tp.dropLast()), tp.replacingOccurrences(of: "-f3", with: "_f3")] {
+            #expect(Array(text.utf8).withUnsafeBufferPointer { EventTextCuts.traceparent($0) } == nil, "\(text)")
+        }
+    }
+
+    /// A block of format 4 gives every event back byte for byte, whichever of its values were cut out,
+    /// and is smaller than format 3 for the same events.
+    @Test func blocksOfFormat4GiveEveryEventBackAsSent() throws {
+        let tp = "00-3a0562d56abd685a48f165d57b00c7f4-f3a160712456de77-01"
+        func event(_ i: Int, time: String, traceparent: String?, subject: String = "SO-1") throws -> CloudEvent {
+            let text = #"{"specversion":"1.0","id":"oms-\#(i)","source":"oms","type":"order.note","time":"\#(time)","subject":"\#(subject)""#
+                + (traceparent.map { #","traceparent":"\#($0)""# } ?? "") + #","data":{"n":\#(i),"time":"\#(time)"}}"#
+            return try CloudEvent.validate(JSONParser.parse(Array(text.utf8)), raw: Array(text.utf8))
+        }
+        let events = [
+            try event(0, time: "2026-10-05T00:00:11.644Z", traceparent: tp),                 // both cut
+            try event(1, time: "2026-10-05T01:00:19+01:00", traceparent: nil),               // time cut
+            try event(2, time: "2026-10-05T00:00:11.123456789Z", traceparent: tp),           // traceparent cut
+            try event(3, time: "2026-10-05t00:00:12Z", traceparent: tp.uppercased()),        // neither
+            try event(4, time: "2026-10-05T00:00:13-00:00", traceparent: tp, subject: "SO-10"),
+            try event(5, time: "2026-10-04T23:59:59.5-03:30", traceparent: tp + "-ff"),
+        ]
+        let enc = EventBlocks.encode(events, dictionary: nil)
+        #expect(enc.body[0] == 4)
+        let got = try EventBlocks.decode(enc.body) { _ in [] }.map(\.event)
+        #expect(got == events)
+        #expect(got.map(\.raw) == events.map(\.raw))
+        #expect(try EventBlocks.keys(enc.body, hidden: [1]) { _ in [] }.map(\.id) == ["oms-0", "oms-2", "oms-3", "oms-4", "oms-5"])
+        #expect(try EventBlocks.decode(enc.body, only: ["SO-1"]) { _ in [] }.map(\.index) == [0, 1, 2, 3, 5])
+        #expect(try EventBlocks.decode(enc.body, only: ["SO-10"]) { _ in [] }.map(\.event) == [events[4]])
+        let p = try EventBlocks.payload(of: enc.body) { _ in [] }
+        let parsed = try EventBlocks.Parsed(p.bytes, version: p.version)
+        #expect(parsed.cutTimes.map { $0 != nil } == [true, true, false, false, false, true])
+        #expect(parsed.cutTraces.map { $0 != nil } == [true, false, true, false, true, false])
+        #expect(parsed.columns.allSatisfy { $0 == nil })
+        // The JSON holds neither cut value's text: the payload is shorter than format 3's by about their length.
+        let base = events.map(\.time).min()!
+        #expect(EventBlocks.payload(events, base: base).count + 3 * 30 < EventBlocks.payload(events, base: base, version: 3).count)
+        // Format 3 blocks of the same events read the same.
+        #expect(try EventBlocks.decode([3, 0] + EventBlocks.payload(events, base: base, version: 3)) { _ in [] }.map(\.event) == events)
+    }
+
+    /// An append's blocks are cut by their predicted compressed size, not by a count of 32, and leave out
+    /// an event already earlier in the append (its resend), which the writer would refuse anyway.
+    @Test func appendsAreCutByCompressedSizeWithoutRepeatsOfTheirOwnEvents() async throws {
+        let events = (0..<600).map { EventBlockStorageTests.oddEvent($0, subject: "ORD-\($0 % 50)", minutes: $0 / 20) }
+        var otherSource = events[7]
+        otherSource.source = "desk/elsewhere"
+        let all = events + [events[3], events[10], otherSource]
+        let (blocks, ratio) = EventBlocks.prepare(all, dictionary: nil, targetBytes: 1_500)
+        #expect(blocks.flatMap(\.indexes) == Array(0..<600) + [602])
+        #expect(blocks.contains { $0.indexes.count > 32 })
+        #expect(ratio != nil)
+        // Each block but the first (predicted from a guess) and the last is predicted from the one before it.
+        for b in blocks.dropFirst().dropLast() { #expect(b.body.count > 750 && b.body.count < 3_000, "\(b.body.count) bytes, \(b.indexes.count) events") }
+        // Stored: the repeats are duplicates, every other event is kept once.
+        let s = try SQLiteStore(path: temporaryDatabase())
+        defer { s.close() }
+        #expect(try await s.append(all) == AppendResult(accepted: 601, duplicates: 2))
+        for k in [3, 10] { #expect(try s.trace(key: "ORD-\(k)")?.events == events.filter { $0.subject == "ORD-\(k)" }) }
+        let seven = (events.filter { $0.subject == "ORD-7" } + [otherSource]).enumerated()
+            .sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }.map(\.element)
+        #expect(try s.trace(key: "ORD-7")?.events == seven)
+    }
+
+    /// A store holding blocks of version 1, 2 or 3 beside new ones: traces and idempotency across both.
+    @Test(arguments: [UInt8(1), 2, 3])
     func aStoreWithOlderBlocksReadsAndRefusesTheirResends(version: UInt8) async throws {
         let path = temporaryDatabase()
         let old = (0..<40).map { EventBlockStorageTests.oddEvent($0, subject: "ORD-\($0 % 8)", minutes: $0) }
