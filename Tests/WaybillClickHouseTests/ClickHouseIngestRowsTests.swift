@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+import WaybillKPI
+import WaybillModel
+import WaybillStore
+import WaybillTestSupport
+@testable import WaybillClickHouse
+
+/// What the write path sends: the rollup index rows of an order go once per bucket from one writer
+/// (a later call writes only the buckets its new facts add), and the write path's reads are answered in
+/// RowBinary, which `RowBinaryReader` reads and refuses when cut short.
+@Suite struct ClickHouseIngestRowsTests {
+    @Test func rowBinaryAnswersAreReadAndTruncatedOnesRefused() throws {
+        // "oms", "oms-1" | "é\u{0}x" (a NUL inside a value), "" | UInt64 300
+        var bytes: [UInt8] = [3] + Array("oms".utf8) + [5] + Array("oms-1".utf8)
+        let odd = Array("é\u{0}x".utf8)
+        bytes += [UInt8(odd.count)] + odd + [0]
+        bytes += [44, 1, 0, 0, 0, 0, 0, 0]
+        var r = RowBinaryReader(bytes)
+        #expect(try r.stringPair() == ClickHouseStore.pairKey("oms", "oms-1"))
+        #expect(try r.stringPair() == ClickHouseStore.pairKey("é\u{0}x", ""))
+        #expect(try r.uint64() == 300)
+        #expect(r.atEnd)
+
+        // A length of 200 (two varint bytes) and a value of 200 bytes.
+        let long = [UInt8](repeating: UInt8(ascii: "a"), count: 200)
+        var v = RowBinaryReader([0xC8, 0x01] + long)
+        #expect(try v.string() == String(repeating: "a", count: 200))
+        #expect(v.atEnd)
+
+        // Cut short: inside a string, inside a length, inside an integer.
+        for cut in [[3, 0x6F, 0x6D], [0x80]] as [[UInt8]] {
+            var t = RowBinaryReader(cut)
+            #expect(throws: StoreError.self) { _ = try t.stringBytes() }
+        }
+        var t = RowBinaryReader([1, 2, 3])
+        #expect(throws: StoreError.self) { _ = try t.uint64() }
+    }
+
+    @Test func oneWriterSendsEachIndexRowOnce() async throws {
+        try await TestThreads.run { try await indexRowsOnce() }
+    }
+
+    func indexRowsOnce() async throws {
+        guard let base = await TestClickHouse.url(test: "ClickHouseIngestRowsTests/oneWriterSendsEachIndexRowOnce") else { return }
+        let url = TestClickHouse.fresh(base, "wbr")
+        let store = try ClickHouseStore(url: url, rollup: KPIFactsRollup())
+        defer { store.close() }
+        // Every order's lifecycle over three calls in time order: acceptance and allocations, then
+        // release and shipment, then the rest. Each call moves the orders' facts into more buckets
+        // (the shipment part, later steps) and keeps them in those of the calls before.
+        let events = ClickHouseExactnessTests.history(orders: 60, seed: 3).sorted { ($0.time, $0.id) < ($1.time, $1.id) }
+        var calls: [[CloudEvent]] = [[], [], []]
+        for e in events {
+            switch e.type {
+            case "order.accepted", "order.allocated", "order.cancelled": calls[0].append(e)
+            case "order.released", "order.shipped": calls[1].append(e)
+            default: calls[2].append(e)
+            }
+        }
+        var written = Set<[String]>()
+        var facts: [String: OrderFacts] = [:]
+        var repeated = 0
+        for call in calls {
+            let before = store.insertedRows["rollup_keys"]
+            let r = try await store.append(call)
+            #expect(r.accepted == call.count && r.duplicates == 0)
+            var buckets = Set<[String]>()
+            for e in call where e.isOrderEvent { facts[e.subject, default: OrderFacts(orderID: e.subject)].apply(e) }
+            for f in facts.values {
+                for k in try store.rollupBuckets(f) { buckets.insert([k.dimension, String(k.bucketStart), f.orderID]) }
+            }
+            repeated += buckets.intersection(written).count
+            let fresh = buckets.subtracting(written)
+            written.formUnion(buckets)
+            // Only the buckets the new facts add: the ones the earlier calls' facts fell in are indexed.
+            #expect(store.insertedRows["rollup_keys"] - before == fresh.count)
+        }
+        #expect(repeated > 0, "the later calls keep orders in buckets of the earlier ones")
+        // The index holds every bucket every version of the facts fell in, each once.
+        let stored = try store.query("SELECT dim, bucket, order_id FROM \(store.t.table("rollup_keys"))")
+        let rows = stored.map { [$0["dim"]?.stringValue ?? "", String($0["bucket"]?.int64 ?? 0), $0["order_id"]?.stringValue ?? ""] }
+        #expect(Set(rows) == written)
+        #expect(rows.count == written.count)
+        // The KPI documents are those of the facts.
+        for q in try ClickHouseExactnessTests.kpiQueries() {
+            let got = try KPIService(reader: store).document(q)
+            #expect(got.json == KPIReport.compute(facts: Array(facts.values), query: q, quantiles: .sketched).json, "\(q)")
+        }
+    }
+}
