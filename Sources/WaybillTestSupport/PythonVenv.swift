@@ -25,6 +25,22 @@ public struct PythonVenv: Sendable {
         return PythonVenv(path: dir)
     }
 
+    /// `make` awaited off the cooperative pool (`offThePool`): creating a venv and a pip install take a while.
+    public static func make(_ name: String, packages: [String], test: String) async -> PythonVenv? {
+        (try? await offThePool { make(name, packages: packages, test: test) }) ?? nil
+    }
+
+    /// `run` awaited off the cooperative pool (`offThePool`), for commands that run for seconds or minutes.
+    public static func run(_ args: [String], environment: [String: String]? = nil) async -> (Int32, String) {
+        (try? await offThePool { run(args, environment: environment) }) ?? (-1, "cannot start a thread")
+    }
+
+    /// `script` awaited off the cooperative pool (`offThePool`).
+    public func script(_ text: String, _ args: [String] = [], environment: [String: String]? = nil) async throws -> (Int32, String) {
+        let venv = self
+        return try await offThePool { try venv.script(text, args, environment: environment) }
+    }
+
     /// Runs a command (looked up on the PATH unless absolute) and returns its exit status and its stdout
     /// and stderr together.
     public static func run(_ args: [String], environment: [String: String]? = nil) -> (Int32, String) {

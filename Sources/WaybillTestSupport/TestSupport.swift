@@ -32,11 +32,25 @@ public func eventJSON(_ id: String, _ type: String, _ time: String, _ subject: S
 
 /// Polls `body` every 50 ms until it returns a value or `seconds` pass (errors count as no value yet): for
 /// separate processes, which a test cannot clock.
+///
+/// `body` is asked once more after the deadline: a test task that was not scheduled for a while (a loaded
+/// machine, every thread of the pool busy) still sees the state it waited for instead of failing on the
+/// clock alone.
 public func eventually<T>(_ seconds: Double, _ body: () async throws -> T?) async throws -> T? {
     let end = Date().addingTimeInterval(seconds)
     while Date() < end {
         if let v = try? await body() { return v }
         try await Task.sleep(nanoseconds: 50_000_000)
     }
-    return nil
+    return try? await body()
+}
+
+/// Runs blocking `work` (a child process waited for, say) on a thread of its own and awaits it, so it does not
+/// hold a thread of Swift's cooperative pool meanwhile. That pool has as many threads as cores (two here) and
+/// serves every test of the process: a schemathesis or chDB run of minutes waited for in place stalls the
+/// other tests' tasks, clocks and deadlines for as long.
+public func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, Error>) in
+        Thread { c.resume(with: Result { try work() }) }.start()
+    }
 }

@@ -27,12 +27,12 @@ struct ChDBStatementCheck: SuiteTrait, TestScoping {
         }
         let recorded = StatementLog.statements
         StatementLog.record(false)
-        try ClickHouseStatementsTests.runInChDB(recorded, databasePrefix: databasePrefix, test: "\(test.name) (chDB statements)")
+        try await ClickHouseStatementsTests.runInChDB(recorded, databasePrefix: databasePrefix, test: "\(test.name) (chDB statements)")
     }
 }
 
 enum ClickHouseStatementsTests {
-    static func runInChDB(_ recorded: [String], databasePrefix: String, test name: String) throws {
+    static func runInChDB(_ recorded: [String], databasePrefix: String, test name: String) async throws {
         // The log is the process's: suites running beside this one record statements on their own
         // databases (fresh names of the same form), which do not exist here; they are theirs to check.
         let databasePattern = try Regex("\(databasePrefix)[12]_[0-9]+_[0-9a-f]{12}")
@@ -42,7 +42,7 @@ enum ClickHouseStatementsTests {
             print("SKIPPED \(name): no statements were recorded (ClickHouse tests skipped)")
             return
         }
-        guard let venv = PythonVenv.make("chdb", packages: ["chdb"], test: name) else { return }
+        guard let venv = await PythonVenv.make("chdb", packages: ["chdb"], test: name) else { return }
         #expect(own.contains { $0.hasPrefix("CREATE TABLE") })
         #expect(own.contains { $0.hasPrefix("INSERT INTO") })
         #expect(own.contains { $0.hasPrefix("SELECT") })
@@ -62,7 +62,7 @@ enum ClickHouseStatementsTests {
         let input = dir.appendingPathComponent("statements.json")
         try JSONSerialization.data(withJSONObject: statements).write(to: input)
 
-        let (status, output) = try venv.script(Self.chdbScript, [input.path, dir.appendingPathComponent("session").path])
+        let (status, output) = try await venv.script(Self.chdbScript, [input.path, dir.appendingPathComponent("session").path])
         #expect(status == 0, "chDB run failed: \(output.suffix(2000))")
         let report = output.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } as? [String: Any]
         let errors = report?["errors"] as? [[String: String]] ?? []

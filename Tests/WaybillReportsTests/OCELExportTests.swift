@@ -224,9 +224,9 @@ struct OCELExportTests {
         #expect(!FileManager.default.fileExists(atPath: path), "the file appears before it is complete")
         try file.finish()
         #expect(!FileManager.default.fileExists(atPath: path + ".partial"))
-        let (rc, out) = PythonVenv.run(["python3", "-c", "import gzip,sys,hashlib; print(hashlib.sha256(gzip.open(sys.argv[1]).read()).hexdigest())", path])
+        let (rc, out) = await PythonVenv.run(["python3", "-c", "import gzip,sys,hashlib; print(hashlib.sha256(gzip.open(sys.argv[1]).read()).hexdigest())", path])
         #expect(rc == 0, "\(out)")
-        let (rc2, expected) = PythonVenv.run(["python3", "-c", "import sys,hashlib; print(hashlib.sha256(open(sys.argv[1],'rb').read()).hexdigest())",
+        let (rc2, expected) = await PythonVenv.run(["python3", "-c", "import sys,hashlib; print(hashlib.sha256(open(sys.argv[1],'rb').read()).hexdigest())",
                                               try Self.write(plain)])
         #expect(rc2 == 0 && out == expected)
     }

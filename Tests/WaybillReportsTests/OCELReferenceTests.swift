@@ -38,14 +38,14 @@ struct OCELReferenceTests {
         """#
 
     @Test func pm4pyReadsTheExportWithWaybillsCountsAndTheSchemaAcceptsIt() async throws {
-        guard let venv = PythonVenv.make("pm4py", packages: ["pm4py", "jsonschema", "rfc3339-validator"],
+        guard let venv = await PythonVenv.make("pm4py", packages: ["pm4py", "jsonschema", "rfc3339-validator"],
                                          test: "pm4pyReadsTheExportWithWaybillsCountsAndTheSchemaAcceptsIt") else { return }
         let (store, events, window) = try await OCELExportTests.store(orders: 150, tail: 45 * hour)
         defer { store.close() }
         let (bytes, summary) = try OCELExportTests.export(store, window)
         let path = try OCELExportTests.write(bytes)
         let expected = OCELTestData.expected(events, window: window)
-        let (rc, out) = try venv.script(Self.pm4pyScript, [path, OCELExportTests.fixtures.appendingPathComponent("ocel20-schema-json.json").path])
+        let (rc, out) = try await venv.script(Self.pm4pyScript, [path, OCELExportTests.fixtures.appendingPathComponent("ocel20-schema-json.json").path])
         try #require(rc == 0, "\(out.suffix(2000))")
         let res = try JSONParser.parse(String(out.split(separator: "\n").last ?? ""))
         // pm4py drops events without objects and relationships to unknown objects: equal counts mean it dropped nothing.
@@ -107,9 +107,9 @@ struct OCELReferenceTests {
         #expect(try Self.gunzip(dir + "/db.json.gz") == reference)
         // One thread writes the same bytes; a bad thread count is refused, naming the variable.
         let args = ["export", "ocel", "--db", db, "--from", from, "--to", to, "--quiet", "--out"]
-        #expect(PythonVenv.run(["env", "WAYBILL_OCEL_THREADS=1", Self.binary] + args + [dir + "/one.json"]).0 == 0)
+        #expect(await PythonVenv.run(["env", "WAYBILL_OCEL_THREADS=1", Self.binary] + args + [dir + "/one.json"]).0 == 0)
         #expect(Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/one.json"))) == reference)
-        let (threadsRC, threadsLog) = PythonVenv.run(["env", "WAYBILL_OCEL_THREADS=0", Self.binary] + args + [dir + "/zero.json"])
+        let (threadsRC, threadsLog) = await PythonVenv.run(["env", "WAYBILL_OCEL_THREADS=0", Self.binary] + args + [dir + "/zero.json"])
         #expect(threadsRC != 0 && threadsLog.contains("WAYBILL_OCEL_THREADS: must be a whole number from 1 to 64"), "\(threadsLog)")
         let (badRC, badLog) = Self.waybill(["export", "ocel", "--db", db, "--from", "last tuesday", "--out", dir + "/bad.json"])
         #expect(badRC != 0 && badLog.contains("--from: must be RFC 3339 or relative like -7d"), "\(badLog)")
@@ -136,7 +136,7 @@ struct OCELReferenceTests {
         #expect(Self.waybill(["export", "ocel", "--url", base, "--from", from, "--to", to, "--out", dir + "/url.json.gz"]).0 == 0)
         #expect(try Self.gunzip(dir + "/url.json.gz") == reference)
         // gzip on the wire when asked for (curl leaves the body as sent).
-        let (curlRC, curlLog) = PythonVenv.run(["curl", "-sS", "-D", dir + "/headers", "-H", "Accept-Encoding: gzip", "-o", dir + "/wire.gz",
+        let (curlRC, curlLog) = await PythonVenv.run(["curl", "-sS", "-D", dir + "/headers", "-H", "Accept-Encoding: gzip", "-o", dir + "/wire.gz",
                                                 base + "/api/v1/export/ocel?" + URLText.query(["from": from, "to": to])])
         if curlRC == 0 {
             #expect(try String(contentsOfFile: dir + "/headers", encoding: .utf8).lowercased().contains("content-encoding: gzip"))

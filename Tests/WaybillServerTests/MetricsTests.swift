@@ -176,13 +176,13 @@ import WaybillTestSupport
             try text.write(toFile: file, atomically: true, encoding: .utf8)
             defer { try? FileManager.default.removeItem(atPath: file) }
             if let promtool = Self.promtool(test: "exportsEveryFamilyAndPassesPromtoolAndPrometheusClient") {
-                let (rc, out) = PythonVenv.run(["sh", "-c", "\(promtool) check metrics < '\(file)'"])
+                let (rc, out) = await PythonVenv.run(["sh", "-c", "\(promtool) check metrics < '\(file)'"])
                 #expect(rc == 0, "promtool check metrics: \(out)")
                 #expect(out.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "promtool warnings: \(out)")
             }
-            guard let venv = PythonVenv.make("prometheus-client", packages: ["prometheus-client"],
+            guard let venv = await PythonVenv.make("prometheus-client", packages: ["prometheus-client"],
                                              test: "exportsEveryFamilyAndPassesPromtoolAndPrometheusClient") else { return }
-            let (rc, out) = try venv.script("""
+            let (rc, out) = try await venv.script("""
                 import json, sys
                 from prometheus_client.parser import text_string_to_metric_families
                 text = open(sys.argv[1]).read()
@@ -441,7 +441,7 @@ import WaybillTestSupport
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try rules.jsonString.write(toFile: dir + "/rules.yml", atomically: true, encoding: .utf8)
-        let (rc, out) = PythonVenv.run([promtool, "check", "rules", dir + "/rules.yml"])
+        let (rc, out) = await PythonVenv.run([promtool, "check", "rules", dir + "/rules.yml"])
         #expect(rc == 0, "promtool check rules: \(out)")
         #expect(out.contains("SUCCESS: \(all.count) rules found"), "\(out)")
         // The scrape config example, with its token file present.
@@ -450,7 +450,7 @@ import WaybillTestSupport
         try "token".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
         try scrape.replacingOccurrences(of: "/etc/prometheus/waybill-read.token", with: dir + "/token")
             .write(toFile: dir + "/prometheus.yml", atomically: true, encoding: .utf8)
-        let (crc, cout) = PythonVenv.run([promtool, "check", "config", dir + "/prometheus.yml"])
+        let (crc, cout) = await PythonVenv.run([promtool, "check", "config", dir + "/prometheus.yml"])
         #expect(crc == 0, "promtool check config: \(cout)")
     }
 

@@ -24,22 +24,22 @@ import WaybillTestSupport
         provider.shutdown()
         """
 
-    static func shell(_ args: [String]) -> (Int32, String) { PythonVenv.run(args) }
+    static func shell(_ args: [String]) async -> (Int32, String) { await PythonVenv.run(args) }
 
     /// A throwaway venv with the SDK and its OTLP/HTTP exporter; nil (after printing why the test is
     /// skipped) when no venv can be made or PyPI is unreachable.
-    static func sdkVenv(test: String) -> String? {
-        PythonVenv.make("otel", packages: ["opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"], test: test)?.path
+    static func sdkVenv(test: String) async -> String? {
+        await PythonVenv.make("otel", packages: ["opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"], test: test)?.path
     }
 
     @Test func spansExportedByThePythonSDKComeBackInTheTrace() async throws {
         guard FileManager.default.fileExists(atPath: ServerProcess.binary.path) else { Issue.record("waybill binary missing"); return }
-        guard let venv = Self.sdkVenv(test: "spansExportedByThePythonSDK") else { return }
+        guard let venv = await Self.sdkVenv(test: "spansExportedByThePythonSDK") else { return }
         let server = try await ServerProcess.start(db: temporaryDatabase())
         defer { server.stop() }
         let scriptPath = venv + "/export.py"
         try Self.script.write(toFile: scriptPath, atomically: true, encoding: .utf8)
-        let (rc, log) = Self.shell([venv + "/bin/python", scriptPath, server.base])
+        let (rc, log) = await Self.shell([venv + "/bin/python", scriptPath, server.base])
         #expect(rc == 0, "exporter failed: \(log)")
         let trace = try CLIRun.run(["trace", "ORD-PY", "--url", server.base, "--json"])
         #expect(trace.status == 0, "\(trace.stderr)")
@@ -55,7 +55,7 @@ import WaybillTestSupport
     /// exporters are configured; without the header its spans are refused (401) and nothing is stored.
     @Test func theExporterSendsItsTokenThroughOTELHeaders() async throws {
         guard FileManager.default.fileExists(atPath: ServerProcess.binary.path) else { Issue.record("waybill binary missing"); return }
-        guard let venv = Self.sdkVenv(test: "theExporterSendsItsToken") else { return }
+        guard let venv = await Self.sdkVenv(test: "theExporterSendsItsToken") else { return }
         let db = temporaryDatabase()
         let ingest = try CLIRun.run(["tokens", "create", "--scope", "ingest", "--db", db])
         let token = try #require(ingest.stdout.split(separator: "\n").last.map(String.init))
@@ -65,10 +65,10 @@ import WaybillTestSupport
         defer { server.stop() }
         let scriptPath = venv + "/export.py"
         try Self.script.write(toFile: scriptPath, atomically: true, encoding: .utf8)
-        _ = Self.shell([venv + "/bin/python", scriptPath, server.base])  // no header: refused
+        _ = await Self.shell([venv + "/bin/python", scriptPath, server.base])  // no header: refused
         let refused = try CLIRun.run(["trace", "ORD-PY", "--url", server.base, "--token", readToken, "--json"])
         #expect(refused.status != 0, "no span may be stored without a token")
-        let (rc, log) = Self.shell(["OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20" + token, venv + "/bin/python", scriptPath, server.base])
+        let (rc, log) = await Self.shell(["OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20" + token, venv + "/bin/python", scriptPath, server.base])
         #expect(rc == 0, "exporter failed: \(log)")
         let trace = try CLIRun.run(["trace", "ORD-PY", "--url", server.base, "--token", readToken, "--json"])
         #expect(trace.json?["spans"]?.arrayValue?.count == 2, "\(trace.stderr)")

@@ -87,11 +87,9 @@ import WaybillTestSupport
         try ("rules:\n" + Self.rule("Third")).write(toFile: file, atomically: true, encoding: .utf8)
         kill(server.process.processIdentifier, SIGHUP)
         var names: [String] = []
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
+        _ = try await eventually(30) { () async throws -> Bool? in
             names = try await Self.ruleNames(server.base, token: reader)
-            if names == ["Third"] { break }
-            try await Task.sleep(nanoseconds: 100_000_000)
+            return names == ["Third"] ? true : nil
         }
         #expect(names == ["Third"])
         #expect(server.process.isRunning)
