@@ -8,6 +8,7 @@ import WaybillSQLite
 import WaybillStore
 import WaybillStoreConformance
 import WaybillTestSupport
+@testable import WaybillServer
 
 /// `/orders/{key}` and `/services` over HTTP against `waybill serve` on a store with nine days of
 /// history (three warehouses, each with its own pace; late re-allocations, resends, shuffled arrival),
@@ -138,8 +139,27 @@ import WaybillTestSupport
         // orchestrator → allocation: 2 calls, 1 failed: red.
         #expect(html.contains("2 · 50.0%"))
         #expect(html.contains("class=\"el bad\">2 · 50.0%"))
+        // A window of centuries: the page answers, its chart in weeks (at most 60 points, one query each).
+        let centuries = try await Self.get(server.base + "/services?" + URLText.query(["from": "0660-09-06T04:17:12Z", "to": "now"]))
+        #expect(centuries.status == 200)
+        #expect(centuries.body.contains("<svg class=\"map\""))
         // A bad window: the reason, 400.
         let bad = try await Self.get(server.base + "/services?from=yesterday")
         #expect(bad.status == 400 && bad.body.contains("from: must be RFC 3339"))
+    }
+
+    /// The rate chart's step keeps any window to at most 60 points: a step of the list where one does,
+    /// else whole weeks.
+    @Test func theRateChartHasAtMostSixtyPointsForAnyWindow() {
+        let week: Micros = 7 * day
+        for length: Micros in [1, minute, hour, day, 30 * day, 60 * week, 61 * week, 26 * 365 * day, 1366 * 365 * day, 9999 * 365 * day] {
+            let step = WaybillAPI.rateStep(length)
+            #expect((length + step - 1) / step <= 60, "\(length): step \(step)")
+            #expect(step <= week || step % week == 0)
+            // The smallest such step: half of it (or the list's step before it) would need more points.
+            if step > week { #expect((length + step - week - 1) / (step - week) > 60) }
+        }
+        #expect(WaybillAPI.rateStep(hour) == minute)
+        #expect(WaybillAPI.rateStep(30 * day) == 43_200 * second)
     }
 }
