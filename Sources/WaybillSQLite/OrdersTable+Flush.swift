@@ -25,9 +25,6 @@ extension OrdersTable {
     static let flushChunk = 512
     /// `WAYBILL_SERIAL_FLUSH=1`: the writer computes each chunk itself (the single-thread flush, to compare).
     static let serialFlush = ProcessInfo.processInfo.environment["WAYBILL_SERIAL_FLUSH"] != nil
-    /// `WAYBILL_FLUSH_ROLLUPS_PER_BATCH=1`: each batch's rollup rows are written (and read back by the
-    /// next batch) as before `RollupTable.PendingRows`, to compare.
-    static let rollupsPerBatch = ProcessInfo.processInfo.environment["WAYBILL_FLUSH_ROLLUPS_PER_BATCH"] != nil
 
     /// Merges into each order's row (in key order) its facts from `delta`, applying the transitions to the
     /// rollups when `rollups` is set, in batches. `delta` runs on another thread, once per order, in key
@@ -37,7 +34,6 @@ extension OrdersTable {
         let load = try conn.prepare("SELECT rid, \(FactsCodec.rowColumns) FROM orders WHERE order_id = ?")
         let links = KeyLinks(conn: conn, orders: self)
         var transitions: [FactsTransition] = []
-        var pendingRollups = RollupTable.PendingRows()
         var written = 0
         /// Reads the stored rows of a chunk (writer thread).
         func read(_ orders: ArraySlice<String>) throws -> [FlushRow] {
@@ -49,9 +45,7 @@ extension OrdersTable {
                 return FlushRow(order: order, rid: load.int64(0), old: stored?.facts ?? OrderFacts(orderID: order), columnsHold: stored?.columnsHold ?? false)
             }
         }
-        let batch = max(1, deferral?.rollupBatch ?? 8_192)
-        /// Writes a computed chunk, and applies the rollups every `batch` orders and after the last (writer
-        /// thread); the rollup rows are held until then (`RollupTable.PendingRows`) and written once.
+        /// Writes a computed chunk, and the rollups every 8,192 orders and after the last (writer thread).
         func write(_ rows: [FlushRow]) throws {
             for r in rows {
                 try writeRow(r.order, rid: r.rid, stored: r.columnsHold ? r.old : nil, facts: r.facts, encoded: r.encoded)
@@ -59,11 +53,10 @@ extension OrdersTable {
                 written += 1
                 guard let rollups else { continue }
                 transitions.append(FactsTransition(old: r.old, new: r.facts))
-                if transitions.count >= batch || written == sorted.count {
+                if transitions.count >= 8192 || written == sorted.count {
                     lap("refold-rows", &clock)
-                    if Self.rollupsPerBatch { try rollups.apply(transitions) } else { try rollups.apply(transitions, pending: &pendingRollups) }
+                    try rollups.apply(transitions)
                     transitions.removeAll(keepingCapacity: true)
-                    if written == sorted.count { try rollups.write(&pendingRollups) }
                     lap("refold-rollups", &clock)
                 }
             }

@@ -88,8 +88,6 @@ final class OrdersTable {
     struct Deferral: Sendable {
         var maxOrders: Int
         var maxEvents: Int
-        /// Orders per batch of rollup transitions in a flush (`mergeRows`).
-        var rollupBatch = 8_192
     }
     /// The open epoch's facts per order (encoded), its events so far, and its first block (nil: none open).
     private var epochFacts: [String: [UInt8]] = [:]

@@ -37,46 +37,14 @@ struct RollupTable {
             guard let d = try codes.code(key.dimension, key.group, create: false) else { return nil }
             return try Self.read(conn, d: d, bucket: key.bucketStart)
         }
-        for (key, bytes) in rows { try write(key, bytes) }
-        try DrillTable(conn: conn, rollup: rollup, codes: codes)?.apply(transitions)  // drill-down rows: same transitions, same transaction
-    }
-
-    /// Rows a flush has updated but not written yet (nil: the row goes). A flush applies its transitions in
-    /// batches, to bound the transitions it holds; the batches of one flush touch mostly the same rows (a
-    /// batch of orders in key order spreads over the whole epoch's buckets), which were read, written and
-    /// read back once per batch. Held here instead, each row is read from the table once and written once.
-    struct PendingRows {
-        fileprivate var rows: [RollupKey: [UInt8]?] = [:]
-        var isEmpty: Bool { rows.isEmpty }
-    }
-
-    /// `apply`, with the rows held in `pending` (read there first) instead of written: `write(_:)` writes
-    /// them. Same rows as `apply` per batch, written at the end; the drill rows are written at once.
-    func apply(_ transitions: [FactsTransition], pending: inout PendingRows) throws {
-        guard !transitions.isEmpty else { return }
-        let rows = try { (held: [RollupKey: [UInt8]?]) in  // `held` ends here: no copy of the rows when they are updated below
-            try rollup.update(transitions) { key in
-                if let bytes = held[key] { return bytes }
-                guard let d = try codes.code(key.dimension, key.group, create: false) else { return nil }
-                return try Self.read(conn, d: d, bucket: key.bucketStart)
+        for (key, bytes) in rows {
+            if let bytes {
+                try Self.write(conn, d: try codes.code(key.dimension, key.group, create: true)!, bucket: key.bucketStart, bytes: bytes)
+            } else if let d = try codes.code(key.dimension, key.group, create: false) {
+                try Self.write(conn, d: d, bucket: key.bucketStart, bytes: nil)
             }
-        }(pending.rows)
-        for (key, bytes) in rows { pending.rows[key] = .some(bytes) }
-        try DrillTable(conn: conn, rollup: rollup, codes: codes)?.apply(transitions)
-    }
-
-    /// Writes the held rows, in the table's key order, and empties `pending`.
-    func write(_ pending: inout PendingRows) throws {
-        for (key, bytes) in pending.rows.sorted(by: { $0.key < $1.key }) { try write(key, bytes) }
-        pending = PendingRows()
-    }
-
-    private func write(_ key: RollupKey, _ bytes: [UInt8]?) throws {
-        if let bytes {
-            try Self.write(conn, d: try codes.code(key.dimension, key.group, create: true)!, bucket: key.bucketStart, bytes: bytes)
-        } else if let d = try codes.code(key.dimension, key.group, create: false) {
-            try Self.write(conn, d: d, bucket: key.bucketStart, bytes: nil)
         }
+        try DrillTable(conn: conn, rollup: rollup, codes: codes)?.apply(transitions)  // drill-down rows: same transitions, same transaction
     }
 
     /// A row's bytes (its parts joined), nil when there is none.

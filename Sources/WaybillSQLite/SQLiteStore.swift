@@ -40,10 +40,6 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
         /// when it is next opened.
         public var deferredFactsEvents: Int?
         public var deferredFactsOrders = 30_000
-        /// Orders whose rollup transitions an epoch's flush holds before it applies them (the rows stay in
-        /// memory until the flush ends, `RollupTable.PendingRows`); bounds the transitions held. Tests make
-        /// it small to cover several batches.
-        public var deferredRollupBatchOrders = 8_192
         /// WAL frames (8 KiB pages) past which a checkpoint copies them into the database file. It runs on
         /// a thread of its own (`WALCheckpointer`); the writer runs one itself only past 8 times as many.
         public var walCheckpointPages: Int32 = 8000
@@ -84,8 +80,7 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
         let write = try EventWriteSession(conn: conn, rollup: rollup, recentDedupLimit: options.recentDedupLimit,
                                           correlationKeys: options.correlationKeys, dictionary: eventDictionary,
                                           deferredFacts: options.deferredFactsEvents.map {
-                                              OrdersTable.Deferral(maxOrders: options.deferredFactsOrders, maxEvents: $0,
-                                                                    rollupBatch: options.deferredRollupBatchOrders) })
+                                              OrdersTable.Deferral(maxOrders: options.deferredFactsOrders, maxEvents: $0) })
         writeSession = write
         conn.health = health
         // FULL: the writer commits without waiting for the disk and a thread of its own syncs the WAL before

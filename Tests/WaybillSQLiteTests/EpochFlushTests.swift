@@ -68,17 +68,8 @@ import WaybillTestSupport
         // One epoch: every row is new and written at close. Epochs of 700 orders: the later ones update rows.
         try await DeferredFactsTests.write(appends, to: oneEpoch, options: DeferredFactsTests.deferred(events: 1_000_000, orders: 1_000_000))
         try await DeferredFactsTests.write(appends, to: epochs, options: DeferredFactsTests.deferred(events: 1_000_000, orders: 700))
-        // Rollup transitions applied in batches of 97 orders (the rows held between batches and written once
-        // at the end of each flush), in one epoch and in epochs of 700.
-        var small = DeferredFactsTests.deferred(events: 1_000_000, orders: 1_000_000)
-        small.deferredRollupBatchOrders = 97
-        let oneEpochBatches = temporaryDatabase(), epochsBatches = temporaryDatabase()
-        try await DeferredFactsTests.write(appends, to: oneEpochBatches, options: small)
-        small.deferredFactsOrders = 700
-        try await DeferredFactsTests.write(appends, to: epochsBatches, options: small)
         let want = try Self.snapshot(direct)
-        for (name, path) in [("one epoch", oneEpoch), ("epochs of 700 orders", epochs),
-                             ("one epoch, rollup batches of 97", oneEpochBatches), ("epochs of 700, rollup batches of 97", epochsBatches)] {
+        for (name, path) in [("one epoch", oneEpoch), ("epochs of 700 orders", epochs)] {
             let got = try Self.snapshot(path)
             #expect(got.count == want.count)
             #expect(got == want, "\(name): \(zip(got, want).first { $0 != $1 }.map { "\n got \($0.0)\nwant \($0.1)" } ?? "")")
