@@ -54,3 +54,11 @@ public func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) 
         Thread { c.resume(with: Result { try work() }) }.start()
     }
 }
+
+extension Process {
+    /// Waits for the process to end without holding a thread of the cooperative pool (`waitUntilExit`
+    /// blocks one, see `offThePool`): polls every 10 ms.
+    public func exited() async {
+        while isRunning { try? await Task.sleep(nanoseconds: 10_000_000) }
+    }
+}

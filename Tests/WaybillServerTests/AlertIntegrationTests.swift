@@ -146,7 +146,7 @@ http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()
         let metricsText = String(buffer: try await metrics.body.collect(upTo: 1 << 20))
         #expect(metricsText.contains("waybill_alerts{state=\"firing\"} 1"))
         #expect(metricsText.contains("waybill_alert_rule_failing{rule=\"OrderNotAllocated\"} 0"))
-        let cli = try CLIRun.run(["alerts", "--url", base, "--format", "json"])
+        let cli = try await CLIRun.run(["alerts", "--url", base, "--format", "json"])
         #expect(cli.status == 0)
         #expect(cli.json?["alerts"]?.arrayValue?.first?["orders"]?.arrayValue?.first?.stringValue == "SO-LATE")
 

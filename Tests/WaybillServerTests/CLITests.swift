@@ -13,6 +13,13 @@ extension ProcessRun {
         try run(ServerProcess.binary, args, stdin: stdin)
     }
 
+    /// `run` awaited off the cooperative pool (`offThePool`): a test waiting for a child process in place
+    /// holds one of the pool's two threads meanwhile, and with many tests doing so the loops and clocks
+    /// of the others were not scheduled for minutes on a loaded machine (CI: manual-clock waits of 300 s).
+    static func run(_ args: [String], stdin: String? = nil) async throws -> ProcessRun {
+        try await offThePool { try run(ServerProcess.binary, args, stdin: stdin) }
+    }
+
     var json: JSONValue? { try? JSONParser.parse(stdout) }
 
     /// Runs a Python script (`python3` from the PATH) with its output going to a file; nil when python3
@@ -58,58 +65,58 @@ extension ProcessRun {
         try (Self.events.joined(separator: "\n") + "\n{\"specversion\":\"1.0\"}\n").write(to: file, atomically: true, encoding: .utf8)
 
         // Embedded store: the bad line is reported with its line number, the good ones are kept, exit status 1.
-        let ingest = try CLIRun.run(["ingest", file.path, "--db", db])
+        let ingest = try await CLIRun.run(["ingest", file.path, "--db", db])
         #expect(ingest.status == 1)
         #expect(ingest.stdout.contains("accepted 3, duplicates 0, rejected 1"))
         #expect(ingest.stderr.contains("line 4: id: required attribute is missing"))
 
-        let local = try CLIRun.run(["trace", "shipment:1ZCLI", "--db", db, "--format", "json"])
+        let local = try await CLIRun.run(["trace", "shipment:1ZCLI", "--db", db, "--format", "json"])
         #expect(local.status == 0)
         #expect(local.json?["correlation_id"] == "ORD-CLI")
         #expect(local.json?["facts"]?["allocation_delay_s"] == 300)
 
-        let timeline = try CLIRun.run(["trace", "ORD-CLI", "--db", db])
+        let timeline = try await CLIRun.run(["trace", "ORD-CLI", "--db", db])
         #expect(timeline.stdout.contains("state: shipped"))
         #expect(timeline.stdout.contains("+5m"))
         #expect(timeline.stdout.contains("allocation delay  5m"))
 
-        let search = try CLIRun.run(["search", "--db", db, "--warehouse", "DC-EAST", "--json"])
+        let search = try await CLIRun.run(["search", "--db", db, "--warehouse", "DC-EAST", "--json"])
         #expect(search.json?["orders"]?.arrayValue?.count == 1)
 
-        let kpi = try CLIRun.run(["kpi", "--db", db, "--from", "2026-11-23T00:00:00Z", "--to", "2026-11-24T00:00:00Z", "--by", "warehouse", "--json"])
+        let kpi = try await CLIRun.run(["kpi", "--db", db, "--from", "2026-11-23T00:00:00Z", "--to", "2026-11-24T00:00:00Z", "--by", "warehouse", "--json"])
         #expect(kpi.status == 0)
         #expect(kpi.json?["total"]?["orders_allocated"] == 1)
         #expect(kpi.json?["groups"]?.arrayValue?.first?["key"]?["warehouse"] == "DC-EAST")
-        let kpiTable = try CLIRun.run(["kpi", "--db", db, "--from", "2026-11-23T00:00:00Z", "--to", "2026-11-24T00:00:00Z"])
+        let kpiTable = try await CLIRun.run(["kpi", "--db", db, "--from", "2026-11-23T00:00:00Z", "--to", "2026-11-24T00:00:00Z"])
         #expect(kpiTable.stdout.contains("Fill rate"))
-        let badKPI = try CLIRun.run(["kpi", "--db", db, "--by", "planet"])
+        let badKPI = try await CLIRun.run(["kpi", "--db", db, "--by", "planet"])
         #expect(badKPI.status != 0)
         #expect(badKPI.stderr.contains("--by"))
 
-        let bad = try CLIRun.run(["search", "--db", db, "--state", "lost"])
+        let bad = try await CLIRun.run(["search", "--db", db, "--state", "lost"])
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("state"))
 
-        let missing = try CLIRun.run(["trace", "ORD-NONE", "--db", db])
+        let missing = try await CLIRun.run(["trace", "ORD-NONE", "--db", db])
         #expect(missing.status != 0)
         #expect(missing.stderr.contains("ORD-NONE"))
 
         // The same store served over HTTP: remote reads give the same documents; remote ingest from stdin.
         let server = try await ServerProcess.start(db: db)
         defer { server.stop() }
-        let remote = try CLIRun.run(["trace", "shipment:1ZCLI", "--url", server.base, "--json"])
+        let remote = try await CLIRun.run(["trace", "shipment:1ZCLI", "--url", server.base, "--json"])
         #expect(remote.status == 0)
         #expect(remote.stdout == local.stdout)
         let more = ce("d1", "order.delivered", "2026-11-24T10:00:00Z", "ORD-CLI", source: "carrier")
-        let remoteIngest = try CLIRun.run(["ingest", "-", "--url", server.base], stdin: more + "\n" + Self.events[0] + "\n")
+        let remoteIngest = try await CLIRun.run(["ingest", "-", "--url", server.base], stdin: more + "\n" + Self.events[0] + "\n")
         #expect(remoteIngest.status == 0)
         #expect(remoteIngest.stdout.contains("accepted 1, duplicates 1, rejected 0"))
-        let remoteSearch = try CLIRun.run(["search", "--url", server.base, "--state", "delivered", "--json"])
+        let remoteSearch = try await CLIRun.run(["search", "--url", server.base, "--state", "delivered", "--json"])
         #expect(remoteSearch.json?["orders"]?.arrayValue?.first?["correlation_id"] == "ORD-CLI")
-        let remoteKPI = try CLIRun.run(["kpi", "--url", server.base, "--from", "2026-11-23T00:00:00Z", "--to", "2026-11-24T00:00:00Z", "--format", "csv"])
+        let remoteKPI = try await CLIRun.run(["kpi", "--url", server.base, "--from", "2026-11-23T00:00:00Z", "--to", "2026-11-24T00:00:00Z", "--format", "csv"])
         #expect(remoteKPI.status == 0)
         #expect(remoteKPI.stdout.contains("orders_allocated"))
-        let unreachable = try CLIRun.run(["trace", "ORD-CLI", "--url", "http://127.0.0.1:1"])
+        let unreachable = try await CLIRun.run(["trace", "ORD-CLI", "--url", "http://127.0.0.1:1"])
         #expect(unreachable.status != 0)
         #expect(unreachable.stderr.contains("cannot reach"))
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WaybillTestSupport
 
 /// Headless Chromium (Debian's `chromium`, installed in CI by `.ci/setup.d/40-chromium.sh`) for the page
 /// tests: the DOM after load, and a screenshot kept under `$WAYBILL_ARTIFACTS/pages` (default
@@ -18,17 +19,18 @@ enum HeadlessChromium {
     }
 
     /// Renders `url`: saves `name.png` (1400 wide, `height` high) and returns the DOM after load.
-    static func render(_ chromium: String, _ url: String, name: String, height: Int) throws -> String {
+    /// Chromium runs off the cooperative pool (`offThePool`): a screenshot takes seconds on a loaded machine.
+    static func render(_ chromium: String, _ url: String, name: String, height: Int) async throws -> String {
         try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
         let png = artifacts.appendingPathComponent(name + ".png").path
         let profile = FileManager.default.temporaryDirectory.appendingPathComponent("chromium-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: profile) }
         let common = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--hide-scrollbars",
                       "--user-data-dir=" + profile, "--window-size=1400,\(height)"]
-        let shot = try run(chromium, common + ["--screenshot=" + png, url])
+        let shot = try await offThePool { try run(chromium, common + ["--screenshot=" + png, url]) }
         #expect(FileManager.default.fileExists(atPath: png), "no screenshot of \(url): \(shot)")
         print("page screenshot: \(png)")
-        return try run(chromium, common + ["--dump-dom", url])
+        return try await offThePool { try run(chromium, common + ["--dump-dom", url]) }
     }
 
     static func run(_ tool: String, _ args: [String]) throws -> String {

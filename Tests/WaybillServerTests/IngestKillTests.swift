@@ -56,7 +56,7 @@ import WaybillTestSupport
             try await Task.sleep(nanoseconds: 20_000_000)
         }
         kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        await p.exited()
         try? writer.close()
         try #require(waiting, "the load ended before rows were seen waiting")
         #expect(p.terminationReason == .uncaughtSignal)
@@ -83,12 +83,12 @@ import WaybillTestSupport
         q.reset()
 
         // The load run again to its end equals a load that was never killed (facts, search, KPIs).
-        let again = try CLIRun.run(["ingest", file.path, "--db", db])
+        let again = try await CLIRun.run(["ingest", file.path, "--db", db])
         #expect(again.status == 0, "\(again.stderr)")
         let clean = temporaryDatabase()
-        #expect(try CLIRun.run(["ingest", file.path, "--db", clean]).status == 0)
+        #expect(try await CLIRun.run(["ingest", file.path, "--db", clean]).status == 0)
         for args in [["search", "--limit", "5000", "--json"], ["kpi", "--from", "2026-11-01T00:00:00Z", "--to", "2026-12-31T00:00:00Z", "--by", "warehouse", "--json"]] {
-            let a = try CLIRun.run(args + ["--db", db]), b = try CLIRun.run(args + ["--db", clean])
+            let a = try await CLIRun.run(args + ["--db", db]), b = try await CLIRun.run(args + ["--db", clean])
             #expect(a.status == 0 && a.stdout == b.stdout, "\(args[0]): \(a.stderr)")
         }
     }

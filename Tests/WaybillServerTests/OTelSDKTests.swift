@@ -41,7 +41,7 @@ import WaybillTestSupport
         try Self.script.write(toFile: scriptPath, atomically: true, encoding: .utf8)
         let (rc, log) = await Self.shell([venv + "/bin/python", scriptPath, server.base])
         #expect(rc == 0, "exporter failed: \(log)")
-        let trace = try CLIRun.run(["trace", "ORD-PY", "--url", server.base, "--json"])
+        let trace = try await CLIRun.run(["trace", "ORD-PY", "--url", server.base, "--json"])
         #expect(trace.status == 0, "\(trace.stderr)")
         let spans = trace.json?["spans"]?.arrayValue ?? []
         #expect(spans.count == 2)
@@ -57,20 +57,20 @@ import WaybillTestSupport
         guard FileManager.default.fileExists(atPath: ServerProcess.binary.path) else { Issue.record("waybill binary missing"); return }
         guard let venv = await Self.sdkVenv(test: "theExporterSendsItsToken") else { return }
         let db = temporaryDatabase()
-        let ingest = try CLIRun.run(["tokens", "create", "--scope", "ingest", "--db", db])
+        let ingest = try await CLIRun.run(["tokens", "create", "--scope", "ingest", "--db", db])
         let token = try #require(ingest.stdout.split(separator: "\n").last.map(String.init))
-        let read = try CLIRun.run(["tokens", "create", "--scope", "read", "--db", db])
+        let read = try await CLIRun.run(["tokens", "create", "--scope", "read", "--db", db])
         let readToken = try #require(read.stdout.split(separator: "\n").last.map(String.init))
         let server = try await ServerProcess.start(db: db)
         defer { server.stop() }
         let scriptPath = venv + "/export.py"
         try Self.script.write(toFile: scriptPath, atomically: true, encoding: .utf8)
         _ = await Self.shell([venv + "/bin/python", scriptPath, server.base])  // no header: refused
-        let refused = try CLIRun.run(["trace", "ORD-PY", "--url", server.base, "--token", readToken, "--json"])
+        let refused = try await CLIRun.run(["trace", "ORD-PY", "--url", server.base, "--token", readToken, "--json"])
         #expect(refused.status != 0, "no span may be stored without a token")
         let (rc, log) = await Self.shell(["OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20" + token, venv + "/bin/python", scriptPath, server.base])
         #expect(rc == 0, "exporter failed: \(log)")
-        let trace = try CLIRun.run(["trace", "ORD-PY", "--url", server.base, "--token", readToken, "--json"])
+        let trace = try await CLIRun.run(["trace", "ORD-PY", "--url", server.base, "--token", readToken, "--json"])
         #expect(trace.json?["spans"]?.arrayValue?.count == 2, "\(trace.stderr)")
     }
 }

@@ -99,12 +99,12 @@ import WaybillTestSupport
         let stuck = try await Self.get(server.base + "/orders/SO-STUCK").body
         #expect(stuck.contains("<td>released → …</td>"))
         // The CLI over the same store, by the store and by the server: the same steps as the API.
-        let local = try CLIRun.run(["trace", "SO-SLOW", "--db", db, "--format", "json"])
-        let remote = try CLIRun.run(["trace", "SO-SLOW", "--url", server.base, "--format", "json"])
+        let local = try await CLIRun.run(["trace", "SO-SLOW", "--db", db, "--format", "json"])
+        let remote = try await CLIRun.run(["trace", "SO-SLOW", "--url", server.base, "--format", "json"])
         #expect(local.status == 0 && remote.status == 0, "\(local.stderr) \(remote.stderr)")
         let l = try JSONParser.parse(Array(local.stdout.utf8)), r = try JSONParser.parse(Array(remote.stdout.utf8))
         #expect(l["steps"] == api["steps"] && r["steps"] == api["steps"])
-        let table = try CLIRun.run(["trace", "SO-SLOW", "--db", db])
+        let table = try await CLIRun.run(["trace", "SO-SLOW", "--db", db])
         #expect(table.stdout.contains("Steps (each against the same step at DC-EAST, 7 days before it)"), "\(table.stdout)")
         #expect(table.stdout.split(separator: "\n").contains { $0.contains("released → shipped") && $0.contains("VERY SLOW") }, "\(table.stdout)")
     }

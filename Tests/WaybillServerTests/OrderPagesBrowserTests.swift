@@ -14,8 +14,8 @@ import WaybillTestSupport
     static var artifacts: URL { HeadlessChromium.artifacts }
 
     /// The DOM after load, and a screenshot `name.png`.
-    static func render(_ chromium: String, _ url: String, name: String) throws -> String {
-        try HeadlessChromium.render(chromium, url, name: name, height: 1400)
+    static func render(_ chromium: String, _ url: String, name: String) async throws -> String {
+        try await HeadlessChromium.render(chromium, url, name: name, height: 1400)
     }
 
     @Test func orderAndServicesPagesInABrowser() async throws {
@@ -27,7 +27,7 @@ import WaybillTestSupport
         let server = try await ServerProcess.start(db: db)
         defer { server.stop() }
         let api = try #require(try await httpGetJSON(server.base + "/api/v1/traces/SO-SLOW"))
-        let dom = try Self.render(chromium, server.base + "/orders/SO-SLOW", name: "order-SO-SLOW")
+        let dom = try await Self.render(chromium, server.base + "/orders/SO-SLOW", name: "order-SO-SLOW")
         #expect(dom.contains("Why it is late"))
         let shipped = try #require(api["steps"]?.arrayValue?.first { $0["to"] == "shipped" })
         let p90 = OrderAndServicesPageTests.seconds(shipped["p90_s"]), p50 = OrderAndServicesPageTests.seconds(shipped["p50_s"])
@@ -35,7 +35,7 @@ import WaybillTestSupport
         #expect(dom.contains("<svg class=\"timeline\""))
         let q = URLText.query(["from": RFC3339.format(spanStart - 60_000_000), "to": RFC3339.format(spanStart + 3_600_000_000)])
         let services = try #require(try await httpGetJSON(server.base + "/api/v1/services?" + q))
-        let map = try Self.render(chromium, server.base + "/services?" + q, name: "services-map")
+        let map = try await Self.render(chromium, server.base + "/services?" + q, name: "services-map")
         for e in services["edges"]?.arrayValue ?? [] {
             let calls = Int(e["calls"]?.doubleValue ?? -1), errors = Int(e["errors"]?.doubleValue ?? -1)
             #expect(map.contains("\(calls) · " + String(format: "%.1f%%", Double(errors) / Double(calls) * 100)), "edge \(e)")

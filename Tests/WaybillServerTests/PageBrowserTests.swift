@@ -13,8 +13,8 @@ import WaybillTestSupport
     static var artifacts: URL { HeadlessChromium.artifacts }
 
     /// Runs headless Chromium on a URL: the DOM after load, and a screenshot saved as `name.png`.
-    static func render(_ url: String, name: String) throws -> String {
-        try HeadlessChromium.render(try #require(chromium), url, name: name, height: 1000)
+    static func render(_ url: String, name: String) async throws -> String {
+        try await HeadlessChromium.render(try #require(chromium), url, name: name, height: 1000)
     }
 
     static func getJSON(_ url: String) async throws -> JSONValue {
@@ -72,7 +72,7 @@ import WaybillTestSupport
         let db = temporaryDatabase()
         // A day of orders ending about now (with spans), so the overview's 24-hour window has them.
         let start = RFC3339.format(SystemClock().now() - 30 * 3_600_000_000)
-        let sim = try CLIRun.run(["simulate", "--orders", "600", "--days", "1", "--seed", "11", "--start", start,
+        let sim = try await CLIRun.run(["simulate", "--orders", "600", "--days", "1", "--seed", "11", "--start", start,
                                   "--faults", "erp-errors=0.2", "--db", db])
         #expect(sim.status == 0, "\(sim.stderr)")
         let rules = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../queries/alerts").standardized.path
@@ -89,12 +89,12 @@ import WaybillTestSupport
         defer { server.stop() }
         try await server.waitUntilHealthy()
         // More orders through HTTP, so ingest health has sources to show.
-        let live = try CLIRun.run(["simulate", "--orders", "60", "--days", "0.05", "--seed", "12", "--start", "-2h", "--url", server.base])
+        let live = try await CLIRun.run(["simulate", "--orders", "60", "--days", "0.05", "--seed", "12", "--start", "-2h", "--url", server.base])
         #expect(live.status == 0, "\(live.stderr)")
         let base = server.base
 
         // Overview: each KPI tile equals the KPI document of the window it names; services and stuck orders equal theirs.
-        let overview = try Self.render(base + "/", name: "overview")
+        let overview = try await Self.render(base + "/", name: "overview")
         #expect(overview.contains("id=\"panel-kpi_tiles\""), "the overview has no KPI tiles")
         let from = try #require(Self.text(after: "class=\"from\"", in: overview))
         let to = try #require(Self.text(after: "class=\"to\"", in: overview))
@@ -134,7 +134,7 @@ import WaybillTestSupport
 
         // /kpis by warehouse: every cell equals the document's figure; a drill-down lists the API's orders.
         let window = ["from": from, "to": to, "by": "warehouse", "step": "1h"]
-        let kpiPage = try Self.render(base + "/kpis?" + URLText.query(window), name: "kpis")
+        let kpiPage = try await Self.render(base + "/kpis?" + URLText.query(window), name: "kpis")
         let byWarehouse = try await Self.getJSON(base + "/api/v1/kpis?" + URLText.query(window))
         let groups = byWarehouse["groups"]?.arrayValue ?? []
         #expect(!groups.isEmpty)
@@ -148,14 +148,14 @@ import WaybillTestSupport
         }
         #expect(kpiPage.contains("<svg class=\"chart\""), "the chart")
         let explainQuery = ["from": from, "to": to, "explain": "allocation_delay.p90_s"]
-        let drill = try Self.render(base + "/kpis?" + URLText.query(explainQuery), name: "kpis-explain")
+        let drill = try await Self.render(base + "/kpis?" + URLText.query(explainQuery), name: "kpis-explain")
         let explained = try await Self.getJSON(base + "/api/v1/kpis?" + URLText.query(explainQuery))
         let orderIDs = (explained["orders"]?.arrayValue ?? []).compactMap { $0["order"]?.stringValue }
         #expect(!orderIDs.isEmpty)
         for id in orderIDs { #expect(drill.contains(">\(id)</a>"), "drill-down lacks \(id)") }
 
         // /alerts: the alerts of the API, each state's count, the rules with their last evaluation.
-        let alertsPage = try Self.render(base + "/alerts", name: "alerts")
+        let alertsPage = try await Self.render(base + "/alerts", name: "alerts")
         let alerts = try await Self.getJSON(base + "/api/v1/alerts")
         for state in ["firing", "pending", "resolved"] {
             let n = (alerts["alerts"]?.arrayValue ?? []).filter { $0["state"]?.stringValue == state }.count
@@ -168,7 +168,7 @@ import WaybillTestSupport
         #expect(alertsPage.contains("Hook deliveries"))
 
         // The search page and the orders of a stage.
-        let search = try Self.render(base + "/search?state=allocated", name: "search")
+        let search = try await Self.render(base + "/search?state=allocated", name: "search")
         #expect(search.contains("Orders"))
     }
 }

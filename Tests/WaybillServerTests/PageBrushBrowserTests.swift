@@ -38,7 +38,7 @@ import WaybillTestSupport
         ]
         for c in cases {
             let url = server.base + c.page + "?" + URLText.query(c.query) + "#brush-check=0.25,0.75"
-            let dom = try HeadlessChromium.render(chromium, url, name: c.name, height: 1200)
+            let dom = try await HeadlessChromium.render(chromium, url, name: c.name, height: 1200)
             #expect(dom.contains("data-brush-ready=\"1\""), "\(c.page): the script ran under the CSP")
             guard let target = Self.attribute("data-brush-target", in: dom), let u = URLComponents(string: target) else {
                 Issue.record("\(c.page): no data-brush-target after the drag")

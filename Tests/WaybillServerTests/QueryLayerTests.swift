@@ -26,17 +26,17 @@ import WaybillTestSupport
         }
         let file = URL(fileURLWithPath: db).deletingLastPathComponent().appendingPathComponent("awkward.ndjson")
         try (lines.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
-        let ingest = try CLIRun.run(["ingest", file.path, "--db", db])
+        let ingest = try await CLIRun.run(["ingest", file.path, "--db", db])
         #expect(ingest.status == 0, "\(ingest.stderr)")
 
         let server = try await ServerProcess.start(db: db)
         defer { server.stop() }
         for key in Self.awkwardKeys {
             for asked in [key, "shipment:" + key] {
-                let local = try CLIRun.run(["trace", asked, "--db", db, "--json"])
+                let local = try await CLIRun.run(["trace", asked, "--db", db, "--json"])
                 #expect(local.status == 0, "CLI --db: \(asked): \(local.stderr)")
                 #expect(local.json?["correlation_id"]?.stringValue == key)
-                let remote = try CLIRun.run(["trace", asked, "--url", server.base, "--json"])
+                let remote = try await CLIRun.run(["trace", asked, "--url", server.base, "--json"])
                 #expect(remote.status == 0, "CLI --url: \(asked): \(remote.stderr)")
                 #expect(remote.stdout == local.stdout)
                 let api = try await httpGetJSON(server.base + "/api/v1/traces/" + URLText.pathSegment(asked))
@@ -59,7 +59,7 @@ import WaybillTestSupport
 
     @Test func localAndRemoteGiveTheSameDocuments() async throws {
         let db = temporaryDatabase()
-        let sim = try CLIRun.run(["simulate", "--orders", "300", "--days", "1", "--seed", "7", "--start", "2026-11-20T00:00:00Z", "--db", db])
+        let sim = try await CLIRun.run(["simulate", "--orders", "300", "--days", "1", "--seed", "7", "--start", "2026-11-20T00:00:00Z", "--db", db])
         #expect(sim.status == 0, "\(sim.stderr)")
         let server = try await ServerProcess.start(db: db)
         defer { server.stop() }
@@ -74,8 +74,8 @@ import WaybillTestSupport
             ["services", "--json"] + window,
         ]
         for c in commands {
-            let local = try CLIRun.run(c + ["--db", db])
-            let remote = try CLIRun.run(c + ["--url", server.base])
+            let local = try await CLIRun.run(c + ["--db", db])
+            let remote = try await CLIRun.run(c + ["--url", server.base])
             #expect(local.status == 0, "\(c): \(local.stderr)")
             #expect(!local.stdout.isEmpty)
             #expect(remote.stdout == local.stdout, "\(c) differs between --db and --url")
@@ -83,14 +83,14 @@ import WaybillTestSupport
         // Relative times start with a dash and are values, not flags (the README's `kpi --from -3d`).
         for c in [["kpi", "--from", "-30d", "--to", "-1d", "--json"], ["search", "--from", "-30d", "--at", "-1m", "--json"],
                   ["services", "--from", "-30d", "--to", "-1s", "--json"]] {
-            let local = try CLIRun.run(c + ["--db", db])
+            let local = try await CLIRun.run(c + ["--db", db])
             #expect(local.status == 0, "\(c): \(local.stderr)")
         }
         // A bad parameter is refused with the same words by both, naming the flag.
         for c in [["kpi", "--explain", "fill_rate", "--limit", "0"], ["kpi", "--by", "planet"], ["search", "--state", "lost"],
                   ["services", "--from", "yesterday-ish"]] {
-            let local = try CLIRun.run(c + ["--db", db])
-            let remote = try CLIRun.run(c + ["--url", server.base])
+            let local = try await CLIRun.run(c + ["--db", db])
+            let remote = try await CLIRun.run(c + ["--url", server.base])
             #expect(local.status != 0 && remote.status != 0, "\(c)")
             #expect(local.stderr == remote.stderr, "\(c): \(local.stderr) vs \(remote.stderr)")
             #expect(local.stderr.contains("--" + (c[1] == "--explain" ? "limit" : String(c[1].dropFirst(2)))), "\(c): \(local.stderr)")

@@ -215,8 +215,8 @@ func writeQueries(_ dir: String, hookPort: Int) throws {
             let (status, type, http) = try await get("/api/v1/reports/weekly?format=\(format)&at=\(at)")
             #expect(status == 200)
             #expect(type == ReportRenderer.contentType(ReportRenderer.Format(rawValue: format)!))
-            let local = try CLIRun.run(["report", "weekly", "--db", db, "--queries", dir + "/queries", "--at", at, "--format", format])
-            let remote = try CLIRun.run(["report", "weekly", "--url", base, "--queries", dir + "/queries", "--at", at, "--format", format])
+            let local = try await CLIRun.run(["report", "weekly", "--db", db, "--queries", dir + "/queries", "--at", at, "--format", format])
+            let remote = try await CLIRun.run(["report", "weekly", "--url", base, "--queries", dir + "/queries", "--at", at, "--format", format])
             #expect(local.status == 0 && remote.status == 0, "\(local.stderr) \(remote.stderr)")
             #expect(local.stdout == remote.stdout, "format \(format)")
             #expect(local.stdout == http, "format \(format)")
@@ -234,23 +234,23 @@ func writeQueries(_ dir: String, hookPort: Int) throws {
         #expect(openapi["paths"]?["/api/v1/reports/{name}"]?["get"] != nil && openapi["paths"]?["/api/v1/reports"]?["get"] != nil)
 
         // A saved search over the CLI, from the store and from the server; a flag beside --saved refines it.
-        let saved = try CLIRun.run(["search", "--saved", "stuck", "--queries", dir + "/queries", "--db", db, "--at", at, "--format", "json"])
-        let flags = try CLIRun.run(["search", "--state", "allocated", "--stuck", "4h", "--db", db, "--at", at, "--format", "json"])
+        let saved = try await CLIRun.run(["search", "--saved", "stuck", "--queries", dir + "/queries", "--db", db, "--at", at, "--format", "json"])
+        let flags = try await CLIRun.run(["search", "--state", "allocated", "--stuck", "4h", "--db", db, "--at", at, "--format", "json"])
         #expect(saved.status == 0 && saved.stdout == flags.stdout, "\(saved.stderr)")
-        let viaURL = try CLIRun.run(["search", "--saved", "stuck", "--queries", dir + "/queries", "--url", base, "--at", at, "--format", "json"])
+        let viaURL = try await CLIRun.run(["search", "--saved", "stuck", "--queries", dir + "/queries", "--url", base, "--at", at, "--format", "json"])
         #expect(viaURL.stdout == saved.stdout)
-        #expect(try CLIRun.run(["search", "--saved", "nope", "--queries", dir + "/queries", "--db", db]).stderr.contains("stuck"))
+        #expect(try await CLIRun.run(["search", "--saved", "nope", "--queries", dir + "/queries", "--db", db]).stderr.contains("stuck"))
 
         // queries check: the folder passes; a bad file is named with its line and field, exit 1.
-        let ok = try CLIRun.run(["queries", "check", dir + "/queries"])
+        let ok = try await CLIRun.run(["queries", "check", dir + "/queries"])
         #expect(ok.status == 0 && ok.stdout.contains("ok: 1 reports, 1 searches"))
         try "title: Bad\nwindow: previous day\nkpis: [fill_rate, speed]\n".write(toFile: dir + "/queries/reports/bad.yaml", atomically: true, encoding: .utf8)
-        let bad = try CLIRun.run(["queries", "check", dir + "/queries"])
+        let bad = try await CLIRun.run(["queries", "check", dir + "/queries"])
         #expect(bad.status != 0)
         #expect(bad.stderr.contains(dir + "/queries/reports/bad.yaml:3") && bad.stderr.contains("kpis") && bad.stderr.contains("'speed' is not a KPI"))
         // The shipped folder passes.
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-        let shipped = try CLIRun.run(["queries", "check", root + "/queries"])
+        let shipped = try await CLIRun.run(["queries", "check", root + "/queries"])
         #expect(shipped.status == 0, "\(shipped.stderr)")
     }
 
@@ -313,13 +313,13 @@ func writeQueries(_ dir: String, hookPort: Int) throws {
             (try? await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(hookPort)/"), timeout: .seconds(1))) != nil ? true : nil
         }
         unsetenv("TEST_REPORT_SECRET")
-        let noSecret = try CLIRun.run(["report", "weekly", "--send", "--db", db, "--queries", dir + "/queries"])
+        let noSecret = try await CLIRun.run(["report", "weekly", "--send", "--db", db, "--queries", dir + "/queries"])
         #expect(noSecret.status != 0 && noSecret.stderr.contains("TEST_REPORT_SECRET"))
         #expect(!FileManager.default.fileExists(atPath: received))
         // The CLI reads the secret from its environment, which it inherits (only this suite names this variable).
         setenv("TEST_REPORT_SECRET", "k3y", 1)
         defer { unsetenv("TEST_REPORT_SECRET") }
-        let sent = try CLIRun.run(["report", "weekly", "--send", "--db", db, "--queries", dir + "/queries", "--at", "2026-11-25T10:00:00Z",
+        let sent = try await CLIRun.run(["report", "weekly", "--send", "--db", db, "--queries", dir + "/queries", "--at", "2026-11-25T10:00:00Z",
                                    "--external-url", "https://w.example"])
         #expect(sent.status == 0, "\(sent.stderr)")
         #expect(sent.stdout.contains("exec: delivered after 1 attempt"))
@@ -339,7 +339,7 @@ func writeQueries(_ dir: String, hookPort: Int) throws {
         #expect(items.count == 1 && items[0].status == .delivered && items[0].attempts == 1 && items[0].fingerprint.hasPrefix("report:weekly@send:"))
         // --url: the server renders and queues it; its delivery worker sends it.
         let server = try await ServerProcess.start(db: db, extra: ["--queries", dir + "/queries"])
-        let queued = try CLIRun.run(["report", "weekly", "--send", "--url", server.base, "--at", "2026-11-25T10:00:00Z"])
+        let queued = try await CLIRun.run(["report", "weekly", "--send", "--url", server.base, "--at", "2026-11-25T10:00:00Z"])
         #expect(queued.status == 0, "\(queued.stderr)")
         #expect(queued.stdout.contains("queued by \(server.base) as report:weekly@send:") && queued.stdout.contains("exec (pending)"))
         let second = try await eventually(20) { () -> [Substring]? in
@@ -357,7 +357,7 @@ func writeQueries(_ dir: String, hookPort: Int) throws {
         #expect(items.count == 2 && items.allSatisfy { $0.status == .delivered })
         // A hook nobody listens on: retried, then reported as not delivered, exit 1; the notification stays pending.
         try writeQueries(dir + "/dead", hookPort: hookPort + 1)
-        let dead = try CLIRun.run(["report", "weekly", "--send", "--db", db, "--queries", dir + "/dead"])
+        let dead = try await CLIRun.run(["report", "weekly", "--send", "--db", db, "--queries", dir + "/dead"])
         #expect(dead.status != 0)
         #expect(dead.stdout.contains("exec: NOT delivered after 3 attempts"))
         #expect(dead.stdout.contains("left pending in the store's outbox"))

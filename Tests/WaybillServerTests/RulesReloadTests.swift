@@ -42,9 +42,9 @@ import WaybillTestSupport
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let file = dir + "/sla.yaml"
         try ("rules:\n" + Self.rule("First")).write(toFile: file, atomically: true, encoding: .utf8)
-        let admin = try #require(try CLIRun.run(["tokens", "create", "--scope", "admin", "--name", "ops", "--db", db]).stdout
+        let admin = try #require(try await CLIRun.run(["tokens", "create", "--scope", "admin", "--name", "ops", "--db", db]).stdout
             .split(separator: "\n").last.map(String.init))
-        let reader = try #require(try CLIRun.run(["tokens", "create", "--scope", "read", "--db", db]).stdout
+        let reader = try #require(try await CLIRun.run(["tokens", "create", "--scope", "read", "--db", db]).stdout
             .split(separator: "\n").last.map(String.init))
         let server = try await ServerProcess.start(db: db, extra: ["--config", dir])
         defer { server.stop() }
@@ -95,7 +95,7 @@ import WaybillTestSupport
         #expect(server.process.isRunning)
 
         // The audit log says who reloaded: the admin token over HTTP, the signal.
-        let audit = try CLIRun.run(["audit", "--db", db, "--json"])
+        let audit = try await CLIRun.run(["audit", "--db", db, "--json"])
         let entries = (audit.json?["entries"]?.arrayValue ?? []).filter { $0["action"]?.stringValue == "rules.load" }
         let actors = entries.compactMap { $0["actor"]?.stringValue }
         #expect(actors.contains("token:ops"), "\(actors)")

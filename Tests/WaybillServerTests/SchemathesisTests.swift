@@ -87,7 +87,7 @@ import WaybillTestSupport
         try FileManager.default.createDirectory(atPath: dir + "/hooks", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let db = dir + "/fuzz.db"
-        let sim = try CLIRun.run(["simulate", "--orders", "200", "--days", "2", "--db", db])
+        let sim = try await CLIRun.run(["simulate", "--orders", "200", "--days", "2", "--db", db])
         #expect(sim.status == 0, "\(sim.stderr)")
         func token(_ scope: String) throws -> String {
             let r = try CLIRun.run(["tokens", "create", "--scope", scope, "--name", "fuzz-\(scope)", "--db", db])
