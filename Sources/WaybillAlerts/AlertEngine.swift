@@ -164,8 +164,10 @@ public enum AlertReplay {
     public static let lookback: Micros = 15 * 60_000_000
 
     public static func evaluate(config: AlertConfig, source: any AlertSource, at t: Micros) throws -> [AlertRecord] {
-        let evaluator = AlertEvaluator(source: source)
         let interval = config.evaluationInterval
+        // Every evaluation below lies within the longest look-back of T.
+        let reach = (config.rules.map(\.holdFor).max() ?? 0) + lookback + 2 * interval
+        let evaluator = AlertEvaluator(source: source.replaying(reach: reach))
         var out: [AlertRecord] = []
         for rule in config.rules {
             let (now, before) = try samples(rule, evaluator, at: t, interval: interval)

@@ -14,21 +14,43 @@ public protocol AlertSource: Sendable {
     var correlationKeys: [String] { get }
     /// Readies whatever the rule reads (an SLA rule's deadline index).
     func prepare(_ rule: AlertRule) async throws
+    /// The source for one replay, which evaluates KPI rules at many instants `reach` or less apart: it may
+    /// keep what it read for the next evaluations (`CoveringRollupReader`). Answers must not change.
+    func replaying(reach: Micros) -> any AlertSource
+}
+
+extension AlertSource {
+    public func replaying(reach: Micros) -> any AlertSource { self }
 }
 
 /// The embedded store as an alert source.
 public struct StoreAlertSource: AlertSource {
     public typealias Store = any WaybillStore & DeadlineReader
     let store: Store
+    /// What KPI figures and their orders are read from: the store, or a replay's `CoveringRollupReader`.
+    let reader: any RollupReader
     let kpi: KPIService
     /// Most spans one span-rule evaluation reads.
     public var spanLimit = 2_000_000
     public let correlationKeys: [String]
 
     public init(store: Store, correlationKeys: [String] = SpanCorrelation.defaultKeys) {
+        self.init(store: store, reader: store, correlationKeys: correlationKeys)
+    }
+
+    init(store: Store, reader: any RollupReader, correlationKeys: [String]) {
         self.store = store
-        self.kpi = KPIService(reader: store)
+        self.reader = reader
+        self.kpi = KPIService(reader: reader)
         self.correlationKeys = correlationKeys
+    }
+
+    /// KPI reads through a fresh `CoveringRollupReader`: the windows of a replay's look-back overlap all but
+    /// a step, so after its first evaluations a replay reads almost nothing more from the store.
+    public func replaying(reach: Micros) -> any AlertSource {
+        var copy = StoreAlertSource(store: store, reader: CoveringRollupReader(store, reach: reach), correlationKeys: correlationKeys)
+        copy.spanLimit = spanLimit
+        return copy
     }
 
     public func kpiDocument(_ q: KPIQuery) throws -> KPIDocument { try kpi.document(q) }
@@ -36,7 +58,7 @@ public struct StoreAlertSource: AlertSource {
     public func kpiOrders(_ metric: KPIMetric, _ q: KPIQuery, groups: [String??], limit: Int) throws -> [[String]] {
         guard !groups.isEmpty else { return [] }
         // The window's facts are read once for every group.
-        let facts = try store.kpiFacts(in: [q.from..<q.to])
+        let facts = try reader.kpiFacts(in: [q.from..<q.to])
         return try groups.map { try KPIExplain.contributors(facts: facts, metric: metric, query: q, group: $0, limit: limit).map(\.orderID) }
     }
 

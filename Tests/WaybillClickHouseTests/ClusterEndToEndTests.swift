@@ -31,7 +31,11 @@ import WaybillTestSupport
         }
 
         // 1. The workload.
-        let sim = try CLIResult.run(["simulate", "--orders", "300", "--days", "2", "--seed", "41",
+        // Starting 14 days back: the simulated lifecycles (backorders retried daily) last up to about 8 days, and
+        // from the default start (9 days back) an order's last events could lie in the future, which live
+        // evaluation and a replay rightly see differently (docs/alerts.md): two of four local runs here found the
+        // live NotInvoicedWithin1d alert of an order invoiced in the future missing against the replay.
+        let sim = try CLIResult.run(["simulate", "--orders", "300", "--days", "2", "--seed", "41", "--start", "-14d",
                                      "--faults", "duplicate=0.03,reorder=0.1,late-arrival=0.02,short-pick=0.05,erp-latency=2s@10:00-11:00",
                                      "--out", file("simulated.ndjson")])
         #expect(sim.status == 0, "\(sim.stderr)")
@@ -50,6 +54,8 @@ import WaybillTestSupport
         let lines = try String(contentsOfFile: file("simulated.ndjson"), encoding: .utf8).split(separator: "\n").map(String.init) + stuck
         try (lines.joined(separator: "\n") + "\n").write(toFile: file("all.ndjson"), atomically: true, encoding: .utf8)
         #expect(lines.count > 2000)
+        let latest = lines.compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }.compactMap { $0["time"] as? String }.max()
+        #expect(latest.map { $0 < iso.string(from: Date().addingTimeInterval(-3600)) } ?? false, "no event later than an hour ago: \(latest ?? "-")")
         // Half to each server (interleaved, so one order's events arrive through both); a batch of each half
         // is re-sent to the other server too (a client that retried elsewhere after a timeout).
         let half0 = lines.enumerated().filter { $0.offset % 2 == 0 }.map(\.element)
@@ -95,9 +101,9 @@ import WaybillTestSupport
         let database = ClickHouseCluster.freshDatabase("e2e")
         let store = cluster.url(database: database, withPassword: false)
         let env = ["WAYBILL_CLICKHOUSE_PASSWORD": cluster.password]
-        let alerting = try await WaybillServerProcess.start(["--store", store, "--alerts", "--config", file("rules.yaml")], environment: env)
+        let alerting = try await WaybillServerProcess.start(["--store", store, "--alerts", "--config", file("rules.yaml"), "--request-timeout", "300s"], environment: env)
         defer { alerting.stop(removeLog: true) }
-        let serving = try await WaybillServerProcess.start(["--store", store, "--config", file("rules.yaml")], environment: env)
+        let serving = try await WaybillServerProcess.start(["--store", store, "--config", file("rules.yaml"), "--request-timeout", "300s"], environment: env)
         defer { serving.stop(removeLog: true) }
         #expect(serving.log.contains("not evaluated by this server"), "\(serving.log)")
 
@@ -194,12 +200,20 @@ import WaybillTestSupport
                 "the serving server does not evaluate")
         #expect(live.contains { $0["rule"] as? String == "NotShippedWithin2h" && $0["state"] as? String == "firing" }, "the stuck orders fire")
         clock("live alerts")
-        // The serving server's answer and the SQLite replay as of one instant: the replay over ClickHouse takes
-        // tens of seconds (minutes on a loaded CI machine), and an SLA deadline of the simulated orders (placed
-        // relative to now) may pass between two replays made "now" (CI on 55b8e78: this test failed with one issue).
+        // The serving server's answer and the SQLite replay as of one instant: an SLA deadline of the simulated
+        // orders (placed relative to now) may pass between two replays made "now" (CI on 55b8e78: this test failed
+        // with one issue). The replay took 0.3 s here, but CI at load 15-19 saw the server's 60 s request deadline
+        // close the connection ("Empty reply from server"): the servers run with the test client's 300 s, and a
+        // failed request shows the server's log.
         let replayAt = iso.string(from: Date())
-        let replayed = ((try JSONSerialization.jsonObject(with: Data(try await serving.get("/api/v1/alerts?at=\(replayAt)").body.utf8))) as? [String: Any])?["alerts"]
-            as? [[String: Any]] ?? []
+        let replayAnswer: (status: Int, body: String)
+        do {
+            replayAnswer = try await serving.get("/api/v1/alerts?at=\(replayAt)")
+        } catch {
+            Issue.record("GET /api/v1/alerts?at=\(replayAt) on the serving server: \(error); its log ends: \(serving.log.suffix(3000))")
+            throw error
+        }
+        let replayed = ((try JSONSerialization.jsonObject(with: Data(replayAnswer.body.utf8))) as? [String: Any])?["alerts"] as? [[String: Any]] ?? []
         clock("alerts answered by the serving server")
         let referenceAlerts = (try json(["alerts", "list", "--json", "--config", file("rules.yaml"), "--at", replayAt], ["--db", file("reference.db")]) as? [String: Any])?["alerts"]
             as? [[String: Any]] ?? []

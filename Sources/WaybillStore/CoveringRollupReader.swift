@@ -1,0 +1,100 @@
+import Foundation
+import WaybillModel
+
+/// A `RollupReader` that keeps what it has read, for a run of KPI reads over windows that overlap: an
+/// alert replay evaluates a KPI rule at an instant and then every evaluation interval back, up to 62
+/// windows of 30 days each a step of 15 s apart. Each read asks the underlying store only for the parts
+/// of its ranges that no earlier read covered, widened by `reach` towards the past (where the next
+/// windows of a replay lie); the answer is then filtered from memory by the `RollupReader` contract, so
+/// it is the same rows and facts the store would give.
+///
+/// Holds a snapshot: writes to the store after a range was read are not seen. Use one per run of reads
+/// that should see one state (a replay), then drop it.
+public final class CoveringRollupReader: RollupReader, @unchecked Sendable {
+    let base: any RollupReader
+    let reach: Micros
+    private let lock = NSLock()
+    private var rows: [String: (covered: RangeCover, rows: [RollupKey: [UInt8]])] = [:]
+    private var factsCovered = RangeCover()
+    private var facts: [String: OrderFacts] = [:]
+    /// Reads passed to the store (for tests and measurements).
+    public private(set) var storeReads = 0
+
+    /// - Parameter reach: how far before an uncovered range to read with it.
+    public init(_ base: any RollupReader, reach: Micros) {
+        self.base = base
+        self.reach = max(0, reach)
+    }
+
+    public func rollupRows(dimension: String, in ranges: [Range<Micros>]) throws -> [(key: RollupKey, bytes: [UInt8])] {
+        try lock.withLock {
+            var entry = rows[dimension] ?? (RangeCover(), [:])
+            let missing = entry.covered.missing(ranges, reach: reach)
+            if !missing.isEmpty {
+                storeReads += 1
+                for (key, bytes) in try base.rollupRows(dimension: dimension, in: missing) { entry.rows[key] = bytes }
+                entry.covered.add(missing)
+                rows[dimension] = entry
+            }
+            return entry.rows.filter { k, _ in ranges.contains { $0.contains(k.bucketStart) } }.map { ($0.key, $0.value) }
+        }
+    }
+
+    public func kpiFacts(in ranges: [Range<Micros>]) throws -> [OrderFacts] {
+        try lock.withLock {
+            let missing = factsCovered.missing(ranges, reach: reach)
+            if !missing.isEmpty {
+                storeReads += 1
+                for f in try base.kpiFacts(in: missing) { facts[f.orderID] = f }
+                factsCovered.add(missing)
+            }
+            func within(_ t: Micros?) -> Bool { t.map { t in ranges.contains { $0.contains(t) } } ?? false }
+            return facts.values.filter { within($0.allocatedAt) || within($0.shippedAt) }
+        }
+    }
+}
+
+/// A set of instants as sorted, disjoint, non-adjacent ranges.
+struct RangeCover {
+    private(set) var ranges: [Range<Micros>] = []
+
+    /// The parts of `wanted` not covered, each widened by `reach` towards the past and then cut to what is
+    /// still not covered: sorted, disjoint, empty when everything is covered.
+    func missing(_ wanted: [Range<Micros>], reach: Micros) -> [Range<Micros>] {
+        var gaps = RangeCover()
+        for w in wanted where !w.isEmpty {
+            for g in subtract(w) {
+                let (lower, overflow) = g.lowerBound.subtractingReportingOverflow(reach)
+                gaps.add([(overflow ? Micros.min : lower)..<g.upperBound])
+            }
+        }
+        return gaps.ranges.flatMap { subtract($0) }
+    }
+
+    /// `r` minus the covered ranges, in order.
+    func subtract(_ r: Range<Micros>) -> [Range<Micros>] {
+        var out: [Range<Micros>] = []
+        var lower = r.lowerBound
+        for c in ranges where c.upperBound > lower {
+            if c.lowerBound >= r.upperBound { break }
+            if c.lowerBound > lower { out.append(lower..<c.lowerBound) }
+            lower = max(lower, c.upperBound)
+            if lower >= r.upperBound { break }
+        }
+        if lower < r.upperBound { out.append(lower..<r.upperBound) }
+        return out
+    }
+
+    mutating func add(_ more: [Range<Micros>]) {
+        let all = (ranges + more.filter { !$0.isEmpty }).sorted { $0.lowerBound < $1.lowerBound }
+        var merged: [Range<Micros>] = []
+        for r in all {
+            if let last = merged.last, r.lowerBound <= last.upperBound {
+                merged[merged.count - 1] = last.lowerBound..<max(last.upperBound, r.upperBound)
+            } else {
+                merged.append(r)
+            }
+        }
+        ranges = merged
+    }
+}
