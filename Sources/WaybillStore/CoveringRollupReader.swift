@@ -14,9 +14,10 @@ public final class CoveringRollupReader: RollupReader, @unchecked Sendable {
     let base: any RollupReader
     let reach: Micros
     private let lock = NSLock()
-    private var rows: [String: (covered: RangeCover, rows: [RollupKey: [UInt8]])] = [:]
+    private var rows: [String: (covered: RangeCover, rows: TimeIndexed<RollupKey, [UInt8]>)] = [:]
     private var factsCovered = RangeCover()
-    private var facts: [String: OrderFacts] = [:]
+    /// Each order under its `allocatedAt` and its `shippedAt`.
+    private var facts = TimeIndexed<String, OrderFacts>()
     /// Reads passed to the store (for tests and measurements).
     public private(set) var storeReads = 0
 
@@ -28,15 +29,16 @@ public final class CoveringRollupReader: RollupReader, @unchecked Sendable {
 
     public func rollupRows(dimension: String, in ranges: [Range<Micros>]) throws -> [(key: RollupKey, bytes: [UInt8])] {
         try lock.withLock {
-            var entry = rows[dimension] ?? (RangeCover(), [:])
+            var entry = rows[dimension] ?? (RangeCover(), TimeIndexed())
             let missing = entry.covered.missing(ranges, reach: reach)
             if !missing.isEmpty {
                 storeReads += 1
-                for (key, bytes) in try base.rollupRows(dimension: dimension, in: missing) { entry.rows[key] = bytes }
+                for (key, bytes) in try base.rollupRows(dimension: dimension, in: missing) { entry.rows.insert(key, bytes, at: [key.bucketStart]) }
                 entry.covered.add(missing)
-                rows[dimension] = entry
             }
-            return entry.rows.filter { k, _ in ranges.contains { $0.contains(k.bucketStart) } }.map { ($0.key, $0.value) }
+            let found = entry.rows.values(in: ranges).map { (key: $0.key, bytes: $0.value) }
+            rows[dimension] = entry
+            return found
         }
     }
 
@@ -45,12 +47,48 @@ public final class CoveringRollupReader: RollupReader, @unchecked Sendable {
             let missing = factsCovered.missing(ranges, reach: reach)
             if !missing.isEmpty {
                 storeReads += 1
-                for f in try base.kpiFacts(in: missing) { facts[f.orderID] = f }
+                for f in try base.kpiFacts(in: missing) { facts.insert(f.orderID, f, at: [f.allocatedAt, f.shippedAt].compactMap { $0 }) }
                 factsCovered.add(missing)
             }
-            func within(_ t: Micros?) -> Bool { t.map { t in ranges.contains { $0.contains(t) } } ?? false }
-            return facts.values.filter { within($0.allocatedAt) || within($0.shippedAt) }
+            return facts.values(in: ranges).map(\.value)
         }
+    }
+}
+
+/// Values by key, each findable by the instants given with it: a range read is a binary search.
+struct TimeIndexed<Key: Hashable, Value> {
+    private var values: [Key: Value] = [:]
+    private var index: [(time: Micros, key: Key)] = []
+    private var sorted = true
+
+    /// A key inserted again keeps its first instants (the store's answer for a key does not change).
+    mutating func insert(_ key: Key, _ value: Value, at times: [Micros]) {
+        if values.updateValue(value, forKey: key) != nil { return }
+        for t in times { index.append((t, key)) }
+        sorted = false
+    }
+
+    /// Each value with an instant in one of `ranges`, once.
+    mutating func values(in ranges: [Range<Micros>]) -> [(key: Key, value: Value)] {
+        if !sorted {
+            index.sort { $0.time < $1.time }
+            sorted = true
+        }
+        var seen = Set<Key>()
+        var out: [(key: Key, value: Value)] = []
+        for r in ranges where !r.isEmpty {
+            var lo = 0, hi = index.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if index[mid].time < r.lowerBound { lo = mid + 1 } else { hi = mid }
+            }
+            while lo < index.count, index[lo].time < r.upperBound {
+                let k = index[lo].key
+                if seen.insert(k).inserted, let v = values[k] { out.append((k, v)) }
+                lo += 1
+            }
+        }
+        return out
     }
 }
 
