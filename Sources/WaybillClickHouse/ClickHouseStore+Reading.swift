@@ -106,6 +106,52 @@ extension ClickHouseStore {
         return Trace(correlationID: correlation, keys: linked ? sortedMembers : [key], events: events, facts: orderFacts[correlation], spans: spans)
     }
 
+    /// The spans of many keys' traces in a few round trips for all of them (where `trace(key:)` per key
+    /// makes two or more each): the link edges hop by hop from every key at once, then the trace ids of
+    /// every member's events and span keys, then the spans.
+    public func traceSpans(keys: [String]) throws -> [String: [Span]] {
+        let asked = Set(keys).sorted()
+        guard !asked.isEmpty else { return [:] }
+        var edges: [String: Set<String>] = [:]
+        var members = Set(asked)
+        var frontier = asked
+        while !frontier.isEmpty {
+            var next: [String] = []
+            let reads = routed(frontier) { part, table in ["SELECT DISTINCT a, b FROM \(table("links")) WHERE a IN \(SQL.list(part))"] }
+            for rows in try parallelQueries(reads) {
+                for r in rows {
+                    guard let a = r["a"]?.stringValue, let b = r["b"]?.stringValue else { continue }
+                    edges[a, default: []].insert(b)
+                    if members.insert(b).inserted { next.append(b) }
+                }
+            }
+            frontier = next
+        }
+        let reads = routed(members.sorted()) { part, table in
+            ["SELECT DISTINCT subject AS k, trace_id FROM \(table("events")) WHERE subject IN \(SQL.list(part)) AND trace_id != '' "
+                + "AND time >= (SELECT min(day) FROM \(table("event_days")) WHERE subject IN \(SQL.list(part))) * \(ClickHouseSchema.day) "
+                + "AND time < (SELECT max(day) + 1 FROM \(table("event_days")) WHERE subject IN \(SQL.list(part))) * \(ClickHouseSchema.day)",
+             "SELECT DISTINCT key AS k, trace_id FROM \(table("span_keys")) WHERE key IN \(SQL.list(part))"]
+        }
+        var tracesOf: [String: Set<String>] = [:]
+        for rows in try parallelQueries(reads) {
+            for r in rows {
+                if let k = r["k"]?.stringValue, let t = r["trace_id"]?.stringValue, !t.isEmpty { tracesOf[k, default: []].insert(t) }
+            }
+        }
+        let spans = Dictionary(grouping: try loadSpans(traceIDs: Set(tracesOf.values.joined())), by: \.traceID)
+        var out: [String: [Span]] = [:]
+        for k in asked {
+            // The key's group: what its edges reach (links are stored in both directions).
+            var group: Set<String> = [k]
+            var stack = [k]
+            while let x = stack.popLast() { for y in edges[x] ?? [] where group.insert(y).inserted { stack.append(y) } }
+            let found = group.reduce(into: Set<String>()) { $0.formUnion(tracesOf[$1] ?? []) }.sorted().flatMap { spans[$0] ?? [] }
+            if !found.isEmpty { out[k] = found }
+        }
+        return out
+    }
+
     func loadSpans(traceIDs: Set<String>) throws -> [Span] {
         guard !traceIDs.isEmpty else { return [] }
         let reads = routed(traceIDs.sorted()) { part, table in

@@ -272,8 +272,12 @@ extension KPIService {
     public func splitDocument(_ q: KPIQuery, split: TelemetrySplit, traces: any TraceReader) throws -> KPIDocument {
         let facts = try reader.kpiFacts(in: [q.from..<q.to])
         var telemetry: [String: OrderTelemetry] = [:]
-        for f in facts {
-            if let t = try traces.trace(key: f.orderID), !t.spans.isEmpty { telemetry[f.orderID] = OrderTelemetry(spans: t.spans) }
+        // The orders' spans in parts (a part's events and spans are held at once).
+        let ids = facts.map(\.orderID)
+        for start in stride(from: 0, to: ids.count, by: 2_000) {
+            for (id, spans) in try traces.traceSpans(keys: Array(ids[start..<min(start + 2_000, ids.count)])) where !spans.isEmpty {
+                telemetry[id] = OrderTelemetry(spans: spans)
+            }
         }
         guard let by = q.by else {
             return KPIReport.compute(facts: facts, query: q, split: split) { telemetry[$0.orderID] }

@@ -430,19 +430,29 @@ enum EventBlocks {
         }
     }
 
+    /// Most subjects `decode(only:)` looks for as bytes before it reads an event's subject.
+    static let maxNeedles = 8
+
     /// The events of a block (of the subjects `only` lets through), `data` parsed from `raw` as the
     /// collectors do.
     static func decode(_ body: [UInt8], hidden: Set<Int> = [], only: Set<String>? = nil,
                        dictionary: (Int64) throws -> [UInt8]) throws -> [(index: Int, event: CloudEvent)] {
         let (version, p) = try payload(of: body, dictionary: dictionary)
         let b = try Parsed(p, version: version)
-        // An empty subject has no bytes to look for: then every event is scanned.
-        let needles = only.flatMap { $0.contains("") ? nil : $0.map { Array($0.utf8) } }
+        // An empty subject has no bytes to look for: then every event is scanned. So are they for many
+        // subjects (a batch read of a window's orders): a byte search per subject and event would cost
+        // more than reading each event's subject (measured: 2,000 subjects made it 4.6x slower than
+        // reading the orders one by one).
+        let needles = only.flatMap { $0.count > Self.maxNeedles || $0.contains("") ? nil : $0.map { Array($0.utf8) } }
         var out: [(index: Int, event: CloudEvent)] = []
         for i in b.raws.indices where !hidden.contains(i) {
-            if let only, !(try b.subject(i, in: only, needles: needles)) { continue }
+            // A subject kept in the JSON and no bytes to look for: the event's fields are read once, and
+            // their subject decides.
+            let fromFields = only != nil && needles == nil && b.subjects[i] < 0
+            if let only, !fromFields, !(try b.subject(i, in: only, needles: needles)) { continue }
             let raw = try b.raw(i)
             let f = try b.fields(i, raw: raw)
+            if fromFields, let only, !only.contains(f.subject) { continue }
             let data = (try? JSONParser.parse(raw))?["data"]
             out.append((i, CloudEvent(id: f.id, source: f.source, type: f.type, time: f.time, subject: f.subject, traceID: f.traceID,
                                       data: data.flatMap { $0.isNull ? nil : $0 }, raw: raw)))

@@ -220,6 +220,36 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
         return try spanDictionary.spans(ofTraces: traceIDs.sorted(), c)
     }
 
+    /// The spans of many keys' traces in one pass: every event block and span block is decoded once for all
+    /// the keys, where one `trace(key:)` per key would decode a block once per order it holds (a block holds
+    /// the events of many interleaved orders).
+    public func traceSpans(keys: [String]) throws -> [String: [Span]] {
+        try readers.with { c in
+            var membersOf: [String: [String]] = [:]
+            for k in Set(keys) { membersOf[k] = try KeyLinks.group(of: k, c)?.members ?? [k] }
+            let members = Set(membersOf.values.joined()).sorted()
+            var tracesOf: [String: Set<String>] = [:]
+            for e in try EventBlockTable.events(ofSubjects: members, dictionary: eventDictionary, c) {
+                if let t = e.traceID { tracesOf[e.subject, default: []].insert(t) }
+            }
+            let byKey = try c.prepare("SELECT trace FROM span_keys WHERE key = ?")
+            defer { byKey.reset() }
+            for k in members {
+                byKey.reset()
+                byKey.bind(1, k)
+                while try byKey.step() { tracesOf[k, default: []].insert(SpanBlocks.traceID(byKey, 0)) }
+            }
+            let spans = Dictionary(grouping: try spanDictionary.spans(ofTraces: Set(tracesOf.values.joined()).sorted(), c), by: \.traceID)
+            var out: [String: [Span]] = [:]
+            for (k, group) in membersOf {
+                let traces = group.reduce(into: Set<String>()) { $0.formUnion(tracesOf[$1] ?? []) }
+                let found = traces.sorted().flatMap { spans[$0] ?? [] }
+                if !found.isEmpty { out[k] = found }
+            }
+            return out
+        }
+    }
+
     static func loadFacts(_ c: Connection, _ orderID: String) throws -> OrderFacts? {
         let s = try c.prepare("SELECT \(FactsCodec.rowColumns) FROM orders WHERE order_id = ?")
         s.bind(1, orderID)

@@ -80,6 +80,19 @@ public protocol SpanReader: Sendable {
 public protocol TraceReader: Sendable {
     func trace(key: String) throws -> Trace?
     func facts(orderID: String) throws -> OrderFacts?
+    /// The spans of the trace of each key, for many keys at once (the KPI report's telemetry split reads
+    /// a window's orders): for each key, the spans `trace(key:)` returns, in no particular order. A key
+    /// with no span may be missing from the answer.
+    func traceSpans(keys: [String]) throws -> [String: [Span]]
+}
+
+extension TraceReader {
+    /// One `trace(key:)` per key: right for every engine; an engine that can share the work overrides it.
+    public func traceSpans(keys: [String]) throws -> [String: [Span]] {
+        var out: [String: [Span]] = [:]
+        for k in keys { if let spans = try trace(key: k)?.spans, !spans.isEmpty { out[k] = spans } }
+        return out
+    }
 }
 
 /// What `waybill search` and `GET /api/v1/traces` ask for. All filters combine with AND.

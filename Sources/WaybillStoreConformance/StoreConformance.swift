@@ -328,6 +328,12 @@ public enum StoreConformance {
             let doc = t!.documentJSON.jsonString
             if let r = reference { try expect(r == doc, "round \(round): arrival order changed the trace") } else { reference = doc }
             try expect(try store.trace(key: "ORD-OTHER")?.spans.count == 1, "a span alone makes a trace for its key")
+            // Many keys at once: each key's trace spans, as trace(key:) gives them.
+            let keys = ["ORD-S", "shipment:1ZS", "ORD-OTHER", "ORD-NONE"]
+            let batch = try store.traceSpans(keys: keys)
+            for k in keys {
+                try expect(Set(batch[k] ?? []) == Set(try store.trace(key: k)?.spans ?? []), "round \(round): traceSpans of \(k): \(batch[k]?.map(\.spanID) ?? [])")
+            }
         }
     }
 
