@@ -43,7 +43,7 @@ struct ServicesPage {
         func ms(_ v: Double) -> String { DurationText.format(Micros((v * 1000).rounded())) }
         func pct(_ v: Double) -> String { String(format: "%.1f%%", v * 100) }
         services = r.services.map { s in
-            Row(service: s.service, spans: String(s.spans), perSecond: String(format: "%.2f", s.perSecond), errors: String(s.errors),
+            Row(service: s.service, spans: String(s.spans), perSecond: WaybillAPI.rateLabel(s.perSecond), errors: String(s.errors),
                 errorRate: pct(s.errorRate), p50: ms(s.latency.p50), p90: ms(s.latency.p90), p95: ms(s.latency.p95), p99: ms(s.latency.p99), max: ms(s.latency.max),
                 failing: s.errorRate >= Self.failingRate)
         }
@@ -136,7 +136,7 @@ struct ServiceMapSVG {
             let row = rowsByName[n]
             let failing = (row?.errorRate ?? 0) >= ServicesPage.failingRate
             let label = n.count > 24 ? String(n.prefix(23)) + "…" : n
-            let stats = row.map { String(format: "%.2f/s · %.1f%% err · p95 ", $0.perSecond, $0.errorRate * 100) + DurationText.format(Micros($0.latency.p95 * 1000)) } ?? "no spans of its own"
+            let stats = row.map { WaybillAPI.rateText($0.perSecond) + String(format: " · %.1f%% err · p95 ", $0.errorRate * 100) + DurationText.format(Micros($0.latency.p95 * 1000)) } ?? "no spans of its own"
             out += "<g class=\"node\"><title>\(e(n))</title><rect x=\"\(f(p.x))\" y=\"\(f(p.y))\" width=\"\(f(Self.nodeWidth))\" height=\"\(f(Self.nodeHeight))\" rx=\"6\""
                 + " fill=\"\(failing ? "#fde2e2" : "#fff")\" stroke=\"\(failing ? "#d93f3c" : "#7a8ca8")\"/>"
                 + "<text x=\"\(f(p.x + 8))\" y=\"\(f(p.y + 17))\" class=\"nn\">\(e(label))</text>"
@@ -193,8 +193,27 @@ extension WaybillAPI {
         }
         page.rateTitle = "Spans per second per " + DurationText.format(step) + " (drag across the chart to show that range)"
         page.rateSVG = SVGChart.lines(series, from: from, to: to, label: "spans per second", brushHref: "/services") { v in
-            KPIFormatting.fixed(v, v == 0 ? 0 : v < 0.1 ? 4 : v < 10 ? 2 : 1)
+            Self.rateLabel(v)
         }
+    }
+
+    /// A rate for the chart's axis and points: two significant digits below 0.1/s, so that a quiet service
+    /// over weeks (a span a day is 0.0000116/s) does not read 0.0000; at most 9 decimals.
+    /// A rate with its unit, for the map's boxes: per second from 1/s, else per minute, hour or day,
+    /// whichever is at least 1 (`0.4/min`, not `0.00/s`).
+    static func rateText(_ perSecond: Double) -> String {
+        guard perSecond > 0, perSecond.isFinite else { return "0/s" }
+        for (unit, seconds) in [("s", 1.0), ("min", 60.0), ("h", 3600.0)] where perSecond * seconds >= 1 {
+            return KPIFormatting.fixed(perSecond * seconds, perSecond * seconds < 10 ? 2 : 1) + "/" + unit
+        }
+        return KPIFormatting.fixed(perSecond * 86_400, perSecond * 86_400 < 10 ? 2 : 1) + "/d"
+    }
+
+    static func rateLabel(_ v: Double) -> String {
+        guard v > 0, v.isFinite else { return KPIFormatting.fixed(v, 0) }
+        if v >= 10 { return KPIFormatting.fixed(v, 1) }
+        if v >= 0.1 { return KPIFormatting.fixed(v, 2) }
+        return KPIFormatting.fixed(v, min(9, max(4, Int((-log10(v)).rounded(.down)) + 2)))
     }
 
     /// `/services?from=&to=`: a bad parameter shows the form with the reason (400).

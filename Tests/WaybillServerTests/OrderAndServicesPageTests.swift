@@ -124,7 +124,7 @@ import WaybillTestSupport
         for s in services {
             let name = s["service"]?.stringValue ?? ""
             let row = "<td>\(name)</td><td class=\"num\">\(Int(s["spans"]?.doubleValue ?? -1))</td>"
-                + "<td class=\"num\">\(String(format: "%.2f", s["per_second"]?.doubleValue ?? -1))</td><td class=\"num\">\(Int(s["errors"]?.doubleValue ?? -1))</td>"
+                + "<td class=\"num\">\(WaybillAPI.rateLabel(s["per_second"]?.doubleValue ?? -1))</td><td class=\"num\">\(Int(s["errors"]?.doubleValue ?? -1))</td>"
             #expect(html.contains(row), "row of \(name): \(row)")
             #expect(html.contains("<text x=") && html.contains(">\(name)</text>"), "node \(name)")
         }
@@ -161,5 +161,22 @@ import WaybillTestSupport
         }
         #expect(WaybillAPI.rateStep(hour) == minute)
         #expect(WaybillAPI.rateStep(30 * day) == 43_200 * second)
+    }
+
+    /// A quiet service's rate keeps two significant digits on the chart (a span a day is not 0.0000/s).
+    @Test func tinyRatesKeepTwoSignificantDigits() {
+        #expect(WaybillAPI.rateLabel(0) == "0")
+        #expect(WaybillAPI.rateLabel(1.0 / 86_400) == "0.000012")
+        #expect(WaybillAPI.rateLabel(1.7e-6) == "0.0000017")
+        #expect(WaybillAPI.rateLabel(0.05) == "0.0500")
+        #expect(WaybillAPI.rateLabel(0.25) == "0.25")
+        #expect(WaybillAPI.rateLabel(123.45) == "123.5")
+        #expect(WaybillAPI.rateLabel(1e-12) == "0.000000000")
+        // The map's boxes change the unit instead.
+        #expect(WaybillAPI.rateText(12.345) == "12.3/s")
+        #expect(WaybillAPI.rateText(0.5) == "30.0/min")
+        #expect(WaybillAPI.rateText(0.001) == "3.60/h")
+        #expect(WaybillAPI.rateText(1.0 / 86_400) == "1.00/d")
+        #expect(WaybillAPI.rateText(0) == "0/s")
     }
 }
