@@ -139,17 +139,15 @@ extension ClickHouseStore {
                 if let k = r["k"]?.stringValue, let t = r["trace_id"]?.stringValue, !t.isEmpty { tracesOf[k, default: []].insert(t) }
             }
         }
-        let spans = Dictionary(grouping: try loadSpans(traceIDs: Set(tracesOf.values.joined())), by: \.traceID)
-        var out: [String: [Span]] = [:]
+        var groups: [String: [String]] = [:]
         for k in asked {
             // The key's group: what its edges reach (links are stored in both directions).
             var group: Set<String> = [k]
             var stack = [k]
             while let x = stack.popLast() { for y in edges[x] ?? [] where group.insert(y).inserted { stack.append(y) } }
-            let found = group.reduce(into: Set<String>()) { $0.formUnion(tracesOf[$1] ?? []) }.sorted().flatMap { spans[$0] ?? [] }
-            if !found.isEmpty { out[k] = found }
+            groups[k] = Array(group)
         }
-        return out
+        return TraceSpanGroups.spans(groups: groups, traces: tracesOf, spans: try loadSpans(traceIDs: Set(tracesOf.values.joined())))
     }
 
     func loadSpans(traceIDs: Set<String>) throws -> [Span] {

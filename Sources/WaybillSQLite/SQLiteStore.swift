@@ -209,15 +209,21 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
     /// Every span of every trace that belongs to the group: traces named by its events' `traceparent`,
     /// and traces of which some span carries one of its keys.
     func loadSpans(_ c: Connection, members: [String], events: [CloudEvent]) throws -> [Span] {
-        var traceIDs = Set(events.compactMap(\.traceID))
+        let traceIDs = Set(events.compactMap(\.traceID)).union(try Self.keyedTraces(members, c).values.joined())
+        return try spanDictionary.spans(ofTraces: traceIDs.sorted(), c)
+    }
+
+    /// The traces of which some span carries one of `keys` (`span_keys`), by key.
+    static func keyedTraces(_ keys: [String], _ c: Connection) throws -> [String: Set<String>] {
         let byKey = try c.prepare("SELECT trace FROM span_keys WHERE key = ?")
-        for k in members {
+        defer { byKey.reset() }
+        var out: [String: Set<String>] = [:]
+        for k in keys {
             byKey.reset()
             byKey.bind(1, k)
-            while try byKey.step() { traceIDs.insert(SpanBlocks.traceID(byKey, 0)) }
+            while try byKey.step() { out[k, default: []].insert(SpanBlocks.traceID(byKey, 0)) }
         }
-        byKey.reset()
-        return try spanDictionary.spans(ofTraces: traceIDs.sorted(), c)
+        return out
     }
 
     /// The spans of many keys' traces in one pass: every event block and span block is decoded once for all
@@ -228,25 +234,12 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
             var membersOf: [String: [String]] = [:]
             for k in Set(keys) { membersOf[k] = try KeyLinks.group(of: k, c)?.members ?? [k] }
             let members = Set(membersOf.values.joined()).sorted()
-            var tracesOf: [String: Set<String>] = [:]
+            var tracesOf = try Self.keyedTraces(members, c)
             for e in try EventBlockTable.events(ofSubjects: members, dictionary: eventDictionary, c) {
                 if let t = e.traceID { tracesOf[e.subject, default: []].insert(t) }
             }
-            let byKey = try c.prepare("SELECT trace FROM span_keys WHERE key = ?")
-            defer { byKey.reset() }
-            for k in members {
-                byKey.reset()
-                byKey.bind(1, k)
-                while try byKey.step() { tracesOf[k, default: []].insert(SpanBlocks.traceID(byKey, 0)) }
-            }
-            let spans = Dictionary(grouping: try spanDictionary.spans(ofTraces: Set(tracesOf.values.joined()).sorted(), c), by: \.traceID)
-            var out: [String: [Span]] = [:]
-            for (k, group) in membersOf {
-                let traces = group.reduce(into: Set<String>()) { $0.formUnion(tracesOf[$1] ?? []) }
-                let found = traces.sorted().flatMap { spans[$0] ?? [] }
-                if !found.isEmpty { out[k] = found }
-            }
-            return out
+            return TraceSpanGroups.spans(groups: membersOf, traces: tracesOf,
+                                         spans: try spanDictionary.spans(ofTraces: Set(tracesOf.values.joined()).sorted(), c))
         }
     }
 

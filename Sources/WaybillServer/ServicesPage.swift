@@ -197,8 +197,6 @@ extension WaybillAPI {
         }
     }
 
-    /// A rate for the chart's axis and points: two significant digits below 0.1/s, so that a quiet service
-    /// over weeks (a span a day is 0.0000116/s) does not read 0.0000; at most 9 decimals.
     /// A rate with its unit, for the map's boxes: per second from 1/s, else per minute, hour or day,
     /// whichever is at least 1 (`0.4/min`, not `0.00/s`).
     static func rateText(_ perSecond: Double) -> String {
@@ -209,6 +207,8 @@ extension WaybillAPI {
         return KPIFormatting.fixed(perSecond * 86_400, perSecond * 86_400 < 10 ? 2 : 1) + "/d"
     }
 
+    /// A rate for the chart's axis and points and the table: two significant digits below 0.1/s, so that a
+    /// quiet service over weeks (a span a day is 0.0000116/s) does not read 0.0000; at most 9 decimals.
     static func rateLabel(_ v: Double) -> String {
         guard v > 0, v.isFinite else { return KPIFormatting.fixed(v, 0) }
         if v >= 10 { return KPIFormatting.fixed(v, 1) }

@@ -29,7 +29,8 @@ public final class CoveringRollupReader: RollupReader, @unchecked Sendable {
 
     public func rollupRows(dimension: String, in ranges: [Range<Micros>]) throws -> [(key: RollupKey, bytes: [UInt8])] {
         try lock.withLock {
-            var entry = rows[dimension] ?? (RangeCover(), TimeIndexed())
+            // Taken out of the dictionary while it changes, so that it is changed in place, not copied.
+            var entry = rows.removeValue(forKey: dimension) ?? (RangeCover(), TimeIndexed())
             let missing = entry.covered.missing(ranges, reach: reach)
             if !missing.isEmpty {
                 storeReads += 1

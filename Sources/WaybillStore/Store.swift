@@ -86,6 +86,21 @@ public protocol TraceReader: Sendable {
     func traceSpans(keys: [String]) throws -> [String: [Span]]
 }
 
+/// How an engine's `traceSpans(keys:)` puts its reads together.
+public enum TraceSpanGroups {
+    /// Each key's spans: those of every trace that a member of its group (`groups`, the key included) joins
+    /// (`traces`, by member), trace by trace in id order; keys without a span are left out.
+    public static func spans(groups: [String: [String]], traces: [String: Set<String>], spans: [Span]) -> [String: [Span]] {
+        let byTrace = Dictionary(grouping: spans, by: \.traceID)
+        var out: [String: [Span]] = [:]
+        for (key, members) in groups {
+            let found = members.reduce(into: Set<String>()) { $0.formUnion(traces[$1] ?? []) }.sorted().flatMap { byTrace[$0] ?? [] }
+            if !found.isEmpty { out[key] = found }
+        }
+        return out
+    }
+}
+
 extension TraceReader {
     /// One `trace(key:)` per key: right for every engine; an engine that can share the work overrides it.
     public func traceSpans(keys: [String]) throws -> [String: [Span]] {
