@@ -218,7 +218,8 @@ public enum EventDecoder {
         }
     }
 
-    static func isBlank(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+    /// Whether a line holds only spaces, tabs and carriage returns (skipped, but counted as a line).
+    public static func isBlank(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
         b.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
     }
 

@@ -178,3 +178,13 @@ struct EventFields: Equatable {
         return Members(ranges: found)
     }
 }
+
+/// An event's time read from its JSON text (one NDJSON line) without decoding the event: its top-level
+/// `time` member found as `EventFields.members` finds it. Nil where that reading gives up (the line is
+/// then decoded, and accepted or rejected, as usual). The key by which `waybill ingest` sorts its input.
+public enum EventLineTime {
+    public static func micros(_ line: UnsafeBufferPointer<UInt8>) -> Micros? {
+        guard let r = EventFields.members(line)?.time else { return nil }
+        return RFC3339.parse(String(decoding: UnsafeBufferPointer(rebasing: line[r]), as: UTF8.self))
+    }
+}
