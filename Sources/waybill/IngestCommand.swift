@@ -34,7 +34,7 @@ struct IngestCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Skip KPI rollups during the load; they are rebuilt in one pass when the store is next opened (faster for very large loads).")
     var noRollups = false
 
-    @Option(name: .long, help: "Sort NDJSON input by event time before loading it: auto (when its first 4 MiB is out of time order), on or off. Sorting spills runs of 64 MiB to temporary files beside the --db store (else in TMPDIR).")
+    @Option(name: .long, help: "Sort NDJSON input by event time before loading it: auto (a regular file whose first 4 MiB is out of time order; never a pipe), on or off. Sorting spills runs of 64 MiB to temporary files beside the --db store (else in TMPDIR).")
     var sort: SortMode = .auto
 
     enum SortMode: String, ExpressibleByArgument, CaseIterable {
@@ -128,9 +128,16 @@ final class InputReader {
             guard let h = FileHandle(forReadingAtPath: file) else { throw CLIError("\(file): cannot read") }
             handle = h
         }
+        var st = stat()
+        isRegularFile = fstat(handle.fileDescriptor, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
         pending = try readRaw()
         if Gzip.isGzip(pending) { gzip = try GzipStream(file: file) }
     }
+
+    /// Whether the input is a regular file (also stdin redirected from one), not a pipe or a terminal:
+    /// only a regular file is sorted under `--sort auto`, since sorting reads the input to its end
+    /// before storing anything, and a pipe may be a stream that never ends.
+    let isRegularFile: Bool
 
     deinit { if name != "-" { try? handle.close() } }
 
@@ -269,7 +276,7 @@ final class Chunks: @unchecked Sendable {
                 carry = []
             }
         }
-        if !isArray, whole == nil, sort == .on || (sort == .auto && Self.outOfTimeOrder(carry)) {
+        if !isArray, whole == nil, sort == .on || (sort == .auto && input.isRegularFile && Self.outOfTimeOrder(carry)) {
             try sortAll(directory: sortDirectory)
         }
     }

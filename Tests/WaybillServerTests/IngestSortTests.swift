@@ -52,6 +52,20 @@ import WaybillTestSupport
         #expect(auto.stderr.contains("\(shuffled.count - 1) lines sorted by event time"), "\(auto.stderr)")
         #expect(auto.stderr.contains("line 702: id: "), "\(auto.stderr)")
 
+        // Through a pipe, auto never sorts (a pipe may be a stream that never ends); on still does.
+        // Stdin redirected from the file is a regular file, and auto sorts it.
+        func viaShell(_ command: String) async throws -> ProcessRun {
+            try await offThePool { try ProcessRun.run(URL(fileURLWithPath: "/bin/sh"), ["-c", command]) }
+        }
+        let bin = ServerProcess.binary.path
+        let piped = try await viaShell("cat '\(file.path)' | '\(bin)' ingest - --db '\(temporaryDatabase())' --json")
+        #expect(piped.json?["sorted_lines"] == 0, "\(piped.stdout) \(piped.stderr)")
+        #expect(piped.json?["accepted"] == .number(Double(lines.count)))
+        let pipedOn = try await viaShell("cat '\(file.path)' | '\(bin)' ingest - --db '\(temporaryDatabase())' --json --sort on")
+        #expect(pipedOn.json?["sorted_lines"] == .number(Double(shuffled.count - 1)), "\(pipedOn.stdout)")
+        let redirected = try await viaShell("'\(bin)' ingest - --db '\(temporaryDatabase())' --json < '\(file.path)'")
+        #expect(redirected.json?["sorted_lines"] == .number(Double(shuffled.count - 1)), "\(redirected.stdout)")
+
         // The simulator's output arrives in time order: auto loads it as it is.
         let timed = try await CLIRun.run(["ingest", simulated.path, "--db", dbTimed, "--json"])
         #expect(timed.json?["sorted_lines"] == 0, "\(timed.stdout)")
