@@ -277,7 +277,11 @@ final class Chunks: @unchecked Sendable {
             }
         }
         if !isArray, whole == nil, sort == .on || (sort == .auto && input.isRegularFile && Self.outOfTimeOrder(carry)) {
-            try sortAll(directory: sortDirectory)
+            do {
+                try sortAll(directory: sortDirectory)
+            } catch let e as SortedLinesError {
+                throw CLIError("\(file): sorting by event time: \(e) (sort runs go beside the --db store, else in TMPDIR; --sort off loads the file in its own order)")
+            }
         }
     }
 
@@ -302,7 +306,9 @@ final class Chunks: @unchecked Sendable {
 
     /// Reads the whole input into `sorted` (runs spilled to `directory`), each line with its number.
     private func sortAll(directory: String) throws {
-        let s = SortedLines(directory: directory, key: { EventLineTime.micros($0) })
+        // WAYBILL_SORT_RUN_BYTES: the bytes of lines sorted in memory per run (default 64 MiB; tests set it small).
+        let runBytes = ProcessInfo.processInfo.environment["WAYBILL_SORT_RUN_BYTES"].flatMap { Int($0) }.map { max(1, $0) } ?? 64 << 20
+        let s = SortedLines(directory: directory, runBytes: runBytes, key: { EventLineTime.micros($0) })
         var number = line
         func take(_ b: UnsafeBufferPointer<UInt8>) throws {
             if !EventDecoder.isBlank(b) { try s.add(b, number: number) }

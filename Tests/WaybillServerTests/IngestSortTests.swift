@@ -34,7 +34,12 @@ import WaybillTestSupport
         let file = dir.appendingPathComponent("shuffled.ndjson")
         try (shuffled.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
 
-        let on = try await CLIRun.run(["ingest", file.path, "--db", dbOn, "--sort", "on", "--batch", "500", "--json"])
+        // Runs of 64 KiB: the sort spills dozens of runs beside the store and merges them.
+        var small = ProcessInfo.processInfo.environment
+        small["WAYBILL_SORT_RUN_BYTES"] = "65536"
+        let on = try await offThePool { [small] in
+            try ProcessRun.run(ServerProcess.binary, ["ingest", file.path, "--db", dbOn, "--sort", "on", "--batch", "500", "--json"], environment: small)
+        }
         let off = try await CLIRun.run(["ingest", file.path, "--db", dbOff, "--sort", "off", "--batch", "500", "--json"])
         let auto = try await CLIRun.run(["ingest", file.path, "--db", dbAuto, "--batch", "500"])
         for run in [on, off] {
@@ -88,6 +93,24 @@ import WaybillTestSupport
                 #expect(try await CLIRun.run(["trace", order, "--db", db, "--json"]).stdout == want, "\(order)")
             }
         }
+    }
+
+    @Test func aSortThatCannotWriteItsRunsSaysWhereAndHowToAvoidIt() async throws {
+        let dir = URL(fileURLWithPath: temporaryDatabase()).deletingLastPathComponent()
+        let file = dir.appendingPathComponent("late.ndjson")
+        let lines = (0..<200).map { i in
+            #"{"specversion":"1.0","id":"e\#(i)","source":"oms","type":"order.note","time":"2026-11-\#(10 + (i * 7) % 11)T00:00:00Z","subject":"ORD-\#(i)"}"#
+        }
+        try (lines.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
+        var env = ProcessInfo.processInfo.environment
+        env["WAYBILL_SORT_RUN_BYTES"] = "1000"
+        env["TMPDIR"] = dir.appendingPathComponent("missing").path
+        let r = try await offThePool { [env] in
+            try ProcessRun.run(ServerProcess.binary, ["ingest", file.path, "--url", "http://127.0.0.1:9", "--sort", "on"], environment: env)
+        }
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("late.ndjson: sorting by event time: cannot make a sort run in \(dir.appendingPathComponent("missing").path)"), "\(r.stderr)")
+        #expect(r.stderr.contains("--sort off"), "\(r.stderr)")
     }
 
     @Test func sortNeedsAKnownMode() async throws {
