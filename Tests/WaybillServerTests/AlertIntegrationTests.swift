@@ -171,17 +171,17 @@ http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()
         #expect(notifications().count == 2)
     }
 
-    @Test func serveRefusesABadRulesFileNamingFileRuleAndField() throws {
+    @Test func serveRefusesABadRulesFileNamingFileRuleAndField() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-alert-bad-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try "rules:\n  - name: Late\n    after: order.accepted\n    expect: order.allocated\n    within: later\n".write(toFile: dir + "/r.yaml", atomically: true, encoding: .utf8)
-        let serve = try CLIRun.run(["serve", "--db", dir + "/w.db", "--port", "1", "--config", dir + "/r.yaml"])
+        let serve = try await CLIRun.run(["serve", "--db", dir + "/w.db", "--port", "1", "--config", dir + "/r.yaml"])
         #expect(serve.status != 0)
         #expect(serve.stderr.contains("r.yaml:5: rules[0] 'Late': within:"), "\(serve.stderr)")
-        let check = try CLIRun.run(["alerts", "check", dir + "/r.yaml"])
+        let check = try await CLIRun.run(["alerts", "check", dir + "/r.yaml"])
         #expect(check.status != 0)
         #expect(check.stderr.contains("within:"))
-        let good = try CLIRun.run(["alerts", "check", AlertIntegrationTests.repo + "/queries/alerts"])
+        let good = try await CLIRun.run(["alerts", "check", AlertIntegrationTests.repo + "/queries/alerts"])
         #expect(good.status == 0, "\(good.stderr)")
     }
 

@@ -73,7 +73,7 @@ import WaybillTestSupport
         #expect(try await Self.exercise(server, order: "SO-CFG-2") == [Self.defaultTrace])
     }
 
-    @Test func aBadConfigStopsTheServerWithAnErrorNamingFileAndField() throws {
+    @Test func aBadConfigStopsTheServerWithAnErrorNamingFileAndField() async throws {
         guard FileManager.default.fileExists(atPath: ServerProcess.binary.path) else {
             Issue.record("waybill binary not found at \(ServerProcess.binary.path)")
             return
@@ -88,11 +88,11 @@ import WaybillTestSupport
         for (i, (yaml, message)) in cases.enumerated() {
             let path = dir.appendingPathComponent("bad-\(i).yaml").path
             try yaml.write(toFile: path, atomically: true, encoding: .utf8)
-            let run = try CLIRun.run(["serve", "--port", "1", "--db", db, "--collectors-config", path])
+            let run = try await CLIRun.run(["serve", "--port", "1", "--db", db, "--collectors-config", path])
             #expect(run.status != 0)
             #expect(run.stderr.contains(path) && run.stderr.contains(message), "\(run.stderr)")
         }
-        let missing = try CLIRun.run(["simulate", "--orders", "1", "--db", db, "--collectors-config", dir.appendingPathComponent("none.yaml").path])
+        let missing = try await CLIRun.run(["simulate", "--orders", "1", "--db", db, "--collectors-config", dir.appendingPathComponent("none.yaml").path])
         #expect(missing.status != 0)
         #expect(missing.stderr.contains("none.yaml: cannot read the file"), "\(missing.stderr)")
     }

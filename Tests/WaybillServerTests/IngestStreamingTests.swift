@@ -6,7 +6,7 @@ import WaybillTestSupport
 /// `waybill ingest` reads its input a block at a time (plain or gzip, also several gzip members), so a
 /// batch or a line may straddle blocks; line numbers of rejections still count from the file's start.
 @Suite struct IngestStreamingTests {
-    @Test func largeNDJSONPlainAndGzipStreamWithExactLineNumbers() throws {
+    @Test func largeNDJSONPlainAndGzipStreamWithExactLineNumbers() async throws {
         guard FileManager.default.fileExists(atPath: ServerProcess.binary.path) else {
             Issue.record("waybill binary not found at \(ServerProcess.binary.path)")
             return
@@ -31,7 +31,7 @@ import WaybillTestSupport
         let plain = dir.appendingPathComponent("events.ndjson")
         try text.write(to: plain, atomically: true, encoding: .utf8)
 
-        let first = try CLIRun.run(["ingest", plain.path, "--db", db, "--batch", "7000"])
+        let first = try await CLIRun.run(["ingest", plain.path, "--db", db, "--batch", "7000"])
         #expect(first.status == 1)
         #expect(first.stdout.contains("accepted 24999, duplicates 0, rejected 1"), "\(first.stdout)")
         #expect(first.stderr.contains("line 20002: id: required attribute is missing"), "\(first.stderr)")
@@ -52,7 +52,7 @@ import WaybillTestSupport
         }
         let gzFile = dir.appendingPathComponent("events.ndjson.gz")
         try gz.write(to: gzFile)
-        let again = try CLIRun.run(["ingest", gzFile.path, "--db", db, "--json"])
+        let again = try await CLIRun.run(["ingest", gzFile.path, "--db", db, "--json"])
         #expect(again.status == 1)
         #expect(again.json?["accepted"] == 0)
         #expect(again.json?["duplicates"] == 24_999)
@@ -61,11 +61,11 @@ import WaybillTestSupport
         // A truncated gzip file is refused with a message, not a crash.
         let truncated = dir.appendingPathComponent("truncated.gz")
         try gz.prefix(gz.count / 3).write(to: truncated)
-        let bad = try CLIRun.run(["ingest", truncated.path, "--db", db])
+        let bad = try await CLIRun.run(["ingest", truncated.path, "--db", db])
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("gzip"), "\(bad.stderr)")
 
-        let trace = try CLIRun.run(["trace", "ORD-499", "--db", db, "--format", "json"])
+        let trace = try await CLIRun.run(["trace", "ORD-499", "--db", db, "--format", "json"])
         #expect(trace.json?["events"]?.arrayValue?.count == 50)
     }
 }

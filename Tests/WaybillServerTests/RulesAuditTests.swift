@@ -18,8 +18,8 @@ import WaybillTestSupport
         """
     }
 
-    func loads(_ db: String) throws -> [JSONValue] {
-        let r = try CLIRun.run(["audit", "--db", db, "--format", "json"])
+    func loads(_ db: String) async throws -> [JSONValue] {
+        let r = try await CLIRun.run(["audit", "--db", db, "--format", "json"])
         #expect(r.status == 0, "\(r.stderr)")
         return (r.json?["entries"]?.arrayValue ?? []).filter { $0["action"]?.stringValue == "rules.load" }
     }
@@ -34,7 +34,7 @@ import WaybillTestSupport
 
         var server = try await ServerProcess.start(db: db, extra: ["--config", dir])
         server.stop()
-        var entries = try loads(db)
+        var entries = try await loads(db)
         #expect(entries.count == 1)
         let first = entries.first?["detail"]?.stringValue ?? ""
         #expect(first.hasPrefix("1 rules, 0 hooks from \(dir) (sha256 "), "\(first)")
@@ -43,13 +43,13 @@ import WaybillTestSupport
         // The same rules again: nothing new.
         server = try await ServerProcess.start(db: db, extra: ["--config", dir])
         server.stop()
-        #expect(try loads(db).count == 1)
+        #expect(try await loads(db).count == 1)
 
         // A changed threshold is a reload: recorded, newest first, with another digest.
         try Self.rules(threshold: 0.8).write(toFile: dir + "/kpi.yaml", atomically: true, encoding: .utf8)
         server = try await ServerProcess.start(db: db, extra: ["--config", dir])
         server.stop()
-        entries = try loads(db)
+        entries = try await loads(db)
         #expect(entries.count == 2)
         #expect(entries.first?["detail"]?.stringValue != first)
         #expect(entries.last?["detail"]?.stringValue == first)

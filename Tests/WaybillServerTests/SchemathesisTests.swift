@@ -89,11 +89,11 @@ import WaybillTestSupport
         let db = dir + "/fuzz.db"
         let sim = try await CLIRun.run(["simulate", "--orders", "200", "--days", "2", "--db", db])
         #expect(sim.status == 0, "\(sim.stderr)")
-        func token(_ scope: String) throws -> String {
-            let r = try CLIRun.run(["tokens", "create", "--scope", scope, "--name", "fuzz-\(scope)", "--db", db])
+        func token(_ scope: String) async throws -> String {
+            let r = try await CLIRun.run(["tokens", "create", "--scope", scope, "--name", "fuzz-\(scope)", "--db", db])
             return r.stdout.split(separator: "\n").last.map(String.init) ?? ""
         }
-        let admin = try token("admin"), read = try token("read"), ingest = try token("ingest")
+        let admin = try await token("admin"), read = try await token("read"), ingest = try await token("ingest")
         try Self.hooks.write(toFile: dir + "/hooks/waybill_hooks.py", atomically: true, encoding: .utf8)
         try Self.rules.write(toFile: dir + "/rules.yaml", atomically: true, encoding: .utf8)
         let server = try await ServerProcess.start(db: db, extra: ["--config", dir + "/rules.yaml"])

@@ -110,34 +110,34 @@ func pollTrace(port: Int, _ key: String, seconds: Double, until done: (JSONValue
 @Suite(.serialized) struct SimulationEndToEndTests {
     var binaryPresent: Bool { FileManager.default.fileExists(atPath: ServerProcess.binary.path) }
 
-    @Test func sameSeedSameBytesOtherSeedOtherBytes() throws {
+    @Test func sameSeedSameBytesOtherSeedOtherBytes() async throws {
         guard binaryPresent else { Issue.record("waybill binary missing"); return }
         let dir = URL(fileURLWithPath: temporaryDatabase()).deletingLastPathComponent()
-        func run(_ seed: Int, _ name: String) throws -> Data {
+        func run(_ seed: Int, _ name: String) async throws -> Data {
             let out = dir.appendingPathComponent(name).path
-            let r = try CLIRun.run(["simulate", "--orders", "150", "--days", "1", "--seed", String(seed), "--start", "2026-11-01T00:00:00Z", "--out", out])
+            let r = try await CLIRun.run(["simulate", "--orders", "150", "--days", "1", "--seed", String(seed), "--start", "2026-11-01T00:00:00Z", "--out", out])
             #expect(r.status == 0, "\(r.stderr)")
             return try Data(contentsOf: URL(fileURLWithPath: out))
         }
-        let a = try run(7, "a.ndjson"), b = try run(7, "b.ndjson"), c = try run(8, "c.ndjson")
+        let a = try await run(7, "a.ndjson"), b = try await run(7, "b.ndjson"), c = try await run(8, "c.ndjson")
         #expect(a.count > 150 * 8 * 100)
         #expect(a == b)
         #expect(a != c)
-        let bad = try CLIRun.run(["simulate", "--orders", "10", "--faults", "short-pick=1.5", "--out", dir.appendingPathComponent("x").path])
+        let bad = try await CLIRun.run(["simulate", "--orders", "10", "--faults", "short-pick=1.5", "--out", dir.appendingPathComponent("x").path])
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("short-pick"))
     }
 
-    @Test func aSimulatedDayGivesCompleteTracesAndPlausibleKPIs() throws {
+    @Test func aSimulatedDayGivesCompleteTracesAndPlausibleKPIs() async throws {
         guard binaryPresent else { Issue.record("waybill binary missing"); return }
         let db = temporaryDatabase()
-        let sim = try CLIRun.run(["simulate", "--orders", "400", "--days", "1", "--seed", "3", "--start", "2026-11-01T00:00:00Z", "--db", db])
+        let sim = try await CLIRun.run(["simulate", "--orders", "400", "--days", "1", "--seed", "3", "--start", "2026-11-01T00:00:00Z", "--db", db])
         #expect(sim.status == 0, "\(sim.stderr)")
-        let page = try CLIRun.run(["search", "--db", db, "--state", "invoiced", "--limit", "25", "--json"])
+        let page = try await CLIRun.run(["search", "--db", db, "--state", "invoiced", "--limit", "25", "--json"])
         let ids = page.json?["orders"]?.arrayValue?.compactMap { $0["correlation_id"]?.stringValue } ?? []
         #expect(ids.count == 25)
         for id in ids.prefix(10) {
-            let t = try CLIRun.run(["trace", id, "--db", db, "--json"]).json
+            let t = try await CLIRun.run(["trace", id, "--db", db, "--json"]).json
             let types = Set(t?["events"]?.arrayValue?.compactMap { $0["type"]?.stringValue } ?? [])
             for stage in ["accepted", "validated", "credit_checked", "allocated", "released", "picked", "packed", "shipped", "delivered", "invoiced"] {
                 #expect(types.contains("order.\(stage)"), "\(id) lacks order.\(stage)")
@@ -152,10 +152,10 @@ func pollTrace(port: Int, _ key: String, seconds: Double, until done: (JSONValue
             let traces = Set(t?["spans"]?.arrayValue?.compactMap { $0["trace_id"]?.stringValue } ?? [])
             #expect(traces.count >= 2, "\(id): order trace and carrier trace")
         }
-        let timeline = try CLIRun.run(["trace", ids[0], "--db", db])
+        let timeline = try await CLIRun.run(["trace", ids[0], "--db", db])
         #expect(timeline.stdout.contains("Spans ("))
         #expect(timeline.stdout.contains("carrier carrier.scan"))
-        let kpi = try CLIRun.run(["kpi", "--db", db, "--from", "2026-10-31T00:00:00Z", "--to", "2026-11-10T00:00:00Z", "--json"]).json
+        let kpi = try await CLIRun.run(["kpi", "--db", db, "--from", "2026-10-31T00:00:00Z", "--to", "2026-11-10T00:00:00Z", "--json"]).json
         let total = kpi?["total"]
         #expect((total?["orders_allocated"]?.doubleValue ?? 0) > 300)
         #expect((total?["fill_rate"]?.doubleValue).map { $0 > 0.5 && $0 <= 1 } == true)
@@ -163,13 +163,13 @@ func pollTrace(port: Int, _ key: String, seconds: Double, until done: (JSONValue
         #expect((total?["shipments"]?.doubleValue ?? 0) > 300)
     }
 
-    @Test func kpisSplitByTelemetryShowWhatERPErrorsCostTheBusiness() throws {
+    @Test func kpisSplitByTelemetryShowWhatERPErrorsCostTheBusiness() async throws {
         guard binaryPresent else { Issue.record("waybill binary missing"); return }
         let db = temporaryDatabase()
-        let sim = try CLIRun.run(["simulate", "--orders", "400", "--days", "1", "--seed", "5", "--start", "2026-11-01T00:00:00Z",
+        let sim = try await CLIRun.run(["simulate", "--orders", "400", "--days", "1", "--seed", "5", "--start", "2026-11-01T00:00:00Z",
                                   "--faults", "erp-errors=0.3", "--db", db])
         #expect(sim.status == 0, "\(sim.stderr)")
-        let doc = try CLIRun.run(["kpi", "--db", db, "--from", "2026-10-31T00:00:00Z", "--to", "2026-11-10T00:00:00Z",
+        let doc = try await CLIRun.run(["kpi", "--db", db, "--from", "2026-10-31T00:00:00Z", "--to", "2026-11-10T00:00:00Z",
                                   "--split", "error-in:erp", "--json"]).json
         let groups = doc?["groups"]?.arrayValue ?? []
         func group(_ name: String) -> JSONValue? { groups.first { $0["key"]?.objectValue?.values.first == .string(name) }?["kpis"] }
@@ -177,10 +177,10 @@ func pollTrace(port: Int, _ key: String, seconds: Double, until done: (JSONValue
         #expect(with != nil && without != nil, "groups: \(groups.map { $0["key"] ?? .null })")
         let a = with?["allocation_delay"]?["p50_s"]?.doubleValue ?? 0, b = without?["allocation_delay"]?["p50_s"]?.doubleValue ?? 0
         #expect(a > b, "ERP errors (retries) must show in allocation delay: \(a) vs \(b)")
-        let combined = try CLIRun.run(["kpi", "--db", db, "--from", "2026-10-31T00:00:00Z", "--to", "2026-11-10T00:00:00Z",
+        let combined = try await CLIRun.run(["kpi", "--db", db, "--from", "2026-10-31T00:00:00Z", "--to", "2026-11-10T00:00:00Z",
                                        "--by", "warehouse", "--split", "error-in:erp", "--json"]).json
         #expect(combined?["groups"]?.arrayValue?.contains { ($0["key"]?.objectValue?.values.first?.stringValue ?? "").hasSuffix(" · with_error") } == true)
-        let bad = try CLIRun.run(["kpi", "--db", db, "--split", "wat"])
+        let bad = try await CLIRun.run(["kpi", "--db", db, "--split", "wat"])
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("--split"))
     }
