@@ -27,6 +27,8 @@ public final class SortedLines {
     private let key: Key
     private var buffer: [UInt8] = []
     private var records: [Record] = []
+    /// The spilled runs' files, in the order written; read through `spilled` once the input ends.
+    private var runs: [Int32] = []
     private var spilled: [RunReader] = []
     private var inMemory: (buffer: [UInt8], records: [Record], next: Int)?
     private var heap: [Int] = []
@@ -42,7 +44,7 @@ public final class SortedLines {
         self.key = key
     }
 
-    deinit { for r in spilled { close(r.fd) } }
+    deinit { for fd in runs { close(fd) } }
 
     /// Adds one line (without its newline), number `number` in the input.
     public func add(_ line: UnsafeBufferPointer<UInt8>, number: Int) throws {
@@ -58,14 +60,14 @@ public final class SortedLines {
     public func finish() throws {
         guard !finished else { return }
         finished = true
-        if spilled.isEmpty {
+        if runs.isEmpty {
             sortRun()
             inMemory = (buffer, records, 0)
         } else {
             if !records.isEmpty { try spill() }
             // Read buffers of 64 MiB in all (1 MiB a run at most, 64 KiB at least).
-            let chunk = min(1 << 20, max(64 << 10, (64 << 20) / spilled.count))
-            spilled = spilled.map { RunReader(fd: $0.fd, chunk: chunk) }
+            let chunk = min(1 << 20, max(64 << 10, (64 << 20) / runs.count))
+            spilled = runs.map { RunReader(fd: $0, chunk: chunk) }
             for i in spilled.indices { try spilled[i].advance() }
             heap = spilled.indices.filter { spilled[$0].current != nil }
             for i in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(i) }
@@ -110,8 +112,13 @@ public final class SortedLines {
         return numbers.isEmpty ? nil : (bytes, numbers)
     }
 
+    /// The order of lines: by key, then by line number.
+    static func precedes(_ a: (key: Int64, number: Int64), _ b: (key: Int64, number: Int64)) -> Bool {
+        a.key != b.key ? a.key < b.key : a.number < b.number
+    }
+
     private func sortRun() {
-        records.sort { $0.key != $1.key ? $0.key < $1.key : $0.number < $1.number }
+        records.sort { Self.precedes(($0.key, $0.number), ($1.key, $1.number)) }
     }
 
     /// Sorts the run in memory and writes it to a new unlinked file: per line its key, number and length
@@ -141,7 +148,7 @@ public final class SortedLines {
             close(fd)
             throw error
         }
-        spilled.append(RunReader(fd: fd, chunk: 0))
+        runs.append(fd)
         buffer.removeAll(keepingCapacity: true)
         records.removeAll(keepingCapacity: true)
     }
@@ -172,7 +179,7 @@ public final class SortedLines {
 
     private func less(_ a: Int, _ b: Int) -> Bool {
         let x = spilled[heap[a]].current!, y = spilled[heap[b]].current!
-        return x.key != y.key ? x.key < y.key : x.number < y.number
+        return Self.precedes((x.key, x.number), (y.key, y.number))
     }
 
     private func siftDown(_ start: Int) {

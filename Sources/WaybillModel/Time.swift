@@ -11,7 +11,8 @@ public enum RFC3339 {
         return s.withUTF8 { parse(bytes: $0) }
     }
 
-    static func parse(bytes b: UnsafeBufferPointer<UInt8>) -> Micros? {
+    /// `parse` on the UTF-8 bytes of the text, without making a String of them.
+    public static func parse(bytes b: UnsafeBufferPointer<UInt8>) -> Micros? {
         let n = b.count
         guard n >= 20 else { return nil }
         func digits(_ at: Int, _ count: Int) -> Int? {

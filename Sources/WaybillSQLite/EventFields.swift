@@ -49,7 +49,7 @@ struct EventFields: Equatable {
         guard let id = m.id, let source = m.source, let type = m.type, let subject = m.subject,
               let time = m.time else { return nil }
         func text(_ r: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: b[r]), as: UTF8.self) }
-        guard let t = RFC3339.parse(text(time)) else { return nil }
+        guard let t = RFC3339.parse(bytes: UnsafeBufferPointer(rebasing: b[time])) else { return nil }
         return EventFields(id: text(id), source: text(source), type: text(type), subject: text(subject), time: t,
                            traceID: m.traceparent.flatMap { Traceparent.traceID(text($0)) })
     }
@@ -185,6 +185,6 @@ struct EventFields: Equatable {
 public enum EventLineTime {
     public static func micros(_ line: UnsafeBufferPointer<UInt8>) -> Micros? {
         guard let r = EventFields.members(line)?.time else { return nil }
-        return RFC3339.parse(String(decoding: UnsafeBufferPointer(rebasing: line[r]), as: UTF8.self))
+        return RFC3339.parse(bytes: UnsafeBufferPointer(rebasing: line[r]))
     }
 }

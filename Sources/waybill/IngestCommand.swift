@@ -231,7 +231,7 @@ final class Chunks: @unchecked Sendable {
     /// The input's lines in time order, when it is sorted (`--sort`).
     private var sorted: SortedLines?
     /// Lines sorted by event time before loading (0: the input is read in its own order).
-    private(set) var sortedLines = 0
+    var sortedLines: Int { sorted?.count ?? 0 }
 
     /// A batch: already decoded (JSON arrays are parsed whole), or a run of NDJSON lines still to decode.
     enum Part: Sendable {
@@ -241,7 +241,7 @@ final class Chunks: @unchecked Sendable {
         case sortedLines([UInt8], numbers: [Int])
     }
 
-    init(input: InputReader, file: String, batch: Int, sort: IngestCommand.SortMode = .off, sortDirectory: String = NSTemporaryDirectory()) throws {
+    init(input: InputReader, file: String, batch: Int, sort: IngestCommand.SortMode, sortDirectory: String) throws {
         self.input = input
         self.file = file
         self.batch = batch
@@ -335,7 +335,6 @@ final class Chunks: @unchecked Sendable {
         }
         try s.finish()
         sorted = s
-        sortedLines = s.count
     }
 
     private func readAll() throws -> [UInt8] {
