@@ -72,19 +72,36 @@ public final class StoreEventSink: EventTextSink {
     }
 
     /// Decodes what has been emitted and appends it, in batches; waits out a full ingest queue.
+    ///
+    /// Contract: what a flush that throws did not store stays in the sink, ahead of anything emitted
+    /// later, and the next flush sends it again (the store answers the part that did get stored as
+    /// duplicates). So the sink is empty only when everything emitted into it is stored, which is
+    /// what the demo's checkpoints rely on.
     public func flush(to store: any EventWriter & SpanWriter, batchSize: Int = 5_000) async throws {
         if !spans.isEmpty {
             let batch = spans
             spans.removeAll(keepingCapacity: true)
-            spansWritten = spansWritten + (try await Self.appendInBatches(batch, size: batchSize) { try await store.appendSpans($0) })
+            do {
+                spansWritten = spansWritten + (try await Self.appendInBatches(batch, size: batchSize) { try await store.appendSpans($0) })
+            } catch {
+                spans.insert(contentsOf: batch, at: 0)
+                throw error
+            }
         }
         guard !buffer.isEmpty else { return }
-        let bytes = buffer
+        let bytes = buffer, lines = pending
         buffer.removeAll(keepingCapacity: true)
         pending = 0
         let decoded = bytes.withUnsafeBufferPointer { EventDecoder.decodeLinesLeniently($0, firstLine: 0).events }
+        let result: AppendResult
+        do {
+            result = try await Self.appendInBatches(decoded.events, size: batchSize) { try await store.append($0) }
+        } catch {
+            buffer.insert(contentsOf: bytes, at: 0)
+            pending += lines
+            throw error
+        }
         rejected += decoded.rejected
-        let result = try await Self.appendInBatches(decoded.events, size: batchSize) { try await store.append($0) }
         written = written + result
         observer?.observe(decoded, result: result)
     }
@@ -234,8 +251,15 @@ public struct DemoService: Service {
                 taken.fail(error)
             }
         }
-        // Interrupted: everything emitted is flushed above; keep the state for the next start.
-        do { try await checkpoint(sim) } catch { logger.error("demo checkpoint at shutdown failed", metadata: ["error": "\(error)"]) }
+        // Interrupted: keep the state for the next start, once what was emitted is stored (a flush that
+        // failed above left its events in the sink; without them stored, the last checkpoint stays, and
+        // the next start emits them again).
+        do {
+            try await sink.flush(to: store)
+            try await checkpoint(sim)
+        } catch {
+            logger.error("demo checkpoint at shutdown failed", metadata: ["error": "\(error)"])
+        }
         if !sink.rejected.isEmpty {
             logger.warning("demo events rejected by the collector", metadata: ["count": "\(sink.rejected.count)", "first": "\(sink.rejected[0].error)"])
         }

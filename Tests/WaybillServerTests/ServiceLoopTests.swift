@@ -142,4 +142,51 @@ final class CountingTransport: NotificationTransport, @unchecked Sendable {
             }
         }
     }
+
+    /// A store write that fails (a storage fault, a closing store) loses none of the demo's events: they
+    /// stay in the sink and the next flush stores them, so a checkpoint (taken only with the sink empty)
+    /// never gets ahead of the store. Before, the sink dropped them, and the order they belonged to
+    /// stopped moving in the store while its workflow went on.
+    @Test func aFailedDemoFlushKeepsItsEventsForTheNext() async throws {
+        let store = try SQLiteStore(path: temporaryDatabase(), rollup: KPIFactsRollup())
+        defer { store.close() }
+        let flaky = FlakyWriter(store, failAppendNumber: 2)
+        let sink = StoreEventSink()
+        for i in 1...5 { sink.emit(Self.accepted("SO-\(i)", at: Self.t0 + Micros(i))) }
+        sink.emit(Span(traceID: String(repeating: "a", count: 32), spanID: String(repeating: "b", count: 16), service: "oms", name: "s",
+                       start: Self.t0, end: Self.t0 + 1))
+        // Batches of 2: the first is stored, the second fails.
+        await #expect(throws: StoreError.self) { try await sink.flush(to: flaky, batchSize: 2) }
+        #expect(sink.pendingEvents == 5, "the failed flush keeps all it was given")
+        #expect(try store.stats().events == 2)
+        sink.emit(Self.accepted("SO-6", at: Self.t0 + 6))
+        try await sink.flush(to: flaky, batchSize: 2)
+        #expect(sink.pendingEvents == 0)
+        #expect(try store.stats().events == 6)
+        // The batch stored before the failure is sent again and answered as duplicates (`written` counts
+        // the flushes that succeeded).
+        #expect(sink.written.accepted == 4 && sink.written.duplicates == 2, "\(sink.written)")
+        #expect(sink.spansWritten.accepted == 1)
+    }
+}
+
+/// Passes writes to a store, but throws a storage fault on one chosen `append` call (counted from 1).
+final class FlakyWriter: EventWriter, SpanWriter, @unchecked Sendable {
+    private let inner: any EventWriter & SpanWriter
+    private let lock = NSLock()
+    private var appends = 0
+    private let failing: Int
+
+    init(_ inner: any EventWriter & SpanWriter, failAppendNumber: Int) {
+        self.inner = inner
+        failing = failAppendNumber
+    }
+
+    func append(_ events: [CloudEvent]) async throws -> AppendResult {
+        let n = lock.withLock { appends += 1; return appends }
+        if n == failing { throw StoreError.unavailable("test: this append fails") }
+        return try await inner.append(events)
+    }
+
+    func appendSpans(_ spans: [Span]) async throws -> AppendResult { try await inner.appendSpans(spans) }
 }
