@@ -36,7 +36,7 @@ final class WaybillServerProcess: @unchecked Sendable {
     var base: String { "http://127.0.0.1:\(port)" }
     var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
 
-    /// Starts `waybill serve ARGS --port P` and waits until `/healthz` answers 200 (up to 60 s); a port
+    /// Starts `waybill serve ARGS --port P` and waits until `/healthz` answers 200 (up to 120 s); a port
     /// taken meanwhile is retried with another.
     static func start(_ args: [String], environment: [String: String] = [:]) async throws -> WaybillServerProcess {
         var lastError: Error = ProcessFailure("not started")
@@ -54,15 +54,25 @@ final class WaybillServerProcess: @unchecked Sendable {
             try p.run()
             try? handle.close()
             let server = WaybillServerProcess(process: p, port: port, logURL: logURL)
-            let deadline = Date().addingTimeInterval(60)
+            // Each probe gives up after 5 s, so one stuck connection cannot use up the wait; the last
+            // outcome goes into the failure (two CI runs under load saw a server log "listening" and no
+            // 200 within the wait, without saying what the probes got).
+            let deadline = Date().addingTimeInterval(120)
+            var lastProbe = "no probe answered"
             while Date() < deadline {
-                if !ProcessState.isAlive(p.processIdentifier) { break }
-                if let r = try? await server.get("/healthz"), r.status == 200 { return server }
+                if !ProcessState.isAlive(p.processIdentifier) { lastProbe = "the process exited"; break }
+                do {
+                    let r = try await server.request("GET", "/healthz", timeout: 5)
+                    if r.status == 200 { return server }
+                    lastProbe = "status \(r.status): \(r.body.prefix(300))"
+                } catch {
+                    lastProbe = "\(error)"
+                }
                 try await Task.sleep(nanoseconds: 100_000_000)
             }
             let log = server.log
             server.stop()
-            lastError = ProcessFailure("waybill serve \(args.joined(separator: " ")) did not become healthy: \(log.suffix(1500))")
+            lastError = ProcessFailure("waybill serve \(args.joined(separator: " ")) did not become healthy within 120 s (last probe: \(lastProbe)): \(log.suffix(1500))")
             if !log.contains("in use") { break }
         }
         throw lastError
@@ -72,10 +82,12 @@ final class WaybillServerProcess: @unchecked Sendable {
         try await request("GET", path)
     }
 
-    func request(_ method: String, _ path: String, body: [UInt8]? = nil, contentType: String? = nil) async throws -> (status: Int, body: String) {
+    func request(_ method: String, _ path: String, body: [UInt8]? = nil, contentType: String? = nil, timeout: TimeInterval = 300) async throws
+        -> (status: Int, body: String)
+    {
         var req = URLRequest(url: URL(string: base + path)!)
         req.httpMethod = method
-        req.timeoutInterval = 300
+        req.timeoutInterval = timeout
         if let body { req.httpBody = Data(body) }
         if let contentType { req.setValue(contentType, forHTTPHeaderField: "Content-Type") }
         let (data, response) = try await URLSession.shared.data(for: req)

@@ -290,7 +290,8 @@ func pollTrace(port: Int, _ key: String, seconds: Double, until done: (JSONValue
             $0["state"]?.stringValue.flatMap(Stage.init(name:)).map { $0 >= .packed } == true
         }
         let state = later["state"]?.stringValue.flatMap(Stage.init(name:))
-        #expect(state.map { $0 >= .packed } == true, "went on from \(crashed) to \(later["state"] ?? .null)")
+        let stored = (later["events"]?.arrayValue ?? []).map { "\($0["time"]?.stringValue ?? "?") \($0["type"]?.stringValue ?? "?")" }
+        #expect(state.map { $0 >= .packed } == true, "went on from \(crashed) to \(later["state"] ?? .null); its events: \(stored)")
         // Nothing lost, nothing twice: the order's events are numbered 1...n without a gap or a repeat.
         let ids = (later["events"]?.arrayValue ?? []).filter { $0["subject"] == "API-DURABLE-1" }.compactMap { $0["id"]?.stringValue }
         let seqs = ids.compactMap { Int($0.split(separator: "-").last ?? "") }.sorted()
