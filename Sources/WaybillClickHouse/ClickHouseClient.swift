@@ -267,19 +267,6 @@ struct RowBinaryReader {
 
     mutating func string() throws -> String { String(decoding: try stringBytes(), as: UTF8.self) }
 
-    /// Two String values as one String, `a` NUL `b` (`ClickHouseStore.pairKey`), built in one allocation.
-    mutating func stringPair() throws -> String {
-        let a = try stringBytes(), b = try stringBytes()
-        return String(unsafeUninitializedCapacity: a.count + 1 + b.count) { out in
-            var i = 0
-            for x in a { out[i] = x; i += 1 }
-            out[i] = 0
-            i += 1
-            for x in b { out[i] = x; i += 1 }
-            return i
-        }
-    }
-
     mutating func uint64() throws -> UInt64 {
         guard bytes.count - at >= 8 else { throw Self.truncated() }
         var v: UInt64 = 0

@@ -26,10 +26,20 @@ struct KPIBucketKeys: Sendable {
         names = widths.map { w in (["total"] + KPIDimension.allCases.map(\.rawValue)).map { KPIRollupKey.storedDimension($0, width: w) } }
     }
 
+    /// Whether `a` and `b` fall in the same buckets: the inputs of `buckets` are equal (cheaper than
+    /// computing both sets when an event changed nothing they depend on).
+    func sameBuckets(_ a: OrderFacts, _ b: OrderFacts) -> Bool {
+        (a.acceptedAt == nil ? nil : a.allocatedAt) == (b.acceptedAt == nil ? nil : b.allocatedAt)
+            && (a.releasedAt == nil ? nil : a.shippedAt) == (b.releasedAt == nil ? nil : b.shippedAt)
+            && a.stageTimes == b.stageTimes
+    }
+
     func buckets(_ f: OrderFacts) -> Set<RollupKey> {
-        var out = Set<RollupKey>()
-        let c = OrderContribution(f)
-        for at in [c.allocation?.at, c.shipment?.at] {
+        var out = Set<RollupKey>(minimumCapacity: 2 * names.reduce(0) { $0 + $1.count } + 12)
+        // The times `OrderContribution(f)` gives its allocation and shipment parts (without building them).
+        let allocation = f.acceptedAt == nil ? nil : f.allocatedAt
+        let shipment = f.releasedAt == nil ? nil : f.shippedAt
+        for at in [allocation, shipment] {
             guard let at else { continue }
             for (tier, w) in widths.enumerated() {
                 let start = KPIRollup.bucketStart(at, width: w)
