@@ -6,6 +6,8 @@
 #  2. trace lookups through `waybill serve --store` (GET /api/v1/traces/{key}): p50, p99;
 #  3. a 30-day KPI report (GET /api/v1/kpis by warehouse, step 1d): median of 10;
 #  4. bytes on disk per event (system.parts, both shards) against the SQLite store of the same file.
+# Each ingest line also gives the CPU seconds it cost: the client's (user + system) and the ClickHouse
+# servers' (from /proc), which compare across runs better than rates on a VM whose host steals CPU.
 # The servers run with temporary data directories on free ports and a password user; both are stopped
 # at the end. usage: bench/clickhouse.sh [ORDERS] [BINARY...] (default 20000 and .build/release/waybill;
 # needs python3, curl, a release build). With several binaries, each ingest pair runs ClickHouse's insert
@@ -52,26 +54,32 @@ for line in open(src):
 flush()
 EOF
 
+# CPU seconds the ClickHouse servers have used so far (user + system, both nodes): on a VM whose host
+# steals CPU, wall-clock rates move between identical runs, CPU per run much less.
+chcpu() { local t=0; for p in "${PIDS[@]}"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo "$t"; }
+tick=$(getconf CLK_TCK)
 echo "== 1. ingest (A/B pairs, fresh databases each time)"
 for pair in 1 2; do
   # A: ClickHouse's own insert of the distinct rows, into the tables Waybill created.
   : > "$OUT/empty.ndjson"
   $W ingest "$OUT/empty.ndjson" --store "$(url raw$pair)" >/dev/null
-  s=$(date +%s.%N)
+  c0=$(chcpu); s=$(date +%s.%N)
   for f in "$OUT"/rows/*.json; do
     curl -sf "http://127.0.0.1:$H0/?insert_distributed_sync=1&query=INSERT%20INTO%20raw$pair.events%20FORMAT%20JSONEachRow" \
       -H "X-ClickHouse-User: waybill" -H "X-ClickHouse-Key: $PW" --data-binary @"$f" >/dev/null
   done
-  e=$(date +%s.%N)
+  e=$(date +%s.%N); c1=$(chcpu)
   raw=$(python3 -c "print(f'{$EVENTS/($e-$s):.0f}')")
+  rawcpu=$(python3 -c "print(f'{($c1-$c0)/$tick:.2f}')")
   # B: Waybill, the same file (each binary into a database of its own).
   for b in "${!BINS[@]}"; do
     W=${BINS[$b]}; db=wb$pair; [ "$b" -gt 0 ] && db=wb${pair}_$b
-    s=$(date +%s.%N)
-    $W ingest "$F" --store "$(url $db)" > "$OUT/ingest.out"
-    e=$(date +%s.%N)
+    c0=$(chcpu); s=$(date +%s.%N)
+    /usr/bin/time -f "%U %S" -o "$OUT/ingest.time" $W ingest "$F" --store "$(url $db)" > "$OUT/ingest.out"
+    e=$(date +%s.%N); c1=$(chcpu)
     wb=$(python3 -c "print(f'{$EVENTS/($e-$s):.0f}')")
-    echo "pair $pair: ClickHouse JSONEachRow $raw lines/s; Waybill ($W) $wb lines/s ($(python3 -c "print(f'{100*$wb/$raw:.1f}')")%) [$(grep -m1 accepted "$OUT/ingest.out" || true)]   load $(cut -d' ' -f1-3 /proc/loadavg)"
+    cpu=$(python3 -c "u,s=open('$OUT/ingest.time').read().split()[-2:]; print(f'client {float(u)+float(s):.2f} s, ClickHouse {($c1-$c0)/$tick:.2f} s')")
+    echo "pair $pair: ClickHouse JSONEachRow $raw lines/s (ClickHouse CPU $rawcpu s); Waybill ($W) $wb lines/s ($(python3 -c "print(f'{100*$wb/$raw:.1f}')")%, CPU: $cpu) [$(grep -m1 accepted "$OUT/ingest.out" || true)]   load $(cut -d' ' -f1-3 /proc/loadavg)"
   done
 done
 W=${BINS[-1]}; last=$(( ${#BINS[@]} - 1 ))
