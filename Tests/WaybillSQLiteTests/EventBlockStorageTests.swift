@@ -49,6 +49,28 @@ import WaybillTestSupport
         #expect(try await s.append(events.reversed()) == AppendResult(accepted: 0, duplicates: 400))
     }
 
+    /// A store that only ever gets small appends (an HTTP server's clients posting a few events at a
+    /// time) learns its dictionary from them once they add up to enough bytes.
+    @Test func smallAppendsTogetherTeachTheDictionary() async throws {
+        let path = temporaryDatabase()
+        let events = (0..<400).map { Self.oddEvent($0, subject: "ORD-\($0)", minutes: $0) }
+        do {
+            let s = try SQLiteStore(path: path)
+            for i in stride(from: 0, to: 200, by: 20) { _ = try await s.append(Array(events[i..<(i + 20)])) }
+            for e in events[200...] { _ = try await s.append([e]) }
+            s.close()
+        }
+        let c = try Connection(path: path)
+        #expect(try c.scalarInt("SELECT count(*) FROM event_dict") == 1)
+        let stored = try c.scalarInt("SELECT sum(length(body)) FROM event_blocks WHERE n = 1")
+        let raw = events[200...].reduce(0) { $0 + $1.raw.count }
+        #expect(stored * 3 < raw, "\(stored) bytes stored for \(raw) bytes of JSON")
+        let s = try SQLiteStore(path: path)
+        defer { s.close() }
+        for k in [0, 150, 399] { #expect(try s.trace(key: "ORD-\(k)")?.events.map(\.raw) == [events[k].raw]) }
+        #expect(try await s.append(events) == AppendResult(accepted: 0, duplicates: 400))
+    }
+
     @Test func aLearnedDictionaryCompressesSmallBlocksAndSurvivesReopening() async throws {
         let path = temporaryDatabase()
         let events = (0..<400).map { Self.oddEvent($0, subject: "ORD-\($0)", minutes: $0) }
