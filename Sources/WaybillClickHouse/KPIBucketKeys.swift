@@ -29,17 +29,18 @@ struct KPIBucketKeys: Sendable {
     /// Whether `a` and `b` fall in the same buckets: the inputs of `buckets` are equal (cheaper than
     /// computing both sets when an event changed nothing they depend on).
     func sameBuckets(_ a: OrderFacts, _ b: OrderFacts) -> Bool {
-        (a.acceptedAt == nil ? nil : a.allocatedAt) == (b.acceptedAt == nil ? nil : b.allocatedAt)
-            && (a.releasedAt == nil ? nil : a.shippedAt) == (b.releasedAt == nil ? nil : b.shippedAt)
-            && a.stageTimes == b.stageTimes
+        Self.partTimes(a) == Self.partTimes(b) && a.stageTimes == b.stageTimes
+    }
+
+    /// The times `OrderContribution(f)` gives its allocation and shipment parts (without building them).
+    static func partTimes(_ f: OrderFacts) -> (allocation: Micros?, shipment: Micros?) {
+        (f.acceptedAt == nil ? nil : f.allocatedAt, f.releasedAt == nil ? nil : f.shippedAt)
     }
 
     func buckets(_ f: OrderFacts) -> Set<RollupKey> {
         var out = Set<RollupKey>(minimumCapacity: 2 * names.reduce(0) { $0 + $1.count } + 12)
-        // The times `OrderContribution(f)` gives its allocation and shipment parts (without building them).
-        let allocation = f.acceptedAt == nil ? nil : f.allocatedAt
-        let shipment = f.releasedAt == nil ? nil : f.shippedAt
-        for at in [allocation, shipment] {
+        let parts = Self.partTimes(f)
+        for at in [parts.allocation, parts.shipment] {
             guard let at else { continue }
             for (tier, w) in widths.enumerated() {
                 let start = KPIRollup.bucketStart(at, width: w)

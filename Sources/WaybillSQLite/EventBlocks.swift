@@ -724,11 +724,12 @@ final class EventBlockTable {
             return
         }
         let from: [CloudEvent]
-        if events.reduce(0, { $0 + $1.raw.count }) >= EventBlocks.dictionarySize {
+        let bytes = events.reduce(0) { $0 + $1.raw.count }
+        if bytes >= EventBlocks.dictionarySize {
             from = events
         } else {
             sampleEvents += events
-            sampleBytes += events.reduce(0) { $0 + $1.raw.count }
+            sampleBytes += bytes
             guard sampleBytes >= EventBlocks.dictionarySize else { return }
             from = sampleEvents
         }
