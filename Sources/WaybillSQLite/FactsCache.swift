@@ -6,8 +6,10 @@ import WaybillModel
 /// the last `limit / 2` distinct orders is always found, memory never exceeds `limit` entries, and a
 /// full cache never forgets everything at once (an interleaved stream keeps thousands of orders hot).
 struct FactsCache {
-    /// The row and its facts encoded (`FactsCodec`).
-    typealias Entry = (rid: Int64, bytes: [UInt8])
+    /// The row and its facts, decoded: a hit costs no decoding, and a write no second encoding (the
+    /// row's column takes `FactsCodec.encodeRow`). Taken out with `take` while the writer merges into
+    /// them, so the merge does not copy their collections because the cache still holds them.
+    typealias Entry = (rid: Int64, facts: OrderFacts)
     private var young: [String: Entry] = [:]
     private var old: [String: Entry] = [:]
     let generation: Int
@@ -21,6 +23,11 @@ struct FactsCache {
         guard let e = old.removeValue(forKey: key) else { return nil }
         put(key, e)
         return e
+    }
+
+    /// Removes and returns the entry of `key`; the caller puts it back (`put`) once it is written.
+    mutating func take(_ key: String) -> Entry? {
+        young.removeValue(forKey: key) ?? old.removeValue(forKey: key)
     }
 
     mutating func put(_ key: String, _ e: Entry) {

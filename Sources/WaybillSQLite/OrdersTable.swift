@@ -65,7 +65,7 @@ final class OrdersTable {
     }
 
     let conn: Connection
-    /// Facts of recently written orders (encoded), so the hot path does not re-read them.
+    /// Facts of recently written orders (decoded), so the hot path neither re-reads nor decodes them.
     private var cache = FactsCache(limit: 24_000)
 
     /// How long order rows and rollups may lag behind the events (`SQLiteStore.Options.deferredFactsEvents`);
@@ -163,9 +163,9 @@ final class OrdersTable {
                 var rid: Int64?
                 var old: OrderFacts?
                 var stored = false
-                if let cached = cache.get(orderID) {
+                if let cached = cache.take(orderID) {
                     rid = cached.rid
-                    facts = try Self.decodeKept(cached.bytes, orderID)
+                    facts = cached.facts
                     old = facts
                     stored = true
                 } else {
@@ -189,8 +189,9 @@ final class OrdersTable {
         return transitions
     }
 
+    /// Facts kept encoded in memory (an epoch's), decoded.
     private static func decodeKept(_ b: [UInt8], _ orderID: String) throws -> OrderFacts {
-        guard let f = FactsCodec.decode(b, orderID: orderID) else { throw StoreError.engine("cached facts of \(orderID) do not decode") }
+        guard let f = FactsCodec.decode(b, orderID: orderID) else { throw StoreError.engine("kept facts of \(orderID) do not decode") }
         return f
     }
 
@@ -216,13 +217,13 @@ final class OrdersTable {
             }
             update.bind(p, rid)
             try update.run()
-            if deferral == nil { cache.put(orderID, (rid, FactsCodec.encode(facts))) }
+            if deferral == nil { cache.put(orderID, (rid, facts)) }
         } else {
             let insert = try insertStatement()
             for i in columns.indices { bind(insert, i, Int32(i + 1)) }
             insert.bind(Int32(columns.count + 1), orderID)
             try insert.run()
-            if deferral == nil { cache.put(orderID, (sqlite3_last_insert_rowid(conn.db), FactsCodec.encode(facts))) }
+            if deferral == nil { cache.put(orderID, (sqlite3_last_insert_rowid(conn.db), facts)) }
         }
     }
 

@@ -167,7 +167,7 @@ import WaybillTestSupport
 
     @Test func theFactsCacheKeepsTheRecentlyUsedWithinItsBound() {
         var cache = FactsCache(limit: 10)
-        func entry(_ i: Int) -> FactsCache.Entry { (Int64(i), FactsCodec.encode(OrderFacts(orderID: "O-\(i)"))) }
+        func entry(_ i: Int) -> FactsCache.Entry { (Int64(i), OrderFacts(orderID: "O-\(i)")) }
         for i in 0..<5 { cache.put("O-\(i)", entry(i)) }
         // The fifth put filled the young generation: it became the old one, every entry still found.
         #expect((0..<5).allSatisfy { cache.get("O-\($0)")?.rid == Int64($0) })
@@ -180,8 +180,13 @@ import WaybillTestSupport
         #expect(cache.get("O-39")?.rid == 39)
         #expect(cache.get("O-20") == nil)
         // A newer value replaces the old one in either generation.
-        cache.put("O-39", (99, FactsCodec.encode(OrderFacts(orderID: "O-39"))))
+        cache.put("O-39", (99, OrderFacts(orderID: "O-39")))
         #expect(cache.get("O-39")?.rid == 99)
+        // Taken out while the writer merges into it: gone until it is put back.
+        #expect(cache.take("O-39")?.rid == 99)
+        #expect(cache.get("O-39") == nil && cache.take("O-39") == nil)
+        cache.put("O-39", (100, OrderFacts(orderID: "O-39")))
+        #expect(cache.get("O-39")?.rid == 100)
     }
 
     @Test func factsAreStoredCompressedAndJSONRowsStayReadable() throws {
