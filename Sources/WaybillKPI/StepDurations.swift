@@ -16,11 +16,12 @@ public struct LifecycleStep: Hashable, Sendable {
 extension OrderFacts {
     /// The finished steps, in lifecycle order.
     public var lifecycleSteps: [LifecycleStep] {
-        let reached = stageTimes.keys.sorted()
+        // The stages with their times, by stage (no lookups after the sort: this runs twice per order per write).
+        let reached = stageTimes.sorted { $0.key < $1.key }
         var out: [LifecycleStep] = []
         out.reserveCapacity(reached.count)
         for (a, b) in zip(reached, reached.dropFirst()) {
-            out.append(LifecycleStep(from: a, to: b, start: stageTimes[a]!, end: stageTimes[b]!))
+            out.append(LifecycleStep(from: a.key, to: b.key, start: a.value, end: b.value))
         }
         return out
     }
@@ -86,6 +87,7 @@ public enum StepRollup {
             // Only the sketches of the changed keys are decoded and encoded again; the others keep their
             // stored bytes (a sketch's encoding is canonical, so the row's bytes are the same as when
             // every entry was decoded and encoded: the writer thread spent a fifth of its time so).
+            // Entries keep slices of the row as read: only the changed sketches are copied out and in.
             var entries = try read(key).map(rawEntries) ?? []
             for (k, c) in byKey {
                 var i = 0, hi = entries.count  // the first entry not below k
@@ -94,14 +96,14 @@ public enum StepRollup {
                     if entries[mid].key < k { i = mid + 1 } else { hi = mid }
                 }
                 let found = i < entries.count && entries[i].key == k
-                var s = found ? try QuantileSketch(serialized: entries[i].bytes) : QuantileSketch()
+                var s = found ? try QuantileSketch(serialized: Array(entries[i].bytes)) : QuantileSketch()
                 s.apply(retracting: c.retracted, adding: c.added)
                 if s.isEmpty {
                     if found { entries.remove(at: i) }
                 } else if found {
-                    entries[i].bytes = s.serialized
+                    entries[i].bytes = s.serialized[...]
                 } else {
-                    entries.insert((k, s.serialized), at: i)
+                    entries.insert((k, s.serialized[...]), at: i)
                 }
             }
             out.append((key, encode(entries: entries)))
@@ -109,18 +111,19 @@ public enum StepRollup {
         return out
     }
 
-    /// A row's entries with each sketch's bytes as stored, by key (sorted again if a row is not).
-    static func rawEntries(_ bytes: [UInt8]) throws -> [(key: Key, bytes: [UInt8])] {
-        var out: [(key: Key, bytes: [UInt8])] = []
-        try entries(bytes) { out.append(($0, Array($1))) }
+    /// A row's entries with each sketch's bytes as stored (slices of `bytes`), by key (sorted again if a row is not).
+    static func rawEntries(_ bytes: [UInt8]) throws -> [(key: Key, bytes: ArraySlice<UInt8>)] {
+        var out: [(key: Key, bytes: ArraySlice<UInt8>)] = []
+        try entries(bytes) { out.append(($0, $1)) }
         if !out.isEmpty, zip(out, out.dropFirst()).contains(where: { !($0.key < $1.key) }) { out.sort { $0.key < $1.key } }
         return out
     }
 
     /// Encodes entries that are sorted by key, with no empty sketch (as `encode` writes them).
-    static func encode(entries: [(key: Key, bytes: [UInt8])]) -> [UInt8]? {
+    static func encode(entries: [(key: Key, bytes: ArraySlice<UInt8>)]) -> [UInt8]? {
         guard !entries.isEmpty else { return nil }
         var out = ByteSink()
+        out.bytes.reserveCapacity(entries.reduce(8) { $0 + $1.bytes.count + 16 })
         out.byte(formatVersion)
         out.unsigned(UInt64(entries.count))
         for (k, s) in entries {

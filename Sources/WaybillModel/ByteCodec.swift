@@ -30,6 +30,11 @@ public struct ByteDecodingError: Error, Sendable, Equatable, CustomStringConvert
         unsigned(UInt64(b.count))
         bytes.append(contentsOf: b)
     }
+
+    @inlinable public mutating func block(_ b: ArraySlice<UInt8>) {
+        unsigned(UInt64(b.count))
+        bytes.append(contentsOf: b)
+    }
 }
 
 @frozen public struct ByteSource {

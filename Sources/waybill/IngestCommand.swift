@@ -427,6 +427,11 @@ struct LocalSink: IngestSink {
         // before an epoch ended is refolded from the stored events when the store is next opened.
         o.deferredFactsEvents = 4_000_000
         o.deferredFactsOrders = 200_000
+        // WAYBILL_INGEST_DEFERRAL=0 writes rows and rollups in every batch, as a server does: with a small
+        // `--batch`, bench/writer_cost.sh measures the server's write path without HTTP.
+        if ProcessInfo.processInfo.environment["WAYBILL_INGEST_DEFERRAL"] == "0" {
+            o.deferredFactsEvents = nil
+        }
         // The same for ClickHouse: the load bounds what it queues itself (`inFlight` batches).
         var c = ClickHouseStore.Options()
         c.maxQueuedEvents = Int.max / 2
