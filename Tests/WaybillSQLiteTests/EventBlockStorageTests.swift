@@ -189,6 +189,29 @@ import WaybillTestSupport
         #expect(cache.get("O-39")?.rid == 100)
     }
 
+    @Test func theFactsCacheIsBoundedByTheSizeOfTheFactsToo() {
+        // An order of 400 lines: its decoded facts take tens of kilobytes, so a count bound alone would let
+        // a cache of such orders grow to gigabytes.
+        func big(_ i: Int) -> FactsCache.Entry {
+            var f = OrderFacts(orderID: "BIG-\(i)")
+            let lines = JSONValue.array((1...400).map { .object(["line": .number(Double($0)), "sku": .string("SKU-\($0)"), "qty": 1]) })
+            f.apply(CloudEvent(id: "a-\(i)", source: "oms", type: "order.accepted", time: 1_000, subject: "BIG-\(i)",
+                               data: .object(["lines": lines])))
+            return (Int64(i), f)
+        }
+        #expect(FactsCache.cost(big(0).facts) > 40_000)
+        #expect(FactsCache.cost(OrderFacts(orderID: "O-1")) < 1_000)
+        var cache = FactsCache(limit: 24_000, byteLimit: 1 << 20)  // the default is 64 MiB
+        for i in 0..<200 { cache.put("BIG-\(i)", big(i)) }
+        // 200 such orders would take 9 MB: a generation holds half a MiB of them, so at most about 26 are kept.
+        #expect(cache.count <= 2 * ((1 << 19) / FactsCache.cost(big(0).facts) + 1), "\(cache.count) entries kept")
+        #expect(cache.get("BIG-199")?.rid == 199)
+        #expect(cache.get("BIG-0") == nil)
+        // Small orders are still kept by the thousand under the same budget.
+        for i in 0..<1_000 { cache.put("O-\(i)", (Int64(i), OrderFacts(orderID: "O-\(i)"))) }
+        #expect((0..<1_000).filter { cache.get("O-\($0)") != nil }.count >= 500)
+    }
+
     @Test func factsAreStoredCompressedAndJSONRowsStayReadable() throws {
         var f = OrderFacts(orderID: "ORD-1")
         for e in StoreConformance.workload(orders: 1) where e.subject == "ORD-100" {
