@@ -203,7 +203,7 @@ import WaybillTestSupport
         #expect(FactsCache.cost(OrderFacts(orderID: "O-1")) < 1_000)
         var cache = FactsCache(limit: 24_000, byteLimit: 1 << 20)  // the default is 64 MiB
         for i in 0..<200 { cache.put("BIG-\(i)", big(i)) }
-        // 200 such orders would take 9 MB: a generation holds half a MiB of them, so at most about 26 are kept.
+        // 200 such orders would take 9 MB: a generation holds half a MiB of them (11), so at most 24 are kept.
         #expect(cache.count <= 2 * ((1 << 19) / FactsCache.cost(big(0).facts) + 1), "\(cache.count) entries kept")
         #expect(cache.get("BIG-199")?.rid == 199)
         #expect(cache.get("BIG-0") == nil)
