@@ -1,7 +1,8 @@
 # Sourced by the ClickHouse benchmarks: starts a two-shard ClickHouse (Debian's clickhouse-server) on
 # free loopback ports, with temporary data directories under $OUT and a `waybill` user with a random
 # password, and stops it at exit (unless KEEP=1). Before sourcing set OUT (a fresh directory); may set
-# CH_MAX_MEMORY (bytes a query may use, default 2000000000), CH_QUERY_LOG=1 (keep system.query_log) and
+# CH_MAX_MEMORY (bytes a query may use, default 2000000000), CH_QUERY_LOG=1 (keep system.query_log),
+# CH_PROFILE_EXTRA (more settings of the default profile, as XML, e.g. "<max_compress_block_size>65536</max_compress_block_size>") and
 # CH_HTTP_PARAMS (extra URL parameters of `q`). Sets PW, H0 and H1 (the nodes' HTTP ports), PIDS, and
 # `q PORT SQL`, and exports WAYBILL_CLICKHOUSE_PASSWORD.
 CHS=$(command -v clickhouse-server || echo /usr/sbin/clickhouse-server)
@@ -23,7 +24,7 @@ for i in 0 1; do
   d=$OUT/node$i; mkdir -p "$d/data" "$d/tmp" "$d/logs"
   cat > "$d/users.xml" <<XML
 <?xml version="1.0"?>
-<yandex><profiles><default><max_memory_usage>${CH_MAX_MEMORY:-2000000000}</max_memory_usage>$log_queries</default></profiles>
+<yandex><profiles><default><max_memory_usage>${CH_MAX_MEMORY:-2000000000}</max_memory_usage>$log_queries${CH_PROFILE_EXTRA:-}</default></profiles>
 <users><waybill><password>$PW</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></waybill></users>
 <quotas><default></default></quotas></yandex>
 XML
