@@ -487,6 +487,29 @@ enum EventBlocks {
         return out
     }
 
+    /// The event types a dictionary holds (the values of its `"type"` members; a `type` member
+    /// inside `data` counts too, which at worst delays learning a new one).
+    static func types(inDictionary bytes: [UInt8]) -> Set<String> {
+        let key = Array(#""type""#.utf8)
+        var out = Set<String>()
+        var i = 0
+        func skipSpace() { while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x09 { i += 1 } }
+        while i + key.count <= bytes.count {
+            guard bytes[i] == 0x22, bytes[i..<(i + key.count)].elementsEqual(key) else { i += 1; continue }
+            i += key.count
+            skipSpace()
+            guard i < bytes.count, bytes[i] == 0x3A else { continue }
+            i += 1
+            skipSpace()
+            guard i < bytes.count, bytes[i] == 0x22 else { continue }
+            i += 1
+            let start = i
+            while i < bytes.count, bytes[i] != 0x22, bytes[i] != 0x5C { i += 1 }
+            if i < bytes.count, bytes[i] == 0x22 { out.insert(String(decoding: bytes[start..<i], as: UTF8.self)) }
+        }
+        return out
+    }
+
     /// A dictionary sample: events of every type first (a few each), then any, up to `dictionarySize`
     /// bytes; nil when the events hold less than that (too little to learn from).
     static func dictionarySample(_ events: [CloudEvent]) -> [UInt8]? {
@@ -709,7 +732,15 @@ final class EventBlockTable {
             if !committed { self.forgetCachedKeys() }
             guard let p = self.pendingDictionary else { return }
             self.pendingDictionary = nil
-            if committed { self.dictionary.setCurrent(p) }
+            guard committed else { return }
+            self.dictionary.setCurrent(p)
+            self.coveredTypes = EventBlocks.types(inDictionary: p.bytes)
+            self.recentByType = [:]
+            self.recentAppends = []
+            self.recentAppendBytes = []
+            self.seenSinceLearning = 0
+            self.uncoveredSinceLearning = 0
+            self.dictionaries = self.dictionaries.map { $0 + 1 }
         }
     }
 
@@ -718,29 +749,86 @@ final class EventBlockTable {
     /// gathered here. (It was learned only from an append of 32 KiB or more: a server whose clients
     /// post small requests, 100 events of about 270 bytes, never learned one, and stored a block of
     /// one event in 192 bytes where 90 would do.) It compresses blocks once its transaction commits.
+    ///
+    /// Learns a new one when events of types the current one lacks have come to be a share of the
+    /// traffic (`relearnDue`): an order's later steps (picked, shipped, delivered, invoiced) arrive hours
+    /// or days after its first ones, so a dictionary learned from a store's first 32 KiB of live
+    /// traffic holds none of them. Older dictionaries stay for the blocks written with them.
     func learnDictionaryIfNeeded(from events: [CloudEvent]) throws {
-        guard dictionary.forWriting == nil, pendingDictionary == nil else {
+        guard pendingDictionary == nil else {
             sampleEvents = []
             return
         }
         let from: [CloudEvent]
-        let bytes = events.reduce(0) { $0 + $1.raw.count }
-        if bytes >= EventBlocks.dictionarySize {
-            from = events
+        if dictionary.forWriting != nil {
+            guard relearnDue(after: events) else { return }
+            from = recentByType.values.flatMap { $0 } + recentAppends.joined()
         } else {
-            sampleEvents += events
-            sampleBytes += bytes
-            guard sampleBytes >= EventBlocks.dictionarySize else { return }
-            from = sampleEvents
+            let bytes = events.reduce(0) { $0 + $1.raw.count }
+            if bytes >= EventBlocks.dictionarySize {
+                from = events
+            } else {
+                sampleEvents += events
+                sampleBytes += bytes
+                guard sampleBytes >= EventBlocks.dictionarySize else { return }
+                from = sampleEvents
+            }
+            sampleEvents = []
+            sampleBytes = 0
         }
-        sampleEvents = []
-        sampleBytes = 0
         guard let sample = EventBlocks.dictionarySample(from) else { return }
         let s = try conn.prepare("INSERT INTO event_dict(body) VALUES(?)")
         s.bindBlob(1, sample)
         try s.run()
         pendingDictionary = EventDictionary.Entry(id: sqlite3_last_insert_rowid(conn.db), bytes: sample)
     }
+
+    /// The types the current dictionary holds events of (read from its text), nil before it is known.
+    private var coveredTypes: Set<String>?
+    /// The latest few events of each type the current dictionary lacks, to learn the next one from (with
+    /// the append's own events, which hold the common types).
+    private var recentByType: [String: [CloudEvent]] = [:]
+    private var recentAppends: [[CloudEvent]] = []
+    private var recentAppendBytes: [Int] = []
+    private var seenSinceLearning = 0
+    private var uncoveredSinceLearning = 0
+    /// Dictionaries in the store (each later one needs twice the events of the one before it).
+    private var dictionaries: Int?
+
+    /// Whether a new dictionary should be learned, counting `events` in: events of types the current
+    /// one lacks are at least 1% of the events since it was learned, and those events number at least
+    /// `relearnEvents` times 2^(dictionaries - 1). A store so holds a few dozen dictionaries at most,
+    /// whatever its producers send (32 KiB each; a second after about 1,000 events, a third after
+    /// 2,000 more, ...).
+    private func relearnDue(after events: [CloudEvent]) -> Bool {
+        let covered: Set<String>
+        if let c = coveredTypes {
+            covered = c
+        } else {
+            covered = EventBlocks.types(inDictionary: dictionary.forWriting?.bytes ?? [])
+            coveredTypes = covered
+        }
+        seenSinceLearning += events.count
+        // The latest appends, at least a dictionary's worth of bytes, to learn from with the rare types.
+        recentAppends.append(events)
+        recentAppendBytes.append(events.reduce(0) { $0 + $1.raw.count })
+        while recentAppendBytes.count > 1, recentAppendBytes.reduce(0, +) - recentAppendBytes[0] >= 2 * EventBlocks.dictionarySize {
+            recentAppends.removeFirst()
+            recentAppendBytes.removeFirst()
+        }
+        for e in events where !covered.contains(e.type) {
+            uncoveredSinceLearning += 1
+            if recentByType[e.type, default: []].count >= 3 { recentByType[e.type]!.removeFirst() }
+            recentByType[e.type, default: []].append(e)
+        }
+        guard uncoveredSinceLearning > 0, uncoveredSinceLearning * 100 >= seenSinceLearning else { return false }
+        if dictionaries == nil { dictionaries = (try? conn.scalarInt("SELECT count(*) FROM event_dict")) ?? 1 }
+        let n = min(max(dictionaries ?? 1, 1), 40)
+        return seenSinceLearning >= Self.relearnEvents << (n - 1)
+    }
+
+    /// Events after the first dictionary before a second one may be learned.
+    static let relearnEvents = 1_000
 
     /// Compresses with the dictionary entered by the open transaction before it commits (a migration,
     /// whose blocks are all in that transaction).

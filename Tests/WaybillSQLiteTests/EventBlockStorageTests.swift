@@ -71,6 +71,58 @@ import WaybillTestSupport
         #expect(try await s.append(events) == AppendResult(accepted: 0, duplicates: 400))
     }
 
+    /// `oddEvent` with another type, in its JSON and its field.
+    static func typedEvent(_ i: Int, type: String, subject: String, minutes: Int) -> CloudEvent {
+        var e = oddEvent(i, subject: subject, minutes: minutes)
+        e.type = type
+        e.raw = Array(String(decoding: e.raw, as: UTF8.self).replacingOccurrences(of: "order.note", with: type).utf8)
+        return e
+    }
+
+    @Test func theTypesADictionaryHoldsAreReadFromItsText() {
+        let text = #"{"type":"order.picked","data":{"n":1}}\n{ "type" : "shipment.delivered" }{"type":"a\"b"}"type":"#
+        #expect(EventBlocks.types(inDictionary: Array(text.utf8)) == ["order.picked", "shipment.delivered"])
+        #expect(EventBlocks.types(inDictionary: []) == [])
+    }
+
+    /// Live traffic starts with orders' first steps; their later ones come hours later. A dictionary
+    /// learned from the first events lacks them, so a new one is learned once they are 1% of the
+    /// events, and blocks written with every dictionary read back byte for byte.
+    @Test func aNewDictionaryIsLearnedWhenNewEventTypesArrive() async throws {
+        let path = temporaryDatabase()
+        let first = (0..<200).map { Self.oddEvent($0, subject: "ORD-\($0 % 50)", minutes: $0 / 4) }
+        let later = (200..<1_500).map { Self.typedEvent($0, type: "order.shipped", subject: "ORD-\($0 % 50)", minutes: $0 / 4) }
+        do {
+            let s = try SQLiteStore(path: path)
+            _ = try await s.append(first)
+            for i in stride(from: 0, to: later.count, by: 100) { _ = try await s.append(Array(later[i..<min(i + 100, later.count)])) }
+            s.close()
+        }
+        let c = try Connection(path: path)
+        let dictionaries = try c.scalarInt("SELECT count(*) FROM event_dict")
+        #expect(dictionaries == 2)
+        let s = try SQLiteStore(path: path)
+        defer { s.close() }
+        for k in [0, 17, 49] {
+            let want = (first + later).filter { $0.subject == "ORD-\(k)" }
+            #expect(try s.trace(key: "ORD-\(k)")?.events.map(\.raw) == want.map(\.raw))
+        }
+        #expect(try await s.append(first + later) == AppendResult(accepted: 0, duplicates: 1_500))
+    }
+
+    /// A producer whose every append brings a new type does not get a dictionary per append: each
+    /// new one needs twice the events of the one before.
+    @Test func newDictionariesComeLessOftenAsTheStoreGrows() async throws {
+        let path = temporaryDatabase()
+        let s = try SQLiteStore(path: path)
+        for a in 0..<25 {
+            _ = try await s.append((0..<100).map { Self.typedEvent(a * 100 + $0, type: "kind.\(a)", subject: "ORD-\($0)", minutes: a) })
+        }
+        s.close()
+        // The first from the first append; the second after 1,000 more events; the third would need 2,000 after that.
+        #expect(try Connection(path: path).scalarInt("SELECT count(*) FROM event_dict") == 2)
+    }
+
     @Test func aLearnedDictionaryCompressesSmallBlocksAndSurvivesReopening() async throws {
         let path = temporaryDatabase()
         let events = (0..<400).map { Self.oddEvent($0, subject: "ORD-\($0)", minutes: $0) }
