@@ -557,9 +557,10 @@ extension EventBlocks {
     }
 
     /// The blocks of an append, compressed with the dictionary current for writing (on the caller's thread).
-    static func prepare(_ events: [CloudEvent], dictionary: EventDictionary) -> [PreparedBlock] {
+    /// `hashes` are the events' `DedupIndex.hash`; events marked in `skip` are left out of the blocks.
+    static func prepare(_ events: [CloudEvent], hashes: [Int64], skip: [Bool], dictionary: EventDictionary) -> [PreparedBlock] {
         let (entry, target, ratio) = dictionary.forPreparing
-        let (blocks, learned) = prepare(events, dictionary: entry, targetBytes: target, ratio: ratio)
+        let (blocks, learned) = prepare(events, hashes: hashes, skip: skip, dictionary: entry, targetBytes: target, ratio: ratio)
         if let learned { dictionary.observe(ratio: learned) }
         return blocks
     }
@@ -571,16 +572,20 @@ extension EventBlocks {
     /// already earlier in the append is in no block: it cannot be stored (the writer finds it a
     /// duplicate of the earlier one), and a resend of interleaved arrival usually comes in the same
     /// append as its first copy (98.7% of them on `bench/gen_interleaved.py` data), where it would
-    /// stay in the body as a hidden event. Returns the ratio of the last block compressed.
-    static func prepare(_ events: [CloudEvent], dictionary: EventDictionary.Entry?, targetBytes: Int,
-                        ratio: Double? = nil) -> (blocks: [PreparedBlock], ratio: Double?) {
+    /// stay in the body as a hidden event. So is an event marked in `skip`: one whose `(source, id)` came
+    /// in an earlier append (`RecentEventKeys`; a resend in a later request, 2.5% of the events of
+    /// interleaved arrival posted over HTTP); the writer stores it in a block of its own should it be
+    /// new after all. Returns the ratio of the last block compressed.
+    static func prepare(_ events: [CloudEvent], hashes: [Int64]? = nil, skip: [Bool]? = nil, dictionary: EventDictionary.Entry?,
+                        targetBytes: Int, ratio: Double? = nil) -> (blocks: [PreparedBlock], ratio: Double?) {
         events.withUnsafeBufferPointer { all in
             var first: [Int64: Int] = [:]
             first.reserveCapacity(all.count)
             var buckets: [Micros: Int] = [:]
             var lists: [[Int]] = []
             for i in all.indices {
-                let h = DedupIndex.hash(source: all[i].source, id: all[i].id)
+                if let skip, skip[i] { continue }
+                let h = hashes?[i] ?? DedupIndex.hash(source: all[i].source, id: all[i].id)
                 if let k = first[h] {
                     if all[k].id == all[i].id && all[k].source == all[i].source { continue }
                 } else {
@@ -1106,5 +1111,47 @@ final class SubjectLists {
         close.reset()
         try close.bind(1, seq).bind(2, subject).run()
         appended[slot] = 0
+    }
+}
+
+/// Hashes (`DedupIndex.hash`) of the `(source, id)` of recent appends' events, stored or on their way
+/// to the writer, in a table of `1 << bits` slots that keeps the latest hash of each slot: what the
+/// callers preparing blocks leave out as a likely resend (most resends of interleaved arrival come
+/// seconds after the first copy, while it is still in flight). Lossy both ways: an evicted hash makes a
+/// resend a hidden event of its block (as without this table), and a hash held by mistake (an append
+/// that failed after it was taken in, or was deleted since) makes the writer store the event in a
+/// block of its own.
+final class RecentEventKeys: @unchecked Sendable {
+    private let lock = NSLock()
+    private var slots: [Int64]
+    private let mask: Int
+
+    init(bits: Int = 19) {
+        slots = [Int64](repeating: 0, count: 1 << bits)
+        mask = (1 << bits) - 1
+    }
+
+    private static func key(_ h: Int64) -> Int64 { h == 0 ? 1 : h }
+
+    /// Which of `hashes` were held, taking each in after looking it up (so a second copy within
+    /// `hashes` is found too).
+    func takeIn(_ hashes: [Int64]) -> [Bool] {
+        lock.lock()
+        defer { lock.unlock() }
+        return hashes.map { h in
+            let i = Int(truncatingIfNeeded: h) & mask, k = Self.key(h)
+            defer { slots[i] = k }
+            return slots[i] == k
+        }
+    }
+
+    /// Forgets `hashes` (of an append that failed), where their slots still hold them.
+    func forget<S: Sequence>(_ hashes: S) where S.Element == Int64 {
+        lock.lock()
+        defer { lock.unlock() }
+        for h in hashes {
+            let i = Int(truncatingIfNeeded: h) & mask
+            if slots[i] == Self.key(h) { slots[i] = 0 }
+        }
     }
 }

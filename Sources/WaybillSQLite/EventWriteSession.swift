@@ -8,7 +8,11 @@ import WaybillStore
 /// the writer re-encodes only a block that holds a duplicate.
 struct PreparedAppend: Sendable {
     let events: [CloudEvent]
+    /// `DedupIndex.hash` of each event.
+    let hashes: [Int64]
     let facts: [String: OrderFacts]
+    /// Blocks of the events, except duplicates within the append and events stored before (as far as
+    /// `RecentEventKeys` knows); the writer stores any of those that is new in blocks of its own.
     let blocks: [PreparedBlock]
 }
 
@@ -130,13 +134,12 @@ final class EventWriteSession {
     private func insert(_ p: PreparedAppend) throws -> [Bool] {
         let events = p.events
         var isFresh = [Bool](repeating: false, count: events.count)
-        var hashes = [Int64](repeating: 0, count: events.count)
+        let hashes = p.hashes
         var here: [Int64: [Int]] = [:]
         // Events are read in place, not copied (a copy retains and releases each of their members).
         try events.withUnsafeBufferPointer { events in
             for i in events.indices {
-                let h = DedupIndex.hash(source: events[i].source, id: events[i].id)
-                hashes[i] = h
+                let h = hashes[i]
                 if try dedup.contains(source: events[i].source, id: events[i].id, hash: h) { continue }
                 if let earlier = here[h], earlier.contains(where: { events[$0].source == events[i].source && events[$0].id == events[i].id }) { continue }
                 here[h, default: []].append(i)
@@ -144,7 +147,9 @@ final class EventWriteSession {
             }
         }
         try blocks.learnDictionaryIfNeeded(from: events)
+        var inBlock = [Bool](repeating: false, count: events.count)
         for block in p.blocks {
+            for i in block.indexes { inBlock[i] = true }
             let kept = block.indexes.filter { isFresh[$0] }
             guard !kept.isEmpty else { continue }
             let seq: Int64
@@ -160,6 +165,16 @@ final class EventWriteSession {
             }
             if firstSeq == nil { firstSeq = seq }
             for i in kept { dedup.inserted(hash: hashes[i], seq: seq) }
+        }
+        // New events the caller took for stored ones (a hash seen by mistake, or an event deleted since).
+        let missed = events.indices.filter { isFresh[$0] && !inBlock[$0] }
+        if !missed.isEmpty {
+            let missedEvents = missed.map { events[$0] }
+            for group in EventBlocks.group(missedEvents) {
+                let seq = try blocks.insert(group.lazy.map { missedEvents[$0] })
+                if firstSeq == nil { firstSeq = seq }
+                for j in group { dedup.inserted(hash: hashes[missed[j]], seq: seq) }
+            }
         }
         return isFresh
     }

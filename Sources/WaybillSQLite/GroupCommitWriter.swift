@@ -20,6 +20,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     private let session: EventWriteSession
+    /// The events of recent appends, which later appends' blocks leave out (`RecentEventKeys`).
+    private let recentKeys = RecentEventKeys()
     private let maxQueued: Int
     private let maxBatch: Int
     private let health: StorageHealthMonitor?
@@ -62,9 +64,16 @@ final class GroupCommitWriter: @unchecked Sendable {
 
     func append(_ events: [CloudEvent]) async throws -> AppendResult {
         // Folding facts here runs on the caller's thread, in parallel with the writer.
-        let prepared = PreparedAppend(events: events, facts: OrderFacts.fold(events),
-                                      blocks: EventBlocks.prepare(events, dictionary: session.eventDictionary))
-        return try await enqueue(counting: events.count) { .append(prepared, $0) }
+        let hashes = events.map { DedupIndex.hash(source: $0.source, id: $0.id) }
+        let sent = recentKeys.takeIn(hashes)
+        let prepared = PreparedAppend(events: events, hashes: hashes, facts: OrderFacts.fold(events),
+                                      blocks: EventBlocks.prepare(events, hashes: hashes, skip: sent, dictionary: session.eventDictionary))
+        do {
+            return try await enqueue(counting: events.count) { .append(prepared, $0) }
+        } catch {
+            recentKeys.forget(hashes.indices.lazy.filter { !sent[$0] }.map { hashes[$0] })
+            throw error
+        }
     }
 
     func appendSpans(_ spans: [Span]) async throws -> AppendResult {

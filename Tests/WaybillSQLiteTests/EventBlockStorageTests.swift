@@ -71,6 +71,31 @@ import WaybillTestSupport
         #expect(try await s.append(events) == AppendResult(accepted: 0, duplicates: 400))
     }
 
+    /// A resend in a later append (an HTTP client's retry) is left out of that append's blocks rather
+    /// than stored in them as a hidden event; an event deleted since its first copy is stored again.
+    @Test func resendsInLaterAppendsAreLeftOutOfTheirBlocksAndDeletedOnesStoredAgain() async throws {
+        let path = temporaryDatabase()
+        let events = (0..<300).map { Self.oddEvent($0, subject: "ORD-\($0 % 30)", minutes: $0) }
+        let s = try SQLiteStore(path: path)
+        defer { s.close() }
+        #expect(try await s.append(Array(events[0..<200])) == AppendResult(accepted: 200, duplicates: 0))
+        #expect(try await s.append(Array(events[150..<300])) == AppendResult(accepted: 100, duplicates: 50))
+        let c = try Connection(path: path)
+        #expect(try c.scalarInt("SELECT count(*) FROM event_blocks WHERE skip IS NOT NULL") == 0)
+        #expect(try c.scalarInt("SELECT sum(n) FROM event_blocks") == 300)
+        for k in [0, 29] {
+            #expect(try s.trace(key: "ORD-\(k)")?.events.map(\.raw) == events.filter { $0.subject == "ORD-\(k)" }.map(\.raw))
+        }
+        // Retention deletes the first 100; their hashes are still among the recent ones.
+        #expect(try await s.deleteEvents(before: events[100].time) == 100)
+        #expect(try await s.append(Array(events[0..<120])) == AppendResult(accepted: 100, duplicates: 20))
+        #expect(try c.scalarInt("SELECT sum(n) FROM event_blocks") == 300)
+        for k in [0, 29] {
+            #expect(try s.trace(key: "ORD-\(k)")?.events.map(\.raw) == events.filter { $0.subject == "ORD-\(k)" }.map(\.raw))
+        }
+        #expect(try await s.append(events) == AppendResult(accepted: 0, duplicates: 300))
+    }
+
     /// `oddEvent` with another type, in its JSON and its field.
     static func typedEvent(_ i: Int, type: String, subject: String, minutes: Int) -> CloudEvent {
         var e = oddEvent(i, subject: subject, minutes: minutes)
