@@ -733,8 +733,11 @@ final class EventBlockTable {
         dictionary.setTarget(pageSize: Int(try conn.scalarInt("PRAGMA page_size")))
         conn.onTransactionEnd { [weak self] committed in
             guard let self else { return }
-            // A rolled-back block's seq may be used again.
-            if !committed { self.forgetCachedKeys() }
+            // A rolled-back block's seq may be used again, and its page is as it was before.
+            if !committed {
+                self.forgetCachedKeys()
+                self.lastPage = BlockPages.LastPage()
+            }
             guard let p = self.pendingDictionary else { return }
             self.pendingDictionary = nil
             guard committed else { return }
@@ -847,11 +850,27 @@ final class EventBlockTable {
         s.reset()
         s.bind(1, tmin).bind(2, tmax).bind(3, count)
         s.bindBlob(4, body)
-        if let h = EventBlocks.hiddenColumn(hidden) { s.bindBlob(5, h) } else { s.bind(5, nil as Int64?) }
+        let hiddenColumn = EventBlocks.hiddenColumn(hidden)
+        if let h = hiddenColumn { s.bindBlob(5, h) } else { s.bind(5, nil as Int64?) }
         try s.run()
         let seq = sqlite3_last_insert_rowid(conn.db)
+        lastPage.add(cell: BlockPages.cellSize(seq: seq, tmin: tmin, tmax: tmax, count: count, body: body.count, hidden: hiddenColumn?.count,
+                                                usable: pageSize), usable: pageSize)
         for subject in subjects { try subjectLists.append(seq, to: subject) }
         return seq
+    }
+
+    /// The rows' room on the last page of `event_blocks`, as this writer has filled it (`BlockPages`).
+    private var lastPage = BlockPages.LastPage()
+    private lazy var pageSize = Int((try? conn.scalarInt("PRAGMA page_size")) ?? 8192)
+
+    /// The order in which to insert rows so that they fill pages (`BlockPages.packingOrder`).
+    func packingOrder(_ rows: [(count: Int, tmin: Micros, tmax: Micros, body: Int, hidden: Int?)]) -> [Int] {
+        guard rows.count > 1, BlockPages.packing else { return Array(rows.indices) }
+        let seq = (try? conn.scalarInt("SELECT coalesce(max(seq), 0) FROM event_blocks")).map { Int64($0) + 1 } ?? 1
+        let cells = rows.map { BlockPages.cellSize(seq: seq, tmin: $0.tmin, tmax: $0.tmax, count: $0.count, body: $0.body, hidden: $0.hidden,
+                                                    usable: pageSize) }
+        return BlockPages.packingOrder(cells, free: lastPage.free(usable: pageSize), usable: pageSize)
     }
 
     /// Encodes and inserts events as one block; returns its seq.
@@ -1153,5 +1172,91 @@ final class RecentEventKeys: @unchecked Sendable {
             let i = Int(truncatingIfNeeded: h) & mask
             if slots[i] == Self.key(h) { slots[i] = 0 }
         }
+    }
+}
+
+/// How `event_blocks` rows fill pages. Rows are appended at the end of the table, and SQLite puts a
+/// row that does not fit on the last page alone on a new one (`balance_quick`), so the last page is
+/// left with whatever room the row lacked: blocks of 100-event HTTP appends (a few full ones and a
+/// small rest per request) left 15% of the pages unused. The writer inserts a write's blocks in the
+/// order that fills the last page best, and follows that page's room from the rows' exact cell sizes.
+/// Its count can be off (after a restart, a rollback or retention; it starts from an empty page); it
+/// is right again after the first row that starts a new page in both the count and the file.
+enum BlockPages {
+    /// `WAYBILL_BLOCK_PACKING=off` inserts rows in arrival order, for A/B benchmarks.
+    static let packing = ProcessInfo.processInfo.environment["WAYBILL_BLOCK_PACKING"] != "off"
+
+    struct LastPage {
+        /// Bytes of cells and cell pointers on the last page; nil when not followed yet.
+        var used: Int?
+
+        mutating func add(cell: Int, usable: Int) {
+            let room = usable - 8 - (used ?? 0)
+            used = cell > room ? cell : (used ?? 0) + cell
+        }
+
+        func free(usable: Int) -> Int { usable - 8 - (used ?? 0) }
+    }
+
+    /// Bytes a row takes on a leaf page of a rowid table: its cell (payload size, rowid, the record or
+    /// its local part and an overflow pointer) and its 2-byte cell pointer. The record is the columns
+    /// `seq` (the rowid: NULL), `tmin`, `tmax`, `n`, `body` and `skip` (NULL when nothing is hidden).
+    static func cellSize(seq: Int64, tmin: Micros, tmax: Micros, count: Int, body: Int, hidden: Int?, usable: Int) -> Int {
+        func varint(_ v: Int) -> Int {
+            var n = 1, x = UInt64(v)
+            while x >= 0x80, n < 9 { x >>= 7; n += 1 }
+            return n
+        }
+        func integer(_ v: Int64) -> (type: Int, size: Int) {
+            if v == 0 { return (8, 0) }
+            if v == 1 { return (9, 0) }
+            let a = v < 0 ? ~v : v
+            if a < 1 << 7 { return (1, 1) }
+            if a < 1 << 15 { return (2, 2) }
+            if a < 1 << 23 { return (3, 3) }
+            if a < 1 << 31 { return (4, 4) }
+            if a < 1 << 47 { return (5, 6) }
+            return (6, 8)
+        }
+        var types = [0]
+        var data = 0
+        for v in [tmin, tmax, Int64(count)] {
+            let t = integer(v)
+            types.append(t.type)
+            data += t.size
+        }
+        types.append(body * 2 + 12)
+        data += body
+        types.append(hidden.map { $0 * 2 + 12 } ?? 0)
+        data += hidden ?? 0
+        var header = types.reduce(0) { $0 + varint($1) }
+        header += varint(header + 1)
+        let payload = header + data
+        // SQLite's local part of a table leaf cell (btreeParseCellAdjustSizeForOverflow).
+        let maxLocal = usable - 35, minLocal = (usable - 12) * 32 / 255 - 23
+        var local = payload
+        var overflow = 0
+        if payload > maxLocal {
+            let surplus = minLocal + (payload - minLocal) % (usable - 4)
+            local = surplus <= maxLocal ? surplus : minLocal
+            overflow = 4
+        }
+        return 2 + varint(payload) + varint(Int(seq)) + max(local + overflow, 4)
+    }
+
+    /// An order of rows (by their cell sizes) that fills pages: the largest row that fits the last
+    /// page's room goes next; when none does, the largest starts a new page.
+    static func packingOrder(_ cells: [Int], free: Int, usable: Int) -> [Int] {
+        var left = Array(cells.indices).sorted { cells[$0] > cells[$1] }
+        var room = free
+        var out: [Int] = []
+        out.reserveCapacity(cells.count)
+        while !left.isEmpty {
+            let k = left.firstIndex { cells[$0] <= room } ?? 0
+            let i = left.remove(at: k)
+            room = cells[i] <= room ? room - cells[i] : usable - 8 - cells[i]
+            out.append(i)
+        }
+        return out
     }
 }

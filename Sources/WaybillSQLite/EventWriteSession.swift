@@ -71,8 +71,9 @@ final class EventWriteSession {
             var fresh: [(batch: Int, index: Int)] = []
             var freshFlags: [[Bool]] = []
             freshFlags.reserveCapacity(prepared.count)
+            var staged = StagedBlocks()
             for b in prepared.indices {
-                let isFresh = try insert(prepared[b])
+                let isFresh = try stage(prepared[b], into: &staged)
                 freshFlags.append(isFresh)
                 var r = AppendResult()
                 for i in isFresh.indices {
@@ -85,6 +86,7 @@ final class EventWriteSession {
                 }
                 results.append(r)
             }
+            try insert(staged)
             phase("insert")
             if orders.deferral != nil {
                 // A bulk load: facts merge into the epoch's in memory; rows and rollups are written once an epoch (`OrdersTable.Deferral`).
@@ -128,21 +130,28 @@ final class EventWriteSession {
         }
     }
 
-    /// Stores the events of an append whose `(source, id)` is not stored yet (nor earlier in the append),
-    /// in its prepared blocks; a block holding a duplicate is encoded again without it. Returns which
-    /// events were stored.
-    private func insert(_ p: PreparedAppend) throws -> [Bool] {
+    /// The blocks of a write, inserted once every append of it is staged, in the order that fills
+    /// pages best (`EventBlockTable.packingOrder`).
+    struct StagedBlocks {
+        var blocks: [(subjects: [String], tmin: Micros, tmax: Micros, count: Int, body: [UInt8], hidden: [Int], hashes: [Int64])] = []
+        /// `(source, id)` of the events staged so far, by hash: a later append's copy is a duplicate.
+        var keys: [Int64: [(source: String, id: String)]] = [:]
+    }
+
+    /// Stages the events of an append whose `(source, id)` is not stored yet (nor earlier in the write),
+    /// in its prepared blocks; a block holding a duplicate is kept as compressed, its duplicates hidden.
+    /// Returns which events are new.
+    private func stage(_ p: PreparedAppend, into staged: inout StagedBlocks) throws -> [Bool] {
         let events = p.events
         var isFresh = [Bool](repeating: false, count: events.count)
         let hashes = p.hashes
-        var here: [Int64: [Int]] = [:]
         // Events are read in place, not copied (a copy retains and releases each of their members).
         try events.withUnsafeBufferPointer { events in
             for i in events.indices {
                 let h = hashes[i]
                 if try dedup.contains(source: events[i].source, id: events[i].id, hash: h) { continue }
-                if let earlier = here[h], earlier.contains(where: { events[$0].source == events[i].source && events[$0].id == events[i].id }) { continue }
-                here[h, default: []].append(i)
+                if let earlier = staged.keys[h], earlier.contains(where: { $0.source == events[i].source && $0.id == events[i].id }) { continue }
+                staged.keys[h, default: []].append((events[i].source, events[i].id))
                 isFresh[i] = true
             }
         }
@@ -152,31 +161,40 @@ final class EventWriteSession {
             for i in block.indexes { inBlock[i] = true }
             let kept = block.indexes.filter { isFresh[$0] }
             guard !kept.isEmpty else { continue }
-            let seq: Int64
             if kept.count == block.indexes.count {
-                seq = try blocks.insert(subjects: block.subjects, tmin: block.tmin, tmax: block.tmax, count: kept.count, body: block.body)
+                staged.blocks.append((block.subjects, block.tmin, block.tmax, kept.count, block.body, [], kept.map { hashes[$0] }))
             } else {
                 // Most blocks of interleaved arrival hold a resend: rather than compress the block again
                 // here (on the one writer thread), store it as compressed with the duplicates marked hidden.
                 let keptEvents = kept.map { events[$0] }
                 let hidden = block.indexes.indices.filter { !isFresh[block.indexes[$0]] }
-                seq = try blocks.insert(subjects: EventBlocks.subjects(keptEvents), tmin: keptEvents.map(\.time).min()!,
-                                        tmax: keptEvents.map(\.time).max()!, count: kept.count, body: block.body, hidden: hidden)
+                staged.blocks.append((EventBlocks.subjects(keptEvents), keptEvents.map(\.time).min()!, keptEvents.map(\.time).max()!,
+                                      kept.count, block.body, hidden, kept.map { hashes[$0] }))
             }
-            if firstSeq == nil { firstSeq = seq }
-            for i in kept { dedup.inserted(hash: hashes[i], seq: seq) }
         }
-        // New events the caller took for stored ones (a hash seen by mistake, or an event deleted since).
+        // New events the caller took for sent ones (a hash held by mistake, or an event deleted since).
         let missed = events.indices.filter { isFresh[$0] && !inBlock[$0] }
         if !missed.isEmpty {
             let missedEvents = missed.map { events[$0] }
             for group in EventBlocks.group(missedEvents) {
-                let seq = try blocks.insert(group.lazy.map { missedEvents[$0] })
-                if firstSeq == nil { firstSeq = seq }
-                for j in group { dedup.inserted(hash: hashes[missed[j]], seq: seq) }
+                let enc = EventBlocks.encode(group.lazy.map { missedEvents[$0] }, dictionary: blocks.dictionary.forWriting)
+                staged.blocks.append((EventBlocks.subjects(group.lazy.map { missedEvents[$0] }), enc.tmin, enc.tmax, group.count, enc.body, [],
+                                      group.map { hashes[missed[$0]] }))
             }
         }
         return isFresh
+    }
+
+    /// Inserts the staged blocks and records their events' hashes.
+    private func insert(_ staged: StagedBlocks) throws {
+        let order = blocks.packingOrder(staged.blocks.map { (count: $0.count, tmin: $0.tmin, tmax: $0.tmax, body: $0.body.count,
+                                                              hidden: EventBlocks.hiddenColumn($0.hidden)?.count) })
+        for k in order {
+            let b = staged.blocks[k]
+            let seq = try blocks.insert(subjects: b.subjects, tmin: b.tmin, tmax: b.tmax, count: b.count, body: b.body, hidden: b.hidden)
+            if firstSeq == nil { firstSeq = seq }
+            for h in b.hashes { dedup.inserted(hash: h, seq: seq) }
+        }
     }
 
     /// The facts the fresh order events add, per order. Each append arrives with its events already
