@@ -133,7 +133,8 @@ final class EventWriteSession {
     /// The blocks of a write, inserted once every append of it is staged, in the order that fills
     /// pages best (`EventBlockTable.packingOrder`).
     struct StagedBlocks {
-        var blocks: [(subjects: [String], tmin: Micros, tmax: Micros, count: Int, body: [UInt8], hidden: [Int], hashes: [Int64])] = []
+        var blocks: [(subjects: [String], tmin: Micros, tmax: Micros, count: Int, body: [UInt8], hidden: [Int],
+                      keys: [(hash: Int64, source: String, id: String)])] = []
         /// `(source, id)` of the events staged so far, by hash: a later append's copy is a duplicate.
         var keys: [Int64: [(source: String, id: String)]] = [:]
     }
@@ -162,14 +163,15 @@ final class EventWriteSession {
             let kept = block.indexes.filter { isFresh[$0] }
             guard !kept.isEmpty else { continue }
             if kept.count == block.indexes.count {
-                staged.blocks.append((block.subjects, block.tmin, block.tmax, kept.count, block.body, [], kept.map { hashes[$0] }))
+                staged.blocks.append((block.subjects, block.tmin, block.tmax, kept.count, block.body, [],
+                                      kept.map { (hashes[$0], events[$0].source, events[$0].id) }))
             } else {
                 // Most blocks of interleaved arrival hold a resend: rather than compress the block again
                 // here (on the one writer thread), store it as compressed with the duplicates marked hidden.
                 let keptEvents = kept.map { events[$0] }
                 let hidden = block.indexes.indices.filter { !isFresh[block.indexes[$0]] }
                 staged.blocks.append((EventBlocks.subjects(keptEvents), keptEvents.map(\.time).min()!, keptEvents.map(\.time).max()!,
-                                      kept.count, block.body, hidden, kept.map { hashes[$0] }))
+                                      kept.count, block.body, hidden, kept.map { (hashes[$0], events[$0].source, events[$0].id) }))
             }
         }
         // New events the caller took for sent ones (a hash held by mistake, or an event deleted since).
@@ -179,7 +181,7 @@ final class EventWriteSession {
             for group in EventBlocks.group(missedEvents) {
                 let enc = EventBlocks.encode(group.lazy.map { missedEvents[$0] }, dictionary: blocks.dictionary.forWriting)
                 staged.blocks.append((EventBlocks.subjects(group.lazy.map { missedEvents[$0] }), enc.tmin, enc.tmax, group.count, enc.body, [],
-                                      group.map { hashes[missed[$0]] }))
+                                      group.map { (hashes[missed[$0]], missedEvents[$0].source, missedEvents[$0].id) }))
             }
         }
         return isFresh
@@ -193,7 +195,7 @@ final class EventWriteSession {
             let b = staged.blocks[k]
             let seq = try blocks.insert(subjects: b.subjects, tmin: b.tmin, tmax: b.tmax, count: b.count, body: b.body, hidden: b.hidden)
             if firstSeq == nil { firstSeq = seq }
-            for h in b.hashes { dedup.inserted(hash: h, seq: seq) }
+            for k in b.keys { dedup.inserted(hash: k.hash, seq: seq, source: k.source, id: k.id) }
         }
     }
 

@@ -191,6 +191,22 @@ import WaybillTestSupport
         #expect(try await s.append(events + [other]) == AppendResult(accepted: 3, duplicates: 1))
     }
 
+    /// A recent event's resend is confirmed by a second hash of its `(source, id)` kept in memory, not by
+    /// reading its block; an event whose first hash collides with it is still new.
+    @Test func recentResendsAreConfirmedByASecondHash() throws {
+        let path = temporaryDatabase()
+        try SQLiteStore(path: path).close()
+        let c = try Connection(path: path)
+        let blocks = try EventBlockTable(conn: c, dictionary: EventDictionary())
+        let dedup = try DedupIndex(conn: c, recentLimit: 1_000, blocks: blocks)
+        #expect(try !dedup.contains(source: "oms", id: "e-1", hash: 42))
+        // Block 7 does not exist: only the second hash can confirm the pair.
+        dedup.inserted(hash: 42, seq: 7, source: "oms", id: "e-1")
+        #expect(try dedup.contains(source: "oms", id: "e-1", hash: 42))
+        #expect(try !dedup.contains(source: "oms", id: "e-2", hash: 42))
+        #expect(try !dedup.contains(source: "wms", id: "e-1", hash: 42))
+    }
+
     /// The idempotency index in partitions of two blocks: merges write into the newest partitions, a
     /// probe finds a hash in any of them, also after a restart.
     @Test func duplicatesAreFoundInEveryPartitionOfTheIndex() async throws {
