@@ -32,7 +32,7 @@ final class EventWriteSession {
 
     init(conn: Connection, rollup: (any FactsRollup)?, recentDedupLimit: Int = 300_000,
          correlationKeys: [String] = SpanCorrelation.defaultKeys, dictionary: EventDictionary = EventDictionary(),
-         deferredFacts: OrdersTable.Deferral? = nil) throws {
+         deferredFacts: OrdersTable.Deferral? = nil, loadLock: LoadLock? = nil) throws {
         self.conn = conn
         self.correlationKeys = correlationKeys
         spanWriter = SpanBlockWriter(conn: conn)
@@ -43,10 +43,29 @@ final class EventWriteSession {
         rollups = rollup.map { RollupTable(conn: conn, rollup: $0) }
         orders.rollups = rollups
         orders.dictionary = blocks.dictionary
-        // A deferred load that stopped before writing its order rows (and rollups): refold them from the events.
-        try conn.transaction { [orders, blocks] in try orders.recoverPending(dictionary: blocks.dictionary) }
-        if let rollups { try rollups.rebuildIfStale() } else { try RollupTable.forgetLayout(conn) }
+        // Rows behind their events are repaired only when no running load holds them so (`LoadLock`).
+        let free = loadLock?.tryLock() ?? true
+        let loads = deferredFacts != nil || rollup == nil
+        if !free && loads {
+            throw StoreError.unavailable("another process is loading this store (waybill ingest --db, or a load without rollups): "
+                                         + "run one load at a time, or send through a server with --url")
+        }
+        if free {
+            // A deferred load that stopped before writing its order rows (and rollups): refold them from the events.
+            _ = try conn.transaction { [orders, blocks] in try orders.recoverPending(dictionary: blocks.dictionary) }
+            if let rollups { try rollups.rebuildIfStale() } else { try RollupTable.forgetLayout(conn) }
+            // Kept by a load for as long as it runs; anyone else lets it go at once.
+            if !loads { loadLock?.unlock() }
+        }
+        self.loadLock = loads ? loadLock : nil
     }
+
+    /// Held while this session defers rows or writes without rollups (`LoadLock`), until `releaseLoadLock`.
+    private let loadLock: LoadLock?
+
+    /// Lets the next opener repair what this session left behind (rollups after a load without them); called
+    /// once the writer has stopped and written every deferred row.
+    func releaseLoadLock() { loadLock?.unlock() }
 
 
     /// Seconds spent in each phase of the write path, printed at close when `WAYBILL_WRITER_PROFILE` is set.

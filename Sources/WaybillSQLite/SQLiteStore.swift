@@ -80,7 +80,8 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
         let write = try EventWriteSession(conn: conn, rollup: rollup, recentDedupLimit: options.recentDedupLimit,
                                           correlationKeys: options.correlationKeys, dictionary: eventDictionary,
                                           deferredFacts: options.deferredFactsEvents.map {
-                                              OrdersTable.Deferral(maxOrders: options.deferredFactsOrders, maxEvents: $0) })
+                                              OrdersTable.Deferral(maxOrders: options.deferredFactsOrders, maxEvents: $0) },
+                                          loadLock: LoadLock(storePath: path))
         writeSession = write
         conn.health = health
         // FULL: the writer commits without waiting for the disk and a thread of its own syncs the WAL before
@@ -111,6 +112,7 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
     public func close() {
         writer.stop()
         checkpointer?.stop()
+        writeSession.releaseLoadLock()
         if writeSession.profiling {
             FileHandle.standardError.write(Data("writer phases (s): \(writeSession.phaseSeconds.sorted { $0.key < $1.key })\n".utf8))
         }

@@ -112,6 +112,36 @@ import WaybillTestSupport
         #expect(try Self.snapshot(resumed) == want)
     }
 
+    /// A store opened while a load is running (`waybill kpi --db` during `waybill ingest --db`) leaves the
+    /// load's open epoch to it: it used to refold the epoch's orders from their events at open, and the load
+    /// then merged the same facts into the rows again. A second load of the same store is refused.
+    @Test func aStoreOpenedDuringALoadLeavesTheLoadsRowsToIt() async throws {
+        let appends = Self.appends(seed: 9)
+        let direct = temporaryDatabase()
+        try await Self.write(appends, to: direct, options: SQLiteStore.Options())
+        let want = try Self.snapshot(direct)
+
+        let path = temporaryDatabase()
+        let load = try SQLiteStore(path: path, options: Self.deferred(events: 1_000_000, orders: 1_000_000), rollup: KPIFactsRollup())
+        let cut = appends.count / 2
+        for a in appends[..<cut] { _ = try await load.append(a) }
+        // A reader of the same store, as another process opens it, while the epoch is open.
+        let reader = try SQLiteStore(path: path, rollup: KPIFactsRollup())
+        reader.close()
+        #expect(throws: StoreError.self) {
+            _ = try SQLiteStore(path: path, options: Self.deferred(), rollup: KPIFactsRollup())
+        }
+        #expect(throws: StoreError.self) {
+            _ = try SQLiteStore(path: path, options: SQLiteStore.Options(), rollup: nil)
+        }
+        for a in appends[cut...] { _ = try await load.append(a) }
+        load.close()
+        #expect(try Self.snapshot(path) == want)
+        // Once the load has closed, the next load may open the store.
+        let again = try SQLiteStore(path: path, options: Self.deferred(), rollup: KPIFactsRollup())
+        again.close()
+    }
+
     /// Epochs of a few orders and events (the refold runs inside many appends), in the random order of a
     /// shuffled backfill: the same rows and rollup bytes as per-transaction writes.
     @Test func smallEpochsOfShuffledArrivalEndAsPerTransactionRows() async throws {
