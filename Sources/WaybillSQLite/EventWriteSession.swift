@@ -44,27 +44,29 @@ final class EventWriteSession {
         orders.rollups = rollups
         orders.dictionary = blocks.dictionary
         // Rows behind their events are repaired only when no running load holds them so (`LoadLock`).
+        // A load (`waybill ingest --db`, with or without rollups) defers its rows and holds the lock while it runs.
         let free = loadLock?.tryLock() ?? true
-        let loads = deferredFacts != nil || rollup == nil
+        let loads = deferredFacts != nil
         if !free && loads {
-            throw StoreError.unavailable("another process is loading this store (waybill ingest --db, or a load without rollups): "
+            throw StoreError.unavailable("another process is loading this store (waybill ingest --db): "
                                          + "run one load at a time, or send through a server with --url")
         }
         if free {
             // A deferred load that stopped before writing its order rows (and rollups): refold them from the events.
             _ = try conn.transaction { [orders, blocks] in try orders.recoverPending(dictionary: blocks.dictionary) }
-            if let rollups { try rollups.rebuildIfStale() } else { try RollupTable.forgetLayout(conn) }
+            try rollups?.rebuildIfStale()
             // Kept by a load for as long as it runs; anyone else lets it go at once.
             if !loads { loadLock?.unlock() }
         }
+        if rollups == nil { try RollupTable.forgetLayout(conn) }
         self.loadLock = loads ? loadLock : nil
     }
 
-    /// Held while this session defers rows or writes without rollups (`LoadLock`), until `releaseLoadLock`.
+    /// Held while this session defers rows (`LoadLock`), until `releaseLoadLock`.
     private let loadLock: LoadLock?
 
     /// Lets the next opener repair what this session left behind (rollups after a load without them); called
-    /// once the writer has stopped and written every deferred row.
+    /// once the writer has stopped and written every deferred row, so a later load of the store may open.
     func releaseLoadLock() { loadLock?.unlock() }
 
 

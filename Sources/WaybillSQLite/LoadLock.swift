@@ -7,7 +7,7 @@ import Darwin
 
 /// An advisory lock (`flock`) on `STORE-load.lock`, held by a process whose writes leave the store's
 /// derived rows behind its events on purpose for a while: a bulk load whose order rows and rollups wait
-/// for the end of an epoch (`OrdersTable.Deferral`), or a load without rollups (`--no-rollups`).
+/// for the end of an epoch (`OrdersTable.Deferral`; `waybill ingest --db`, with or without rollups).
 ///
 /// Every open of a store repairs rows left behind (`OrdersTable.recoverPending`, `RollupTable.rebuildIfStale`),
 /// because a process that stopped mid-epoch or without rollups left them so. A process that is still

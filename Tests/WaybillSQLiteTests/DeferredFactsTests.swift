@@ -131,9 +131,6 @@ import WaybillTestSupport
         #expect(throws: StoreError.self) {
             _ = try SQLiteStore(path: path, options: Self.deferred(), rollup: KPIFactsRollup())
         }
-        #expect(throws: StoreError.self) {
-            _ = try SQLiteStore(path: path, options: SQLiteStore.Options(), rollup: nil)
-        }
         for a in appends[cut...] { _ = try await load.append(a) }
         load.close()
         #expect(try Self.snapshot(path) == want)
