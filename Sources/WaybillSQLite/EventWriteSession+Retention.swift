@@ -8,6 +8,7 @@ extension EventWriteSession {
     func deleteBefore(_ cutoff: Micros) throws -> Int {
         blocks.forgetCachedKeys()
         let deleted = try conn.transaction {
+            try window?.fold()  // the retractions below start from the rollups of every committed write
             try dedup.deleteHashes(ofBlocksBefore: cutoff)
             let old = try conn.prepare("SELECT seq, body, skip FROM event_blocks WHERE tmin < ?")
             old.bind(1, cutoff)

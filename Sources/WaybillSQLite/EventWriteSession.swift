@@ -32,7 +32,7 @@ final class EventWriteSession {
 
     init(conn: Connection, rollup: (any FactsRollup)?, recentDedupLimit: Int = 300_000,
          correlationKeys: [String] = SpanCorrelation.defaultKeys, dictionary: EventDictionary = EventDictionary(),
-         deferredFacts: OrdersTable.Deferral? = nil, loadLock: LoadLock? = nil) throws {
+         deferredFacts: OrdersTable.Deferral? = nil, rollupWindow: RollupWindow.Bounds? = nil, loadLock: LoadLock? = nil) throws {
         self.conn = conn
         self.correlationKeys = correlationKeys
         spanWriter = SpanBlockWriter(conn: conn)
@@ -40,26 +40,46 @@ final class EventWriteSession {
         dedup = try DedupIndex(conn: conn, recentLimit: recentDedupLimit, blocks: blocks)
         orders = OrdersTable(conn: conn, deferral: deferredFacts)
         links = KeyLinks(conn: conn, orders: orders)
-        rollups = rollup.map { RollupTable(conn: conn, rollup: $0) }
-        orders.rollups = rollups
+        let rollupTable = rollup.map { RollupTable(conn: conn, rollup: $0) }
+        rollups = rollupTable
+        orders.rollups = rollupTable
         orders.dictionary = blocks.dictionary
-        // Rows behind their events are repaired only when no running load holds them so (`LoadLock`).
-        // A load (`waybill ingest --db`, with or without rollups) defers its rows and holds the lock while it runs.
+        // Rows behind their events are repaired only when no running load or server holds them so (`LoadLock`).
+        // A load (`waybill ingest --db`, with or without rollups) defers its rows and holds the lock while it
+        // runs; a server with a rollup window holds it too.
         let free = loadLock?.tryLock() ?? true
         let loads = deferredFacts != nil
         if !free && loads {
-            throw StoreError.unavailable("another process is loading this store (waybill ingest --db): "
-                                         + "run one load at a time, or send through a server with --url")
+            throw StoreError.unavailable("another process is loading or serving this store (waybill ingest --db, waybill serve): "
+                                         + "run one load at a time, or send through the server with --url")
         }
+        // A second writer of the store (the lock taken) writes its rollups in every commit, as before.
+        let window = free && !loads ? rollupWindow.flatMap { b in rollupTable.map { RollupWindow(conn: conn, rollups: $0, bounds: b) } } : nil
+        self.window = window
         if free {
             // A deferred load that stopped before writing its order rows (and rollups): refold them from the events.
             _ = try conn.transaction { [orders, blocks] in try orders.recoverPending(dictionary: blocks.dictionary) }
-            try rollups?.rebuildIfStale()
-            // Kept by a load for as long as it runs; anyone else lets it go at once.
-            if !loads { loadLock?.unlock() }
+            // A server stopped mid-window left its journal: folded here when the layout is current, else dropped with the rows.
+            try rollupTable?.rebuildIfStale()
+            // Kept by a load or a windowed server for as long as it runs; anyone else lets it go at once.
+            if !loads && window == nil { loadLock?.unlock() }
         }
-        if rollups == nil { try RollupTable.forgetLayout(conn) }
-        self.loadLock = loads ? loadLock : nil
+        if rollupTable == nil { try RollupTable.forgetLayout(conn) }
+        self.loadLock = loads || window != nil ? loadLock : nil
+    }
+
+    /// The server's rollup window (`RollupWindow`); nil: rollups are written in every commit (or per epoch of a load).
+    let window: RollupWindow?
+
+    /// Whether rollup rows wait for a fold of the window (read from any thread).
+    var rollupsPending: Bool { window?.pending.load(ordering: .acquiring) ?? false }
+
+    /// Folds the rollup window in a transaction of its own (a reader of rollup rows asks for it, or the writer is idle).
+    func foldRollupWindow() throws {
+        guard let window, !window.isEmpty || window.needsRecovery else { return }
+        phase(nil)
+        try conn.transaction { try window.fold() }
+        phase("fold-rollups")
     }
 
     /// Held while this session defers rows (`LoadLock`), until `releaseLoadLock`.
@@ -86,6 +106,7 @@ final class EventWriteSession {
         phase(nil)
         let results = try conn.transaction {
             if orders.needsRecovery { try orders.recoverPending(dictionary: blocks.dictionary) }
+            try window?.recoverIfNeeded()
             firstSeq = nil
             var results: [AppendResult] = []
             results.reserveCapacity(prepared.count)
@@ -114,7 +135,7 @@ final class EventWriteSession {
                 try orders.deferFacts(factsDeltas(prepared, freshFlags), events: fresh.count, firstSeq: firstSeq)
             } else {
                 let transitions = try orders.merge(factsDeltas(prepared, freshFlags), transitions: rollups != nil, created: links.orderCreated)
-                try rollups?.apply(transitions)
+                if let window { try window.add(transitions) } else { try rollups?.apply(transitions) }
             }
             phase("facts")
             for f in fresh { try links.add(linksOf: prepared[f.batch].events[f.index]) }
@@ -141,6 +162,7 @@ final class EventWriteSession {
     /// Writes the order rows and rollups a deferred load still owes (`OrdersTable.Deferral`), in a
     /// transaction of their own: before a write that is not an append of events, and when the store closes.
     func flushDeferredFacts() throws {
+        try foldRollupWindow()
         guard orders.pendingCount > 0 else { return }
         phase(nil)
         try conn.transaction { try orders.flushAll() }

@@ -17,7 +17,13 @@ final class GroupCommitWriter: @unchecked Sendable {
         case spans([Span], CheckedContinuation<AppendResult, any Error>)
         /// Any other write (alert records, outbox, an index), in its own transaction on the writer's connection.
         case transaction(@Sendable (Connection) throws -> Void, CheckedContinuation<Void, any Error>)
+        /// Fold the rollup window (`RollupWindow`) for a reader of rollup rows, who waits for `done`.
+        case fold(@Sendable ((any Error)?) -> Void)
     }
+
+    /// How long the writer waits idle with a rollup window open before it folds it, so that other
+    /// processes reading the store (which cannot ask it to) see rollups at most this far behind.
+    private let idleFoldSeconds: Double
 
     private let session: EventWriteSession
     /// The events of recent appends, which later appends' blocks leave out (`RecentEventKeys`).
@@ -39,7 +45,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var thread: Thread?
 
     init(session: EventWriteSession, maxQueuedEvents: Int, maxBatchEvents: Int, health: StorageHealthMonitor? = nil,
-         faultProbeSeconds: Double = 2, syncer: WALSyncer? = nil) {
+         faultProbeSeconds: Double = 2, syncer: WALSyncer? = nil, idleFoldSeconds: Double = 0.2) {
+        self.idleFoldSeconds = idleFoldSeconds
         self.session = session
         self.syncer = syncer
         self.maxQueued = maxQueuedEvents
@@ -117,6 +124,27 @@ final class GroupCommitWriter: @unchecked Sendable {
 
     func setPaused(_ p: Bool) { life.setPaused(p) }
 
+    /// Blocks until the writer has folded its rollup window (ahead of queued appends: the reader only needs
+    /// what is committed). Returns at once when nothing waits, or when the writer is paused or stopping.
+    func foldRollups() throws {
+        guard session.rollupsPending else { return }
+        let done = DispatchSemaphore(value: 0)
+        let failure = Mutex<(any Error)?>(nil)
+        cond.lock()
+        if stopping || paused {
+            cond.unlock()
+            return
+        }
+        jobs.insert(.fold({ e in
+            failure.withLock { $0 = e }
+            done.signal()
+        }), at: 0)
+        cond.signal()
+        cond.unlock()
+        done.wait()
+        if let e = failure.withLock({ $0 }) { throw e }
+    }
+
     /// Finishes every queued job, then ends the thread.
     func stop() {
         guard life.stopAndWait() else { return }
@@ -132,6 +160,15 @@ final class GroupCommitWriter: @unchecked Sendable {
         while true {
             cond.lock()
             while (jobs.isEmpty || paused) && !stopping {
+                if !paused, session.rollupsPending {
+                    // Idle with rollups waiting: fold them unless work comes first.
+                    if !cond.wait(until: Date(timeIntervalSinceNow: idleFoldSeconds)), jobs.isEmpty, !paused, !stopping {
+                        cond.unlock()
+                        try? session.foldRollupWindow()
+                        cond.lock()
+                    }
+                    continue
+                }
                 guard !paused, faultProbeSeconds > 0, health?.health.isHealthy == false else {
                     cond.wait()
                     continue
@@ -155,6 +192,8 @@ final class GroupCommitWriter: @unchecked Sendable {
             var take: [Job] = []
             var n = 0
             if case .delete = jobs[0] {
+                take.append(jobs.removeFirst())
+            } else if case .fold = jobs[0] {
                 take.append(jobs.removeFirst())
             } else if case .transaction = jobs[0] {
                 take.append(jobs.removeFirst())
@@ -190,6 +229,14 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     private func execute(_ take: [Job]) {
+        if case .fold(let done) = take[0] {
+            // Readers see a commit without waiting for its sync: what they read is committed either way.
+            do {
+                try session.foldRollupWindow()
+                done(nil)
+            } catch { done(error) }
+            return
+        }
         if case .delete(let cutoff, let c) = take[0] {
             do {
                 let n = try session.deleteBefore(cutoff)

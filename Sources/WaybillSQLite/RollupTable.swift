@@ -86,6 +86,7 @@ struct RollupTable {
     static func forgetLayout(_ conn: Connection) throws {
         try conn.prepare("DELETE FROM meta WHERE key = '\(layoutKey)'").run()
         try DrillTable.forgetLayout(conn)  // the drill-down rows miss the same writes
+        try RollupWindow.clear(conn)  // a window's journal: the rebuild starts from the rows
     }
 
     /// Rebuilds every row from the stored facts when the database has none for this rollup's layout
@@ -97,8 +98,14 @@ struct RollupTable {
         m.reset()
         let drill = DrillTable(conn: conn, rollup: rollup, codes: codes)  // drill-down rows: rebuilt with the rollups, or alone when only they are stale
         if drill == nil { try DrillTable.forgetLayout(conn) }  // a rollup without them: the rows will miss this session's writes
-        guard current != marker else { try drill?.rebuildIfStale(); return }
+        guard current != marker else {
+            // A server stopped mid-window (`RollupWindow`): its journal takes the rollups to the rows.
+            try conn.transaction { _ = try RollupWindow.recover(conn: conn, rollups: self) }
+            try drill?.rebuildIfStale()
+            return
+        }
         try conn.transaction {
+            try RollupWindow.clear(conn)
             try conn.exec("DELETE FROM rollups")
             try drill?.clear()
             try OrdersTable.replayFacts(conn) { try apply($0) }

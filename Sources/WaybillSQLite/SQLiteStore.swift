@@ -40,6 +40,16 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
         /// when it is next opened.
         public var deferredFactsEvents: Int?
         public var deferredFactsOrders = 30_000
+        /// Servers (`waybill serve`, `waybill demo`): KPI rollup rows are written once per window of this many
+        /// commits (or `rollupWindowOrders` distinct orders, or a reader of rollups in this process, or
+        /// `rollupIdleFoldSeconds` without writes), each order's facts before the window journalled
+        /// in its commit (`RollupWindow`); nil (the default): in every commit. Readers in this process always
+        /// see rollups of every committed event; another process reading the store sees them at most one
+        /// window behind. Only the process that holds `LoadLock` keeps a window.
+        public var rollupWindowCommits: Int?
+        public var rollupWindowOrders = 20_000
+        /// Seconds without writes after which the writer folds an open rollup window.
+        public var rollupIdleFoldSeconds = 0.2
         /// WAL frames (8 KiB pages) past which a checkpoint copies them into the database file. It runs on
         /// a thread of its own (`WALCheckpointer`); the writer runs one itself only past 8 times as many.
         public var walCheckpointPages: Int32 = 8000
@@ -49,7 +59,7 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
     public let path: String
     let options: Options
     let writer: GroupCommitWriter
-    private let writeSession: EventWriteSession
+    let writeSession: EventWriteSession
     let readers: ReaderPool
     /// The WAL checkpoints, off the writer thread; nil with `WAYBILL_INLINE_CHECKPOINTS` set (SQLite's
     /// automatic checkpoint inside the commit, as before: for A/B benchmarks).
@@ -81,6 +91,8 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
                                           correlationKeys: options.correlationKeys, dictionary: eventDictionary,
                                           deferredFacts: options.deferredFactsEvents.map {
                                               OrdersTable.Deferral(maxOrders: options.deferredFactsOrders, maxEvents: $0) },
+                                          rollupWindow: options.rollupWindowCommits.flatMap {
+                                              $0 > 1 ? RollupWindow.Bounds(commits: $0, orders: options.rollupWindowOrders) : nil },
                                           loadLock: LoadLock(storePath: path))
         writeSession = write
         conn.health = health
@@ -94,7 +106,8 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
             syncer = WALSyncer(databasePath: path, health: health)
         }
         writer = GroupCommitWriter(session: write, maxQueuedEvents: options.maxQueuedEvents, maxBatchEvents: options.maxBatchEvents,
-                                   health: health, faultProbeSeconds: options.faultProbeSeconds, syncer: syncer)
+                                   health: health, faultProbeSeconds: options.faultProbeSeconds, syncer: syncer,
+                                   idleFoldSeconds: options.rollupIdleFoldSeconds)
         checkpointer = ProcessInfo.processInfo.environment["WAYBILL_INLINE_CHECKPOINTS"] != nil ? nil
             : try WALCheckpointer(path: path, writer: conn, synchronous: options.synchronous, threshold: options.walCheckpointPages,
                                   busyTimeoutMillis: Int32(clamping: options.busyTimeoutMillis))
@@ -311,8 +324,15 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
         }
     }
 
+    /// Before a read of rollup or drill rows: the writer folds its rollup window, so that they hold every
+    /// committed event (`RollupWindow`).
+    func rollupsCurrent() throws {
+        try writer.foldRollups()
+    }
+
     public func rollupRows(dimension: String, in ranges: [Range<Micros>]) throws -> [(key: RollupKey, bytes: [UInt8])] {
-        try readers.with { c in
+        try rollupsCurrent()
+        return try readers.with { c in
             // A row is its parts in order (`RollupTable`), one code per dimension and group.
             let s = try c.prepare("SELECT bucket, part, acc FROM rollups WHERE d = ? AND bucket >= ? AND bucket < ? ORDER BY bucket, part")
             var out: [(key: RollupKey, bytes: [UInt8])] = []

@@ -199,6 +199,9 @@ enum Schema {
         // KPI drill rows with their groups coded in `rollup_dims` (`DrillTable`): the table is made anew and
         // filled from the facts at open (its layout marker is dropped with it).
         "DROP TABLE IF EXISTS kpi_drill; DELETE FROM meta WHERE key = 'kpi_drill_layout';" + DrillTable.createSQL,
+        // The journal of a server's rollup window (`RollupWindow`): each order's facts before the window's
+        // first touch, folded into the rollups once a window and emptied.
+        RollupWindow.createSQL,
     ]
 
     /// The stage-time column of each lifecycle stage.

@@ -72,7 +72,7 @@ struct DemoCommand: AsyncParsableCommand {
             throw CLIError("--faults: \(error)")
         }
         let location: StoreLocation = storeURL.map { .clickHouse(url: $0) } ?? .embedded(path: path)
-        let store = try await location.open(sqlite: try collectors.storeOptions())
+        let store = try await location.open(sqlite: try collectors.serverStoreOptions())
         defer { store.close() }
         if location.isClickHouse { resuming = try store.loadCheckpoint(name: DemoService.checkpointName) != nil }
         if resuming, !location.isClickHouse, try store.loadCheckpoint(name: DemoService.checkpointName) == nil {

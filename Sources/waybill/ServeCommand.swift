@@ -87,7 +87,7 @@ struct ServeCommand: AsyncParsableCommand {
             readOnlyRules = rules
             rules = nil
         }
-        var options = try collectors.storeOptions()
+        var options = try collectors.serverStoreOptions()
         options.synchronous = sync.uppercased()
         options.maxQueuedEvents = maxQueuedEvents
         let store = try await location.open(sqlite: options)

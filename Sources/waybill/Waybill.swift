@@ -58,6 +58,16 @@ struct CollectorsConfigOptions: ParsableArguments {
         o.correlationKeys = try load().correlationKeys
         return o
     }
+
+    /// The options of a server's store (`waybill serve`, `waybill demo`): rollup rows written once per window
+    /// of commits (`SQLiteStore.Options.rollupWindowCommits`, docs/storage.md); `WAYBILL_ROLLUP_WINDOW` sets
+    /// another number of commits, 0 or 1 writes them in every commit (for A/B benchmarks).
+    func serverStoreOptions() throws -> SQLiteStore.Options {
+        var o = try storeOptions()
+        let commits = ProcessInfo.processInfo.environment["WAYBILL_ROLLUP_WINDOW"].flatMap(Int.init) ?? 50
+        o.rollupWindowCommits = commits > 1 ? commits : nil
+        return o
+    }
 }
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
