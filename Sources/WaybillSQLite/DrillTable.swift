@@ -92,7 +92,7 @@ struct DrillTable {
 
 extension SQLiteStore: DrillReader {
     public func drillRowsAvailable(layout: String) throws -> Bool {
-        try rollupsCurrent()
+        rollupsCurrent()
         return try readers.with { c in try DrillTable.available(c, layout: layout) }
     }
 
@@ -119,7 +119,7 @@ extension SQLiteStore: DrillReader {
     public func drillCount(_ s: DrillSelection) throws -> Int {
         guard !s.range.isEmpty else { return 0 }
         let (w, bind) = Self.clause(s)
-        try rollupsCurrent()
+        rollupsCurrent()
         return try readers.with { c in
             let st = try c.prepare("SELECT count(*) FROM kpi_drill WHERE \(w)")
             defer { st.reset() }
@@ -131,7 +131,7 @@ extension SQLiteStore: DrillReader {
     public func drillValue(_ s: DrillSelection, descendingRank rank: Int) throws -> Int64? {
         guard !s.range.isEmpty, rank >= 0 else { return nil }
         let (w, bind) = Self.clause(s)
-        try rollupsCurrent()
+        rollupsCurrent()
         return try readers.with { c in
             let st = try c.prepare("SELECT value FROM kpi_drill WHERE \(w) ORDER BY value DESC LIMIT 1 OFFSET ?")
             defer { st.reset() }
@@ -143,7 +143,7 @@ extension SQLiteStore: DrillReader {
     public func drillTop(_ s: DrillSelection, atLeast: Int64?, limit: Int) throws -> [DrillRow] {
         guard !s.range.isEmpty, limit > 0 else { return [] }
         let (w, bind) = Self.clause(s)
-        try rollupsCurrent()
+        rollupsCurrent()
         return try readers.with { c in
             func rows(_ st: Statement) throws -> [DrillRow] {
                 var out: [DrillRow] = []

@@ -78,7 +78,8 @@ final class EventWriteSession {
     func foldRollupWindow() throws {
         guard let window, !window.isEmpty || window.needsRecovery else { return }
         phase(nil)
-        try conn.transaction { try window.fold() }
+        // Health is the appends' to report: a fold that commits while appends fail must not clear their fault.
+        try conn.transaction(reportsHealth: false) { try window.fold() }
         phase("fold-rollups")
     }
 

@@ -43,6 +43,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     /// Tests hold the writer to fill its queue deterministically.
     private var paused: Bool { life.paused }
     private var thread: Thread?
+    /// The last idle fold of the rollup window failed (writer thread only).
+    private var foldFailed = false
 
     init(session: EventWriteSession, maxQueuedEvents: Int, maxBatchEvents: Int, health: StorageHealthMonitor? = nil,
          faultProbeSeconds: Double = 2, syncer: WALSyncer? = nil, idleFoldSeconds: Double = 0.2) {
@@ -160,11 +162,16 @@ final class GroupCommitWriter: @unchecked Sendable {
         while true {
             cond.lock()
             while (jobs.isEmpty || paused) && !stopping {
-                if !paused, session.rollupsPending {
-                    // Idle with rollups waiting: fold them unless work comes first.
-                    if !cond.wait(until: Date(timeIntervalSinceNow: idleFoldSeconds)), jobs.isEmpty, !paused, !stopping {
+                if !paused, session.rollupsPending, health?.health.isHealthy != false {
+                    // Idle with rollups waiting: fold them unless work comes first (a failed fold waits as a
+                    // fault probe does before the next try; while writes fail, the probe below runs instead).
+                    let wait = foldFailed ? max(idleFoldSeconds, faultProbeSeconds) : idleFoldSeconds
+                    if !cond.wait(until: Date(timeIntervalSinceNow: wait)), jobs.isEmpty, !paused, !stopping {
                         cond.unlock()
-                        try? session.foldRollupWindow()
+                        do {
+                            try session.foldRollupWindow()
+                            foldFailed = false
+                        } catch { foldFailed = true }
                         cond.lock()
                     }
                     continue

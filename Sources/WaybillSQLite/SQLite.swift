@@ -59,8 +59,10 @@ final class Connection {
     /// its first write. When `body` or the commit throws, the transaction is rolled back and the error
     /// rethrown; either way the end hooks run first, so no in-memory cache outlives a rolled-back write.
     /// `health` learns the outcome: a commit ends a fault, a `StoreError.fault` starts or continues one
-    /// (counted unless `countsFaults` is false, as for the writer's probe).
-    func transaction<T>(countsFaults: Bool = true, _ body: () throws -> T) throws -> T {
+    /// (counted unless `countsFaults` is false, as for the writer's probe). With `reportsHealth` false it
+    /// learns nothing: a write that only moves derived rows (a rollup window's fold) must neither end a
+    /// fault that appends still meet nor start one.
+    func transaction<T>(countsFaults: Bool = true, reportsHealth: Bool = true, _ body: () throws -> T) throws -> T {
         let result: T
         do {
             try exec("BEGIN IMMEDIATE")
@@ -74,11 +76,11 @@ final class Connection {
                 throw error
             }
         } catch StoreError.fault(let f) {
-            health?.writeFailed(f, at: currentMicros(), counted: countsFaults)
+            if reportsHealth { health?.writeFailed(f, at: currentMicros(), counted: countsFaults) }
             throw StoreError.fault(f)
         }
         for hook in transactionEndHooks { hook(true) }
-        health?.writeSucceeded()
+        if reportsHealth { health?.writeSucceeded() }
         return result
     }
 

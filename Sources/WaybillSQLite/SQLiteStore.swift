@@ -325,13 +325,14 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
     }
 
     /// Before a read of rollup or drill rows: the writer folds its rollup window, so that they hold every
-    /// committed event (`RollupWindow`).
-    func rollupsCurrent() throws {
-        try writer.foldRollups()
+    /// committed event (`RollupWindow`). A fold that fails (a full disk fails the appends too) leaves the
+    /// read to the rows as last folded: reads stay available while writes fail.
+    func rollupsCurrent() {
+        try? writer.foldRollups()
     }
 
     public func rollupRows(dimension: String, in ranges: [Range<Micros>]) throws -> [(key: RollupKey, bytes: [UInt8])] {
-        try rollupsCurrent()
+        rollupsCurrent()
         return try readers.with { c in
             // A row is its parts in order (`RollupTable`), one code per dimension and group.
             let s = try c.prepare("SELECT bucket, part, acc FROM rollups WHERE d = ? AND bucket >= ? AND bucket < ? ORDER BY bucket, part")

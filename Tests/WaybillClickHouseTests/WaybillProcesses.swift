@@ -37,10 +37,12 @@ final class WaybillServerProcess: @unchecked Sendable {
     var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
 
     /// Starts `waybill serve ARGS --port P` and waits until `/healthz` answers 200 (up to 120 s); a port
-    /// taken meanwhile is retried with another.
+    /// taken meanwhile is retried with another, and so is a server that logged "listening" but whose
+    /// port refused every probe for 15 s after (seen in loaded CI runs; the failure then says what the
+    /// kernel and the process showed, so the cause can be found).
     static func start(_ args: [String], environment: [String: String] = [:]) async throws -> WaybillServerProcess {
         var lastError: Error = ProcessFailure("not started")
-        for _ in 0..<3 {
+        for attempt in 0..<3 {
             let port = Int.random(in: 20_000...60_000)
             let logURL = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-chserve-\(UUID().uuidString).log")
             FileManager.default.createFile(atPath: logURL.path, contents: nil)
@@ -55,10 +57,12 @@ final class WaybillServerProcess: @unchecked Sendable {
             try? handle.close()
             let server = WaybillServerProcess(process: p, port: port, logURL: logURL)
             // Each probe gives up after 5 s, so one stuck connection cannot use up the wait; the last
-            // outcome goes into the failure (two CI runs under load saw a server log "listening" and no
-            // 200 within the wait, without saying what the probes got).
-            let deadline = Date().addingTimeInterval(120)
+            // outcome goes into the failure.
+            let started = Date()
+            let deadline = started.addingTimeInterval(120)
+            var listeningSince: Date?
             var lastProbe = "no probe answered"
+            var refusedAfterListening = false
             while Date() < deadline {
                 if !ProcessState.isAlive(p.processIdentifier) { lastProbe = "the process exited"; break }
                 do {
@@ -68,14 +72,39 @@ final class WaybillServerProcess: @unchecked Sendable {
                 } catch {
                     lastProbe = "\(error)"
                 }
+                if listeningSince == nil, server.log.contains("listening on") { listeningSince = Date() }
+                if let since = listeningSince, Date().timeIntervalSince(since) > 15 {
+                    refusedAfterListening = true
+                    break
+                }
                 try await Task.sleep(nanoseconds: 100_000_000)
             }
             let log = server.log
+            let seen = Self.diagnose(pid: p.processIdentifier, port: port)
             server.stop()
-            lastError = ProcessFailure("waybill serve \(args.joined(separator: " ")) did not become healthy within 120 s (last probe: \(lastProbe)): \(log.suffix(1500))")
+            let waited = Int(Date().timeIntervalSince(started))
+            lastError = ProcessFailure("waybill serve \(args.joined(separator: " ")) did not become healthy within \(waited) s (attempt \(attempt + 1); "
+                                       + "last probe: \(lastProbe); \(seen)): \(log.suffix(1500))")
+            if refusedAfterListening {
+                print("note: WaybillServerProcess: \(lastError); starting it again on another port")
+                continue
+            }
             if !log.contains("in use") { break }
         }
         throw lastError
+    }
+
+    /// What the kernel shows of a server that does not answer: whether a socket listens on its port
+    /// (`/proc/net/tcp`), and the process's state and signals (`/proc/PID/status`).
+    static func diagnose(pid: Int32, port: Int) -> String {
+        let hexPort = String(format: "%04X", port)
+        let tcp = (try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8)) ?? ""
+        let onPort = tcp.split(separator: "\n").filter { $0.split(separator: " ").dropFirst().first?.hasSuffix(":" + hexPort) == true }
+        let listening = onPort.contains { $0.split(separator: " ").dropFirst(3).first == "0A" }
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let fields = status.split(separator: "\n").filter { ["State:", "SigPnd:", "ShdPnd:", "SigBlk:", "SigCgt:", "Threads:"].contains(where: $0.hasPrefix) }
+        return "port \(port) \(listening ? "has a listening socket" : "has no listening socket") (\(onPort.count) sockets on it); "
+            + "process \(pid): \(fields.isEmpty ? "gone" : fields.map { $0.replacingOccurrences(of: "\t", with: " ") }.joined(separator: ", "))"
     }
 
     func get(_ path: String) async throws -> (status: Int, body: String) {
