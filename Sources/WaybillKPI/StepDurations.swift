@@ -230,7 +230,8 @@ public struct StepComparison: Sendable {
         var rows: [(bucket: Micros, key: StepRollup.Key, sketch: QuantileSketch)] = []
         if lo < hi {
             let pairs = Set(finished.map { [$0.from.rawValue, $0.to.rawValue] })
-            for (key, bytes) in try reader.rollupRows(dimension: StepRollup.dimension, in: [lo..<hi]) {
+            // Context, not a KPI: the rows as last written do (at most one rollup window behind, docs/storage.md).
+            for (key, bytes) in try reader.contextRollupRows(dimension: StepRollup.dimension, in: [lo..<hi]) {
                 try StepRollup.decode(bytes) { k in
                     (warehouse == nil || k.warehouse == warehouse) && (pairs.contains([k.from.rawValue, k.to.rawValue]) || k.from == open?.from)
                 } each: { rows.append((key.bucketStart, $0, $1)) }

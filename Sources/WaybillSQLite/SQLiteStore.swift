@@ -333,7 +333,16 @@ public final class SQLiteStore: WaybillStore, WorkflowStore, @unchecked Sendable
 
     public func rollupRows(dimension: String, in ranges: [Range<Micros>]) throws -> [(key: RollupKey, bytes: [UInt8])] {
         rollupsCurrent()
-        return try readers.with { c in
+        return try storedRollupRows(dimension: dimension, in: ranges)
+    }
+
+    /// The rows as last folded, without waiting for the writer (`RollupReader.contextRollupRows`).
+    public func contextRollupRows(dimension: String, in ranges: [Range<Micros>]) throws -> [(key: RollupKey, bytes: [UInt8])] {
+        try storedRollupRows(dimension: dimension, in: ranges)
+    }
+
+    private func storedRollupRows(dimension: String, in ranges: [Range<Micros>]) throws -> [(key: RollupKey, bytes: [UInt8])] {
+        try readers.with { c in
             // A row is its parts in order (`RollupTable`), one code per dimension and group.
             let s = try c.prepare("SELECT bucket, part, acc FROM rollups WHERE d = ? AND bucket >= ? AND bucket < ? ORDER BY bucket, part")
             var out: [(key: RollupKey, bytes: [UInt8])] = []

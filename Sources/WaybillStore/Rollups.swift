@@ -52,4 +52,15 @@ public protocol RollupReader: Sendable {
     func rollupRows(dimension: String, in ranges: [Range<Micros>]) throws -> [(key: RollupKey, bytes: [UInt8])]
     /// Facts of every order whose `allocatedAt` or `shippedAt` lies in one of the ranges, each order once.
     func kpiFacts(in ranges: [Range<Micros>]) throws -> [OrderFacts]
+    /// The same rows as `rollupRows`, for context that may lag the newest writes by a moment (a trace's
+    /// comparison of its steps with the last 7 days): an engine that keeps its newest rollup changes
+    /// aside for a moment (the SQLite server's rollup window) answers from the rows as last written,
+    /// without waiting for them. Defaults to `rollupRows`.
+    func contextRollupRows(dimension: String, in ranges: [Range<Micros>]) throws -> [(key: RollupKey, bytes: [UInt8])]
+}
+
+extension RollupReader {
+    public func contextRollupRows(dimension: String, in ranges: [Range<Micros>]) throws -> [(key: RollupKey, bytes: [UInt8])] {
+        try rollupRows(dimension: dimension, in: ranges)
+    }
 }
