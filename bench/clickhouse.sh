@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The ClickHouse engine against a two-shard ClickHouse on loopback (clickhouse-server, Debian's 18.16):
 #  1. ingest through Waybill (`waybill ingest --store`) against ClickHouse's own JSONEachRow HTTP insert
-#     of the same rows (the `events` columns Waybill writes) into the same tables, in inserts of 5,000
-#     rows (Waybill's `ingest --store` calls are 25,000 events by default since session 9);
+#     of the same rows into the same tables, in inserts of 5,000 rows (Waybill's `ingest --store` calls
+#     are 25,000 events by default since session 9), two ways: (A) the `events` rows alone, through the
+#     Distributed table; (C) every row Waybill's ingest left in every table (orders, links, rollup keys
+#     and marks too), each shard's rows straight into its node's local tables, both nodes at once;
 #  2. trace lookups through `waybill serve --store` (GET /api/v1/traces/{key}): p50, p99;
 #  3. a 30-day KPI report (GET /api/v1/kpis by warehouse, step 1d): median of 10;
 #  4. bytes on disk per event (system.parts, both shards) against the SQLite store of the same file.
@@ -58,6 +60,39 @@ EOF
 # steals CPU, wall-clock rates move between identical runs, CPU per run much less.
 chcpu() { local t=0; for p in "${PIDS[@]}"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo "$t"; }
 tick=$(getconf CLK_TCK)
+# all_tables SRC DST: dumps every non-empty *_local table of database SRC per node (JSONEachRow files of
+# 5,000 rows), creates DST with Waybill's tables, inserts each node's files into its own local tables
+# (both nodes in parallel), and prints the rate in input lines/s against Waybill's last ingest ($wb).
+all_tables() {
+  local src=$1 dst=$2 d=$OUT/all_$2 rows=0
+  mkdir -p "$d"
+  for h in $H0 $H1; do
+    mkdir -p "$d/$h"
+    for tb in $(q $h "SELECT name FROM system.tables WHERE database = '$src' AND name LIKE '%_local' ORDER BY name"); do
+      q $h "SELECT * FROM $src.$tb FORMAT JSONEachRow" | split -l 5000 -d -a 6 - "$d/$h/$tb."
+    done
+  done
+  rows=$(cat "$d"/*/* 2>/dev/null | wc -l)
+  : > "$OUT/empty.ndjson"
+  $W ingest "$OUT/empty.ndjson" --store "$(url $dst)" >/dev/null
+  local c0 s e c1
+  c0=$(chcpu); s=$(date +%s.%N)
+  local jobs=()
+  for h in $H0 $H1; do
+    ( for f in "$d/$h"/*; do
+        [ -e "$f" ] || continue
+        tb=$(basename "$f"); tb=${tb%.*}
+        curl -sf "http://127.0.0.1:$h/?query=INSERT%20INTO%20$dst.$tb%20FORMAT%20JSONEachRow" \
+          -H "X-ClickHouse-User: waybill" -H "X-ClickHouse-Key: $PW" --data-binary @"$f" >/dev/null
+      done ) &
+    jobs+=($!)
+  done
+  wait "${jobs[@]}"  # not a bare `wait`: the ClickHouse servers are this shell's children too
+  e=$(date +%s.%N); c1=$(chcpu)
+  local per=$(for h in $H0 $H1; do ls "$d/$h"; done | sed 's/\.[0-9]*$//' | sort | uniq -c | awk '{printf "%s%s %s files", (NR>1?", ":""), $2, $1}')
+  echo "pair $pair: ClickHouse JSONEachRow of all $rows rows Waybill stored ($per): $(python3 -c "print(f'{$EVENTS/($e-$s):.0f}')") input lines/s, $(python3 -c "print(f'{$e-$s:.2f}')") s (ClickHouse CPU $(python3 -c "print(f'{($c1-$c0)/$tick:.2f}')") s); Waybill's last ingest: $(python3 -c "print(f'{100*$wb*($e-$s)/$EVENTS:.1f}')")% of it   load $(cut -d' ' -f1-3 /proc/loadavg)"
+  rm -rf "$d"
+}
 echo "== 1. ingest (A/B pairs, fresh databases each time)"
 for pair in 1 2; do
   # A: ClickHouse's own insert of the distinct rows, into the tables Waybill created.
@@ -81,6 +116,11 @@ for pair in 1 2; do
     cpu=$(python3 -c "u,s=open('$OUT/ingest.time').read().split()[-2:]; print(f'client {float(u)+float(s):.2f} s, ClickHouse {($c1-$c0)/$tick:.2f} s')")
     echo "pair $pair: ClickHouse JSONEachRow $raw lines/s (ClickHouse CPU $rawcpu s); Waybill ($W) $wb lines/s ($(python3 -c "print(f'{100*$wb/$raw:.1f}')")%, CPU: $cpu) [$(grep -m1 accepted "$OUT/ingest.out" || true)]   load $(cut -d' ' -f1-3 /proc/loadavg)"
   done
+  # C: ClickHouse's own insert of every row Waybill's ingest left in every table (read back from the
+  # last binary's database before any OPTIMIZE, so rows a merge already replaced are not counted), each
+  # shard's rows into its node's local table, the two nodes at once, in JSONEachRow inserts of 5,000
+  # rows: the whole of what Waybill stores, as ClickHouse alone would insert it.
+  all_tables "$db" "allrows$pair"
 done
 W=${BINS[-1]}; last=$(( ${#BINS[@]} - 1 ))
 DB1=wb1; [ "$last" -gt 0 ] && DB1=wb1_$last
