@@ -16,6 +16,29 @@ import Testing
         #expect(try JSONParser.parse(text) == v)
     }
 
+    /// `JSONWriter.number` writes whole numbers digit by digit; the bytes are what it wrote before by
+    /// building strings (`String(Int64(d))` below 1e15, `description` above): stored facts and answers
+    /// keep their exact text. Edges (0, -0, 1e15, 2^53), times in microseconds, and random whole numbers.
+    @Test func wholeNumbersAreWrittenAsBefore() {
+        func before(_ d: Double) -> String { d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : "\(d)" }
+        var values: [Double] = [0, -0.0, 1, -1, 9, 10, -10, 999_999_999_999_999, 1e15, -1e15, 1e15 + 1, 9_007_199_254_740_991,
+                                -9_007_199_254_740_991, 9_007_199_254_740_992, 1e16, 1e300, 0.5, -2.25, 1_733_300_123_456_789, 4_102_444_800_000_000]
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            values.append(Double(Int64.random(in: -9_007_199_254_740_991...9_007_199_254_740_991, using: &rng)))
+            values.append(Double(Int64.random(in: -100_000...100_000, using: &rng)))
+            values.append(Double(Int64.random(in: 1_000_000_000_000_000...2_000_000_000_000_000, using: &rng)))
+        }
+        var mismatches: [String] = []
+        for d in values {
+            var w = JSONWriter(capacity: 32)
+            w.number(d)
+            let got = String(decoding: w.bytes, as: UTF8.self)
+            if got != before(d) { mismatches.append("\(d): \(got)") }
+        }
+        #expect(mismatches.isEmpty, "\(mismatches.prefix(5))")
+    }
+
     @Test(arguments: ["", "{", "[1,]", "{\"a\" 1}", "tru", "\"\\x\"", "01x", "1.", "-", "{\"a\":1}}", "\"\u{1}\"", "\"\\ud800\"", "1e999"])
     func rejectsMalformedInput(_ text: String) {
         #expect(throws: JSONParseError.self) { try JSONParser.parse(text) }
