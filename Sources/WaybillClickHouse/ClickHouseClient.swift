@@ -129,7 +129,7 @@ final class ClickHouseClient: @unchecked Sendable {
         var payload = body
         if let external {
             // ClickHouse's external data: the table's rows as one file of a multipart form.
-            q += "&\(ExternalKeys.name)_structure=key%20String&\(ExternalKeys.name)_format=TabSeparated"
+            for n in external.names { q += "&\(n)_structure=key%20String&\(n)_format=TabSeparated" }
             headers.add(name: "Content-Type", value: "multipart/form-data; boundary=\(ExternalKeys.boundary)")
             payload = external.form
         } else {
@@ -278,23 +278,32 @@ struct RowBinaryReader {
 
 /// A list of keys sent beside a statement as ClickHouse's external data: a temporary table named
 /// `_keys` with one `key String` column, which the statement reads (`subject IN _keys`; over Distributed
-/// tables `GLOBAL IN _keys`, which ships it to the shards). ClickHouse 18.16 spends about 20 ms parsing
-/// a literal list of 1,000 strings; the table costs it next to nothing.
+/// tables `GLOBAL IN _keys`, which ships it to the shards), and any `more` tables of the same structure
+/// under their own names (`ExternalTable`). ClickHouse 18.16 spends about 20 ms parsing a literal list
+/// of 1,000 strings; the table costs it next to nothing.
 struct ExternalKeys: Sendable {
     static let name = "_keys"
     /// The form's boundary. The rows are TabSeparated with every CR escaped, so "\r\n--" never occurs in them.
     static let boundary = "waybill-external-keys"
+    /// The tables' names (`_keys` first), each sent as `NAME_structure` and `NAME_format` beside the query.
+    let names: [String]
     let form: [UInt8]
 
-    init(_ keys: some Sequence<String>) {
-        var out = Array("--\(Self.boundary)\r\nContent-Disposition: form-data; name=\"\(Self.name)\"; filename=\"\(Self.name)\"\r\n".utf8)
-        out += Array("Content-Type: application/octet-stream\r\n\r\n".utf8)
-        for k in keys {
-            Self.escape(k, into: &out)
-            out.append(0x0A)
-        }
-        out += Array("\r\n--\(Self.boundary)--\r\n".utf8)
+    init(_ keys: some Sequence<String>, more: [ExternalTable] = []) {
+        var out: [UInt8] = []
+        Self.part(ExternalTable(name: Self.name, keys), into: &out)
+        for t in more { Self.part(t, into: &out) }
+        out += Array("--\(Self.boundary)--\r\n".utf8)
+        names = [Self.name] + more.map(\.name)
         form = out
+    }
+
+    /// One file of the multipart form: the table's rows, one key a line.
+    private static func part(_ t: ExternalTable, into out: inout [UInt8]) {
+        out += Array("--\(Self.boundary)\r\nContent-Disposition: form-data; name=\"\(t.name)\"; filename=\"\(t.name)\"\r\n".utf8)
+        out += Array("Content-Type: application/octet-stream\r\n\r\n".utf8)
+        out += t.rows
+        out += Array("\r\n".utf8)
     }
 
     /// A TabSeparated field: backslash, tab, newline, carriage return and NUL escaped.
@@ -309,6 +318,23 @@ struct ExternalKeys: Sendable {
             default: out.append(b)
             }
         }
+    }
+}
+
+/// Another external table beside `_keys` (`ExternalKeys(_:more:)`): `name` and its TabSeparated rows,
+/// encoded once for all the statements that send it.
+struct ExternalTable: Sendable {
+    let name: String
+    let rows: [UInt8]
+
+    init(name: String, _ keys: some Sequence<String>) {
+        self.name = name
+        var out: [UInt8] = []
+        for k in keys {
+            ExternalKeys.escape(k, into: &out)
+            out.append(0x0A)
+        }
+        rows = out
     }
 }
 

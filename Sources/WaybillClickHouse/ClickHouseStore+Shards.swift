@@ -113,18 +113,19 @@ extension ClickHouseStore {
     /// instead of a literal list: `make(table, set)` writes a statement over `table`'s tables that reads
     /// the keys as `IN set` (`IN _keys` on a shard's local tables, `GLOBAL IN _keys` over the Distributed
     /// tables, which sends the table to every shard).
-    func routedByKeys(_ keys: [String], _ make: (_ table: (String) -> String, _ set: String) -> String) -> [Routed] {
+    /// `more` tables go beside every statement too (read as `set` with `_keys` replaced by their name).
+    func routedByKeys(_ keys: [String], more: [ExternalTable] = [], _ make: (_ table: (String) -> String, _ set: String) -> String) -> [Routed] {
         let local = "IN \(ExternalKeys.name)", global = (url.cluster == nil ? "IN " : "GLOBAL IN ") + ExternalKeys.name
         guard let shards else {
             return keys.chunked(Self.externalChunk).map { part in
                 let sql = make(t.table, global)
-                return Routed(sql: sql, hosts: [], fallback: sql, keys: ExternalKeys(part))
+                return Routed(sql: sql, hosts: [], fallback: sql, keys: ExternalKeys(part, more: more))
             }
         }
         var out: [Routed] = []
         for (shard, mine) in shards.group(keys) {
             for part in mine.chunked(Self.externalChunk) {
-                out.append(Routed(sql: make(t.local, local), hosts: shards.hosts[shard], fallback: make(t.table, global), keys: ExternalKeys(part)))
+                out.append(Routed(sql: make(t.local, local), hosts: shards.hosts[shard], fallback: make(t.table, global), keys: ExternalKeys(part, more: more)))
             }
         }
         return out

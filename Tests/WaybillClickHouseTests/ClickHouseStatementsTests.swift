@@ -118,8 +118,10 @@ enum ClickHouseStatementsTests {
         version = s.query("SELECT version()", "CSV").bytes().decode().strip().strip('"')
         s.query("CREATE DATABASE IF NOT EXISTS waybill")
         s.query("USE waybill")
-        # The external table some reads carry beside them (ExternalKeys: `IN _keys`).
+        # The external tables some reads carry beside them (ExternalKeys: `IN _keys`; the append's read of
+        # stored ids also `IN _ids`, an ExternalTable).
         s.query("CREATE TABLE IF NOT EXISTS _keys (key String) ENGINE = Memory")
+        s.query("CREATE TABLE IF NOT EXISTS _ids (key String) ENGINE = Memory")
 
         def sample(t):
             t = t.strip()
