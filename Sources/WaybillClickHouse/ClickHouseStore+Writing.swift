@@ -190,23 +190,26 @@ extension ClickHouseStore {
         var expected: [String: (facts: OrderFacts, keys: [UInt64], added: Int)] = [:]
         var previous: [String: OrderFacts] = [:]
         expected.reserveCapacity(orders.count)
-        for o in orders {
-            let add = fresh[o] ?? []
-            if let c = factsCache.get(o) {
-                var f = c.facts, keys = c.keys, added = 0
-                for i in add {
-                    let k = Self.foldKey(events[i].source, events[i].id)
-                    guard !keys.contains(k) else { continue }
-                    keys.append(k)
-                    f.apply(events[i])
-                    added += 1
+        // Through the buffer: `f.apply(events[i])` copied each event out of the array first.
+        events.withUnsafeBufferPointer { ev in
+            for o in orders {
+                let add = fresh[o] ?? []
+                if let c = factsCache.get(o) {
+                    var f = c.facts, keys = c.keys, added = 0
+                    for i in add {
+                        let k = Self.foldKey(ev[i].source, ev[i].id)
+                        guard !keys.contains(k) else { continue }
+                        keys.append(k)
+                        f.apply(ev[i])
+                        added += 1
+                    }
+                    expected[o] = (f, keys, added)
+                    previous[o] = c.facts
+                } else if !add.isEmpty {
+                    var f = OrderFacts(orderID: o)
+                    for i in add { f.apply(ev[i]) }
+                    expected[o] = (f, add.map { Self.foldKey(ev[$0].source, ev[$0].id) }, add.count)
                 }
-                expected[o] = (f, keys, added)
-                previous[o] = c.facts
-            } else if !add.isEmpty {
-                var f = OrderFacts(orderID: o)
-                for i in add { f.apply(events[i]) }
-                expected[o] = (f, add.map { Self.foldKey(events[$0].source, events[$0].id) }, add.count)
             }
         }
         let expectedFacts = expected.map { (order: $0.key, facts: $0.value.facts) }

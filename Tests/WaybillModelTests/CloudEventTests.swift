@@ -25,6 +25,27 @@ import Testing
         #expect(try JSONParser.parse(e.raw)["data"]?["extra"]?["kept"] == true)
     }
 
+    /// The data members that must be strings: a number, a boolean or an object is refused with the
+    /// member's name; null is as absent; with several wrong, the first of the documented order is named
+    /// (the same every time, whatever order the members arrive in).
+    @Test func dataMembersThatMustBeStrings() throws {
+        for name in CloudEvent.stringFields {
+            for wrong: JSONValue in [5, true, ["x": 1], [1]] {
+                var o = Self.base
+                o["data"] = [name: wrong, "lines": [["line": 1, "qty": 1]]]
+                #expect(field(of: o) == "data.\(name)")
+            }
+            var o = Self.base
+            o["data"] = [name: nil, "note": 7, "lines": [["line": 1, "qty": 1]]]
+            #expect(field(of: o) == nil)
+        }
+        for (a, b) in [("channel", "currency"), ("region", "carrier"), ("reason", "stage")] {
+            var o = Self.base
+            o["data"] = [b: 1, a: false, "z": 2, "lines": [["line": 1, "qty": 1]]]
+            #expect(field(of: o) == "data.\(a)")
+        }
+    }
+
     @Test(arguments: ["specversion", "id", "source", "type", "time", "subject"])
     func missingRequiredAttributeNamesTheField(_ name: String) {
         var o = Self.base
