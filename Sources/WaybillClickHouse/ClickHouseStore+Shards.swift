@@ -244,4 +244,22 @@ extension ClickHouseStore {
         }
         insertedRows.add(table, rows.parts.reduce(0) { $0 + $1.count })
     }
+
+    /// Inserts rows of a table sharded by the constant 0 into the first shard's local table on its node
+    /// (where its Distributed table would send them: `routedFirst` reads them there), or through the
+    /// Distributed table when that node does not answer, the shard has replicas, or there is no map.
+    /// Through the Distributed table a node that is not the first shard's parsed the rows and sent them
+    /// on: for the write path's change marks, the most rows an append writes, 0.34 s of the receiving
+    /// node's time per 256,018 events.
+    func insertFirst(_ table: String, _ rows: RowWriter) async throws {
+        guard !rows.isEmpty else { return }
+        guard let shards, shards.singleNodeShards else { return try await insert(table, rows) }
+        do {
+            _ = try await client.send("INSERT INTO \(t.local(table)) \(rows.format)", rows: rows.bytes, only: shards.hosts[shards.first][0])
+        } catch let e as ClickHouseError {
+            guard case .unreachable = e else { throw e }
+            _ = try await client.send("INSERT INTO \(t.table(table)) \(rows.format)", rows: rows.bytes)
+        }
+        insertedRows.add(table, rows.count)
+    }
 }

@@ -219,7 +219,7 @@ extension ClickHouseStore {
         // stored count of each order's distinct events, on the orders' shards, within their days. The
         // rows of buckets the facts this process last wrote for the order fall in are stored already
         // (a facts row is written only after its index rows), so only the others go.
-        async let marksStored: Void = insert("rollup_dirty", Self.dirtyRows(marked, at: currentMicros()))
+        async let marksStored: Void = insertFirst("rollup_dirty", Self.dirtyRows(marked, at: currentMicros()))
         async let keysStored: Void = insert("rollup_keys", rollupKeyRows(expectedFacts.map(\.order), buckets: unindexed, shards: shards))
         // Rows, not distinct events: rows >= distinct >= the cached events plus this call's new ones (all
         // stored, and distinct), so rows equal to that sum mean distinct equals it, without deduplicating
@@ -277,7 +277,7 @@ extension ClickHouseStore {
             }
             let all = folded.values.map(\.facts)
             let (buckets, more) = try touchedBuckets(all, old: before)
-            async let marks: Void = insert("rollup_dirty", Self.dirtyRows(more, at: currentMicros()))
+            async let marks: Void = insertFirst("rollup_dirty", Self.dirtyRows(more, at: currentMicros()))
             try await insert("rollup_keys", rollupKeyRows(all.map(\.orderID), buckets: buckets, shards: shards))
             try await marks
             changed.formUnion(more)
@@ -287,7 +287,7 @@ extension ClickHouseStore {
         var rows = ShardedRows(shards, binary: true)
         for (f, _) in facts.values { rows.row(f.orderID) { r in Self.factsColumns(&r, f) } }
         try await insert("orders", rows)
-        try await insert("rollup_dirty", Self.dirtyRows(changed, at: currentMicros()))
+        try await insertFirst("rollup_dirty", Self.dirtyRows(changed, at: currentMicros()))
         for (o, f) in facts { factsCache.put(o, FactsCache.Entry(facts: f.facts, keys: f.keys)) }
     }
 
@@ -331,7 +331,7 @@ extension ClickHouseStore {
 
     /// Marks every cached rollup bucket changed (retention, a new rollup layout).
     func markAllRollupsChanged() async throws {
-        try await insert("rollup_dirty", Self.dirtyRows([Self.everyBucket], at: currentMicros()))
+        try await insertFirst("rollup_dirty", Self.dirtyRows([Self.everyBucket], at: currentMicros()))
     }
 
     static func factsRow(_ rows: inout RowWriter, _ f: OrderFacts) {
