@@ -203,6 +203,13 @@ struct ShardedRows {
         parts = Array(repeating: RowWriter(binary: binary), count: map?.count ?? 1)
     }
 
+    /// Rows of a table sharded by the constant 0: all of them on the first shard, where its
+    /// Distributed table would send them.
+    init(_ map: ShardMap?, first rows: RowWriter) {
+        self.init(map, binary: rows.binary)
+        parts[map?.first ?? 0] = rows
+    }
+
     var binary: Bool { parts[0].binary }
 
     /// One row whose sharding key (the table's `cityHash64` column) is `key`; `body` writes its columns.
@@ -252,14 +259,6 @@ extension ClickHouseStore {
     /// on: for the write path's change marks, the most rows an append writes, 0.34 s of the receiving
     /// node's time per 256,018 events.
     func insertFirst(_ table: String, _ rows: RowWriter) async throws {
-        guard !rows.isEmpty else { return }
-        guard let shards, shards.singleNodeShards else { return try await insert(table, rows) }
-        do {
-            _ = try await client.send("INSERT INTO \(t.local(table)) \(rows.format)", rows: rows.bytes, only: shards.hosts[shards.first][0])
-        } catch let e as ClickHouseError {
-            guard case .unreachable = e else { throw e }
-            _ = try await client.send("INSERT INTO \(t.table(table)) \(rows.format)", rows: rows.bytes)
-        }
-        insertedRows.add(table, rows.count)
+        try await insert(table, ShardedRows(shards, first: rows))
     }
 }

@@ -171,10 +171,10 @@ extension CloudEvent {
         return base == "application/json" || base.hasSuffix("+json")
     }
 
-    /// Checks the `data` fields that Waybill reads (events.md section 2), so KPIs never silently misread an event.
     /// The data members that must be strings when present and not null.
     static let stringFields = ["channel", "customer", "region", "warehouse", "carrier", "tracking", "reason", "stage", "currency"]
 
+    /// Checks the `data` fields that Waybill reads (events.md section 2), so KPIs never silently misread an event.
     static func validateData(_ d: JSONValue, type: String) throws(EventValidationError) {
         if let links = d["links"] {
             guard case .array(let a) = links else { throw EventValidationError(field: "data.links", rule: "must be an array of strings") }
