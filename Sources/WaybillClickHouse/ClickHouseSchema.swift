@@ -23,7 +23,9 @@ import WaybillModel
 /// - `rollup_keys`: which orders' facts ever fell into which rollup bucket (an index for `rollupRows`).
 /// - `rollup_cache`: a rollup bucket's rows as `rollupRows` last computed them, with when (`at`);
 ///   `rollup_dirty`: when a write last changed the facts of an order in a bucket (`*`: every bucket).
-///   A cached bucket is read only while it is newer than its last change (`rollupRows`).
+///   A cached bucket is read only while it is newer than its last change (`rollupRows`). Under the KPI
+///   engine's rollup, `rollup_keys` and `rollup_dirty` name a tier's buckets by its total's name (one
+///   row for the total and its dimensions, which hold the same orders: `KPIBucketKeys.indexKey`).
 /// - Small tables of one writer at a time (`meta`, checkpoints, alerting, access control) are sharded
 ///   to the first shard (sharding key 0).
 struct ClickHouseSchema {

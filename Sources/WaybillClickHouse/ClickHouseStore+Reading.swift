@@ -241,10 +241,12 @@ extension ClickHouseStore {
         guard !ranges.isEmpty else { return [] }
         let stamp = currentMicros()
         let inRanges = Self.rangeCondition("bucket", ranges)
+        // The index and the marks hold a tier's dimensions under one name (`indexDimension`).
+        let indexed = indexDimension(dimension)
         // Both tables are sharded by the constant 0: read on the first shard's node, in its own tables.
         // Every bucket that holds orders has marks (written before its index rows and after its facts).
         let marks = routedFirst { table in
-            "SELECT dim, bucket, max(at) AS changed FROM \(table("rollup_dirty")) WHERE (dim = \(SQL.quote(dimension)) AND \(inRanges)) "
+            "SELECT dim, bucket, max(at) AS changed FROM \(table("rollup_dirty")) WHERE (dim = \(SQL.quote(indexed)) AND \(inRanges)) "
                 + "OR dim = '*' GROUP BY dim, bucket"
         }
         func cacheRead(_ condition: String) -> Routed {
@@ -310,7 +312,7 @@ extension ClickHouseStore {
         DispatchQueue.concurrentPerform(iterations: parts.count) { i in
             do {
                 let part = parts[i]
-                let pre = "order_id IN (SELECT order_id FROM \(t.local("rollup_keys")) WHERE dim = \(SQL.quote(dimension)) "
+                let pre = "order_id IN (SELECT order_id FROM \(t.local("rollup_keys")) WHERE dim = \(SQL.quote(indexed)) "
                     + "AND bucket IN (\(part.map(String.init).joined(separator: ","))))"
                 let facts = try query("SELECT facts FROM \(latestOrders(pre))").compactMap(Self.facts)
                 var rows: [RollupKey: [UInt8]] = [:]

@@ -32,7 +32,7 @@ extension ClickHouseStore {
     func warmStepRollupsNow(days: Int) throws -> Int {
         let dimension = StepRollup.dimension
         let newest = try query(routedFirst { table in
-            "SELECT count() AS n, max(bucket) AS hi FROM \(table("rollup_dirty")) WHERE dim = \(SQL.quote(dimension))"
+            "SELECT count() AS n, max(bucket) AS hi FROM \(table("rollup_dirty")) WHERE dim = \(SQL.quote(indexDimension(dimension)))"
         })
         guard let n = newest.first?["n"]?.int64, n > 0, let hi = newest.first?["hi"]?.int64 else { return 0 }
         let day: Micros = 86_400_000_000

@@ -424,10 +424,11 @@ extension ClickHouseStore {
 
     // MARK: Rollup index
 
-    /// Makes `rollup_keys` hold this rollup's buckets for every order: rebuilt from the stored facts when
-    /// the store was last written with another rollup or none (`FactsRollup.layout`). Blocking (at open).
+    /// Makes `rollup_keys` hold this rollup's index keys for every order: rebuilt from the stored facts
+    /// when the store was last written with another rollup or none, or with another index (`indexLayout`).
+    /// Blocking (at open).
     func prepareRollupIndex() throws {
-        let wanted = rollup?.layout ?? ""
+        let wanted = indexLayout
         do {
             let current = try ClickHouseClient.rows(client.sendBlocking(
                 "SELECT value FROM \(t.table("meta")) WHERE key = 'rollup_layout' ORDER BY ver DESC LIMIT 1 FORMAT JSONEachRow"))
@@ -443,7 +444,7 @@ extension ClickHouseStore {
                     after = last
                     // Only the index: the facts rows are current already.
                     let facts = rows.compactMap(Self.facts)
-                    let buckets = try facts.map(rollupBuckets)
+                    let buckets = try facts.map(indexKeys)
                     let keys = rollupKeyRows(facts.map(\.orderID), buckets: buckets)
                     if !keys.isEmpty { _ = try client.sendBlocking("INSERT INTO \(t.table("rollup_keys")) \(keys.format)", rows: keys.bytes) }
                     let marks = Self.dirtyRows(Set(buckets.joined()), at: currentMicros())
@@ -465,10 +466,23 @@ extension ClickHouseStore {
         }
     }
 
-    /// The rollup buckets of each of the `new` facts that the facts this process last wrote for the same
-    /// order (`written`: their index rows are stored) do not fall in, and every bucket the new and the
-    /// written facts fall in (the buckets whose marks change). For the KPI engine's rollup the sets are
-    /// of slots (`KPIBucketKeys.Slot`), expanded to buckets at the end.
+    /// What `rollup_keys` and `rollup_dirty` are written for (`meta`'s `rollup_layout`): the rollup's layout,
+    /// and for the KPI engine's that they hold one key per slot (`KPIBucketKeys.indexKey`; a store
+    /// indexed one key per bucket, before, is indexed again at open).
+    var indexLayout: String {
+        guard let rollup else { return "" }
+        return bucketKeys == nil ? rollup.layout : rollup.layout + "/slots1"
+    }
+
+    /// The name `rollup_keys` and `rollup_dirty` hold a stored rollup dimension's buckets under.
+    func indexDimension(_ dimension: String) -> String {
+        bucketKeys?.indexName(dimension) ?? dimension
+    }
+
+    /// The index keys (`indexKeys(_:)`) of each of the `new` facts that the facts this process last wrote
+    /// for the same order (`written`: their index rows are stored) do not have, and every index key of the
+    /// new and the written facts (the marks that change). For the KPI engine's rollup the sets are of
+    /// slots (`KPIBucketKeys.Slot`), made keys at the end.
     func indexedBuckets(_ new: [(order: String, facts: OrderFacts)], written: [String: OrderFacts]) throws
         -> (unindexed: [[RollupKey]], all: Set<RollupKey>) {
         var unindexed: [[RollupKey]] = []
@@ -487,16 +501,16 @@ extension ClickHouseStore {
                         s.removeAll(where: old.contains)
                     }
                 }
-                unindexed.append(keys.expand(s))
+                unindexed.append(keys.indexKeys(s))
             }
-            return (unindexed, Set(keys.expand(all)))
+            return (unindexed, Set(keys.indexKeys(all)))
         }
         var all = Set<RollupKey>()
         for (order, f) in new {
-            var b = try rollupBuckets(f)
+            var b = try indexKeys(f)
             all.formUnion(b)
             if let w = written[order] {
-                let old = try rollupBuckets(w)
+                let old = try indexKeys(w)
                 all.formUnion(old)
                 b.subtract(old)
             }
@@ -505,8 +519,8 @@ extension ClickHouseStore {
         return (unindexed, all)
     }
 
-    /// The rollup buckets of each of the `new` facts, and every bucket those and the `old` facts they
-    /// replace fall in (the buckets whose marks change).
+    /// The index keys (`indexKeys(_:)`) of each of the `new` facts, and every index key of those and of
+    /// the `old` facts they replace (the marks that change).
     func touchedBuckets(_ new: [OrderFacts], old: [OrderFacts]) throws -> (each: [[RollupKey]], all: Set<RollupKey>) {
         if let keys = bucketKeys {
             var all = Set<KPIBucketKeys.Slot>()
@@ -515,24 +529,25 @@ extension ClickHouseStore {
             for f in new {
                 let s = keys.slots(f)
                 all.formUnion(s)
-                each.append(keys.expand(s))
+                each.append(keys.indexKeys(s))
             }
             for f in old { all.formUnion(keys.slots(f)) }
-            return (each, Set(keys.expand(all)))
+            return (each, Set(keys.indexKeys(all)))
         }
-        let each = try new.map { Array(try rollupBuckets($0)) }
+        let each = try new.map { Array(try indexKeys($0)) }
         var all = Set<RollupKey>()
         for b in each { all.formUnion(b) }
-        for f in old { all.formUnion(try rollupBuckets(f)) }
+        for f in old { all.formUnion(try indexKeys(f)) }
         return (each, all)
     }
 
-    /// The rollup buckets (dimension and bucket start; no group) these facts fall in. For the KPI
-    /// engine's rollup they are computed from the facts' parts directly (`KPIBucketKeys`); another
-    /// rollup is asked for the rows it would write for the order as new, which for the KPI rollup costs
-    /// encoding every row's sketches (a fifth of a bulk load's client time went there).
-    func rollupBuckets(_ f: OrderFacts) throws -> Set<RollupKey> {
-        if let keys = bucketKeys { return keys.buckets(f) }
+    /// The keys these facts are indexed under in `rollup_keys` and marked under in `rollup_dirty`
+    /// (dimension and bucket start; no group). For the KPI engine's rollup, one per slot of its buckets
+    /// (`KPIBucketKeys.indexKey`), computed from the facts' parts directly; for another rollup, every
+    /// bucket it would write for the order as new (asking it costs, for the KPI rollup, encoding every
+    /// row's sketches: a fifth of a bulk load's client time went there).
+    func indexKeys(_ f: OrderFacts) throws -> Set<RollupKey> {
+        if let keys = bucketKeys { return Set(keys.indexKeys(keys.slots(f))) }
         guard let rollup else { return [] }
         return try Self.bucketsByUpdate(rollup, f)
     }

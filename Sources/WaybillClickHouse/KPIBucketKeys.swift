@@ -80,4 +80,23 @@ struct KPIBucketKeys: Sendable {
     func buckets(_ f: OrderFacts) -> Set<RollupKey> {
         Set(expand(slots(f)))
     }
+
+    /// The key a slot is indexed and marked under (`rollup_keys`, `rollup_dirty`): its first bucket (the
+    /// tier's total; the step hour itself). Every bucket of a slot holds the same orders (`update` writes
+    /// all of them for an order in the slot), so one index row and one mark per slot stand for the slot's
+    /// buckets: a quarter of the rows one per bucket took (the total and three dimensions per tier).
+    func indexKey(_ slot: Slot) -> RollupKey {
+        RollupKey(dimension: slot.tier >= 0 ? names[slot.tier][0] : StepRollup.dimension, group: nil, bucketStart: slot.start)
+    }
+
+    func indexKeys(_ slots: some Sequence<Slot>) -> [RollupKey] {
+        slots.map(indexKey)
+    }
+
+    /// The name the buckets of stored dimension `dimension` are indexed and marked under: the total of its
+    /// tier (`indexKey`); a name of no tier (the step dimension) is its own.
+    func indexName(_ dimension: String) -> String {
+        guard let (_, width) = KPIRollupKey.parse(storedDimension: dimension), let tier = widths.firstIndex(of: width) else { return dimension }
+        return names[tier][0]
+    }
 }

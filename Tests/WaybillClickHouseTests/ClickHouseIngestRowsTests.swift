@@ -72,7 +72,7 @@ import WaybillTestSupport
             var buckets = Set<[String]>()
             for e in call where e.isOrderEvent { facts[e.subject, default: OrderFacts(orderID: e.subject)].apply(e) }
             for f in facts.values {
-                for k in try store.rollupBuckets(f) { buckets.insert([k.dimension, String(k.bucketStart), f.orderID]) }
+                for k in try store.indexKeys(f) { buckets.insert([k.dimension, String(k.bucketStart), f.orderID]) }
             }
             repeated += buckets.intersection(written).count
             let fresh = buckets.subtracting(written)

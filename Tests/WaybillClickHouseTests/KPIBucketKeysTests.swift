@@ -36,6 +36,31 @@ import WaybillTestSupport
         }
     }
 
+    /// The index holds one key per slot, named so that a reader maps each bucket's dimension to it
+    /// (`indexName`): the index keys of some facts are exactly their buckets with each dimension so
+    /// named, and a tier's total and dimensions share one key.
+    @Test func indexKeysAreTheBucketsUnderTheirIndexNames() throws {
+        let events = ClickHouseExactnessTests.history(orders: 200, seed: 11)
+        let keys = try #require(KPIBucketKeys.make(KPIFactsRollup()))
+        var facts: [String: OrderFacts] = [:]
+        var buckets = 0, indexed = 0
+        for e in events where e.isOrderEvent {
+            facts[e.subject, default: OrderFacts(orderID: e.subject)].apply(e)
+            let f = facts[e.subject]!
+            let all = keys.buckets(f)
+            let index = Set(keys.indexKeys(keys.slots(f)))
+            #expect(index == Set(all.map { RollupKey(dimension: keys.indexName($0.dimension), group: nil, bucketStart: $0.bucketStart) }),
+                    "\(e.subject) after \(e.id)")
+            buckets += all.filter { $0.dimension != StepRollup.dimension }.count
+            indexed += index.filter { $0.dimension != StepRollup.dimension }.count
+        }
+        // A tier's slot is one key for the total and each dimension's bucket.
+        #expect(indexed > 0 && buckets == indexed * (1 + KPIDimension.allCases.count))
+        #expect(keys.indexName(StepRollup.dimension) == StepRollup.dimension)
+        #expect(keys.indexName("warehouse@3600s") == "total@3600s" || !keys.widths.contains(3_600_000_000))
+        #expect(keys.indexName("unknown") == "unknown")
+    }
+
     struct OtherRollup: FactsRollup {
         var layout: String { "other" }
         func update(_ transitions: [FactsTransition], read: (RollupKey) throws -> [UInt8]?) throws -> [(RollupKey, [UInt8]?)] { [] }
