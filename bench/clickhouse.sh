@@ -10,6 +10,8 @@
 #  4. bytes on disk per event (system.parts, both shards) against the SQLite store of the same file.
 # Each ingest line also gives the CPU seconds it cost: the client's (user + system) and the ClickHouse
 # servers' (from /proc), which compare across runs better than rates on a VM whose host steals CPU.
+# Every timed insert starts once neither node is merging (`settle`, since session 24: before, the
+# merges of the previous step's parts ran into the next step's time and CPU).
 # The servers run with temporary data directories on free ports and a password user; both are stopped
 # at the end. usage: bench/clickhouse.sh [ORDERS] [BINARY...] (default 20000 and .build/release/waybill;
 # needs python3, curl, a release build). With several binaries, each ingest pair runs ClickHouse's insert
@@ -75,6 +77,7 @@ all_tables() {
   rows=$(cat "$d"/*/* 2>/dev/null | wc -l)
   : > "$OUT/empty.ndjson"
   $W ingest "$OUT/empty.ndjson" --store "$(url $dst)" >/dev/null
+  settle
   local c0 s e c1
   c0=$(chcpu); s=$(date +%s.%N)
   local jobs=()
@@ -98,6 +101,7 @@ for pair in 1 2; do
   # A: ClickHouse's own insert of the distinct rows, into the tables Waybill created.
   : > "$OUT/empty.ndjson"
   $W ingest "$OUT/empty.ndjson" --store "$(url raw$pair)" >/dev/null
+  settle
   c0=$(chcpu); s=$(date +%s.%N)
   for f in "$OUT"/rows/*.json; do
     curl -sf "http://127.0.0.1:$H0/?insert_distributed_sync=1&query=INSERT%20INTO%20raw$pair.events%20FORMAT%20JSONEachRow" \
@@ -109,6 +113,7 @@ for pair in 1 2; do
   # B: Waybill, the same file (each binary into a database of its own).
   for b in "${!BINS[@]}"; do
     W=${BINS[$b]}; db=wb$pair; [ "$b" -gt 0 ] && db=wb${pair}_$b
+    settle
     c0=$(chcpu); s=$(date +%s.%N)
     /usr/bin/time -f "%U %S" -o "$OUT/ingest.time" $W ingest "$F" --store "$(url $db)" > "$OUT/ingest.out"
     e=$(date +%s.%N); c1=$(chcpu)

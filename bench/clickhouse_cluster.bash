@@ -4,7 +4,7 @@
 # CH_MAX_MEMORY (bytes a query may use, default 2000000000), CH_QUERY_LOG=1 (keep system.query_log),
 # CH_PROFILE_EXTRA (more settings of the default profile, as XML, e.g. "<max_compress_block_size>65536</max_compress_block_size>") and
 # CH_HTTP_PARAMS (extra URL parameters of `q`). Sets PW, H0 and H1 (the nodes' HTTP ports), PIDS, and
-# `q PORT SQL`, and exports WAYBILL_CLICKHOUSE_PASSWORD.
+# `q PORT SQL` and `settle` (waits for merges to end), and exports WAYBILL_CLICKHOUSE_PASSWORD.
 CHS=$(command -v clickhouse-server || echo /usr/sbin/clickhouse-server)
 [ -x "$CHS" ] || { echo "clickhouse-server is not installed" >&2; exit 1; }
 PW=bench-$RANDOM$RANDOM
@@ -50,3 +50,12 @@ H0=${ports[0]}; H1=${ports[2]}
 q() { curl -sf "http://127.0.0.1:$1/?${CH_HTTP_PARAMS:-}output_format_json_quote_64bit_integers=0" -H "X-ClickHouse-User: waybill" -H "X-ClickHouse-Key: $PW" --data-binary "$2"; }
 for _ in $(seq 100); do q $H0 "SELECT 1" >/dev/null 2>&1 && q $H1 "SELECT 1" >/dev/null 2>&1 && break; sleep 0.2; done
 export WAYBILL_CLICKHOUSE_PASSWORD=$PW
+# settle: waits (up to 30 s) until neither node runs a merge, so that the background merges of the
+# previous step's parts are not charged to the next timed step (the benchmarks start every timed step,
+# the references included, settled; merges a step's own inserts start are charged to it while it runs).
+settle() {
+  for _ in $(seq 60); do
+    [ "$(( $(q $H0 'SELECT count() FROM system.merges') + $(q $H1 'SELECT count() FROM system.merges') ))" = 0 ] && break
+    sleep 0.5
+  done
+}

@@ -18,6 +18,7 @@ n=0
 for rep in $(seq $R); do for W in "$@"; do
   n=$((n+1)); U="clickhouse://waybill@127.0.0.1:$H0,127.0.0.1:$H1/ab$n?cluster=waybill"
   : > $OUT/e.ndjson; $W ingest $OUT/e.ndjson --store "$U" >/dev/null
+  settle
   c0=$(chcpu)
   /usr/bin/time -f "%U %S %e" -o $OUT/t $W ingest "$F" --store "$U" > $OUT/o
   c1=$(chcpu)

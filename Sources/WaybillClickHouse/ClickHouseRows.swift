@@ -93,6 +93,14 @@ struct RowWriter {
         }
     }
 
+    /// A String column of arbitrary bytes, as they are (RowBinary rows only: JSON would not carry them).
+    mutating func blob(_ k: String, _ v: [UInt8]) {
+        precondition(binary, "blob columns are written in RowBinary")
+        key(k)
+        varint(v.count)
+        w.bytes.append(contentsOf: v)
+    }
+
     /// A Nullable(String) column.
     mutating func optStr(_ k: String, _ v: String?) {
         guard let v else { return null(k) }

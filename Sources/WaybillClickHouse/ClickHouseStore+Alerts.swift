@@ -14,7 +14,7 @@ extension ClickHouseStore {
                               groupBy: OverdueGrouping, limit: Int) throws -> [OverdueGroup] {
         guard after < expect, expect != .cancelled else { return [] }
         let col = ClickHouseSchema.stageColumn(after)
-        var sql = "SELECT order_id, facts FROM \(latestOrders("\(col) <= \(cutoff)")) WHERE \(col) <= \(cutoff)"
+        var sql = "SELECT order_id, \(Self.factsHex()) FROM \(latestOrders("\(col) <= \(cutoff)")) WHERE \(col) <= \(cutoff)"
         if !replay { sql += " AND state < \(Stage.invoiced.rawValue)" }
         var groups: [String?: (count: Int, oldest: Micros, items: [(Micros, String)])] = [:]
         for r in try query(sql) {

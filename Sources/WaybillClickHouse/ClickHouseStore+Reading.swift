@@ -10,12 +10,50 @@ extension ClickHouseStore {
         "(SELECT * FROM \(t.table("orders"))" + (prefilter.map { " WHERE " + $0 } ?? "") + " ORDER BY order_id, ver DESC LIMIT 1 BY order_id)"
     }
 
+    /// How a read selects a `facts` column (of `orders`, `facts_base`; `column` may be an expression of
+    /// it): in hex, since the stored value is binary (`OrderFactsBinary`), which JSON output would not
+    /// carry intact. `facts(_:)` reads it.
+    static func factsHex(_ column: String = "facts") -> String { "hex(\(column)) AS facts_hex" }
+
+    /// The facts of a row read with `factsHex`.
     static func facts(_ r: JSONValue) -> OrderFacts? {
-        r["facts"]?.stringValue.flatMap { OrderFacts(storageBytes: Array($0.utf8)) }
+        guard let hex = r["facts_hex"]?.stringValue, let bytes = Self.hexBytes(hex) else { return nil }
+        return storedFacts(bytes)
+    }
+
+    /// A stored facts value: binary (`OrderFactsBinary`, written since 2026-12-04), or JSON (`storageBytes`:
+    /// rows written before, and `facts_base`).
+    static func storedFacts(_ b: [UInt8]) -> OrderFacts? {
+        b.first == UInt8(ascii: "{") ? OrderFacts(storageBytes: b) : OrderFactsBinary.decode(b)
+    }
+
+    /// The bytes of ClickHouse's `hex()` of a value (upper case, two digits a byte); nil for anything else.
+    static func hexBytes(_ s: String) -> [UInt8]? {
+        var s = s
+        return s.withUTF8 { u -> [UInt8]? in
+            guard u.count % 2 == 0 else { return nil }
+            func digit(_ c: UInt8) -> UInt8? {
+                switch c {
+                case 0x30...0x39: return c - 0x30
+                case 0x41...0x46: return c - 0x41 + 10
+                case 0x61...0x66: return c - 0x61 + 10
+                default: return nil
+                }
+            }
+            var out = [UInt8]()
+            out.reserveCapacity(u.count / 2)
+            var i = 0
+            while i < u.count {
+                guard let hi = digit(u[i]), let lo = digit(u[i + 1]) else { return nil }
+                out.append(hi << 4 | lo)
+                i += 2
+            }
+            return out
+        }
     }
 
     public func facts(orderID: String) throws -> OrderFacts? {
-        try query("SELECT facts FROM \(t.table("orders")) WHERE order_id = \(SQL.quote(orderID)) ORDER BY ver DESC LIMIT 1").first.flatMap(Self.facts)
+        try query("SELECT \(Self.factsHex()) FROM \(t.table("orders")) WHERE order_id = \(SQL.quote(orderID)) ORDER BY ver DESC LIMIT 1").first.flatMap(Self.facts)
     }
 
     // MARK: Traces
@@ -54,7 +92,7 @@ extension ClickHouseStore {
     func groupStatements(_ keys: [String]) -> [(kind: Int, read: Routed)] {
         var out: [(Int, Routed)] = []
         let reads = routed(keys) { part, table in
-            ["SELECT order_id, facts FROM \(table("orders")) WHERE order_id IN \(SQL.list(part)) ORDER BY order_id, ver DESC LIMIT 1 BY order_id",
+            ["SELECT order_id, \(Self.factsHex()) FROM \(table("orders")) WHERE order_id IN \(SQL.list(part)) ORDER BY order_id, ver DESC LIMIT 1 BY order_id",
              // Only the days that hold the keys' events (`event_days`): ClickHouse replaces the scalar
              // subqueries by their values before it chooses partitions and granules.
              "SELECT source, id, type, time, subject, trace_id, raw FROM \(table("events")) WHERE subject IN \(SQL.list(part)) "
@@ -219,7 +257,7 @@ extension ClickHouseStore {
         let cond = Self.rangeCondition("allocated_at", ranges) + " OR " + Self.rangeCondition("shipped_at", ranges)
         // An order's rows are on one shard: the prefilter reads that shard's own table.
         let pre = "order_id IN (SELECT order_id FROM \(t.local("orders")) WHERE \(cond))"
-        return try query("SELECT facts FROM \(latestOrders(pre)) WHERE \(cond)").compactMap(Self.facts)
+        return try query("SELECT \(Self.factsHex()) FROM \(latestOrders(pre)) WHERE \(cond)").compactMap(Self.facts)
     }
 
     /// A cached bucket is read only when it was computed more than `Options.rollupCacheMargin` after the
@@ -314,7 +352,7 @@ extension ClickHouseStore {
                 let part = parts[i]
                 let pre = "order_id IN (SELECT order_id FROM \(t.local("rollup_keys")) WHERE dim = \(SQL.quote(indexed)) "
                     + "AND bucket IN (\(part.map(String.init).joined(separator: ","))))"
-                let facts = try query("SELECT facts FROM \(latestOrders(pre))").compactMap(Self.facts)
+                let facts = try query("SELECT \(Self.factsHex()) FROM \(latestOrders(pre))").compactMap(Self.facts)
                 var rows: [RollupKey: [UInt8]] = [:]
                 // Folded in batches through `read`, as the rollup would keep them. The KPI rollup's step
                 // rows are `StepRollup`'s: for them only that part of it runs (the trace documents' step

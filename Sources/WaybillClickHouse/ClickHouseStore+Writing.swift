@@ -294,10 +294,10 @@ extension ClickHouseStore {
     /// The refold of `part` from its stored order events and bases, with its newest stored facts, and
     /// the keys of the events folded (each stored `(source, id)` once; a base's events are not listed).
     func refoldChunk(_ part: [String]) async throws -> (previous: [OrderFacts], facts: [String: (facts: OrderFacts, keys: [UInt64])]) {
-        let beforeSQL = "SELECT facts FROM \(t.table("orders")) WHERE order_id IN \(SQL.list(part)) ORDER BY order_id, ver DESC LIMIT 1 BY order_id"
+        let beforeSQL = "SELECT \(Self.factsHex()) FROM \(t.table("orders")) WHERE order_id IN \(SQL.list(part)) ORDER BY order_id, ver DESC LIMIT 1 BY order_id"
         let eventsSQL = "SELECT source, id, type, time, subject, raw FROM \(t.table("events")) "
             + "WHERE subject IN \(SQL.list(part)) AND startsWith(type, 'order.') LIMIT 1 BY subject, source, id"
-        let baseSQL = "SELECT order_id, argMax(facts, ver) AS facts FROM \(t.table("facts_base")) WHERE order_id IN \(SQL.list(part)) GROUP BY order_id"
+        let baseSQL = "SELECT order_id, \(Self.factsHex("argMax(facts, ver)")) FROM \(t.table("facts_base")) WHERE order_id IN \(SQL.list(part)) GROUP BY order_id"
         async let before = queryAsync(beforeSQL)
         async let rows = queryAsync(eventsSQL)
         async let bases = queryAsync(baseSQL)
@@ -334,12 +334,6 @@ extension ClickHouseStore {
         try await insertFirst("rollup_dirty", Self.dirtyRows([Self.everyBucket], at: currentMicros()))
     }
 
-    static func factsRow(_ rows: inout RowWriter, _ f: OrderFacts) {
-        rows.begin()
-        factsColumns(&rows, f)
-        rows.end()
-    }
-
     /// The columns of an `orders` row (between `begin` and `end`).
     static func factsColumns(_ rows: inout RowWriter, _ f: OrderFacts) {
         rows.str("order_id", f.orderID)
@@ -356,7 +350,8 @@ extension ClickHouseStore {
         for s in Stage.allCases { rows.optInt(ClickHouseSchema.stageColumn(s), Self.stageTime(f, s)) }
         rows.strings("types", f.types.sorted())
         rows.strings("sources", f.sources.sorted())
-        rows.bytes("facts", f.storageBytes)
+        // Binary (about 200 bytes against 1,200 of JSON: a third of the bytes an ingest sent was facts).
+        rows.blob("facts", OrderFactsBinary.encode(f))
     }
 
     /// The time of a stage as the SQLite engine's columns keep it (the first accepted, allocation,
@@ -439,7 +434,7 @@ extension ClickHouseStore {
                 var after = ""
                 while true {
                     let rows = try ClickHouseClient.rows(client.sendBlocking(
-                        "SELECT order_id, facts FROM \(latestOrders("order_id > \(SQL.quote(after))")) ORDER BY order_id LIMIT 20000 FORMAT JSONEachRow"))
+                        "SELECT order_id, \(Self.factsHex()) FROM \(latestOrders("order_id > \(SQL.quote(after))")) ORDER BY order_id LIMIT 20000 FORMAT JSONEachRow"))
                     guard let last = rows.last?["order_id"]?.stringValue else { break }
                     after = last
                     // Only the index: the facts rows are current already.
@@ -598,9 +593,9 @@ extension ClickHouseStore {
                 .compactMap { $0["order_id"]?.stringValue }
             for part in partial.chunked(Self.chunk) {
                 var base: [String: OrderFacts] = [:]
-                for r in try await queryAsync("SELECT order_id, argMax(facts, ver) AS facts FROM \(t.table("facts_base")) "
+                for r in try await queryAsync("SELECT order_id, \(Self.factsHex("argMax(facts, ver)")) FROM \(t.table("facts_base")) "
                                               + "WHERE order_id IN \(SQL.list(part)) GROUP BY order_id") {
-                    if let id = r["order_id"]?.stringValue, let f = r["facts"]?.stringValue.flatMap({ OrderFacts(storageBytes: Array($0.utf8)) }) {
+                    if let id = r["order_id"]?.stringValue, let f = Self.facts(r) {
                         base[id] = f
                     }
                 }

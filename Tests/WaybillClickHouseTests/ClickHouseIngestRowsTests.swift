@@ -41,6 +41,40 @@ import WaybillTestSupport
         #expect(throws: StoreError.self) { _ = try t.uint64() }
     }
 
+    /// Facts rows are written binary (`OrderFactsBinary`) and read back in hex; a row written as JSON
+    /// (before 2026-12-04) is still read. `hexBytes` takes ClickHouse's `hex()` and refuses anything else.
+    @Test func factsAreStoredBinaryAndReadInEitherForm() async throws {
+        #expect(ClickHouseStore.hexBytes("00ff7A0a") == [0x00, 0xFF, 0x7A, 0x0A])
+        #expect(ClickHouseStore.hexBytes("") == [])
+        for bad in ["0", "0g", "{\"order\":1}"] { #expect(ClickHouseStore.hexBytes(bad) == nil, "\(bad)") }
+        try await TestThreads.run {
+            guard let base = await TestClickHouse.url(test: "ClickHouseIngestRowsTests/factsAreStoredBinary") else { return }
+            let url = TestClickHouse.fresh(base, "wbf")
+            let store = try ClickHouseStore(url: url, rollup: KPIFactsRollup())
+            defer { store.close() }
+            let events = ClickHouseExactnessTests.history(orders: 20, seed: 5)
+            _ = try await store.append(events)
+            var facts: [String: OrderFacts] = [:]
+            for e in events where e.isOrderEvent { facts[e.subject, default: OrderFacts(orderID: e.subject)].apply(e) }
+            #expect(facts.count == 20)
+            let first = try store.query("SELECT DISTINCT substring(hex(facts), 1, 2) AS b FROM \(store.t.table("orders"))")
+            #expect(first.compactMap { $0["b"]?.stringValue } == ["03"])
+            for (id, f) in facts { #expect(try store.facts(orderID: id) == f, "\(id)") }
+            // A newer version of one order's facts, written as JSON.
+            let id = facts.keys.sorted()[0]
+            var newer = facts[id]!
+            newer.eventCount += 1
+            var row = RowWriter()
+            row.begin()
+            row.str("order_id", id)
+            row.uint("ver", UInt64(newer.eventCount))
+            row.str("facts", String(decoding: newer.storageBytes, as: UTF8.self))
+            row.end()
+            _ = try store.client.sendBlocking("INSERT INTO \(store.t.table("orders")) FORMAT JSONEachRow", rows: row.bytes)
+            #expect(try store.facts(orderID: id) == newer)
+        }
+    }
+
     @Test func oneWriterSendsEachIndexRowOnce() async throws {
         try await TestThreads.run { try await indexRowsOnce() }
     }
