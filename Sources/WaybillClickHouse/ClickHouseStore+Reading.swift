@@ -17,7 +17,7 @@ extension ClickHouseStore {
 
     /// The facts of a row read with `factsHex`.
     static func facts(_ r: JSONValue) -> OrderFacts? {
-        guard let hex = r["facts_hex"]?.stringValue, let bytes = Self.hexBytes(hex) else { return nil }
+        guard let hex = r["facts_hex"]?.stringValue, let bytes = Hex.decode(hex) else { return nil }
         return storedFacts(bytes)
     }
 
@@ -25,31 +25,6 @@ extension ClickHouseStore {
     /// rows written before, and `facts_base`).
     static func storedFacts(_ b: [UInt8]) -> OrderFacts? {
         b.first == UInt8(ascii: "{") ? OrderFacts(storageBytes: b) : OrderFactsBinary.decode(b)
-    }
-
-    /// The bytes of ClickHouse's `hex()` of a value (upper case, two digits a byte); nil for anything else.
-    static func hexBytes(_ s: String) -> [UInt8]? {
-        var s = s
-        return s.withUTF8 { u -> [UInt8]? in
-            guard u.count % 2 == 0 else { return nil }
-            func digit(_ c: UInt8) -> UInt8? {
-                switch c {
-                case 0x30...0x39: return c - 0x30
-                case 0x41...0x46: return c - 0x41 + 10
-                case 0x61...0x66: return c - 0x61 + 10
-                default: return nil
-                }
-            }
-            var out = [UInt8]()
-            out.reserveCapacity(u.count / 2)
-            var i = 0
-            while i < u.count {
-                guard let hi = digit(u[i]), let lo = digit(u[i + 1]) else { return nil }
-                out.append(hi << 4 | lo)
-                i += 2
-            }
-            return out
-        }
     }
 
     public func facts(orderID: String) throws -> OrderFacts? {

@@ -42,11 +42,11 @@ import WaybillTestSupport
     }
 
     /// Facts rows are written binary (`OrderFactsBinary`) and read back in hex; a row written as JSON
-    /// (before 2026-12-04) is still read. `hexBytes` takes ClickHouse's `hex()` and refuses anything else.
+    /// (before 2026-12-04) is still read. `Hex.decode` takes ClickHouse's `hex()` (upper case) and refuses anything else.
     @Test func factsAreStoredBinaryAndReadInEitherForm() async throws {
-        #expect(ClickHouseStore.hexBytes("00ff7A0a") == [0x00, 0xFF, 0x7A, 0x0A])
-        #expect(ClickHouseStore.hexBytes("") == [])
-        for bad in ["0", "0g", "{\"order\":1}"] { #expect(ClickHouseStore.hexBytes(bad) == nil, "\(bad)") }
+        #expect(Hex.decode("00ff7A0a") == [0x00, 0xFF, 0x7A, 0x0A])
+        #expect(Hex.decode("") == [])
+        for bad in ["0", "0g", "{\"order\":1}"] { #expect(Hex.decode(bad) == nil, "\(bad)") }
         try await TestThreads.run {
             guard let base = await TestClickHouse.url(test: "ClickHouseIngestRowsTests/factsAreStoredBinary") else { return }
             let url = TestClickHouse.fresh(base, "wbf")
